@@ -1,0 +1,449 @@
+//! Typed configuration from environment variables.
+//!
+//! Every service reads its environment exactly once, at start-up, through an
+//! [`Env`]. Each accessor parses and validates one variable and, on a bad
+//! value, returns a [`ConfigError`] that names the variable, so that
+//! `PORT=abc` or `CHAOS_FAILURE_RATE=1.5` stops the process with a message an
+//! operator can act on. Tests never touch the process environment: they build
+//! config values in code, or an [`Env`] from a list of pairs.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A variable had a value that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid value {value:?} for {name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(name: &str, value: &str, reason: impl Display) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A source of configuration variables: the process environment, or a map in tests.
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Snapshot of the process environment.
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// An environment made of the given pairs only (for tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The trimmed value of `name`, or `None` when unset or blank.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// The value of `name`, or `default` when unset or blank.
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// `name` parsed as `T`, or `default` when unset or blank.
+    ///
+    /// # Errors
+    /// When the value does not parse as `T`.
+    pub fn parse<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e| ConfigError::new(name, &raw, e)),
+        }
+    }
+
+    /// A TCP port (1-65535; 0 is allowed only in tests that build config in code).
+    ///
+    /// # Errors
+    /// When the value is not a whole number from 1 to 65535.
+    pub fn port(&self, name: &str, default: u16) -> Result<u16, ConfigError> {
+        let port: u16 = self.parse(name, default)?;
+        if port == 0 {
+            return Err(ConfigError::new(name, "0", "a port must be 1-65535"));
+        }
+        Ok(port)
+    }
+
+    /// A share from 0 to 1, such as `0.1` for ten per cent.
+    ///
+    /// # Errors
+    /// When the value is not a number from 0 to 1.
+    pub fn rate(&self, name: &str) -> Result<f64, ConfigError> {
+        let rate: f64 = self.parse(name, 0.0)?;
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(ConfigError::new(
+                name,
+                &rate.to_string(),
+                "must be a number from 0 to 1",
+            ));
+        }
+        Ok(rate)
+    }
+
+    /// A duration given in whole milliseconds.
+    ///
+    /// # Errors
+    /// When the value is not a whole number of milliseconds, or is below `min_ms`.
+    pub fn millis(
+        &self,
+        name: &str,
+        default_ms: u64,
+        min_ms: u64,
+    ) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.parse(name, default_ms)?;
+        if ms < min_ms {
+            return Err(ConfigError::new(
+                name,
+                &ms.to_string(),
+                format_args!("must be at least {min_ms} ms"),
+            ));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// A whole number of at least `min`.
+    ///
+    /// # Errors
+    /// When the value is not a whole number, or is below `min`.
+    pub fn at_least(&self, name: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+        let n: u64 = self.parse(name, default)?;
+        if n < min {
+            return Err(ConfigError::new(
+                name,
+                &n.to_string(),
+                format_args!("must be at least {min}"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// A millisecond range such as `100-500`, or a single value such as `200`.
+    ///
+    /// # Errors
+    /// When the value is not `N` or `N-M` with `N <= M`.
+    pub fn millis_range(
+        &self,
+        name: &str,
+        default: (u64, u64),
+    ) -> Result<(Duration, Duration), ConfigError> {
+        let (low, high) = match self.optional(name) {
+            None => default,
+            Some(raw) => {
+                let bad = |reason: &str| ConfigError::new(name, &raw, reason);
+                let parse = |s: &str| {
+                    s.trim()
+                        .parse::<u64>()
+                        .map_err(|_| bad("expected N or N-M milliseconds"))
+                };
+                match raw.split_once('-') {
+                    Some((a, b)) => (parse(a)?, parse(b)?),
+                    None => {
+                        let n = parse(&raw)?;
+                        (n, n)
+                    }
+                }
+            }
+        };
+        if low > high {
+            return Err(ConfigError::new(
+                name,
+                &format!("{low}-{high}"),
+                "the lower bound is above the upper bound",
+            ));
+        }
+        Ok((Duration::from_millis(low), Duration::from_millis(high)))
+    }
+}
+
+/// Output format of the log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected text or json"),
+        }
+    }
+}
+
+/// Which origins may call the services from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+impl FromStr for AllowedOrigins {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let origins: Vec<&str> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.is_empty() || origins.contains(&"*") {
+            return Ok(Self::Any);
+        }
+        for origin in &origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(format!(
+                    "origin {origin:?} must start with http:// or https://"
+                ));
+            }
+        }
+        Ok(Self::List(origins.into_iter().map(str::to_owned).collect()))
+    }
+}
+
+/// Fault injection, off (all zero) unless configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChaosConfig {
+    /// Share of requests delayed by a random time in `delay`.
+    pub delay_rate: f64,
+    pub delay: (Duration, Duration),
+    /// Share of requests answered with a 500 or 503 problem.
+    pub failure_rate: f64,
+}
+
+impl ChaosConfig {
+    /// No fault injection: what production runs.
+    pub fn off() -> Self {
+        Self {
+            delay_rate: 0.0,
+            delay: (Duration::ZERO, Duration::ZERO),
+            failure_rate: 0.0,
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        self.delay_rate == 0.0 && self.failure_rate == 0.0
+    }
+
+    /// # Errors
+    /// When a `CHAOS_*` variable is out of range.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            delay_rate: env.rate("CHAOS_DELAY_RATE")?,
+            delay: env.millis_range("CHAOS_DELAY_MS", (100, 500))?,
+            failure_rate: env.rate("CHAOS_FAILURE_RATE")?,
+        })
+    }
+}
+
+/// What every service's HTTP server needs, whatever the service.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    /// 0 binds a free port (tests).
+    pub port: u16,
+    /// Worker threads; `None` is one per core.
+    pub workers: Option<usize>,
+    pub allowed_origins: AllowedOrigins,
+    pub chaos: ChaosConfig,
+    pub log_format: LogFormat,
+    /// On SIGTERM, how long readiness answers 503 before the listener closes,
+    /// so that load balancers stop sending new requests first.
+    pub drain_delay: Duration,
+    /// After the listener closes, how long in-flight requests may take to finish.
+    pub shutdown_timeout: Duration,
+    /// Largest accepted JSON body.
+    pub body_limit: usize,
+}
+
+impl ServerConfig {
+    /// # Errors
+    /// When `HOST`, `PORT`, `WORKERS`, `CORS_ALLOWED_ORIGINS`, `LOG_FORMAT`,
+    /// `SHUTDOWN_DRAIN_MS`, `SHUTDOWN_TIMEOUT_MS`, `BODY_LIMIT_BYTES` or a
+    /// `CHAOS_*` variable has a bad value.
+    pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
+        let workers = match env.optional("WORKERS") {
+            None => None,
+            Some(_) => Some(env.at_least("WORKERS", 1, 1)? as usize),
+        };
+        Ok(Self {
+            host: env.string("HOST", "0.0.0.0"),
+            port: env.port("PORT", default_port)?,
+            workers,
+            allowed_origins: env.parse("CORS_ALLOWED_ORIGINS", AllowedOrigins::Any)?,
+            chaos: ChaosConfig::from_env(env)?,
+            log_format: env.parse("LOG_FORMAT", LogFormat::Text)?,
+            drain_delay: env.millis("SHUTDOWN_DRAIN_MS", 1000, 0)?,
+            shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0)?,
+            body_limit: env.at_least("BODY_LIMIT_BYTES", 64 * 1024, 1024)? as usize,
+        })
+    }
+
+    /// Loopback, a free port, two workers, no chaos and no drain delay: what tests use.
+    pub fn for_tests() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 0,
+            workers: Some(2),
+            allowed_origins: AllowedOrigins::Any,
+            chaos: ChaosConfig::off(),
+            log_format: LogFormat::Text,
+            drain_delay: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(5),
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Where a service keeps its data.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `sqlite:…` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// `DATABASE_URL`, else an embedded SQLite file `<DATA_DIR>/<service>.db`.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` names an unsupported database or `DB_MAX_CONNECTIONS` is bad.
+    pub fn from_env(env: &Env, service: &str) -> Result<Self, ConfigError> {
+        let url = match env.optional("DATABASE_URL") {
+            Some(url) => {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(ConfigError::new(
+                        "DATABASE_URL",
+                        "<hidden>",
+                        "expected sqlite:… or postgres://…",
+                    ));
+                }
+                url
+            }
+            None => {
+                let dir = env.string("DATA_DIR", "./data");
+                format!("sqlite://{}/{service}.db", dir.trim_end_matches('/'))
+            }
+        };
+        Ok(Self {
+            url,
+            max_connections: env.at_least("DB_MAX_CONNECTIONS", 10, 1)? as u32,
+        })
+    }
+
+    /// An SQLite file at `path`, for tests.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        Self {
+            url: format!("sqlite://{}", path.display()),
+            max_connections: 8,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_variables_are_unset() {
+        let config =
+            ServerConfig::from_env(&Env::from_pairs([]), 7001).expect("defaults are valid");
+        assert_eq!(config.port, 7001);
+        assert_eq!(config.host, "0.0.0.0");
+        assert!(config.chaos.is_off());
+        assert_eq!(config.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            ("PORT", "abc"),
+            ("PORT", "0"),
+            ("PORT", "70000"),
+            ("CHAOS_FAILURE_RATE", "1.5"),
+            ("CHAOS_DELAY_RATE", "-0.1"),
+            ("CHAOS_DELAY_MS", "500-100"),
+            ("CHAOS_DELAY_MS", "fast"),
+            ("LOG_FORMAT", "xml"),
+            ("CORS_ALLOWED_ORIGINS", "example.com"),
+            ("WORKERS", "0"),
+        ];
+        for (name, value) in cases {
+            let err = ServerConfig::from_env(&Env::from_pairs([(name, value)]), 7001)
+                .expect_err(&format!("{name}={value} should be rejected"));
+            assert_eq!(err.name, name, "{name}={value}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn chaos_and_origins_parse() {
+        let env = Env::from_pairs([
+            ("CHAOS_DELAY_RATE", "0.1"),
+            ("CHAOS_DELAY_MS", "100-500"),
+            ("CHAOS_FAILURE_RATE", "0.25"),
+            ("CORS_ALLOWED_ORIGINS", "http://a.test, https://b.test"),
+        ]);
+        let config = ServerConfig::from_env(&env, 1).expect("valid");
+        assert_eq!(config.chaos.delay_rate, 0.1);
+        assert_eq!(
+            config.chaos.delay,
+            (Duration::from_millis(100), Duration::from_millis(500))
+        );
+        assert_eq!(config.chaos.failure_rate, 0.25);
+        assert_eq!(
+            config.allowed_origins,
+            AllowedOrigins::List(vec!["http://a.test".into(), "https://b.test".into()])
+        );
+    }
+
+    #[test]
+    fn database_url_defaults_to_a_sqlite_file_per_service() {
+        let db =
+            DatabaseConfig::from_env(&Env::from_pairs([("DATA_DIR", "/var/lib/shop/")]), "order")
+                .expect("valid");
+        assert_eq!(db.url, "sqlite:///var/lib/shop/order.db");
+        let err =
+            DatabaseConfig::from_env(&Env::from_pairs([("DATABASE_URL", "mysql://x")]), "order")
+                .expect_err("mysql is not supported");
+        assert_eq!(err.name, "DATABASE_URL");
+    }
+}

@@ -1,0 +1,41 @@
+//! Plumbing shared by the inventory, pricing and order services.
+//!
+//! Nothing in here knows about items, prices or orders: it is the part of a
+//! service that every service needs and that should read the same everywhere.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration from environment variables; a bad value
+//!   stops start-up with a message naming the variable.
+//! - [`server`]: the one HTTP server bootstrap (middleware stack, error
+//!   handlers, health routes, graceful shutdown) that all services call.
+//! - [`problem`]: RFC 9457 `application/problem+json` errors, and the handlers
+//!   that turn framework rejections (bad JSON, 404, 405, 413, 415) into them.
+//! - [`request_id`]: `X-Request-Id` accepted or generated, echoed, and made
+//!   available to handlers so that downstream calls forward it.
+//! - [`telemetry`]: `tracing` set-up (`RUST_LOG`, `LOG_FORMAT=json`) and the
+//!   per-request root span.
+//! - [`health`]: `/health`, `/health/live`, `/health/ready` and the draining flag.
+//! - [`breaker`]: the circuit breaker, with an injectable clock.
+//! - [`chaos`]: fault injection (`CHAOS_*`), off unless configured.
+//! - [`cors`]: CORS from `CORS_ALLOWED_ORIGINS`.
+//! - [`db`]: the sqlx pool for SQLite (default) or PostgreSQL.
+//! - [`money`]: integer minor units, rendered as decimals only at the edge.
+//! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
+//! - `testing` (feature `testing`): helpers for the services' integration tests.
+
+pub mod breaker;
+pub mod chaos;
+pub mod config;
+pub mod cors;
+pub mod db;
+pub mod health;
+pub mod money;
+pub mod problem;
+pub mod request_id;
+pub mod server;
+pub mod telemetry;
+pub mod timestamp;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,305 @@
+//! RFC 9457 problem details: every error any service sends looks like this.
+//!
+//! ```json
+//! {"type": "/problems/insufficient_stock", "title": "Not enough stock", "status": 409,
+//!  "detail": "…", "code": "insufficient_stock", "request_id": "…", "skus": ["A001"]}
+//! ```
+//!
+//! Services build a [`Problem`] in the single `impl ResponseError` of their
+//! error enum. The framework's own rejections (malformed JSON, wrong content
+//! type, body too large, unknown path, wrong method) are turned into the same
+//! shape here, once, by [`json_config`], [`query_config`], [`not_found`] and
+//! [`replace_bare_error`] (wired in by [`crate::server`]).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The media type of every error body.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// An HTTP error with a stable machine-readable `code`.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    title: Cow<'static, str>,
+    detail: Option<String>,
+    extra: Map<String, Value>,
+    retry_after: Option<Duration>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        title: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            title: title.into(),
+            detail: None,
+            extra: Map::new(),
+            retry_after: None,
+        }
+    }
+
+    /// The generic problem for a bare HTTP status (404, 405, …).
+    pub fn from_status(status: StatusCode) -> Self {
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+            s if s.is_server_error() => "internal_error",
+            _ => "bad_request",
+        };
+        let title = status.canonical_reason().unwrap_or("Error");
+        Self::new(status, code, title)
+    }
+
+    /// An opaque 500: the cause is logged, never sent.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error",
+        )
+        .detail("The request failed unexpectedly; quote its request_id when reporting it.")
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds an extension member (e.g. `skus`).
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Sets the `Retry-After` header (whole seconds, at least 1).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The JSON body, with the current request's id when there is one.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            Value::String(format!("/problems/{}", self.code)),
+        );
+        body.insert("title".into(), Value::String(self.title.to_string()));
+        body.insert("status".into(), Value::from(self.status.as_u16()));
+        if let Some(detail) = &self.detail {
+            body.insert("detail".into(), Value::String(detail.clone()));
+        }
+        body.insert("code".into(), Value::String(self.code.to_string()));
+        if let Some(id) = crate::request_id::current() {
+            body.insert("request_id".into(), Value::String(id));
+        }
+        for (key, value) in &self.extra {
+            body.insert(key.clone(), value.clone());
+        }
+        Value::Object(body)
+    }
+
+    pub fn to_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.content_type(CONTENT_TYPE);
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        response.body(self.body().to_string())
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.title, self.code)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_response()
+    }
+}
+
+/// JSON bodies: size limit, and a problem for every way a body can be wrong.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| json_problem(&err).into())
+}
+
+fn json_problem(err: &JsonPayloadError) -> Problem {
+    match err {
+        JsonPayloadError::ContentType => Problem::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .detail("The request body must be sent as Content-Type: application/json."),
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => {
+            Problem::from_status(StatusCode::PAYLOAD_TOO_LARGE).detail(format!(
+                "The request body is larger than the limit of {limit} bytes."
+            ))
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid request",
+        )
+        .detail(e.to_string()),
+        JsonPayloadError::Deserialize(e) => {
+            Problem::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
+                .detail(e.to_string())
+        }
+        other => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "Unreadable request body",
+        )
+        .detail(other.to_string()),
+    }
+}
+
+/// Query strings that do not fit the handler's type.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "Invalid query string",
+        )
+        .detail(detail)
+        .into()
+    })
+}
+
+/// Path segments that do not fit the handler's type.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", "Not Found")
+            .detail(err.to_string())
+            .into()
+    })
+}
+
+/// The default service: any path no route matches.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    Problem::from_status(StatusCode::NOT_FOUND)
+        .detail(format!("No resource at {} {}.", req.method(), req.path()))
+        .to_response()
+}
+
+/// Error-handler hook: an error response that is not already a problem (the
+/// router's bare 405, a middleware's plain-text rejection) gets the problem
+/// body for its status. Problems built by the services pass through untouched.
+///
+/// # Errors
+/// Never; the signature is the one `ErrorHandlers` expects.
+pub fn replace_bare_error<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, original) = res.into_parts();
+    let status = original.status();
+    let mut problem = Problem::from_status(status);
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        problem = problem.detail(format!(
+            "{} is not supported on {}.",
+            req.method(),
+            req.path()
+        ));
+    }
+    let mut replacement = problem.to_response();
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+    }
+    let res = ServiceResponse::new(req, replacement).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_carries_code_status_and_extensions() {
+        let problem = Problem::new(
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+            "Not enough stock",
+        )
+        .detail("A001 has 1 left")
+        .with("skus", ["A001"]);
+        let body = problem.body();
+        assert_eq!(body["type"], "/problems/insufficient_stock");
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["code"], "insufficient_stock");
+        assert_eq!(body["detail"], "A001 has 1 left");
+        assert_eq!(body["skus"][0], "A001");
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        let response = Problem::from_status(StatusCode::SERVICE_UNAVAILABLE)
+            .retry_after(Duration::from_millis(1500))
+            .to_response();
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER).expect("set"),
+            "2"
+        );
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).expect("set"),
+            CONTENT_TYPE
+        );
+    }
+}

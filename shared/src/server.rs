@@ -1,0 +1,165 @@
+//! The HTTP server bootstrap every service uses.
+//!
+//! [`start`] binds the listener, then builds the same middleware stack and
+//! error handling around each service's routes:
+//!
+//! ```text
+//! request ─▶ request id + span ─▶ CORS ─▶ problem bodies for bare errors ─▶ chaos ─▶ routes
+//! ```
+//!
+//! (actix runs the last `.wrap` first, so the code lists them inside-out.)
+//!
+//! Shutdown is ours rather than actix's: on SIGTERM readiness turns 503 at
+//! once, the listener stays open for `drain_delay` so load balancers notice,
+//! then it closes and in-flight requests get `shutdown_timeout` to finish.
+//! SIGINT (Ctrl-C) skips the delay.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::config::ServerConfig;
+use crate::health::{Lifecycle, ServiceInfo};
+use crate::{chaos, cors, health, problem, request_id};
+
+/// A bound, running (once awaited) server.
+pub struct Server {
+    port: u16,
+    server: actix_web::dev::Server,
+    shutdown: ShutdownHandle,
+    drain_delay: Duration,
+}
+
+/// Starts a graceful shutdown from elsewhere (signals, tests).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    lifecycle: Lifecycle,
+    server: ServerHandle,
+}
+
+impl ShutdownHandle {
+    /// Readiness turns 503 now; after `drain_delay` the listener closes and
+    /// in-flight requests finish. Resolves when the server has stopped.
+    pub async fn shutdown(&self, drain_delay: Duration) {
+        self.lifecycle.start_draining();
+        tracing::info!(drain_delay_ms = drain_delay.as_millis() as u64, "draining");
+        actix_web::rt::time::sleep(drain_delay).await;
+        self.server.stop(true).await;
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+}
+
+/// Binds `config.host:config.port` and builds the server around `routes`.
+///
+/// `routes` runs once per worker: it registers the service's app data
+/// (stores, clients, health checks) and routes.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn start<F>(info: ServiceInfo, config: &ServerConfig, routes: F) -> anyhow::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let listener = TcpListener::bind((config.host.as_str(), config.port))
+        .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+    let port = listener.local_addr()?.port();
+    let lifecycle = Lifecycle::default();
+
+    let info = web::Data::new(info);
+    let lifecycle_data = web::Data::new(lifecycle.clone());
+    let chaos_config = web::Data::new(config.chaos.clone());
+    let origins = config.allowed_origins.clone();
+    let body_limit = config.body_limit;
+
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(info.clone())
+            .app_data(lifecycle_data.clone())
+            .app_data(chaos_config.clone())
+            .app_data(problem::json_config(body_limit))
+            .app_data(problem::query_config())
+            .app_data(problem::path_config())
+            .wrap(from_fn(chaos::middleware))
+            .wrap(ErrorHandlers::new().default_handler(problem::replace_bare_error))
+            .wrap(cors::cors(&origins))
+            .wrap(from_fn(request_id::middleware))
+            .configure(health::routes)
+            .configure(routes.clone())
+            .default_service(web::to(problem::not_found))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server.run();
+    let shutdown = ShutdownHandle {
+        lifecycle,
+        server: server.handle(),
+    };
+    Ok(Server {
+        port,
+        server,
+        shutdown,
+        drain_delay: config.drain_delay,
+    })
+}
+
+impl Server {
+    /// The bound port (the real one when 0 was asked for).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or a [`ShutdownHandle`]) stops the server.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let drain_delay = self.drain_delay;
+        let signals = actix_web::rt::spawn(async move {
+            let delay = match wait_for_signal().await {
+                Signal::Terminate => drain_delay,
+                Signal::Interrupt => Duration::ZERO,
+            };
+            shutdown.shutdown(delay).await;
+        });
+        let result = self.server.await;
+        signals.abort();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+enum Signal {
+    Terminate,
+    Interrupt,
+}
+
+async fn wait_for_signal() -> Signal {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => return Signal::Terminate,
+                _ = tokio::signal::ctrl_c() => return Signal::Interrupt,
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    Signal::Interrupt
+}

@@ -1,0 +1,140 @@
+//! Helpers for the services' integration tests (cargo feature `testing`).
+//!
+//! Tests talk to a real server on a real socket through [`TestClient`], and
+//! check error bodies with [`TestResponse::assert_problem`].
+
+use std::sync::Once;
+use std::time::Duration;
+
+use actix_web::http::Method;
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use serde_json::Value;
+
+use crate::config::LogFormat;
+
+/// Logs go to the test output only when `TEST_LOG` is set.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            crate::telemetry::init(LogFormat::Text);
+        }
+    });
+}
+
+/// An HTTP client bound to one server's base URL.
+#[derive(Clone)]
+pub struct TestClient {
+    pub base: String,
+    client: awc::Client,
+}
+
+/// A fully read response.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body parsed as JSON, `Null` when empty or not JSON.
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestResponse {
+    /// Asserts a problem+json body with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with(crate::problem::CONTENT_TYPE),
+            "content type {content_type:?}, body: {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "code; body: {}", self.text);
+        assert_eq!(
+            self.body["status"], status,
+            "status member; body: {}",
+            self.text
+        );
+        assert!(self.body["title"].is_string(), "title; body: {}", self.text);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+impl TestClient {
+    pub fn new(port: u16) -> Self {
+        Self::with_base(format!("http://127.0.0.1:{port}"))
+    }
+
+    pub fn with_base(base: String) -> Self {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        Self { base, client }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.send(Method::DELETE, path, &[], None).await
+    }
+
+    /// Any request, with raw headers and body, for the bad-input cases.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> TestResponse {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        let sent = match body {
+            Some(body) => request.send_body(body).await,
+            None => request.send().await,
+        };
+        let mut response = sent.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let bytes = response
+            .body()
+            .limit(16 * 1024 * 1024)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading body: {e}"));
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        TestResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Wall-clock time as milliseconds since the Unix epoch (what the stores keep)
+//! and as RFC 3339 text (what the APIs show).
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `1764060000123` -> `"2025-11-25T08:40:00.123Z"`.
+pub fn to_rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_milliseconds_as_rfc3339_utc() {
+        assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(to_rfc3339(1_764_060_000_123), "2025-11-25T08:40:00.123Z");
+    }
+}
