@@ -22,6 +22,7 @@
 //! - [`db`]: the sqlx pool for SQLite (default) or PostgreSQL.
 //! - [`money`]: integer minor units, rendered as decimals only at the edge.
 //! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
+//! - [`validate`]: identifier checks shared by the domain types.
 //! - `testing` (feature `testing`): helpers for the services' integration tests.
 
 pub mod breaker;
@@ -36,6 +37,7 @@ pub mod request_id;
 pub mod server;
 pub mod telemetry;
 pub mod timestamp;
+pub mod validate;
 
 #[cfg(feature = "testing")]
 pub mod testing;

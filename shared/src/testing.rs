@@ -138,3 +138,33 @@ impl TestClient {
         }
     }
 }
+
+/// A server running in the background of a test.
+pub struct Spawned {
+    pub port: u16,
+    pub client: TestClient,
+    pub shutdown: crate::server::ShutdownHandle,
+    pub task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Runs an already-bound server in the background (the port is known before
+/// it serves, so no test ever waits for a server to come up).
+pub fn spawn(server: crate::server::Server) -> Spawned {
+    let port = server.port();
+    let shutdown = server.shutdown_handle();
+    let task = actix_web::rt::spawn(server.run_until_stopped());
+    Spawned {
+        port,
+        client: TestClient::new(port),
+        shutdown,
+        task,
+    }
+}
+
+impl Spawned {
+    /// Stops the server at once and waits until its port is closed.
+    pub async fn stop(self) {
+        self.shutdown.shutdown(Duration::ZERO).await;
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,53 @@
+//! Pricing configuration, read once from the environment.
+
+use anyhow::Context;
+use shared::config::{Env, ServerConfig};
+
+use crate::domain::PriceBook;
+
+pub const DEFAULT_PORT: u16 = 7003;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// The loaded catalogue: the shipped one, or `PRICING_CATALOG`'s file.
+    pub price_book: PriceBook,
+}
+
+impl Config {
+    /// # Errors
+    /// When a variable is invalid, or `PRICING_CATALOG` names a file that
+    /// cannot be read or is not a valid catalogue.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from(&Env::from_process())
+    }
+
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from(env: &Env) -> anyhow::Result<Self> {
+        let price_book = match env.optional("PRICING_CATALOG") {
+            None => PriceBook::shipped(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("PRICING_CATALOG: reading {path}"))?;
+                PriceBook::from_json(&text).with_context(|| format!("PRICING_CATALOG: {path}"))?
+            }
+        };
+        Ok(Self {
+            server: ServerConfig::from_env(env, DEFAULT_PORT)?,
+            price_book,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_catalogue_file_names_the_variable() {
+        let env = Env::from_pairs([("PRICING_CATALOG", "/nonexistent/prices.json")]);
+        let err = Config::from(&env).expect_err("missing file");
+        assert!(format!("{err:#}").contains("PRICING_CATALOG"), "{err:#}");
+    }
+}

@@ -1,0 +1,361 @@
+//! Prices and the rules that turn a base price into what a customer pays.
+//!
+//! The discount that applies to a quantity is the best of the item's own
+//! discount and the quantity tier it reaches ("best price wins"; discounts do
+//! not stack). Unit prices are rounded half up to the cent; a line total is
+//! the rounded unit price times the quantity, so lines always add up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use shared::money::Money;
+use shared::validate::is_identifier;
+
+/// The catalogue shipped with the service.
+const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
+
+/// Largest quantity one quote accepts.
+pub const MAX_QUANTITY: u32 = 100_000;
+
+/// A stock-keeping unit, e.g. `A001`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sku(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("sku {0:?} is not 1-32 letters, digits, '-', '_' or '.'")]
+    Sku(String),
+    #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
+    Quantity(u64),
+}
+
+impl Sku {
+    /// # Errors
+    /// When `raw` is not a plausible sku.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if is_identifier(raw, 32) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ParseError::Sku(raw.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How many units are being priced (1 to [`MAX_QUANTITY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    /// # Errors
+    /// When `n` is 0 or above [`MAX_QUANTITY`].
+    pub fn parse(n: u64) -> Result<Self, ParseError> {
+        match u32::try_from(n) {
+            Ok(q) if (1..=MAX_QUANTITY).contains(&q) => Ok(Self(q)),
+            _ => Err(ParseError::Quantity(n)),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// From `min_quantity` units on, `discount_percent` off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    pub min_quantity: u32,
+    pub discount_percent: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    base: Money,
+    discount_percent: u8,
+    /// Item-specific tiers; `None` means the catalogue's.
+    tiers: Option<Vec<Tier>>,
+}
+
+/// Everything the service can price. Immutable once loaded; shared by `Arc`.
+#[derive(Debug, Clone)]
+pub struct PriceBook {
+    currency: Arc<str>,
+    tiers: Arc<Vec<Tier>>,
+    entries: Arc<HashMap<String, Entry>>,
+    /// Skus in catalogue order, for listings.
+    order: Arc<Vec<String>>,
+}
+
+/// A price as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quote {
+    pub sku: String,
+    pub base_price: Money,
+    /// The discount applied (item discount or quantity tier, whichever is larger).
+    pub discount_percent: u8,
+    /// Unit price after the discount.
+    pub final_price: Money,
+    pub currency: String,
+    pub discounted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_total: Option<Money>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("not valid catalogue JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    currency: String,
+    #[serde(default)]
+    quantity_tiers: Vec<Tier>,
+    prices: Vec<CatalogPrice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogPrice {
+    sku: String,
+    base_price: Money,
+    #[serde(default)]
+    discount_percent: u8,
+    quantity_tiers: Option<Vec<Tier>>,
+}
+
+fn check_tiers(tiers: &[Tier], whose: &str) -> Result<(), CatalogError> {
+    for tier in tiers {
+        if tier.min_quantity < 2 || tier.discount_percent > 100 {
+            return Err(CatalogError::Invalid(format!(
+                "{whose}: a tier needs min_quantity >= 2 and discount_percent <= 100"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl PriceBook {
+    /// The catalogue compiled into the binary.
+    pub fn shipped() -> Self {
+        // Checked by the `shipped_catalogue_is_valid` test, so this cannot fire.
+        Self::from_json(SHIPPED_CATALOG).expect("the shipped catalogue is valid")
+    }
+
+    /// # Errors
+    /// When the text is not a valid catalogue (bad JSON, bad sku, duplicate sku,
+    /// discount over 100 %, invalid tier).
+    pub fn from_json(text: &str) -> Result<Self, CatalogError> {
+        let file: CatalogFile = serde_json::from_str(text)?;
+        if file.currency.len() != 3 || !file.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(CatalogError::Invalid(format!(
+                "currency {:?} is not an ISO 4217 code",
+                file.currency
+            )));
+        }
+        check_tiers(&file.quantity_tiers, "quantity_tiers")?;
+        let mut entries = HashMap::new();
+        let mut order = Vec::new();
+        for price in file.prices {
+            let sku = Sku::parse(&price.sku).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            if price.discount_percent > 100 {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: discount over 100%",
+                    price.sku
+                )));
+            }
+            if let Some(tiers) = &price.quantity_tiers {
+                check_tiers(tiers, &price.sku)?;
+            }
+            let entry = Entry {
+                base: price.base_price,
+                discount_percent: price.discount_percent,
+                tiers: price.quantity_tiers,
+            };
+            if entries.insert(sku.0.clone(), entry).is_some() {
+                return Err(CatalogError::Invalid(format!("{} is listed twice", sku.0)));
+            }
+            order.push(sku.0);
+        }
+        Ok(Self {
+            currency: file.currency.into(),
+            tiers: Arc::new(file.quantity_tiers),
+            entries: Arc::new(entries),
+            order: Arc::new(order),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The price of `sku`, for one unit or for `quantity` units.
+    pub fn quote(&self, sku: &Sku, quantity: Option<Quantity>) -> Option<Quote> {
+        let entry = self.entries.get(sku.as_str())?;
+        let units = quantity.map_or(1, Quantity::get);
+        let tiers = entry.tiers.as_deref().unwrap_or(&self.tiers);
+        let tier_discount = tiers
+            .iter()
+            .filter(|t| units >= t.min_quantity)
+            .map(|t| t.discount_percent)
+            .max()
+            .unwrap_or(0);
+        let discount_percent = entry.discount_percent.max(tier_discount);
+        let final_price = entry.base.percent_off(discount_percent);
+        Some(Quote {
+            sku: sku.as_str().to_owned(),
+            base_price: entry.base,
+            discount_percent,
+            final_price,
+            currency: self.currency.to_string(),
+            discounted: discount_percent > 0,
+            quantity: quantity.map(Quantity::get),
+            // At most 1e13 cents times 1e5 units: far inside i64.
+            line_total: quantity.and_then(|q| final_price.checked_mul(q.get())),
+        })
+    }
+
+    /// Every price, in catalogue order, for one unit.
+    pub fn all(&self) -> Vec<Quote> {
+        self.order
+            .iter()
+            .filter_map(|sku| self.quote(&Sku(sku.clone()), None))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote(book: &PriceBook, sku: &str, quantity: Option<u64>) -> Quote {
+        let sku = Sku::parse(sku).expect("valid sku");
+        let quantity = quantity.map(|q| Quantity::parse(q).expect("valid quantity"));
+        book.quote(&sku, quantity).expect("priced")
+    }
+
+    #[test]
+    fn shipped_catalogue_is_valid() {
+        let book = PriceBook::from_json(SHIPPED_CATALOG).expect("valid");
+        assert!(book.len() >= 12);
+    }
+
+    #[test]
+    fn contract_prices_hold() {
+        let book = PriceBook::shipped();
+        let laptop = quote(&book, "A001", None);
+        assert_eq!(laptop.base_price, Money::from_cents(99_999));
+        assert_eq!(laptop.discount_percent, 10);
+        assert_eq!(laptop.final_price, Money::from_cents(89_999));
+        assert!(laptop.discounted);
+        assert_eq!(
+            quote(&book, "A002", None).final_price,
+            Money::from_cents(2_550)
+        );
+        assert!(!quote(&book, "A002", None).discounted);
+        assert_eq!(
+            quote(&book, "B001", None).final_price,
+            Money::from_cents(19_900)
+        );
+        assert_eq!(
+            quote(&book, "B002", None).final_price,
+            Money::from_cents(54_900)
+        );
+        assert_eq!(
+            quote(&book, "C001", None).final_price,
+            Money::from_cents(1_496)
+        );
+    }
+
+    #[test]
+    fn the_best_of_item_discount_and_quantity_tier_applies() {
+        let book = PriceBook::shipped();
+        // A002 has no discount of its own: tiers 5 % at 10, 10 % at 50.
+        assert_eq!(quote(&book, "A002", Some(9)).discount_percent, 0);
+        assert_eq!(quote(&book, "A002", Some(10)).discount_percent, 5);
+        assert_eq!(quote(&book, "A002", Some(50)).discount_percent, 10);
+        // A001's own 10 % beats the 5 % tier; the 15 % tier beats it at 200.
+        assert_eq!(quote(&book, "A001", Some(10)).discount_percent, 10);
+        assert_eq!(quote(&book, "A001", Some(200)).discount_percent, 15);
+        // C003 has its own tiers, replacing the catalogue's.
+        assert_eq!(quote(&book, "C003", Some(10)).discount_percent, 0);
+        assert_eq!(quote(&book, "C003", Some(24)).discount_percent, 20);
+    }
+
+    #[test]
+    fn line_total_is_rounded_unit_price_times_quantity() {
+        let book = PriceBook::shipped();
+        let q = quote(&book, "C001", Some(3));
+        assert_eq!(q.final_price, Money::from_cents(1_496));
+        assert_eq!(q.line_total, Some(Money::from_cents(4_488)));
+        assert_eq!(q.quantity, Some(3));
+    }
+
+    #[test]
+    fn unknown_skus_have_no_price() {
+        let book = PriceBook::shipped();
+        assert!(
+            book.quote(&Sku::parse("Z999").expect("valid"), None)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn domain_types_reject_bad_input() {
+        assert!(Sku::parse("A001").is_ok());
+        for bad in ["", "A 1", "../etc", &"X".repeat(33)] {
+            assert!(Sku::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Quantity::parse(1).is_ok());
+        assert!(Quantity::parse(u64::from(MAX_QUANTITY)).is_ok());
+        for bad in [0, u64::from(MAX_QUANTITY) + 1, u64::MAX] {
+            assert!(Quantity::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invalid_catalogues_are_rejected_with_a_reason() {
+        let cases = [
+            ("not json", "not valid"),
+            (r#"{"currency":"usd","prices":[]}"#, "currency"),
+            (
+                r#"{"currency":"USD","prices":[{"sku":"A 1","base_price":1}]}"#,
+                "sku",
+            ),
+            (
+                r#"{"currency":"USD","prices":[{"sku":"A1","base_price":-1}]}"#,
+                "money",
+            ),
+            (
+                r#"{"currency":"USD","prices":[{"sku":"A1","base_price":1,"discount_percent":101}]}"#,
+                "100",
+            ),
+            (
+                r#"{"currency":"USD","prices":[{"sku":"A1","base_price":1},{"sku":"A1","base_price":2}]}"#,
+                "twice",
+            ),
+            (
+                r#"{"currency":"USD","quantity_tiers":[{"min_quantity":1,"discount_percent":5}],"prices":[]}"#,
+                "tier",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = PriceBook::from_json(text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+}

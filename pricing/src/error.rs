@@ -1,0 +1,49 @@
+//! The pricing service's errors and their one mapping to problem+json.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use shared::problem::Problem;
+
+use crate::domain::ParseError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no price for {sku}")]
+    PriceNotFound { sku: String },
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
+impl Error {
+    fn problem(&self) -> Problem {
+        match self {
+            Self::PriceNotFound { sku } => {
+                Problem::new(StatusCode::NOT_FOUND, "price_not_found", "Price not found")
+                    .detail(format!("There is no price for sku {sku}."))
+                    .with("sku", sku)
+            }
+            Self::InvalidRequest(detail) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid request",
+            )
+            .detail(detail),
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.problem().status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.problem().to_response()
+    }
+}
