@@ -16,6 +16,7 @@
 //! - [`telemetry`]: `tracing` set-up (`RUST_LOG`, `LOG_FORMAT=json`) and the
 //!   per-request root span.
 //! - [`health`]: `/health`, `/health/live`, `/health/ready` and the draining flag.
+//! - [`auth`]: the `SERVICE_TOKEN` bearer check between services.
 //! - [`breaker`]: the circuit breaker, with an injectable clock.
 //! - [`chaos`]: fault injection (`CHAOS_*`), off unless configured.
 //! - [`cors`]: CORS from `CORS_ALLOWED_ORIGINS`.
@@ -25,6 +26,7 @@
 //! - [`validate`]: identifier checks shared by the domain types.
 //! - `testing` (feature `testing`): helpers for the services' integration tests.
 
+pub mod auth;
 pub mod breaker;
 pub mod chaos;
 pub mod config;

@@ -109,7 +109,8 @@ impl Problem {
 
     /// The JSON body, with the current request's id when there is one.
     pub fn body(&self) -> Value {
-        let mut body = Map::new();
+        // Extensions go in first so that the standard members always win.
+        let mut body = self.extra.clone();
         body.insert(
             "type".into(),
             Value::String(format!("/problems/{}", self.code)),
@@ -122,9 +123,6 @@ impl Problem {
         body.insert("code".into(), Value::String(self.code.to_string()));
         if let Some(id) = crate::request_id::current() {
             body.insert("request_id".into(), Value::String(id));
-        }
-        for (key, value) in &self.extra {
-            body.insert(key.clone(), value.clone());
         }
         Value::Object(body)
     }

@@ -168,3 +168,30 @@ impl Spawned {
         let _ = self.task.await;
     }
 }
+
+/// A throwaway database for one test: an SQLite file in the temp folder,
+/// removed (with its WAL files) when dropped.
+pub struct TestDatabase {
+    pub config: crate::config::DatabaseConfig,
+    path: std::path::PathBuf,
+}
+
+impl TestDatabase {
+    pub fn new(service: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{service}-test-{}.db", uuid::Uuid::new_v4()));
+        Self {
+            config: crate::config::DatabaseConfig::sqlite_file(&path),
+            path,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

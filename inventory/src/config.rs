@@ -1,0 +1,71 @@
+//! Inventory configuration, read once from the environment.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::config::{DatabaseConfig, Env, ServerConfig};
+
+use crate::domain::Catalog;
+
+pub const DEFAULT_PORT: u16 = 7001;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    /// Seeded into an empty store: the shipped catalogue or `INVENTORY_CATALOG`'s.
+    pub catalog: Catalog,
+    /// How long a reservation holds stock unless confirmed.
+    pub reservation_ttl: Duration,
+    /// When set, reservation endpoints need `Authorization: Bearer <token>`.
+    pub service_token: Option<String>,
+}
+
+impl Config {
+    /// # Errors
+    /// When a variable is invalid or `INVENTORY_CATALOG` cannot be loaded.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from(&Env::from_process())
+    }
+
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from(env: &Env) -> anyhow::Result<Self> {
+        let catalog = match env.optional("INVENTORY_CATALOG") {
+            None => Catalog::shipped(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("INVENTORY_CATALOG: reading {path}"))?;
+                Catalog::from_json(&text).with_context(|| format!("INVENTORY_CATALOG: {path}"))?
+            }
+        };
+        Ok(Self {
+            server: ServerConfig::from_env(env, DEFAULT_PORT)?,
+            database: DatabaseConfig::from_env(env, "inventory")?,
+            catalog,
+            reservation_ttl: env.millis("RESERVATION_TTL_MS", 60_000, 1)?,
+            service_token: env.optional("SERVICE_TOKEN"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let config = Config::from(&Env::from_pairs([])).expect("defaults");
+        assert_eq!(config.server.port, 7001);
+        assert_eq!(config.reservation_ttl, Duration::from_secs(60));
+        assert!(config.database.url.ends_with("/inventory.db"));
+        assert!(config.service_token.is_none());
+
+        let err = Config::from(&Env::from_pairs([("RESERVATION_TTL_MS", "soon")]))
+            .expect_err("not a number");
+        assert!(err.to_string().contains("RESERVATION_TTL_MS"), "{err}");
+        let err = Config::from(&Env::from_pairs([("INVENTORY_CATALOG", "/no/such.json")]))
+            .expect_err("missing file");
+        assert!(format!("{err:#}").contains("INVENTORY_CATALOG"), "{err:#}");
+    }
+}

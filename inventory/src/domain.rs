@@ -1,0 +1,278 @@
+//! Inventory's domain types. Wire types become these before any rule runs;
+//! past that edge nothing re-checks.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use shared::validate::is_identifier;
+
+const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
+
+/// Most units of one sku in one reservation.
+pub const MAX_QUANTITY: u64 = 10_000;
+/// Most distinct skus in one reservation.
+pub const MAX_LINES: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("sku {0:?} is not 1-32 letters, digits, '-', '_' or '.'")]
+    Sku(String),
+    #[error("reservation_id {0:?} is not 1-64 letters, digits, '-', '_' or '.'")]
+    ReservationId(String),
+    #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
+    Quantity(u64),
+    #[error("a reservation needs 1 to {MAX_LINES} distinct skus")]
+    LineCount,
+}
+
+/// A stock-keeping unit, e.g. `A001`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sku(String);
+
+impl Sku {
+    /// # Errors
+    /// When `raw` is not a plausible sku.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        is_identifier(raw, 32)
+            .then(|| Self(raw.to_owned()))
+            .ok_or_else(|| ParseError::Sku(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The caller's id for a reservation (the order service uses its order id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationId(String);
+
+impl ReservationId {
+    /// # Errors
+    /// When `raw` is not a plausible id.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        is_identifier(raw, 64)
+            .then(|| Self(raw.to_owned()))
+            .ok_or_else(|| ParseError::ReservationId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated request to hold stock: distinct skus, each with 1..=MAX units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReservation {
+    pub id: ReservationId,
+    /// Sorted by sku, so concurrent reservations lock rows in the same order.
+    pub lines: Vec<(Sku, i64)>,
+}
+
+impl NewReservation {
+    /// Lines naming the same sku twice are merged.
+    ///
+    /// # Errors
+    /// On a bad id, sku or quantity, or a line count outside 1..=MAX_LINES.
+    pub fn parse(id: &str, lines: &[(String, u64)]) -> Result<Self, ParseError> {
+        let id = ReservationId::parse(id)?;
+        let mut merged: BTreeMap<Sku, u64> = BTreeMap::new();
+        for (sku, quantity) in lines {
+            if !(1..=MAX_QUANTITY).contains(quantity) {
+                return Err(ParseError::Quantity(*quantity));
+            }
+            *merged.entry(Sku::parse(sku)?).or_default() += quantity;
+        }
+        if merged.is_empty() || merged.len() > MAX_LINES {
+            return Err(ParseError::LineCount);
+        }
+        if let Some((_, &total)) = merged.iter().find(|(_, q)| **q > MAX_QUANTITY) {
+            return Err(ParseError::Quantity(total));
+        }
+        Ok(Self {
+            id,
+            // Bounded by MAX_QUANTITY above, so the cast is exact.
+            lines: merged.into_iter().map(|(s, q)| (s, q as i64)).collect(),
+        })
+    }
+}
+
+/// An item and how many can still be ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub stock: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    Reserved,
+    Confirmed,
+    Released,
+    Expired,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Confirmed => "confirmed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Reads the stored form; anything unknown is treated as released.
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "reserved" => Self::Reserved,
+            "confirmed" => Self::Confirmed,
+            "expired" => Self::Expired,
+            _ => Self::Released,
+        }
+    }
+}
+
+/// One reserved line, with the item's name for the caller's convenience.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReservedLine {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub status: ReservationStatus,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub lines: Vec<ReservedLine>,
+}
+
+/// The items seeded into an empty store.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    items: Vec<Item>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("not valid catalogue JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Catalog {
+    pub fn shipped() -> Self {
+        // Checked by the `shipped_catalogue_is_valid` test, so this cannot fire.
+        Self::from_json(SHIPPED_CATALOG).expect("the shipped catalogue is valid")
+    }
+
+    /// # Errors
+    /// On bad JSON, a bad sku, a duplicate sku, an empty name or category, or negative stock.
+    pub fn from_json(text: &str) -> Result<Self, CatalogError> {
+        let file: CatalogFile = serde_json::from_str(text)?;
+        let mut seen = std::collections::HashSet::new();
+        for item in &file.items {
+            Sku::parse(&item.sku).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            if !seen.insert(item.sku.as_str()) {
+                return Err(CatalogError::Invalid(format!(
+                    "{} is listed twice",
+                    item.sku
+                )));
+            }
+            if item.name.trim().is_empty() || item.category.trim().is_empty() {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: empty name or category",
+                    item.sku
+                )));
+            }
+            if item.stock < 0 {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: negative stock",
+                    item.sku
+                )));
+            }
+        }
+        Ok(Self { items: file.items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(pairs: &[(&str, u64)]) -> Vec<(String, u64)> {
+        pairs.iter().map(|(s, q)| ((*s).to_owned(), *q)).collect()
+    }
+
+    #[test]
+    fn shipped_catalogue_is_valid() {
+        let catalog = Catalog::from_json(SHIPPED_CATALOG).expect("valid");
+        assert!(catalog.items.len() >= 12);
+        let categories: std::collections::HashSet<_> =
+            catalog.items.iter().map(|i| i.category.as_str()).collect();
+        assert!(categories.len() >= 3);
+        let laptop = catalog
+            .items
+            .iter()
+            .find(|i| i.sku == "A001")
+            .expect("A001");
+        assert_eq!((laptop.name.as_str(), laptop.stock), ("Laptop", 50));
+    }
+
+    #[test]
+    fn new_reservation_merges_and_sorts_lines() {
+        let r = NewReservation::parse("r1", &lines(&[("B001", 1), ("A001", 2), ("B001", 3)]))
+            .expect("valid");
+        assert_eq!(
+            r.lines,
+            vec![
+                (Sku::parse("A001").expect("sku"), 2),
+                (Sku::parse("B001").expect("sku"), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn new_reservation_rejects_bad_input() {
+        let cases: Vec<(&str, Vec<(String, u64)>)> = vec![
+            ("", lines(&[("A001", 1)])),
+            ("has space", lines(&[("A001", 1)])),
+            ("r1", vec![]),
+            ("r1", lines(&[("A001", 0)])),
+            ("r1", lines(&[("A001", MAX_QUANTITY + 1)])),
+            ("r1", lines(&[("A001", MAX_QUANTITY), ("A001", 1)])),
+            ("r1", lines(&[("bad sku", 1)])),
+        ];
+        for (id, l) in cases {
+            assert!(NewReservation::parse(id, &l).is_err(), "{id:?} {l:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_catalogues_are_rejected() {
+        for text in [
+            "[]",
+            r#"{"items":[{"sku":"A 1","name":"x","category":"y","stock":1}]}"#,
+            r#"{"items":[{"sku":"A1","name":"","category":"y","stock":1}]}"#,
+            r#"{"items":[{"sku":"A1","name":"x","category":"y","stock":-1}]}"#,
+            r#"{"items":[{"sku":"A1","name":"x","category":"y","stock":1},{"sku":"A1","name":"x","category":"y","stock":1}]}"#,
+        ] {
+            assert!(Catalog::from_json(text).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Inventory's errors and their one mapping to problem+json.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use shared::problem::Problem;
+
+use crate::domain::{ParseError, ReservationStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("item {sku} not found")]
+    ItemNotFound { sku: String },
+    #[error("reservation {id} not found")]
+    ReservationNotFound { id: String },
+    #[error("not enough stock for {skus:?}")]
+    InsufficientStock { skus: Vec<String> },
+    #[error("unknown skus {skus:?}")]
+    UnknownSku { skus: Vec<String> },
+    #[error("reservation {id} is {status:?}")]
+    ReservationExpired {
+        id: String,
+        status: ReservationStatus,
+    },
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
+impl Error {
+    fn problem(&self) -> Problem {
+        match self {
+            Self::ItemNotFound { sku } => {
+                Problem::new(StatusCode::NOT_FOUND, "item_not_found", "Item not found")
+                    .detail(format!("There is no item with sku {sku}."))
+                    .with("sku", sku)
+            }
+            Self::ReservationNotFound { id } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "reservation_not_found",
+                "Reservation not found",
+            )
+            .detail(format!("There is no reservation {id}."))
+            .with("reservation_id", id),
+            Self::InsufficientStock { skus } => Problem::new(
+                StatusCode::CONFLICT,
+                "insufficient_stock",
+                "Not enough stock",
+            )
+            .detail(format!(
+                "Not enough stock for {}; nothing was reserved.",
+                skus.join(", ")
+            ))
+            .with("skus", skus),
+            Self::UnknownSku { skus } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_sku",
+                "Unknown sku",
+            )
+            .detail(format!(
+                "No item has sku {}; nothing was reserved.",
+                skus.join(", ")
+            ))
+            .with("skus", skus),
+            Self::ReservationExpired { id, status } => Problem::new(
+                StatusCode::CONFLICT,
+                "reservation_expired",
+                "Reservation no longer held",
+            )
+            .detail(format!(
+                "Reservation {id} was {} before it could be confirmed; its stock is back on sale.",
+                status.as_str()
+            ))
+            .with("reservation_id", id)
+            .with("reservation_status", status),
+            Self::InvalidRequest(detail) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid request",
+            )
+            .detail(detail),
+            Self::Unexpected(_) => Problem::internal(),
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.problem().status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Unexpected(e) = self {
+            tracing::error!(error.cause_chain = ?e, "unexpected error");
+        }
+        self.problem().to_response()
+    }
+}

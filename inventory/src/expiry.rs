@@ -1,0 +1,53 @@
+//! The background task that gives back the stock of reservations nobody
+//! confirmed in time.
+//!
+//! Every replica runs one; they cannot double-count because each expiry is a
+//! conditional update (`WHERE status = 'reserved'`) that only one wins.
+
+use std::time::Duration;
+
+use shared::health::Lifecycle;
+use shared::timestamp::now_ms;
+
+use crate::store::Store;
+
+/// How often to look for due reservations: often enough that stock returns
+/// within about half a TTL, never busier than every 20 ms, at least every second.
+pub fn sweep_interval(ttl: Duration) -> Duration {
+    (ttl / 2).clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
+
+/// Runs until the service starts draining.
+pub async fn run(store: Store, interval: Duration, lifecycle: Lifecycle) {
+    let mut ticker = actix_web::rt::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !lifecycle.is_draining() {
+        ticker.tick().await;
+        match store.expire_due(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired reservations; stock returned"),
+            Err(e) => tracing::warn!(error.cause_chain = ?e, "expiring reservations failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_follows_the_ttl_within_bounds() {
+        assert_eq!(
+            sweep_interval(Duration::from_secs(60)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_millis(500)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_millis(1)),
+            Duration::from_millis(20)
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! Wires configuration, the store, the expiry task and the routes into a server.
+
+use actix_web::web;
+use shared::auth::ServiceToken;
+use shared::db::DatabaseCheck;
+use shared::health::{HealthChecks, ServiceInfo};
+use shared::server::Server;
+
+use crate::config::Config;
+use crate::expiry;
+use crate::routes::ReservationTtl;
+use crate::routes::routes;
+use crate::store::Store;
+
+/// Connects the store (migrating and seeding it), starts the expiry task and
+/// binds the listener; await `run_until_stopped` to serve.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, or the address cannot be bound.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let store = Store::connect(&config.database).await?;
+    let seeded = store.seed_if_empty(&config.catalog.items).await?;
+    tracing::info!(
+        database = shared::db::backend_name(&config.database.url),
+        seeded,
+        "inventory store ready"
+    );
+
+    let info = ServiceInfo::new("inventory", env!("CARGO_PKG_VERSION"));
+    let store_data = web::Data::new(store.clone());
+    let ttl = web::Data::new(ReservationTtl(config.reservation_ttl));
+    let token = web::Data::new(ServiceToken::new(config.service_token.clone()));
+    let server = shared::server::start(info, &config.server, move |cfg| {
+        let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.pool().clone()));
+        cfg.app_data(store_data.clone())
+            .app_data(ttl.clone())
+            .app_data(token.clone())
+            .app_data(web::Data::new(checks))
+            .configure(routes);
+    })?;
+
+    let lifecycle = server.shutdown_handle().lifecycle().clone();
+    let interval = expiry::sweep_interval(config.reservation_ttl);
+    actix_web::rt::spawn(expiry::run(store, interval, lifecycle));
+    tracing::info!(port = server.port(), "inventory listening");
+    Ok(server)
+}

@@ -1,0 +1,445 @@
+//! All of inventory's SQL, behind domain-level methods.
+//!
+//! Every method that changes stock is one transaction whose first statement
+//! writes: on SQLite that takes the write lock up front (no lock-upgrade
+//! deadlocks), on PostgreSQL it row-locks what it changes. Stock moves only
+//! through conditional updates (`… WHERE stock >= $1`), so it cannot go
+//! negative whatever the concurrency. Status changes are conditional too
+//! (`… WHERE status = 'reserved'`), which makes confirm, release and expiry
+//! race-free against each other on any number of replicas.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::config::DatabaseConfig;
+use shared::db::Pool;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use crate::domain::{Item, NewReservation, Reservation, ReservationStatus, ReservedLine};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Inventory's data. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// What became of a reservation request.
+#[derive(Debug)]
+pub enum ReserveOutcome {
+    Created(Reservation),
+    /// The id was used before; nothing new was reserved.
+    Existing(Reservation),
+    InsufficientStock(Vec<String>),
+    UnknownSkus(Vec<String>),
+}
+
+/// What became of a confirmation.
+#[derive(Debug)]
+pub enum ConfirmOutcome {
+    Confirmed(Reservation),
+    /// Expired or released before it could be confirmed.
+    TooLate(Reservation),
+    NotFound,
+}
+
+/// Filters for the item listing.
+#[derive(Debug, Default)]
+pub struct ItemFilter {
+    pub category: Option<String>,
+    pub skus: Option<Vec<String>>,
+}
+
+/// A category and what it holds.
+#[derive(Debug, serde::Serialize)]
+pub struct Category {
+    pub name: String,
+    pub items: i64,
+    pub stock: i64,
+}
+
+fn item_from(row: &sqlx::any::AnyRow) -> Result<Item, sqlx::Error> {
+    Ok(Item {
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        category: row.try_get("category")?,
+        stock: row.try_get("stock")?,
+    })
+}
+
+/// `$first, $first+1, …` for `count` parameters.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or a migration fails.
+    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let pool = shared::db::connect(config).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("running inventory migrations")?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Inserts the catalogue when the store holds no items; returns how many.
+    /// Safe when several replicas start at once (inserts skip existing skus).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
+            .fetch_one(&self.pool)
+            .await?;
+        if count > 0 {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for item in items {
+            inserted += sqlx::query(
+                "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (sku) DO NOTHING",
+            )
+            .bind(&item.sku)
+            .bind(&item.name)
+            .bind(&item.category)
+            .bind(item.stock)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_items(&self, filter: &ItemFilter) -> anyhow::Result<Vec<Item>> {
+        let mut sql = String::from("SELECT sku, name, category, stock FROM items WHERE 1 = 1");
+        let mut next = 1;
+        if filter.category.is_some() {
+            sql.push_str(" AND category = $1");
+            next = 2;
+        }
+        if let Some(skus) = &filter.skus {
+            sql.push_str(&format!(" AND sku IN ({})", placeholders(next, skus.len())));
+        }
+        sql.push_str(" ORDER BY sku");
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(category) = &filter.category {
+            query = query.bind(category);
+        }
+        for sku in filter.skus.iter().flatten() {
+            query = query.bind(sku);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(item_from).collect::<Result<_, _>>()?)
+    }
+
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(sku))]
+    pub async fn get_item(&self, sku: &str) -> anyhow::Result<Option<Item>> {
+        let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
+            .bind(sku)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(item_from).transpose()?)
+    }
+
+    /// # Errors
+    /// On a database error.
+    pub async fn categories(&self) -> anyhow::Result<Vec<Category>> {
+        let rows = sqlx::query(
+            "SELECT category, COUNT(*) AS items, CAST(SUM(stock) AS BIGINT) AS stock \
+             FROM items GROUP BY category ORDER BY category",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Category {
+                    name: r.try_get("category")?,
+                    items: r.try_get("items")?,
+                    stock: r.try_get("stock")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Holds stock for every line, or for none. Repeating an id returns the
+    /// reservation made the first time and holds nothing more.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservation_id = new.id.as_str()))]
+    pub async fn reserve(
+        &self,
+        new: &NewReservation,
+        now: i64,
+        ttl: Duration,
+    ) -> anyhow::Result<ReserveOutcome> {
+        let id = new.id.as_str();
+        let expires_at = now + ttl.as_millis() as i64;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reservations (id, status, created_at, expires_at, updated_at) \
+             VALUES ($1, 'reserved', $2, $3, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            let existing = self.get_reservation(id, now).await?;
+            return existing
+                .map(ReserveOutcome::Existing)
+                .context("reservation vanished between insert and read");
+        }
+
+        let mut lines = Vec::with_capacity(new.lines.len());
+        let mut short = Vec::new();
+        for (sku, quantity) in &new.lines {
+            let taken = sqlx::query(
+                "UPDATE items SET stock = stock - $1 WHERE sku = $2 AND stock >= $1 \
+                 RETURNING name, category",
+            )
+            .bind(*quantity)
+            .bind(sku.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match taken {
+                None => short.push(sku.as_str().to_owned()),
+                Some(row) => {
+                    sqlx::query(
+                        "INSERT INTO reservation_lines (reservation_id, sku, quantity) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(sku.as_str())
+                    .bind(*quantity)
+                    .execute(&mut *tx)
+                    .await?;
+                    lines.push(ReservedLine {
+                        sku: sku.as_str().to_owned(),
+                        name: row.try_get("name")?,
+                        category: row.try_get("category")?,
+                        quantity: *quantity,
+                    });
+                }
+            }
+        }
+        if !short.is_empty() {
+            tx.rollback().await?;
+            let known = self.existing_skus(&short).await?;
+            let unknown: Vec<String> = short
+                .iter()
+                .filter(|s| !known.contains(s))
+                .cloned()
+                .collect();
+            return Ok(if unknown.is_empty() {
+                ReserveOutcome::InsufficientStock(short)
+            } else {
+                ReserveOutcome::UnknownSkus(unknown)
+            });
+        }
+        tx.commit().await?;
+        Ok(ReserveOutcome::Created(Reservation {
+            id: id.to_owned(),
+            status: ReservationStatus::Reserved,
+            created_at: now,
+            expires_at: Some(expires_at),
+            lines,
+        }))
+    }
+
+    async fn existing_skus(&self, skus: &[String]) -> anyhow::Result<Vec<String>> {
+        let sql = format!(
+            "SELECT sku FROM items WHERE sku IN ({})",
+            placeholders(1, skus.len())
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query_scalar::<Any, String>(AssertSqlSafe(sql));
+        for sku in skus {
+            query = query.bind(sku);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Keeps a reservation's stock for good.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservation_id = id))]
+    pub async fn confirm(&self, id: &str, now: i64) -> anyhow::Result<ConfirmOutcome> {
+        let confirmed = sqlx::query(
+            "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND status = 'reserved' AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let Some(reservation) = self.get_reservation(id, now).await? else {
+            return Ok(ConfirmOutcome::NotFound);
+        };
+        Ok(match reservation.status {
+            ReservationStatus::Confirmed => ConfirmOutcome::Confirmed(reservation),
+            _ if confirmed == 1 => ConfirmOutcome::Confirmed(reservation),
+            _ => ConfirmOutcome::TooLate(reservation),
+        })
+    }
+
+    /// Gives a reservation's stock back, whether it was reserved or confirmed.
+    /// Releasing an unknown id records it as released, so that a reservation
+    /// request arriving late (after its caller gave up) holds nothing.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservation_id = id))]
+    pub async fn release(&self, id: &str, now: i64) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(
+            "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND status IN ('reserved', 'confirmed')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if released == 1 {
+            Self::restore_stock(&mut tx, id).await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO reservations (id, status, created_at, expires_at, updated_at) \
+                 VALUES ($1, 'released', $2, NULL, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Expires one reservation if it is still reserved and due; returns whether it did.
+    async fn expire(&self, id: &str, now: i64) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let expired = sqlx::query(
+            "UPDATE reservations SET status = 'expired', expires_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND status = 'reserved' AND expires_at <= $1",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if expired == 1 {
+            Self::restore_stock(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(expired == 1)
+    }
+
+    async fn restore_stock(tx: &mut Transaction<'static, Any>, id: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE items SET stock = stock + \
+               (SELECT l.quantity FROM reservation_lines l \
+                 WHERE l.reservation_id = $1 AND l.sku = items.sku) \
+             WHERE sku IN (SELECT sku FROM reservation_lines WHERE reservation_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Expires every reservation that is due; returns how many.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn expire_due(&self, now: i64) -> anyhow::Result<usize> {
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM reservations WHERE status = 'reserved' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT 500",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut expired = 0;
+        for id in &due {
+            if self.expire(id, now).await? {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// A reservation with its lines. One found reserved past its expiry is
+    /// expired first, so callers never see a stale `reserved`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn get_reservation(&self, id: &str, now: i64) -> anyhow::Result<Option<Reservation>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, status, created_at, expires_at FROM reservations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let status = ReservationStatus::from_db(row.try_get::<String, _>("status")?.as_str());
+        let expires_at: Option<i64> = row.try_get("expires_at")?;
+        if status == ReservationStatus::Reserved && expires_at.is_some_and(|at| at <= now) {
+            self.expire(id, now).await?;
+            return Box::pin(self.get_reservation(id, now)).await;
+        }
+        let lines = sqlx::query(
+            "SELECT l.sku, i.name, i.category, l.quantity FROM reservation_lines l \
+             JOIN items i ON i.sku = l.sku WHERE l.reservation_id = $1 ORDER BY l.sku",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReservedLine {
+                sku: r.try_get("sku")?,
+                name: r.try_get("name")?,
+                category: r.try_get("category")?,
+                quantity: r.try_get("quantity")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Some(Reservation {
+            id: row.try_get("id")?,
+            status,
+            created_at: row.try_get("created_at")?,
+            expires_at,
+            lines,
+        }))
+    }
+}

@@ -1,0 +1,77 @@
+//! Starts the inventory service on a free port and a fresh database.
+
+use std::time::Duration;
+
+use inventory::config::Config;
+use inventory::domain::Catalog;
+use serde_json::{Value, json};
+use shared::config::ServerConfig;
+use shared::testing::{Spawned, TestDatabase, TestResponse, init_tracing, spawn};
+
+pub struct TestApp {
+    pub server: Spawned,
+    _db: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    init_tracing();
+    let db = TestDatabase::new("inventory");
+    let mut config = Config {
+        server: ServerConfig::for_tests(),
+        database: db.config.clone(),
+        catalog: Catalog::shipped(),
+        reservation_ttl: Duration::from_secs(60),
+        service_token: None,
+    };
+    adjust(&mut config);
+    let server = spawn(
+        inventory::startup::build(config)
+            .await
+            .expect("inventory starts"),
+    );
+    TestApp { server, _db: db }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.server.client.get(path).await
+    }
+
+    pub async fn stock(&self, sku: &str) -> i64 {
+        let res = self.get(&format!("/items/{sku}")).await;
+        res.assert_status(200);
+        res.body["stock"].as_i64().expect("stock is a number")
+    }
+
+    pub async fn reserve(&self, id: &str, lines: &[(&str, u64)]) -> TestResponse {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
+            .collect();
+        self.server
+            .client
+            .post_json(
+                "/reservations",
+                &json!({"reservation_id": id, "lines": lines}),
+            )
+            .await
+    }
+
+    pub async fn confirm(&self, id: &str) -> TestResponse {
+        self.server
+            .client
+            .post_json(&format!("/reservations/{id}/confirm"), &json!({}))
+            .await
+    }
+
+    pub async fn release(&self, id: &str) -> TestResponse {
+        self.server
+            .client
+            .delete(&format!("/reservations/{id}"))
+            .await
+    }
+}

@@ -1,0 +1,80 @@
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn list_items_returns_the_seeded_catalogue() {
+    let app = spawn_app().await;
+    let res = app.get("/items").await;
+    res.assert_status(200);
+    let items = res.body["items"].as_array().expect("items");
+    assert!(items.len() >= 12);
+    assert_eq!(res.body["count"], items.len());
+    let laptop = items
+        .iter()
+        .find(|i| i["sku"] == "A001")
+        .expect("A001 listed");
+    assert_eq!(laptop["name"], "Laptop");
+    assert_eq!(laptop["category"], "electronics");
+    assert_eq!(laptop["stock"], 50);
+}
+
+#[actix_web::test]
+async fn list_items_filters_by_category_and_skus() {
+    let app = spawn_app().await;
+    let res = app.get("/items?category=furniture").await;
+    let items = res.body["items"].as_array().expect("items");
+    assert!(items.len() >= 2);
+    assert!(items.iter().all(|i| i["category"] == "furniture"));
+
+    let res = app.get("/items?skus=A001,B001,Z999").await;
+    let skus: Vec<&str> = res.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["sku"].as_str().expect("sku"))
+        .collect();
+    assert_eq!(skus, ["A001", "B001"]);
+
+    let res = app.get("/items?category=furniture&skus=A001,B001").await;
+    assert_eq!(res.body["count"], 1);
+
+    app.get("/items?skus=bad%20sku")
+        .await
+        .assert_problem(400, "invalid_request");
+}
+
+#[actix_web::test]
+async fn get_item_returns_the_item_or_404() {
+    let app = spawn_app().await;
+    let res = app.get("/items/B002").await;
+    res.assert_status(200);
+    assert_eq!(res.body["name"], "Standing Desk");
+    assert_eq!(res.body["stock"], 0);
+    app.get("/items/Z999")
+        .await
+        .assert_problem(404, "item_not_found");
+}
+
+#[actix_web::test]
+async fn categories_summarise_the_catalogue() {
+    let app = spawn_app().await;
+    let res = app.get("/categories").await;
+    res.assert_status(200);
+    let names: Vec<&str> = res.body["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["electronics", "furniture", "grocery"]);
+}
+
+#[actix_web::test]
+async fn readiness_checks_the_database() {
+    let app = spawn_app().await;
+    let res = app.get("/health/ready").await;
+    res.assert_status(200);
+    assert_eq!(res.body["checks"]["database"]["status"], "up");
+    let res = app.get("/health").await;
+    assert_eq!(res.body["service"], "inventory");
+    assert_eq!(res.body["checks"]["database"]["required"], true);
+}

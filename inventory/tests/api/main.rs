@@ -1,0 +1,5 @@
+//! Inventory through its HTTP interface, on a real socket and a real database.
+
+mod helpers;
+mod items;
+mod reservations;
