@@ -1,1 +1,31 @@
+//! The order service: takes orders as a small saga over inventory and pricing.
+//!
+//! An order is recorded `pending`, its stock is reserved at inventory (the
+//! reservation id is the order id, so a retried call is harmless), prices are
+//! fetched, the reservation is confirmed, and only then is the order
+//! `confirmed` (or `pending_pricing`). Any failure after reserving releases
+//! the reservation; a crash leaves it to expire at inventory.
+//!
+//! Each dependency sits behind its own circuit breaker and a per-call timeout.
+//! Without inventory no order can be taken (503 + `Retry-After`); without
+//! pricing orders are still taken, priced from the last price seen for each
+//! sku and marked `"pricing": "fallback"`.
+//!
+//! # Layout
+//! - [`config`]: environment -> [`config::Config`].
+//! - [`domain`]: validated types and the pricing rule for order lines.
+//! - [`store`]: all SQL (orders, their lines, last-seen prices).
+//! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
+//! - [`saga`]: the order flow (place, cancel), one step at a time.
+//! - [`error`]: the error enum and its problem+json mapping.
+//! - [`routes`]: handlers and the route table.
+//! - [`startup`]: wiring.
 
+pub mod clients;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod saga;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,256 @@
+//! Typed HTTP clients for the services the order flow calls.
+//!
+//! [`Downstream`] is the one place every outgoing call goes through:
+//!
+//! 1. the dependency's circuit breaker is asked first (an open breaker fails
+//!    the call at once, without touching the network);
+//! 2. the request carries the caller's `X-Request-Id` and, for inventory,
+//!    the service token;
+//! 3. the whole exchange, connect to last body byte, is bounded by the
+//!    request timeout;
+//! 4. the outcome is reported to the breaker: 5xx, timeouts and transport
+//!    errors count as failures, a 4xx does not (it is the caller's fault).
+//!
+//! The awc client inside is per worker (awc clients are not `Send`), created
+//! once when the worker starts, so no request pays for client set-up and
+//! connections are pooled.
+
+mod inventory;
+mod pricing;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::web::Bytes;
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use shared::breaker::{CircuitBreaker, Rejected};
+use shared::health::{CheckOutcome, HealthCheck};
+use shared::request_id::{self, RequestId};
+
+pub use inventory::{InventoryClient, ReservationOut};
+pub use pricing::{PriceOut, PricingClient};
+
+/// Why a downstream call produced no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("circuit breaker open")]
+    BreakerOpen(#[from] Rejected),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("answered {status}")]
+    Status { status: StatusCode, problem: Value },
+    #[error("unreadable answer: {0}")]
+    Decode(String),
+}
+
+impl CallError {
+    /// Whether this outcome counts against the dependency's breaker.
+    fn is_failure(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => status.is_server_error(),
+            Self::BreakerOpen(_) => false,
+            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) => true,
+        }
+    }
+
+    /// Whether the request may have reached the dependency and changed
+    /// something there (so a compensating call is worth making).
+    pub fn may_have_landed(&self) -> bool {
+        !matches!(self, Self::BreakerOpen(_))
+    }
+
+    /// When a caller should retry, as far as this error tells.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Self::BreakerOpen(rejected) => rejected.retry_after,
+            _ => Duration::from_secs(1),
+        }
+    }
+
+    /// The 4xx answer's status and problem code, if that is what this is.
+    pub fn client_error(&self) -> Option<(StatusCode, &str)> {
+        match self {
+            Self::Status { status, problem } if status.is_client_error() => {
+                Some((*status, problem["code"].as_str().unwrap_or_default()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A string-list member of a 4xx problem body (e.g. `skus`).
+    pub fn problem_list(&self, member: &str) -> Vec<String> {
+        match self {
+            Self::Status { problem, .. } => problem[member]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One dependency: base URL, worker-local HTTP client, shared breaker.
+#[derive(Clone)]
+pub struct Downstream {
+    name: &'static str,
+    base_url: String,
+    http: awc::Client,
+    breaker: Arc<CircuitBreaker>,
+    timeout: Duration,
+    bearer: Option<String>,
+}
+
+impl Downstream {
+    pub fn new(
+        name: &'static str,
+        base_url: String,
+        breaker: Arc<CircuitBreaker>,
+        timeout: Duration,
+        bearer: Option<String>,
+    ) -> Self {
+        let http = awc::Client::builder()
+            .disable_redirects()
+            .timeout(timeout)
+            .add_default_header((
+                header::USER_AGENT,
+                concat!("order/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish();
+        Self {
+            name,
+            base_url,
+            http,
+            breaker,
+            timeout,
+            bearer: bearer.map(|t| format!("Bearer {t}")),
+        }
+    }
+
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Sends one request through the breaker; returns the 2xx status and body.
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let permit = self.breaker.try_acquire()?;
+        let started = Instant::now();
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .insert_header((request_id::HEADER, request_id.as_str()));
+        if let Some(bearer) = &self.bearer {
+            request = request.insert_header((header::AUTHORIZATION, bearer.as_str()));
+        }
+        let exchange = async {
+            let sent = match body {
+                Some(body) => request.send_json(body).await,
+                None => request.send().await,
+            };
+            let mut response = sent.map_err(|e| match e {
+                awc::error::SendRequestError::Timeout => CallError::Timeout(self.timeout),
+                other => CallError::Transport(other.to_string()),
+            })?;
+            let bytes = response
+                .body()
+                .limit(1024 * 1024)
+                .await
+                .map_err(|e| CallError::Transport(e.to_string()))?;
+            Ok::<_, CallError>((response.status(), bytes))
+        };
+        let outcome = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err(CallError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok((status, bytes))) if status.is_success() => Ok((status, bytes)),
+            Ok(Ok((status, bytes))) => Err(CallError::Status {
+                status,
+                problem: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            }),
+        };
+        permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &outcome {
+            Ok((status, _)) => tracing::debug!(
+                dependency = self.name, %method, path, status = status.as_u16(), latency_ms,
+                "downstream call"
+            ),
+            Err(error) => tracing::warn!(
+                dependency = self.name, %method, path, %error, latency_ms,
+                "downstream call failed"
+            ),
+        }
+        outcome
+    }
+
+    /// [`Downstream::send`], then the body decoded as `T`.
+    async fn send_for<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+    ) -> Result<(StatusCode, T), CallError> {
+        let (status, bytes) = self.send(method, path, body, request_id).await?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))?;
+        Ok((status, value))
+    }
+}
+
+/// `/health` entry for a dependency: is it reachable right now (a direct
+/// probe of its liveness endpoint, outside the breaker so that probing never
+/// trips or heals it), and what does its breaker say.
+pub struct DependencyCheck(pub Downstream);
+
+impl HealthCheck for DependencyCheck {
+    fn name(&self) -> &str {
+        self.0.name
+    }
+
+    /// The order service degrades around its dependencies: not required.
+    fn required(&self) -> bool {
+        false
+    }
+
+    fn check(&self) -> LocalBoxFuture<'_, CheckOutcome> {
+        async move {
+            let downstream = &self.0;
+            let started = Instant::now();
+            let probe = downstream
+                .http
+                .get(format!("{}/health/live", downstream.base_url))
+                .timeout(Duration::from_secs(1))
+                .send();
+            let mut outcome = match probe.await {
+                Ok(res) if res.status().is_success() => CheckOutcome::up(),
+                Ok(res) => CheckOutcome::down(format!("answered {}", res.status())),
+                Err(e) => CheckOutcome::down(e.to_string()),
+            };
+            outcome = outcome
+                .with("url", downstream.base_url.clone())
+                .with("latency_ms", started.elapsed().as_millis() as u64);
+            let breaker =
+                serde_json::to_value(downstream.breaker.snapshot()).unwrap_or(Value::Null);
+            outcome.with("breaker", breaker)
+        }
+        .boxed_local()
+    }
+}

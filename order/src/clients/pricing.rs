@@ -1,0 +1,73 @@
+//! The pricing service's bulk endpoint, as the order flow uses it.
+
+use actix_web::http::Method;
+use serde::{Deserialize, Serialize};
+use shared::money::Money;
+use shared::request_id::RequestId;
+
+use super::{CallError, Downstream};
+use crate::domain::Sku;
+
+#[derive(Clone)]
+pub struct PricingClient(Downstream);
+
+#[derive(Serialize)]
+struct BulkRequest<'a> {
+    items: Vec<BulkItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct BulkItem<'a> {
+    sku: &'a str,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    prices: Vec<PriceOut>,
+}
+
+/// One quoted price (the fields the order flow reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PriceOut {
+    pub sku: String,
+    /// Unit price after discount, at the quantity asked for.
+    pub final_price: Money,
+    pub discount_percent: u8,
+    pub currency: String,
+}
+
+impl PricingClient {
+    pub fn new(downstream: Downstream) -> Self {
+        Self(downstream)
+    }
+
+    pub fn downstream(&self) -> &Downstream {
+        &self.0
+    }
+
+    /// Quotes every line at its quantity; skus without a price are left out.
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    pub async fn quote(
+        &self,
+        request_id: &RequestId,
+        lines: &[(Sku, u32)],
+    ) -> Result<Vec<PriceOut>, CallError> {
+        let body = BulkRequest {
+            items: lines
+                .iter()
+                .map(|(sku, quantity)| BulkItem {
+                    sku: sku.as_str(),
+                    quantity: *quantity,
+                })
+                .collect(),
+        };
+        let (_, response): (_, BulkResponse) = self
+            .0
+            .send_for(Method::POST, "/price/bulk", Some(&body), request_id)
+            .await?;
+        Ok(response.prices)
+    }
+}

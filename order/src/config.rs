@@ -1,0 +1,90 @@
+//! Order configuration, read once from the environment.
+
+use std::time::Duration;
+
+use shared::breaker::BreakerConfig;
+use shared::config::{ConfigError, DatabaseConfig, Env, ServerConfig};
+
+pub const DEFAULT_PORT: u16 = 7002;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub inventory_url: String,
+    pub pricing_url: String,
+    /// Bound on every downstream call, connection to last byte.
+    pub request_timeout: Duration,
+    /// One breaker per dependency, both with these settings.
+    pub breaker: BreakerConfig,
+    /// Sent to inventory as `Authorization: Bearer …` when set.
+    pub service_token: Option<String>,
+}
+
+fn base_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let url = env.string(name, default);
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError {
+            name: name.to_owned(),
+            value: url,
+            reason: "expected an http:// or https:// URL".to_owned(),
+        });
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+impl Config {
+    /// # Errors
+    /// When a variable is invalid.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self::from(&Env::from_process())?)
+    }
+
+    /// # Errors
+    /// When a variable is invalid.
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: ServerConfig::from_env(env, DEFAULT_PORT)?,
+            database: DatabaseConfig::from_env(env, "order")?,
+            inventory_url: base_url(env, "INVENTORY_URL", "http://localhost:7001")?,
+            pricing_url: base_url(env, "PRICING_URL", "http://localhost:7003")?,
+            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 2000, 1)?,
+            breaker: BreakerConfig {
+                failure_threshold: env.at_least("BREAKER_FAILURE_THRESHOLD", 5, 1)? as u32,
+                reset_timeout: env.millis("BREAKER_RESET_TIMEOUT_MS", 30_000, 1)?,
+            },
+            service_token: env.optional("SERVICE_TOKEN"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::from(&Env::from_pairs([])).expect("defaults");
+        assert_eq!(config.server.port, 7002);
+        assert_eq!(config.inventory_url, "http://localhost:7001");
+        assert_eq!(config.pricing_url, "http://localhost:7003");
+        assert_eq!(config.request_timeout, Duration::from_millis(2000));
+        assert_eq!(config.breaker.failure_threshold, 5);
+        assert_eq!(config.breaker.reset_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("INVENTORY_URL", "localhost:7001"),
+            ("PRICING_URL", "ftp://x"),
+            ("REQUEST_TIMEOUT_MS", "fast"),
+            ("REQUEST_TIMEOUT_MS", "0"),
+            ("BREAKER_FAILURE_THRESHOLD", "0"),
+            ("BREAKER_RESET_TIMEOUT_MS", "-5"),
+        ] {
+            let err = Config::from(&Env::from_pairs([(name, value)])).expect_err(name);
+            assert_eq!(err.name, name);
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Order's domain types and the rule that prices an order's lines.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use shared::money::Money;
+use shared::validate::is_identifier;
+
+/// Most units of one sku in one order.
+pub const MAX_QUANTITY: u64 = 10_000;
+/// Most distinct skus in one order.
+pub const MAX_LINES: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("customer_id must be 1-64 characters with no control characters")]
+    CustomerId,
+    #[error("sku {0:?} is not 1-32 letters, digits, '-', '_' or '.'")]
+    Sku(String),
+    #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
+    Quantity(u64),
+    #[error("an order needs 1 to {MAX_LINES} distinct skus")]
+    LineCount,
+    #[error("send either \"skus\" or \"items\", not both and not neither")]
+    LinesShape,
+    #[error("Idempotency-Key must be 1-128 visible ASCII characters")]
+    IdempotencyKey,
+}
+
+/// Who the order is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    /// # Errors
+    /// When empty, longer than 64 characters, or holding control characters.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let raw = raw.trim();
+        let ok = (1..=64).contains(&raw.chars().count()) && !raw.chars().any(char::is_control);
+        ok.then(|| Self(raw.to_owned()))
+            .ok_or(ParseError::CustomerId)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stock-keeping unit, e.g. `A001`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sku(String);
+
+impl Sku {
+    /// # Errors
+    /// When `raw` is not a plausible sku.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        is_identifier(raw, 32)
+            .then(|| Self(raw.to_owned()))
+            .ok_or_else(|| ParseError::Sku(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The client's key for retrying one order safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// # Errors
+    /// When empty, over 128 characters, or not visible ASCII.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let ok = (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(raw.to_owned()))
+            .ok_or(ParseError::IdempotencyKey)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated order request: distinct skus (sorted), each with a quantity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub customer_id: CustomerId,
+    pub lines: Vec<(Sku, u32)>,
+}
+
+impl NewOrder {
+    /// Lines naming the same sku twice are merged.
+    ///
+    /// # Errors
+    /// On a bad customer id, sku or quantity, or a line count outside 1..=MAX_LINES.
+    pub fn parse(customer_id: &str, lines: &[(String, u64)]) -> Result<Self, ParseError> {
+        let customer_id = CustomerId::parse(customer_id)?;
+        let mut merged: BTreeMap<Sku, u64> = BTreeMap::new();
+        for (sku, quantity) in lines {
+            if !(1..=MAX_QUANTITY).contains(quantity) {
+                return Err(ParseError::Quantity(*quantity));
+            }
+            *merged.entry(Sku::parse(sku)?).or_default() += quantity;
+        }
+        if merged.is_empty() || merged.len() > MAX_LINES {
+            return Err(ParseError::LineCount);
+        }
+        let mut out = Vec::with_capacity(merged.len());
+        for (sku, quantity) in merged {
+            if quantity > MAX_QUANTITY {
+                return Err(ParseError::Quantity(quantity));
+            }
+            // At most MAX_QUANTITY: fits in u32.
+            out.push((sku, quantity as u32));
+        }
+        Ok(Self {
+            customer_id,
+            lines: out,
+        })
+    }
+
+    /// The request in canonical form: two requests for the same order have
+    /// the same fingerprint, whatever their line order or shape.
+    pub fn fingerprint(&self) -> String {
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|(sku, q)| format!("{}x{q}", sku.as_str()))
+            .collect();
+        format!("{}|{}", self.customer_id.as_str(), lines.join(","))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Recorded; the saga is under way.
+    Pending,
+    /// Stock confirmed and every line priced.
+    Confirmed,
+    /// Stock confirmed, but some line has no price yet (pricing was down and
+    /// the sku had never been priced).
+    PendingPricing,
+    /// Inventory refused it (stock or sku); nothing is held.
+    Rejected,
+    /// A dependency failed mid-way; nothing is held.
+    Failed,
+    /// Cancelled by the customer; its stock was released.
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::PendingPricing => "pending_pricing",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads the stored form; anything unknown reads as failed.
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "pending" => Self::Pending,
+            "confirmed" => Self::Confirmed,
+            "pending_pricing" => Self::PendingPricing,
+            "rejected" => Self::Rejected,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Whether the order holds confirmed stock (and so can be cancelled).
+    pub fn holds_stock(self) -> bool {
+        matches!(self, Self::Confirmed | Self::PendingPricing)
+    }
+}
+
+/// Where an order's prices came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PricingSource {
+    /// Quoted by the pricing service for this order.
+    Live,
+    /// Pricing could not be reached: the last price seen for each sku.
+    Fallback,
+}
+
+impl PricingSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Fallback => "fallback",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "live" => Some(Self::Live),
+            "fallback" => Some(Self::Fallback),
+            _ => None,
+        }
+    }
+}
+
+/// A unit price for one sku, live or last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPrice {
+    pub unit: Money,
+    pub discount_percent: u8,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    pub sku: String,
+    pub name: Option<String>,
+    pub quantity: u32,
+    pub unit_price: Option<Money>,
+    pub discount_percent: Option<u8>,
+    pub line_total: Option<Money>,
+}
+
+/// An order's lines with prices applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLines {
+    pub lines: Vec<OrderLine>,
+    /// `None` unless every line is priced.
+    pub total: Option<Money>,
+    pub currency: Option<String>,
+}
+
+impl PricedLines {
+    pub fn is_complete(&self) -> bool {
+        self.total.is_some()
+    }
+}
+
+/// Prices each line from `prices`; a sku without a price stays unpriced
+/// (never a made-up price), and then the order has no total.
+pub fn price_lines(
+    lines: &[(Sku, u32)],
+    names: &HashMap<String, String>,
+    prices: &HashMap<String, UnitPrice>,
+) -> PricedLines {
+    let mut total = Some(Money::ZERO);
+    let mut currency = None;
+    let lines = lines
+        .iter()
+        .map(|(sku, quantity)| {
+            let price = prices.get(sku.as_str());
+            let line_total = price.and_then(|p| p.unit.checked_mul(*quantity));
+            total = match (total, line_total) {
+                (Some(t), Some(l)) => t.checked_add(l),
+                _ => None,
+            };
+            if currency.is_none() {
+                currency = price.map(|p| p.currency.clone());
+            }
+            OrderLine {
+                sku: sku.as_str().to_owned(),
+                name: names.get(sku.as_str()).cloned(),
+                quantity: *quantity,
+                unit_price: price.map(|p| p.unit),
+                discount_percent: price.map(|p| p.discount_percent),
+                line_total,
+            }
+        })
+        .collect();
+    PricedLines {
+        lines,
+        total,
+        currency,
+    }
+}
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: String,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    pub pricing: Option<PricingSource>,
+    pub currency: Option<String>,
+    pub total: Option<Money>,
+    pub lines: Vec<OrderLine>,
+    pub fingerprint: String,
+    pub failure_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, u64)]) -> Vec<(String, u64)> {
+        pairs.iter().map(|(s, q)| ((*s).to_owned(), *q)).collect()
+    }
+
+    fn usd(cents: i64, discount_percent: u8) -> UnitPrice {
+        UnitPrice {
+            unit: Money::from_cents(cents),
+            discount_percent,
+            currency: "USD".into(),
+        }
+    }
+
+    #[test]
+    fn new_order_merges_lines_and_fingerprints_canonically() {
+        let a =
+            NewOrder::parse("c1", &raw(&[("B001", 1), ("A001", 2), ("B001", 1)])).expect("valid");
+        let b = NewOrder::parse("c1", &raw(&[("A001", 2), ("B001", 2)])).expect("valid");
+        assert_eq!(a, b);
+        assert_eq!(a.fingerprint(), "c1|A001x2,B001x2");
+    }
+
+    #[test]
+    fn new_order_rejects_bad_input() {
+        let long = "x".repeat(65);
+        let cases: Vec<(&str, Vec<(String, u64)>)> = vec![
+            ("", raw(&[("A001", 1)])),
+            ("   ", raw(&[("A001", 1)])),
+            ("bad\u{7}id", raw(&[("A001", 1)])),
+            (&long, raw(&[("A001", 1)])),
+            ("c1", vec![]),
+            ("c1", raw(&[("A001", 0)])),
+            ("c1", raw(&[("A001", MAX_QUANTITY + 1)])),
+            ("c1", raw(&[("A001", MAX_QUANTITY), ("A001", 1)])),
+            ("c1", raw(&[("not a sku", 1)])),
+        ];
+        for (customer, lines) in cases {
+            assert!(
+                NewOrder::parse(customer, &lines).is_err(),
+                "{customer:?} {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(IdempotencyKey::parse("3f2c-key_1").is_ok());
+        for bad in ["", "has space", &"k".repeat(129)] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fully_priced_lines_have_a_total() {
+        let order = NewOrder::parse("c1", &raw(&[("A001", 2), ("B001", 1)])).expect("valid");
+        let prices = HashMap::from([
+            ("A001".into(), usd(89_999, 10)),
+            ("B001".into(), usd(19_900, 0)),
+        ]);
+        let names = HashMap::from([("A001".into(), "Laptop".into())]);
+        let priced = price_lines(&order.lines, &names, &prices);
+        assert_eq!(priced.total, Some(Money::from_cents(199_898)));
+        assert_eq!(priced.currency.as_deref(), Some("USD"));
+        assert_eq!(priced.lines[0].name.as_deref(), Some("Laptop"));
+        assert_eq!(priced.lines[0].line_total, Some(Money::from_cents(179_998)));
+        assert_eq!(priced.lines[1].discount_percent, Some(0));
+        assert!(priced.is_complete());
+    }
+
+    #[test]
+    fn an_unpriced_line_leaves_the_order_without_a_total() {
+        let order = NewOrder::parse("c1", &raw(&[("A001", 1), ("Z999", 1)])).expect("valid");
+        let prices = HashMap::from([("A001".into(), usd(89_999, 10))]);
+        let priced = price_lines(&order.lines, &HashMap::new(), &prices);
+        assert_eq!(priced.total, None);
+        assert!(!priced.is_complete());
+        assert_eq!(priced.lines[1].unit_price, None);
+        assert_eq!(priced.lines[1].line_total, None);
+        assert_eq!(priced.lines[0].unit_price, Some(Money::from_cents(89_999)));
+    }
+}

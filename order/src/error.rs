@@ -1,0 +1,127 @@
+//! Order's errors and their one mapping to problem+json.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use shared::problem::Problem;
+
+use crate::domain::{OrderStatus, ParseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("order {id} not found")]
+    OrderNotFound { id: String },
+    #[error("not enough stock for {skus:?}")]
+    InsufficientStock { skus: Vec<String> },
+    #[error("unknown skus {skus:?}")]
+    UnknownSku { skus: Vec<String> },
+    #[error("inventory unavailable: {reason}")]
+    InventoryUnavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+    #[error("inventory refused the call: {reason}")]
+    InventoryRefused { reason: String },
+    #[error("idempotency key reused for a different order")]
+    IdempotencyKeyReused { order_id: String },
+    #[error("order {order_id} is still being placed")]
+    OrderInProgress { order_id: String },
+    #[error("order {id} is {status:?}")]
+    NotCancellable { id: String, status: OrderStatus },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
+impl Error {
+    fn problem(&self) -> Problem {
+        match self {
+            Self::InvalidRequest(detail) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request")
+                    .detail(detail)
+            }
+            Self::OrderNotFound { id } => {
+                Problem::new(StatusCode::NOT_FOUND, "order_not_found", "Order not found")
+                    .detail(format!("There is no order {id}."))
+                    .with("order_id", id)
+            }
+            Self::InsufficientStock { skus } => {
+                Problem::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough stock")
+                    .detail(format!(
+                        "Not enough stock for {}; the order was not placed.",
+                        skus.join(", ")
+                    ))
+                    .with("skus", skus)
+            }
+            Self::UnknownSku { skus } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_sku",
+                "Unknown sku",
+            )
+            .detail(format!("No item has sku {}; the order was not placed.", skus.join(", ")))
+            .with("skus", skus),
+            Self::InventoryUnavailable { retry_after, .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inventory_unavailable",
+                "Inventory unavailable",
+            )
+            .detail("Stock cannot be reserved right now, so the order was not placed; nothing was charged or held. Retry shortly.")
+            .retry_after(*retry_after),
+            Self::InventoryRefused { .. } => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "inventory_refused",
+                "Inventory refused the request",
+            )
+            .detail("The inventory service refused this service's call; the order was not placed."),
+            Self::IdempotencyKeyReused { order_id } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            )
+            .detail("This Idempotency-Key was first used for a different order; use a new key for a new order.")
+            .with("order_id", order_id),
+            Self::OrderInProgress { order_id } => Problem::new(
+                StatusCode::CONFLICT,
+                "order_in_progress",
+                "Order still being placed",
+            )
+            .detail("The first request with this Idempotency-Key is still being processed; retry shortly to get its result.")
+            .with("order_id", order_id)
+            .retry_after(Duration::from_secs(1)),
+            Self::NotCancellable { id, status } => Problem::new(
+                StatusCode::CONFLICT,
+                "order_not_cancellable",
+                "Order cannot be cancelled",
+            )
+            .detail(format!("Order {id} is {} and holds no stock to release.", status.as_str()))
+            .with("order_id", id)
+            .with("order_status", status),
+            Self::Unexpected(_) => Problem::internal(),
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.problem().status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unexpected(e) => tracing::error!(error.cause_chain = ?e, "unexpected error"),
+            Self::InventoryUnavailable { reason, .. } | Self::InventoryRefused { reason } => {
+                tracing::warn!(reason, "order not placed: inventory")
+            }
+            _ => {}
+        }
+        self.problem().to_response()
+    }
+}

@@ -1,0 +1,187 @@
+//! Starts a whole stack (inventory, pricing, order) on free ports.
+//!
+//! Inventory and pricing can be stopped and started again on the same port
+//! (and, for inventory, the same database), which is how the tests take a
+//! dependency down and bring it back. The order service's breakers run on a
+//! [`ManualClock`] so that tests move time instead of sleeping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::breaker::{BreakerConfig, ManualClock};
+use shared::config::ServerConfig;
+use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
+
+pub struct Stack {
+    pub order: Spawned,
+    pub inventory: Option<Spawned>,
+    pub pricing: Option<Spawned>,
+    pub clock: ManualClock,
+    inventory_config: inventory::config::Config,
+    pricing_config: pricing::config::Config,
+    /// Talks to inventory even while it is down (requests then fail).
+    pub inventory_client: TestClient,
+    _dbs: Vec<TestDatabase>,
+}
+
+/// Every setting of the three services, before they start.
+pub struct StackConfig {
+    pub order: order::config::Config,
+    pub inventory: inventory::config::Config,
+    pub pricing: pricing::config::Config,
+}
+
+pub async fn spawn_stack() -> Stack {
+    spawn_stack_with(|_| {}).await
+}
+
+pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
+    init_tracing();
+    let inventory_db = TestDatabase::new("inventory");
+    let order_db = TestDatabase::new("order");
+    let mut config = StackConfig {
+        inventory: inventory::config::Config {
+            server: ServerConfig::for_tests(),
+            database: inventory_db.config.clone(),
+            catalog: inventory::domain::Catalog::shipped(),
+            reservation_ttl: Duration::from_secs(60),
+            service_token: None,
+        },
+        pricing: pricing::config::Config {
+            server: ServerConfig::for_tests(),
+            price_book: pricing::domain::PriceBook::shipped(),
+        },
+        order: order::config::Config {
+            server: ServerConfig::for_tests(),
+            database: order_db.config.clone(),
+            inventory_url: String::new(),
+            pricing_url: String::new(),
+            request_timeout: Duration::from_millis(1000),
+            breaker: BreakerConfig {
+                failure_threshold: 3,
+                reset_timeout: Duration::from_secs(30),
+            },
+            service_token: None,
+        },
+    };
+    adjust(&mut config);
+
+    let inventory = start_inventory(config.inventory.clone()).await;
+    let pricing = start_pricing(config.pricing.clone()).await;
+    // Later restarts reuse these ports.
+    config.inventory.server.port = inventory.port;
+    config.pricing.server.port = pricing.port;
+    config.order.inventory_url = format!("http://127.0.0.1:{}", inventory.port);
+    config.order.pricing_url = format!("http://127.0.0.1:{}", pricing.port);
+
+    let clock = ManualClock::default();
+    let server = order::startup::build_with_clock(config.order, Arc::new(clock.clone()))
+        .await
+        .expect("order starts");
+    Stack {
+        order: spawn(server),
+        inventory_client: inventory.client.clone(),
+        inventory: Some(inventory),
+        pricing: Some(pricing),
+        clock,
+        inventory_config: config.inventory,
+        pricing_config: config.pricing,
+        _dbs: vec![inventory_db, order_db],
+    }
+}
+
+async fn start_inventory(config: inventory::config::Config) -> Spawned {
+    spawn(
+        inventory::startup::build(config)
+            .await
+            .expect("inventory starts"),
+    )
+}
+
+async fn start_pricing(config: pricing::config::Config) -> Spawned {
+    spawn(
+        pricing::startup::build(config)
+            .await
+            .expect("pricing starts"),
+    )
+}
+
+/// An order body in the `items` form.
+pub fn order_body(customer: &str, items: &[(&str, u64)]) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
+        .collect();
+    json!({"customer_id": customer, "items": items})
+}
+
+impl Stack {
+    pub async fn place(&self, customer: &str, items: &[(&str, u64)]) -> TestResponse {
+        self.order
+            .client
+            .post_json("/orders", &order_body(customer, items))
+            .await
+    }
+
+    pub async fn place_with_key(&self, key: &str, body: &Value) -> TestResponse {
+        self.order
+            .client
+            .send(
+                actix_web::http::Method::POST,
+                "/orders",
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key),
+                ],
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+    }
+
+    pub async fn stock(&self, sku: &str) -> i64 {
+        let res = self.inventory_client.get(&format!("/items/{sku}")).await;
+        res.assert_status(200);
+        res.body["stock"].as_i64().expect("stock")
+    }
+
+    /// The `/health` entry of one of the order service's dependencies.
+    pub async fn dependency(&self, name: &str) -> Value {
+        let res = self.order.client.get("/health").await;
+        res.assert_status(200);
+        res.body["checks"][name].clone()
+    }
+
+    pub async fn breaker_state(&self, name: &str) -> String {
+        self.dependency(name).await["breaker"]["state"]
+            .as_str()
+            .expect("breaker state")
+            .to_owned()
+    }
+
+    pub async fn stop_pricing(&mut self) {
+        self.pricing
+            .take()
+            .expect("pricing is running")
+            .stop()
+            .await;
+    }
+
+    pub async fn start_pricing(&mut self) {
+        assert!(self.pricing.is_none(), "pricing already running");
+        self.pricing = Some(start_pricing(self.pricing_config.clone()).await);
+    }
+
+    pub async fn stop_inventory(&mut self) {
+        self.inventory
+            .take()
+            .expect("inventory is running")
+            .stop()
+            .await;
+    }
+
+    pub async fn start_inventory(&mut self) {
+        assert!(self.inventory.is_none(), "inventory already running");
+        self.inventory = Some(start_inventory(self.inventory_config.clone()).await);
+    }
+}

@@ -1,0 +1,6 @@
+//! The order service through its HTTP interface, against real inventory and
+//! pricing servers that the tests stop, slow down and restart.
+
+mod helpers;
+mod orders;
+mod resilience;
