@@ -21,7 +21,7 @@ impl Money {
     /// `899.99` -> 89999 cents. `None` for negative, non-finite, huge values
     /// or more than two decimal places.
     pub fn from_decimal(amount: f64) -> Option<Self> {
-        if !amount.is_finite() || amount < 0.0 || amount > 1e13 {
+        if !amount.is_finite() || !(0.0..=1e13).contains(&amount) {
             return None;
         }
         let cents = (amount * 100.0).round();

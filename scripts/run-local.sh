@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs the whole system on this machine, no Docker: inventory :7001, order :7002,
+# pricing :7003 on embedded SQLite (./data), and the web client on :8080.
+# The seed's demo chaos is on (inventory delays ~10% of requests by 100-500 ms,
+# pricing fails ~10%); DEMO_CHAOS=off turns it off. Ctrl-C stops everything.
+#
+# Settings (environment): PROFILE (release|debug, default release), DATA_DIR
+# (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, CLIENT_PORT, and
+# any service variable from the README (RUST_LOG, LOG_FORMAT, SERVICE_TOKEN, ...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=${PROFILE:-release}
+inventory_port=${INVENTORY_PORT:-7001}
+order_port=${ORDER_PORT:-7002}
+pricing_port=${PRICING_PORT:-7003}
+client_port=${CLIENT_PORT:-8080}
+export DATA_DIR=${DATA_DIR:-./data}
+export HOST=${HOST:-127.0.0.1}
+
+case "$profile" in
+  dev | debug) profile=dev bin_dir=target/debug ;;
+  *) bin_dir=target/$profile ;;
+esac
+echo "Building ($profile)..."
+cargo build --profile "$profile" --bins --quiet
+
+inventory_chaos=(CHAOS_DELAY_RATE=0.1 CHAOS_DELAY_MS=100-500)
+pricing_chaos=(CHAOS_FAILURE_RATE=0.1)
+if [ "${DEMO_CHAOS:-on}" = off ]; then
+  inventory_chaos=()
+  pricing_chaos=()
+fi
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+env PORT="$inventory_port" "${inventory_chaos[@]}" "$bin_dir/inventory" & pids+=($!)
+env PORT="$pricing_port" "${pricing_chaos[@]}" "$bin_dir/pricing" & pids+=($!)
+env PORT="$order_port" \
+  INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
+  PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}" \
+  "$bin_dir/order" & pids+=($!)
+if [ -d client ]; then
+  python3 -m http.server "$client_port" --bind "$HOST" --directory client >/dev/null 2>&1 & pids+=($!)
+fi
+
+for port in "$inventory_port" "$pricing_port" "$order_port"; do
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null || { echo "service on :$port did not become ready" >&2; exit 1; }
+done
+
+cat <<MSG
+
+  inventory  http://localhost:$inventory_port   (try: curl http://localhost:$inventory_port/items)
+  order      http://localhost:$order_port
+  pricing    http://localhost:$pricing_port
+  client     http://localhost:$client_port
+  data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}
+
+Ctrl-C stops everything.
+MSG
+
+# Stop everything as soon as any one process exits.
+wait -n "${pids[@]}"
+echo "a process exited; stopping the rest" >&2
+exit 1
