@@ -14,7 +14,7 @@
 //! - [`expiry`]: the background task that expires due reservations.
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
-//! - [`startup`]: wiring.
+//! - [`startup`]: wiring it all into a running server.
 
 pub mod config;
 pub mod domain;

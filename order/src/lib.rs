@@ -19,7 +19,7 @@
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
-//! - [`startup`]: wiring.
+//! - [`startup`]: wiring it all into a running server.
 
 pub mod clients;
 pub mod config;
