@@ -169,27 +169,65 @@ impl Spawned {
     }
 }
 
-/// A throwaway database for one test: an SQLite file in the temp folder,
+/// A throwaway database for one test.
+///
+/// With `TEST_DATABASE_URL` set (a PostgreSQL server URL, as `scripts/test.sh`
+/// sets it for its PostgreSQL pass) it is a freshly created, randomly named
+/// database on that server; otherwise an SQLite file in the temp folder,
 /// removed (with its WAL files) when dropped.
 pub struct TestDatabase {
     pub config: crate::config::DatabaseConfig,
-    path: std::path::PathBuf,
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl TestDatabase {
-    pub fn new(service: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("{service}-test-{}.db", uuid::Uuid::new_v4()));
-        Self {
-            config: crate::config::DatabaseConfig::sqlite_file(&path),
-            path,
+    pub async fn create(service: &str) -> Self {
+        let name = format!("{service}_test_{}", uuid::Uuid::new_v4().simple());
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => {
+                use sqlx::Connection;
+                sqlx::any::install_default_drivers();
+                let mut admin = sqlx::AnyConnection::connect(&server)
+                    .await
+                    .expect("TEST_DATABASE_URL is reachable");
+                // The name is ours (letters, digits, '_'): safe to format in.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("test database created");
+                let _ = admin.close().await;
+                let (base, _) = server.rsplit_once('/').expect("URL ends in /database");
+                Self {
+                    config: crate::config::DatabaseConfig {
+                        url: format!("{base}/{name}"),
+                        max_connections: 8,
+                    },
+                    sqlite_path: None,
+                }
+            }
+            _ => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                Self {
+                    config: crate::config::DatabaseConfig::sqlite_file(&path),
+                    sqlite_path: Some(path),
+                }
+            }
         }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.sqlite_path.is_none()
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        // PostgreSQL test databases go with the throwaway cluster.
+        let Some(sqlite_path) = &self.sqlite_path else {
+            return;
+        };
         for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.path.clone().into_os_string();
+            let mut path = sqlite_path.clone().into_os_string();
             path.push(suffix);
             let _ = std::fs::remove_file(path);
         }

@@ -19,7 +19,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     init_tracing();
-    let db = TestDatabase::new("inventory");
+    let db = TestDatabase::create("inventory").await;
     let mut config = Config {
         server: ServerConfig::for_tests(),
         database: db.config.clone(),

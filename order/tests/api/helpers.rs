@@ -38,8 +38,8 @@ pub async fn spawn_stack() -> Stack {
 
 pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
     init_tracing();
-    let inventory_db = TestDatabase::new("inventory");
-    let order_db = TestDatabase::new("order");
+    let inventory_db = TestDatabase::create("inventory").await;
+    let order_db = TestDatabase::create("order").await;
     let mut config = StackConfig {
         inventory: inventory::config::Config {
             server: ServerConfig::for_tests(),
