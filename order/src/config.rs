@@ -19,6 +19,9 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// Sent to inventory as `Authorization: Bearer …` when set.
     pub service_token: Option<String>,
+    /// Inventory's reservation TTL: a `pending` order older than this was
+    /// abandoned by a process that died mid-saga, and is resolved as failed.
+    pub reservation_ttl: Duration,
 }
 
 fn base_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
@@ -54,6 +57,7 @@ impl Config {
                 reset_timeout: env.millis("BREAKER_RESET_TIMEOUT_MS", 30_000, 1)?,
             },
             service_token: env.optional("SERVICE_TOKEN"),
+            reservation_ttl: env.millis("RESERVATION_TTL_MS", 60_000, 1)?,
         })
     }
 }

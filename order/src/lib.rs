@@ -17,6 +17,7 @@
 //! - [`store`]: all SQL (orders, their lines, last-seen prices).
 //! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
+//! - [`recovery`]: resolving orders a dead process left pending.
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
 //! - [`startup`]: wiring it all into a running server.
@@ -25,6 +26,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod recovery;
 pub mod routes;
 pub mod saga;
 pub mod startup;

@@ -2,6 +2,7 @@
 //! and the routes into a server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 use shared::breaker::{CircuitBreaker, Clock, SystemClock};
@@ -11,6 +12,7 @@ use shared::server::Server;
 
 use crate::clients::{DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;
+use crate::recovery;
 use crate::routes::routes;
 use crate::store::Store;
 
@@ -22,8 +24,39 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     build_with_clock(config, Arc::new(SystemClock)).await
 }
 
-/// Connects the store and binds the listener; the breakers read `clock`
-/// (tests pass a manual one). Await `run_until_stopped` to serve.
+/// The HTTP client settings for each dependency, shared by the workers.
+#[derive(Clone)]
+struct Dependencies {
+    config: Arc<Config>,
+    inventory_breaker: Arc<CircuitBreaker>,
+    pricing_breaker: Arc<CircuitBreaker>,
+}
+
+impl Dependencies {
+    fn inventory(&self) -> Downstream {
+        Downstream::new(
+            "inventory",
+            self.config.inventory_url.clone(),
+            self.inventory_breaker.clone(),
+            self.config.request_timeout,
+            self.config.service_token.clone(),
+        )
+    }
+
+    fn pricing(&self) -> Downstream {
+        Downstream::new(
+            "pricing",
+            self.config.pricing_url.clone(),
+            self.pricing_breaker.clone(),
+            self.config.request_timeout,
+            None,
+        )
+    }
+}
+
+/// Connects the store, binds the listener and starts the task that resolves
+/// abandoned orders; the breakers read `clock` (tests pass a manual one).
+/// Await `run_until_stopped` to serve.
 ///
 /// # Errors
 /// When the database cannot be reached or migrated, or the address cannot be bound.
@@ -37,41 +70,43 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     );
 
     // One breaker per dependency for the whole process, shared by the workers.
-    let inventory_breaker = Arc::new(CircuitBreaker::new(
-        "inventory",
-        config.breaker,
-        clock.clone(),
-    ));
-    let pricing_breaker = Arc::new(CircuitBreaker::new("pricing", config.breaker, clock));
+    let deps = Dependencies {
+        inventory_breaker: Arc::new(CircuitBreaker::new(
+            "inventory",
+            config.breaker,
+            clock.clone(),
+        )),
+        pricing_breaker: Arc::new(CircuitBreaker::new("pricing", config.breaker, clock)),
+        config: Arc::new(config),
+    };
 
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
-    let store = web::Data::new(store);
-    let server = shared::server::start(info, &config.server, move |cfg| {
+    let store_data = web::Data::new(store.clone());
+    let worker_deps = deps.clone();
+    let server = shared::server::start(info, &deps.config.server, move |cfg| {
         // Runs once per worker: the HTTP clients (and their pools) are worker-local.
-        let inventory = Downstream::new(
-            "inventory",
-            config.inventory_url.clone(),
-            inventory_breaker.clone(),
-            config.request_timeout,
-            config.service_token.clone(),
-        );
-        let pricing = Downstream::new(
-            "pricing",
-            config.pricing_url.clone(),
-            pricing_breaker.clone(),
-            config.request_timeout,
-            None,
-        );
+        let inventory = worker_deps.inventory();
+        let pricing = worker_deps.pricing();
         let checks = HealthChecks::new()
-            .with(DatabaseCheck::new(store.pool().clone()))
+            .with(DatabaseCheck::new(store_data.pool().clone()))
             .with(DependencyCheck(inventory.clone()))
             .with(DependencyCheck(pricing.clone()));
-        cfg.app_data(store.clone())
+        cfg.app_data(store_data.clone())
             .app_data(web::Data::new(InventoryClient::new(inventory)))
             .app_data(web::Data::new(PricingClient::new(pricing)))
             .app_data(web::Data::new(checks))
             .configure(routes);
     })?;
+
+    // Orders a dead process left pending: resolved now, then every half TTL.
+    let ttl = deps.config.reservation_ttl;
+    actix_web::rt::spawn(recovery::run(
+        store,
+        InventoryClient::new(deps.inventory()),
+        ttl,
+        (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(30)),
+        server.shutdown_handle().lifecycle().clone(),
+    ));
     tracing::info!(port = server.port(), "order listening");
     Ok(server)
 }

@@ -271,6 +271,21 @@ impl Store {
         Ok(updated == 1)
     }
 
+    /// Ids of orders still `pending` that were created before `before`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn pending_before(&self, before: i64, limit: u32) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'pending' AND created_at < $1 \
+             ORDER BY created_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The last price seen for each of `skus` that was ever priced.
     ///
     /// # Errors

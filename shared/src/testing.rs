@@ -163,9 +163,9 @@ pub fn spawn(server: crate::server::Server) -> Spawned {
 
 impl Spawned {
     /// Stops the server at once and waits until its port is closed.
-    pub async fn stop(self) {
+    pub async fn stop(&mut self) {
         self.shutdown.shutdown(Duration::ZERO).await;
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
     }
 }
 

@@ -3,3 +3,4 @@
 mod helpers;
 mod items;
 mod reservations;
+mod startup;

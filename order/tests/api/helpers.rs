@@ -15,6 +15,7 @@ use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_trac
 
 pub struct Stack {
     pub order: Spawned,
+    order_config: order::config::Config,
     pub inventory: Option<Spawned>,
     pub pricing: Option<Spawned>,
     pub clock: ManualClock,
@@ -63,6 +64,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
                 reset_timeout: Duration::from_secs(30),
             },
             service_token: None,
+            reservation_ttl: Duration::from_secs(60),
         },
     };
     adjust(&mut config);
@@ -76,11 +78,11 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
     config.order.pricing_url = format!("http://127.0.0.1:{}", pricing.port);
 
     let clock = ManualClock::default();
-    let server = order::startup::build_with_clock(config.order, Arc::new(clock.clone()))
-        .await
-        .expect("order starts");
+    let order = start_order(config.order.clone(), &clock).await;
+    config.order.server.port = order.port;
     Stack {
-        order: spawn(server),
+        order,
+        order_config: config.order,
         inventory_client: inventory.client.clone(),
         inventory: Some(inventory),
         pricing: Some(pricing),
@@ -89,6 +91,13 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
         pricing_config: config.pricing,
         _dbs: vec![inventory_db, order_db],
     }
+}
+
+async fn start_order(config: order::config::Config, clock: &ManualClock) -> Spawned {
+    let server = order::startup::build_with_clock(config, Arc::new(clock.clone()))
+        .await
+        .expect("order starts");
+    spawn(server)
 }
 
 async fn start_inventory(config: inventory::config::Config) -> Spawned {
@@ -160,11 +169,8 @@ impl Stack {
     }
 
     pub async fn stop_pricing(&mut self) {
-        self.pricing
-            .take()
-            .expect("pricing is running")
-            .stop()
-            .await;
+        let mut pricing = self.pricing.take().expect("pricing is running");
+        pricing.stop().await;
     }
 
     pub async fn start_pricing(&mut self) {
@@ -172,12 +178,34 @@ impl Stack {
         self.pricing = Some(start_pricing(self.pricing_config.clone()).await);
     }
 
+    /// Stops the order service and starts it again: same port, same database.
+    pub async fn restart_order(&mut self) {
+        self.order.stop().await;
+        self.order = start_order(self.order_config.clone(), &self.clock).await;
+    }
+
+    /// Another order process on the same database, calling `inventory_url`.
+    pub async fn order_replica(&self, inventory_url: String) -> Spawned {
+        let mut config = self.order_config.clone();
+        config.server.port = 0;
+        config.inventory_url = inventory_url;
+        start_order(config, &self.clock).await
+    }
+
+    /// Another inventory process on the same database.
+    pub async fn inventory_replica(&self) -> Spawned {
+        let mut config = self.inventory_config.clone();
+        config.server.port = 0;
+        start_inventory(config).await
+    }
+
+    pub fn order_config(&self) -> &order::config::Config {
+        &self.order_config
+    }
+
     pub async fn stop_inventory(&mut self) {
-        self.inventory
-            .take()
-            .expect("inventory is running")
-            .stop()
-            .await;
+        let mut inventory = self.inventory.take().expect("inventory is running");
+        inventory.stop().await;
     }
 
     pub async fn start_inventory(&mut self) {

@@ -1,6 +1,8 @@
 //! The order service through its HTTP interface, against real inventory and
 //! pricing servers that the tests stop, slow down and restart.
 
+mod durability;
 mod helpers;
 mod orders;
+mod replicas;
 mod resilience;

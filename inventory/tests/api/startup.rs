@@ -1,0 +1,60 @@
+use std::time::Duration;
+
+use futures::future::join_all;
+use inventory::config::Config;
+use inventory::domain::Catalog;
+use shared::config::ServerConfig;
+use shared::testing::{TestDatabase, init_tracing, spawn};
+
+#[actix_web::test]
+async fn replicas_starting_together_on_a_fresh_database_all_come_up_and_seed_once() {
+    init_tracing();
+    let db = TestDatabase::create("inventory").await;
+    let config = Config {
+        server: ServerConfig::for_tests(),
+        database: db.config.clone(),
+        catalog: Catalog::shipped(),
+        reservation_ttl: Duration::from_secs(60),
+        service_token: None,
+    };
+    let builds = (0..3).map(|_| inventory::startup::build(config.clone()));
+    let servers: Vec<_> = join_all(builds)
+        .await
+        .into_iter()
+        .map(|built| spawn(built.expect("every replica starts")))
+        .collect();
+    for server in &servers {
+        server.client.get("/health/ready").await.assert_status(200);
+        let items = server.client.get("/items").await;
+        assert_eq!(items.body["count"], Catalog::shipped().items.len());
+        assert_eq!(server.client.get("/items/A001").await.body["stock"], 50);
+    }
+}
+
+#[actix_web::test]
+async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
+    init_tracing();
+    let config = Config {
+        server: ServerConfig::for_tests(),
+        database: shared::config::DatabaseConfig {
+            url: "postgres://nobody:secret@127.0.0.1:1/none".into(),
+            max_connections: 1,
+        },
+        catalog: Catalog::shipped(),
+        reservation_ttl: Duration::from_secs(60),
+        service_token: None,
+    };
+    let err = inventory::startup::build(config)
+        .await
+        .err()
+        .expect("start-up fails");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("connecting to the postgres database"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("secret"),
+        "the password stays out of the message: {message}"
+    );
+}

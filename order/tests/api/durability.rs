@@ -1,0 +1,151 @@
+//! Nothing is lost when processes restart or die.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared::config::ChaosConfig;
+use shared::testing::TestClient;
+
+use crate::helpers::{order_body, spawn_stack, spawn_stack_with};
+
+#[actix_web::test]
+async fn orders_stock_reservations_and_last_prices_survive_a_restart_of_every_process() {
+    let mut stack = spawn_stack().await;
+    let placed = stack.place("c1", &[("A001", 2)]).await;
+    placed.assert_status(201);
+    let id = placed.body["order_id"].as_str().expect("id").to_owned();
+
+    stack.stop_pricing().await;
+    stack.stop_inventory().await;
+    stack.restart_order().await;
+    stack.start_inventory().await;
+
+    let res = stack.order.client.get(&format!("/orders/{id}")).await;
+    res.assert_status(200);
+    assert_eq!(res.body, placed.body);
+    assert_eq!(stack.stock("A001").await, 48);
+    let reservation = stack
+        .inventory_client
+        .get(&format!("/reservations/{id}"))
+        .await;
+    assert_eq!(reservation.body["status"], "confirmed");
+
+    // Pricing is still down: the price seen before the restart is still known.
+    let res = stack.place("c1", &[("A001", 1)]).await;
+    res.assert_status(201);
+    assert_eq!(res.body["pricing"], "fallback");
+    assert_eq!(res.body["items"][0]["unit_price"], 899.99);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The real order binary, so that the test can SIGKILL it.
+fn order_process(config: &order::config::Config, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_order"))
+        .env_clear()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", &config.database.url)
+        .env("INVENTORY_URL", &config.inventory_url)
+        .env("PRICING_URL", &config.pricing_url)
+        .env("RESERVATION_TTL_MS", "1500")
+        .env("REQUEST_TIMEOUT_MS", "20000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("order binary starts")
+}
+
+async fn wait_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn is_ready(port: u16) -> bool {
+    awc::Client::new()
+        .get(format!("http://127.0.0.1:{port}/health/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+#[actix_web::test]
+async fn an_order_process_killed_mid_saga_loses_no_stock_and_its_order_is_resolved_on_restart() {
+    let stack = spawn_stack_with(|c| {
+        c.inventory.reservation_ttl = Duration::from_millis(1500);
+        // The saga will sit in the pricing call, after reserving, when the process dies.
+        c.pricing.server.chaos = ChaosConfig {
+            delay_rate: 1.0,
+            delay: (Duration::from_secs(15), Duration::from_secs(15)),
+            failure_rate: 0.0,
+        };
+    })
+    .await;
+    let port = free_port();
+    let mut process = order_process(stack.order_config(), port);
+    wait_until("the order process is ready", || is_ready(port)).await;
+
+    // Fire an order and do not wait for its answer: it will never come.
+    let body = order_body("crash", &[("A001", 3)]);
+    actix_web::rt::spawn(async move {
+        let _ = awc::Client::new()
+            .post(format!("http://127.0.0.1:{port}/orders"))
+            .timeout(Duration::from_secs(30))
+            .send_json(&body)
+            .await;
+    });
+    wait_until("stock is reserved", || async {
+        stack.stock("A001").await == 47
+    })
+    .await;
+
+    process.kill().expect("SIGKILL");
+    process.wait().expect("reaped");
+
+    // Inventory gives the stock back when the reservation expires.
+    wait_until("the reservation expires", || async {
+        stack.stock("A001").await == 50
+    })
+    .await;
+
+    // The restarted process resolves the order it left pending.
+    let mut restarted = order_process(stack.order_config(), port);
+    wait_until("the order process is ready again", || is_ready(port)).await;
+    let client = TestClient::new(port);
+    let order: Value = loop_until_resolved(&client).await;
+    assert_eq!(order["status"], "failed");
+    assert_eq!(
+        stack.stock("A001").await,
+        50,
+        "the failed order holds nothing"
+    );
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+}
+
+async fn loop_until_resolved(client: &TestClient) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = client.get("/orders?customer_id=crash").await;
+        let order = res.body["orders"][0].clone();
+        if order["status"] != "pending" && !order.is_null() {
+            return order;
+        }
+        assert!(Instant::now() < deadline, "order still {}", order["status"]);
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
