@@ -1,7 +1,11 @@
 //! The inventory service binary: configuration, logging, then serve until stopped.
+//! `inventory healthcheck` probes a running instance instead (for container health checks).
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    if let Some(code) = shared::healthcheck::from_args(inventory::config::DEFAULT_PORT) {
+        std::process::exit(code);
+    }
     let config = inventory::config::Config::from_env()?;
     shared::telemetry::init(config.server.log_format);
     let server = inventory::startup::build(config).await?;

@@ -1,7 +1,11 @@
 //! The order service binary: configuration, logging, then serve until stopped.
+//! `order healthcheck` probes a running instance instead (for container health checks).
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    if let Some(code) = shared::healthcheck::from_args(order::config::DEFAULT_PORT) {
+        std::process::exit(code);
+    }
     let config = order::config::Config::from_env()?;
     shared::telemetry::init(config.server.log_format);
     let server = order::startup::build(config).await?;

@@ -1,7 +1,11 @@
 //! The pricing service binary: configuration, logging, then serve until stopped.
+//! `pricing healthcheck` probes a running instance instead (for container health checks).
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    if let Some(code) = shared::healthcheck::from_args(pricing::config::DEFAULT_PORT) {
+        std::process::exit(code);
+    }
     let config = pricing::config::Config::from_env()?;
     shared::telemetry::init(config.server.log_format);
     let server = pricing::startup::build(config).await?;

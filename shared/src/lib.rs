@@ -16,6 +16,7 @@
 //! - [`telemetry`]: `tracing` set-up (`RUST_LOG`, `LOG_FORMAT=json`) and the
 //!   per-request root span.
 //! - [`health`]: `/health`, `/health/live`, `/health/ready` and the draining flag.
+//! - [`healthcheck`]: the `healthcheck` subcommand for images without a shell.
 //! - [`auth`]: the `SERVICE_TOKEN` bearer check between services.
 //! - [`breaker`]: the circuit breaker, with an injectable clock.
 //! - [`chaos`]: fault injection (`CHAOS_*`), off unless configured.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod health;
+pub mod healthcheck;
 pub mod money;
 pub mod problem;
 pub mod request_id;

@@ -235,3 +235,18 @@ async fn shutdown_turns_readiness_off_and_lets_in_flight_requests_finish() {
         .expect("server task")
         .expect("server exits cleanly");
 }
+
+#[actix_web::test]
+async fn the_healthcheck_probe_follows_readiness() {
+    let app = spawn_app().await;
+    let port = app.port;
+    // The probe is blocking I/O, as in the real subcommand: keep it off the runtime.
+    let probe =
+        move || actix_web::rt::task::spawn_blocking(move || shared::healthcheck::probe(port));
+    assert!(probe().await.expect("probe task").is_ok());
+    app.shutdown.lifecycle().start_draining();
+    assert!(
+        probe().await.expect("probe task").is_err(),
+        "draining is not ready"
+    );
+}
