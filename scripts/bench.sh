@@ -18,7 +18,6 @@ stores=${STORES:-sqlite postgres}
 if [ "${1:-}" != --store ]; then
   need=()
   command -v wrk >/dev/null || need+=(wrk)
-  command -v pg_virtualenv >/dev/null || need+=(postgresql)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
   fi
@@ -27,7 +26,7 @@ if [ "${1:-}" != --store ]; then
   printf '%-10s %-22s %10s %9s %9s %8s\n' store endpoint rps p50_ms p99_ms non_2xx
   for store in $stores; do
     if [ "$store" = postgres ]; then
-      pg_virtualenv -o max_connections=200 bash "$0" --store postgres
+      scripts/with-postgres.sh bash "$0" --store postgres
     else
       bash "$0" --store sqlite
     fi
@@ -35,7 +34,7 @@ if [ "${1:-}" != --store ]; then
   exit 0
 fi
 
-# --store STORE: one run against one store (inside pg_virtualenv for postgres).
+# --store STORE: one run against one store (inside with-postgres.sh for postgres).
 store=$2
 data_dir=$(mktemp -d)
 pids=()
@@ -51,7 +50,7 @@ order_db="sqlite://$data_dir/order.db"
 if [ "$store" = postgres ]; then
   createdb bench_inventory
   createdb bench_order
-  base="postgres://$PGUSER:$PGPASSWORD@127.0.0.1:$PGPORT"
+  base="postgres://$PGUSER@127.0.0.1:$PGPORT"
   inventory_db="$base/bench_inventory"
   order_db="$base/bench_order"
 fi

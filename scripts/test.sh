@@ -4,7 +4,7 @@
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. every crate's unit and HTTP tests on embedded SQLite
 #   3. the inventory and order HTTP suites again on PostgreSQL: a throwaway cluster
-#      (Debian's postgresql, installed when missing) on a free port, dropped afterwards
+#      (scripts/with-postgres.sh; Debian's postgresql, installed when missing)
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,6 @@ need_apt=()
 for tool in curl jq python3; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
-command -v pg_virtualenv >/dev/null && [ -d /usr/lib/postgresql ] || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   section "installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -29,10 +28,10 @@ section "tests (SQLite)"
 cargo test --workspace
 
 section "tests (PostgreSQL)"
-# pg_virtualenv creates a cluster in a temporary folder on a free port, exports
-# PG* for it, runs the command and drops the cluster.
-pg_virtualenv -o max_connections=300 -o fsync=off sh -c \
-  'TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@127.0.0.1:$PGPORT/postgres" cargo test -p inventory -p order --test api'
+# A throwaway cluster (installed from Debian when missing); each test creates
+# its own database on it.
+scripts/with-postgres.sh sh -c \
+  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order --test api'
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
