@@ -43,6 +43,14 @@ impl Sku {
     }
 }
 
+impl utoipa::PartialSchema for Sku {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        shared::openapi::identifier_schema(32, "A stock-keeping unit.", "A001")
+    }
+}
+
+impl utoipa::ToSchema for Sku {}
+
 /// The caller's id for a reservation (the order service uses its order id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationId(String);
@@ -60,6 +68,18 @@ impl ReservationId {
         &self.0
     }
 }
+
+impl utoipa::PartialSchema for ReservationId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        shared::openapi::identifier_schema(
+            64,
+            "The caller's id for a reservation (the order service uses its order id).",
+            "order-42",
+        )
+    }
+}
+
+impl utoipa::ToSchema for ReservationId {}
 
 /// A validated request to hold stock: distinct skus, each with 1..=MAX units.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,16 +118,23 @@ impl NewReservation {
 }
 
 /// An item and how many can still be ordered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"sku": "A001", "name": "Laptop", "category": "electronics", "stock": 50}))]
 pub struct Item {
+    #[schema(value_type = Sku)]
     pub sku: String,
+    #[schema(example = "Laptop")]
     pub name: String,
+    #[schema(example = "electronics")]
     pub category: String,
+    /// How many can still be ordered.
+    #[schema(minimum = 0, example = 50)]
     pub stock: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// `reserved` (held until `expires_at`), `confirmed` (kept for good), `released` or `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {
     Reserved,
@@ -138,11 +165,13 @@ impl ReservationStatus {
 }
 
 /// One reserved line, with the item's name for the caller's convenience.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReservedLine {
+    #[schema(value_type = Sku)]
     pub sku: String,
     pub name: String,
     pub category: String,
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 

@@ -2,9 +2,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use shared::problem::Problem;
+use serde::Serialize;
+use shared::problem::{Problem, ProblemDetails};
+use utoipa::ToSchema;
 
-use crate::domain::{ParseError, ReservationStatus};
+use crate::domain::{ParseError, ReservationStatus, Sku};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +27,37 @@ pub enum Error {
     InvalidRequest(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// `item_not_found`: a problem naming the sku.
+#[derive(Serialize, ToSchema)]
+pub struct SkuProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    /// The sku asked for.
+    pub sku: String,
+}
+
+/// `insufficient_stock`, `unknown_sku`: a problem listing the skus at fault.
+#[derive(Serialize, ToSchema)]
+pub struct SkusProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    #[schema(value_type = Vec<Sku>)]
+    pub skus: Vec<String>,
+}
+
+/// `reservation_not_found`, `reservation_expired`: a problem naming the reservation.
+#[derive(Serialize, ToSchema)]
+pub struct ReservationProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    /// The reservation asked for (any text, when the id was malformed).
+    pub reservation_id: String,
+    /// `reservation_expired` only: what became of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub reservation_status: Option<ReservationStatus>,
 }
 
 impl From<ParseError> for Error {

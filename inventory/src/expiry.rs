@@ -9,6 +9,7 @@ use std::time::Duration;
 use shared::health::Lifecycle;
 use shared::timestamp::now_ms;
 
+use crate::metrics::InventoryMetrics;
 use crate::store::Store;
 
 /// How often to look for due reservations: often enough that stock returns
@@ -18,14 +19,22 @@ pub fn sweep_interval(ttl: Duration) -> Duration {
 }
 
 /// Runs until the service starts draining.
-pub async fn run(store: Store, interval: Duration, lifecycle: Lifecycle) {
+pub async fn run(
+    store: Store,
+    interval: Duration,
+    lifecycle: Lifecycle,
+    metrics: InventoryMetrics,
+) {
     let mut ticker = actix_web::rt::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !lifecycle.is_draining() {
         ticker.tick().await;
         match store.expire_due(now_ms()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired reservations; stock returned"),
+            Ok(n) => {
+                metrics.expired(n as u64);
+                tracing::info!(expired = n, "expired reservations; stock returned");
+            }
             Err(e) => tracing::warn!(error.cause_chain = ?e, "expiring reservations failed"),
         }
     }

@@ -12,6 +12,7 @@
 //! - [`domain`]: validated types (`Sku`, `NewReservation`, …).
 //! - [`store`]: all SQL, behind domain-level methods.
 //! - [`expiry`]: the background task that expires due reservations.
+//! - [`metrics`]: reservations by outcome, expiries.
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
 //! - [`startup`]: wiring it all into a running server.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod expiry;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -7,7 +7,7 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     let config = inventory::config::Config::from_env()?;
-    shared::telemetry::init(config.server.log_format);
+    let _telemetry = shared::telemetry::init("inventory", &config.server);
     let server = inventory::startup::build(config).await?;
     Ok(server.run_until_stopped().await?)
 }

@@ -4,10 +4,12 @@ use actix_web::web;
 use shared::auth::ServiceToken;
 use shared::db::DatabaseCheck;
 use shared::health::{HealthChecks, ServiceInfo};
+use shared::metrics::Registry;
 use shared::server::Server;
 
 use crate::config::Config;
 use crate::expiry;
+use crate::metrics::InventoryMetrics;
 use crate::routes::ReservationTtl;
 use crate::routes::routes;
 use crate::store::Store;
@@ -26,22 +28,27 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         "inventory store ready"
     );
 
+    let mut registry = Registry::default();
+    let metrics = InventoryMetrics::register(&mut registry);
+
     let info = ServiceInfo::new("inventory", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
     let ttl = web::Data::new(ReservationTtl(config.reservation_ttl));
     let token = web::Data::new(ServiceToken::new(config.service_token.clone()));
-    let server = shared::server::start(info, &config.server, move |cfg| {
-        let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.pool().clone()));
+    let metrics_data = web::Data::new(metrics.clone());
+    let server = shared::server::start(info, &config.server, registry, move |cfg| {
+        let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
         cfg.app_data(store_data.clone())
             .app_data(ttl.clone())
             .app_data(token.clone())
+            .app_data(metrics_data.clone())
             .app_data(web::Data::new(checks))
             .configure(routes);
     })?;
 
     let lifecycle = server.shutdown_handle().lifecycle().clone();
     let interval = expiry::sweep_interval(config.reservation_ttl);
-    actix_web::rt::spawn(expiry::run(store, interval, lifecycle));
+    actix_web::rt::spawn(expiry::run(store, interval, lifecycle, metrics));
     tracing::info!(port = server.port(), "inventory listening");
     Ok(server)
 }

@@ -12,17 +12,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
-use shared::db::Pool;
+use shared::db::Database;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::domain::{Item, NewReservation, Reservation, ReservationStatus, ReservedLine};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Inventory's data. Cheap to clone (the pool is shared).
+/// Inventory's data. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    db: Database,
 }
 
 /// What became of a reservation request.
@@ -82,16 +82,16 @@ impl Store {
     /// # Errors
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
-        let pool = shared::db::connect(config).await?;
+        let db = Database::connect(config).await?;
         MIGRATOR
-            .run(&pool)
+            .run(db.writes())
             .await
             .context("running inventory migrations")?;
-        Ok(Self { pool })
+        Ok(Self { db })
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Inserts the catalogue when the store holds no items; returns how many.
@@ -101,12 +101,12 @@ impl Store {
     /// On a database error.
     pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<usize> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.reads())
             .await?;
         if count > 0 {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.writes().begin().await?;
         let mut inserted = 0;
         for item in items {
             inserted += sqlx::query(
@@ -147,7 +147,7 @@ impl Store {
         for sku in filter.skus.iter().flatten() {
             query = query.bind(sku);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(self.db.reads()).await?;
         Ok(rows.iter().map(item_from).collect::<Result<_, _>>()?)
     }
 
@@ -157,7 +157,7 @@ impl Store {
     pub async fn get_item(&self, sku: &str) -> anyhow::Result<Option<Item>> {
         let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
             .bind(sku)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.reads())
             .await?;
         Ok(row.as_ref().map(item_from).transpose()?)
     }
@@ -169,7 +169,7 @@ impl Store {
             "SELECT category, COUNT(*) AS items, CAST(SUM(stock) AS BIGINT) AS stock \
              FROM items GROUP BY category ORDER BY category",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.reads())
         .await?;
         rows.iter()
             .map(|r| {
@@ -196,7 +196,7 @@ impl Store {
     ) -> anyhow::Result<ReserveOutcome> {
         let id = new.id.as_str();
         let expires_at = now + ttl.as_millis() as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.writes().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO reservations (id, status, created_at, expires_at, updated_at) \
              VALUES ($1, 'reserved', $2, $3, $2) ON CONFLICT (id) DO NOTHING",
@@ -281,7 +281,7 @@ impl Store {
         for sku in skus {
             query = query.bind(sku);
         }
-        Ok(query.fetch_all(&self.pool).await?)
+        Ok(query.fetch_all(self.db.reads()).await?)
     }
 
     /// Keeps a reservation's stock for good.
@@ -296,7 +296,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.db.writes())
         .await?
         .rows_affected();
         let Some(reservation) = self.get_reservation(id, now).await? else {
@@ -317,7 +317,7 @@ impl Store {
     /// On a database error.
     #[tracing::instrument(skip_all, fields(reservation_id = id))]
     pub async fn release(&self, id: &str, now: i64) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.writes().begin().await?;
         let released = sqlx::query(
             "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND status IN ('reserved', 'confirmed')",
@@ -345,7 +345,7 @@ impl Store {
 
     /// Expires one reservation if it is still reserved and due; returns whether it did.
     async fn expire(&self, id: &str, now: i64) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.writes().begin().await?;
         let expired = sqlx::query(
             "UPDATE reservations SET status = 'expired', expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND status = 'reserved' AND expires_at <= $1",
@@ -385,7 +385,7 @@ impl Store {
              ORDER BY expires_at LIMIT 500",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.reads())
         .await?;
         let mut expired = 0;
         for id in &due {
@@ -406,7 +406,7 @@ impl Store {
             "SELECT id, status, created_at, expires_at FROM reservations WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.reads())
         .await?
         else {
             return Ok(None);
@@ -422,7 +422,7 @@ impl Store {
              JOIN items i ON i.sku = l.sku WHERE l.reservation_id = $1 ORDER BY l.sku",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.reads())
         .await?
         .iter()
         .map(|r| {

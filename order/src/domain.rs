@@ -21,8 +21,6 @@ pub enum ParseError {
     Quantity(u64),
     #[error("an order needs 1 to {MAX_LINES} distinct skus")]
     LineCount,
-    #[error("send either \"skus\" or \"items\", not both and not neither")]
-    LinesShape,
     #[error("Idempotency-Key must be 1-128 visible ASCII characters")]
     IdempotencyKey,
 }
@@ -46,6 +44,26 @@ impl CustomerId {
     }
 }
 
+/// The pattern says what [`CustomerId::parse`] does: no control characters,
+/// not all blank. (Its length counts before trimming, so it is a little stricter.)
+impl utoipa::PartialSchema for CustomerId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(64))
+            .pattern(Some(
+                r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+            ))
+            .description(Some("Who the order is for."))
+            .examples([serde_json::json!("c1")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CustomerId {}
+
 /// A stock-keeping unit, e.g. `A001`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sku(String);
@@ -63,6 +81,14 @@ impl Sku {
         &self.0
     }
 }
+
+impl utoipa::PartialSchema for Sku {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        shared::openapi::identifier_schema(32, "A stock-keeping unit.", "A001")
+    }
+}
+
+impl utoipa::ToSchema for Sku {}
 
 /// The client's key for retrying one order safely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +158,8 @@ impl NewOrder {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Recorded; the saga is under way.
@@ -181,7 +208,7 @@ impl OrderStatus {
 }
 
 /// Where an order's prices came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PricingSource {
     /// Quoted by the pricing service for this order.

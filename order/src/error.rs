@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use shared::problem::Problem;
+use serde::Serialize;
+use shared::problem::{Problem, ProblemDetails};
+use utoipa::ToSchema;
 
-use crate::domain::{OrderStatus, ParseError};
+use crate::domain::{OrderStatus, ParseError, Sku};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,6 +35,32 @@ pub enum Error {
     NotCancellable { id: String, status: OrderStatus },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// `insufficient_stock`, `unknown_sku`: a problem listing the skus at fault.
+/// (`order_in_progress` and `idempotency_key_reused` name the `order_id` instead.)
+#[derive(Serialize, ToSchema)]
+pub struct SkusProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Sku>, nullable = false)]
+    pub skus: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub order_id: Option<String>,
+}
+
+/// `order_not_found`, `order_not_cancellable`: a problem naming the order.
+#[derive(Serialize, ToSchema)]
+pub struct OrderProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    pub order_id: String,
+    /// `order_not_cancellable` only: where the order stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub order_status: Option<OrderStatus>,
 }
 
 impl From<ParseError> for Error {

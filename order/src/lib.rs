@@ -17,6 +17,7 @@
 //! - [`store`]: all SQL (orders, their lines, last-seen prices).
 //! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
+//! - [`metrics`]: orders by outcome and pricing source, downstream calls.
 //! - [`recovery`]: resolving orders a dead process left pending.
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
@@ -26,6 +27,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod recovery;
 pub mod routes;
 pub mod saga;

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use shared::breaker::{CircuitBreaker, Clock, SystemClock};
+use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared::db::DatabaseCheck;
 use shared::health::{HealthChecks, ServiceInfo};
+use shared::metrics::Registry;
 use shared::server::Server;
 
 use crate::clients::{DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;
+use crate::metrics::OrderMetrics;
 use crate::recovery;
 use crate::routes::routes;
 use crate::store::Store;
@@ -30,6 +32,7 @@ struct Dependencies {
     config: Arc<Config>,
     inventory_breaker: Arc<CircuitBreaker>,
     pricing_breaker: Arc<CircuitBreaker>,
+    metrics: OrderMetrics,
 }
 
 impl Dependencies {
@@ -40,6 +43,7 @@ impl Dependencies {
             self.inventory_breaker.clone(),
             self.config.request_timeout,
             self.config.service_token.clone(),
+            self.metrics.clone(),
         )
     }
 
@@ -50,6 +54,7 @@ impl Dependencies {
             self.pricing_breaker.clone(),
             self.config.request_timeout,
             None,
+            self.metrics.clone(),
         )
     }
 }
@@ -69,32 +74,38 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         "order store ready"
     );
 
+    let mut registry = Registry::default();
+    let breaker_metrics = BreakerMetrics::register(&mut registry);
+    let metrics = OrderMetrics::register(&mut registry);
+
     // One breaker per dependency for the whole process, shared by the workers.
+    let breaker = |name| {
+        let breaker = CircuitBreaker::new(name, config.breaker, clock.clone());
+        Arc::new(breaker.with_metrics(breaker_metrics.clone()))
+    };
     let deps = Dependencies {
-        inventory_breaker: Arc::new(CircuitBreaker::new(
-            "inventory",
-            config.breaker,
-            clock.clone(),
-        )),
-        pricing_breaker: Arc::new(CircuitBreaker::new("pricing", config.breaker, clock)),
+        inventory_breaker: breaker("inventory"),
+        pricing_breaker: breaker("pricing"),
+        metrics,
         config: Arc::new(config),
     };
 
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
     let worker_deps = deps.clone();
-    let server = shared::server::start(info, &deps.config.server, move |cfg| {
+    let server = shared::server::start(info, &deps.config.server, registry, move |cfg| {
         // Runs once per worker: the HTTP clients (and their pools) are worker-local.
         let inventory = worker_deps.inventory();
         let pricing = worker_deps.pricing();
         let checks = HealthChecks::new()
-            .with(DatabaseCheck::new(store_data.pool().clone()))
+            .with(DatabaseCheck::new(store_data.database()))
             .with(DependencyCheck(inventory.clone()))
             .with(DependencyCheck(pricing.clone()));
         cfg.app_data(store_data.clone())
             .app_data(web::Data::new(InventoryClient::new(inventory)))
             .app_data(web::Data::new(PricingClient::new(pricing)))
             .app_data(web::Data::new(checks))
+            .app_data(web::Data::new(worker_deps.metrics.clone()))
             .configure(routes);
     })?;
 

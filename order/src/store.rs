@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
-use shared::db::Pool;
+use shared::db::Database;
 use shared::money::Money;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -18,10 +18,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_cents, \
      request_fingerprint, failure_reason, created_at, updated_at";
 
-/// Order's data. Cheap to clone (the pool is shared).
+/// Order's data. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    db: Database,
 }
 
 /// What recording a new order found.
@@ -88,16 +88,16 @@ impl Store {
     /// # Errors
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
-        let pool = shared::db::connect(config).await?;
+        let db = Database::connect(config).await?;
         MIGRATOR
-            .run(&pool)
+            .run(db.writes())
             .await
             .context("running order migrations")?;
-        Ok(Self { pool })
+        Ok(Self { db })
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Records a new `pending` order with its lines, unless `key` was used
@@ -115,7 +115,7 @@ impl Store {
         key: Option<&IdempotencyKey>,
         now: i64,
     ) -> anyhow::Result<Recorded> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.writes().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO orders (id, customer_id, status, idempotency_key, request_fingerprint, \
              created_at, updated_at) VALUES ($1, $2, 'pending', $3, $4, $5, $5) \
@@ -157,7 +157,7 @@ impl Store {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(key.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.reads())
             .await?;
         match row {
             None => Ok(None),
@@ -181,7 +181,7 @@ impl Store {
         live_prices: &HashMap<String, UnitPrice>,
         now: i64,
     ) -> anyhow::Result<Order> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.writes().begin().await?;
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
              updated_at = $5 WHERE id = $6 AND status = 'pending'",
@@ -249,7 +249,7 @@ impl Store {
         .bind(reason)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.db.writes())
         .await?;
         Ok(())
     }
@@ -265,7 +265,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.db.writes())
         .await?
         .rows_affected();
         Ok(updated == 1)
@@ -282,7 +282,7 @@ impl Store {
         )
         .bind(before)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.reads())
         .await?)
     }
 
@@ -301,7 +301,7 @@ impl Store {
         for sku in skus {
             query = query.bind(*sku);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(self.db.reads()).await?;
         rows.iter()
             .map(|row| {
                 let discount: i64 = row.try_get("discount_percent")?;
@@ -323,7 +323,7 @@ impl Store {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.reads())
             .await?;
         match row {
             None => Ok(None),
@@ -347,7 +347,7 @@ impl Store {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(customer_id)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.reads())
             .await?;
         let orders = rows.iter().map(order_from).collect::<Result<Vec<_>, _>>()?;
         self.with_lines(orders).await
@@ -369,7 +369,7 @@ impl Store {
             query = query.bind(order.id.clone());
         }
         let mut by_order: HashMap<String, Vec<OrderLine>> = HashMap::new();
-        for row in query.fetch_all(&self.pool).await? {
+        for row in query.fetch_all(self.db.reads()).await? {
             let (order_id, line) = line_from(&row)?;
             by_order.entry(order_id).or_default().push(line);
         }

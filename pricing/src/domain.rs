@@ -46,6 +46,14 @@ impl Sku {
     }
 }
 
+impl utoipa::PartialSchema for Sku {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        shared::openapi::identifier_schema(32, "A stock-keeping unit.", "A001")
+    }
+}
+
+impl utoipa::ToSchema for Sku {}
+
 /// How many units are being priced (1 to [`MAX_QUANTITY`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quantity(u32);
@@ -91,19 +99,34 @@ pub struct PriceBook {
 }
 
 /// A price as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(
+    as = Price,
+    example = json!({"sku": "A001", "base_price": 999.99, "discount_percent": 10,
+                     "final_price": 899.99, "currency": "USD", "discounted": true})
+)]
 pub struct Quote {
+    #[schema(value_type = Sku)]
     pub sku: String,
+    /// Unit price before any discount.
     pub base_price: Money,
     /// The discount applied (item discount or quantity tier, whichever is larger).
+    #[schema(maximum = 100)]
     pub discount_percent: u8,
     /// Unit price after the discount.
     pub final_price: Money,
+    /// ISO 4217 code of every amount here.
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
     pub currency: String,
+    /// Whether any discount applies.
     pub discounted: bool,
+    /// The units priced, when a quantity was given.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 100_000)]
     pub quantity: Option<u32>,
+    /// `final_price` times `quantity`, when a quantity was given.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub line_total: Option<Money>,
 }
 

@@ -2,7 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use shared::problem::Problem;
+use serde::Serialize;
+use shared::problem::{Problem, ProblemDetails};
+use utoipa::ToSchema;
 
 use crate::domain::ParseError;
 
@@ -12,6 +14,15 @@ pub enum Error {
     PriceNotFound { sku: String },
     #[error("{0}")]
     InvalidRequest(String),
+}
+
+/// `price_not_found`: a problem naming the sku.
+#[derive(Serialize, ToSchema)]
+pub struct SkuProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    /// The sku asked for.
+    pub sku: String,
 }
 
 impl From<ParseError> for Error {

@@ -7,7 +7,7 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     let config = pricing::config::Config::from_env()?;
-    shared::telemetry::init(config.server.log_format);
+    let _telemetry = shared::telemetry::init("pricing", &config.server);
     let server = pricing::startup::build(config).await?;
     Ok(server.run_until_stopped().await?)
 }

@@ -2,6 +2,7 @@
 
 use actix_web::web;
 use shared::health::ServiceInfo;
+use shared::metrics::Registry;
 use shared::server::Server;
 
 use crate::config::Config;
@@ -15,7 +16,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     tracing::info!(prices = config.price_book.len(), "price book loaded");
     let book = web::Data::new(config.price_book);
     let info = ServiceInfo::new("pricing", env!("CARGO_PKG_VERSION"));
-    let server = shared::server::start(info, &config.server, move |cfg| {
+    let server = shared::server::start(info, &config.server, Registry::default(), move |cfg| {
         cfg.app_data(book.clone()).configure(routes);
     })?;
     tracing::info!(port = server.port(), "pricing listening");

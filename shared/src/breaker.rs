@@ -24,7 +24,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
+
+use crate::metrics::{Registry, names};
 
 /// Where the breaker reads the time.
 pub trait Clock: Send + Sync + 'static {
@@ -125,12 +131,78 @@ struct Inner {
     transitions: u64,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    dependency: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    dependency: String,
+    from: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: String,
+}
+
+/// The breakers' metrics: one gauge per state (1 for the current one),
+/// transitions, and calls refused without touching the network.
+#[derive(Clone, Default)]
+pub struct BreakerMetrics {
+    state: Family<StateLabels, Gauge>,
+    transitions: Family<TransitionLabels, Counter>,
+    rejected: Family<DependencyLabels, Counter>,
+}
+
+impl BreakerMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            names::BREAKER_STATE,
+            "1 for the state each dependency's circuit breaker is in, 0 for the others",
+            metrics.state.clone(),
+        );
+        registry.register(
+            names::BREAKER_TRANSITIONS,
+            "Circuit breaker state changes",
+            metrics.transitions.clone(),
+        );
+        registry.register(
+            names::BREAKER_REJECTED_CALLS,
+            "Calls refused by an open circuit breaker, without touching the network",
+            metrics.rejected.clone(),
+        );
+        metrics
+    }
+
+    fn show_state(&self, dependency: &str, current: BreakerState) {
+        for state in [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ] {
+            let labels = StateLabels {
+                dependency: dependency.to_owned(),
+                state: state.as_str().to_owned(),
+            };
+            self.state
+                .get_or_create(&labels)
+                .set(i64::from(state == current));
+        }
+    }
+}
+
 /// A circuit breaker. Share it between workers with an `Arc`.
 pub struct CircuitBreaker {
     name: &'static str,
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    metrics: Option<BreakerMetrics>,
 }
 
 /// Permission to make one call. Report how it went with [`Permit::record`];
@@ -178,6 +250,24 @@ impl CircuitBreaker {
                 rejected_calls: 0,
                 transitions: 0,
             }),
+            metrics: None,
+        }
+    }
+
+    /// Reports this breaker's state, transitions and refusals in `metrics`.
+    pub fn with_metrics(mut self, metrics: BreakerMetrics) -> Self {
+        metrics.show_state(self.name, BreakerState::Closed);
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_rejection(&self, inner: &mut Inner) {
+        inner.rejected_calls += 1;
+        if let Some(metrics) = &self.metrics {
+            let labels = DependencyLabels {
+                dependency: self.name.to_owned(),
+            };
+            metrics.rejected.get_or_create(&labels).inc();
         }
     }
 
@@ -204,7 +294,7 @@ impl CircuitBreaker {
             BreakerState::Open => {
                 let reopens = inner.opened_at + self.config.reset_timeout;
                 if now < reopens {
-                    inner.rejected_calls += 1;
+                    self.count_rejection(&mut inner);
                     return Err(Rejected {
                         retry_after: (reopens - now).max(Duration::from_secs(1)),
                     });
@@ -215,7 +305,7 @@ impl CircuitBreaker {
             }
             BreakerState::HalfOpen => {
                 if inner.trial_in_flight {
-                    inner.rejected_calls += 1;
+                    self.count_rejection(&mut inner);
                     return Err(Rejected {
                         retry_after: Duration::from_secs(1),
                     });
@@ -281,6 +371,15 @@ impl CircuitBreaker {
             consecutive_failures = inner.consecutive_failures,
             "circuit breaker changed state"
         );
+        if let Some(metrics) = &self.metrics {
+            metrics.show_state(self.name, to);
+            let labels = TransitionLabels {
+                dependency: self.name.to_owned(),
+                from: inner.state.as_str().to_owned(),
+                to: to.as_str().to_owned(),
+            };
+            metrics.transitions.get_or_create(&labels).inc();
+        }
         inner.state = to;
         inner.transitions += 1;
     }
@@ -404,6 +503,29 @@ mod tests {
         assert_eq!(b.state(), BreakerState::HalfOpen);
         b.try_acquire().expect("next trial").record(true);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn metrics_show_the_current_state_transitions_and_rejections() {
+        let clock = ManualClock::default();
+        let mut registry = Registry::default();
+        let metrics = BreakerMetrics::register(&mut registry);
+        let config = BreakerConfig {
+            failure_threshold: 1,
+            reset_timeout: RESET,
+        };
+        let b = CircuitBreaker::new("pricing", config, Arc::new(clock)).with_metrics(metrics);
+        fail(&b);
+        assert!(b.try_acquire().is_err());
+        let text = crate::metrics::MetricsRegistry::new(registry).render();
+        for line in [
+            r#"circuit_breaker_state{dependency="pricing",state="open"} 1"#,
+            r#"circuit_breaker_state{dependency="pricing",state="closed"} 0"#,
+            r#"circuit_breaker_transitions_total{dependency="pricing",from="closed",to="open"} 1"#,
+            r#"circuit_breaker_rejected_calls_total{dependency="pricing"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ use rand::Rng;
 use crate::config::ChaosConfig;
 use crate::problem::Problem;
 
-fn is_exempt(path: &str) -> bool {
+/// Paths that fault injection never touches (probes, scrapes, the API description).
+pub(crate) fn is_exempt(path: &str) -> bool {
     path.starts_with("/health") || path == "/metrics" || path == "/openapi.json"
 }
 

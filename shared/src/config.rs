@@ -288,6 +288,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Largest accepted JSON body.
     pub body_limit: usize,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where to export spans (OTLP over HTTP); off when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServerConfig {
@@ -310,6 +312,16 @@ impl ServerConfig {
             drain_delay: env.millis("SHUTDOWN_DRAIN_MS", 1000, 0)?,
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0)?,
             body_limit: env.at_least("BODY_LIMIT_BYTES", 64 * 1024, 1024)? as usize,
+            otlp_endpoint: match env.optional("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                    return Err(ConfigError::new(
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        &url,
+                        "expected an http:// or https:// URL",
+                    ));
+                }
+                other => other,
+            },
         })
     }
 
@@ -325,6 +337,7 @@ impl ServerConfig {
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
             body_limit: 64 * 1024,
+            otlp_endpoint: None,
         }
     }
 }

@@ -13,55 +13,92 @@ use sqlx::{AnyPool, Connection, Executor};
 use crate::config::DatabaseConfig;
 use crate::health::{CheckOutcome, HealthCheck};
 
-pub use sqlx::AnyPool as Pool;
+/// A service's database: a pool for reads and one for writes.
+///
+/// On PostgreSQL both are the same pool. On SQLite, which allows one writer at
+/// a time, the write pool has a single connection: writers queue in the pool
+/// (first come, first served, without spinning) instead of colliding on the
+/// database lock and backing off in SQLite's busy handler, which sleeps for
+/// milliseconds at a time and ruins tail latency under load. Reads use their
+/// own pool and, in WAL mode, never wait for the writer.
+#[derive(Clone)]
+pub struct Database {
+    reads: AnyPool,
+    writes: AnyPool,
+}
 
-/// Opens the pool, creating the SQLite file (and its folder) when missing.
-///
-/// SQLite connections run in WAL mode (readers do not block the writer) with a
-/// busy timeout, so concurrent writers queue instead of failing, and
-/// `synchronous=NORMAL`, which in WAL mode survives a process crash (only a
-/// power loss can drop the last commits).
-///
-/// # Errors
-/// When the database cannot be reached or the file cannot be created.
-pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let is_sqlite = config.url.starts_with("sqlite:");
-    let mut url = config.url.clone();
-    let mut max_connections = config.max_connections;
-    if is_sqlite {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if in_memory {
-            // Every connection to `:memory:` is a database of its own: keep one.
-            max_connections = 1;
-        } else {
-            let path = url
-                .trim_start_matches("sqlite:")
-                .trim_start_matches("//")
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            if let Some(dir) = std::path::Path::new(&path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the data folder {}", dir.display()))?;
-            }
-            if !url.contains("mode=") {
-                url.push_str(if url.contains('?') {
-                    "&mode=rwc"
-                } else {
-                    "?mode=rwc"
-                });
-            }
+impl Database {
+    /// Opens the pools, creating the SQLite file (and its folder) when missing.
+    ///
+    /// SQLite connections run in WAL mode with a busy timeout (other processes
+    /// sharing the file queue rather than fail) and `synchronous=NORMAL`, which
+    /// in WAL mode survives a process crash (only a power loss can drop the last
+    /// commits).
+    ///
+    /// # Errors
+    /// When the database cannot be reached or the file cannot be created.
+    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        if !config.url.starts_with("sqlite:") {
+            let pool = open(&config.url, config.max_connections, false).await?;
+            return Ok(Self {
+                reads: pool.clone(),
+                writes: pool,
+            });
         }
+        let mut url = config.url.clone();
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Every connection to `:memory:` is a database of its own: keep one.
+            let pool = open(&url, 1, true).await?;
+            return Ok(Self {
+                reads: pool.clone(),
+                writes: pool,
+            });
+        }
+        let path = url
+            .trim_start_matches("sqlite:")
+            .trim_start_matches("//")
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(dir) = std::path::Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the data folder {}", dir.display()))?;
+        }
+        if !url.contains("mode=") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+        // The writer first: it creates the file and switches it to WAL.
+        let writes = open(&url, 1, true).await?;
+        let reads = open(&url, config.max_connections, true).await?;
+        Ok(Self { reads, writes })
     }
+
+    /// For queries that only read.
+    pub fn reads(&self) -> &AnyPool {
+        &self.reads
+    }
+
+    /// For anything that writes (and the transactions around it).
+    pub fn writes(&self) -> &AnyPool {
+        &self.writes
+    }
+}
+
+async fn open(url: &str, max_connections: u32, sqlite: bool) -> anyhow::Result<AnyPool> {
     let mut options = AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5));
-    if max_connections == 1 {
+    if sqlite {
+        // Keep SQLite connections open: opening one is the expensive part.
         options = options
             .min_connections(1)
             .idle_timeout(None)
@@ -70,7 +107,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<AnyPool> {
     options
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                if is_sqlite {
+                if sqlite {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
@@ -79,9 +116,9 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<AnyPool> {
                 Ok(())
             })
         })
-        .connect(&url)
+        .connect(url)
         .await
-        .with_context(|| format!("connecting to the {} database", backend_name(&url)))
+        .with_context(|| format!("connecting to the {} database", backend_name(url)))
 }
 
 /// `sqlite` or `postgres`, for log lines (never the URL: it may hold a password).
@@ -99,8 +136,10 @@ pub struct DatabaseCheck {
 }
 
 impl DatabaseCheck {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(database: &Database) -> Self {
+        Self {
+            pool: database.reads().clone(),
+        }
     }
 }
 

@@ -10,16 +10,20 @@
 //! Checks are built per worker (they may hold a worker's HTTP client) and handed
 //! to the server as app data; see [`HealthChecks`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use futures::future::{LocalBoxFuture, join_all};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::problem::Problem;
+use crate::openapi::{ApiConfig, PROBLEM_JSON};
+use crate::problem::{Problem, ProblemDetails};
 
 /// Name, version and start time of the running service.
 #[derive(Debug, Clone)]
@@ -107,7 +111,8 @@ impl HealthChecks {
     }
 
     /// Runs the checks concurrently; `only_required` skips the optional ones.
-    async fn run(&self, only_required: bool) -> (bool, Map<String, Value>) {
+    /// Returns whether every required check is up, and each check's report.
+    async fn run(&self, only_required: bool) -> (bool, BTreeMap<String, CheckReport>) {
         let checks: Vec<&dyn HealthCheck> = self
             .0
             .iter()
@@ -116,34 +121,142 @@ impl HealthChecks {
             .collect();
         let outcomes = join_all(checks.iter().map(|c| c.check())).await;
         let mut all_required_up = true;
-        let mut report = Map::new();
+        let mut report = BTreeMap::new();
         for (check, outcome) in checks.iter().zip(outcomes) {
             all_required_up &= outcome.up || !check.required();
-            let mut entry = Map::new();
-            entry.insert(
-                "status".into(),
-                json!(if outcome.up { "up" } else { "down" }),
+            report.insert(
+                check.name().to_owned(),
+                CheckReport::new(check.required(), outcome),
             );
-            entry.insert("required".into(), json!(check.required()));
-            entry.extend(outcome.details);
-            report.insert(check.name().to_owned(), Value::Object(entry));
         }
         (all_required_up, report)
     }
 }
 
-/// Registers the three health routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health").route(web::get().to(summary)))
-        .service(web::resource("/health/live").route(web::get().to(live)))
-        .service(web::resource("/health/ready").route(web::get().to(ready)));
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Up,
+    Down,
 }
 
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "alive"}))
+/// One check in `/health` and `/health/ready`: its status, whether it gates
+/// readiness, and its details (latency, error, breaker state, …) beside them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckReport {
+    pub status: CheckStatus,
+    /// Whether readiness waits for this check.
+    pub required: bool,
+    /// Further members, by check (e.g. `latency_ms`, `error`, `breaker`).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub details: Map<String, Value>,
 }
 
-async fn ready(
+impl CheckReport {
+    fn new(required: bool, outcome: CheckOutcome) -> Self {
+        let mut details = outcome.details;
+        // The report's own members are not overridable by a check's details.
+        details.retain(|key, _| key != "status" && key != "required");
+        Self {
+            status: if outcome.up {
+                CheckStatus::Up
+            } else {
+                CheckStatus::Down
+            },
+            required,
+            details,
+        }
+    }
+}
+
+/// The summary's overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryStatus {
+    /// Every check is up.
+    Ok,
+    /// Every required check is up, some optional one is down.
+    Degraded,
+    /// A required check is down: readiness is failing.
+    Unavailable,
+    /// Shutting down: readiness is failing while in-flight work finishes.
+    Draining,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthSummary {
+    /// The service's name.
+    pub service: &'static str,
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+    pub status: SummaryStatus,
+    pub uptime_seconds: u64,
+    /// Every check, required or not, by name.
+    pub checks: BTreeMap<String, CheckReport>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveStatus {
+    Alive,
+}
+
+/// `GET /health/live`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    pub status: LiveStatus,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+}
+
+/// `GET /health/ready` while ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: ReadyStatus,
+    /// The required checks, by name.
+    pub checks: BTreeMap<String, CheckReport>,
+}
+
+/// Registers the three health routes (and their description).
+pub fn routes(cfg: &mut ApiConfig) {
+    cfg.service(health_summary) // GET /health
+        .service(health_live) //    GET /health/live
+        .service(health_ready); //  GET /health/ready
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "The process is alive.", body = Liveness))
+)]
+#[get("/health/live")]
+async fn health_live() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness {
+        status: LiveStatus::Alive,
+    })
+}
+
+/// Readiness: whether this instance should get traffic.
+///
+/// 503 while a required check is down (`not_ready`, with the checks) or while
+/// shutting down (`draining`).
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready for traffic.", body = Readiness),
+        (status = 503, description = "`not_ready`: a required check is down (the problem lists `checks`); \
+            `draining`: shutting down.", body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/health/ready")]
+async fn health_ready(
     lifecycle: web::Data<Lifecycle>,
     checks: Option<web::Data<HealthChecks>>,
 ) -> HttpResponse {
@@ -154,10 +267,13 @@ async fn ready(
     }
     let (ok, report) = match &checks {
         Some(checks) => checks.run(true).await,
-        None => (true, Map::new()),
+        None => (true, BTreeMap::new()),
     };
     if ok {
-        HttpResponse::Ok().json(json!({"status": "ready", "checks": report}))
+        HttpResponse::Ok().json(Readiness {
+            status: ReadyStatus::Ready,
+            checks: report,
+        })
     } else {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready")
             .detail("A required dependency is down.")
@@ -166,30 +282,37 @@ async fn ready(
     }
 }
 
-async fn summary(
+/// A summary for people and dashboards: 200 while the process can serve,
+/// with every check and its details.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "The service, its version and every check.", body = HealthSummary))
+)]
+#[get("/health")]
+async fn health_summary(
     info: web::Data<ServiceInfo>,
     lifecycle: web::Data<Lifecycle>,
     checks: Option<web::Data<HealthChecks>>,
 ) -> HttpResponse {
     let (required_up, report) = match &checks {
         Some(checks) => checks.run(false).await,
-        None => (true, Map::new()),
+        None => (true, BTreeMap::new()),
     };
-    let all_up = report.values().all(|c| c["status"] == "up");
+    let all_up = report.values().all(|c| c.status == CheckStatus::Up);
     let status = if lifecycle.is_draining() {
-        "draining"
+        SummaryStatus::Draining
     } else if !required_up {
-        "unavailable"
+        SummaryStatus::Unavailable
     } else if !all_up {
-        "degraded"
+        SummaryStatus::Degraded
     } else {
-        "ok"
+        SummaryStatus::Ok
     };
-    HttpResponse::Ok().json(json!({
-        "service": info.name,
-        "version": info.version,
-        "status": status,
-        "uptime_seconds": info.started.elapsed().as_secs(),
-        "checks": report,
-    }))
+    HttpResponse::Ok().json(HealthSummary {
+        service: info.name,
+        version: info.version,
+        status,
+        uptime_seconds: info.started.elapsed().as_secs(),
+        checks: report,
+    })
 }

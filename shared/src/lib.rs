@@ -22,7 +22,9 @@
 //! - [`chaos`]: fault injection (`CHAOS_*`), off unless configured.
 //! - [`cors`]: CORS from `CORS_ALLOWED_ORIGINS`.
 //! - [`db`]: the sqlx pool for SQLite (default) or PostgreSQL.
+//! - [`metrics`]: the per-process Prometheus registry and the HTTP metrics.
 //! - [`money`]: integer minor units, rendered as decimals only at the edge.
+//! - [`openapi`]: the `GET /openapi.json` description, generated from the routes.
 //! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
 //! - [`validate`]: identifier checks shared by the domain types.
 //! - `testing` (feature `testing`): helpers for the services' integration tests.
@@ -35,7 +37,9 @@ pub mod cors;
 pub mod db;
 pub mod health;
 pub mod healthcheck;
+pub mod metrics;
 pub mod money;
+pub mod openapi;
 pub mod problem;
 pub mod request_id;
 pub mod server;

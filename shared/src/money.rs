@@ -76,6 +76,24 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// On the wire a decimal number of at most two places; the schema says so in
+/// words, since `multipleOf: 0.01` misfires on binary floating point.
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0))
+            .description(Some(
+                "An amount of money in the response's currency: a decimal number with at most two places.",
+            ))
+            .examples([serde_json::json!(899.99)])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

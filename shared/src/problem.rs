@@ -10,22 +10,66 @@
 //! type, body too large, unknown path, wrong method) are turned into the same
 //! shape here, once, by [`json_config`], [`query_config`], [`not_found`] and
 //! [`replace_bare_error`] (wired in by [`crate::server`]).
+//!
+//! The standard members are written through [`ProblemDetails`], which is also
+//! the `Problem` schema of every service's OpenAPI description, so the two
+//! cannot disagree.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header::TryIntoHeaderValue;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// The media type of every error body.
 pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// The standard members of a problem body (RFC 9457 plus our `code` and
+/// `request_id`). Services add extension members (`skus`, `checks`, …) beside
+/// them; the schema allows any.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(
+    as = Problem,
+    example = json!({
+        "type": "/problems/not_found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "No resource at GET /nope.",
+        "code": "not_found",
+        "request_id": "5f0c6f5e-9a4b-4bb8-9c8e-1f2d3c4b5a69"
+    })
+)]
+pub struct ProblemDetails {
+    /// `/problems/{code}`: a URI reference naming the kind of problem.
+    #[schema(example = "/problems/not_found")]
+    pub r#type: String,
+    /// A short summary of the kind of problem, for people.
+    pub title: String,
+    /// The HTTP status code of the response.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong with this request, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
+    /// Stable and snake_case, for programs: branch on this, not on `title` or `detail`.
+    #[schema(pattern = "^[a-z][a-z0-9_]*$", example = "not_found")]
+    pub code: String,
+    /// The request's `X-Request-Id`, to quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub request_id: Option<String>,
+}
 
 /// An HTTP error with a stable machine-readable `code`.
 #[derive(Debug, Clone)]
@@ -109,20 +153,18 @@ impl Problem {
 
     /// The JSON body, with the current request's id when there is one.
     pub fn body(&self) -> Value {
+        let standard = ProblemDetails {
+            r#type: format!("/problems/{}", self.code),
+            title: self.title.to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_string(),
+            request_id: crate::request_id::current(),
+        };
         // Extensions go in first so that the standard members always win.
         let mut body = self.extra.clone();
-        body.insert(
-            "type".into(),
-            Value::String(format!("/problems/{}", self.code)),
-        );
-        body.insert("title".into(), Value::String(self.title.to_string()));
-        body.insert("status".into(), Value::from(self.status.as_u16()));
-        if let Some(detail) = &self.detail {
-            body.insert("detail".into(), Value::String(detail.clone()));
-        }
-        body.insert("code".into(), Value::String(self.code.to_string()));
-        if let Some(id) = crate::request_id::current() {
-            body.insert("request_id".into(), Value::String(id));
+        if let Ok(Value::Object(members)) = serde_json::to_value(standard) {
+            body.extend(members);
         }
         Value::Object(body)
     }
@@ -220,11 +262,59 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
-/// The default service: any path no route matches.
+/// The methods each route pattern (`/items/{sku}`) answers, registered as app
+/// data by the server from the API description; [`not_found`] names them in
+/// the `Allow` header of a 405.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedMethods(BTreeMap<String, Vec<Method>>);
+
+impl AllowedMethods {
+    pub fn new(routes: BTreeMap<String, Vec<Method>>) -> Self {
+        Self(routes)
+    }
+
+    pub fn get(&self, pattern: &str) -> &[Method] {
+        self.0.get(pattern).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The default service: any request no route took.
+///
+/// Routes registered with a method (`#[get("/items/{sku}")]`) only match
+/// their method, so a request reaches this for a path that exists under
+/// other methods too: that is a 405 naming the allowed methods, not a 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    Problem::from_status(StatusCode::NOT_FOUND)
-        .detail(format!("No resource at {} {}.", req.method(), req.path()))
-        .to_response()
+    let Some(pattern) = req.resource_map().match_pattern(req.path()) else {
+        return Problem::from_status(StatusCode::NOT_FOUND)
+            .detail(format!("No resource at {} {}.", req.method(), req.path()))
+            .to_response();
+    };
+    let allowed = req
+        .app_data::<web::Data<AllowedMethods>>()
+        .map(|table| table.get(&pattern).to_vec())
+        .unwrap_or_default();
+    let mut response = Problem::from_status(StatusCode::METHOD_NOT_ALLOWED)
+        .detail(format!(
+            "{} is not supported on {}.",
+            req.method(),
+            req.path()
+        ))
+        .to_response();
+    // Method names are tokens, so the header value always builds.
+    if !allowed.is_empty()
+        && let Ok(value) = header::Allow(allowed).try_into_value()
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// A resource answering every method with [`not_found`]'s 405, for a literal
+/// path that a templated one would otherwise take. Registered after
+/// `POST /things/search` and before `GET /things/{id}`, it keeps
+/// `GET /things/search` a 405 rather than a lookup of the id "search".
+pub fn other_methods_not_allowed(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(not_found))
 }
 
 /// Error-handler hook: an error response that is not already a problem (the
@@ -284,6 +374,17 @@ mod tests {
         assert_eq!(body["code"], "insufficient_stock");
         assert_eq!(body["detail"], "A001 has 1 left");
         assert_eq!(body["skus"][0], "A001");
+    }
+
+    #[test]
+    fn standard_members_win_over_extensions_of_the_same_name() {
+        let body = Problem::from_status(StatusCode::NOT_FOUND)
+            .with("status", 200)
+            .with("code", "other")
+            .body();
+        assert_eq!(body["status"], 404);
+        assert_eq!(body["code"], "not_found");
+        assert!(body.get("detail").is_none(), "absent, not null: {body}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //!
 //! 1. takes the caller's `X-Request-Id` (when it is a sane token) or makes a new one,
 //! 2. opens the `request` span that every log line of the request is recorded in
-//!    (`request_id`, `method`, `route`, then `status`),
+//!    (`service`, `request_id`, `method`, `route`, then `status`), as a child of
+//!    the caller's trace when it sent a `traceparent`,
 //! 3. makes the id reachable to handlers through the [`RequestId`] extractor
 //!    (the order service forwards it downstream) and to problem bodies through
 //!    [`current`],
-//! 4. echoes the id on the response and logs one access line with the latency.
+//! 4. echoes the id on the response, logs one access line with the latency,
+//!    and counts the request in the HTTP metrics.
 
 use std::future::{Ready, ready};
 use std::time::Instant;
@@ -17,8 +19,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tracing::Instrument;
+
+use crate::health::ServiceInfo;
+use crate::metrics::HttpMetrics;
 
 /// The header that carries the id, in and out.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -95,15 +100,22 @@ pub async fn middleware(
         .unwrap_or_else(RequestId::generate);
     req.extensions_mut().insert(id.clone());
 
+    let service = req
+        .app_data::<web::Data<ServiceInfo>>()
+        .map_or("unknown", |info| info.name);
     let span = tracing::info_span!(
         "request",
+        service,
         request_id = %id,
         method = %req.method(),
         path = %req.path(),
         route = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    crate::telemetry::adopt_remote_parent(&span, req.headers());
     let quiet = is_quiet(req.path());
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let method = req.method().clone();
     let mut res = CURRENT
         .scope(id.clone(), next.call(req))
         .instrument(span.clone())
@@ -111,8 +123,19 @@ pub async fn middleware(
 
     let status = res.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Some(route) = res.request().match_pattern() {
-        span.record("route", route);
+    // Unmatched paths share one label so that scanners cannot blow up cardinality.
+    let route = res.request().match_pattern();
+    if let Some(route) = &route {
+        span.record("route", route.as_str());
+    }
+    if let Some(metrics) = metrics {
+        let route = route.as_deref().unwrap_or("unmatched");
+        metrics.observe(
+            method.as_str(),
+            route,
+            status,
+            started.elapsed().as_secs_f64(),
+        );
     }
     span.record("status", status);
     span.in_scope(|| {

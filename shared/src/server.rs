@@ -21,10 +21,13 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use utoipa_actix_web::AppExt;
 
 use crate::config::ServerConfig;
 use crate::health::{Lifecycle, ServiceInfo};
-use crate::{chaos, cors, health, problem, request_id};
+use crate::metrics::{HttpMetrics, MetricsRegistry, Registry};
+use crate::openapi::ApiConfig;
+use crate::{chaos, cors, health, metrics, openapi, problem, request_id};
 
 /// A bound, running (once awaited) server.
 pub struct Server {
@@ -58,19 +61,28 @@ impl ShutdownHandle {
 
 /// Binds `config.host:config.port` and builds the server around `routes`.
 ///
-/// `routes` runs once per worker: it registers the service's app data
-/// (stores, clients, health checks) and routes.
+/// `registry` holds the service's own metric families; the HTTP metrics are
+/// added here and the lot is served at `GET /metrics`. `routes` runs once per
+/// worker: it registers the service's app data (stores, clients, health
+/// checks) and routes.
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub fn start<F>(info: ServiceInfo, config: &ServerConfig, routes: F) -> anyhow::Result<Server>
+pub fn start<F>(
+    info: ServiceInfo,
+    config: &ServerConfig,
+    mut registry: Registry,
+    routes: F,
+) -> anyhow::Result<Server>
 where
-    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    F: Fn(&mut ApiConfig) + Send + Clone + 'static,
 {
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;
     let port = listener.local_addr()?.port();
     let lifecycle = Lifecycle::default();
+    let http_metrics = web::Data::new(HttpMetrics::register(&mut registry));
+    let registry = web::Data::new(MetricsRegistry::new(registry));
 
     let info = web::Data::new(info);
     let lifecycle_data = web::Data::new(lifecycle.clone());
@@ -79,10 +91,14 @@ where
     let body_limit = config.body_limit;
 
     let mut server = HttpServer::new(move || {
-        App::new()
+        // Routes registered through the utoipa app are described as they are
+        // registered; the description is completed and served below.
+        let (app, api) = App::new()
             .app_data(info.clone())
             .app_data(lifecycle_data.clone())
             .app_data(chaos_config.clone())
+            .app_data(http_metrics.clone())
+            .app_data(registry.clone())
             .app_data(problem::json_config(body_limit))
             .app_data(problem::query_config())
             .app_data(problem::path_config())
@@ -90,8 +106,12 @@ where
             .wrap(ErrorHandlers::new().default_handler(problem::replace_bare_error))
             .wrap(cors::cors(&origins))
             .wrap(from_fn(request_id::middleware))
+            .into_utoipa_app()
             .configure(health::routes)
             .configure(routes.clone())
+            .split_for_parts();
+        app.configure(openapi::serve(&openapi::describe(&info, api)))
+            .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
             .default_service(web::to(problem::not_found))
     })
     .listen(listener)?

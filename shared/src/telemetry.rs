@@ -1,27 +1,135 @@
-//! Logging through `tracing`, set up once, first thing in `main`.
+//! Logging and tracing through `tracing`, set up once, first thing in `main`.
 //!
-//! `RUST_LOG` filters as `env_logger` does (default `info`); `LOG_FORMAT=json`
-//! writes one JSON object per line with the fields of the enclosing `request`
-//! span (request id, method, route, status); records from crates that use the
-//! `log` facade are bridged into the same output.
+//! - `RUST_LOG` filters as `env_logger` does (default `info`); records from
+//!   crates that use the `log` facade are bridged into the same output.
+//! - `LOG_FORMAT=json` writes one JSON object per line, carrying the fields of
+//!   the enclosing `request` span (service, request id, method, route, status).
+//! - With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP
+//!   (HTTP/protobuf) and W3C `traceparent` headers are read on incoming
+//!   requests ([`crate::request_id`]) and written on outgoing ones
+//!   ([`trace_headers`]). Unset, none of that machinery runs.
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt;
+use std::collections::HashMap;
 
-use crate::config::LogFormat;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-/// Installs the global subscriber. Later calls (tests) are no-ops.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_target(true);
-    // `try_init` also installs the `log` -> `tracing` bridge.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+use crate::config::{LogFormat, ServerConfig};
+
+/// Keeps the exporter alive; dropping it flushes the spans not yet sent.
+#[must_use = "hold the guard until the process exits, or buffered spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// A boxed layer, so that text, JSON and tracing layers can be chosen at run time.
+pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// The log output layer for `format`, writing to stdout.
+pub fn fmt_layer(format: LogFormat) -> BoxedLayer {
+    let layer = tracing_subscriber::fmt::layer().with_target(true);
+    match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
+    }
+}
+
+/// Installs the global subscriber (a second call is a no-op) and, when an
+/// OTLP endpoint is configured, the span exporter.
+pub fn init(service: &'static str, config: &ServerConfig) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (otel_layer, provider) = match &config.otlp_endpoint {
+        None => (None, None),
+        Some(endpoint) => match tracer_provider(service, endpoint) {
+            Ok(provider) => {
+                opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+                let tracer = provider.tracer(service);
+                let layer: BoxedLayer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
+                (Some(layer), Some(provider))
+            }
+            Err(e) => {
+                eprintln!("tracing export disabled: {e}");
+                (None, None)
+            }
+        },
     };
+    let mut layers: Vec<BoxedLayer> = vec![filter.boxed(), fmt_layer(config.log_format)];
+    layers.extend(otel_layer);
+    // `try_init` also installs the `log` -> `tracing` bridge.
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    if let Some(endpoint) = &config.otlp_endpoint {
+        tracing::info!(endpoint, "exporting spans over OTLP");
+    }
+    Telemetry { provider }
+}
+
+fn tracer_provider(service: &'static str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    // As with the standard variable, the endpoint is the collector's base URL.
+    let endpoint = endpoint.trim_end_matches('/');
+    let url = if endpoint.ends_with("/v1/traces") {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}/v1/traces")
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(url)
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` a child of the caller's trace when the request carries a
+/// W3C `traceparent` (and tracing export is on).
+pub fn adopt_remote_parent(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
+    if headers.contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// The `traceparent` (and `tracestate`) headers for a downstream call made
+/// inside the current span; empty when tracing export is off.
+pub fn trace_headers() -> HashMap<String, String> {
+    let mut headers = HashMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut headers));
+    headers
 }

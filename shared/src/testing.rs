@@ -1,7 +1,8 @@
 //! Helpers for the services' integration tests (cargo feature `testing`).
 //!
 //! Tests talk to a real server on a real socket through [`TestClient`], and
-//! check error bodies with [`TestResponse::assert_problem`].
+//! check error bodies with [`TestResponse::assert_problem`]; [`openapi`] checks a
+//! service's API description against the service.
 
 use std::sync::Once;
 use std::time::Duration;
@@ -13,14 +14,66 @@ use serde_json::Value;
 
 use crate::config::LogFormat;
 
-/// Logs go to the test output only when `TEST_LOG` is set.
+pub mod openapi;
+
+/// Every log line of the test process, as JSON objects (see [`captured_logs`]).
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Appends formatted log lines to [`CAPTURED`].
+#[derive(Clone, Copy)]
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs, once per test process, a subscriber that keeps every log line
+/// (info and up) in memory as JSON, so that tests can assert on logs; with
+/// `TEST_LOG` set the lines also go to the test output as text.
 pub fn init_tracing() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        let capture = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(|| Capture)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+            .boxed();
+        let mut layers = vec![capture];
         if std::env::var_os("TEST_LOG").is_some() {
-            crate::telemetry::init(LogFormat::Text);
+            layers.push(
+                crate::telemetry::fmt_layer(LogFormat::Text)
+                    .with_filter(tracing_subscriber::EnvFilter::new("info"))
+                    .boxed(),
+            );
         }
+        let _ = tracing_subscriber::registry().with(layers).try_init();
     });
+}
+
+/// The log lines captured so far, parsed (see [`init_tracing`]).
+pub fn captured_logs() -> Vec<Value> {
+    let bytes = CAPTURED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 /// An HTTP client bound to one server's base URL.

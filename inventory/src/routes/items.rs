@@ -1,17 +1,23 @@
 //! `GET /items`, `GET /items/{sku}`, `GET /categories`.
 
-use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::{HttpResponse, get, web};
+use serde::{Deserialize, Serialize};
+use shared::openapi::PROBLEM_JSON;
+use shared::problem::ProblemDetails;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::Sku;
-use crate::error::Error;
-use crate::store::{ItemFilter, Store};
+use crate::domain::{Item, Sku};
+use crate::error::{Error, SkuProblem};
+use crate::store::{Category, ItemFilter, Store};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ItemsQuery {
+    /// Only the items of this category.
+    #[param(example = "electronics")]
     category: Option<String>,
-    /// Comma-separated skus.
+    /// Only these skus, comma-separated (at most 200).
+    #[param(example = "A001,B001")]
     skus: Option<String>,
 }
 
@@ -39,6 +45,24 @@ impl ItemsQuery {
     }
 }
 
+/// The items asked for.
+#[derive(Serialize, ToSchema)]
+pub struct ItemList {
+    count: usize,
+    items: Vec<Item>,
+}
+
+/// Lists the items, optionally of one category or only some skus.
+#[utoipa::path(
+    tag = "items",
+    params(ItemsQuery),
+    responses(
+        (status = 200, description = "The items, by sku.", body = ItemList),
+        (status = 400, description = "`invalid_request`: a listed sku is malformed, or over 200 are listed.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/items")]
 #[tracing::instrument(skip_all)]
 pub async fn list_items(
     store: web::Data<Store>,
@@ -50,9 +74,23 @@ pub async fn list_items(
     } else {
         store.list_items(&filter).await?
     };
-    Ok(HttpResponse::Ok().json(json!({ "count": items.len(), "items": items })))
+    Ok(HttpResponse::Ok().json(ItemList {
+        count: items.len(),
+        items,
+    }))
 }
 
+/// One item and its stock.
+#[utoipa::path(
+    tag = "items",
+    params(("sku" = String, Path, description = "The item's sku.", example = "A001")),
+    responses(
+        (status = 200, description = "The item.", body = Item),
+        (status = 404, description = "`item_not_found`: no item has this sku.",
+            body = SkuProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/items/{sku}")]
 #[tracing::instrument(skip_all, fields(sku = %path))]
 pub async fn get_item(
     store: web::Data<Store>,
@@ -68,7 +106,52 @@ pub async fn get_item(
     Ok(HttpResponse::Ok().json(item))
 }
 
+/// A category and what it holds.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Category)]
+pub struct CategoryResponse {
+    #[schema(example = "electronics")]
+    name: String,
+    /// How many items are in it.
+    #[schema(minimum = 0)]
+    items: i64,
+    /// Their stock, added up.
+    #[schema(minimum = 0)]
+    stock: i64,
+}
+
+impl From<Category> for CategoryResponse {
+    fn from(c: Category) -> Self {
+        Self {
+            name: c.name,
+            items: c.items,
+            stock: c.stock,
+        }
+    }
+}
+
+/// Every category.
+#[derive(Serialize, ToSchema)]
+pub struct CategoryList {
+    count: usize,
+    categories: Vec<CategoryResponse>,
+}
+
+/// The categories, with how many items and how much stock each holds.
+#[utoipa::path(
+    tag = "items",
+    responses((status = 200, description = "Every category.", body = CategoryList))
+)]
+#[get("/categories")]
 pub async fn list_categories(store: web::Data<Store>) -> Result<HttpResponse, Error> {
-    let categories = store.categories().await?;
-    Ok(HttpResponse::Ok().json(json!({ "count": categories.len(), "categories": categories })))
+    let categories: Vec<CategoryResponse> = store
+        .categories()
+        .await?
+        .into_iter()
+        .map(CategoryResponse::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(CategoryList {
+        count: categories.len(),
+        categories,
+    }))
 }

@@ -1,4 +1,8 @@
 //! The inventory API on one screen.
+//!
+//! Each handler's method and path sit in its route attribute, beside its
+//! `#[utoipa::path]`; registering it here serves it and describes it in
+//! `GET /openapi.json` in the same call.
 
 mod items;
 mod reservations;
@@ -6,26 +10,20 @@ mod reservations;
 pub use reservations::ReservationTtl;
 
 use actix_web::middleware::from_fn;
-use actix_web::web;
 use shared::auth::require_service_token;
+use shared::openapi::{ApiConfig, scope};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/items").route(web::get().to(items::list_items)))
-        .service(web::resource("/items/{sku}").route(web::get().to(items::get_item)))
-        .service(web::resource("/categories").route(web::get().to(items::list_categories)))
+pub fn routes(cfg: &mut ApiConfig) {
+    cfg.service(items::list_items) //        GET    /items
+        .service(items::get_item) //          GET    /items/{sku}
+        .service(items::list_categories) //   GET    /categories
         .service(
             // Only the order service holds stock: these need SERVICE_TOKEN when it is set.
-            web::scope("/reservations")
+            scope("/reservations")
                 .wrap(from_fn(require_service_token))
-                .service(web::resource("").route(web::post().to(reservations::create_reservation)))
-                .service(
-                    web::resource("/{id}")
-                        .route(web::get().to(reservations::get_reservation))
-                        .route(web::delete().to(reservations::release_reservation)),
-                )
-                .service(
-                    web::resource("/{id}/confirm")
-                        .route(web::post().to(reservations::confirm_reservation)),
-                ),
+                .service(reservations::create_reservation) //  POST   /reservations
+                .service(reservations::get_reservation) //     GET    /reservations/{id}
+                .service(reservations::release_reservation) // DELETE /reservations/{id}
+                .service(reservations::confirm_reservation), // POST  /reservations/{id}/confirm
         );
 }

@@ -3,31 +3,48 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
+use shared::openapi::PROBLEM_JSON;
+use shared::problem::ProblemDetails;
 use shared::timestamp::{now_ms, to_rfc3339};
+use utoipa::ToSchema;
 
-use crate::domain::{NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine};
-use crate::error::Error;
+use crate::domain::{
+    MAX_LINES, MAX_QUANTITY, NewReservation, Reservation, ReservationId, ReservationStatus,
+    ReservedLine, Sku,
+};
+use crate::error::{Error, ReservationProblem, SkusProblem};
 use crate::store::{ConfirmOutcome, ReserveOutcome, Store};
 
 /// The reservation TTL, registered as app data.
 #[derive(Debug, Clone, Copy)]
 pub struct ReservationTtl(pub Duration);
 
-#[derive(Deserialize)]
+/// Hold stock for every line, or for none.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reservation_id": "order-42", "lines": [{"sku": "A001", "quantity": 2}]}))]
 pub struct CreateReservationRequest {
+    /// Repeating an id returns that reservation and reserves nothing twice.
+    #[schema(value_type = ReservationId)]
     reservation_id: String,
+    /// 1 to 100 distinct skus; lines naming the same sku are added up.
+    #[schema(min_items = 1)]
     lines: Vec<LineIn>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineIn {
+    #[schema(value_type = Sku)]
     sku: String,
+    #[schema(minimum = 1, maximum = 10_000, example = 2)]
     quantity: u64,
 }
+
+/// Keeps the documented bounds and the domain's in step.
+const _: () = assert!(MAX_QUANTITY == 10_000 && MAX_LINES == 100);
 
 impl TryFrom<CreateReservationRequest> for NewReservation {
     type Error = Error;
@@ -38,12 +55,18 @@ impl TryFrom<CreateReservationRequest> for NewReservation {
     }
 }
 
-#[derive(Serialize)]
+/// A reservation and the stock it holds.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Reservation)]
 pub struct ReservationResponse {
+    #[schema(value_type = ReservationId)]
     reservation_id: String,
     status: ReservationStatus,
+    /// Always sent; optional in the description because the contract's example omits it.
+    #[schema(format = DateTime, required = false)]
     created_at: String,
     /// When unconfirmed stock returns; null once confirmed, released or expired.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     items: Vec<ReservedLine>,
 }
@@ -65,6 +88,23 @@ fn reservation_id(raw: &str) -> Result<ReservationId, Error> {
     ReservationId::parse(raw).map_err(|_| Error::ReservationNotFound { id: raw.to_owned() })
 }
 
+/// Reserves stock for every line, or for none; repeating a `reservation_id` is safe.
+#[utoipa::path(
+    tag = "reservations",
+    security(("service_token" = [])),
+    responses(
+        (status = 201, description = "Reserved until `expires_at`.", body = ReservationResponse),
+        (status = 200, description = "This `reservation_id` was seen before: that reservation, unchanged.",
+            body = ReservationResponse),
+        (status = 400, description = "`invalid_request`: a bad id, sku or quantity, or not 1 to 100 skus.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 409, description = "`insufficient_stock`: not enough stock for the listed `skus`; nothing was reserved.",
+            body = SkusProblem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`unknown_sku`: no item has the listed `skus`; nothing was reserved.",
+            body = SkusProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[post("")]
 #[tracing::instrument(skip_all)]
 pub async fn create_reservation(
     store: web::Data<Store>,
@@ -81,6 +121,17 @@ pub async fn create_reservation(
     Ok(HttpResponse::build(status).json(ReservationResponse::from(reservation)))
 }
 
+/// A reservation and its status.
+#[utoipa::path(
+    tag = "reservations",
+    security(("service_token" = [])),
+    params(("id" = String, Path, description = "The `reservation_id`.", example = "order-42")),
+    responses(
+        (status = 200, description = "The reservation.", body = ReservationResponse),
+        (status = 404, description = "`reservation_not_found`.", body = ReservationProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/{id}")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn get_reservation(
     store: web::Data<Store>,
@@ -96,6 +147,19 @@ pub async fn get_reservation(
     Ok(HttpResponse::Ok().json(ReservationResponse::from(reservation)))
 }
 
+/// Keeps the reserved stock for good (no expiry); idempotent.
+#[utoipa::path(
+    tag = "reservations",
+    security(("service_token" = [])),
+    params(("id" = String, Path, description = "The `reservation_id`.", example = "order-42")),
+    responses(
+        (status = 200, description = "Confirmed.", body = ReservationResponse),
+        (status = 404, description = "`reservation_not_found`.", body = ReservationProblem, content_type = PROBLEM_JSON),
+        (status = 409, description = "`reservation_expired`: it expired or was released first; its stock is back on sale.",
+            body = ReservationProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[post("/{id}/confirm")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn confirm_reservation(
     store: web::Data<Store>,
@@ -114,6 +178,18 @@ pub async fn confirm_reservation(
     }
 }
 
+/// Releases the stock (reserved or confirmed); idempotent.
+#[utoipa::path(
+    tag = "reservations",
+    security(("service_token" = [])),
+    params(("id" = String, Path, description = "The `reservation_id`.", example = "order-42")),
+    responses(
+        (status = 204, description = "Released, or there was nothing to release."),
+        (status = 404, description = "`reservation_not_found`: the id cannot be a reservation id.",
+            body = ReservationProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[delete("/{id}")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn release_reservation(
     store: web::Data<Store>,

@@ -2,5 +2,6 @@
 
 mod helpers;
 mod items;
+mod openapi;
 mod reservations;
 mod startup;

@@ -4,8 +4,8 @@
 //!
 //! 1. the dependency's circuit breaker is asked first (an open breaker fails
 //!    the call at once, without touching the network);
-//! 2. the request carries the caller's `X-Request-Id` and, for inventory,
-//!    the service token;
+//! 2. the request carries the caller's `X-Request-Id`, the W3C `traceparent`
+//!    when tracing export is on, and, for inventory, the service token;
 //! 3. the whole exchange, connect to last body byte, is bounded by the
 //!    request timeout;
 //! 4. the outcome is reported to the breaker: 5xx, timeouts and transport
@@ -32,6 +32,8 @@ use shared::breaker::{CircuitBreaker, Rejected};
 use shared::health::{CheckOutcome, HealthCheck};
 use shared::request_id::{self, RequestId};
 
+use crate::metrics::OrderMetrics;
+
 pub use inventory::{InventoryClient, ReservationOut};
 pub use pricing::{PriceOut, PricingClient};
 
@@ -57,6 +59,18 @@ impl CallError {
             Self::Status { status, .. } => status.is_server_error(),
             Self::BreakerOpen(_) => false,
             Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) => true,
+        }
+    }
+
+    /// The `outcome` label of the dependency-call metrics.
+    fn metric_outcome(&self) -> &'static str {
+        match self {
+            Self::BreakerOpen(_) => "rejected",
+            Self::Timeout(_) => "timeout",
+            Self::Transport(_) => "transport",
+            Self::Decode(_) => "decode",
+            Self::Status { status, .. } if status.is_server_error() => "server_error",
+            Self::Status { .. } => "client_error",
         }
     }
 
@@ -109,6 +123,7 @@ pub struct Downstream {
     breaker: Arc<CircuitBreaker>,
     timeout: Duration,
     bearer: Option<String>,
+    metrics: OrderMetrics,
 }
 
 impl Downstream {
@@ -118,6 +133,7 @@ impl Downstream {
         breaker: Arc<CircuitBreaker>,
         timeout: Duration,
         bearer: Option<String>,
+        metrics: OrderMetrics,
     ) -> Self {
         let http = awc::Client::builder()
             .disable_redirects()
@@ -134,6 +150,7 @@ impl Downstream {
             breaker,
             timeout,
             bearer: bearer.map(|t| format!("Bearer {t}")),
+            metrics,
         }
     }
 
@@ -152,14 +169,24 @@ impl Downstream {
         body: Option<&impl Serialize>,
         request_id: &RequestId,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let permit = self.breaker.try_acquire()?;
         let started = Instant::now();
+        let permit = match self.breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(rejected) => {
+                self.metrics
+                    .dependency_call(self.name, "rejected", started.elapsed());
+                return Err(rejected.into());
+            }
+        };
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base_url))
             .insert_header((request_id::HEADER, request_id.as_str()));
         if let Some(bearer) = &self.bearer {
             request = request.insert_header((header::AUTHORIZATION, bearer.as_str()));
+        }
+        for (name, value) in shared::telemetry::trace_headers() {
+            request = request.insert_header((name, value));
         }
         let exchange = async {
             let sent = match body {
@@ -187,7 +214,13 @@ impl Downstream {
             }),
         };
         permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let took = started.elapsed();
+        let label = outcome
+            .as_ref()
+            .err()
+            .map_or("success", CallError::metric_outcome);
+        self.metrics.dependency_call(self.name, label, took);
+        let latency_ms = took.as_secs_f64() * 1000.0;
         match &outcome {
             Ok((status, _)) => tracing::debug!(
                 dependency = self.name, %method, path, status = status.as_u16(), latency_ms,

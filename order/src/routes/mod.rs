@@ -1,15 +1,16 @@
 //! The order API on one screen.
+//!
+//! Each handler's method and path sit in its route attribute, beside its
+//! `#[utoipa::path]`; registering it here serves it and describes it in
+//! `GET /openapi.json` in the same call.
 
 mod orders;
 
-use actix_web::web;
+use shared::openapi::ApiConfig;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/orders")
-            .route(web::post().to(orders::create_order))
-            .route(web::get().to(orders::list_orders)),
-    )
-    .service(web::resource("/orders/{id}").route(web::get().to(orders::get_order)))
-    .service(web::resource("/orders/{id}/cancel").route(web::post().to(orders::cancel_order)));
+pub fn routes(cfg: &mut ApiConfig) {
+    cfg.service(orders::create_order) // POST /orders
+        .service(orders::list_orders) //   GET  /orders
+        .service(orders::get_order) //     GET  /orders/{id}
+        .service(orders::cancel_order); // POST /orders/{id}/cancel
 }

@@ -1,68 +1,156 @@
 //! `POST /orders`, `GET /orders`, `GET /orders/{id}`, `POST /orders/{id}/cancel`.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use shared::money::Money;
+use shared::openapi::PROBLEM_JSON;
+use shared::problem::ProblemDetails;
 use shared::request_id::RequestId;
 use shared::timestamp::to_rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::clients::{InventoryClient, PricingClient};
-use crate::domain::{IdempotencyKey, NewOrder, Order, OrderStatus, ParseError, PricingSource};
-use crate::error::Error;
+use crate::domain::{
+    CustomerId, IdempotencyKey, MAX_LINES, MAX_QUANTITY, NewOrder, Order, OrderStatus, ParseError,
+    PricingSource, Sku,
+};
+use crate::error::{Error, OrderProblem, SkusProblem};
 use crate::saga::{Placed, Saga};
 use crate::store::Store;
 
-/// `{"customer_id", "skus": [...]}` (one unit each) or `{"customer_id", "items": [{sku, quantity}]}`.
+/// An order: one unit of each of `skus`, or `items` with quantities; one of the two.
+///
+/// Read through [`RawCreateOrderRequest`], so that a body with both or
+/// neither gets a message saying so, and a mistyped field one naming it.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged, try_from = "RawCreateOrderRequest")]
+pub enum CreateOrderRequest {
+    Skus(OrderBySkus),
+    Items(OrderByItems),
+}
+
+/// One unit of each sku.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "test", "skus": ["A001", "B001"]}))]
+pub struct OrderBySkus {
+    #[schema(value_type = CustomerId)]
+    customer_id: String,
+    /// 1 to 100 distinct skus; a sku listed twice is ordered twice.
+    #[schema(value_type = Vec<Sku>, min_items = 1)]
+    skus: Vec<String>,
+}
+
+/// Each sku with its quantity.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "c1", "items": [{"sku": "A001", "quantity": 2}]}))]
+pub struct OrderByItems {
+    #[schema(value_type = CustomerId)]
+    customer_id: String,
+    /// 1 to 100 distinct skus; lines naming the same sku are added up.
+    #[schema(min_items = 1)]
+    items: Vec<ItemIn>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemIn {
+    #[schema(value_type = Sku)]
+    sku: String,
+    #[schema(minimum = 1, maximum = 10_000, example = 2)]
+    quantity: u64,
+}
+
+/// Keeps the documented bounds and the domain's in step.
+const _: () = assert!(MAX_QUANTITY == 10_000 && MAX_LINES == 100);
+
+/// The body as sent, both shapes at once.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateOrderRequest {
+struct RawCreateOrderRequest {
     customer_id: String,
     skus: Option<Vec<String>>,
     items: Option<Vec<ItemIn>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ItemIn {
-    sku: String,
-    quantity: u64,
+impl TryFrom<RawCreateOrderRequest> for CreateOrderRequest {
+    type Error = &'static str;
+    fn try_from(raw: RawCreateOrderRequest) -> Result<Self, Self::Error> {
+        let customer_id = raw.customer_id;
+        match (raw.skus, raw.items) {
+            (Some(skus), None) => Ok(Self::Skus(OrderBySkus { customer_id, skus })),
+            (None, Some(items)) => Ok(Self::Items(OrderByItems { customer_id, items })),
+            _ => Err("send either \"skus\" or \"items\", not both and not neither"),
+        }
+    }
 }
 
 impl TryFrom<CreateOrderRequest> for NewOrder {
     type Error = ParseError;
     fn try_from(req: CreateOrderRequest) -> Result<Self, ParseError> {
-        let lines: Vec<(String, u64)> = match (req.skus, req.items) {
-            (Some(skus), None) => skus.into_iter().map(|s| (s, 1)).collect(),
-            (None, Some(items)) => items.into_iter().map(|i| (i.sku, i.quantity)).collect(),
-            _ => return Err(ParseError::LinesShape),
+        let (customer_id, lines): (String, Vec<(String, u64)>) = match req {
+            CreateOrderRequest::Skus(o) => {
+                (o.customer_id, o.skus.into_iter().map(|s| (s, 1)).collect())
+            }
+            CreateOrderRequest::Items(o) => (
+                o.customer_id,
+                o.items.into_iter().map(|i| (i.sku, i.quantity)).collect(),
+            ),
         };
-        NewOrder::parse(&req.customer_id, &lines)
+        NewOrder::parse(&customer_id, &lines)
     }
 }
 
-#[derive(Serialize)]
+/// An order, its lines and their prices.
+#[derive(Serialize, ToSchema)]
+#[schema(
+    as = Order,
+    example = json!({
+        "order_id": "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b", "customer_id": "test",
+        "status": "confirmed",
+        "items": [{"sku": "A001", "name": "Laptop", "quantity": 1, "unit_price": 899.99,
+                   "discount_percent": 10, "line_total": 899.99}],
+        "total": 899.99, "currency": "USD", "pricing": "live",
+        "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z"
+    })
+)]
 pub struct OrderResponse {
     order_id: String,
+    #[schema(example = "c1")]
     customer_id: String,
     status: OrderStatus,
     items: Vec<OrderItemResponse>,
     /// Null while any line is unpriced.
     total: Option<Money>,
+    /// ISO 4217 code of every amount; null while no line is priced.
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
     currency: Option<String>,
+    /// `live`, or `fallback` when pricing was unreachable and the last prices seen were used;
+    /// null until the order is priced.
     pricing: Option<PricingSource>,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// Always sent; optional in the description because the contract's example omits it.
+    #[schema(format = DateTime, required = false)]
     updated_at: String,
+    /// Why a `failed` or `rejected` order did not go through.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     failure_reason: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One line: null prices mean the sku had never been priced and pricing was down.
+#[derive(Serialize, ToSchema)]
 pub struct OrderItemResponse {
+    #[schema(value_type = Sku)]
     sku: String,
     name: Option<String>,
+    #[schema(minimum = 1, maximum = 10_000)]
     quantity: u32,
     unit_price: Option<Money>,
+    #[schema(maximum = 100)]
     discount_percent: Option<u8>,
     line_total: Option<Money>,
 }
@@ -105,6 +193,39 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
     }
 }
 
+/// Places an order: reserves the stock, prices it, confirms the stock.
+///
+/// When pricing is down the order is still taken, at the last prices seen
+/// (`pricing: "fallback"`); a sku never priced has `unit_price: null` and the
+/// order is `pending_pricing`.
+#[utoipa::path(
+    tag = "orders",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$",
+            description = "Retrying with the same key returns the first order (200) instead of placing a second."),
+    ),
+    responses(
+        (status = 201, description = "Placed.", body = OrderResponse,
+            headers(("Location" = String, description = "`/orders/{order_id}`"))),
+        (status = 200, description = "A retry with the same `Idempotency-Key`: the first order.", body = OrderResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 400, description = "`invalid_request`: a bad customer, sku, quantity or `Idempotency-Key`, or not 1 to 100 skus.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 409, description = "`insufficient_stock`: not enough stock for the listed `skus`; \
+            `order_in_progress`: the first request with this `Idempotency-Key` is still being placed (`Retry-After`).",
+            body = SkusProblem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`unknown_sku`: no item has the listed `skus`; \
+            `idempotency_key_reused`: the key was first used for a different order.",
+            body = SkusProblem, content_type = PROBLEM_JSON),
+        (status = 502, description = "`inventory_refused`: inventory refused this service's call.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 503, description = "`inventory_unavailable`: inventory cannot be reached or its breaker is open; \
+            nothing was held. Retry after `Retry-After` seconds.",
+            body = ProblemDetails, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = String, description = "Seconds to wait."))),
+    )
+)]
+#[post("/orders")]
 #[tracing::instrument(skip_all)]
 pub async fn create_order(
     req: HttpRequest,
@@ -132,12 +253,35 @@ pub async fn create_order(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Whose orders (required).
+    #[param(required = true, value_type = String, example = "c1")]
     customer_id: Option<String>,
+    /// At most this many, newest first (1 to 200; default 50).
+    #[param(example = 20)]
     limit: Option<u32>,
 }
 
+/// The orders of one customer
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    count: usize,
+    orders: Vec<OrderResponse>,
+}
+
+/// A customer's orders, newest first.
+#[utoipa::path(
+    tag = "orders",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The orders.", body = OrderList),
+        (status = 400, description = "`invalid_request`: `customer_id` is missing or malformed.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/orders")]
 #[tracing::instrument(skip_all)]
 pub async fn list_orders(
     store: web::Data<Store>,
@@ -147,7 +291,7 @@ pub async fn list_orders(
     let customer_id = query
         .customer_id
         .ok_or_else(|| Error::InvalidRequest("customer_id is required".into()))?;
-    let customer_id = crate::domain::CustomerId::parse(&customer_id)?;
+    let customer_id = CustomerId::parse(&customer_id)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let orders: Vec<OrderResponse> = store
         .list_for_customer(customer_id.as_str(), limit)
@@ -155,9 +299,22 @@ pub async fn list_orders(
         .into_iter()
         .map(OrderResponse::from)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "count": orders.len(), "orders": orders })))
+    Ok(HttpResponse::Ok().json(OrderList {
+        count: orders.len(),
+        orders,
+    }))
 }
 
+/// One order.
+#[utoipa::path(
+    tag = "orders",
+    params(("id" = String, Path, description = "The `order_id`.", example = "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b")),
+    responses(
+        (status = 200, description = "The order.", body = OrderResponse),
+        (status = 404, description = "`order_not_found`.", body = OrderProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/orders/{id}")]
 #[tracing::instrument(skip_all, fields(order_id = %path))]
 pub async fn get_order(
     store: web::Data<Store>,
@@ -168,6 +325,21 @@ pub async fn get_order(
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }
 
+/// Cancels an order and releases its stock; cancelling twice is harmless.
+#[utoipa::path(
+    tag = "orders",
+    params(("id" = String, Path, description = "The `order_id`.", example = "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b")),
+    responses(
+        (status = 200, description = "Cancelled (`status: \"cancelled\"`).", body = OrderResponse),
+        (status = 404, description = "`order_not_found`.", body = OrderProblem, content_type = PROBLEM_JSON),
+        (status = 409, description = "`order_not_cancellable`: the order holds no stock (it failed or was rejected).",
+            body = OrderProblem, content_type = PROBLEM_JSON),
+        (status = 503, description = "`inventory_unavailable`: the stock could not be released; retry after `Retry-After` seconds.",
+            body = ProblemDetails, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = String, description = "Seconds to wait."))),
+    )
+)]
+#[post("/orders/{id}/cancel")]
 #[tracing::instrument(skip_all, fields(order_id = %path))]
 pub async fn cancel_order(
     request_id: RequestId,

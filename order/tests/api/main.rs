@@ -3,6 +3,9 @@
 
 mod durability;
 mod helpers;
+mod metrics;
+mod openapi;
 mod orders;
 mod replicas;
 mod resilience;
+mod telemetry;

@@ -1,11 +1,18 @@
 //! The pricing API on one screen.
+//!
+//! Each handler's method and path sit in its route attribute, beside its
+//! `#[utoipa::path]`; registering it here serves it and describes it in
+//! `GET /openapi.json` in the same call.
 
 mod prices;
 
-use actix_web::web;
+use shared::openapi::ApiConfig;
+use shared::problem::other_methods_not_allowed;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/prices").route(web::get().to(prices::list_prices)))
-        .service(web::resource("/price/bulk").route(web::post().to(prices::bulk_prices)))
-        .service(web::resource("/price/{sku}").route(web::get().to(prices::get_price)));
+pub fn routes(cfg: &mut ApiConfig) {
+    cfg.service(prices::list_prices) //  GET  /prices
+        .service(prices::bulk_prices) // POST /price/bulk
+        // Any other method on /price/bulk is a 405, not a price lookup of sku "bulk".
+        .map(|cfg| cfg.service(other_methods_not_allowed("/price/bulk")))
+        .service(prices::get_price); //  GET  /price/{sku}
 }

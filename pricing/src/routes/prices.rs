@@ -1,20 +1,40 @@
 //! `GET /price/{sku}`, `POST /price/bulk`, `GET /prices`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use shared::openapi::PROBLEM_JSON;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{PriceBook, Quantity, Quote, Sku};
-use crate::error::Error;
+use crate::domain::{MAX_QUANTITY, PriceBook, Quantity, Quote, Sku};
+use crate::error::{Error, SkuProblem};
 
 /// Most skus one bulk request may ask for.
 const MAX_BULK: usize = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PriceQuery {
+    /// Price this many units: applies the quantity tiers and adds `quantity` and `line_total`.
+    #[param(minimum = 1, maximum = 100_000, example = 10)]
     quantity: Option<u64>,
 }
 
+/// The price of one sku, for one unit or, with `?quantity=n`, for n units.
+#[utoipa::path(
+    tag = "prices",
+    params(
+        ("sku" = String, Path, description = "The sku, e.g. `A001`.", example = "A001"),
+        PriceQuery,
+    ),
+    responses(
+        (status = 200, description = "The price.", body = Quote),
+        (status = 400, description = "`invalid_request`: the quantity is not between 1 and 100000.",
+            body = shared::problem::ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 404, description = "`price_not_found`: no price for this sku.",
+            body = SkuProblem, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/price/{sku}")]
 #[tracing::instrument(skip_all, fields(sku = %path))]
 pub async fn get_price(
     book: web::Data<PriceBook>,
@@ -31,22 +51,65 @@ pub async fn get_price(
     Ok(HttpResponse::Ok().json(quote))
 }
 
-/// Either form of the bulk request; exactly one of the two fields.
+/// The bulk request: skus (one unit each) or items with quantities, one of the two.
+///
+/// Read through [`RawBulkPriceRequest`], so that a body with both or neither
+/// gets a message saying so, and a mistyped field one naming it.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged, try_from = "RawBulkPriceRequest")]
+pub enum BulkPriceRequest {
+    Skus(BulkBySkus),
+    Items(BulkByItems),
+}
+
+/// One unit of each sku.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"skus": ["A001", "B001"]}))]
+pub struct BulkBySkus {
+    #[schema(value_type = Vec<Sku>, min_items = 1, max_items = 200)]
+    skus: Vec<String>,
+}
+
+/// Each sku with its quantity.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"sku": "A001", "quantity": 10}]}))]
+pub struct BulkByItems {
+    #[schema(min_items = 1, max_items = 200)]
+    items: Vec<BulkItem>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkItem {
+    #[schema(value_type = Sku)]
+    sku: String,
+    #[schema(minimum = 1, maximum = 100_000, example = 10)]
+    quantity: u64,
+}
+
+/// The body as sent, both shapes at once.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BulkPriceRequest {
+struct RawBulkPriceRequest {
     skus: Option<Vec<String>>,
     items: Option<Vec<BulkItem>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BulkItem {
-    sku: String,
-    quantity: u64,
+impl TryFrom<RawBulkPriceRequest> for BulkPriceRequest {
+    type Error = &'static str;
+    fn try_from(raw: RawBulkPriceRequest) -> Result<Self, Self::Error> {
+        match (raw.skus, raw.items) {
+            (Some(skus), None) => Ok(Self::Skus(BulkBySkus { skus })),
+            (None, Some(items)) => Ok(Self::Items(BulkByItems { items })),
+            _ => Err("send either \"skus\" or \"items\", not both and not neither"),
+        }
+    }
 }
 
-#[derive(Serialize)]
+/// The prices found, and the skus that have none.
+#[derive(Serialize, ToSchema)]
 pub struct BulkPriceResponse {
     prices: Vec<Quote>,
     not_found: Vec<String>,
@@ -55,20 +118,15 @@ pub struct BulkPriceResponse {
 impl BulkPriceRequest {
     /// The (sku, quantity) pairs asked for, validated.
     fn parse(self) -> Result<Vec<(Sku, Option<Quantity>)>, Error> {
-        let wanted: Vec<(Sku, Option<Quantity>)> = match (self.skus, self.items) {
-            (Some(skus), None) => skus
+        let wanted: Vec<(Sku, Option<Quantity>)> = match self {
+            Self::Skus(BulkBySkus { skus }) => skus
                 .iter()
                 .map(|s| Ok((Sku::parse(s)?, None)))
                 .collect::<Result<_, Error>>()?,
-            (None, Some(items)) => items
+            Self::Items(BulkByItems { items }) => items
                 .iter()
                 .map(|i| Ok((Sku::parse(&i.sku)?, Some(Quantity::parse(i.quantity)?))))
                 .collect::<Result<_, Error>>()?,
-            _ => {
-                return Err(Error::InvalidRequest(
-                    "send either \"skus\" or \"items\", not both and not neither".into(),
-                ));
-            }
         };
         if wanted.is_empty() || wanted.len() > MAX_BULK {
             return Err(Error::InvalidRequest(format!(
@@ -79,6 +137,16 @@ impl BulkPriceRequest {
     }
 }
 
+/// Prices many skus at once; unknown skus are listed, not failed.
+#[utoipa::path(
+    tag = "prices",
+    responses(
+        (status = 200, description = "The prices found and the skus without one.", body = BulkPriceResponse),
+        (status = 400, description = "`invalid_request`: a bad sku or quantity, or not 1 to 200 skus.",
+            body = shared::problem::ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[post("/price/bulk")]
 #[tracing::instrument(skip_all)]
 pub async fn bulk_prices(
     book: web::Data<PriceBook>,
@@ -98,7 +166,26 @@ pub async fn bulk_prices(
     Ok(HttpResponse::Ok().json(response))
 }
 
+/// Every price in the catalogue.
+#[derive(Serialize, ToSchema)]
+pub struct PriceList {
+    count: usize,
+    prices: Vec<Quote>,
+}
+
+/// Every price in the catalogue, for one unit.
+#[utoipa::path(
+    tag = "prices",
+    responses((status = 200, description = "The whole catalogue.", body = PriceList))
+)]
+#[get("/prices")]
 pub async fn list_prices(book: web::Data<PriceBook>) -> HttpResponse {
     let prices = book.all();
-    HttpResponse::Ok().json(json!({ "count": prices.len(), "prices": prices }))
+    HttpResponse::Ok().json(PriceList {
+        count: prices.len(),
+        prices,
+    })
 }
+
+/// Keeps the documented bounds and the domain's in step.
+const _: () = assert!(MAX_QUANTITY == 100_000 && MAX_BULK == 200);

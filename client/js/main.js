@@ -1,0 +1,77 @@
+/**
+ * Starts the page: mounts each part on its section of index.html and wires them
+ * together (an order or a cancellation reloads the catalogue and the history).
+ */
+
+import { config } from '../config.js';
+import { settleConnection } from './connection.js';
+import { byId, fill, h } from './dom.js';
+import { mountCatalogue } from './catalogue.js';
+import { mountCart } from './cart-view.js';
+import { mountHistory, orderCard } from './orders.js';
+import { mountPanel } from './panel.js';
+import { mountDemo, mountConsole } from './demo.js';
+import { customer } from './state.js';
+
+const SOURCE_NOTES = {
+  override: ' (configured)',
+  fallback: ' (no gateway answered on this site)',
+};
+
+function describeConnection() {
+  const how = config.mode === 'gateway'
+    ? 'through the gateway on this site'
+    : 'directly on their own ports';
+  return h('span', {},
+    `Services reached ${how}${SOURCE_NOTES[config.source] || ''}: `,
+    Object.entries(config.services).map(([name, base], i) => [i ? ', ' : '', `${name} `, h('code', {}, base)]));
+}
+
+export async function start() {
+  // index.html loads either these modules or shop.bundle.js (built from them); should a
+  // page ever load both, the first to run starts it and the other does nothing.
+  if (window.shopStarted) return;
+  window.shopStarted = true;
+
+  // Everything reads the one shared config object, so settle it in place.
+  Object.assign(config, await settleConnection(config, window.location));
+  fill(byId('connection'), describeConnection());
+
+  let catalogue;
+  let history;
+  let panel;
+
+  function onCancelled(order) {
+    // The same order may show twice (checkout result and history): update both.
+    for (const card of document.querySelectorAll(`[data-order-id="${CSS.escape(order.order_id)}"]`)) {
+      if (card.dataset.status !== order.status) card.replaceWith(orderCard(order, { onCancelled }));
+    }
+    catalogue.reload();
+    panel.refresh();
+  }
+
+  function onOrderPlaced() {
+    catalogue.reload();
+    history.reload();
+    panel.refresh();
+  }
+
+  catalogue = mountCatalogue(byId('shop'));
+  mountCart(byId('cart'), { onOrderPlaced, onCancelled });
+  history = mountHistory(byId('orders'), { onCancelled });
+  panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });
+  const demo = mountDemo(byId('demo'), { onOrderPlaced, autoOrder: config.autoDemo });
+  mountConsole(byId('console'), { onOrderPlaced });
+
+  customer.subscribe(() => history.reload());
+  catalogue.reload();
+  history.reload();
+  demo.runOnLoad();
+  document.body.dataset.ready = 'true';
+}
+
+if (document.readyState === 'loading') {
+  document.addEventListener('DOMContentLoaded', start);
+} else {
+  start();
+}

@@ -1,0 +1,95 @@
+//! `GET /openapi.json` describes exactly what inventory serves, and the
+//! contract's examples fit it.
+
+use serde_json::json;
+use shared::testing::openapi::ApiDescription;
+
+use crate::helpers::spawn_app;
+
+/// Every route inventory serves: the contract's, then the plumbing's.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/items"),
+    ("GET", "/items/{sku}"),
+    ("GET", "/categories"),
+    ("POST", "/reservations"),
+    ("GET", "/reservations/{id}"),
+    ("DELETE", "/reservations/{id}"),
+    ("POST", "/reservations/{id}/confirm"),
+    ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+#[actix_web::test]
+async fn openapi_describes_every_route_and_nothing_else() {
+    let app = spawn_app().await;
+    let api = ApiDescription::fetch(&app.server.client).await;
+    api.assert_operations(ROUTES);
+    api.assert_undocumented_methods_are_405(&app.server.client)
+        .await;
+}
+
+#[actix_web::test]
+async fn every_documented_operation_answers_as_documented() {
+    let app = spawn_app().await;
+    let api = ApiDescription::fetch(&app.server.client).await;
+    assert_eq!(api.probe(&app.server.client).await, ROUTES.len());
+}
+
+#[actix_web::test]
+async fn the_reservation_endpoints_document_the_service_token() {
+    let app = spawn_app_with_token().await;
+    let api = ApiDescription::fetch(&app.server.client).await;
+    for (method, path) in ROUTES {
+        let operation = &api.doc["paths"][path][method.to_lowercase()];
+        let guarded = path.starts_with("/reservations");
+        assert_eq!(
+            operation["security"] == json!([{"service_token": []}]),
+            guarded,
+            "{method} {path}"
+        );
+        assert_eq!(operation["responses"].get("401").is_some(), guarded);
+    }
+    // And the 401 the description promises is what a caller without the token gets.
+    let res = app.reserve("r1", &[("A001", 1)]).await;
+    res.assert_problem(401, "unauthorized");
+}
+
+async fn spawn_app_with_token() -> crate::helpers::TestApp {
+    crate::helpers::spawn_app_with(|c| c.service_token = Some("s3cret".into())).await
+}
+
+#[actix_web::test]
+async fn contract_examples_fit_the_description() {
+    let app = spawn_app().await;
+    let api = ApiDescription::fetch(&app.server.client).await;
+    let laptop = json!({"sku": "A001", "name": "Laptop", "category": "electronics", "stock": 50});
+    api.assert_valid("Item", &laptop);
+    api.assert_valid("ItemList", &json!({"items": [laptop], "count": 1}));
+    api.assert_valid(
+        "CreateReservationRequest",
+        &json!({"reservation_id": "order-1", "lines": [{"sku": "A001", "quantity": 2}]}),
+    );
+    api.assert_valid(
+        "Reservation",
+        &json!({"reservation_id": "order-1", "status": "reserved",
+                "expires_at": "2026-11-25T10:01:00Z",
+                "items": [{"sku": "A001", "name": "Laptop", "category": "electronics", "quantity": 2}]}),
+    );
+    api.assert_valid(
+        "Reservation",
+        &json!({"reservation_id": "order-1", "status": "confirmed", "expires_at": null,
+                "items": [{"sku": "A001", "name": "Laptop", "category": "electronics", "quantity": 2}]}),
+    );
+    let stock_problem = json!({"type": "/problems/insufficient_stock", "title": "Not enough stock",
+                               "status": 409, "detail": "Not enough stock for B002.",
+                               "code": "insufficient_stock", "skus": ["B002"]});
+    api.assert_valid("Problem", &stock_problem);
+    api.assert_valid("SkusProblem", &stock_problem);
+    api.assert_invalid(
+        "CreateReservationRequest",
+        &json!({"reservation_id": "order-1", "lines": [], "extra": true}),
+    );
+}

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Run once by the official postgres image's entrypoint, when the data volume is
+# empty: one role and one database per service, each service owning its database
+# and nothing else (no shared tables, no cross-database access). The role
+# passwords come from the Secret shop-secrets, mounted as files.
+set -euo pipefail
+
+secrets=${POSTGRES_SECRETS_DIR:-/etc/postgres-secrets}
+inventory_password=$(<"$secrets/INVENTORY_DB_PASSWORD")
+order_password=$(<"$secrets/ORDER_DB_PASSWORD")
+
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+  --set inventory_password="$inventory_password" \
+  --set order_password="$order_password" <<'SQL'
+CREATE ROLE inventory_svc LOGIN PASSWORD :'inventory_password';
+CREATE ROLE order_svc LOGIN PASSWORD :'order_password';
+CREATE DATABASE shop_inventory OWNER inventory_svc;
+CREATE DATABASE shop_order OWNER order_svc;
+REVOKE ALL ON DATABASE shop_inventory FROM PUBLIC;
+REVOKE ALL ON DATABASE shop_order FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE shop_inventory TO inventory_svc;
+GRANT CONNECT, TEMPORARY ON DATABASE shop_order TO order_svc;
+SQL

@@ -1,0 +1,91 @@
+//! `GET /openapi.json` describes exactly what the order service serves, and
+//! the contract's examples fit it.
+
+use serde_json::json;
+use shared::testing::openapi::ApiDescription;
+
+use crate::helpers::spawn_stack;
+
+/// Every route the order service serves: the contract's, then the plumbing's.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/orders"),
+    ("GET", "/orders"),
+    ("GET", "/orders/{id}"),
+    ("POST", "/orders/{id}/cancel"),
+    ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+#[actix_web::test]
+async fn openapi_describes_every_route_and_nothing_else() {
+    let stack = spawn_stack().await;
+    let api = ApiDescription::fetch(&stack.order.client).await;
+    api.assert_operations(ROUTES);
+    api.assert_undocumented_methods_are_405(&stack.order.client)
+        .await;
+}
+
+#[actix_web::test]
+async fn every_documented_operation_answers_as_documented() {
+    let stack = spawn_stack().await;
+    let api = ApiDescription::fetch(&stack.order.client).await;
+    assert_eq!(api.probe(&stack.order.client).await, ROUTES.len());
+}
+
+#[actix_web::test]
+async fn orders_and_their_problems_answer_as_documented() {
+    let stack = spawn_stack().await;
+    let api = ApiDescription::fetch(&stack.order.client).await;
+    let placed = stack.place("c1", &[("A001", 2)]).await;
+    placed.assert_status(201);
+    api.assert_valid("Order", &placed.body);
+    let short = stack.place("c1", &[("B002", 1)]).await;
+    short.assert_problem(409, "insufficient_stock");
+    api.assert_valid("SkusProblem", &short.body);
+    let unknown = stack.place("c1", &[("Z999", 1)]).await;
+    unknown.assert_problem(422, "unknown_sku");
+    api.assert_valid("SkusProblem", &unknown.body);
+}
+
+#[actix_web::test]
+async fn contract_examples_fit_the_description() {
+    let stack = spawn_stack().await;
+    let api = ApiDescription::fetch(&stack.order.client).await;
+    api.assert_valid(
+        "CreateOrderRequest",
+        &json!({"customer_id": "test", "skus": ["A001", "B001"]}),
+    );
+    api.assert_valid(
+        "CreateOrderRequest",
+        &json!({"customer_id": "c1", "items": [{"sku": "A001", "quantity": 2}]}),
+    );
+    api.assert_invalid(
+        "CreateOrderRequest",
+        &json!({"customer_id": "c1", "skus": ["A001"], "items": [{"sku": "A001", "quantity": 1}]}),
+    );
+    let order = json!({
+        "order_id": "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b", "customer_id": "c1", "status": "confirmed",
+        "items": [{"sku": "A001", "name": "Laptop", "quantity": 1, "unit_price": 899.99,
+                   "discount_percent": 10, "line_total": 899.99}],
+        "total": 899.99, "currency": "USD", "pricing": "live", "created_at": "2026-11-25T10:00:00Z"
+    });
+    api.assert_valid("Order", &order);
+    // Pricing down and the sku never priced: no made-up price.
+    let pending = json!({
+        "order_id": "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b", "customer_id": "c1",
+        "status": "pending_pricing",
+        "items": [{"sku": "A009", "name": "Webcam", "quantity": 1, "unit_price": null,
+                   "discount_percent": null, "line_total": null}],
+        "total": null, "currency": null, "pricing": "fallback", "created_at": "2026-11-25T10:00:00Z"
+    });
+    api.assert_valid("Order", &pending);
+    api.assert_valid("OrderList", &json!({"orders": [order], "count": 1}));
+    api.assert_valid(
+        "Problem",
+        &json!({"type": "/problems/inventory_unavailable", "title": "Inventory unavailable",
+                "status": 503, "detail": "Retry shortly.", "code": "inventory_unavailable"}),
+    );
+}

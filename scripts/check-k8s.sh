@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Checks the Kubernetes manifests (k8s/) without a cluster:
+#
+#   1. renders every overlay in k8s/overlays/ with kustomize (`kubectl kustomize`)
+#   2. checks what the shop's manifests promise (namespace, probes, resources,
+#      security contexts, service accounts, tags; prod: replicas, HPA, PDB, spread,
+#      Ingress, chaos off; dev: chaos on)
+#   3. validates every object against the Kubernetes OpenAPI schemas, strictly
+#      (unknown fields are errors), offline: kubernetes-validate, for the oldest
+#      version the manifests need (1.30: preStop sleep) and the newest it knows
+#   4. runs checkov's Kubernetes policies, offline (--skip-download); every skipped
+#      check must carry a reason and be listed in k8s/POLICY-EXCEPTIONS.md
+#
+# Quiet on success: one summary line. Exits non-zero on any failure.
+# Tools: kubectl from the machine (or `kustomize` on PATH); kubernetes-validate and
+# checkov from PyPI, pinned, in a virtualenv under K8S_TOOLS_DIR (default
+# ~/.cache/resilient-shop/k8s-tools), installed on first use (about a minute).
+# With no kustomize 5 to be had (Debian's kubernetes-client 1.20 bundles v2, too
+# old for these kustomizations), the check is skipped with a message, or fails if
+# K8S_CHECK_REQUIRED=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$SECONDS
+tools_dir=${K8S_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/resilient-shop/k8s-tools}
+requirements=("kubernetes-validate==1.37.0" "checkov==3.3.30")
+# Oldest Kubernetes the manifests target (preStop sleep is 1.30+) and the newest
+# schema set the pinned kubernetes-validate bundles.
+k8s_versions=(1.30.0 1.37.0)
+namespace=resilient-shop
+
+fail() { echo "k8s check: FAILED: $*" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# --- a kustomize renderer -------------------------------------------------------
+# kustomize 5 (kubectl 1.27+) is needed: `labels` with includeTemplates, `replicas`,
+# regex patch targets. The choice goes by version, so that a broken kustomization
+# fails the check instead of looking like a missing tool.
+kustomize_major() { sed -nE 's/.*[Kk]ustomize[^0-9]*v?([0-9]+)\..*/\1/p; s/^v([0-9]+)\..*/\1/p' | head -n 1; }
+renderer=()
+found=""
+pick_renderer() {
+  local major
+  if command -v kubectl >/dev/null 2>&1; then
+    major=$(kubectl version --client 2>/dev/null | kustomize_major)
+    found="kubectl with kustomize v${major:-?}"
+    [ "${major:-0}" -ge 5 ] && { renderer=(kubectl kustomize); return; }
+  fi
+  if command -v kustomize >/dev/null 2>&1; then
+    major=$(kustomize version 2>/dev/null | kustomize_major)
+    found="${found:+$found, }kustomize v${major:-?}"
+    [ "${major:-0}" -ge 5 ] && { renderer=(kustomize build); return; }
+  fi
+  return 0
+}
+pick_renderer
+if [ ${#renderer[@]} -eq 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  # Debian itself has only kubernetes-client 1.20, whose kustomize (v2) cannot read
+  # these kustomizations; a machine with an apt repository that serves a current
+  # `kubectl` gets it from there.
+  if apt-cache policy kubectl 2>/dev/null | grep -qE '^ +[0-9]+ (https?|file):'; then
+    echo "k8s check: installing kubectl (apt)" >&2
+    apt-get install -y -qq kubectl >/dev/null 2>&1 || true
+    pick_renderer
+  fi
+fi
+if [ ${#renderer[@]} -eq 0 ]; then
+  why="no kustomize 5 on this machine (found: ${found:-neither kubectl nor kustomize});"
+  why="$why Debian offers only kubernetes-client 1.20, whose kustomize v2 cannot read k8s/:"
+  why="$why install kubectl 1.27+ or kustomize 5"
+  [ "${K8S_CHECK_REQUIRED:-0}" = 1 ] && fail "$why"
+  echo "k8s check: SKIPPED: $why" >&2
+  exit 0
+fi
+
+# --- kubernetes-validate and checkov in a virtualenv -----------------------------
+venv="$tools_dir/venv"
+stamp="$venv/.requirements"
+if [ "$(cat "$stamp" 2>/dev/null)" != "${requirements[*]}" ] ||
+  ! "$venv/bin/python" -c 'import checkov, kubernetes_validate' >/dev/null 2>&1; then
+  echo "k8s check: installing ${requirements[*]} into $venv (first run only)" >&2
+  command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
+  rm -rf "$venv"
+  mkdir -p "$tools_dir"
+  if ! python3 -m venv "$venv" >"$work/venv.log" 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv" >"$work/venv.log" 2>&1 || { cat "$work/venv.log" >&2; fail "could not create $venv"; }
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input "${requirements[@]}" \
+    >"$work/pip.log" 2>&1 || { tail -n 30 "$work/pip.log" >&2; fail "pip install ${requirements[*]}"; }
+  echo "${requirements[*]}" >"$stamp"
+fi
+py="$venv/bin/python"
+
+# --- 1. render ------------------------------------------------------------------
+overlays=()
+for dir in k8s/overlays/*/; do
+  name=$(basename "$dir")
+  overlays+=("$name")
+  "${renderer[@]}" "$dir" >"$work/$name.yaml" 2>"$work/$name.err" ||
+    { cat "$work/$name.err" >&2; fail "rendering k8s/overlays/$name"; }
+  # kustomize reports deprecated fields on stderr: keep the kustomizations clean.
+  [ -s "$work/$name.err" ] && { cat "$work/$name.err" >&2; fail "kustomize warned on k8s/overlays/$name"; }
+done
+[ ${#overlays[@]} -gt 0 ] || fail "no overlay in k8s/overlays/"
+
+# --- 2. what the manifests promise ----------------------------------------------
+"$py" - "$namespace" "$work" "${overlays[@]}" <<'PY' || fail "manifest rules (above)"
+import sys, yaml
+
+namespace, work, overlays = sys.argv[1], sys.argv[2], sys.argv[3:]
+errors = []
+CLUSTER_SCOPED = {"Namespace"}
+SERVICES = {"inventory": 7001, "order": 7002, "pricing": 7003}
+
+
+def err(overlay, msg):
+    errors.append(f"{overlay}: {msg}")
+
+
+for overlay in overlays:
+    docs = [d for d in yaml.safe_load_all(open(f"{work}/{overlay}.yaml")) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+        if d["kind"] not in CLUSTER_SCOPED and d["metadata"].get("namespace") != namespace:
+            err(overlay, f"{d['kind']}/{d['metadata']['name']} is not in namespace {namespace}")
+    sas = by_kind.get("ServiceAccount", {})
+    config = {name: d.get("data", {}) for name, d in by_kind.get("ConfigMap", {}).items()}
+    workloads = {**by_kind.get("Deployment", {}), **by_kind.get("StatefulSet", {})}
+    for name in [*SERVICES, "client", "postgres"]:
+        if name not in workloads:
+            err(overlay, f"no Deployment/StatefulSet {name}")
+    for name, w in workloads.items():
+        pod = w["spec"]["template"]["spec"]
+        where = f"{w['kind']}/{name}"
+        sa = pod.get("serviceAccountName")
+        if not sa or sa == "default" or sa not in sas:
+            err(overlay, f"{where}: needs its own ServiceAccount")
+        elif sas[sa].get("automountServiceAccountToken") is not False:
+            err(overlay, f"ServiceAccount/{sa}: automountServiceAccountToken must be false")
+        if pod.get("automountServiceAccountToken") is not False:
+            err(overlay, f"{where}: automountServiceAccountToken must be false")
+        psc = pod.get("securityContext", {})
+        if psc.get("runAsNonRoot") is not True or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            err(overlay, f"{where}: pod securityContext needs runAsNonRoot and seccomp RuntimeDefault")
+        if "terminationGracePeriodSeconds" not in pod:
+            err(overlay, f"{where}: set terminationGracePeriodSeconds")
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            cw = f"{where}/{c['name']}"
+            image = c["image"]
+            if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
+                err(overlay, f"{cw}: image {image} has no fixed tag (kustomization images:)")
+            sc = c.get("securityContext", {})
+            if not (sc.get("runAsNonRoot") is True and sc.get("readOnlyRootFilesystem") is True
+                    and sc.get("allowPrivilegeEscalation") is False
+                    and sc.get("capabilities", {}).get("drop") == ["ALL"]
+                    and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault"):
+                err(overlay, f"{cw}: securityContext needs runAsNonRoot, readOnlyRootFilesystem, "
+                             "allowPrivilegeEscalation false, drop ALL, seccomp RuntimeDefault")
+            res = c.get("resources", {})
+            for kind in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(res.get(kind, {})):
+                    err(overlay, f"{cw}: resources.{kind} needs cpu and memory")
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                if probe not in c:
+                    err(overlay, f"{cw}: no {probe}")
+            if name in SERVICES:
+                paths = {p: c.get(p, {}).get("httpGet", {}).get("path") for p in ("livenessProbe", "readinessProbe")}
+                if paths != {"livenessProbe": "/health/live", "readinessProbe": "/health/ready"}:
+                    err(overlay, f"{cw}: probes must use /health/live and /health/ready, not {paths}")
+                if c.get("lifecycle", {}).get("preStop") is None:
+                    err(overlay, f"{cw}: no preStop")
+                ports = [p["containerPort"] for p in c.get("ports", [])]
+                if ports != [SERVICES[name]]:
+                    err(overlay, f"{cw}: port {ports}, contract says {SERVICES[name]}")
+    # Chaos: off everywhere in prod, the seed's demo values in dev.
+    def chaos(service):
+        env = {}
+        for ref in workloads.get(service, {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("envFrom", []):
+            env.update(config.get(ref.get("configMapRef", {}).get("name"), {}))
+        return {k: v for k, v in env.items() if k.startswith("CHAOS_") and k != "CHAOS_DELAY_MS"}
+    if overlay == "prod":
+        for service in [*SERVICES, "client"]:
+            if any(float(v) != 0 for v in chaos(service).values()):
+                err(overlay, f"{service}: chaos must be off in prod, got {chaos(service)}")
+            w = workloads.get(service, {})
+            if w.get("spec", {}).get("replicas", 1) < 2:
+                err(overlay, f"{service}: needs at least 2 replicas")
+            hpa = by_kind.get("HorizontalPodAutoscaler", {}).get(service)
+            if not hpa or hpa["apiVersion"] != "autoscaling/v2" or hpa["spec"].get("minReplicas", 1) < 2 \
+                    or hpa["spec"]["scaleTargetRef"]["name"] != service \
+                    or not any(m.get("resource", {}).get("name") == "cpu" for m in hpa["spec"].get("metrics", [])):
+                err(overlay, f"{service}: needs an autoscaling/v2 CPU HorizontalPodAutoscaler, minReplicas >= 2")
+            if service not in by_kind.get("PodDisruptionBudget", {}):
+                err(overlay, f"{service}: needs a PodDisruptionBudget")
+            affinity = w.get("spec", {}).get("template", {}).get("spec", {}).get("affinity", {})
+            terms = affinity.get("podAntiAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution", [])
+            if not any(t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname" for t in terms):
+                err(overlay, f"{service}: needs preferred podAntiAffinity on kubernetes.io/hostname")
+        if not any(r["http"]["paths"][0]["backend"]["service"]["name"] == "client"
+                   for i in by_kind.get("Ingress", {}).values() for r in i["spec"]["rules"]):
+            err(overlay, "needs an Ingress to the client gateway")
+    if overlay == "dev":
+        expected = {"inventory": {"CHAOS_DELAY_RATE": "0.1", "CHAOS_FAILURE_RATE": "0"},
+                    "pricing": {"CHAOS_DELAY_RATE": "0", "CHAOS_FAILURE_RATE": "0.1"}}
+        for service, want in expected.items():
+            if chaos(service) != want:
+                err(overlay, f"{service}: demo chaos should be {want}, got {chaos(service)}")
+    if "default-deny-all" not in by_kind.get("NetworkPolicy", {}):
+        err(overlay, "no default-deny NetworkPolicy")
+
+for e in errors:
+    print(f"  {e}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+
+# --- 3. schemas -----------------------------------------------------------------
+objects=0
+for name in "${overlays[@]}"; do
+  objects=$((objects + $(grep -c '^kind:' "$work/$name.yaml")))
+  for version in "${k8s_versions[@]}"; do
+    "$venv/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$version" "$work/$name.yaml" \
+      >"$work/validate.out" 2>&1 || { cat "$work/validate.out" >&2; fail "schema validation of $name against Kubernetes $version"; }
+    # It reports some problems without a non-zero exit: any output is one.
+    [ -s "$work/validate.out" ] && { cat "$work/validate.out" >&2; fail "schema validation of $name against Kubernetes $version"; }
+  done
+done
+
+# --- 4. checkov -----------------------------------------------------------------
+mkdir "$work/rendered"
+for name in "${overlays[@]}"; do cp "$work/$name.yaml" "$work/rendered/"; done
+# HOME and the working directory are the empty work folder, and checkov's own skip
+# variables are cleared, so that no personal .checkov.yaml or environment skips a
+# check: the only skips are the manifests' annotations.
+(cd "$work" && env -u CKV_SKIP_CHECK -u CKV_CHECK -u CKV_SOFT_FAIL_ON HOME="$work" \
+  CKV_SKIP_PACKAGE_UPDATE_CHECK=true "$venv/bin/checkov" --skip-download \
+  --framework kubernetes --directory rendered --output json >"$work/checkov.json" 2>"$work/checkov.err") || true
+checkov_summary=$("$py" - "$work/checkov.json" k8s/POLICY-EXCEPTIONS.md <<'PY'
+import json, re, sys
+
+try:
+    report = json.load(open(sys.argv[1]))
+except ValueError:
+    print("checkov printed no JSON report", file=sys.stderr)
+    sys.exit(1)
+reports = report if isinstance(report, list) else [report]
+documented = set(re.findall(r"CKV2?_K8S_\d+", open(sys.argv[2]).read()))
+passed = failed = skipped = 0
+problems = []
+for r in reports:
+    if "results" not in r:  # nothing scanned
+        continue
+    res, summary = r["results"], r["summary"]
+    passed += summary["passed"]
+    failed += summary["failed"]
+    skipped += summary["skipped"]
+    for c in res.get("failed_checks", []):
+        problems.append(f"FAILED {c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path'].lstrip('/')})")
+    for c in res.get("skipped_checks", []):
+        comment = c["check_result"].get("suppress_comment", "")
+        if not comment or comment == "No comment provided":
+            problems.append(f"SKIPPED without a reason: {c['check_id']} on {c['resource']}")
+        if c["check_id"] not in documented:
+            problems.append(f"SKIPPED but not in k8s/POLICY-EXCEPTIONS.md: {c['check_id']} on {c['resource']}")
+    if summary.get("parsing_errors") or res.get("parsing_errors"):
+        problems.append(f"checkov could not parse: {res.get('parsing_errors')}")
+if passed == 0:
+    problems.append("checkov ran no check")
+for p in problems:
+    print(f"  {p}", file=sys.stderr)
+print(f"checkov {passed} passed, {failed} failed, {skipped} skipped (documented)")
+sys.exit(1 if problems else 0)
+PY
+) || { [ -s "$work/checkov.err" ] && tail -n 20 "$work/checkov.err" >&2; fail "checkov (above)"; }
+
+echo "k8s check: OK: ${#overlays[@]} overlays (${overlays[*]}), $objects objects rendered," \
+  "schemas of Kubernetes ${k8s_versions[*]} (strict), $checkov_summary, $((SECONDS - started)) s"

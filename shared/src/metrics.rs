@@ -1,0 +1,163 @@
+//! Prometheus metrics, served at `GET /metrics`.
+//!
+//! Each service process owns one [`Registry`] (no global state, so the tests
+//! can run many services in one process and still read exact counts). A
+//! service registers its own metric families in it, then hands it to
+//! [`crate::server::start`], which adds the HTTP metrics every service has
+//! and serves the text exposition (OpenMetrics, which Prometheus scrapes
+//! natively).
+//!
+//! Metric names live in [`names`], so that dashboards and alerts have one
+//! place to look.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+pub use prometheus_client::registry::Registry;
+
+/// Every metric name the services expose (counters gain `_total` on the wire).
+pub mod names {
+    pub const HTTP_REQUESTS: &str = "http_requests";
+    pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+    pub const BREAKER_STATE: &str = "circuit_breaker_state";
+    pub const BREAKER_TRANSITIONS: &str = "circuit_breaker_transitions";
+    pub const BREAKER_REJECTED_CALLS: &str = "circuit_breaker_rejected_calls";
+    pub const DEPENDENCY_CALLS: &str = "dependency_calls";
+    pub const DEPENDENCY_CALL_DURATION: &str = "dependency_call_duration_seconds";
+    pub const ORDERS: &str = "orders";
+    pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
+    pub const RESERVATIONS: &str = "reservations";
+    pub const RESERVATIONS_EXPIRED: &str = "reservations_expired";
+}
+
+/// Media type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Latency buckets from 0.5 ms to about 4 s, doubling.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+/// A histogram family whose histograms use [`latency_histogram`].
+pub type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A new, empty [`LatencyFamily`].
+pub fn latency_family<L: Clone + std::hash::Hash + Eq>() -> LatencyFamily<L> {
+    Family::new_with_constructor(latency_histogram)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The route template (`/items/{sku}`), never the raw path: bounded cardinality.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+/// Request count and latency by route template, method and status.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<HttpLabels, Counter>,
+    duration: LatencyFamily<RouteLabels>,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            duration: latency_family(),
+        };
+        registry.register(
+            names::HTTP_REQUESTS,
+            "HTTP requests answered, by method, route template and status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            names::HTTP_REQUEST_DURATION,
+            "Time to answer HTTP requests, by method and route template",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&HttpLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+}
+
+/// The registry once every family is registered: shared by the workers.
+#[derive(Clone)]
+pub struct MetricsRegistry(Arc<Registry>);
+
+impl MetricsRegistry {
+    pub fn new(registry: Registry) -> Self {
+        Self(Arc::new(registry))
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.0);
+        text
+    }
+}
+
+/// `GET /metrics`.
+pub async fn serve(registry: web::Data<MetricsRegistry>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(CONTENT_TYPE)
+        .body(registry.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_metrics_render_by_route_template() {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        http.observe("GET", "/items/{sku}", 200, 0.002);
+        http.observe("GET", "/items/{sku}", 200, 0.004);
+        http.observe("GET", "/items/{sku}", 404, 0.001);
+        let text = MetricsRegistry::new(registry).render();
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="GET",route="/items/{sku}",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"status="404"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"http_request_duration_seconds_count{method="GET",route="/items/{sku}"} 3"#
+            ),
+            "{text}"
+        );
+    }
+}
