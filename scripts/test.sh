@@ -6,6 +6,8 @@
 #   3. the inventory and order HTTP suites again on PostgreSQL: a throwaway cluster
 #      (scripts/with-postgres.sh; Debian's postgresql, installed when missing)
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
+#   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh)
+#   6. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,3 +49,11 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 scripts/seed-commands.sh http://localhost:37001 http://localhost:37002 http://localhost:37003
+kill "$stack"
+wait "$stack" 2>/dev/null || true
+
+section "Kubernetes manifests"
+scripts/check-k8s.sh
+
+section "web client in a browser"
+scripts/browser-test.sh

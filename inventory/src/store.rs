@@ -35,6 +35,18 @@ pub enum ReserveOutcome {
     UnknownSkus(Vec<String>),
 }
 
+impl ReserveOutcome {
+    /// The `outcome` label of the reservation metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Created(_) => "reserved",
+            Self::Existing(_) => "replayed",
+            Self::InsufficientStock(_) => "insufficient_stock",
+            Self::UnknownSkus(_) => "unknown_sku",
+        }
+    }
+}
+
 /// What became of a confirmation.
 #[derive(Debug)]
 pub enum ConfirmOutcome {

@@ -21,6 +21,7 @@ use crate::domain::{
     IdempotencyKey, NewOrder, Order, OrderStatus, PricingSource, UnitPrice, price_lines,
 };
 use crate::error::Error;
+use crate::metrics::OrderMetrics;
 use crate::store::{Recorded, Store};
 
 /// What the saga needs, borrowed from the worker's app data.
@@ -28,6 +29,7 @@ pub struct Saga<'a> {
     pub store: &'a Store,
     pub inventory: &'a InventoryClient,
     pub pricing: &'a PricingClient,
+    pub metrics: &'a OrderMetrics,
     pub request_id: &'a RequestId,
 }
 

@@ -15,6 +15,7 @@ use crate::domain::{
     ReservedLine, Sku,
 };
 use crate::error::{Error, ReservationProblem, SkusProblem};
+use crate::metrics::InventoryMetrics;
 use crate::store::{ConfirmOutcome, ReserveOutcome, Store};
 
 /// The reservation TTL, registered as app data.
@@ -109,10 +110,13 @@ fn reservation_id(raw: &str) -> Result<ReservationId, Error> {
 pub async fn create_reservation(
     store: web::Data<Store>,
     ttl: web::Data<ReservationTtl>,
+    metrics: web::Data<InventoryMetrics>,
     body: web::Json<CreateReservationRequest>,
 ) -> Result<HttpResponse, Error> {
     let new = NewReservation::try_from(body.into_inner())?;
-    let (status, reservation) = match store.reserve(&new, now_ms(), ttl.0).await? {
+    let outcome = store.reserve(&new, now_ms(), ttl.0).await?;
+    metrics.reservation(outcome.label());
+    let (status, reservation) = match outcome {
         ReserveOutcome::Created(r) => (StatusCode::CREATED, r),
         ReserveOutcome::Existing(r) => (StatusCode::OK, r),
         ReserveOutcome::InsufficientStock(skus) => return Err(Error::InsufficientStock { skus }),
@@ -163,15 +167,22 @@ pub async fn get_reservation(
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn confirm_reservation(
     store: web::Data<Store>,
+    metrics: web::Data<InventoryMetrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
     match store.confirm(id.as_str(), now_ms()).await? {
-        ConfirmOutcome::Confirmed(r) => Ok(HttpResponse::Ok().json(ReservationResponse::from(r))),
-        ConfirmOutcome::TooLate(r) => Err(Error::ReservationExpired {
-            id: r.id,
-            status: r.status,
-        }),
+        ConfirmOutcome::Confirmed(r) => {
+            metrics.reservation("confirmed");
+            Ok(HttpResponse::Ok().json(ReservationResponse::from(r)))
+        }
+        ConfirmOutcome::TooLate(r) => {
+            metrics.reservation("too_late");
+            Err(Error::ReservationExpired {
+                id: r.id,
+                status: r.status,
+            })
+        }
         ConfirmOutcome::NotFound => Err(Error::ReservationNotFound {
             id: path.into_inner(),
         }),
@@ -193,9 +204,11 @@ pub async fn confirm_reservation(
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn release_reservation(
     store: web::Data<Store>,
+    metrics: web::Data<InventoryMetrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
     store.release(id.as_str(), now_ms()).await?;
+    metrics.reservation("released");
     Ok(HttpResponse::NoContent().finish())
 }

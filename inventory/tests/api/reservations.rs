@@ -197,3 +197,33 @@ async fn concurrent_reservations_never_oversell() {
     assert_eq!((reserved, refused), (20, 80), "{statuses:?}");
     assert_eq!(app.stock("B001").await, 0);
 }
+
+#[actix_web::test]
+async fn metrics_count_reservations_by_outcome_and_expiries() {
+    let app = spawn_app_with(|c| c.reservation_ttl = Duration::from_millis(50)).await;
+    app.reserve("r1", &[("A001", 1)]).await.assert_status(201);
+    app.reserve("r1", &[("A001", 1)]).await.assert_status(200);
+    app.reserve("r2", &[("B002", 1)]).await.assert_status(409);
+    app.reserve("r3", &[("Z999", 1)]).await.assert_status(422);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = app.get("/metrics").await.text;
+        if text.contains("reservations_expired_total 1") {
+            for line in [
+                r#"reservations_total{outcome="reserved"} 1"#,
+                r#"reservations_total{outcome="replayed"} 1"#,
+                r#"reservations_total{outcome="insufficient_stock"} 1"#,
+                r#"reservations_total{outcome="unknown_sku"} 1"#,
+                r#"reservations_total{outcome="confirmed"} 0"#,
+            ] {
+                assert!(text.contains(line), "{line} missing from\n{text}");
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no expiry counted:\n{text}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}

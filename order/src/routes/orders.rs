@@ -16,6 +16,7 @@ use crate::domain::{
     PricingSource, Sku,
 };
 use crate::error::{Error, OrderProblem, SkusProblem};
+use crate::metrics::OrderMetrics;
 use crate::saga::{Placed, Saga};
 use crate::store::Store;
 
@@ -233,6 +234,7 @@ pub async fn create_order(
     store: web::Data<Store>,
     inventory: web::Data<InventoryClient>,
     pricing: web::Data<PricingClient>,
+    metrics: web::Data<OrderMetrics>,
     body: web::Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, Error> {
     let key = idempotency_key(&req)?;
@@ -241,6 +243,7 @@ pub async fn create_order(
         store: &store,
         inventory: &inventory,
         pricing: &pricing,
+        metrics: &metrics,
         request_id: &request_id,
     };
     Ok(match saga.place(order, key).await? {
@@ -346,12 +349,14 @@ pub async fn cancel_order(
     store: web::Data<Store>,
     inventory: web::Data<InventoryClient>,
     pricing: web::Data<PricingClient>,
+    metrics: web::Data<OrderMetrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let saga = Saga {
         store: &store,
         inventory: &inventory,
         pricing: &pricing,
+        metrics: &metrics,
         request_id: &request_id,
     };
     let order = saga.cancel(&path).await?;
