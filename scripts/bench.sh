@@ -4,9 +4,17 @@
 # Prints one table: rps, p50, p99, non-2xx answers, and each service's peak RSS.
 # Not part of the test suite: figures depend on the machine.
 #
-#   scripts/bench.sh                 # SQLite, then PostgreSQL (throwaway cluster)
+#   scripts/bench.sh                 # SQLite, then PostgreSQL (throwaway cluster), then
+#                                    # the resilience run (SQLite)
 #   STORES=sqlite scripts/bench.sh   # one store only
+#   RESILIENCE=off scripts/bench.sh  # skip the resilience run
 #   DURATION=10s CONNECTIONS=32 THREADS=2 scripts/bench.sh
+#
+# The resilience run sends a steady 100 orders/s for 60 s while pricing is killed
+# (10-25 s) and inventory is restarted slowed past the order service's timeout
+# (35-45 s), then prints the order service's 5xx answers while inventory was
+# reachable (must be 0), the share of fallback orders, the breaker transitions,
+# p99 latency per phase, and checks that stock is conserved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +39,89 @@ if [ "${1:-}" != --store ]; then
       bash "$0" --store sqlite
     fi
   done
+  [ "${RESILIENCE:-on}" = off ] || bash "$0" --resilience
   exit 0
+fi
+
+if [ "$1" = --resilience ]; then
+  data_dir=$(mktemp -d)
+  pids=()
+  cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$data_dir"
+  }
+  trap cleanup EXIT
+  export HOST=127.0.0.1 RUST_LOG=warn DATA_DIR=$data_dir
+  ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null && return; sleep 0.05; done; }
+  start_inventory() { # [chaos delay ms]
+    env PORT=47101 INVENTORY_CATALOG=bench/inventory-catalog.json \
+      ${1:+CHAOS_DELAY_RATE=1 CHAOS_DELAY_MS=$1} target/release/inventory &
+    inventory_pid=$!
+    pids+=("$inventory_pid")
+    ready 47101
+  }
+  start_pricing() { PORT=47103 target/release/pricing & pricing_pid=$!; pids+=("$pricing_pid"); ready 47103; }
+  start_inventory
+  start_pricing
+  PORT=47102 INVENTORY_URL=http://127.0.0.1:47101 PRICING_URL=http://127.0.0.1:47103 \
+    REQUEST_TIMEOUT_MS=300 BREAKER_FAILURE_THRESHOLD=5 BREAKER_RESET_TIMEOUT_MS=3000 \
+    target/release/order & pids+=($!)
+  ready 47102
+  initial=$(curl -fs http://127.0.0.1:47101/items/A002 | jq .stock)
+
+  python3 bench/resilience.py http://127.0.0.1:47102 100 60 "$data_dir/orders.csv" &
+  load=$!
+  sleep 10; kill "$pricing_pid"; echo "  10 s: pricing killed"
+  sleep 15; start_pricing; echo "  25 s: pricing started again"
+  sleep 10; kill "$inventory_pid"; wait "$inventory_pid" 2>/dev/null || true
+  start_inventory 400; echo "  35 s: inventory restarted, answering after 400 ms (timeout 300 ms)"
+  sleep 10; kill "$inventory_pid"; wait "$inventory_pid" 2>/dev/null || true
+  start_inventory; echo "  45 s: inventory back to normal"
+  wait "$load"
+  sleep 1 # let the last compensating releases land
+
+  metrics=$(curl -fs http://127.0.0.1:47102/metrics)
+  left=$(curl -fs http://127.0.0.1:47101/items/A002 | jq .stock)
+  held=$(python3 - "$data_dir/order.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+(held,) = db.execute(
+    "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id "
+    "WHERE o.status IN ('confirmed', 'pending_pricing') AND i.sku = 'A002'").fetchone()
+print(held)
+PY
+)
+  awk -F, -v initial="$initial" -v left="$left" -v held="$held" -v metrics="$metrics" '
+    function p99(arr, n,   i, j, t) {
+      if (n == 0) return 0
+      for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
+      return arr[int(n * 0.99 + 0.999) > n ? n : int(n * 0.99 + 0.999)]
+    }
+    {
+      phase = ($1 < 10) ? "steady" : ($1 < 25) ? "pricing_down" : ($1 < 35) ? "recovered" : ($1 < 46) ? "inventory_slow" : "steady_again"
+      n[phase]++; lat[phase, n[phase]] = $2
+      if ($3 >= 500 && phase != "inventory_slow") errors++
+      if ($3 >= 500) all5xx++
+      if ($4 == "fallback") fallback++
+      if ($3 == 200 || $3 == 201) ok++
+      total++
+    }
+    END {
+      printf "resilience: %d orders at 100/s, %d placed, %d fallback (%.1f%%), 5xx %d in all, %d while inventory was reachable\n", total, ok, fallback, ok ? 100 * fallback / ok : 0, all5xx, errors
+      split("steady pricing_down recovered inventory_slow steady_again", phases, " ")
+      for (k = 1; k <= 5; k++) {
+        ph = phases[k]; m = n[ph]; delete a
+        for (i = 1; i <= m; i++) a[i] = lat[ph, i]
+        printf "  p99 %-15s %8.1f ms  (%d orders)\n", ph, p99(a, m), m
+      }
+      c = split(metrics, lines, "\n")
+      for (i = 1; i <= c; i++) if (lines[i] ~ /^circuit_breaker_transitions_total/) printf "  %s\n", lines[i]
+      status = (initial == left + held) ? "conserved" : "NOT CONSERVED"
+      printf "  stock: initial %d = left %d + held by placed orders %d: %s\n", initial, left, held, status
+      if (errors > 0 || status != "conserved") exit 1
+    }' "$data_dir/orders.csv"
+  exit
 fi
 
 # --store STORE: one run against one store (inside with-postgres.sh for postgres).

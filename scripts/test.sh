@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it. Installs what it needs on a fresh machine.
 #
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
-#   2. every crate's unit and HTTP tests on embedded SQLite
+#   2. every crate's unit and HTTP tests on embedded SQLite, then schemathesis
+#      against each service's /openapi.json (scripts/schemathesis.sh)
 #   3. the inventory and order HTTP suites again on PostgreSQL: a throwaway cluster
 #      (scripts/with-postgres.sh; Debian's postgresql, installed when missing)
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
@@ -28,6 +29,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 section "tests (SQLite)"
 cargo test --workspace
+
+section "property-based API tests (schemathesis against each /openapi.json)"
+PROFILE=debug scripts/schemathesis.sh
 
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates

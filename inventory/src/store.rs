@@ -95,10 +95,9 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
-        MIGRATOR
-            .run(db.writes())
+        db.migrate(&MIGRATOR)
             .await
-            .context("running inventory migrations")?;
+            .context("migrating the inventory store")?;
         Ok(Self { db })
     }
 

@@ -89,10 +89,9 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
-        MIGRATOR
-            .run(db.writes())
+        db.migrate(&MIGRATOR)
             .await
-            .context("running order migrations")?;
+            .context("migrating the order store")?;
         Ok(Self { db })
     }
 

@@ -8,6 +8,7 @@ use anyhow::Context;
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
 use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection, Executor};
 
 use crate::config::DatabaseConfig;
@@ -25,6 +26,7 @@ use crate::health::{CheckOutcome, HealthCheck};
 pub struct Database {
     reads: AnyPool,
     writes: AnyPool,
+    is_sqlite: bool,
 }
 
 impl Database {
@@ -44,6 +46,7 @@ impl Database {
             return Ok(Self {
                 reads: pool.clone(),
                 writes: pool,
+                is_sqlite: false,
             });
         }
         let mut url = config.url.clone();
@@ -53,6 +56,7 @@ impl Database {
             return Ok(Self {
                 reads: pool.clone(),
                 writes: pool,
+                is_sqlite: true,
             });
         }
         let path = url
@@ -79,7 +83,36 @@ impl Database {
         // The writer first: it creates the file and switches it to WAL.
         let writes = open(&url, 1, true).await?;
         let reads = open(&url, config.max_connections, true).await?;
-        Ok(Self { reads, writes })
+        Ok(Self {
+            reads,
+            writes,
+            is_sqlite: true,
+        })
+    }
+
+    /// Brings the schema up to date with `migrator`'s embedded migrations.
+    ///
+    /// On PostgreSQL sqlx holds an advisory lock while it migrates, so replicas
+    /// starting together take turns. SQLite has no such lock: two processes
+    /// opening a fresh file at once can both decide a migration is due, and the
+    /// slower one then fails on the tables the faster one created. Its retry
+    /// reads the migration history again, finds the work done and succeeds.
+    ///
+    /// # Errors
+    /// When a migration fails for any other reason.
+    pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&self.writes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 && self.is_sqlite => {
+                    tracing::warn!(error = %e, attempt, "migration raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e).context("running database migrations"),
+            }
+        }
     }
 
     /// For queries that only read.

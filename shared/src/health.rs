@@ -227,8 +227,8 @@ pub struct Readiness {
 /// Registers the three health routes (and their description).
 pub fn routes(cfg: &mut ApiConfig) {
     cfg.service(health_summary) // GET /health
-        .service(health_live) //    GET /health/live
-        .service(health_ready); //  GET /health/ready
+        .service(health_live) // GET /health/live
+        .service(health_ready); // GET /health/ready
 }
 
 /// Liveness: the process is up.

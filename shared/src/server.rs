@@ -64,7 +64,8 @@ impl ShutdownHandle {
 /// `registry` holds the service's own metric families; the HTTP metrics are
 /// added here and the lot is served at `GET /metrics`. `routes` runs once per
 /// worker: it registers the service's app data (stores, clients, health
-/// checks) and routes.
+/// checks) and routes, on an [`ApiConfig`] so that every route is also
+/// described at `GET /openapi.json` (see [`crate::openapi`]).
 ///
 /// # Errors
 /// When the address cannot be bound.

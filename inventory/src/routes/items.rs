@@ -16,8 +16,11 @@ pub struct ItemsQuery {
     /// Only the items of this category.
     #[param(example = "electronics")]
     category: Option<String>,
-    /// Only these skus, comma-separated (at most 200).
-    #[param(example = "A001,B001")]
+    /// Only these skus, comma-separated (at most 200; blanks around them are ignored).
+    #[param(
+        example = "A001,B001",
+        pattern = r"^\s*([A-Za-z0-9._-]{1,32}\s*)?(,\s*([A-Za-z0-9._-]{1,32}\s*)?)*$"
+    )]
     skus: Option<String>,
 }
 

@@ -14,16 +14,16 @@ use shared::auth::require_service_token;
 use shared::openapi::{ApiConfig, scope};
 
 pub fn routes(cfg: &mut ApiConfig) {
-    cfg.service(items::list_items) //        GET    /items
-        .service(items::get_item) //          GET    /items/{sku}
-        .service(items::list_categories) //   GET    /categories
+    cfg.service(items::list_items) // GET /items
+        .service(items::get_item) // GET /items/{sku}
+        .service(items::list_categories) // GET /categories
         .service(
             // Only the order service holds stock: these need SERVICE_TOKEN when it is set.
             scope("/reservations")
                 .wrap(from_fn(require_service_token))
-                .service(reservations::create_reservation) //  POST   /reservations
-                .service(reservations::get_reservation) //     GET    /reservations/{id}
+                .service(reservations::create_reservation) // POST /reservations
+                .service(reservations::get_reservation) // GET /reservations/{id}
                 .service(reservations::release_reservation) // DELETE /reservations/{id}
-                .service(reservations::confirm_reservation), // POST  /reservations/{id}/confirm
+                .service(reservations::confirm_reservation), // POST /reservations/{id}/confirm
         );
 }

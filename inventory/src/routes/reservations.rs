@@ -41,6 +41,7 @@ pub struct LineIn {
     #[schema(value_type = Sku)]
     sku: String,
     #[schema(minimum = 1, maximum = 10_000, example = 2)]
+    #[serde(deserialize_with = "shared::validate::whole_number")]
     quantity: u64,
 }
 

@@ -10,7 +10,7 @@ use shared::openapi::ApiConfig;
 
 pub fn routes(cfg: &mut ApiConfig) {
     cfg.service(orders::create_order) // POST /orders
-        .service(orders::list_orders) //   GET  /orders
-        .service(orders::get_order) //     GET  /orders/{id}
+        .service(orders::list_orders) // GET /orders
+        .service(orders::get_order) // GET /orders/{id}
         .service(orders::cancel_order); // POST /orders/{id}/cancel
 }

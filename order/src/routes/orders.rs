@@ -61,6 +61,7 @@ pub struct ItemIn {
     #[schema(value_type = Sku)]
     sku: String,
     #[schema(minimum = 1, maximum = 10_000, example = 2)]
+    #[serde(deserialize_with = "shared::validate::whole_number")]
     quantity: u64,
 }
 
@@ -260,7 +261,7 @@ pub async fn create_order(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Whose orders (required).
-    #[param(required = true, value_type = String, example = "c1")]
+    #[param(required = true, value_type = CustomerId, example = "c1")]
     customer_id: Option<String>,
     /// At most this many, newest first (1 to 200; default 50).
     #[param(example = 20)]

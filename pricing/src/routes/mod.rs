@@ -10,9 +10,9 @@ use shared::openapi::ApiConfig;
 use shared::problem::other_methods_not_allowed;
 
 pub fn routes(cfg: &mut ApiConfig) {
-    cfg.service(prices::list_prices) //  GET  /prices
+    cfg.service(prices::list_prices) // GET /prices
         .service(prices::bulk_prices) // POST /price/bulk
         // Any other method on /price/bulk is a 405, not a price lookup of sku "bulk".
         .map(|cfg| cfg.service(other_methods_not_allowed("/price/bulk")))
-        .service(prices::get_price); //  GET  /price/{sku}
+        .service(prices::get_price); // GET /price/{sku}
 }

@@ -86,6 +86,7 @@ pub struct BulkItem {
     #[schema(value_type = Sku)]
     sku: String,
     #[schema(minimum = 1, maximum = 100_000, example = 10)]
+    #[serde(deserialize_with = "shared::validate::whole_number")]
     quantity: u64,
 }
 
