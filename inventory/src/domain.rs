@@ -1,10 +1,8 @@
 //! Inventory's domain types. Wire types become these before any rule runs;
 //! past that edge nothing re-checks.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
-use shared::validate::is_identifier;
+use shared::validate::{LinesError, is_identifier, merge_lines};
 
 const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
 
@@ -23,6 +21,15 @@ pub enum ParseError {
     Quantity(u64),
     #[error("a reservation needs 1 to {MAX_LINES} distinct skus")]
     LineCount,
+}
+
+impl From<LinesError> for ParseError {
+    fn from(e: LinesError) -> Self {
+        match e {
+            LinesError::Quantity(q) => Self::Quantity(q),
+            LinesError::LineCount => Self::LineCount,
+        }
+    }
 }
 
 /// A stock-keeping unit, e.g. `A001`.
@@ -96,22 +103,14 @@ impl NewReservation {
     /// On a bad id, sku or quantity, or a line count outside 1..=MAX_LINES.
     pub fn parse(id: &str, lines: &[(String, u64)]) -> Result<Self, ParseError> {
         let id = ReservationId::parse(id)?;
-        let mut merged: BTreeMap<Sku, u64> = BTreeMap::new();
-        for (sku, quantity) in lines {
-            if !(1..=MAX_QUANTITY).contains(quantity) {
-                return Err(ParseError::Quantity(*quantity));
-            }
-            *merged.entry(Sku::parse(sku)?).or_default() += quantity;
-        }
-        if merged.is_empty() || merged.len() > MAX_LINES {
-            return Err(ParseError::LineCount);
-        }
-        if let Some((_, &total)) = merged.iter().find(|(_, q)| **q > MAX_QUANTITY) {
-            return Err(ParseError::Quantity(total));
-        }
+        let skus: Vec<(Sku, u64)> = lines
+            .iter()
+            .map(|(sku, quantity)| Ok((Sku::parse(sku)?, *quantity)))
+            .collect::<Result<_, ParseError>>()?;
+        let merged = merge_lines(skus, MAX_QUANTITY, MAX_LINES)?;
         Ok(Self {
             id,
-            // Bounded by MAX_QUANTITY above, so the cast is exact.
+            // At most MAX_QUANTITY, so the cast is exact.
             lines: merged.into_iter().map(|(s, q)| (s, q as i64)).collect(),
         })
     }

@@ -1,10 +1,10 @@
 //! Order's domain types and the rule that prices an order's lines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use shared::money::Money;
-use shared::validate::is_identifier;
+use shared::validate::{LinesError, is_identifier, merge_lines};
 
 /// Most units of one sku in one order.
 pub const MAX_QUANTITY: u64 = 10_000;
@@ -64,6 +64,15 @@ impl utoipa::PartialSchema for CustomerId {
 
 impl utoipa::ToSchema for CustomerId {}
 
+impl From<LinesError> for ParseError {
+    fn from(e: LinesError) -> Self {
+        match e {
+            LinesError::Quantity(q) => Self::Quantity(q),
+            LinesError::LineCount => Self::LineCount,
+        }
+    }
+}
+
 /// A stock-keeping unit, e.g. `A001`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sku(String);
@@ -122,27 +131,15 @@ impl NewOrder {
     /// On a bad customer id, sku or quantity, or a line count outside 1..=MAX_LINES.
     pub fn parse(customer_id: &str, lines: &[(String, u64)]) -> Result<Self, ParseError> {
         let customer_id = CustomerId::parse(customer_id)?;
-        let mut merged: BTreeMap<Sku, u64> = BTreeMap::new();
-        for (sku, quantity) in lines {
-            if !(1..=MAX_QUANTITY).contains(quantity) {
-                return Err(ParseError::Quantity(*quantity));
-            }
-            *merged.entry(Sku::parse(sku)?).or_default() += quantity;
-        }
-        if merged.is_empty() || merged.len() > MAX_LINES {
-            return Err(ParseError::LineCount);
-        }
-        let mut out = Vec::with_capacity(merged.len());
-        for (sku, quantity) in merged {
-            if quantity > MAX_QUANTITY {
-                return Err(ParseError::Quantity(quantity));
-            }
-            // At most MAX_QUANTITY: fits in u32.
-            out.push((sku, quantity as u32));
-        }
+        let skus: Vec<(Sku, u64)> = lines
+            .iter()
+            .map(|(sku, quantity)| Ok((Sku::parse(sku)?, *quantity)))
+            .collect::<Result<_, ParseError>>()?;
+        let merged = merge_lines(skus, MAX_QUANTITY, MAX_LINES)?;
         Ok(Self {
             customer_id,
-            lines: out,
+            // At most MAX_QUANTITY: fits in u32.
+            lines: merged.into_iter().map(|(s, q)| (s, q as u32)).collect(),
         })
     }
 
