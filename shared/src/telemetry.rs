@@ -17,7 +17,8 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
@@ -38,10 +39,17 @@ impl Drop for Telemetry {
 }
 
 /// A boxed layer, so that text, JSON and tracing layers can be chosen at run time.
-pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync>;
+
+/// What the output layers sit on: the registry behind the `RUST_LOG` filter,
+/// which so applies to every layer.
+type Filtered = Layered<EnvFilter, Registry>;
 
 /// The log output layer for `format`, writing to stdout.
-pub fn fmt_layer(format: LogFormat) -> BoxedLayer {
+pub fn fmt_layer<S>(format: LogFormat) -> BoxedLayer<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
     let layer = tracing_subscriber::fmt::layer().with_target(true);
     match format {
         LogFormat::Text => layer.boxed(),
@@ -64,7 +72,8 @@ pub fn init(service: &'static str, config: &ServerConfig) -> Telemetry {
             Ok(provider) => {
                 opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
                 let tracer = provider.tracer(service);
-                let layer: BoxedLayer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
+                let layer: BoxedLayer<Filtered> =
+                    tracing_opentelemetry::layer().with_tracer(tracer).boxed();
                 (Some(layer), Some(provider))
             }
             Err(e) => {
@@ -73,10 +82,13 @@ pub fn init(service: &'static str, config: &ServerConfig) -> Telemetry {
             }
         },
     };
-    let mut layers: Vec<BoxedLayer> = vec![filter.boxed(), fmt_layer(config.log_format)];
+    let mut layers: Vec<BoxedLayer<Filtered>> = vec![fmt_layer(config.log_format)];
     layers.extend(otel_layer);
     // `try_init` also installs the `log` -> `tracing` bridge.
-    let _ = tracing_subscriber::registry().with(layers).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init();
     if let Some(endpoint) = &config.otlp_endpoint {
         tracing::info!(endpoint, "exporting spans over OTLP");
     }

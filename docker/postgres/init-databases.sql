@@ -1,0 +1,5 @@
+-- Run once by the postgres image on an empty data volume (/docker-entrypoint-initdb.d),
+-- as POSTGRES_USER, who then owns both: one database per service that keeps state.
+-- The services create their tables themselves (migrations at start-up).
+CREATE DATABASE shop_inventory;
+CREATE DATABASE shop_order;
