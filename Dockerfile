@@ -126,3 +126,35 @@ USER 101:101
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
+
+# ---------------------------------------------------------------------------------------
+# The load generator: simulated shoppers (Locust, loadgen/locustfile.py), run on demand
+# (compose profile "loadgen", Kubernetes Job in the dev overlay). It goes through the
+# gateway like a browser does. Prints a one-line SUMMARY and writes report.html into
+# REPORT_DIR.
+FROM debian:bookworm-slim AS loadgen
+ARG VERSION
+LABEL org.opencontainers.image.title="resilient-shop loadgen" \
+      org.opencontainers.image.description="Simulated shoppers for the shop (Locust)" \
+      org.opencontainers.image.source="https://github.com/example/resilient-shop" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.vendor="resilient-shop"
+# Debian's python3 of the release; Locust itself is pinned in requirements.txt.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY loadgen/requirements.txt /opt/loadgen/requirements.txt
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -r /opt/loadgen/requirements.txt
+COPY loadgen/locustfile.py /opt/loadgen/locustfile.py
+ENV PATH=/opt/venv/bin:$PATH \
+    INVENTORY_URL=http://client:8080/inventory \
+    PRICING_URL=http://client:8080/pricing \
+    ORDER_URL=http://client:8080/order \
+    REPORT_DIR=/tmp \
+    USERS=20 SPAWN_RATE=5 RUN_TIME=2m
+WORKDIR /tmp
+USER 10001:10001
+ENTRYPOINT ["/bin/sh", "-c", "exec locust -f /opt/loadgen/locustfile.py --headless --only-summary --users \"$USERS\" --spawn-rate \"$SPAWN_RATE\" --run-time \"$RUN_TIME\" --html \"$REPORT_DIR/report.html\" \"$@\"", "locust"]
