@@ -46,7 +46,7 @@ PROFILE=debug DEMO_CHAOS=off DATA_DIR="$data_dir" \
   INVENTORY_PORT=37001 ORDER_PORT=37002 PRICING_PORT=37003 CLIENT_PORT=38080 \
   scripts/run-local.sh >"$log" 2>&1 &
 stack=$!
-trap 'kill "$stack" 2>/dev/null; wait "$stack" 2>/dev/null || true; rm -rf "$data_dir"' EXIT
+trap 'kill "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true; rm -rf "$data_dir"' EXIT
 for _ in $(seq 1 600); do
   grep -q "Ctrl-C stops everything" "$log" && break
   kill -0 "$stack" 2>/dev/null || { cat "$log"; exit 1; }
