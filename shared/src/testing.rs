@@ -154,6 +154,22 @@ impl TestClient {
         .await
     }
 
+    /// A POST with a raw body and the given content type (for bad-input cases).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> TestResponse {
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", content_type)],
+            Some(body.into()),
+        )
+        .await
+    }
+
     pub async fn delete(&self, path: &str) -> TestResponse {
         self.send(Method::DELETE, path, &[], None).await
     }

@@ -181,33 +181,22 @@ async fn invalid_orders_are_400_and_change_nothing() {
 async fn malformed_oversized_and_mistyped_bodies_are_problems() {
     let stack = spawn_stack().await;
     let client = &stack.order.client;
-    let json_header = [("content-type", "application/json")];
     client
-        .send(
-            Method::POST,
+        .post_raw(
             "/orders",
-            &json_header,
-            Some(b"{\"customer_id\": ".to_vec()),
+            "application/json",
+            b"{\"customer_id\": ".to_vec(),
         )
         .await
         .assert_problem(400, "malformed_json");
+    let order = order_body("c1", &[("A001", 1)]).to_string();
     client
-        .send(
-            Method::POST,
-            "/orders",
-            &[("content-type", "text/plain")],
-            Some(order_body("c1", &[("A001", 1)]).to_string().into_bytes()),
-        )
+        .post_raw("/orders", "text/plain", order)
         .await
         .assert_problem(415, "unsupported_media_type");
     let huge = format!("{{\"customer_id\": \"{}\"}}", "x".repeat(200 * 1024));
     client
-        .send(
-            Method::POST,
-            "/orders",
-            &json_header,
-            Some(huge.into_bytes()),
-        )
+        .post_raw("/orders", "application/json", huge)
         .await
         .assert_problem(413, "payload_too_large");
     client

@@ -34,12 +34,7 @@ async fn malformed_json_is_a_400_problem() {
     let app = spawn_app().await;
     let res = app
         .client
-        .send(
-            Method::POST,
-            "/price/bulk",
-            &[("content-type", "application/json")],
-            Some(b"{\"skus\": [".to_vec()),
-        )
+        .post_raw("/price/bulk", "application/json", b"{\"skus\": [".to_vec())
         .await;
     res.assert_problem(400, "malformed_json");
 }
@@ -49,11 +44,10 @@ async fn wrong_content_type_is_a_415_problem() {
     let app = spawn_app().await;
     let res = app
         .client
-        .send(
-            Method::POST,
+        .post_raw(
             "/price/bulk",
-            &[("content-type", "text/plain")],
-            Some(b"{\"skus\": [\"A001\"]}".to_vec()),
+            "text/plain",
+            b"{\"skus\": [\"A001\"]}".to_vec(),
         )
         .await;
     res.assert_problem(415, "unsupported_media_type");
@@ -65,12 +59,7 @@ async fn oversized_body_is_a_413_problem() {
     let huge = format!("{{\"skus\": [\"{}\"]}}", "A".repeat(100 * 1024));
     let res = app
         .client
-        .send(
-            Method::POST,
-            "/price/bulk",
-            &[("content-type", "application/json")],
-            Some(huge.into_bytes()),
-        )
+        .post_raw("/price/bulk", "application/json", huge)
         .await;
     res.assert_problem(413, "payload_too_large");
 }
