@@ -33,6 +33,7 @@ if [ "${DEMO_CHAOS:-on}" = off ]; then
 fi
 
 pids=()
+names=()
 stop() {
   trap - INT TERM EXIT
   [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
@@ -40,14 +41,14 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-env PORT="$inventory_port" "${inventory_chaos[@]}" "$bin_dir/inventory" & pids+=($!)
-env PORT="$pricing_port" "${pricing_chaos[@]}" "$bin_dir/pricing" & pids+=($!)
+env PORT="$inventory_port" "${inventory_chaos[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
+env PORT="$pricing_port" "${pricing_chaos[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
 env PORT="$order_port" \
   INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
   PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}" \
-  "$bin_dir/order" & pids+=($!)
+  "$bin_dir/order" & pids+=($!) names+=(order)
 if [ -d client ]; then
-  python3 -m http.server "$client_port" --bind "$HOST" --directory client >/dev/null 2>&1 & pids+=($!)
+  python3 -m http.server "$client_port" --bind "$HOST" --directory client >/dev/null & pids+=($!) names+=("client (python3 -m http.server on :$client_port)")
 fi
 
 for port in "$inventory_port" "$pricing_port" "$order_port"; do
@@ -56,6 +57,15 @@ for port in "$inventory_port" "$pricing_port" "$order_port"; do
     sleep 0.1
   done
   curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null || { echo "service on :$port did not become ready" >&2; exit 1; }
+done
+if [ -d client ]; then
+  for _ in $(seq 1 50); do
+    curl -fs "http://127.0.0.1:$client_port/" >/dev/null && break
+    sleep 0.1
+  done
+fi
+for i in "${!pids[@]}"; do
+  kill -0 "${pids[$i]}" 2>/dev/null || { echo "${names[$i]} did not start" >&2; exit 1; }
 done
 
 cat <<MSG
@@ -70,6 +80,8 @@ Ctrl-C stops everything.
 MSG
 
 # Stop everything as soon as any one process exits.
-wait -n "${pids[@]}"
-echo "a process exited; stopping the rest" >&2
+wait -n "${pids[@]}" || true
+for i in "${!pids[@]}"; do
+  kill -0 "${pids[$i]}" 2>/dev/null || echo "${names[$i]} exited; stopping the rest" >&2
+done
 exit 1

@@ -43,7 +43,7 @@ section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
 log=$(mktemp)
 PROFILE=debug DEMO_CHAOS=off DATA_DIR="$data_dir" \
-  INVENTORY_PORT=37001 ORDER_PORT=37002 PRICING_PORT=37003 CLIENT_PORT=38080 \
+  INVENTORY_PORT=17001 ORDER_PORT=17002 PRICING_PORT=17003 CLIENT_PORT=18080 \
   scripts/run-local.sh >"$log" 2>&1 &
 stack=$!
 trap 'kill "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true; rm -rf "$data_dir"' EXIT
@@ -52,7 +52,8 @@ for _ in $(seq 1 600); do
   kill -0 "$stack" 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.5
 done
-scripts/seed-commands.sh http://localhost:37001 http://localhost:37002 http://localhost:37003
+scripts/seed-commands.sh http://localhost:17001 http://localhost:17002 http://localhost:17003 ||
+  { echo "-- the stack's log --"; cat "$log"; exit 1; }
 kill "$stack"
 wait "$stack" 2>/dev/null || true
 
