@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Throughput and latency of the services, release build, chaos off, a benchmark
 # catalogue with ample stock, wrk (Debian) on the same machine as the services.
-# Prints one table: rps, p50, p99, non-2xx answers, and each service's peak RSS.
+# Prints one table: rps, p50, p99, non-2xx answers, and each service's peak RSS;
+# POST /orders is measured flat out (wrk) and at a steady 1,000 orders/s (hey).
+# Then each service's time from process start to /health/ready on the embedded
+# store (bench/startup.py).
 # Not part of the test suite: figures depend on the machine.
 #
 #   scripts/bench.sh                 # SQLite, then PostgreSQL (throwaway cluster), then
@@ -28,6 +31,7 @@ stores=${STORES:-sqlite postgres}
 if [ -z "${1:-}" ]; then
   need=()
   command -v wrk >/dev/null || need+=(wrk)
+  command -v hey >/dev/null || need+=(hey)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
   fi
@@ -41,7 +45,9 @@ if [ -z "${1:-}" ]; then
       bash "$0" --store sqlite
     fi
   done
-  [ "${RESILIENCE:-on}" = off ] || bash "$0" --resilience
+  echo
+  python3 bench/startup.py target/release 5
+  [ "${RESILIENCE:-on}" = off ] || { echo; bash "$0" --resilience; }
   exit 0
 fi
 
@@ -186,6 +192,20 @@ measure "GET /items/{sku}" http://127.0.0.1:47001/items/A001
 measure "GET /price/{sku}" http://127.0.0.1:47003/price/A001
 measure "POST /price/bulk" http://127.0.0.1:47003/price/bulk bench/post-bulk.lua
 measure "POST /orders" http://127.0.0.1:47002/orders bench/post-order.lua
+
+# A steady rate rather than as fast as it goes: hey's 20 workers at 50
+# requests/s each offer 1,000 orders/s.
+steady() { # label, workers, per-worker rate
+  local out rps p50 p99 errors
+  out=$(hey -z "$duration" -c "$2" -q "$3" -m POST -T application/json \
+    -d '{"customer_id": "bench", "items": [{"sku": "A002", "quantity": 1}]}' http://127.0.0.1:47002/orders)
+  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {printf "%.2f", $3 * 1000}' <<<"$out")
+  p99=$(awk '$1 == "99%" {printf "%.2f", $3 * 1000}' <<<"$out")
+  errors=$(awk '/^  \[[0-9]+\]/ {gsub(/[\[\]]/, "", $1); if ($1 !~ /^2/) n += $2} END {print n + 0}' <<<"$out")
+  printf '%-10s %-22s %10s %9s %9s %8s\n' "$store" "$1" "$rps" "$p50" "$p99" "$errors"
+}
+steady "POST /orders @1000/s" 20 50
 
 rss() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 printf '%-10s peak RSS: inventory %s, pricing %s, order %s\n' "$store" \

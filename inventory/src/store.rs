@@ -303,20 +303,25 @@ impl Store {
     pub async fn confirm(&self, id: &str, now: i64) -> anyhow::Result<ConfirmOutcome> {
         let confirmed = sqlx::query(
             "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
-             WHERE id = $2 AND status = 'reserved' AND expires_at > $1",
+             WHERE id = $2 AND status = 'reserved' AND expires_at > $1 RETURNING created_at",
         )
         .bind(now)
         .bind(id)
-        .execute(self.db.writes())
-        .await?
-        .rows_affected();
-        let Some(reservation) = self.get_reservation(id, now).await? else {
-            return Ok(ConfirmOutcome::NotFound);
-        };
-        Ok(match reservation.status {
-            ReservationStatus::Confirmed => ConfirmOutcome::Confirmed(reservation),
-            _ if confirmed == 1 => ConfirmOutcome::Confirmed(reservation),
-            _ => ConfirmOutcome::TooLate(reservation),
+        .fetch_optional(self.db.writes())
+        .await?;
+        if let Some(row) = confirmed {
+            return Ok(ConfirmOutcome::Confirmed(Reservation {
+                id: id.to_owned(),
+                status: ReservationStatus::Confirmed,
+                created_at: row.try_get("created_at")?,
+                expires_at: None,
+                lines: self.reserved_lines(id).await?,
+            }));
+        }
+        Ok(match self.get_reservation(id, now).await? {
+            None => ConfirmOutcome::NotFound,
+            Some(r) if r.status == ReservationStatus::Confirmed => ConfirmOutcome::Confirmed(r),
+            Some(r) => ConfirmOutcome::TooLate(r),
         })
     }
 
@@ -428,23 +433,7 @@ impl Store {
             self.expire(id, now).await?;
             return Box::pin(self.get_reservation(id, now)).await;
         }
-        let lines = sqlx::query(
-            "SELECT l.sku, i.name, i.category, l.quantity FROM reservation_lines l \
-             JOIN items i ON i.sku = l.sku WHERE l.reservation_id = $1 ORDER BY l.sku",
-        )
-        .bind(id)
-        .fetch_all(self.db.reads())
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(ReservedLine {
-                sku: r.try_get("sku")?,
-                name: r.try_get("name")?,
-                category: r.try_get("category")?,
-                quantity: r.try_get("quantity")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+        let lines = self.reserved_lines(id).await?;
         Ok(Some(Reservation {
             id: row.try_get("id")?,
             status,
@@ -452,5 +441,27 @@ impl Store {
             expires_at,
             lines,
         }))
+    }
+
+    async fn reserved_lines(&self, id: &str) -> anyhow::Result<Vec<ReservedLine>> {
+        let rows = sqlx::query(
+            "SELECT l.sku, i.name, i.category, l.quantity FROM reservation_lines l \
+             JOIN items i ON i.sku = l.sku WHERE l.reservation_id = $1 ORDER BY l.sku",
+        )
+        .bind(id)
+        .fetch_all(self.db.reads())
+        .await?;
+        let lines = rows
+            .iter()
+            .map(|r| {
+                Ok(ReservedLine {
+                    sku: r.try_get("sku")?,
+                    name: r.try_get("name")?,
+                    category: r.try_get("category")?,
+                    quantity: r.try_get("quantity")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(lines)
     }
 }

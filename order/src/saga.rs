@@ -53,9 +53,10 @@ impl Saga<'_> {
     ) -> Result<Placed, Error> {
         let id = uuid::Uuid::now_v7().to_string();
         tracing::Span::current().record("order_id", id.as_str());
+        let created_at = now_ms();
         match self
             .store
-            .record_pending(&id, &order, key.as_ref(), now_ms())
+            .record_pending(&id, &order, key.as_ref(), created_at)
             .await?
         {
             Recorded::New => {}
@@ -109,22 +110,31 @@ impl Saga<'_> {
         } else {
             HashMap::new()
         };
-        match self
-            .store
-            .complete(&id, status, source, &priced, &live, now_ms())
-            .await
-        {
-            Ok(order) => {
+        let placed = Order {
+            customer_id: order.customer_id.as_str().to_owned(),
+            status,
+            pricing: Some(source),
+            currency: priced.currency,
+            total: priced.total,
+            lines: priced.lines,
+            fingerprint: order.fingerprint(),
+            failure_reason: None,
+            created_at,
+            updated_at: now_ms(),
+            id,
+        };
+        match self.store.complete(&placed, &live).await {
+            Ok(()) => {
                 tracing::info!(
                     status = status.as_str(),
                     pricing = source.as_str(),
                     "order placed"
                 );
-                Ok(Placed::Created(order))
+                Ok(Placed::Created(placed))
             }
             Err(e) => {
                 // Stock is confirmed but the order could not say so: give it back.
-                self.release(&id).await;
+                self.release(&placed.id).await;
                 Err(Error::Unexpected(e.context("recording the placed order")))
             }
         }

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::domain::{
-    IdempotencyKey, NewOrder, Order, OrderLine, OrderStatus, PricedLines, PricingSource, UnitPrice,
+    IdempotencyKey, NewOrder, Order, OrderLine, OrderStatus, PricingSource, UnitPrice,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -164,38 +164,35 @@ impl Store {
         }
     }
 
-    /// Marks a pending order as done: its status, prices and total, and
-    /// (for live prices) remembers them as the last seen for each sku, all in
-    /// one transaction.
+    /// Records `order` (no longer pending: its status, prices and total) over
+    /// its pending row and, for live prices, remembers them as the last seen
+    /// for each sku, all in one transaction.
     ///
     /// # Errors
     /// On a database error, or when the order is no longer pending.
-    #[tracing::instrument(skip_all, fields(order_id = id))]
+    #[tracing::instrument(skip_all, fields(order_id = order.id.as_str()))]
     pub async fn complete(
         &self,
-        id: &str,
-        status: OrderStatus,
-        source: PricingSource,
-        priced: &PricedLines,
+        order: &Order,
         live_prices: &HashMap<String, UnitPrice>,
-        now: i64,
-    ) -> anyhow::Result<Order> {
+    ) -> anyhow::Result<()> {
+        let id = order.id.as_str();
         let mut tx = self.db.writes().begin().await?;
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
              updated_at = $5 WHERE id = $6 AND status = 'pending'",
         )
-        .bind(status.as_str())
-        .bind(source.as_str())
-        .bind(priced.currency.as_deref())
-        .bind(priced.total.map(Money::cents))
-        .bind(now)
+        .bind(order.status.as_str())
+        .bind(order.pricing.map(PricingSource::as_str))
+        .bind(order.currency.as_deref())
+        .bind(order.total.map(Money::cents))
+        .bind(order.updated_at)
         .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         anyhow::ensure!(updated == 1, "order {id} is no longer pending");
-        for (line_no, line) in priced.lines.iter().enumerate() {
+        for (line_no, line) in order.lines.iter().enumerate() {
             sqlx::query(
                 "UPDATE order_items SET name = $1, unit_price_cents = $2, discount_percent = $3, \
                  line_total_cents = $4 WHERE order_id = $5 AND line_no = $6",
@@ -221,12 +218,12 @@ impl Store {
             .bind(price.unit.cents())
             .bind(i64::from(price.discount_percent))
             .bind(&price.currency)
-            .bind(now)
+            .bind(order.updated_at)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        self.get(id).await?.context("completed order vanished")
+        Ok(())
     }
 
     /// Ends a pending order as `rejected` or `failed`, with the reason.
