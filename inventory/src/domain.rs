@@ -2,6 +2,7 @@
 //! past that edge nothing re-checks.
 
 use serde::{Deserialize, Serialize};
+pub use shared::sku::{InvalidSku, Sku};
 use shared::validate::{LinesError, is_identifier, merge_lines};
 
 const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
@@ -13,8 +14,8 @@ pub const MAX_LINES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("sku {0:?} is not 1-32 letters, digits, '-', '_' or '.'")]
-    Sku(String),
+    #[error(transparent)]
+    Sku(#[from] InvalidSku),
     #[error("reservation_id {0:?} is not 1-64 letters, digits, '-', '_' or '.'")]
     ReservationId(String),
     #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
@@ -31,32 +32,6 @@ impl From<LinesError> for ParseError {
         }
     }
 }
-
-/// A stock-keeping unit, e.g. `A001`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Sku(String);
-
-impl Sku {
-    /// # Errors
-    /// When `raw` is not a plausible sku.
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        is_identifier(raw, 32)
-            .then(|| Self(raw.to_owned()))
-            .ok_or_else(|| ParseError::Sku(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl utoipa::PartialSchema for Sku {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        shared::openapi::identifier_schema(32, "A stock-keeping unit.", "A001")
-    }
-}
-
-impl utoipa::ToSchema for Sku {}
 
 /// The caller's id for a reservation (the order service uses its order id).
 #[derive(Debug, Clone, PartialEq, Eq)]

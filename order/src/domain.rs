@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use shared::money::Money;
-use shared::validate::{LinesError, is_identifier, merge_lines};
+pub use shared::sku::{InvalidSku, Sku};
+use shared::validate::{LinesError, merge_lines};
 
 /// Most units of one sku in one order.
 pub const MAX_QUANTITY: u64 = 10_000;
@@ -15,8 +16,8 @@ pub const MAX_LINES: usize = 100;
 pub enum ParseError {
     #[error("customer_id must be 1-64 characters with no control characters")]
     CustomerId,
-    #[error("sku {0:?} is not 1-32 letters, digits, '-', '_' or '.'")]
-    Sku(String),
+    #[error(transparent)]
+    Sku(#[from] InvalidSku),
     #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
     Quantity(u64),
     #[error("an order needs 1 to {MAX_LINES} distinct skus")]
@@ -72,32 +73,6 @@ impl From<LinesError> for ParseError {
         }
     }
 }
-
-/// A stock-keeping unit, e.g. `A001`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Sku(String);
-
-impl Sku {
-    /// # Errors
-    /// When `raw` is not a plausible sku.
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        is_identifier(raw, 32)
-            .then(|| Self(raw.to_owned()))
-            .ok_or_else(|| ParseError::Sku(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl utoipa::PartialSchema for Sku {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        shared::openapi::identifier_schema(32, "A stock-keeping unit.", "A001")
-    }
-}
-
-impl utoipa::ToSchema for Sku {}
 
 /// The client's key for retrying one order safely.
 #[derive(Debug, Clone, PartialEq, Eq)]

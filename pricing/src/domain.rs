@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shared::money::Money;
-use shared::validate::is_identifier;
+pub use shared::sku::{InvalidSku, Sku};
 
 /// The catalogue shipped with the service.
 const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
@@ -18,41 +18,13 @@ const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
 /// Largest quantity one quote accepts.
 pub const MAX_QUANTITY: u32 = 100_000;
 
-/// A stock-keeping unit, e.g. `A001`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Sku(String);
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("sku {0:?} is not 1-32 letters, digits, '-', '_' or '.'")]
-    Sku(String),
+    #[error(transparent)]
+    Sku(#[from] InvalidSku),
     #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
     Quantity(u64),
 }
-
-impl Sku {
-    /// # Errors
-    /// When `raw` is not a plausible sku.
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        if is_identifier(raw, 32) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ParseError::Sku(raw.to_owned()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl utoipa::PartialSchema for Sku {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        shared::openapi::identifier_schema(32, "A stock-keeping unit.", "A001")
-    }
-}
-
-impl utoipa::ToSchema for Sku {}
 
 /// How many units are being priced (1 to [`MAX_QUANTITY`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,10 +177,11 @@ impl PriceBook {
                 discount_percent: price.discount_percent,
                 tiers: price.quantity_tiers,
             };
-            if entries.insert(sku.0.clone(), entry).is_some() {
-                return Err(CatalogError::Invalid(format!("{} is listed twice", sku.0)));
+            let sku = sku.as_str().to_owned();
+            if entries.insert(sku.clone(), entry).is_some() {
+                return Err(CatalogError::Invalid(format!("{sku} is listed twice")));
             }
-            order.push(sku.0);
+            order.push(sku);
         }
         Ok(Self {
             currency: file.currency.into(),
@@ -256,7 +229,7 @@ impl PriceBook {
     pub fn all(&self) -> Vec<Quote> {
         self.order
             .iter()
-            .filter_map(|sku| self.quote(&Sku(sku.clone()), None))
+            .filter_map(|sku| self.quote(&Sku::parse(sku).ok()?, None))
             .collect()
     }
 }

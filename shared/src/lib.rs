@@ -43,6 +43,7 @@ pub mod openapi;
 pub mod problem;
 pub mod request_id;
 pub mod server;
+pub mod sku;
 pub mod telemetry;
 pub mod timestamp;
 pub mod validate;

@@ -6,7 +6,7 @@ use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{Item, Sku};
+use crate::domain::{Item, ParseError, Sku};
 use crate::error::{Error, SkuProblem};
 use crate::store::{Category, ItemFilter, Store};
 
@@ -34,7 +34,8 @@ impl ItemsQuery {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(|s| Sku::parse(s).map(|s| s.as_str().to_owned()))
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<_, _>>()
+                    .map_err(ParseError::from)?;
                 if skus.len() > 200 {
                     return Err(Error::InvalidRequest("ask for at most 200 skus".into()));
                 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use shared::openapi::PROBLEM_JSON;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{MAX_QUANTITY, PriceBook, Quantity, Quote, Sku};
+use crate::domain::{MAX_QUANTITY, ParseError, PriceBook, Quantity, Quote, Sku};
 use crate::error::{Error, SkuProblem};
 
 /// Most skus one bulk request may ask for.
@@ -122,11 +122,14 @@ impl BulkPriceRequest {
         let wanted: Vec<(Sku, Option<Quantity>)> = match self {
             Self::Skus(BulkBySkus { skus }) => skus
                 .iter()
-                .map(|s| Ok((Sku::parse(s)?, None)))
+                .map(|s| Ok((Sku::parse(s).map_err(ParseError::from)?, None)))
                 .collect::<Result<_, Error>>()?,
             Self::Items(BulkByItems { items }) => items
                 .iter()
-                .map(|i| Ok((Sku::parse(&i.sku)?, Some(Quantity::parse(i.quantity)?))))
+                .map(|i| {
+                    let sku = Sku::parse(&i.sku).map_err(ParseError::from)?;
+                    Ok((sku, Some(Quantity::parse(i.quantity)?)))
+                })
                 .collect::<Result<_, Error>>()?,
         };
         if wanted.is_empty() || wanted.len() > MAX_BULK {
