@@ -21,6 +21,8 @@ WORKDIR /src
 #    reused until Cargo.toml or Cargo.lock changes. (A new workspace member needs its
 #    manifest listed here.)
 COPY Cargo.toml Cargo.lock ./
+# Build settings shared with local builds (the trimmed bundled SQLite).
+COPY .cargo .cargo
 COPY shared/Cargo.toml shared/
 COPY inventory/Cargo.toml inventory/
 COPY pricing/Cargo.toml pricing/
