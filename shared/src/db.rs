@@ -131,11 +131,14 @@ async fn open(url: &str, max_connections: u32, sqlite: bool) -> anyhow::Result<A
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5));
     if sqlite {
-        // Keep SQLite connections open: opening one is the expensive part.
+        // Keep SQLite connections open: opening one is the expensive part. A
+        // file connection cannot go stale, so no ping before each use either:
+        // it would cost a round trip to the connection's thread per query.
         options = options
             .min_connections(1)
             .idle_timeout(None)
-            .max_lifetime(None);
+            .max_lifetime(None)
+            .test_before_acquire(false);
     }
     options
         .after_connect(move |conn, _meta| {
