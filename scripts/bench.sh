@@ -3,6 +3,8 @@
 # catalogue with ample stock, wrk (Debian) on the same machine as the services.
 # Prints one table: rps, p50, p99, non-2xx answers, and each service's peak RSS;
 # POST /orders is measured flat out (wrk) and at a steady 1,000 orders/s (hey).
+# Rows marked `bare` are the yardstick: bare actix-web handlers (a fixed item; the
+# order flow's two downstream calls and nothing else; order/examples/baseline.rs).
 # Then each service's time from process start to /health/ready on the embedded
 # store (bench/startup.py).
 # Not part of the test suite: figures depend on the machine.
@@ -36,7 +38,7 @@ if [ -z "${1:-}" ]; then
     apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   echo "Building (release)..."
-  cargo build --release --bins --quiet
+  cargo build --release --bins --example baseline --quiet
   printf '%-10s %-22s %10s %9s %9s %8s\n' store endpoint rps p50_ms p99_ms non_2xx
   for store in $stores; do
     if [ "$store" = postgres ]; then
@@ -206,6 +208,19 @@ steady() { # label, workers, per-worker rate
   printf '%-10s %-22s %10s %9s %9s %8s\n' "$store" "$1" "$rps" "$p50" "$p99" "$errors"
 }
 steady "POST /orders @1000/s" 20 50
+
+# The yardstick (order/examples/baseline.rs): bare actix-web handlers, one a
+# fixed item, one making the order flow's two downstream calls (a reservation,
+# a bulk quote) against the same inventory and pricing, and nothing else.
+if [ "$store" = sqlite ]; then
+  PORT=47004 INVENTORY_URL=http://127.0.0.1:47001 PRICING_URL=http://127.0.0.1:47003 \
+    target/release/examples/baseline & pids+=($!)
+  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:47004/items/A001 >/dev/null && break; sleep 0.05; done
+  store=bare
+  measure "GET /items/{sku}" http://127.0.0.1:47004/items/A001
+  measure "POST /orders" http://127.0.0.1:47004/orders bench/post-order.lua
+  store=sqlite
+fi
 
 rss() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 printf '%-10s peak RSS: inventory %s, pricing %s, order %s\n' "$store" \
