@@ -130,7 +130,7 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Unexpected(e) = self {
-            tracing::error!(error.cause_chain = ?e, "unexpected error");
+            tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error");
         }
         self.problem().to_response()
     }

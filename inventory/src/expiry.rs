@@ -35,7 +35,9 @@ pub async fn run(
                 metrics.expired(n as u64);
                 tracing::info!(expired = n, "expired reservations; stock returned");
             }
-            Err(e) => tracing::warn!(error.cause_chain = ?e, "expiring reservations failed"),
+            Err(e) => {
+                tracing::warn!(error.cause_chain = %format_args!("{e:#}"), "expiring reservations failed")
+            }
         }
     }
 }

@@ -144,7 +144,9 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Unexpected(e) => tracing::error!(error.cause_chain = ?e, "unexpected error"),
+            Self::Unexpected(e) => {
+                tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error")
+            }
             Self::InventoryUnavailable { reason, .. } | Self::InventoryRefused { reason } => {
                 tracing::warn!(reason, "order not placed: inventory")
             }

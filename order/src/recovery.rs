@@ -65,7 +65,7 @@ pub async fn run(
     while !lifecycle.is_draining() {
         ticker.tick().await;
         if let Err(e) = resolve_abandoned(&store, &inventory, stale_after).await {
-            tracing::warn!(error.cause_chain = ?e, "resolving abandoned orders failed");
+            tracing::warn!(error.cause_chain = %format_args!("{e:#}"), "resolving abandoned orders failed");
         }
     }
 }

@@ -237,7 +237,7 @@ impl Saga<'_> {
     /// Best effort: an order left `pending` is resolved by the next start-up.
     async fn mark(&self, id: &str, status: OrderStatus, reason: &str) {
         if let Err(e) = self.store.fail(id, status, reason, now_ms()).await {
-            tracing::error!(error.cause_chain = ?e, order_id = id, "could not record the order's end");
+            tracing::error!(error.cause_chain = %format_args!("{e:#}"), order_id = id, "could not record the order's end");
         }
     }
 
