@@ -34,6 +34,14 @@ fi
 
 pids=()
 names=()
+# Names the processes that are no longer running, each followed by $1; false if any.
+all_running() {
+  local i ok=0
+  for i in "${!pids[@]}"; do
+    kill -0 "${pids[$i]}" 2>/dev/null || { echo "${names[$i]} $1" >&2; ok=1; }
+  done
+  return $ok
+}
 stop() {
   trap - INT TERM EXIT
   [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
@@ -64,9 +72,7 @@ if [ -d client ]; then
     sleep 0.1
   done
 fi
-for i in "${!pids[@]}"; do
-  kill -0 "${pids[$i]}" 2>/dev/null || { echo "${names[$i]} did not start" >&2; exit 1; }
-done
+all_running "did not start" || exit 1
 
 cat <<MSG
 
@@ -81,7 +87,5 @@ MSG
 
 # Stop everything as soon as any one process exits.
 wait -n "${pids[@]}" || true
-for i in "${!pids[@]}"; do
-  kill -0 "${pids[$i]}" 2>/dev/null || echo "${names[$i]} exited; stopping the rest" >&2
-done
+all_running "exited; stopping the rest" || true
 exit 1
