@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::Database;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
 use crate::domain::{Item, NewReservation, Reservation, ReservationStatus, ReservedLine};
 
@@ -112,12 +112,13 @@ impl Store {
     /// On a database error.
     pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<usize> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
-            .fetch_one(self.db.reads())
+            .fetch_one(&mut *self.db.read().await?)
             .await?;
         if count > 0 {
             return Ok(0);
         }
-        let mut tx = self.db.writes().begin().await?;
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
         let mut inserted = 0;
         for item in items {
             inserted += sqlx::query(
@@ -158,7 +159,7 @@ impl Store {
         for sku in filter.skus.iter().flatten() {
             query = query.bind(sku);
         }
-        let rows = query.fetch_all(self.db.reads()).await?;
+        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
         Ok(rows.iter().map(item_from).collect::<Result<_, _>>()?)
     }
 
@@ -168,7 +169,7 @@ impl Store {
     pub async fn get_item(&self, sku: &str) -> anyhow::Result<Option<Item>> {
         let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
             .bind(sku)
-            .fetch_optional(self.db.reads())
+            .fetch_optional(&mut *self.db.read().await?)
             .await?;
         Ok(row.as_ref().map(item_from).transpose()?)
     }
@@ -180,7 +181,7 @@ impl Store {
             "SELECT category, COUNT(*) AS items, CAST(SUM(stock) AS BIGINT) AS stock \
              FROM items GROUP BY category ORDER BY category",
         )
-        .fetch_all(self.db.reads())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -207,7 +208,8 @@ impl Store {
     ) -> anyhow::Result<ReserveOutcome> {
         let id = new.id.as_str();
         let expires_at = now + ttl.as_millis() as i64;
-        let mut tx = self.db.writes().begin().await?;
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO reservations (id, status, created_at, expires_at, updated_at) \
              VALUES ($1, 'reserved', $2, $3, $2) ON CONFLICT (id) DO NOTHING",
@@ -220,6 +222,7 @@ impl Store {
         .rows_affected();
         if inserted == 0 {
             tx.rollback().await?;
+            drop(conn); // reading it back may expire it, which needs the writer
             let existing = self.get_reservation(id, now).await?;
             return existing
                 .map(ReserveOutcome::Existing)
@@ -260,6 +263,7 @@ impl Store {
         }
         if !short.is_empty() {
             tx.rollback().await?;
+            drop(conn);
             let known = self.existing_skus(&short).await?;
             let unknown: Vec<String> = short
                 .iter()
@@ -273,6 +277,7 @@ impl Store {
             });
         }
         tx.commit().await?;
+        drop(conn);
         Ok(ReserveOutcome::Created(Reservation {
             id: id.to_owned(),
             status: ReservationStatus::Reserved,
@@ -292,7 +297,7 @@ impl Store {
         for sku in skus {
             query = query.bind(sku);
         }
-        Ok(query.fetch_all(self.db.reads()).await?)
+        Ok(query.fetch_all(&mut *self.db.read().await?).await?)
     }
 
     /// Keeps a reservation's stock for good.
@@ -307,7 +312,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .fetch_optional(self.db.writes())
+        .fetch_optional(&mut *self.db.write().await?)
         .await?;
         if let Some(row) = confirmed {
             return Ok(ConfirmOutcome::Confirmed(Reservation {
@@ -333,7 +338,8 @@ impl Store {
     /// On a database error.
     #[tracing::instrument(skip_all, fields(reservation_id = id))]
     pub async fn release(&self, id: &str, now: i64) -> anyhow::Result<()> {
-        let mut tx = self.db.writes().begin().await?;
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
         let released = sqlx::query(
             "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND status IN ('reserved', 'confirmed')",
@@ -361,7 +367,8 @@ impl Store {
 
     /// Expires one reservation if it is still reserved and due; returns whether it did.
     async fn expire(&self, id: &str, now: i64) -> anyhow::Result<bool> {
-        let mut tx = self.db.writes().begin().await?;
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
         let expired = sqlx::query(
             "UPDATE reservations SET status = 'expired', expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND status = 'reserved' AND expires_at <= $1",
@@ -378,7 +385,7 @@ impl Store {
         Ok(expired == 1)
     }
 
-    async fn restore_stock(tx: &mut Transaction<'static, Any>, id: &str) -> anyhow::Result<()> {
+    async fn restore_stock(tx: &mut AnyConnection, id: &str) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE items SET stock = stock + \
                (SELECT l.quantity FROM reservation_lines l \
@@ -386,7 +393,7 @@ impl Store {
              WHERE sku IN (SELECT sku FROM reservation_lines WHERE reservation_id = $1)",
         )
         .bind(id)
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
         Ok(())
     }
@@ -401,7 +408,7 @@ impl Store {
              ORDER BY expires_at LIMIT 500",
         )
         .bind(now)
-        .fetch_all(self.db.reads())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         let mut expired = 0;
         for id in &due {
@@ -422,7 +429,7 @@ impl Store {
             "SELECT id, status, created_at, expires_at FROM reservations WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.db.reads())
+        .fetch_optional(&mut *self.db.read().await?)
         .await?
         else {
             return Ok(None);
@@ -449,7 +456,7 @@ impl Store {
              JOIN items i ON i.sku = l.sku WHERE l.reservation_id = $1 ORDER BY l.sku",
         )
         .bind(id)
-        .fetch_all(self.db.reads())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         let lines = rows
             .iter()

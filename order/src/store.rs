@@ -7,7 +7,7 @@ use shared::config::DatabaseConfig;
 use shared::db::Database;
 use shared::money::Money;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::domain::{
     IdempotencyKey, NewOrder, Order, OrderLine, OrderStatus, PricingSource, UnitPrice,
@@ -16,7 +16,7 @@ use crate::domain::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_cents, \
-     request_fingerprint, failure_reason, created_at, updated_at";
+     lines, request_fingerprint, failure_reason, created_at, updated_at";
 
 /// Order's data. Cheap to clone (the pools are shared).
 #[derive(Clone)]
@@ -41,9 +41,60 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-fn order_from(row: &AnyRow) -> Result<Order, sqlx::Error> {
+/// An order line as its row stores it (in the `lines` JSON array).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredLine {
+    sku: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    quantity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit_price_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    discount_percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line_total_cents: Option<i64>,
+}
+
+impl From<&OrderLine> for StoredLine {
+    fn from(line: &OrderLine) -> Self {
+        Self {
+            sku: line.sku.clone(),
+            name: line.name.clone(),
+            quantity: line.quantity,
+            unit_price_cents: line.unit_price.map(Money::cents),
+            discount_percent: line.discount_percent,
+            line_total_cents: line.line_total.map(Money::cents),
+        }
+    }
+}
+
+impl From<StoredLine> for OrderLine {
+    fn from(line: StoredLine) -> Self {
+        Self {
+            sku: line.sku,
+            name: line.name,
+            quantity: line.quantity,
+            unit_price: line.unit_price_cents.map(Money::from_cents),
+            discount_percent: line.discount_percent,
+            line_total: line.line_total_cents.map(Money::from_cents),
+        }
+    }
+}
+
+fn lines_json(lines: &[StoredLine]) -> anyhow::Result<String> {
+    serde_json::to_string(lines).context("encoding an order's lines")
+}
+
+fn order_from(row: &AnyRow) -> anyhow::Result<Order> {
+    let id: String = row.try_get("id")?;
+    let lines: Option<String> = row.try_get("lines")?;
+    let lines: Vec<StoredLine> = match lines {
+        Some(json) => serde_json::from_str(&json)
+            .with_context(|| format!("order {id} has unreadable lines"))?,
+        None => Vec::new(),
+    };
     Ok(Order {
-        id: row.try_get("id")?,
         customer_id: row.try_get("customer_id")?,
         status: OrderStatus::from_db(row.try_get::<String, _>("status")?.as_str()),
         pricing: row
@@ -54,32 +105,13 @@ fn order_from(row: &AnyRow) -> Result<Order, sqlx::Error> {
         total: row
             .try_get::<Option<i64>, _>("total_cents")?
             .map(Money::from_cents),
-        lines: Vec::new(),
+        lines: lines.into_iter().map(OrderLine::from).collect(),
         fingerprint: row.try_get("request_fingerprint")?,
         failure_reason: row.try_get("failure_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        id,
     })
-}
-
-fn line_from(row: &AnyRow) -> Result<(String, OrderLine), sqlx::Error> {
-    let quantity: i64 = row.try_get("quantity")?;
-    let discount: Option<i64> = row.try_get("discount_percent")?;
-    Ok((
-        row.try_get("order_id")?,
-        OrderLine {
-            sku: row.try_get("sku")?,
-            name: row.try_get("name")?,
-            quantity: u32::try_from(quantity).unwrap_or(u32::MAX),
-            unit_price: row
-                .try_get::<Option<i64>, _>("unit_price_cents")?
-                .map(Money::from_cents),
-            discount_percent: discount.map(|d| u8::try_from(d).unwrap_or(100)),
-            line_total: row
-                .try_get::<Option<i64>, _>("line_total_cents")?
-                .map(Money::from_cents),
-        },
-    ))
 }
 
 impl Store {
@@ -92,7 +124,61 @@ impl Store {
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the order store")?;
-        Ok(Self { db })
+        let store = Self { db };
+        let moved = store
+            .move_legacy_lines()
+            .await
+            .context("moving order lines into their orders")?;
+        if moved > 0 {
+            tracing::info!(orders = moved, "moved the lines of earlier orders into their rows");
+        }
+        Ok(store)
+    }
+
+    /// Copies the lines of orders placed before lines moved into the order's
+    /// row (migration 20261126000001) out of `order_items`, then empties it.
+    /// Returns how many orders it updated: none after the first start.
+    async fn move_legacy_lines(&self) -> anyhow::Result<usize> {
+        let rows = sqlx::query(
+            "SELECT order_id, sku, name, quantity, unit_price_cents, discount_percent, \
+             line_total_cents FROM order_items ORDER BY order_id, line_no",
+        )
+        .fetch_all(&mut *self.db.read().await?)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut by_order: Vec<(String, Vec<StoredLine>)> = Vec::new();
+        for row in &rows {
+            let order_id: String = row.try_get("order_id")?;
+            let line = StoredLine {
+                sku: row.try_get("sku")?,
+                name: row.try_get("name")?,
+                quantity: u32::try_from(row.try_get::<i64, _>("quantity")?)?,
+                unit_price_cents: row.try_get("unit_price_cents")?,
+                discount_percent: row
+                    .try_get::<Option<i64>, _>("discount_percent")?
+                    .map(u8::try_from)
+                    .transpose()?,
+                line_total_cents: row.try_get("line_total_cents")?,
+            };
+            match by_order.last_mut() {
+                Some((id, lines)) if *id == order_id => lines.push(line),
+                _ => by_order.push((order_id, vec![line])),
+            }
+        }
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        for (id, lines) in &by_order {
+            sqlx::query("UPDATE orders SET lines = $1 WHERE id = $2 AND lines IS NULL")
+                .bind(lines_json(lines)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM order_items").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(by_order.len())
     }
 
     pub fn database(&self) -> &Database {
@@ -114,22 +200,33 @@ impl Store {
         key: Option<&IdempotencyKey>,
         now: i64,
     ) -> anyhow::Result<Recorded> {
-        let mut tx = self.db.writes().begin().await?;
+        let lines: Vec<StoredLine> = order
+            .lines
+            .iter()
+            .map(|(sku, quantity)| StoredLine {
+                sku: sku.as_str().to_owned(),
+                name: None,
+                quantity: *quantity,
+                unit_price_cents: None,
+                discount_percent: None,
+                line_total_cents: None,
+            })
+            .collect();
         let inserted = sqlx::query(
-            "INSERT INTO orders (id, customer_id, status, idempotency_key, request_fingerprint, \
-             created_at, updated_at) VALUES ($1, $2, 'pending', $3, $4, $5, $5) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO orders (id, customer_id, status, lines, idempotency_key, \
+             request_fingerprint, created_at, updated_at) \
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(order.customer_id.as_str())
+        .bind(lines_json(&lines)?)
         .bind(key.map(IdempotencyKey::as_str))
         .bind(order.fingerprint())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *self.db.write().await?)
         .await?
         .rows_affected();
         if inserted == 0 {
-            tx.rollback().await?;
             let key = key.context("an insert without a key cannot conflict")?;
             let existing = self
                 .find_by_key(key)
@@ -137,18 +234,6 @@ impl Store {
                 .context("the conflicting order is not there")?;
             return Ok(Recorded::Existing(existing));
         }
-        for (line_no, (sku, quantity)) in order.lines.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO order_items (order_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(line_no as i64)
-            .bind(sku.as_str())
-            .bind(i64::from(*quantity))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(Recorded::New)
     }
 
@@ -156,17 +241,17 @@ impl Store {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(key.as_str())
-            .fetch_optional(self.db.reads())
+            .fetch_optional(&mut *self.db.read().await?)
             .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(self.with_lines(vec![order_from(&row)?]).await?.pop()),
-        }
+        row.as_ref().map(order_from).transpose()
     }
 
     /// Records `order` (no longer pending: its status, prices and total) over
     /// its pending row and, for live prices, remembers them as the last seen
-    /// for each sku, all in one transaction.
+    /// for each sku.
+    ///
+    /// Two statements and no transaction: the prices are remembered first, and
+    /// they were live, so an order update that then fails leaves nothing wrong.
     ///
     /// # Errors
     /// On a database error, or when the order is no longer pending.
@@ -177,52 +262,60 @@ impl Store {
         live_prices: &HashMap<String, UnitPrice>,
     ) -> anyhow::Result<()> {
         let id = order.id.as_str();
-        let mut tx = self.db.writes().begin().await?;
+        if !live_prices.is_empty() {
+            self.remember_prices(live_prices, order.updated_at).await?;
+        }
+        let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
-             updated_at = $5 WHERE id = $6 AND status = 'pending'",
+             lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'",
         )
         .bind(order.status.as_str())
         .bind(order.pricing.map(PricingSource::as_str))
         .bind(order.currency.as_deref())
         .bind(order.total.map(Money::cents))
+        .bind(lines_json(&lines)?)
         .bind(order.updated_at)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *self.db.write().await?)
         .await?
         .rows_affected();
         anyhow::ensure!(updated == 1, "order {id} is no longer pending");
-        for (line_no, line) in order.lines.iter().enumerate() {
-            sqlx::query(
-                "UPDATE order_items SET name = $1, unit_price_cents = $2, discount_percent = $3, \
-                 line_total_cents = $4 WHERE order_id = $5 AND line_no = $6",
-            )
-            .bind(line.name.as_deref())
-            .bind(line.unit_price.map(Money::cents))
-            .bind(line.discount_percent.map(i64::from))
-            .bind(line.line_total.map(Money::cents))
-            .bind(id)
-            .bind(line_no as i64)
-            .execute(&mut *tx)
-            .await?;
+        Ok(())
+    }
+
+    /// Upserts the last price seen for each sku, in one statement.
+    async fn remember_prices(
+        &self,
+        prices: &HashMap<String, UnitPrice>,
+        seen_at: i64,
+    ) -> anyhow::Result<()> {
+        // Sorted, so that two orders upserting the same skus on PostgreSQL
+        // take the row locks in the same order and cannot deadlock.
+        let mut prices: Vec<(&String, &UnitPrice)> = prices.iter().collect();
+        prices.sort_by_key(|(sku, _)| *sku);
+        let rows: Vec<String> = (0..prices.len())
+            .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
+             VALUES {} ON CONFLICT (sku) DO UPDATE SET \
+             unit_price_cents = excluded.unit_price_cents, \
+             discount_percent = excluded.discount_percent, \
+             currency = excluded.currency, seen_at = excluded.seen_at",
+            rows.join(", ")
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (sku, price) in prices {
+            query = query
+                .bind(sku)
+                .bind(price.unit.cents())
+                .bind(i64::from(price.discount_percent))
+                .bind(&price.currency)
+                .bind(seen_at);
         }
-        for (sku, price) in live_prices {
-            sqlx::query(
-                "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sku) DO UPDATE SET \
-                 unit_price_cents = excluded.unit_price_cents, \
-                 discount_percent = excluded.discount_percent, \
-                 currency = excluded.currency, seen_at = excluded.seen_at",
-            )
-            .bind(sku)
-            .bind(price.unit.cents())
-            .bind(i64::from(price.discount_percent))
-            .bind(&price.currency)
-            .bind(order.updated_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        query.execute(&mut *self.db.write().await?).await?;
         Ok(())
     }
 
@@ -245,7 +338,7 @@ impl Store {
         .bind(reason)
         .bind(now)
         .bind(id)
-        .execute(self.db.writes())
+        .execute(&mut *self.db.write().await?)
         .await?;
         Ok(())
     }
@@ -261,7 +354,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(self.db.writes())
+        .execute(&mut *self.db.write().await?)
         .await?
         .rows_affected();
         Ok(updated == 1)
@@ -278,7 +371,7 @@ impl Store {
         )
         .bind(before)
         .bind(i64::from(limit))
-        .fetch_all(self.db.reads())
+        .fetch_all(&mut *self.db.read().await?)
         .await?)
     }
 
@@ -297,7 +390,7 @@ impl Store {
         for sku in skus {
             query = query.bind(*sku);
         }
-        let rows = query.fetch_all(self.db.reads()).await?;
+        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
         rows.iter()
             .map(|row| {
                 let discount: i64 = row.try_get("discount_percent")?;
@@ -319,12 +412,9 @@ impl Store {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.db.reads())
+            .fetch_optional(&mut *self.db.read().await?)
             .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(self.with_lines(vec![order_from(&row)?]).await?.pop()),
-        }
+        row.as_ref().map(order_from).transpose()
     }
 
     /// A customer's orders, newest first.
@@ -343,35 +433,8 @@ impl Store {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(customer_id)
             .bind(i64::from(limit))
-            .fetch_all(self.db.reads())
+            .fetch_all(&mut *self.db.read().await?)
             .await?;
-        let orders = rows.iter().map(order_from).collect::<Result<Vec<_>, _>>()?;
-        self.with_lines(orders).await
-    }
-
-    /// Fills in the lines of `orders` with one query.
-    async fn with_lines(&self, mut orders: Vec<Order>) -> anyhow::Result<Vec<Order>> {
-        if orders.is_empty() {
-            return Ok(orders);
-        }
-        let sql = format!(
-            "SELECT order_id, sku, name, quantity, unit_price_cents, discount_percent, \
-             line_total_cents FROM order_items WHERE order_id IN ({}) ORDER BY order_id, line_no",
-            placeholders(1, orders.len())
-        );
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for order in &orders {
-            query = query.bind(order.id.clone());
-        }
-        let mut by_order: HashMap<String, Vec<OrderLine>> = HashMap::new();
-        for row in query.fetch_all(self.db.reads()).await? {
-            let (order_id, line) = line_from(&row)?;
-            by_order.entry(order_id).or_default().push(line);
-        }
-        for order in &mut orders {
-            order.lines = by_order.remove(&order.id).unwrap_or_default();
-        }
-        Ok(orders)
+        rows.iter().map(order_from).collect()
     }
 }

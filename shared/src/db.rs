@@ -2,35 +2,123 @@
 //! `DATABASE_URL` says so, both through sqlx's `Any` driver so that each
 //! service has one store implementation with portable SQL.
 
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use anyhow::Context;
+use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
 use crate::config::DatabaseConfig;
 use crate::health::{CheckOutcome, HealthCheck};
 
-/// A service's database: a pool for reads and one for writes.
+/// How long a caller waits for a connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A service's database: connections for reads and for writes.
 ///
-/// On PostgreSQL both are the same pool. On SQLite, which allows one writer at
-/// a time, the write pool has a single connection: writers queue in the pool
-/// (first come, first served, without spinning) instead of colliding on the
-/// database lock and backing off in SQLite's busy handler, which sleeps for
-/// milliseconds at a time and ruins tail latency under load. Reads use their
-/// own pool and, in WAL mode, never wait for the writer.
+/// On PostgreSQL both come from one sqlx pool. On SQLite, which allows one
+/// writer at a time, writes have a single connection of their own: writers
+/// queue for it (first come, first served, without spinning) instead of
+/// colliding on the database lock and backing off in SQLite's busy handler,
+/// which sleeps for milliseconds at a time and ruins tail latency under load.
+/// Reads have their own connections and, in WAL mode, never wait for the writer.
+///
+/// SQLite connections are kept in deadpool pools rather than sqlx's: sqlx
+/// pings every connection handed back to its pool, and each SQLite statement
+/// (a ping too) is a round trip to the connection's own thread. A file
+/// connection cannot go stale, so the ping bought nothing and cost a fifth of
+/// the order flow's round trips, on the single writer's critical path.
 #[derive(Clone)]
 pub struct Database {
-    reads: AnyPool,
-    writes: AnyPool,
-    is_sqlite: bool,
+    pools: Pools,
+}
+
+#[derive(Clone)]
+enum Pools {
+    Postgres(AnyPool),
+    Sqlite {
+        reads: SqlitePool,
+        writes: SqlitePool,
+    },
+}
+
+type SqlitePool = managed::Pool<SqliteConnections>;
+
+/// Opens SQLite connections with the pragmas every connection needs.
+struct SqliteConnections {
+    url: String,
+}
+
+impl managed::Manager for SqliteConnections {
+    type Type = AnyConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<AnyConnection, sqlx::Error> {
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        Ok(conn)
+    }
+
+    /// Nothing to check: the connection is an open file on this machine. A
+    /// transaction abandoned by a cancelled request was already rolled back by
+    /// sqlx, in order, on the connection's own thread.
+    async fn recycle(&self, _: &mut AnyConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        Ok(())
+    }
+}
+
+fn sqlite_pool(url: &str, size: usize) -> anyhow::Result<SqlitePool> {
+    managed::Pool::builder(SqliteConnections {
+        url: url.to_owned(),
+    })
+    .max_size(size)
+    .wait_timeout(Some(ACQUIRE_TIMEOUT))
+    .create_timeout(Some(ACQUIRE_TIMEOUT))
+    .runtime(deadpool::Runtime::Tokio1)
+    .build()
+    .context("building the SQLite connection pool")
+}
+
+/// A connection borrowed from a [`Database`]; it goes back when dropped.
+/// Use it as `&mut *conn` wherever sqlx takes an executor.
+pub struct Conn(Borrowed);
+
+enum Borrowed {
+    Postgres(PoolConnection<Any>),
+    Sqlite(Object<SqliteConnections>),
+}
+
+impl Deref for Conn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            Borrowed::Postgres(conn) => conn,
+            Borrowed::Sqlite(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            Borrowed::Postgres(conn) => conn,
+            Borrowed::Sqlite(conn) => conn,
+        }
+    }
 }
 
 impl Database {
-    /// Opens the pools, creating the SQLite file (and its folder) when missing.
+    /// Opens the database, creating the SQLite file (and its folder) when missing.
     ///
     /// SQLite connections run in WAL mode with a busy timeout (other processes
     /// sharing the file queue rather than fail) and `synchronous=NORMAL`, which
@@ -42,22 +130,28 @@ impl Database {
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         if !config.url.starts_with("sqlite:") {
-            let pool = open(&config.url, config.max_connections, false).await?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(&config.url)
+                .await
+                .context("connecting to the postgres database")?;
             return Ok(Self {
-                reads: pool.clone(),
-                writes: pool,
-                is_sqlite: false,
+                pools: Pools::Postgres(pool),
             });
         }
         let mut url = config.url.clone();
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to `:memory:` is a database of its own: keep one.
-            let pool = open(&url, 1, true).await?;
-            return Ok(Self {
-                reads: pool.clone(),
-                writes: pool,
-                is_sqlite: true,
-            });
+            let pool = sqlite_pool(&url, 1)?;
+            let db = Self {
+                pools: Pools::Sqlite {
+                    reads: pool.clone(),
+                    writes: pool,
+                },
+            };
+            db.write().await?;
+            return Ok(db);
         }
         let path = url
             .trim_start_matches("sqlite:")
@@ -80,14 +174,16 @@ impl Database {
                 "?mode=rwc"
             });
         }
+        let db = Self {
+            pools: Pools::Sqlite {
+                reads: sqlite_pool(&url, config.max_connections as usize)?,
+                writes: sqlite_pool(&url, 1)?,
+            },
+        };
         // The writer first: it creates the file and switches it to WAL.
-        let writes = open(&url, 1, true).await?;
-        let reads = open(&url, config.max_connections, true).await?;
-        Ok(Self {
-            reads,
-            writes,
-            is_sqlite: true,
-        })
+        db.write().await?;
+        db.read().await?;
+        Ok(db)
     }
 
     /// Brings the schema up to date with `migrator`'s embedded migrations.
@@ -103,9 +199,10 @@ impl Database {
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
         let mut attempt = 1;
         loop {
-            match migrator.run(&self.writes).await {
+            let result = migrator.run(&mut *self.write().await?).await;
+            match result {
                 Ok(()) => return Ok(()),
-                Err(e) if attempt < 5 && self.is_sqlite => {
+                Err(e) if attempt < 5 && self.is_sqlite() => {
                     tracing::warn!(error = %e, attempt, "migration raced another process; retrying");
                     tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                     attempt += 1;
@@ -115,46 +212,49 @@ impl Database {
         }
     }
 
-    /// For queries that only read.
-    pub fn reads(&self) -> &AnyPool {
-        &self.reads
+    fn is_sqlite(&self) -> bool {
+        matches!(self.pools, Pools::Sqlite { .. })
     }
 
-    /// For anything that writes (and the transactions around it).
-    pub fn writes(&self) -> &AnyPool {
-        &self.writes
+    /// A connection for queries that only read.
+    ///
+    /// # Errors
+    /// When no connection comes free within 5 s, or none can be opened.
+    pub async fn read(&self) -> anyhow::Result<Conn> {
+        match &self.pools {
+            Pools::Postgres(pool) => postgres(pool).await,
+            Pools::Sqlite { reads, .. } => sqlite(reads).await,
+        }
+    }
+
+    /// The connection for anything that writes (and the transactions around it).
+    ///
+    /// # Errors
+    /// When no connection comes free within 5 s, or none can be opened.
+    pub async fn write(&self) -> anyhow::Result<Conn> {
+        match &self.pools {
+            Pools::Postgres(pool) => postgres(pool).await,
+            Pools::Sqlite { writes, .. } => sqlite(writes).await,
+        }
     }
 }
 
-async fn open(url: &str, max_connections: u32, sqlite: bool) -> anyhow::Result<AnyPool> {
-    let mut options = AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5));
-    if sqlite {
-        // Keep SQLite connections open: opening one is the expensive part. A
-        // file connection cannot go stale, so no ping before each use either:
-        // it would cost a round trip to the connection's thread per query.
-        options = options
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false);
-    }
-    options
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                if sqlite {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                }
-                Ok(())
-            })
-        })
-        .connect(url)
+async fn postgres(pool: &AnyPool) -> anyhow::Result<Conn> {
+    let conn = pool
+        .acquire()
         .await
-        .with_context(|| format!("connecting to the {} database", backend_name(url)))
+        .context("acquiring a database connection")?;
+    Ok(Conn(Borrowed::Postgres(conn)))
+}
+
+async fn sqlite(pool: &SqlitePool) -> anyhow::Result<Conn> {
+    let conn = pool.get().await.map_err(|e| match e {
+        managed::PoolError::Backend(e) => {
+            anyhow::Error::new(e).context("opening the sqlite database")
+        }
+        e => anyhow::anyhow!("acquiring a database connection: {e}"),
+    })?;
+    Ok(Conn(Borrowed::Sqlite(conn)))
 }
 
 /// `sqlite` or `postgres`, for log lines (never the URL: it may hold a password).
@@ -166,15 +266,15 @@ pub fn backend_name(url: &str) -> &'static str {
     }
 }
 
-/// Readiness check: the pool hands out a connection that answers a ping.
+/// Readiness check: a connection comes free and answers a ping.
 pub struct DatabaseCheck {
-    pool: AnyPool,
+    database: Database,
 }
 
 impl DatabaseCheck {
     pub fn new(database: &Database) -> Self {
         Self {
-            pool: database.reads().clone(),
+            database: database.clone(),
         }
     }
 }
@@ -192,14 +292,15 @@ impl HealthCheck for DatabaseCheck {
         async move {
             let started = std::time::Instant::now();
             let ping = async {
-                let mut conn = self.pool.acquire().await?;
-                conn.ping().await
+                let mut conn = self.database.read().await?;
+                conn.ping().await?;
+                anyhow::Ok(())
             };
             match tokio::time::timeout(Duration::from_secs(2), ping).await {
                 Ok(Ok(())) => {
                     CheckOutcome::up().with("latency_ms", started.elapsed().as_millis() as u64)
                 }
-                Ok(Err(e)) => CheckOutcome::down(e.to_string()),
+                Ok(Err(e)) => CheckOutcome::down(format!("{e:#}")),
                 Err(_) => CheckOutcome::down("timed out after 2 s"),
             }
         }
