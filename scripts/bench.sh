@@ -99,8 +99,10 @@ if [ "$1" = --resilience ]; then
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 (held,) = db.execute(
-    "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id "
-    "WHERE o.status IN ('confirmed', 'pending_pricing') AND i.sku = 'A002'").fetchone()
+    "SELECT COALESCE(SUM(json_extract(l.value, '$.quantity')), 0) "
+    "FROM orders o, json_each(o.lines) l "
+    "WHERE o.status IN ('confirmed', 'pending_pricing') AND json_extract(l.value, '$.sku') = 'A002'"
+).fetchone()
 print(held)
 PY
 )

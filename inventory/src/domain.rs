@@ -139,7 +139,7 @@ impl ReservationStatus {
 }
 
 /// One reserved line, with the item's name for the caller's convenience.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReservedLine {
     #[schema(value_type = Sku)]
     pub sku: String,

@@ -88,6 +88,18 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+fn lines_json(lines: &[ReservedLine]) -> anyhow::Result<String> {
+    serde_json::to_string(lines).context("encoding a reservation's lines")
+}
+
+/// A reservation's lines from its row (`NULL` for one that never held any).
+fn lines_from(json: Option<String>) -> anyhow::Result<Vec<ReservedLine>> {
+    match json {
+        Some(json) => serde_json::from_str(&json).context("reading a reservation's lines"),
+        None => Ok(Vec::new()),
+    }
+}
+
 impl Store {
     /// Connects and brings the schema up to date.
     ///
@@ -98,7 +110,18 @@ impl Store {
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the inventory store")?;
-        Ok(Self { db })
+        let store = Self { db };
+        let moved = store
+            .move_legacy_lines()
+            .await
+            .context("moving reservation lines into their reservations")?;
+        if moved > 0 {
+            tracing::info!(
+                reservations = moved,
+                "moved the lines of earlier reservations into their rows"
+            );
+        }
+        Ok(store)
     }
 
     pub fn database(&self) -> &Database {
@@ -210,25 +233,6 @@ impl Store {
         let expires_at = now + ttl.as_millis() as i64;
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO reservations (id, status, created_at, expires_at, updated_at) \
-             VALUES ($1, 'reserved', $2, $3, $2) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            drop(conn); // reading it back may expire it, which needs the writer
-            let existing = self.get_reservation(id, now).await?;
-            return existing
-                .map(ReserveOutcome::Existing)
-                .context("reservation vanished between insert and read");
-        }
-
         let mut lines = Vec::with_capacity(new.lines.len());
         let mut short = Vec::new();
         for (sku, quantity) in &new.lines {
@@ -242,49 +246,54 @@ impl Store {
             .await?;
             match taken {
                 None => short.push(sku.as_str().to_owned()),
-                Some(row) => {
-                    sqlx::query(
-                        "INSERT INTO reservation_lines (reservation_id, sku, quantity) \
-                         VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(sku.as_str())
-                    .bind(*quantity)
-                    .execute(&mut *tx)
-                    .await?;
-                    lines.push(ReservedLine {
-                        sku: sku.as_str().to_owned(),
-                        name: row.try_get("name")?,
-                        category: row.try_get("category")?,
-                        quantity: *quantity,
-                    });
-                }
+                Some(row) => lines.push(ReservedLine {
+                    sku: sku.as_str().to_owned(),
+                    name: row.try_get("name")?,
+                    category: row.try_get("category")?,
+                    quantity: *quantity,
+                }),
             }
         }
-        if !short.is_empty() {
-            tx.rollback().await?;
-            drop(conn);
-            let known = self.existing_skus(&short).await?;
-            let unknown: Vec<String> = short
-                .iter()
-                .filter(|s| !known.contains(s))
-                .cloned()
-                .collect();
-            return Ok(if unknown.is_empty() {
-                ReserveOutcome::InsufficientStock(short)
-            } else {
-                ReserveOutcome::UnknownSkus(unknown)
-            });
+        if short.is_empty() {
+            let inserted = sqlx::query(
+                "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
+                 VALUES ($1, 'reserved', $2, $3, $4, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(lines_json(&lines)?)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                tx.commit().await?;
+                return Ok(ReserveOutcome::Created(Reservation {
+                    id: id.to_owned(),
+                    status: ReservationStatus::Reserved,
+                    created_at: now,
+                    expires_at: Some(expires_at),
+                    lines,
+                }));
+            }
         }
-        tx.commit().await?;
-        drop(conn);
-        Ok(ReserveOutcome::Created(Reservation {
-            id: id.to_owned(),
-            status: ReservationStatus::Reserved,
-            created_at: now,
-            expires_at: Some(expires_at),
-            lines,
-        }))
+        // Stock is short, or the id was used before: either way nothing is held.
+        tx.rollback().await?;
+        drop(conn); // reading the first reservation back may expire it, which needs the writer
+        if let Some(existing) = self.get_reservation(id, now).await? {
+            return Ok(ReserveOutcome::Existing(existing));
+        }
+        let known = self.existing_skus(&short).await?;
+        let unknown: Vec<String> = short
+            .iter()
+            .filter(|s| !known.contains(s))
+            .cloned()
+            .collect();
+        Ok(if unknown.is_empty() {
+            ReserveOutcome::InsufficientStock(short)
+        } else {
+            ReserveOutcome::UnknownSkus(unknown)
+        })
     }
 
     async fn existing_skus(&self, skus: &[String]) -> anyhow::Result<Vec<String>> {
@@ -308,7 +317,7 @@ impl Store {
     pub async fn confirm(&self, id: &str, now: i64) -> anyhow::Result<ConfirmOutcome> {
         let confirmed = sqlx::query(
             "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
-             WHERE id = $2 AND status = 'reserved' AND expires_at > $1 RETURNING created_at",
+             WHERE id = $2 AND status = 'reserved' AND expires_at > $1 RETURNING created_at, lines",
         )
         .bind(now)
         .bind(id)
@@ -320,7 +329,7 @@ impl Store {
                 status: ReservationStatus::Confirmed,
                 created_at: row.try_get("created_at")?,
                 expires_at: None,
-                lines: self.reserved_lines(id).await?,
+                lines: lines_from(row.try_get("lines")?)?,
             }));
         }
         Ok(match self.get_reservation(id, now).await? {
@@ -342,19 +351,18 @@ impl Store {
         let mut tx = conn.begin().await?;
         let released = sqlx::query(
             "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = $1 \
-             WHERE id = $2 AND status IN ('reserved', 'confirmed')",
+             WHERE id = $2 AND status IN ('reserved', 'confirmed') RETURNING lines",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if released == 1 {
-            Self::restore_stock(&mut tx, id).await?;
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = released {
+            Self::restore_stock(&mut tx, &lines_from(row.try_get("lines")?)?).await?;
         } else {
             sqlx::query(
-                "INSERT INTO reservations (id, status, created_at, expires_at, updated_at) \
-                 VALUES ($1, 'released', $2, NULL, $2) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
+                 VALUES ($1, 'released', '[]', $2, NULL, $2) ON CONFLICT (id) DO NOTHING",
             )
             .bind(id)
             .bind(now)
@@ -371,30 +379,31 @@ impl Store {
         let mut tx = conn.begin().await?;
         let expired = sqlx::query(
             "UPDATE reservations SET status = 'expired', expires_at = NULL, updated_at = $1 \
-             WHERE id = $2 AND status = 'reserved' AND expires_at <= $1",
+             WHERE id = $2 AND status = 'reserved' AND expires_at <= $1 RETURNING lines",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if expired == 1 {
-            Self::restore_stock(&mut tx, id).await?;
-        }
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = expired else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        Self::restore_stock(&mut tx, &lines_from(row.try_get("lines")?)?).await?;
         tx.commit().await?;
-        Ok(expired == 1)
+        Ok(true)
     }
 
-    async fn restore_stock(tx: &mut AnyConnection, id: &str) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE items SET stock = stock + \
-               (SELECT l.quantity FROM reservation_lines l \
-                 WHERE l.reservation_id = $1 AND l.sku = items.sku) \
-             WHERE sku IN (SELECT sku FROM reservation_lines WHERE reservation_id = $1)",
-        )
-        .bind(id)
-        .execute(tx)
-        .await?;
+    /// Gives each line's quantity back to its item (lines are in sku order,
+    /// so concurrent transactions on PostgreSQL lock rows in the same order).
+    async fn restore_stock(tx: &mut AnyConnection, lines: &[ReservedLine]) -> anyhow::Result<()> {
+        for line in lines {
+            sqlx::query("UPDATE items SET stock = stock + $1 WHERE sku = $2")
+                .bind(line.quantity)
+                .bind(&line.sku)
+                .execute(&mut *tx)
+                .await?;
+        }
         Ok(())
     }
 
@@ -426,7 +435,7 @@ impl Store {
     /// On a database error.
     pub async fn get_reservation(&self, id: &str, now: i64) -> anyhow::Result<Option<Reservation>> {
         let Some(row) = sqlx::query(
-            "SELECT id, status, created_at, expires_at FROM reservations WHERE id = $1",
+            "SELECT id, status, created_at, expires_at, lines FROM reservations WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *self.db.read().await?)
@@ -440,35 +449,57 @@ impl Store {
             self.expire(id, now).await?;
             return Box::pin(self.get_reservation(id, now)).await;
         }
-        let lines = self.reserved_lines(id).await?;
         Ok(Some(Reservation {
             id: row.try_get("id")?,
             status,
             created_at: row.try_get("created_at")?,
             expires_at,
-            lines,
+            lines: lines_from(row.try_get("lines")?)?,
         }))
     }
 
-    async fn reserved_lines(&self, id: &str) -> anyhow::Result<Vec<ReservedLine>> {
+    /// Copies the lines of reservations made before lines moved into the
+    /// reservation's row (migration 20261126000001) out of `reservation_lines`,
+    /// then empties it. Returns how many reservations it updated: none after
+    /// the first start.
+    async fn move_legacy_lines(&self) -> anyhow::Result<usize> {
         let rows = sqlx::query(
-            "SELECT l.sku, i.name, i.category, l.quantity FROM reservation_lines l \
-             JOIN items i ON i.sku = l.sku WHERE l.reservation_id = $1 ORDER BY l.sku",
+            "SELECT l.reservation_id, l.sku, i.name, i.category, l.quantity \
+             FROM reservation_lines l JOIN items i ON i.sku = l.sku \
+             ORDER BY l.reservation_id, l.sku",
         )
-        .bind(id)
         .fetch_all(&mut *self.db.read().await?)
         .await?;
-        let lines = rows
-            .iter()
-            .map(|r| {
-                Ok(ReservedLine {
-                    sku: r.try_get("sku")?,
-                    name: r.try_get("name")?,
-                    category: r.try_get("category")?,
-                    quantity: r.try_get("quantity")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(lines)
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut by_reservation: Vec<(String, Vec<ReservedLine>)> = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("reservation_id")?;
+            let line = ReservedLine {
+                sku: row.try_get("sku")?,
+                name: row.try_get("name")?,
+                category: row.try_get("category")?,
+                quantity: row.try_get("quantity")?,
+            };
+            match by_reservation.last_mut() {
+                Some((last, lines)) if *last == id => lines.push(line),
+                _ => by_reservation.push((id, vec![line])),
+            }
+        }
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        for (id, lines) in &by_reservation {
+            sqlx::query("UPDATE reservations SET lines = $1 WHERE id = $2 AND lines IS NULL")
+                .bind(lines_json(lines)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM reservation_lines")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(by_reservation.len())
     }
 }

@@ -130,7 +130,10 @@ impl Store {
             .await
             .context("moving order lines into their orders")?;
         if moved > 0 {
-            tracing::info!(orders = moved, "moved the lines of earlier orders into their rows");
+            tracing::info!(
+                orders = moved,
+                "moved the lines of earlier orders into their rows"
+            );
         }
         Ok(store)
     }
@@ -176,7 +179,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM order_items").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM order_items")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(by_order.len())
     }

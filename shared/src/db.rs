@@ -59,13 +59,20 @@ impl managed::Manager for SqliteConnections {
     type Type = AnyConnection;
     type Error = sqlx::Error;
 
+    /// Opens a connection. Replicas opening a fresh file at the same moment
+    /// can find it locked while one of them switches it to WAL, a moment in
+    /// which SQLite answers "busy" without waiting: those attempts are retried.
     async fn create(&self) -> Result<AnyConnection, sqlx::Error> {
-        let mut conn = AnyConnection::connect(&self.url).await?;
-        conn.execute("PRAGMA journal_mode = WAL").await?;
-        conn.execute("PRAGMA synchronous = NORMAL").await?;
-        conn.execute("PRAGMA busy_timeout = 10000").await?;
-        conn.execute("PRAGMA foreign_keys = ON").await?;
-        Ok(conn)
+        let mut attempt = 1;
+        loop {
+            match self.open().await {
+                Err(e) if attempt < 20 && is_busy(&e) => {
+                    tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Nothing to check: the connection is an open file on this machine. A
@@ -74,6 +81,25 @@ impl managed::Manager for SqliteConnections {
     async fn recycle(&self, _: &mut AnyConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
         Ok(())
     }
+}
+
+impl SqliteConnections {
+    async fn open(&self) -> Result<AnyConnection, sqlx::Error> {
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        // The busy timeout first: switching a fresh file to WAL takes a lock
+        // that a replica starting at the same moment may hold.
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        Ok(conn)
+    }
+}
+
+/// SQLITE_BUSY, or one of its extended codes.
+fn is_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e)
+        if e.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5))
 }
 
 fn sqlite_pool(url: &str, size: usize) -> anyhow::Result<SqlitePool> {

@@ -58,3 +58,68 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
         "the password stays out of the message: {message}"
     );
 }
+
+#[actix_web::test]
+async fn reservations_made_before_lines_moved_into_their_row_keep_their_lines() {
+    init_tracing();
+    let db = TestDatabase::create("inventory").await;
+    let config = Config {
+        server: ServerConfig::for_tests(),
+        database: db.config.clone(),
+        catalog: Catalog::shipped(),
+        reservation_ttl: Duration::from_secs(60),
+        service_token: None,
+    };
+    let start = || async {
+        spawn(
+            inventory::startup::build(config.clone())
+                .await
+                .expect("starts"),
+        )
+    };
+    let mut server = start().await;
+    let body = serde_json::json!({
+        "reservation_id": "r-legacy",
+        "lines": [{"sku": "A001", "quantity": 2}, {"sku": "B001", "quantity": 3}],
+    });
+    let reserved = server.client.post_json("/reservations", &body).await;
+    reserved.assert_status(201);
+    server.stop().await;
+
+    // Put the reservation back the way the first schema kept it.
+    let database = shared::db::Database::connect(&config.database)
+        .await
+        .expect("inventory database");
+    let mut conn = database.write().await.expect("connection");
+    for (sku, quantity) in [("A001", 2_i64), ("B001", 3)] {
+        sqlx::query(
+            "INSERT INTO reservation_lines (reservation_id, sku, quantity) VALUES ($1, $2, $3)",
+        )
+        .bind("r-legacy")
+        .bind(sku)
+        .bind(quantity)
+        .execute(&mut *conn)
+        .await
+        .expect("legacy line");
+    }
+    sqlx::query("UPDATE reservations SET lines = NULL WHERE id = 'r-legacy'")
+        .execute(&mut *conn)
+        .await
+        .expect("legacy reservation");
+    drop(conn);
+    drop(database);
+
+    let server = start().await;
+    let res = server.client.get("/reservations/r-legacy").await;
+    res.assert_status(200);
+    assert_eq!(res.body["items"], reserved.body["items"]);
+    // Released, the lines moved over give the stock back.
+    assert_eq!(server.client.get("/items/A001").await.body["stock"], 48);
+    server
+        .client
+        .delete("/reservations/r-legacy")
+        .await
+        .assert_status(204);
+    assert_eq!(server.client.get("/items/A001").await.body["stock"], 50);
+    assert_eq!(server.client.get("/items/B001").await.body["stock"], 20);
+}

@@ -38,6 +38,49 @@ async fn orders_stock_reservations_and_last_prices_survive_a_restart_of_every_pr
     assert_eq!(res.body["items"][0]["unit_price"], 899.99);
 }
 
+#[actix_web::test]
+async fn orders_placed_before_lines_moved_into_their_row_keep_their_lines() {
+    let mut stack = spawn_stack().await;
+    let placed = stack.place("c1", &[("A001", 2), ("B001", 1)]).await;
+    placed.assert_status(201);
+    let id = placed.body["order_id"].as_str().expect("id").to_owned();
+
+    // Put the order back the way the first schema kept it: lines in order_items.
+    let db = shared::db::Database::connect(&stack.order_config().database)
+        .await
+        .expect("order database");
+    let body = &placed.body;
+    for (line_no, item) in body["items"].as_array().expect("items").iter().enumerate() {
+        let cents = |v: &Value| (v.as_f64().expect("price") * 100.0).round() as i64;
+        sqlx::query(
+            "INSERT INTO order_items (order_id, line_no, sku, name, quantity, unit_price_cents, \
+             discount_percent, line_total_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(line_no as i64)
+        .bind(item["sku"].as_str())
+        .bind(item["name"].as_str())
+        .bind(item["quantity"].as_i64())
+        .bind(cents(&item["unit_price"]))
+        .bind(item["discount_percent"].as_i64())
+        .bind(cents(&item["line_total"]))
+        .execute(&mut *db.write().await.expect("connection"))
+        .await
+        .expect("legacy line");
+    }
+    sqlx::query("UPDATE orders SET lines = NULL WHERE id = $1")
+        .bind(&id)
+        .execute(&mut *db.write().await.expect("connection"))
+        .await
+        .expect("legacy order");
+    drop(db);
+
+    stack.restart_order().await;
+    let res = stack.order.client.get(&format!("/orders/{id}")).await;
+    res.assert_status(200);
+    assert_eq!(res.body, placed.body);
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
