@@ -23,6 +23,8 @@
 # spell, i.e. until the inventory breaker's trial call closes it, counts as the outage), the share of fallback orders, the breaker transitions,
 # p99 latency per phase, and checks that stock is conserved once the reservations
 # of failed orders have expired.
+# Ports 27001-27004 and 27101-27103 lie below Linux's ephemeral range
+# (32768-60999), where outbound connections could already hold them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,22 +72,22 @@ if [ "$1" = --resilience ]; then
   export HOST=127.0.0.1 RUST_LOG=error DATA_DIR=$data_dir
   ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null && return; sleep 0.05; done; }
   start_inventory() { # [chaos delay ms]
-    env PORT=47101 INVENTORY_CATALOG=bench/inventory-catalog.json RESERVATION_TTL_MS=3000 \
+    env PORT=27101 INVENTORY_CATALOG=bench/inventory-catalog.json RESERVATION_TTL_MS=3000 \
       ${1:+CHAOS_DELAY_RATE=1 CHAOS_DELAY_MS=$1} target/release/inventory &
     inventory_pid=$!
     pids+=("$inventory_pid")
-    ready 47101
+    ready 27101
   }
-  start_pricing() { PORT=47103 target/release/pricing & pricing_pid=$!; pids+=("$pricing_pid"); ready 47103; }
+  start_pricing() { PORT=27103 target/release/pricing & pricing_pid=$!; pids+=("$pricing_pid"); ready 27103; }
   start_inventory
   start_pricing
-  PORT=47102 INVENTORY_URL=http://127.0.0.1:47101 PRICING_URL=http://127.0.0.1:47103 \
+  PORT=27102 INVENTORY_URL=http://127.0.0.1:27101 PRICING_URL=http://127.0.0.1:27103 \
     REQUEST_TIMEOUT_MS=300 BREAKER_FAILURE_THRESHOLD=5 BREAKER_RESET_TIMEOUT_MS=3000 RESERVATION_TTL_MS=3000 \
     target/release/order & pids+=($!)
-  ready 47102
-  initial=$(curl -fs http://127.0.0.1:47101/items/A002 | jq .stock)
+  ready 27102
+  initial=$(curl -fs http://127.0.0.1:27101/items/A002 | jq .stock)
 
-  python3 bench/resilience.py http://127.0.0.1:47102 100 60 "$data_dir/orders.csv" &
+  python3 bench/resilience.py http://127.0.0.1:27102 100 60 "$data_dir/orders.csv" &
   load=$!
   sleep 10; kill "$pricing_pid"; echo "  10 s: pricing killed"
   sleep 15; start_pricing; echo "  25 s: pricing started again"
@@ -98,8 +100,8 @@ if [ "$1" = --resilience ]; then
   # expire after RESERVATION_TTL_MS (3 s) and give their stock back.
   sleep 5
 
-  metrics=$(curl -fs http://127.0.0.1:47102/metrics)
-  left=$(curl -fs http://127.0.0.1:47101/items/A002 | jq .stock)
+  metrics=$(curl -fs http://127.0.0.1:27102/metrics)
+  left=$(curl -fs http://127.0.0.1:27101/items/A002 | jq .stock)
   held=$(python3 - "$data_dir/order.db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
@@ -170,12 +172,12 @@ if [ "$store" = postgres ]; then
 fi
 
 export HOST=127.0.0.1 RUST_LOG=warn
-PORT=47001 DATABASE_URL=$inventory_db INVENTORY_CATALOG=bench/inventory-catalog.json \
+PORT=27001 DATABASE_URL=$inventory_db INVENTORY_CATALOG=bench/inventory-catalog.json \
   target/release/inventory & pids+=($!)
-PORT=47003 target/release/pricing & pids+=($!)
-PORT=47002 DATABASE_URL=$order_db INVENTORY_URL=http://127.0.0.1:47001 \
-  PRICING_URL=http://127.0.0.1:47003 target/release/order & pids+=($!)
-for port in 47001 47002 47003; do
+PORT=27003 target/release/pricing & pids+=($!)
+PORT=27002 DATABASE_URL=$order_db INVENTORY_URL=http://127.0.0.1:27001 \
+  PRICING_URL=http://127.0.0.1:27003 target/release/order & pids+=($!)
+for port in 27001 27002 27003; do
   for _ in $(seq 1 200); do
     curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
     sleep 0.05
@@ -197,10 +199,10 @@ measure() { # label, url, [lua script]
   printf '%-10s %-22s %10s %9s %9s %8s\n' "$store" "$label" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 
-measure "GET /items/{sku}" http://127.0.0.1:47001/items/A001
-measure "GET /price/{sku}" http://127.0.0.1:47003/price/A001
-measure "POST /price/bulk" http://127.0.0.1:47003/price/bulk bench/post-bulk.lua
-measure "POST /orders" http://127.0.0.1:47002/orders bench/post-order.lua
+measure "GET /items/{sku}" http://127.0.0.1:27001/items/A001
+measure "GET /price/{sku}" http://127.0.0.1:27003/price/A001
+measure "POST /price/bulk" http://127.0.0.1:27003/price/bulk bench/post-bulk.lua
+measure "POST /orders" http://127.0.0.1:27002/orders bench/post-order.lua
 
 # A steady rate rather than as fast as it goes: oha sends on a fixed schedule
 # (one request every millisecond at 1,000/s, whatever the answers' pace) and,
@@ -211,7 +213,7 @@ steady() { # label, rate
   local out rps p50 p99 errors
   out=$(.cache/oha/bin/oha -z "$duration" -q "$2" -c 100 --latency-correction --no-tui \
     --output-format json -m POST -T application/json \
-    -d '{"customer_id": "bench", "items": [{"sku": "A002", "quantity": 1}]}' http://127.0.0.1:47002/orders)
+    -d '{"customer_id": "bench", "items": [{"sku": "A002", "quantity": 1}]}' http://127.0.0.1:27002/orders)
   rps=$(jq -r '.summary.requestsPerSec | round' <<<"$out")
   p50=$(jq -r '.latencyPercentiles.p50 * 1000 * 100 | round / 100' <<<"$out")
   p99=$(jq -r '.latencyPercentiles.p99 * 1000 * 100 | round / 100' <<<"$out")
@@ -226,12 +228,12 @@ steady "POST /orders @1000/s" 1000
 # fixed item, one making the order flow's two downstream calls (a reservation,
 # a bulk quote) against the same inventory and pricing, and nothing else.
 if [ "$store" = sqlite ]; then
-  PORT=47004 INVENTORY_URL=http://127.0.0.1:47001 PRICING_URL=http://127.0.0.1:47003 \
+  PORT=27004 INVENTORY_URL=http://127.0.0.1:27001 PRICING_URL=http://127.0.0.1:27003 \
     target/release/examples/baseline & pids+=($!)
-  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:47004/items/A001 >/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:27004/items/A001 >/dev/null && break; sleep 0.05; done
   store=bare
-  measure "GET /items/{sku}" http://127.0.0.1:47004/items/A001
-  measure "POST /orders" http://127.0.0.1:47004/orders bench/post-order.lua
+  measure "GET /items/{sku}" http://127.0.0.1:27004/items/A001
+  measure "POST /orders" http://127.0.0.1:27004/orders bench/post-order.lua
   store=sqlite
 fi
 
