@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
-use shared::db::Database;
+use shared::db::{Database, placeholders};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
 use crate::domain::{Item, NewReservation, Reservation, ReservationStatus, ReservedLine};
@@ -78,14 +78,6 @@ fn item_from(row: &sqlx::any::AnyRow) -> Result<Item, sqlx::Error> {
         category: row.try_get("category")?,
         stock: row.try_get("stock")?,
     })
-}
-
-/// `$first, $first+1, …` for `count` parameters.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn lines_json(lines: &[ReservedLine]) -> anyhow::Result<String> {
@@ -470,36 +462,20 @@ impl Store {
         )
         .fetch_all(&mut *self.db.read().await?)
         .await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let mut by_reservation: Vec<(String, Vec<ReservedLine>)> = Vec::new();
-        for row in &rows {
-            let id: String = row.try_get("reservation_id")?;
-            let line = ReservedLine {
-                sku: row.try_get("sku")?,
-                name: row.try_get("name")?,
-                category: row.try_get("category")?,
-                quantity: row.try_get("quantity")?,
-            };
-            match by_reservation.last_mut() {
-                Some((last, lines)) if *last == id => lines.push(line),
-                _ => by_reservation.push((id, vec![line])),
-            }
-        }
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        for (id, lines) in &by_reservation {
-            sqlx::query("UPDATE reservations SET lines = $1 WHERE id = $2 AND lines IS NULL")
-                .bind(lines_json(lines)?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM reservation_lines")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(by_reservation.len())
+        let lines = rows
+            .iter()
+            .map(|row| {
+                let line = ReservedLine {
+                    sku: row.try_get("sku")?,
+                    name: row.try_get("name")?,
+                    category: row.try_get("category")?,
+                    quantity: row.try_get("quantity")?,
+                };
+                Ok((row.try_get("reservation_id")?, line))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        self.db
+            .move_lines_into_rows("reservations", "reservation_lines", lines)
+            .await
     }
 }

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
-use shared::db::Database;
+use shared::db::{Database, placeholders};
 use shared::money::Money;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::domain::{
     IdempotencyKey, NewOrder, Order, OrderLine, OrderStatus, PricingSource, UnitPrice,
@@ -31,14 +31,6 @@ pub enum Recorded {
     New,
     /// The idempotency key was used before: the first order.
     Existing(Order),
-}
-
-/// `$first, $first+1, …` for `count` parameters.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// An order line as its row stores it (in the `lines` JSON array).
@@ -148,42 +140,26 @@ impl Store {
         )
         .fetch_all(&mut *self.db.read().await?)
         .await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let mut by_order: Vec<(String, Vec<StoredLine>)> = Vec::new();
-        for row in &rows {
-            let order_id: String = row.try_get("order_id")?;
-            let line = StoredLine {
-                sku: row.try_get("sku")?,
-                name: row.try_get("name")?,
-                quantity: u32::try_from(row.try_get::<i64, _>("quantity")?)?,
-                unit_price_cents: row.try_get("unit_price_cents")?,
-                discount_percent: row
-                    .try_get::<Option<i64>, _>("discount_percent")?
-                    .map(u8::try_from)
-                    .transpose()?,
-                line_total_cents: row.try_get("line_total_cents")?,
-            };
-            match by_order.last_mut() {
-                Some((id, lines)) if *id == order_id => lines.push(line),
-                _ => by_order.push((order_id, vec![line])),
-            }
-        }
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        for (id, lines) in &by_order {
-            sqlx::query("UPDATE orders SET lines = $1 WHERE id = $2 AND lines IS NULL")
-                .bind(lines_json(lines)?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM order_items")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(by_order.len())
+        let lines = rows
+            .iter()
+            .map(|row| {
+                let line = StoredLine {
+                    sku: row.try_get("sku")?,
+                    name: row.try_get("name")?,
+                    quantity: u32::try_from(row.try_get::<i64, _>("quantity")?)?,
+                    unit_price_cents: row.try_get("unit_price_cents")?,
+                    discount_percent: row
+                        .try_get::<Option<i64>, _>("discount_percent")?
+                        .map(u8::try_from)
+                        .transpose()?,
+                    line_total_cents: row.try_get("line_total_cents")?,
+                };
+                Ok((row.try_get("order_id")?, line))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        self.db
+            .move_lines_into_rows("orders", "order_items", lines)
+            .await
     }
 
     pub fn database(&self) -> &Database {

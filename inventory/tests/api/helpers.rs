@@ -17,16 +17,21 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    init_tracing();
-    let db = TestDatabase::create("inventory").await;
-    let mut config = Config {
+/// Inventory's settings for tests: a free port, the shipped catalogue, `db`.
+pub fn test_config(db: &TestDatabase) -> Config {
+    Config {
         server: ServerConfig::for_tests(),
         database: db.config.clone(),
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(60),
         service_token: None,
-    };
+    }
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    init_tracing();
+    let db = TestDatabase::create("inventory").await;
+    let mut config = test_config(&db);
     adjust(&mut config);
     let server = spawn(
         inventory::startup::build(config)

@@ -6,17 +6,13 @@ use inventory::domain::Catalog;
 use shared::config::ServerConfig;
 use shared::testing::{TestDatabase, init_tracing, spawn};
 
+use crate::helpers::test_config;
+
 #[actix_web::test]
 async fn replicas_starting_together_on_a_fresh_database_all_come_up_and_seed_once() {
     init_tracing();
     let db = TestDatabase::create("inventory").await;
-    let config = Config {
-        server: ServerConfig::for_tests(),
-        database: db.config.clone(),
-        catalog: Catalog::shipped(),
-        reservation_ttl: Duration::from_secs(60),
-        service_token: None,
-    };
+    let config = test_config(&db);
     let builds = (0..3).map(|_| inventory::startup::build(config.clone()));
     let servers: Vec<_> = join_all(builds)
         .await
@@ -63,13 +59,7 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
 async fn reservations_made_before_lines_moved_into_their_row_keep_their_lines() {
     init_tracing();
     let db = TestDatabase::create("inventory").await;
-    let config = Config {
-        server: ServerConfig::for_tests(),
-        database: db.config.clone(),
-        catalog: Catalog::shipped(),
-        reservation_ttl: Duration::from_secs(60),
-        service_token: None,
-    };
+    let config = test_config(&db);
     let start = || async {
         spawn(
             inventory::startup::build(config.clone())
