@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use shared::config::{DatabaseConfig, Env, ServerConfig};
 
 use crate::domain::Catalog;
@@ -31,14 +30,7 @@ impl Config {
     /// # Errors
     /// As [`Config::from_env`].
     pub fn from(env: &Env) -> anyhow::Result<Self> {
-        let catalog = match env.optional("INVENTORY_CATALOG") {
-            None => Catalog::shipped(),
-            Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("INVENTORY_CATALOG: reading {path}"))?;
-                Catalog::from_json(&text).with_context(|| format!("INVENTORY_CATALOG: {path}"))?
-            }
-        };
+        let catalog = env.data_file("INVENTORY_CATALOG", Catalog::shipped, Catalog::from_json)?;
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             database: DatabaseConfig::from_env(env, "inventory")?,

@@ -2,15 +2,15 @@
 //! past that edge nothing re-checks.
 
 use serde::{Deserialize, Serialize};
+use shared::config::DataFileError;
+pub use shared::lines::{Lines, LinesError};
 pub use shared::sku::{InvalidSku, Sku};
-use shared::validate::{LinesError, is_identifier, merge_lines};
+use shared::validate::{UnknownValue, is_identifier};
 
 const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
 
-/// Most units of one sku in one reservation.
-pub const MAX_QUANTITY: u64 = 10_000;
-/// Most distinct skus in one reservation.
-pub const MAX_LINES: usize = 100;
+/// Longest reservation id: room for a UUID and a prefix.
+const MAX_RESERVATION_ID: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -18,19 +18,8 @@ pub enum ParseError {
     Sku(#[from] InvalidSku),
     #[error("reservation_id {0:?} is not 1-64 letters, digits, '-', '_' or '.'")]
     ReservationId(String),
-    #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
-    Quantity(u64),
-    #[error("a reservation needs 1 to {MAX_LINES} distinct skus")]
-    LineCount,
-}
-
-impl From<LinesError> for ParseError {
-    fn from(e: LinesError) -> Self {
-        match e {
-            LinesError::Quantity(q) => Self::Quantity(q),
-            LinesError::LineCount => Self::LineCount,
-        }
-    }
+    #[error(transparent)]
+    Lines(#[from] LinesError),
 }
 
 /// The caller's id for a reservation (the order service uses its order id).
@@ -41,7 +30,7 @@ impl ReservationId {
     /// # Errors
     /// When `raw` is not a plausible id.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        is_identifier(raw, 64)
+        is_identifier(raw, MAX_RESERVATION_ID)
             .then(|| Self(raw.to_owned()))
             .ok_or_else(|| ParseError::ReservationId(raw.to_owned()))
     }
@@ -54,7 +43,7 @@ impl ReservationId {
 impl utoipa::PartialSchema for ReservationId {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         shared::openapi::identifier_schema(
-            64,
+            MAX_RESERVATION_ID,
             "The caller's id for a reservation (the order service uses its order id).",
             "order-42",
         )
@@ -68,7 +57,7 @@ impl utoipa::ToSchema for ReservationId {}
 pub struct NewReservation {
     pub id: ReservationId,
     /// Sorted by sku, so concurrent reservations lock rows in the same order.
-    pub lines: Vec<(Sku, i64)>,
+    pub lines: Lines,
 }
 
 impl NewReservation {
@@ -77,16 +66,9 @@ impl NewReservation {
     /// # Errors
     /// On a bad id, sku or quantity, or a line count outside 1..=MAX_LINES.
     pub fn parse(id: &str, lines: &[(String, u64)]) -> Result<Self, ParseError> {
-        let id = ReservationId::parse(id)?;
-        let skus: Vec<(Sku, u64)> = lines
-            .iter()
-            .map(|(sku, quantity)| Ok((Sku::parse(sku)?, *quantity)))
-            .collect::<Result<_, ParseError>>()?;
-        let merged = merge_lines(skus, MAX_QUANTITY, MAX_LINES)?;
         Ok(Self {
-            id,
-            // At most MAX_QUANTITY, so the cast is exact.
-            lines: merged.into_iter().map(|(s, q)| (s, q as i64)).collect(),
+            id: ReservationId::parse(id)?,
+            lines: Lines::parse(lines)?,
         })
     }
 }
@@ -127,22 +109,27 @@ impl ReservationStatus {
         }
     }
 
-    /// Reads the stored form; anything unknown is treated as released.
-    pub fn from_db(s: &str) -> Self {
-        match s {
-            "reserved" => Self::Reserved,
-            "confirmed" => Self::Confirmed,
-            "expired" => Self::Expired,
-            _ => Self::Released,
-        }
+    /// Reads the form [`ReservationStatus::as_str`] writes.
+    ///
+    /// # Errors
+    /// On any other text: never guessed as some other status.
+    pub fn parse(s: &str) -> Result<Self, UnknownValue> {
+        [
+            Self::Reserved,
+            Self::Confirmed,
+            Self::Released,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+        .ok_or_else(|| UnknownValue::new("reservation status", s))
     }
 }
 
 /// One reserved line, with the item's name for the caller's convenience.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReservedLine {
-    #[schema(value_type = Sku)]
-    pub sku: String,
+    pub sku: Sku,
     pub name: String,
     pub category: String,
     #[schema(minimum = 1, maximum = 10_000)]
@@ -151,7 +138,7 @@ pub struct ReservedLine {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    pub id: String,
+    pub id: ReservationId,
     pub status: ReservationStatus,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -170,14 +157,6 @@ struct CatalogFile {
     items: Vec<Item>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("not valid catalogue JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Invalid(String),
-}
-
 impl Catalog {
     pub fn shipped() -> Self {
         // Checked by the `shipped_catalogue_is_valid` test, so this cannot fire.
@@ -186,25 +165,25 @@ impl Catalog {
 
     /// # Errors
     /// On bad JSON, a bad sku, a duplicate sku, an empty name or category, or negative stock.
-    pub fn from_json(text: &str) -> Result<Self, CatalogError> {
+    pub fn from_json(text: &str) -> Result<Self, DataFileError> {
         let file: CatalogFile = serde_json::from_str(text)?;
         let mut seen = std::collections::HashSet::new();
         for item in &file.items {
-            Sku::parse(&item.sku).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            Sku::parse(&item.sku).map_err(|e| DataFileError::Invalid(e.to_string()))?;
             if !seen.insert(item.sku.as_str()) {
-                return Err(CatalogError::Invalid(format!(
+                return Err(DataFileError::Invalid(format!(
                     "{} is listed twice",
                     item.sku
                 )));
             }
             if item.name.trim().is_empty() || item.category.trim().is_empty() {
-                return Err(CatalogError::Invalid(format!(
+                return Err(DataFileError::Invalid(format!(
                     "{}: empty name or category",
                     item.sku
                 )));
             }
             if item.stock < 0 {
-                return Err(CatalogError::Invalid(format!(
+                return Err(DataFileError::Invalid(format!(
                     "{}: negative stock",
                     item.sku
                 )));
@@ -241,13 +220,8 @@ mod tests {
     fn new_reservation_merges_and_sorts_lines() {
         let r = NewReservation::parse("r1", &lines(&[("B001", 1), ("A001", 2), ("B001", 3)]))
             .expect("valid");
-        assert_eq!(
-            r.lines,
-            vec![
-                (Sku::parse("A001").expect("sku"), 2),
-                (Sku::parse("B001").expect("sku"), 4)
-            ]
-        );
+        let got: Vec<(&str, u32)> = r.lines.iter().map(|(s, q)| (s.as_str(), q.get())).collect();
+        assert_eq!(got, vec![("A001", 2), ("B001", 4)]);
     }
 
     #[test]
@@ -257,13 +231,21 @@ mod tests {
             ("has space", lines(&[("A001", 1)])),
             ("r1", vec![]),
             ("r1", lines(&[("A001", 0)])),
-            ("r1", lines(&[("A001", MAX_QUANTITY + 1)])),
-            ("r1", lines(&[("A001", MAX_QUANTITY), ("A001", 1)])),
+            ("r1", lines(&[("A001", 10_001)])),
             ("r1", lines(&[("bad sku", 1)])),
         ];
         for (id, l) in cases {
             assert!(NewReservation::parse(id, &l).is_err(), "{id:?} {l:?}");
         }
+    }
+
+    #[test]
+    fn stored_statuses_read_back_and_unknown_ones_are_errors() {
+        for status in ["reserved", "confirmed", "released", "expired"] {
+            let parsed = ReservationStatus::parse(status).expect("known");
+            assert_eq!(parsed.as_str(), status);
+        }
+        assert!(ReservationStatus::parse("lost").is_err());
     }
 
     #[test]

@@ -15,9 +15,9 @@ pub enum Error {
     #[error("reservation {id} not found")]
     ReservationNotFound { id: String },
     #[error("not enough stock for {skus:?}")]
-    InsufficientStock { skus: Vec<String> },
+    InsufficientStock { skus: Vec<Sku> },
     #[error("unknown skus {skus:?}")]
-    UnknownSku { skus: Vec<String> },
+    UnknownSku { skus: Vec<Sku> },
     #[error("reservation {id} is {status:?}")]
     ReservationExpired {
         id: String,
@@ -66,6 +66,11 @@ impl From<ParseError> for Error {
     }
 }
 
+/// `A001, B002`: skus for a sentence.
+fn list(skus: &[Sku]) -> String {
+    skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
+}
+
 impl Error {
     fn problem(&self) -> Problem {
         match self {
@@ -88,7 +93,7 @@ impl Error {
             )
             .detail(format!(
                 "Not enough stock for {}; nothing was reserved.",
-                skus.join(", ")
+                list(skus)
             ))
             .with("skus", skus),
             Self::UnknownSku { skus } => Problem::new(
@@ -98,7 +103,7 @@ impl Error {
             )
             .detail(format!(
                 "No item has sku {}; nothing was reserved.",
-                skus.join(", ")
+                list(skus)
             ))
             .with("skus", skus),
             Self::ReservationExpired { id, status } => Problem::new(

@@ -25,21 +25,15 @@ pub async fn run(
     lifecycle: Lifecycle,
     metrics: InventoryMetrics,
 ) {
-    let mut ticker = actix_web::rt::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !lifecycle.is_draining() {
-        ticker.tick().await;
-        match store.expire_due(now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics.expired(n as u64);
-                tracing::info!(expired = n, "expired reservations; stock returned");
-            }
-            Err(e) => {
-                tracing::warn!(error.cause_chain = %format_args!("{e:#}"), "expiring reservations failed")
-            }
+    shared::periodic::every("expiring reservations", interval, lifecycle, || async {
+        let expired = store.expire_due(now_ms()).await?;
+        if expired > 0 {
+            metrics.expired(expired);
+            tracing::info!(expired, "expired reservations; stock returned");
         }
-    }
+        Ok(())
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -15,7 +15,13 @@ use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
-use crate::domain::{Item, NewReservation, Reservation, ReservationStatus, ReservedLine};
+use crate::domain::{
+    Item, NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
+};
+
+/// Most due reservations expired in one round of the sweeper; the next round
+/// takes the rest, so one round never holds the writer for long.
+const EXPIRY_BATCH: i64 = 500;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -31,8 +37,8 @@ pub enum ReserveOutcome {
     Created(Reservation),
     /// The id was used before; nothing new was reserved.
     Existing(Reservation),
-    InsufficientStock(Vec<String>),
-    UnknownSkus(Vec<String>),
+    InsufficientStock(Vec<Sku>),
+    UnknownSkus(Vec<Sku>),
 }
 
 impl ReserveOutcome {
@@ -60,7 +66,7 @@ pub enum ConfirmOutcome {
 #[derive(Debug, Default)]
 pub struct ItemFilter {
     pub category: Option<String>,
-    pub skus: Option<Vec<String>>,
+    pub skus: Option<Vec<Sku>>,
 }
 
 /// A category and what it holds.
@@ -72,6 +78,7 @@ pub struct Category {
 }
 
 fn item_from(row: &sqlx::any::AnyRow) -> Result<Item, sqlx::Error> {
+    // `items.sku` only ever holds skus that were parsed before they were written.
     Ok(Item {
         sku: row.try_get("sku")?,
         name: row.try_get("name")?,
@@ -90,6 +97,18 @@ fn lines_from(json: Option<String>) -> anyhow::Result<Vec<ReservedLine>> {
         Some(json) => serde_json::from_str(&json).context("reading a reservation's lines"),
         None => Ok(Vec::new()),
     }
+}
+
+/// A reservation from its row; a status the code does not know is an error,
+/// never read as some other status.
+fn reservation_from(row: &sqlx::any::AnyRow, id: &ReservationId) -> anyhow::Result<Reservation> {
+    Ok(Reservation {
+        id: id.clone(),
+        status: ReservationStatus::parse(&row.try_get::<String, _>("status")?)?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        lines: lines_from(row.try_get("lines")?)?,
+    })
 }
 
 impl Store {
@@ -125,7 +144,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<usize> {
+    pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<u64> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
             .fetch_one(&mut *self.db.read().await?)
             .await?;
@@ -146,7 +165,7 @@ impl Store {
             .bind(item.stock)
             .execute(&mut *tx)
             .await?
-            .rows_affected() as usize;
+            .rows_affected();
         }
         tx.commit().await?;
         Ok(inserted)
@@ -172,7 +191,7 @@ impl Store {
             query = query.bind(category);
         }
         for sku in filter.skus.iter().flatten() {
-            query = query.bind(sku);
+            query = query.bind(sku.as_str());
         }
         let rows = query.fetch_all(&mut *self.db.read().await?).await?;
         Ok(rows.iter().map(item_from).collect::<Result<_, _>>()?)
@@ -181,9 +200,9 @@ impl Store {
     /// # Errors
     /// On a database error.
     #[tracing::instrument(skip_all, fields(sku))]
-    pub async fn get_item(&self, sku: &str) -> anyhow::Result<Option<Item>> {
+    pub async fn get_item(&self, sku: &Sku) -> anyhow::Result<Option<Item>> {
         let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
-            .bind(sku)
+            .bind(sku.as_str())
             .fetch_optional(&mut *self.db.read().await?)
             .await?;
         Ok(row.as_ref().map(item_from).transpose()?)
@@ -221,28 +240,28 @@ impl Store {
         now: i64,
         ttl: Duration,
     ) -> anyhow::Result<ReserveOutcome> {
-        let id = new.id.as_str();
-        let expires_at = now + ttl.as_millis() as i64;
+        let id = &new.id;
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
-        let mut lines = Vec::with_capacity(new.lines.len());
+        let mut lines = Vec::with_capacity(new.lines.iter().len());
         let mut short = Vec::new();
-        for (sku, quantity) in &new.lines {
+        for (sku, quantity) in new.lines.iter() {
             let taken = sqlx::query(
                 "UPDATE items SET stock = stock - $1 WHERE sku = $2 AND stock >= $1 \
                  RETURNING name, category",
             )
-            .bind(*quantity)
+            .bind(i64::from(quantity))
             .bind(sku.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             match taken {
-                None => short.push(sku.as_str().to_owned()),
+                None => short.push(sku.clone()),
                 Some(row) => lines.push(ReservedLine {
-                    sku: sku.as_str().to_owned(),
+                    sku: sku.clone(),
                     name: row.try_get("name")?,
                     category: row.try_get("category")?,
-                    quantity: *quantity,
+                    quantity: i64::from(quantity),
                 }),
             }
         }
@@ -251,7 +270,7 @@ impl Store {
                 "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
                  VALUES ($1, 'reserved', $2, $3, $4, $3) ON CONFLICT (id) DO NOTHING",
             )
-            .bind(id)
+            .bind(id.as_str())
             .bind(lines_json(&lines)?)
             .bind(now)
             .bind(expires_at)
@@ -261,7 +280,7 @@ impl Store {
             if inserted == 1 {
                 tx.commit().await?;
                 return Ok(ReserveOutcome::Created(Reservation {
-                    id: id.to_owned(),
+                    id: id.clone(),
                     status: ReservationStatus::Reserved,
                     created_at: now,
                     expires_at: Some(expires_at),
@@ -276,7 +295,7 @@ impl Store {
             return Ok(ReserveOutcome::Existing(existing));
         }
         let known = self.existing_skus(&short).await?;
-        let unknown: Vec<String> = short
+        let unknown: Vec<Sku> = short
             .iter()
             .filter(|s| !known.contains(s))
             .cloned()
@@ -288,7 +307,7 @@ impl Store {
         })
     }
 
-    async fn existing_skus(&self, skus: &[String]) -> anyhow::Result<Vec<String>> {
+    async fn existing_skus(&self, skus: &[Sku]) -> anyhow::Result<Vec<Sku>> {
         let sql = format!(
             "SELECT sku FROM items WHERE sku IN ({})",
             placeholders(1, skus.len())
@@ -296,28 +315,32 @@ impl Store {
         // Only `$n` placeholders were formatted into `sql`; every value is bound.
         let mut query = sqlx::query_scalar::<Any, String>(AssertSqlSafe(sql));
         for sku in skus {
-            query = query.bind(sku);
+            query = query.bind(sku.as_str());
         }
-        Ok(query.fetch_all(&mut *self.db.read().await?).await?)
+        let found = query.fetch_all(&mut *self.db.read().await?).await?;
+        Ok(found
+            .iter()
+            .map(|s| Sku::parse(s))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Keeps a reservation's stock for good.
     ///
     /// # Errors
     /// On a database error.
-    #[tracing::instrument(skip_all, fields(reservation_id = id))]
-    pub async fn confirm(&self, id: &str, now: i64) -> anyhow::Result<ConfirmOutcome> {
+    #[tracing::instrument(skip_all, fields(reservation_id = id.as_str()))]
+    pub async fn confirm(&self, id: &ReservationId, now: i64) -> anyhow::Result<ConfirmOutcome> {
         let confirmed = sqlx::query(
             "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND status = 'reserved' AND expires_at > $1 RETURNING created_at, lines",
         )
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *self.db.write().await?)
         .await?;
         if let Some(row) = confirmed {
             return Ok(ConfirmOutcome::Confirmed(Reservation {
-                id: id.to_owned(),
+                id: id.clone(),
                 status: ReservationStatus::Confirmed,
                 created_at: row.try_get("created_at")?,
                 expires_at: None,
@@ -337,8 +360,8 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    #[tracing::instrument(skip_all, fields(reservation_id = id))]
-    pub async fn release(&self, id: &str, now: i64) -> anyhow::Result<()> {
+    #[tracing::instrument(skip_all, fields(reservation_id = id.as_str()))]
+    pub async fn release(&self, id: &ReservationId, now: i64) -> anyhow::Result<()> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
         let released = sqlx::query(
@@ -346,7 +369,7 @@ impl Store {
              WHERE id = $2 AND status IN ('reserved', 'confirmed') RETURNING lines",
         )
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = released {
@@ -356,7 +379,7 @@ impl Store {
                 "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
                  VALUES ($1, 'released', '[]', $2, NULL, $2) ON CONFLICT (id) DO NOTHING",
             )
-            .bind(id)
+            .bind(id.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -366,7 +389,7 @@ impl Store {
     }
 
     /// Expires one reservation if it is still reserved and due; returns whether it did.
-    async fn expire(&self, id: &str, now: i64) -> anyhow::Result<bool> {
+    async fn expire(&self, id: &ReservationId, now: i64) -> anyhow::Result<bool> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
         let expired = sqlx::query(
@@ -374,7 +397,7 @@ impl Store {
              WHERE id = $2 AND status = 'reserved' AND expires_at <= $1 RETURNING lines",
         )
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = expired else {
@@ -392,7 +415,7 @@ impl Store {
         for line in lines {
             sqlx::query("UPDATE items SET stock = stock + $1 WHERE sku = $2")
                 .bind(line.quantity)
-                .bind(&line.sku)
+                .bind(line.sku.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -403,17 +426,20 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub async fn expire_due(&self, now: i64) -> anyhow::Result<usize> {
+    pub async fn expire_due(&self, now: i64) -> anyhow::Result<u64> {
         let due: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM reservations WHERE status = 'reserved' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT 500",
+             ORDER BY expires_at LIMIT $2",
         )
         .bind(now)
+        .bind(EXPIRY_BATCH)
         .fetch_all(&mut *self.db.read().await?)
         .await?;
         let mut expired = 0;
         for id in &due {
-            if self.expire(id, now).await? {
+            let id = ReservationId::parse(id)
+                .with_context(|| format!("reservation {id:?}: not a reservation id"))?;
+            if self.expire(&id, now).await? {
                 expired += 1;
             }
         }
@@ -425,29 +451,28 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub async fn get_reservation(&self, id: &str, now: i64) -> anyhow::Result<Option<Reservation>> {
+    pub async fn get_reservation(
+        &self,
+        id: &ReservationId,
+        now: i64,
+    ) -> anyhow::Result<Option<Reservation>> {
         let Some(row) = sqlx::query(
-            "SELECT id, status, created_at, expires_at, lines FROM reservations WHERE id = $1",
+            "SELECT status, created_at, expires_at, lines FROM reservations WHERE id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *self.db.read().await?)
         .await?
         else {
             return Ok(None);
         };
-        let status = ReservationStatus::from_db(row.try_get::<String, _>("status")?.as_str());
-        let expires_at: Option<i64> = row.try_get("expires_at")?;
-        if status == ReservationStatus::Reserved && expires_at.is_some_and(|at| at <= now) {
+        let reservation = reservation_from(&row, id)
+            .with_context(|| format!("reservation {id:?} cannot be read", id = id.as_str()))?;
+        let due = reservation.expires_at.is_some_and(|at| at <= now);
+        if reservation.status == ReservationStatus::Reserved && due {
             self.expire(id, now).await?;
             return Box::pin(self.get_reservation(id, now)).await;
         }
-        Ok(Some(Reservation {
-            id: row.try_get("id")?,
-            status,
-            created_at: row.try_get("created_at")?,
-            expires_at,
-            lines: lines_from(row.try_get("lines")?)?,
-        }))
+        Ok(Some(reservation))
     }
 
     /// Copies the lines of reservations made before lines moved into the
@@ -466,14 +491,14 @@ impl Store {
             .iter()
             .map(|row| {
                 let line = ReservedLine {
-                    sku: row.try_get("sku")?,
+                    sku: Sku::parse(&row.try_get::<String, _>("sku")?)?,
                     name: row.try_get("name")?,
                     category: row.try_get("category")?,
                     quantity: row.try_get("quantity")?,
                 };
                 Ok((row.try_get("reservation_id")?, line))
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<anyhow::Result<_>>()?;
         self.db
             .move_lines_into_rows("reservations", "reservation_lines", lines)
             .await

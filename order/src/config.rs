@@ -24,18 +24,6 @@ pub struct Config {
     pub reservation_ttl: Duration,
 }
 
-fn base_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
-    let url = env.string(name, default);
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(ConfigError {
-            name: name.to_owned(),
-            value: url,
-            reason: "expected an http:// or https:// URL".to_owned(),
-        });
-    }
-    Ok(url.trim_end_matches('/').to_owned())
-}
-
 impl Config {
     /// # Errors
     /// When a variable is invalid.
@@ -49,8 +37,8 @@ impl Config {
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             database: DatabaseConfig::from_env(env, "order")?,
-            inventory_url: base_url(env, "INVENTORY_URL", "http://localhost:7001")?,
-            pricing_url: base_url(env, "PRICING_URL", "http://localhost:7003")?,
+            inventory_url: env.http_url("INVENTORY_URL", "http://localhost:7001")?,
+            pricing_url: env.http_url("PRICING_URL", "http://localhost:7003")?,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 2000, 1)?,
             breaker: BreakerConfig {
                 failure_threshold: env.at_least("BREAKER_FAILURE_THRESHOLD", 5, 1)? as u32,

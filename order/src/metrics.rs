@@ -7,25 +7,27 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use shared::metrics::{LatencyFamily, Registry, latency_family, names};
 
+use crate::domain::{OrderStatus, PricingSource};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
-    source: String,
+    source: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
-    dependency: String,
-    outcome: String,
+    dependency: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DependencyLabels {
-    dependency: String,
+    dependency: &'static str,
 }
 
 /// Orders by outcome and pricing source; downstream calls by outcome and latency.
@@ -37,8 +39,14 @@ pub struct OrderMetrics {
     call_duration: LatencyFamily<DependencyLabels>,
 }
 
-/// Every order outcome, so that each series exists (at 0) from the start.
-const OUTCOMES: [&str; 4] = ["confirmed", "pending_pricing", "rejected", "failed"];
+/// The statuses an order's placing ends in: the `outcome` label's values,
+/// each series present (at 0) from the start.
+const OUTCOMES: [OrderStatus; 4] = [
+    OrderStatus::Confirmed,
+    OrderStatus::PendingPricing,
+    OrderStatus::Rejected,
+    OrderStatus::Failed,
+];
 
 impl OrderMetrics {
     pub fn register(registry: &mut Registry) -> Self {
@@ -68,50 +76,51 @@ impl OrderMetrics {
             "Time taken by calls to inventory and pricing",
             metrics.call_duration.clone(),
         );
-        for outcome in OUTCOMES {
+        for status in OUTCOMES {
             let _ = metrics.orders.get_or_create(&OutcomeLabels {
-                outcome: outcome.into(),
+                outcome: status.as_str(),
             });
         }
-        for source in ["live", "fallback"] {
+        for source in [PricingSource::Live, PricingSource::Fallback] {
             let _ = metrics.by_pricing.get_or_create(&SourceLabels {
-                source: source.into(),
+                source: source.as_str(),
             });
         }
         metrics
     }
 
-    /// An order ended as `outcome` (one of confirmed, pending_pricing, rejected, failed).
-    pub fn order(&self, outcome: &str) {
-        self.orders
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.into(),
-            })
-            .inc();
+    /// An order's placing ended as `status` (confirmed, pending_pricing,
+    /// rejected or failed; a later cancellation is not an outcome of placing).
+    pub fn ended(&self, status: OrderStatus) {
+        if OUTCOMES.contains(&status) {
+            self.orders
+                .get_or_create(&OutcomeLabels {
+                    outcome: status.as_str(),
+                })
+                .inc();
+        }
     }
 
-    /// An order was priced from `source` (live or fallback).
-    pub fn priced(&self, source: &str) {
+    /// A placed order was priced from `source`.
+    pub fn priced(&self, source: PricingSource) {
         self.by_pricing
             .get_or_create(&SourceLabels {
-                source: source.into(),
+                source: source.as_str(),
             })
             .inc();
     }
 
     /// One downstream call: `outcome` is success, client_error, server_error,
     /// timeout, transport, decode or rejected (breaker open, no network used).
-    pub fn dependency_call(&self, dependency: &str, outcome: &str, took: Duration) {
+    pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {
         let labels = CallLabels {
-            dependency: dependency.into(),
-            outcome: outcome.into(),
+            dependency,
+            outcome,
         };
         self.calls.get_or_create(&labels).inc();
         if outcome != "rejected" {
             self.call_duration
-                .get_or_create(&DependencyLabels {
-                    dependency: dependency.into(),
-                })
+                .get_or_create(&DependencyLabels { dependency })
                 .observe(took.as_secs_f64());
         }
     }

@@ -14,11 +14,15 @@ use std::time::Duration;
 
 use shared::health::Lifecycle;
 use shared::request_id::RequestId;
-use shared::timestamp::now_ms;
+use shared::timestamp::{ms_ago, now_ms};
 
 use crate::clients::InventoryClient;
 use crate::domain::OrderStatus;
+use crate::metrics::OrderMetrics;
 use crate::store::Store;
+
+/// Most abandoned orders resolved in one round; the next round takes the rest.
+const BATCH: u32 = 200;
 
 /// Releases and fails every pending order older than `stale_after`; returns how many.
 ///
@@ -27,27 +31,26 @@ use crate::store::Store;
 pub async fn resolve_abandoned(
     store: &Store,
     inventory: &InventoryClient,
+    metrics: &OrderMetrics,
     stale_after: Duration,
 ) -> anyhow::Result<usize> {
-    let before = now_ms() - stale_after.as_millis() as i64;
     let mut resolved = 0;
-    for id in store.pending_before(before, 200).await? {
+    for id in store.pending_before(ms_ago(stale_after), BATCH).await? {
         let request_id =
             RequestId::parse(&format!("recovery-{id}")).unwrap_or_else(RequestId::generate);
         if let Err(e) = inventory.release(&request_id, &id).await {
             tracing::warn!(order_id = %id, error = %e, "could not release an abandoned order yet");
             continue;
         }
-        store
-            .fail(
-                &id,
-                OrderStatus::Failed,
-                "abandoned: the process placing it stopped",
-                now_ms(),
-            )
-            .await?;
-        tracing::warn!(order_id = %id, "resolved an abandoned pending order as failed");
-        resolved += 1;
+        let reason = "abandoned: the process placing it stopped";
+        if store
+            .end(&id, OrderStatus::Failed, reason, now_ms())
+            .await?
+        {
+            metrics.ended(OrderStatus::Failed);
+            tracing::warn!(order_id = %id, "resolved an abandoned pending order as failed");
+            resolved += 1;
+        }
     }
     Ok(resolved)
 }
@@ -56,16 +59,19 @@ pub async fn resolve_abandoned(
 pub async fn run(
     store: Store,
     inventory: InventoryClient,
+    metrics: OrderMetrics,
     stale_after: Duration,
     interval: Duration,
     lifecycle: Lifecycle,
 ) {
-    let mut ticker = actix_web::rt::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !lifecycle.is_draining() {
-        ticker.tick().await;
-        if let Err(e) = resolve_abandoned(&store, &inventory, stale_after).await {
-            tracing::warn!(error.cause_chain = %format_args!("{e:#}"), "resolving abandoned orders failed");
-        }
-    }
+    shared::periodic::every(
+        "resolving abandoned orders",
+        interval,
+        lifecycle,
+        || async {
+            resolve_abandoned(&store, &inventory, &metrics, stale_after).await?;
+            Ok(())
+        },
+    )
+    .await;
 }

@@ -6,6 +6,10 @@
 //!                        │ down: failed + 503         │  last seen)     │ failed + 503
 //! ```
 //!
+//! [`Saga::place`] is that diagram, one call per box; each step that can go
+//! wrong ends the order itself ([`Saga::end`]) and hands back the caller's
+//! error, so `place` only says what comes next.
+//!
 //! Invariants: an order never ends `confirmed` (or `pending_pricing`) without
 //! confirmed stock, and stock is never held by an order that failed: every
 //! failure after the reservation releases it, and if this process dies
@@ -13,12 +17,14 @@
 
 use std::collections::HashMap;
 
+use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
 use shared::timestamp::now_ms;
 
-use crate::clients::{CallError, InventoryClient, PricingClient};
+use crate::clients::{InventoryClient, InventoryError, PricingClient};
 use crate::domain::{
-    IdempotencyKey, NewOrder, Order, OrderStatus, PricingSource, UnitPrice, price_lines,
+    IdempotencyKey, NewOrder, Order, OrderId, OrderStatus, PricingSource, Sku, UnitPrice,
+    price_lines,
 };
 use crate::error::Error;
 use crate::metrics::OrderMetrics;
@@ -39,6 +45,12 @@ pub enum Placed {
     Replayed(Order),
 }
 
+/// Prices for an order's skus, and where they came from.
+struct Prices {
+    source: PricingSource,
+    by_sku: HashMap<Sku, UnitPrice>,
+}
+
 impl Saga<'_> {
     /// Places an order, or returns the one placed first under `key`.
     ///
@@ -51,69 +63,30 @@ impl Saga<'_> {
         order: NewOrder,
         key: Option<IdempotencyKey>,
     ) -> Result<Placed, Error> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = OrderId::generate();
         tracing::Span::current().record("order_id", id.as_str());
         let created_at = now_ms();
-        match self
+        let recorded = self
             .store
             .record_pending(&id, &order, key.as_ref(), created_at)
-            .await?
-        {
-            Recorded::New => {}
-            Recorded::Existing(first) => return replay(first, &order),
+            .await?;
+        if let Recorded::Existing(first) = recorded {
+            return replay(first, &order);
         }
-
-        let reservation = match self
-            .inventory
-            .reserve(self.request_id, &id, &order.lines)
-            .await
-        {
-            Ok(r) if r.holds_stock() => r,
-            Ok(r) => {
-                let reason = format!("reservation came back {}", r.status);
-                return Err(self.fail(&id, OrderStatus::Failed, reason, None).await);
-            }
-            Err(e) => return Err(self.reservation_failed(&id, e).await),
-        };
-        let names: HashMap<String, String> = reservation
-            .items
-            .into_iter()
-            .map(|i| (i.sku, i.name))
-            .collect();
-
-        let (source, prices) = match self.prices(&order).await {
-            Ok(found) => found,
-            Err(e) => {
-                self.release(&id).await;
-                self.mark(&id, OrderStatus::Failed, "no prices could be read")
-                    .await;
-                return Err(e);
-            }
-        };
-        let priced = price_lines(&order.lines, &names, &prices);
-
-        if let Err(e) = self.inventory.confirm(self.request_id, &id).await {
-            let reason = format!("confirming the reservation failed: {e}");
-            let retry_after = e.retry_after();
-            return Err(self
-                .fail(&id, OrderStatus::Failed, reason, Some(retry_after))
-                .await);
-        }
-
+        let names = self.reserve(&id, &order).await?;
+        let prices = self.prices(&id, &order).await?;
+        self.confirm(&id).await?;
+        let priced = price_lines(&order.lines, &names, &prices.by_sku);
         let status = if priced.is_complete() {
             OrderStatus::Confirmed
         } else {
             OrderStatus::PendingPricing
         };
-        let live = if source == PricingSource::Live {
-            prices
-        } else {
-            HashMap::new()
-        };
         let placed = Order {
-            customer_id: order.customer_id.as_str().to_owned(),
+            id,
+            customer_id: order.customer_id.clone(),
             status,
-            pricing: Some(source),
+            pricing: Some(prices.source),
             currency: priced.currency,
             total: priced.total,
             lines: priced.lines,
@@ -121,123 +94,163 @@ impl Saga<'_> {
             failure_reason: None,
             created_at,
             updated_at: now_ms(),
-            id,
         };
-        match self.store.complete(&placed, &live).await {
-            Ok(()) => {
-                tracing::info!(
-                    status = status.as_str(),
-                    pricing = source.as_str(),
-                    "order placed"
-                );
-                Ok(Placed::Created(placed))
+        self.record_placed(placed, prices)
+            .await
+            .map(Placed::Created)
+    }
+
+    /// Holds the order's stock; returns the items' names by sku.
+    async fn reserve(&self, id: &OrderId, order: &NewOrder) -> Result<HashMap<Sku, String>, Error> {
+        let reserved = self.inventory.reserve(self.request_id, id, &order.lines);
+        match reserved.await {
+            Ok(r) if r.status.holds_stock() => {
+                Ok(r.items.into_iter().map(|i| (i.sku, i.name)).collect())
             }
-            Err(e) => {
-                // Stock is confirmed but the order could not say so: give it back.
-                self.release(&placed.id).await;
-                Err(Error::Unexpected(e.context("recording the placed order")))
+            Ok(r) => {
+                let reason = format!("the reservation came back {:?}", r.status);
+                Err(self.fail_holding(id, reason, RETRY_SOON).await)
             }
+            Err(e) => Err(self.reservation_refused(id, e).await),
         }
     }
 
-    /// Live prices, or the last ones seen when pricing cannot answer.
-    async fn prices(
-        &self,
-        order: &NewOrder,
-    ) -> Result<(PricingSource, HashMap<String, UnitPrice>), Error> {
-        match self.pricing.quote(self.request_id, &order.lines).await {
-            Ok(quotes) => {
-                let prices = quotes
-                    .into_iter()
-                    .map(|q| {
-                        let price = UnitPrice {
-                            unit: q.final_price,
-                            discount_percent: q.discount_percent,
-                            currency: q.currency,
-                        };
-                        (q.sku, price)
-                    })
-                    .collect();
-                Ok((PricingSource::Live, prices))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "pricing unavailable; using last-seen prices");
-                let skus: Vec<&str> = order.lines.iter().map(|(s, _)| s.as_str()).collect();
-                match self.store.last_prices(&skus).await {
-                    Ok(prices) => Ok((PricingSource::Fallback, prices)),
-                    Err(e) => Err(Error::Unexpected(e.context("reading last-seen prices"))),
-                }
-            }
-        }
-    }
-
-    /// Maps a failed reservation call to the order's end and the caller's error.
-    async fn reservation_failed(&self, id: &str, e: CallError) -> Error {
-        match e.client_error() {
-            Some((_, "insufficient_stock")) => {
-                let skus = e.problem_list("skus");
-                self.reject(id, "insufficient stock").await;
+    /// Ends the order for a reservation inventory refused or could not take,
+    /// and says why to the caller.
+    async fn reservation_refused(&self, id: &OrderId, e: InventoryError) -> Error {
+        match e {
+            InventoryError::InsufficientStock { skus } => {
+                self.end(id, OrderStatus::Rejected, "insufficient stock")
+                    .await;
                 Error::InsufficientStock { skus }
             }
-            Some((_, "unknown_sku")) => {
-                let skus = e.problem_list("skus");
-                self.reject(id, "unknown sku").await;
+            InventoryError::UnknownSku { skus } => {
+                self.end(id, OrderStatus::Rejected, "unknown sku").await;
                 Error::UnknownSku { skus }
             }
-            Some((status, code)) => {
-                let reason = format!("inventory answered {status} {code}");
-                self.mark(id, OrderStatus::Failed, &reason).await;
-                Error::InventoryRefused { reason }
+            InventoryError::Unavailable {
+                retry_after,
+                may_have_landed: true,
+                cause,
+            } => {
+                let reason = format!("reserving stock failed: {cause}");
+                self.fail_holding(id, reason, retry_after).await
             }
-            None => {
-                let reason = format!("reserving stock failed: {e}");
-                let retry_after = e.retry_after();
-                if e.may_have_landed() {
-                    self.fail(id, OrderStatus::Failed, reason, Some(retry_after))
-                        .await
-                } else {
-                    self.mark(id, OrderStatus::Failed, &reason).await;
-                    Error::InventoryUnavailable {
-                        reason,
-                        retry_after,
-                    }
+            InventoryError::Unavailable {
+                retry_after, cause, ..
+            } => {
+                let reason = format!("reserving stock failed: {cause}");
+                self.end(id, OrderStatus::Failed, &reason).await;
+                Error::InventoryUnavailable {
+                    reason,
+                    retry_after,
                 }
+            }
+            refused @ (InventoryError::Refused { .. } | InventoryError::Expired) => {
+                let reason = refused.to_string();
+                self.end(id, OrderStatus::Failed, &reason).await;
+                Error::InventoryRefused { reason }
             }
         }
     }
 
-    async fn reject(&self, id: &str, reason: &str) {
-        self.mark(id, OrderStatus::Rejected, reason).await;
+    /// Live prices, or the last ones seen when pricing cannot answer. Only a
+    /// store failure fails the order (stock is held by then: released).
+    async fn prices(&self, id: &OrderId, order: &NewOrder) -> Result<Prices, Error> {
+        let quoted = match self.pricing.quote(self.request_id, &order.lines).await {
+            Ok(quotes) => {
+                let by_sku = quotes
+                    .into_iter()
+                    .map(|q| (q.sku.clone(), q.into()))
+                    .collect();
+                return Ok(Prices {
+                    source: PricingSource::Live,
+                    by_sku,
+                });
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %quoted, "pricing unavailable; using last-seen prices");
+        match self.store.last_prices(order.lines.skus()).await {
+            Ok(by_sku) => Ok(Prices {
+                source: PricingSource::Fallback,
+                by_sku,
+            }),
+            Err(e) => {
+                self.release(id).await;
+                self.end(id, OrderStatus::Failed, "no prices could be read")
+                    .await;
+                Err(Error::Unexpected(e.context("reading last-seen prices")))
+            }
+        }
     }
 
-    /// Releases whatever may be held, ends the order as `status`, and returns
-    /// the error for the caller.
-    async fn fail(
+    /// Keeps the reserved stock for good, or releases it and fails the order.
+    async fn confirm(&self, id: &OrderId) -> Result<(), Error> {
+        match self.inventory.confirm(self.request_id, id).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let retry_after = e.retry_after();
+                let reason = format!("confirming the reservation failed: {e}");
+                Err(self.fail_holding(id, reason, retry_after).await)
+            }
+        }
+    }
+
+    /// Writes the placed order over its pending row (and live prices as the
+    /// last seen), and counts it.
+    async fn record_placed(&self, placed: Order, prices: Prices) -> Result<Order, Error> {
+        let live = match prices.source {
+            PricingSource::Live => prices.by_sku,
+            PricingSource::Fallback => HashMap::new(),
+        };
+        if let Err(e) = self.store.complete(&placed, &live).await {
+            // Stock is confirmed but the order could not say so: give it back.
+            self.release(&placed.id).await;
+            return Err(Error::Unexpected(e.context("recording the placed order")));
+        }
+        self.metrics.ended(placed.status);
+        self.metrics.priced(prices.source);
+        tracing::info!(
+            status = placed.status.as_str(),
+            pricing = prices.source.as_str(),
+            "order placed"
+        );
+        Ok(placed)
+    }
+
+    /// Releases whatever may be held, ends the order as failed, and returns
+    /// the caller's error: inventory could not do its part.
+    async fn fail_holding(
         &self,
-        id: &str,
-        status: OrderStatus,
+        id: &OrderId,
         reason: String,
-        retry_after: Option<std::time::Duration>,
+        retry_after: std::time::Duration,
     ) -> Error {
         self.release(id).await;
-        self.mark(id, status, &reason).await;
+        self.end(id, OrderStatus::Failed, &reason).await;
         Error::InventoryUnavailable {
             reason,
-            retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(1)),
+            retry_after,
         }
     }
 
     /// Best effort: if this fails too, the reservation expires at inventory.
-    async fn release(&self, id: &str) {
+    async fn release(&self, id: &OrderId) {
         if let Err(e) = self.inventory.release(self.request_id, id).await {
-            tracing::warn!(error = %e, order_id = id, "release failed; the reservation will expire");
+            tracing::warn!(error = %e, order_id = %id, "release failed; the reservation will expire");
         }
     }
 
-    /// Best effort: an order left `pending` is resolved by the next start-up.
-    async fn mark(&self, id: &str, status: OrderStatus, reason: &str) {
-        if let Err(e) = self.store.fail(id, status, reason, now_ms()).await {
-            tracing::error!(error.cause_chain = %format_args!("{e:#}"), order_id = id, "could not record the order's end");
+    /// Ends a pending order as `status` (rejected or failed) and counts it.
+    /// Best effort: an order left `pending` is resolved by the recovery task.
+    async fn end(&self, id: &OrderId, status: OrderStatus, reason: &str) {
+        match self.store.end(id, status, reason, now_ms()).await {
+            Ok(true) => self.metrics.ended(status),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error.cause_chain = %format_args!("{e:#}"), order_id = %id, "could not record the order's end");
+            }
         }
     }
 
@@ -245,18 +258,17 @@ impl Saga<'_> {
     ///
     /// # Errors
     /// Unknown order, an order that holds nothing, inventory unavailable.
-    pub async fn cancel(&self, id: &str) -> Result<Order, Error> {
-        let order = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::OrderNotFound { id: id.to_owned() })?;
+    pub async fn cancel(&self, id: &OrderId) -> Result<Order, Error> {
+        let not_found = || Error::OrderNotFound {
+            id: id.as_str().to_owned(),
+        };
+        let order = self.store.get(id).await?.ok_or_else(not_found)?;
         if order.status == OrderStatus::Cancelled {
             return Ok(order);
         }
         if !order.status.holds_stock() {
             return Err(Error::NotCancellable {
-                id: id.to_owned(),
+                id: id.as_str().to_owned(),
                 status: order.status,
             });
         }
@@ -264,25 +276,26 @@ impl Saga<'_> {
             .release(self.request_id, id)
             .await
             .map_err(|e| Error::InventoryUnavailable {
-                reason: format!("releasing the stock failed: {e}"),
                 retry_after: e.retry_after(),
+                reason: format!("releasing the stock failed: {e}"),
             })?;
         self.store.cancel(id, now_ms()).await?;
-        tracing::info!(order_id = id, "order cancelled; stock released");
-        self.store
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::OrderNotFound { id: id.to_owned() })
+        tracing::info!(order_id = %id, "order cancelled; stock released");
+        self.store.get(id).await?.ok_or_else(not_found)
     }
 }
 
 /// The answer to a repeated Idempotency-Key.
 fn replay(first: Order, request: &NewOrder) -> Result<Placed, Error> {
     if first.fingerprint != request.fingerprint() {
-        return Err(Error::IdempotencyKeyReused { order_id: first.id });
+        return Err(Error::IdempotencyKeyReused {
+            order_id: first.id.as_str().to_owned(),
+        });
     }
     if first.status == OrderStatus::Pending {
-        return Err(Error::OrderInProgress { order_id: first.id });
+        return Err(Error::OrderInProgress {
+            order_id: first.id.as_str().to_owned(),
+        });
     }
     Ok(Placed::Replayed(first))
 }

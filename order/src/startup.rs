@@ -114,6 +114,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     actix_web::rt::spawn(recovery::run(
         store,
         InventoryClient::new(deps.inventory()),
+        deps.metrics.clone(),
         ttl,
         (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(30)),
         server.shutdown_handle().lifecycle().clone(),

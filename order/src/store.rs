@@ -10,7 +10,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::domain::{
-    IdempotencyKey, NewOrder, Order, OrderLine, OrderStatus, PricingSource, UnitPrice,
+    CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderLine, OrderStatus, PricingSource,
+    Sku, UnitPrice,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -51,7 +52,7 @@ struct StoredLine {
 impl From<&OrderLine> for StoredLine {
     fn from(line: &OrderLine) -> Self {
         Self {
-            sku: line.sku.clone(),
+            sku: line.sku.as_str().to_owned(),
             name: line.name.clone(),
             quantity: line.quantity,
             unit_price_cents: line.unit_price.map(Money::cents),
@@ -61,16 +62,17 @@ impl From<&OrderLine> for StoredLine {
     }
 }
 
-impl From<StoredLine> for OrderLine {
-    fn from(line: StoredLine) -> Self {
-        Self {
-            sku: line.sku,
+impl TryFrom<StoredLine> for OrderLine {
+    type Error = anyhow::Error;
+    fn try_from(line: StoredLine) -> anyhow::Result<Self> {
+        Ok(Self {
+            sku: Sku::parse(&line.sku)?,
             name: line.name,
             quantity: line.quantity,
             unit_price: line.unit_price_cents.map(Money::from_cents),
             discount_percent: line.discount_percent,
             line_total: line.line_total_cents.map(Money::from_cents),
-        }
+        })
     }
 }
 
@@ -78,32 +80,56 @@ fn lines_json(lines: &[StoredLine]) -> anyhow::Result<String> {
     serde_json::to_string(lines).context("encoding an order's lines")
 }
 
+/// An order from its row. A value the code does not know (a status, a
+/// pricing source, a malformed id or line) is an error naming the order,
+/// never read as something else.
 fn order_from(row: &AnyRow) -> anyhow::Result<Order> {
     let id: String = row.try_get("id")?;
-    let lines: Option<String> = row.try_get("lines")?;
-    let lines: Vec<StoredLine> = match lines {
-        Some(json) => serde_json::from_str(&json)
-            .with_context(|| format!("order {id} has unreadable lines"))?,
+    read_order(row, &id).with_context(|| format!("order {id} cannot be read"))
+}
+
+fn read_order(row: &AnyRow, id: &str) -> anyhow::Result<Order> {
+    let lines: Vec<StoredLine> = match row.try_get::<Option<String>, _>("lines")? {
+        Some(json) => serde_json::from_str(&json).context("unreadable lines")?,
         None => Vec::new(),
     };
+    let pricing: Option<String> = row.try_get("pricing")?;
     Ok(Order {
-        customer_id: row.try_get("customer_id")?,
-        status: OrderStatus::from_db(row.try_get::<String, _>("status")?.as_str()),
-        pricing: row
-            .try_get::<Option<String>, _>("pricing")?
-            .as_deref()
-            .and_then(PricingSource::from_db),
+        id: OrderId::parse(id).context("not an order id")?,
+        customer_id: CustomerId::parse(&row.try_get::<String, _>("customer_id")?)?,
+        status: OrderStatus::parse(&row.try_get::<String, _>("status")?)?,
+        pricing: pricing.as_deref().map(PricingSource::parse).transpose()?,
         currency: row.try_get("currency")?,
         total: row
             .try_get::<Option<i64>, _>("total_cents")?
             .map(Money::from_cents),
-        lines: lines.into_iter().map(OrderLine::from).collect(),
+        lines: lines
+            .into_iter()
+            .map(OrderLine::try_from)
+            .collect::<anyhow::Result<_>>()?,
         fingerprint: row.try_get("request_fingerprint")?,
         failure_reason: row.try_get("failure_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
-        id,
     })
+}
+
+/// A last-seen price from its row; a discount that is not a percentage is
+/// an error naming the sku, never read as no discount.
+fn last_price_from(row: &AnyRow) -> anyhow::Result<(Sku, UnitPrice)> {
+    let sku: String = row.try_get("sku")?;
+    let discount: i64 = row.try_get("discount_percent")?;
+    let price = UnitPrice {
+        unit: Money::from_cents(row.try_get("unit_price_cents")?),
+        discount_percent: u8::try_from(discount)
+            .ok()
+            .filter(|d| *d <= 100)
+            .with_context(|| {
+                format!("last price of {sku}: discount {discount} is not a percentage")
+            })?,
+        currency: row.try_get("currency")?,
+    };
+    Ok((Sku::parse(&sku)?, price))
 }
 
 impl Store {
@@ -173,10 +199,10 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    #[tracing::instrument(skip_all, fields(order_id = id))]
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn record_pending(
         &self,
-        id: &str,
+        id: &OrderId,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
         now: i64,
@@ -187,7 +213,7 @@ impl Store {
             .map(|(sku, quantity)| StoredLine {
                 sku: sku.as_str().to_owned(),
                 name: None,
-                quantity: *quantity,
+                quantity: quantity.get(),
                 unit_price_cents: None,
                 discount_percent: None,
                 line_total_cents: None,
@@ -198,7 +224,7 @@ impl Store {
              request_fingerprint, created_at, updated_at) \
              VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(order.customer_id.as_str())
         .bind(lines_json(&lines)?)
         .bind(key.map(IdempotencyKey::as_str))
@@ -240,7 +266,7 @@ impl Store {
     pub async fn complete(
         &self,
         order: &Order,
-        live_prices: &HashMap<String, UnitPrice>,
+        live_prices: &HashMap<Sku, UnitPrice>,
     ) -> anyhow::Result<()> {
         let id = order.id.as_str();
         if !live_prices.is_empty() {
@@ -268,12 +294,12 @@ impl Store {
     /// Upserts the last price seen for each sku, in one statement.
     async fn remember_prices(
         &self,
-        prices: &HashMap<String, UnitPrice>,
+        prices: &HashMap<Sku, UnitPrice>,
         seen_at: i64,
     ) -> anyhow::Result<()> {
         // Sorted, so that two orders upserting the same skus on PostgreSQL
         // take the row locks in the same order and cannot deadlock.
-        let mut prices: Vec<(&String, &UnitPrice)> = prices.iter().collect();
+        let mut prices: Vec<(&Sku, &UnitPrice)> = prices.iter().collect();
         prices.sort_by_key(|(sku, _)| *sku);
         let rows: Vec<String> = (0..prices.len())
             .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
@@ -290,7 +316,7 @@ impl Store {
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (sku, price) in prices {
             query = query
-                .bind(sku)
+                .bind(sku.as_str())
                 .bind(price.unit.cents())
                 .bind(i64::from(price.discount_percent))
                 .bind(&price.currency)
@@ -300,41 +326,44 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a pending order as `rejected` or `failed`, with the reason.
+    /// Ends a pending order as `rejected` or `failed`, with the reason;
+    /// returns whether it did (false: it was no longer pending, e.g. another
+    /// replica resolved it first).
     ///
     /// # Errors
     /// On a database error.
-    pub async fn fail(
+    pub async fn end(
         &self,
-        id: &str,
+        id: &OrderId,
         status: OrderStatus,
         reason: &str,
         now: i64,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
+    ) -> anyhow::Result<bool> {
+        let ended = sqlx::query(
             "UPDATE orders SET status = $1, failure_reason = $2, updated_at = $3 \
              WHERE id = $4 AND status = 'pending'",
         )
         .bind(status.as_str())
         .bind(reason)
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *self.db.write().await?)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(ended == 1)
     }
 
     /// Marks an order that holds stock as cancelled; returns whether it did.
     ///
     /// # Errors
     /// On a database error.
-    pub async fn cancel(&self, id: &str, now: i64) -> anyhow::Result<bool> {
+    pub async fn cancel(&self, id: &OrderId, now: i64) -> anyhow::Result<bool> {
         let updated = sqlx::query(
             "UPDATE orders SET status = 'cancelled', updated_at = $1 \
              WHERE id = $2 AND status IN ('confirmed', 'pending_pricing')",
         )
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *self.db.write().await?)
         .await?
         .rows_affected();
@@ -345,22 +374,28 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub async fn pending_before(&self, before: i64, limit: u32) -> anyhow::Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
+    pub async fn pending_before(&self, before: i64, limit: u32) -> anyhow::Result<Vec<OrderId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM orders WHERE status = 'pending' AND created_at < $1 \
              ORDER BY created_at LIMIT $2",
         )
         .bind(before)
         .bind(i64::from(limit))
         .fetch_all(&mut *self.db.read().await?)
-        .await?)
+        .await?;
+        ids.iter()
+            .map(|id| OrderId::parse(id).with_context(|| format!("order {id:?}: not an order id")))
+            .collect()
     }
 
     /// The last price seen for each of `skus` that was ever priced.
     ///
     /// # Errors
-    /// On a database error.
-    pub async fn last_prices(&self, skus: &[&str]) -> anyhow::Result<HashMap<String, UnitPrice>> {
+    /// On a database error, or a stored price the code cannot read.
+    pub async fn last_prices(
+        &self,
+        skus: impl ExactSizeIterator<Item = &Sku>,
+    ) -> anyhow::Result<HashMap<Sku, UnitPrice>> {
         let sql = format!(
             "SELECT sku, unit_price_cents, discount_percent, currency FROM last_prices \
              WHERE sku IN ({})",
@@ -369,30 +404,18 @@ impl Store {
         // Only `$n` placeholders were formatted into `sql`; every value is bound.
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for sku in skus {
-            query = query.bind(*sku);
+            query = query.bind(sku.as_str());
         }
         let rows = query.fetch_all(&mut *self.db.read().await?).await?;
-        rows.iter()
-            .map(|row| {
-                let discount: i64 = row.try_get("discount_percent")?;
-                Ok((
-                    row.try_get("sku")?,
-                    UnitPrice {
-                        unit: Money::from_cents(row.try_get("unit_price_cents")?),
-                        discount_percent: u8::try_from(discount).unwrap_or(0),
-                        currency: row.try_get("currency")?,
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(last_price_from).collect()
     }
 
     /// # Errors
     /// On a database error.
-    pub async fn get(&self, id: &str) -> anyhow::Result<Option<Order>> {
+    pub async fn get(&self, id: &OrderId) -> anyhow::Result<Option<Order>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&mut *self.db.read().await?)
             .await?;
         row.as_ref().map(order_from).transpose()

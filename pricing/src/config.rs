@@ -1,6 +1,5 @@
 //! Pricing configuration, read once from the environment.
 
-use anyhow::Context;
 use shared::config::{Env, ServerConfig};
 
 use crate::domain::PriceBook;
@@ -25,14 +24,8 @@ impl Config {
     /// # Errors
     /// As [`Config::from_env`].
     pub fn from(env: &Env) -> anyhow::Result<Self> {
-        let price_book = match env.optional("PRICING_CATALOG") {
-            None => PriceBook::shipped(),
-            Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("PRICING_CATALOG: reading {path}"))?;
-                PriceBook::from_json(&text).with_context(|| format!("PRICING_CATALOG: {path}"))?
-            }
-        };
+        let price_book =
+            env.data_file("PRICING_CATALOG", PriceBook::shipped, PriceBook::from_json)?;
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             price_book,

@@ -5,6 +5,7 @@
 //! not stack). Unit prices are rounded half up to the cent; a line total is
 //! the rounded unit price times the quantity, so lines always add up.
 
+use shared::config::DataFileError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -102,14 +103,6 @@ pub struct Quote {
     pub line_total: Option<Money>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("not valid catalogue JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Invalid(String),
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
@@ -129,10 +122,10 @@ struct CatalogPrice {
     quantity_tiers: Option<Vec<Tier>>,
 }
 
-fn check_tiers(tiers: &[Tier], whose: &str) -> Result<(), CatalogError> {
+fn check_tiers(tiers: &[Tier], whose: &str) -> Result<(), DataFileError> {
     for tier in tiers {
         if tier.min_quantity < 2 || tier.discount_percent > 100 {
-            return Err(CatalogError::Invalid(format!(
+            return Err(DataFileError::Invalid(format!(
                 "{whose}: a tier needs min_quantity >= 2 and discount_percent <= 100"
             )));
         }
@@ -150,10 +143,10 @@ impl PriceBook {
     /// # Errors
     /// When the text is not a valid catalogue (bad JSON, bad sku, duplicate sku,
     /// discount over 100 %, invalid tier).
-    pub fn from_json(text: &str) -> Result<Self, CatalogError> {
+    pub fn from_json(text: &str) -> Result<Self, DataFileError> {
         let file: CatalogFile = serde_json::from_str(text)?;
         if file.currency.len() != 3 || !file.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(CatalogError::Invalid(format!(
+            return Err(DataFileError::Invalid(format!(
                 "currency {:?} is not an ISO 4217 code",
                 file.currency
             )));
@@ -162,9 +155,9 @@ impl PriceBook {
         let mut entries = HashMap::new();
         let mut order = Vec::new();
         for price in file.prices {
-            let sku = Sku::parse(&price.sku).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            let sku = Sku::parse(&price.sku).map_err(|e| DataFileError::Invalid(e.to_string()))?;
             if price.discount_percent > 100 {
-                return Err(CatalogError::Invalid(format!(
+                return Err(DataFileError::Invalid(format!(
                     "{}: discount over 100%",
                     price.sku
                 )));
@@ -179,7 +172,7 @@ impl PriceBook {
             };
             let sku = sku.as_str().to_owned();
             if entries.insert(sku.clone(), entry).is_some() {
-                return Err(CatalogError::Invalid(format!("{sku} is listed twice")));
+                return Err(DataFileError::Invalid(format!("{sku} is listed twice")));
             }
             order.push(sku);
         }

@@ -31,6 +31,34 @@ impl ConfigError {
     }
 }
 
+/// Whether `url` starts with `http://` or `https://`: the one check for every
+/// URL setting (dependencies, the trace collector, CORS origins).
+pub fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+fn checked_http_url(name: &str, url: &str) -> Result<String, ConfigError> {
+    if is_http_url(url) {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::new(
+            name,
+            url,
+            "expected an http:// or https:// URL",
+        ))
+    }
+}
+
+/// Why a data file (a catalogue, a price list) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DataFileError {
+    #[error("not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Valid JSON that breaks a rule of the data; the text says which.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// A source of configuration variables: the process environment, or a map in tests.
 pub struct Env {
     vars: HashMap<String, String>,
@@ -66,6 +94,48 @@ impl Env {
     /// The value of `name`, or `default` when unset or blank.
     pub fn string(&self, name: &str, default: &str) -> String {
         self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// An `http://` or `https://` URL, without a trailing slash, or `default`.
+    ///
+    /// # Errors
+    /// When the value is not such a URL.
+    pub fn http_url(&self, name: &str, default: &str) -> Result<String, ConfigError> {
+        checked_http_url(name, &self.string(name, default))
+    }
+
+    /// [`Env::http_url`] for a variable with no default.
+    ///
+    /// # Errors
+    /// When the value is set and is not such a URL.
+    pub fn optional_http_url(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        self.optional(name)
+            .map(|url| checked_http_url(name, &url))
+            .transpose()
+    }
+
+    /// A data file named by `name`, read and parsed at start-up, or
+    /// `default()` when the variable is unset (a service's shipped data).
+    ///
+    /// # Errors
+    /// When the file cannot be read or `parse` refuses it; the message names
+    /// the variable and the path.
+    pub fn data_file<T, E>(
+        &self,
+        name: &str,
+        default: impl FnOnce() -> T,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> anyhow::Result<T>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        use anyhow::Context;
+        let Some(path) = self.optional(name) else {
+            return Ok(default());
+        };
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{name}: reading {path}"))?;
+        parse(&text).with_context(|| format!("{name}: {path}"))
     }
 
     /// `name` parsed as `T`, or `default` when unset or blank.
@@ -225,7 +295,7 @@ impl FromStr for AllowedOrigins {
             return Ok(Self::Any);
         }
         for origin in &origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            if !is_http_url(origin) {
                 return Err(format!(
                     "origin {origin:?} must start with http:// or https://"
                 ));
@@ -312,16 +382,7 @@ impl ServerConfig {
             drain_delay: env.millis("SHUTDOWN_DRAIN_MS", 1000, 0)?,
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0)?,
             body_limit: env.at_least("BODY_LIMIT_BYTES", 64 * 1024, 1024)? as usize,
-            otlp_endpoint: match env.optional("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                    return Err(ConfigError::new(
-                        "OTEL_EXPORTER_OTLP_ENDPOINT",
-                        &url,
-                        "expected an http:// or https:// URL",
-                    ));
-                }
-                other => other,
-            },
+            otlp_endpoint: env.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?,
         })
     }
 

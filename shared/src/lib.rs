@@ -22,8 +22,10 @@
 //! - [`chaos`]: fault injection (`CHAOS_*`), off unless configured.
 //! - [`cors`]: CORS from `CORS_ALLOWED_ORIGINS`.
 //! - [`db`]: the sqlx pool for SQLite (default) or PostgreSQL.
+//! - [`lines`]: sku lines with quantities, their limits, and the `skus`/`items` shape.
 //! - [`metrics`]: the per-process Prometheus registry and the HTTP metrics.
 //! - [`money`]: integer minor units, rendered as decimals only at the edge.
+//! - [`periodic`]: the loop behind every background task, stopped by draining.
 //! - [`openapi`]: the `GET /openapi.json` description, generated from the routes.
 //! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
 //! - [`validate`]: identifier checks shared by the domain types.
@@ -37,9 +39,11 @@ pub mod cors;
 pub mod db;
 pub mod health;
 pub mod healthcheck;
+pub mod lines;
 pub mod metrics;
 pub mod money;
 pub mod openapi;
+pub mod periodic;
 pub mod problem;
 pub mod request_id;
 pub mod server;

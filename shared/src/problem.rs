@@ -34,6 +34,11 @@ use utoipa::ToSchema;
 /// The media type of every error body.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// The `Retry-After` to send when nothing better is known (a dependency
+/// failed, a first request is still at work): the header's smallest unit,
+/// which is also short enough that a client's retry is not a burden.
+pub const RETRY_SOON: Duration = Duration::from_secs(1);
+
 /// The standard members of a problem body (RFC 9457 plus our `code` and
 /// `request_id`). Services add extension members (`skus`, `checks`, …) beside
 /// them; the schema allows any.
@@ -137,7 +142,7 @@ impl Problem {
         self
     }
 
-    /// Sets the `Retry-After` header (whole seconds, at least 1).
+    /// Sets the `Retry-After` header (whole seconds, at least 1; see [`RETRY_SOON`]).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self

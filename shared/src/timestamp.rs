@@ -1,12 +1,25 @@
 //! Wall-clock time as milliseconds since the Unix epoch (what the stores keep)
 //! and as RFC 3339 text (what the APIs show).
 
+use std::time::Duration;
+
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    // Fits in i64 until the year 292 million.
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A duration in whole milliseconds, saturating (for logs and JSON).
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`now_ms`] less `d`: the time, in the stores' unit, that was `d` ago.
+pub fn ms_ago(d: Duration) -> i64 {
+    now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `1764060000123` -> `"2025-11-25T08:40:00.123Z"`.

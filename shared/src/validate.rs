@@ -46,68 +46,29 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
     deserializer.deserialize_any(WholeNumber)
 }
 
-/// Why a list of (key, quantity) lines was refused by [`merge_lines`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinesError {
-    /// A line's quantity, or the sum for one key, is outside 1..=max.
-    Quantity(u64),
-    /// No lines, or more distinct keys than allowed.
-    LineCount,
+/// A stored or received value that names none of the cases the code knows
+/// (a status written by a newer version, a hand-edited row): an error to
+/// report, never a value to read as some default case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownValue {
+    /// What the value should have been, e.g. `"order status"`.
+    pub what: &'static str,
+    pub value: String,
 }
 
-/// Merges lines naming the same key (quantities add up), sorted by key, and
-/// checks every quantity and the merged totals against `1..=max_quantity` and
-/// the number of distinct keys against `1..=max_lines`.
-///
-/// # Errors
-/// See [`LinesError`].
-pub fn merge_lines<K: Ord>(
-    lines: impl IntoIterator<Item = (K, u64)>,
-    max_quantity: u64,
-    max_lines: usize,
-) -> Result<Vec<(K, u64)>, LinesError> {
-    let mut merged = std::collections::BTreeMap::new();
-    for (key, quantity) in lines {
-        if !(1..=max_quantity).contains(&quantity) {
-            return Err(LinesError::Quantity(quantity));
+impl UnknownValue {
+    pub fn new(what: &'static str, value: &str) -> Self {
+        Self {
+            what,
+            value: value.to_owned(),
         }
-        *merged.entry(key).or_insert(0u64) += quantity;
     }
-    if merged.is_empty() || merged.len() > max_lines {
-        return Err(LinesError::LineCount);
-    }
-    if let Some(&total) = merged.values().find(|q| **q > max_quantity) {
-        return Err(LinesError::Quantity(total));
-    }
-    Ok(merged.into_iter().collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_merge_by_key_and_are_checked() {
-        let merged = merge_lines([("B", 1), ("A", 2), ("B", 3)], 10, 5).expect("valid");
-        assert_eq!(merged, vec![("A", 2), ("B", 4)]);
-        assert_eq!(merge_lines([("A", 0)], 10, 5), Err(LinesError::Quantity(0)));
-        assert_eq!(
-            merge_lines([("A", 11)], 10, 5),
-            Err(LinesError::Quantity(11))
-        );
-        assert_eq!(
-            merge_lines([("A", 6), ("A", 5)], 10, 5),
-            Err(LinesError::Quantity(11))
-        );
-        assert_eq!(
-            merge_lines(Vec::<(&str, u64)>::new(), 10, 5),
-            Err(LinesError::LineCount)
-        );
-        assert_eq!(
-            merge_lines([("A", 1), ("B", 1)], 10, 1),
-            Err(LinesError::LineCount)
-        );
-    }
 
     #[test]
     fn identifiers() {

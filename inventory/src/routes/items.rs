@@ -24,20 +24,25 @@ pub struct ItemsQuery {
     skus: Option<String>,
 }
 
+/// Most skus one `GET /items?skus=` may name (the documented bound).
+const MAX_LISTED_SKUS: usize = 200;
+
 impl ItemsQuery {
     fn parse(self) -> Result<ItemFilter, Error> {
         let skus = match self.skus {
             None => None,
             Some(list) => {
-                let skus: Vec<String> = list
+                let skus: Vec<Sku> = list
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .map(|s| Sku::parse(s).map(|s| s.as_str().to_owned()))
+                    .map(Sku::parse)
                     .collect::<Result<_, _>>()
                     .map_err(ParseError::from)?;
-                if skus.len() > 200 {
-                    return Err(Error::InvalidRequest("ask for at most 200 skus".into()));
+                if skus.len() > MAX_LISTED_SKUS {
+                    return Err(Error::InvalidRequest(format!(
+                        "ask for at most {MAX_LISTED_SKUS} skus"
+                    )));
                 }
                 Some(skus)
             }
@@ -103,10 +108,7 @@ pub async fn get_item(
     let sku = path.into_inner();
     let not_found = || Error::ItemNotFound { sku: sku.clone() };
     let valid = Sku::parse(&sku).map_err(|_| not_found())?;
-    let item = store
-        .get_item(valid.as_str())
-        .await?
-        .ok_or_else(not_found)?;
+    let item = store.get_item(&valid).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(item))
 }
 

@@ -10,9 +10,10 @@ use shared::problem::ProblemDetails;
 use shared::timestamp::{now_ms, to_rfc3339};
 use utoipa::ToSchema;
 
+use shared::lines::{MAX_LINES, MAX_QUANTITY};
+
 use crate::domain::{
-    MAX_LINES, MAX_QUANTITY, NewReservation, Reservation, ReservationId, ReservationStatus,
-    ReservedLine, Sku,
+    NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
 };
 use crate::error::{Error, ReservationProblem, SkusProblem};
 use crate::metrics::InventoryMetrics;
@@ -76,7 +77,7 @@ pub struct ReservationResponse {
 impl From<Reservation> for ReservationResponse {
     fn from(r: Reservation) -> Self {
         Self {
-            reservation_id: r.id,
+            reservation_id: r.id.as_str().to_owned(),
             status: r.status,
             created_at: to_rfc3339(r.created_at),
             expires_at: r.expires_at.map(to_rfc3339),
@@ -143,12 +144,13 @@ pub async fn get_reservation(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
-    let reservation = store
-        .get_reservation(id.as_str(), now_ms())
-        .await?
-        .ok_or_else(|| Error::ReservationNotFound {
-            id: path.into_inner(),
-        })?;
+    let reservation =
+        store
+            .get_reservation(&id, now_ms())
+            .await?
+            .ok_or_else(|| Error::ReservationNotFound {
+                id: path.into_inner(),
+            })?;
     Ok(HttpResponse::Ok().json(ReservationResponse::from(reservation)))
 }
 
@@ -172,7 +174,7 @@ pub async fn confirm_reservation(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
-    match store.confirm(id.as_str(), now_ms()).await? {
+    match store.confirm(&id, now_ms()).await? {
         ConfirmOutcome::Confirmed(r) => {
             metrics.reservation("confirmed");
             Ok(HttpResponse::Ok().json(ReservationResponse::from(r)))
@@ -180,7 +182,7 @@ pub async fn confirm_reservation(
         ConfirmOutcome::TooLate(r) => {
             metrics.reservation("too_late");
             Err(Error::ReservationExpired {
-                id: r.id,
+                id: r.id.as_str().to_owned(),
                 status: r.status,
             })
         }
@@ -209,7 +211,7 @@ pub async fn release_reservation(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
-    store.release(id.as_str(), now_ms()).await?;
+    store.release(&id, now_ms()).await?;
     metrics.reservation("released");
     Ok(HttpResponse::NoContent().finish())
 }

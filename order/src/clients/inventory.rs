@@ -1,11 +1,20 @@
 //! The inventory service's reservation API, as the order flow uses it.
+//!
+//! Inventory's answers are turned into types here, once: a reservation's
+//! status is a [`ReservationStatus`], and a refusal is an [`InventoryError`]
+//! that says what happened (not enough stock, an unknown sku, a reservation
+//! that expired, inventory out of reach), so that the saga matches on cases
+//! instead of reading problem codes.
 
-use actix_web::http::Method;
+use std::time::Duration;
+
+use actix_web::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
+use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
 
 use super::{CallError, Downstream};
-use crate::domain::Sku;
+use crate::domain::{Lines, OrderId, Sku};
 
 #[derive(Clone)]
 pub struct InventoryClient(Downstream);
@@ -22,25 +31,96 @@ struct LineOut<'a> {
     quantity: u32,
 }
 
+/// Where a reservation stands at inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    Reserved,
+    Confirmed,
+    Released,
+    Expired,
+}
+
+impl ReservationStatus {
+    /// Whether the stock is actually held (a reservation released before
+    /// the call arrived comes back `released`, holding nothing).
+    pub fn holds_stock(self) -> bool {
+        matches!(self, Self::Reserved | Self::Confirmed)
+    }
+}
+
 /// Inventory's view of a reservation (the fields the order flow reads).
 #[derive(Debug, Deserialize)]
-pub struct ReservationOut {
-    pub status: String,
+pub struct Reservation {
+    pub status: ReservationStatus,
     #[serde(default)]
-    pub items: Vec<ReservedItemOut>,
+    pub items: Vec<ReservedItem>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ReservedItemOut {
-    pub sku: String,
+pub struct ReservedItem {
+    pub sku: Sku,
     pub name: String,
 }
 
-impl ReservationOut {
-    /// Whether the stock is actually held (a reservation released before it
-    /// arrived comes back `released`, holding nothing).
-    pub fn holds_stock(&self) -> bool {
-        self.status == "reserved" || self.status == "confirmed"
+/// Why inventory did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// 409 `insufficient_stock`: nothing was held.
+    #[error("not enough stock for {skus:?}")]
+    InsufficientStock { skus: Vec<String> },
+    /// 422 `unknown_sku`: nothing was held.
+    #[error("unknown skus {skus:?}")]
+    UnknownSku { skus: Vec<String> },
+    /// 409 `reservation_expired`: too late to confirm; the stock went back.
+    #[error("the reservation expired before it was confirmed")]
+    Expired,
+    /// Any other 4xx: inventory refused this service's call (a bad token, a
+    /// request it does not accept). Not worth retrying.
+    #[error("inventory answered {status} {code}")]
+    Refused { status: StatusCode, code: String },
+    /// No usable answer: down, slow, failing, or its breaker is open.
+    #[error("{cause}")]
+    Unavailable {
+        /// When a caller may try again.
+        retry_after: Duration,
+        /// Whether the call may have reached inventory and changed something
+        /// there (so a compensating release is worth making).
+        may_have_landed: bool,
+        cause: CallError,
+    },
+}
+
+impl InventoryError {
+    /// When the caller may try again, as far as this error tells.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => RETRY_SOON,
+        }
+    }
+}
+
+impl From<CallError> for InventoryError {
+    fn from(e: CallError) -> Self {
+        match (e.client_error(), e.problem_code()) {
+            (Some(StatusCode::CONFLICT), Some("insufficient_stock")) => Self::InsufficientStock {
+                skus: e.problem_list("skus"),
+            },
+            (Some(StatusCode::UNPROCESSABLE_ENTITY), Some("unknown_sku")) => Self::UnknownSku {
+                skus: e.problem_list("skus"),
+            },
+            (Some(StatusCode::CONFLICT), Some("reservation_expired")) => Self::Expired,
+            (Some(status), code) => Self::Refused {
+                status,
+                code: code.unwrap_or("no problem code").to_owned(),
+            },
+            (None, _) => Self::Unavailable {
+                retry_after: e.retry_after(),
+                may_have_landed: e.may_have_landed(),
+                cause: e,
+            },
+        }
     }
 }
 
@@ -49,27 +129,23 @@ impl InventoryClient {
         Self(downstream)
     }
 
-    pub fn downstream(&self) -> &Downstream {
-        &self.0
-    }
-
-    /// Holds stock for the order. Idempotent on `reservation_id`.
+    /// Holds stock for the order. Idempotent on the order id.
     ///
     /// # Errors
-    /// See [`CallError`]; 409 and 422 come back as `CallError::Status`.
+    /// See [`InventoryError`].
     pub async fn reserve(
         &self,
         request_id: &RequestId,
-        reservation_id: &str,
-        lines: &[(Sku, u32)],
-    ) -> Result<ReservationOut, CallError> {
+        order_id: &OrderId,
+        lines: &Lines,
+    ) -> Result<Reservation, InventoryError> {
         let body = ReserveRequest {
-            reservation_id,
+            reservation_id: order_id.as_str(),
             lines: lines
                 .iter()
                 .map(|(sku, quantity)| LineOut {
                     sku: sku.as_str(),
-                    quantity: *quantity,
+                    quantity: quantity.get(),
                 })
                 .collect(),
         };
@@ -80,16 +156,16 @@ impl InventoryClient {
         Ok(reservation)
     }
 
-    /// Keeps the reserved stock for good.
+    /// Keeps the reserved stock for good. Idempotent.
     ///
     /// # Errors
-    /// See [`CallError`].
+    /// See [`InventoryError`]; [`InventoryError::Expired`] when it is too late.
     pub async fn confirm(
         &self,
         request_id: &RequestId,
-        reservation_id: &str,
-    ) -> Result<ReservationOut, CallError> {
-        let path = format!("/reservations/{reservation_id}/confirm");
+        order_id: &OrderId,
+    ) -> Result<Reservation, InventoryError> {
+        let path = format!("/reservations/{order_id}/confirm");
         let (_, reservation) = self
             .0
             .send_for(
@@ -105,16 +181,65 @@ impl InventoryClient {
     /// Gives the stock back. Idempotent; releasing an unknown id is fine.
     ///
     /// # Errors
-    /// See [`CallError`].
+    /// See [`InventoryError`].
     pub async fn release(
         &self,
         request_id: &RequestId,
-        reservation_id: &str,
-    ) -> Result<(), CallError> {
-        let path = format!("/reservations/{reservation_id}");
+        order_id: &OrderId,
+    ) -> Result<(), InventoryError> {
+        let path = format!("/reservations/{order_id}");
         self.0
             .send(Method::DELETE, &path, None::<&()>, request_id)
-            .await
-            .map(|_| ())
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn answered(status: u16, problem: serde_json::Value) -> InventoryError {
+        let status = StatusCode::from_u16(status).expect("a status");
+        CallError::Status { status, problem }.into()
+    }
+
+    #[test]
+    fn inventory_problems_become_cases() {
+        let short = answered(409, json!({"code": "insufficient_stock", "skus": ["A001"]}));
+        assert!(matches!(&short, InventoryError::InsufficientStock { skus } if skus == &["A001"]));
+        let unknown = answered(422, json!({"code": "unknown_sku", "skus": ["Z9"]}));
+        assert!(matches!(&unknown, InventoryError::UnknownSku { skus } if skus == &["Z9"]));
+        let late = answered(409, json!({"code": "reservation_expired"}));
+        assert!(matches!(late, InventoryError::Expired));
+        let refused = answered(401, json!({"code": "unauthorized"}));
+        assert!(
+            matches!(refused, InventoryError::Refused { status, ref code } if status == 401 && code == "unauthorized")
+        );
+        let bare = answered(400, serde_json::Value::Null);
+        assert!(matches!(bare, InventoryError::Refused { .. }));
+        let down = answered(503, json!({"code": "chaos"}));
+        assert!(matches!(
+            down,
+            InventoryError::Unavailable {
+                may_have_landed: true,
+                ..
+            }
+        ));
+        let timeout: InventoryError = CallError::Timeout(Duration::from_secs(2)).into();
+        assert!(matches!(timeout, InventoryError::Unavailable { .. }));
+    }
+
+    #[test]
+    fn reservation_statuses_are_read_strictly() {
+        let held: Reservation =
+            serde_json::from_value(json!({"status": "reserved"})).expect("a reservation");
+        assert!(held.status.holds_stock());
+        let gone: Reservation =
+            serde_json::from_value(json!({"status": "released"})).expect("a reservation");
+        assert!(!gone.status.holds_stock());
+        assert!(serde_json::from_value::<Reservation>(json!({"status": "lost"})).is_err());
     }
 }

@@ -30,12 +30,22 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::breaker::{CircuitBreaker, Rejected};
 use shared::health::{CheckOutcome, HealthCheck};
+use shared::problem::RETRY_SOON;
 use shared::request_id::{self, RequestId};
 
 use crate::metrics::OrderMetrics;
 
-pub use inventory::{InventoryClient, ReservationOut};
+pub use inventory::{InventoryClient, InventoryError, Reservation, ReservationStatus};
 pub use pricing::{PriceOut, PricingClient};
+
+/// Most bytes read from a dependency's answer: far more than any real answer
+/// (a reservation or quote of 100 lines is a few kilobytes), small enough that a
+/// misbehaving dependency cannot make this service buffer without bound.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// How long a `/health` probe of a dependency may take: a health page must
+/// answer quickly even when a dependency hangs.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a downstream call produced no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -84,22 +94,28 @@ impl CallError {
     pub fn retry_after(&self) -> Duration {
         match self {
             Self::BreakerOpen(rejected) => rejected.retry_after,
-            _ => Duration::from_secs(1),
+            _ => RETRY_SOON,
         }
     }
 
-    /// The 4xx answer's status and problem code, if that is what this is.
-    pub fn client_error(&self) -> Option<(StatusCode, &str)> {
+    /// The status of a 4xx answer, if that is what this is.
+    fn client_error(&self) -> Option<StatusCode> {
         match self {
-            Self::Status { status, problem } if status.is_client_error() => {
-                Some((*status, problem["code"].as_str().unwrap_or_default()))
-            }
+            Self::Status { status, .. } if status.is_client_error() => Some(*status),
             _ => None,
         }
     }
 
-    /// A string-list member of a 4xx problem body (e.g. `skus`).
-    pub fn problem_list(&self, member: &str) -> Vec<String> {
+    /// The `code` of an answer's problem body, if it has one.
+    fn problem_code(&self) -> Option<&str> {
+        match self {
+            Self::Status { problem, .. } => problem["code"].as_str(),
+            _ => None,
+        }
+    }
+
+    /// A string-list member of an answer's problem body (e.g. `skus`).
+    fn problem_list(&self, member: &str) -> Vec<String> {
         match self {
             Self::Status { problem, .. } => problem[member]
                 .as_array()
@@ -154,10 +170,6 @@ impl Downstream {
         }
     }
 
-    pub fn breaker(&self) -> &CircuitBreaker {
-        &self.breaker
-    }
-
     /// Sends one request through the breaker; returns the 2xx status and body.
     ///
     /// # Errors
@@ -199,7 +211,7 @@ impl Downstream {
             })?;
             let bytes = response
                 .body()
-                .limit(1024 * 1024)
+                .limit(MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| CallError::Transport(e.to_string()))?;
             Ok::<_, CallError>((response.status(), bytes))
@@ -270,7 +282,7 @@ impl HealthCheck for DependencyCheck {
             let probe = downstream
                 .http
                 .get(format!("{}/health/live", downstream.base_url))
-                .timeout(Duration::from_secs(1))
+                .timeout(PROBE_TIMEOUT)
                 .send();
             let mut outcome = match probe.await {
                 Ok(res) if res.status().is_success() => CheckOutcome::up(),
@@ -279,7 +291,7 @@ impl HealthCheck for DependencyCheck {
             };
             outcome = outcome
                 .with("url", downstream.base_url.clone())
-                .with("latency_ms", started.elapsed().as_millis() as u64);
+                .with("latency_ms", shared::timestamp::millis(started.elapsed()));
             let breaker =
                 serde_json::to_value(downstream.breaker.snapshot()).unwrap_or(Value::Null);
             outcome.with("breaker", breaker)

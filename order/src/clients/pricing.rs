@@ -6,7 +6,7 @@ use shared::money::Money;
 use shared::request_id::RequestId;
 
 use super::{CallError, Downstream};
-use crate::domain::Sku;
+use crate::domain::{Lines, Sku, UnitPrice};
 
 #[derive(Clone)]
 pub struct PricingClient(Downstream);
@@ -30,7 +30,7 @@ struct BulkResponse {
 /// One quoted price (the fields the order flow reads).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PriceOut {
-    pub sku: String,
+    pub sku: Sku,
     /// Unit price after discount, at the quantity asked for.
     pub final_price: Money,
     pub discount_percent: u8,
@@ -42,10 +42,6 @@ impl PricingClient {
         Self(downstream)
     }
 
-    pub fn downstream(&self) -> &Downstream {
-        &self.0
-    }
-
     /// Quotes every line at its quantity; skus without a price are left out.
     ///
     /// # Errors
@@ -53,14 +49,14 @@ impl PricingClient {
     pub async fn quote(
         &self,
         request_id: &RequestId,
-        lines: &[(Sku, u32)],
+        lines: &Lines,
     ) -> Result<Vec<PriceOut>, CallError> {
         let body = BulkRequest {
             items: lines
                 .iter()
                 .map(|(sku, quantity)| BulkItem {
                     sku: sku.as_str(),
-                    quantity: *quantity,
+                    quantity: quantity.get(),
                 })
                 .collect(),
         };
@@ -69,5 +65,15 @@ impl PricingClient {
             .send_for(Method::POST, "/price/bulk", Some(&body), request_id)
             .await?;
         Ok(response.prices)
+    }
+}
+
+impl From<PriceOut> for UnitPrice {
+    fn from(quote: PriceOut) -> Self {
+        Self {
+            unit: quote.final_price,
+            discount_percent: quote.discount_percent,
+            currency: quote.currency,
+        }
     }
 }

@@ -11,9 +11,11 @@ use shared::timestamp::to_rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::clients::{InventoryClient, PricingClient};
+use shared::lines::{MAX_LINES, MAX_QUANTITY, SkusOrItems};
+
 use crate::domain::{
-    CustomerId, IdempotencyKey, MAX_LINES, MAX_QUANTITY, NewOrder, Order, OrderStatus, ParseError,
-    PricingSource, Sku,
+    CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderStatus, ParseError, PricingSource,
+    Sku,
 };
 use crate::error::{Error, OrderProblem, SkusProblem};
 use crate::metrics::OrderMetrics;
@@ -81,11 +83,10 @@ impl TryFrom<RawCreateOrderRequest> for CreateOrderRequest {
     type Error = &'static str;
     fn try_from(raw: RawCreateOrderRequest) -> Result<Self, Self::Error> {
         let customer_id = raw.customer_id;
-        match (raw.skus, raw.items) {
-            (Some(skus), None) => Ok(Self::Skus(OrderBySkus { customer_id, skus })),
-            (None, Some(items)) => Ok(Self::Items(OrderByItems { customer_id, items })),
-            _ => Err("send either \"skus\" or \"items\", not both and not neither"),
-        }
+        Ok(match SkusOrItems::choose(raw.skus, raw.items)? {
+            SkusOrItems::Skus(skus) => Self::Skus(OrderBySkus { customer_id, skus }),
+            SkusOrItems::Items(items) => Self::Items(OrderByItems { customer_id, items }),
+        })
     }
 }
 
@@ -160,14 +161,14 @@ pub struct OrderItemResponse {
 impl From<Order> for OrderResponse {
     fn from(o: Order) -> Self {
         Self {
-            order_id: o.id,
-            customer_id: o.customer_id,
+            order_id: o.id.as_str().to_owned(),
+            customer_id: o.customer_id.as_str().to_owned(),
             status: o.status,
             items: o
                 .lines
                 .into_iter()
                 .map(|l| OrderItemResponse {
-                    sku: l.sku,
+                    sku: l.sku.as_str().to_owned(),
                     name: l.name,
                     quantity: l.quantity,
                     unit_price: l.unit_price,
@@ -183,6 +184,11 @@ impl From<Order> for OrderResponse {
             failure_reason: o.failure_reason,
         }
     }
+}
+
+/// The order id of a path: text that cannot be an order id names no order.
+fn order_id(raw: String) -> Result<OrderId, Error> {
+    OrderId::parse(&raw).ok_or(Error::OrderNotFound { id: raw })
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
@@ -324,8 +330,10 @@ pub async fn get_order(
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let id = path.into_inner();
-    let order = store.get(&id).await?.ok_or(Error::OrderNotFound { id })?;
+    let id = order_id(path.into_inner())?;
+    let order = store.get(&id).await?.ok_or_else(|| Error::OrderNotFound {
+        id: id.as_str().to_owned(),
+    })?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }
 
@@ -360,6 +368,6 @@ pub async fn cancel_order(
         metrics: &metrics,
         request_id: &request_id,
     };
-    let order = saga.cancel(&path).await?;
+    let order = saga.cancel(&order_id(path.into_inner())?).await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }

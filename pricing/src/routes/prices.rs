@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
+use shared::lines::SkusOrItems;
 use shared::openapi::PROBLEM_JSON;
 use utoipa::{IntoParams, ToSchema};
 
@@ -101,11 +102,10 @@ struct RawBulkPriceRequest {
 impl TryFrom<RawBulkPriceRequest> for BulkPriceRequest {
     type Error = &'static str;
     fn try_from(raw: RawBulkPriceRequest) -> Result<Self, Self::Error> {
-        match (raw.skus, raw.items) {
-            (Some(skus), None) => Ok(Self::Skus(BulkBySkus { skus })),
-            (None, Some(items)) => Ok(Self::Items(BulkByItems { items })),
-            _ => Err("send either \"skus\" or \"items\", not both and not neither"),
-        }
+        Ok(match SkusOrItems::choose(raw.skus, raw.items)? {
+            SkusOrItems::Skus(skus) => Self::Skus(BulkBySkus { skus }),
+            SkusOrItems::Items(items) => Self::Items(BulkByItems { items }),
+        })
     }
 }
 
