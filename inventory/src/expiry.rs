@@ -15,8 +15,13 @@ use crate::store::Store;
 /// How often to look for due reservations: often enough that stock returns
 /// within about half a TTL, never busier than every 20 ms, at least every second.
 pub fn sweep_interval(ttl: Duration) -> Duration {
-    (ttl / 2).clamp(Duration::from_millis(20), Duration::from_secs(1))
+    (ttl / 2).clamp(BUSIEST_SWEEP, LAZIEST_SWEEP)
 }
+
+/// The shortest pause between sweeps, for very short TTLs (tests, demos).
+const BUSIEST_SWEEP: Duration = Duration::from_millis(20);
+/// The longest pause between sweeps: stock comes back within a second of expiring.
+const LAZIEST_SWEEP: Duration = Duration::from_secs(1);
 
 /// Runs until the service starts draining.
 pub async fn run(

@@ -41,7 +41,7 @@ impl Config {
             pricing_url: env.http_url("PRICING_URL", "http://localhost:7003")?,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 2000, 1)?,
             breaker: BreakerConfig {
-                failure_threshold: env.at_least("BREAKER_FAILURE_THRESHOLD", 5, 1)? as u32,
+                failure_threshold: env.at_least_as("BREAKER_FAILURE_THRESHOLD", 5, 1)?,
                 reset_timeout: env.millis("BREAKER_RESET_TIMEOUT_MS", 30_000, 1)?,
             },
             service_token: env.optional("SERVICE_TOKEN"),

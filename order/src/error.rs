@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use shared::problem::{Problem, ProblemDetails};
+use shared::problem::{Problem, ProblemDetails, RETRY_SOON};
 use utoipa::ToSchema;
 
 use crate::domain::{OrderStatus, ParseError, Sku};
@@ -123,7 +123,7 @@ impl Error {
             )
             .detail("The first request with this Idempotency-Key is still being processed; retry shortly to get its result.")
             .with("order_id", order_id)
-            .retry_after(Duration::from_secs(1)),
+            .retry_after(RETRY_SOON),
             Self::NotCancellable { id, status } => Problem::new(
                 StatusCode::CONFLICT,
                 "order_not_cancellable",

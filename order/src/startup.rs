@@ -18,6 +18,11 @@ use crate::recovery;
 use crate::routes::routes;
 use crate::store::Store;
 
+/// The shortest pause between rounds of resolving abandoned orders (short
+/// TTLs in tests and demos), and the longest (a 60 s TTL gives 30 s).
+const BUSIEST_RECOVERY: Duration = Duration::from_millis(50);
+const LAZIEST_RECOVERY: Duration = Duration::from_secs(30);
+
 /// [`build_with_clock`] on the system clock.
 ///
 /// # Errors
@@ -116,7 +121,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         InventoryClient::new(deps.inventory()),
         deps.metrics.clone(),
         ttl,
-        (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(30)),
+        (ttl / 2).clamp(BUSIEST_RECOVERY, LAZIEST_RECOVERY),
         server.shutdown_handle().lifecycle().clone(),
     ));
     tracing::info!(port = server.port(), "order listening");

@@ -31,6 +31,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 
 use crate::metrics::{Registry, names};
+use crate::problem::RETRY_SOON;
 
 /// Where the breaker reads the time.
 pub trait Clock: Send + Sync + 'static {
@@ -296,7 +297,7 @@ impl CircuitBreaker {
                 if now < reopens {
                     self.count_rejection(&mut inner);
                     return Err(Rejected {
-                        retry_after: (reopens - now).max(Duration::from_secs(1)),
+                        retry_after: (reopens - now).max(RETRY_SOON),
                     });
                 }
                 self.transition(&mut inner, BreakerState::HalfOpen);
@@ -307,7 +308,7 @@ impl CircuitBreaker {
                 if inner.trial_in_flight {
                     self.count_rejection(&mut inner);
                     return Err(Rejected {
-                        retry_after: Duration::from_secs(1),
+                        retry_after: RETRY_SOON,
                     });
                 }
                 inner.trial_in_flight = true;
@@ -395,13 +396,13 @@ impl CircuitBreaker {
             let wait = (inner.opened_at + self.config.reset_timeout).saturating_duration_since(now);
             let at = SystemTime::now() + wait;
             at.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
+                .map_or(0, crate::timestamp::millis)
         });
         BreakerSnapshot {
             state: inner.state,
             consecutive_failures: inner.consecutive_failures,
             failure_threshold: self.config.failure_threshold,
-            reset_timeout_ms: self.config.reset_timeout.as_millis() as u64,
+            reset_timeout_ms: crate::timestamp::millis(self.config.reset_timeout),
             next_trial_at_ms,
             rejected_calls: inner.rejected_calls,
             transitions: inner.transitions,

@@ -218,6 +218,21 @@ impl Env {
         Ok(n)
     }
 
+    /// [`Env::at_least`], as the type the setting is used as (a count of
+    /// workers, a size in bytes).
+    ///
+    /// # Errors
+    /// As [`Env::at_least`], and when the number does not fit in `T`.
+    pub fn at_least_as<T: TryFrom<u64>>(
+        &self,
+        name: &str,
+        default: u64,
+        min: u64,
+    ) -> Result<T, ConfigError> {
+        let n = self.at_least(name, default, min)?;
+        T::try_from(n).map_err(|_| ConfigError::new(name, &n.to_string(), "too large"))
+    }
+
     /// A millisecond range such as `100-500`, or a single value such as `200`.
     ///
     /// # Errors
@@ -370,7 +385,7 @@ impl ServerConfig {
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
         let workers = match env.optional("WORKERS") {
             None => None,
-            Some(_) => Some(env.at_least("WORKERS", 1, 1)? as usize),
+            Some(_) => Some(env.at_least_as("WORKERS", 1, 1)?),
         };
         Ok(Self {
             host: env.string("HOST", "0.0.0.0"),
@@ -381,7 +396,7 @@ impl ServerConfig {
             log_format: env.parse("LOG_FORMAT", LogFormat::Text)?,
             drain_delay: env.millis("SHUTDOWN_DRAIN_MS", 1000, 0)?,
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0)?,
-            body_limit: env.at_least("BODY_LIMIT_BYTES", 64 * 1024, 1024)? as usize,
+            body_limit: env.at_least_as("BODY_LIMIT_BYTES", 64 * 1024, 1024)?,
             otlp_endpoint: env.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?,
         })
     }
@@ -438,7 +453,7 @@ impl DatabaseConfig {
         };
         Ok(Self {
             url,
-            max_connections: env.at_least("DB_MAX_CONNECTIONS", 10, 1)? as u32,
+            max_connections: env.at_least_as("DB_MAX_CONNECTIONS", 10, 1)?,
         })
     }
 

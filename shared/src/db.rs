@@ -439,9 +439,8 @@ impl HealthCheck for DatabaseCheck {
                 anyhow::Ok(())
             };
             match tokio::time::timeout(Duration::from_secs(2), ping).await {
-                Ok(Ok(())) => {
-                    CheckOutcome::up().with("latency_ms", started.elapsed().as_millis() as u64)
-                }
+                Ok(Ok(())) => CheckOutcome::up()
+                    .with("latency_ms", crate::timestamp::millis(started.elapsed())),
                 Ok(Err(e)) => CheckOutcome::down(format!("{e:#}")),
                 Err(_) => CheckOutcome::down("timed out after 2 s"),
             }

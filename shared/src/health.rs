@@ -225,7 +225,7 @@ pub struct Readiness {
 }
 
 /// Registers the three health routes (and their description).
-pub fn routes(cfg: &mut ApiConfig) {
+pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(health_summary) // GET /health
         .service(health_live) // GET /health/live
         .service(health_ready); // GET /health/ready

@@ -29,6 +29,8 @@ impl Money {
         if ((amount * 100.0) - cents).abs() > 1e-6 {
             return None;
         }
+        // Whole and within 0..=1e15, as checked above: the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
         Some(Self(cents as i64))
     }
 

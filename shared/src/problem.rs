@@ -178,7 +178,7 @@ impl Problem {
         let mut response = HttpResponse::build(self.status);
         response.content_type(CONTENT_TYPE);
         if let Some(after) = self.retry_after {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.body(self.body().to_string())

@@ -49,7 +49,10 @@ impl ShutdownHandle {
     /// in-flight requests finish. Resolves when the server has stopped.
     pub async fn shutdown(&self, drain_delay: Duration) {
         self.lifecycle.start_draining();
-        tracing::info!(drain_delay_ms = drain_delay.as_millis() as u64, "draining");
+        tracing::info!(
+            drain_delay_ms = crate::timestamp::millis(drain_delay),
+            "draining"
+        );
         actix_web::rt::time::sleep(drain_delay).await;
         self.server.stop(true).await;
     }
@@ -76,7 +79,7 @@ pub fn start<F>(
     routes: F,
 ) -> anyhow::Result<Server>
 where
-    F: Fn(&mut ApiConfig) + Send + Clone + 'static,
+    F: Fn(&mut ApiConfig<'_>) + Send + Clone + 'static,
 {
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;

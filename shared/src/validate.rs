@@ -20,7 +20,7 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
     impl serde::de::Visitor<'_> for WholeNumber {
         type Value = u64;
 
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a whole number")
         }
 
@@ -36,6 +36,8 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
             // 2^64 is exactly representable; anything below it with no
             // fraction converts exactly.
             if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) {
+                // Whole and within 0..2^64, as just checked: the cast is exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 Ok(n as u64)
             } else {
                 Err(E::invalid_type(serde::de::Unexpected::Float(n), &self))

@@ -13,7 +13,7 @@ use actix_web::middleware::from_fn;
 use shared::auth::require_service_token;
 use shared::openapi::{ApiConfig, scope};
 
-pub fn routes(cfg: &mut ApiConfig) {
+pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(items::list_items) // GET /items
         .service(items::get_item) // GET /items/{sku}
         .service(items::list_categories) // GET /categories

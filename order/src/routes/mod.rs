@@ -8,7 +8,7 @@ mod orders;
 
 use shared::openapi::ApiConfig;
 
-pub fn routes(cfg: &mut ApiConfig) {
+pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(orders::create_order) // POST /orders
         .service(orders::list_orders) // GET /orders
         .service(orders::get_order) // GET /orders/{id}

@@ -51,7 +51,10 @@ async fn orders_placed_before_lines_moved_into_their_row_keep_their_lines() {
         .expect("order database");
     let body = &placed.body;
     for (line_no, item) in body["items"].as_array().expect("items").iter().enumerate() {
-        let cents = |v: &Value| (v.as_f64().expect("price") * 100.0).round() as i64;
+        let cents = |v: &Value| {
+            let price = v.as_f64().and_then(shared::money::Money::from_decimal);
+            price.expect("a price in cents").cents()
+        };
         sqlx::query(
             "INSERT INTO order_items (order_id, line_no, sku, name, quantity, unit_price_cents, \
              discount_percent, line_total_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -9,7 +9,7 @@ mod prices;
 use shared::openapi::ApiConfig;
 use shared::problem::other_methods_not_allowed;
 
-pub fn routes(cfg: &mut ApiConfig) {
+pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(prices::list_prices) // GET /prices
         .service(prices::bulk_prices) // POST /price/bulk
         // Any other method on /price/bulk is a 405, not a price lookup of sku "bulk".
