@@ -14,6 +14,9 @@ use crate::domain::{OrderStatus, ParseError, Sku};
 pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
+    /// A request part that did not parse into its domain type.
+    #[error(transparent)]
+    Unparsable(#[from] ParseError),
     #[error("order {id} not found")]
     OrderNotFound { id: String },
     #[error("not enough stock for {skus:?}")]
@@ -63,19 +66,21 @@ pub struct OrderProblem {
     pub order_status: Option<OrderStatus>,
 }
 
-impl From<ParseError> for Error {
-    fn from(e: ParseError) -> Self {
-        Self::InvalidRequest(e.to_string())
-    }
+/// 400 `invalid_request`, saying what is wrong.
+fn invalid_request(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "Invalid request",
+    )
+    .detail(detail)
 }
 
 impl Error {
     fn problem(&self) -> Problem {
         match self {
-            Self::InvalidRequest(detail) => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request")
-                    .detail(detail)
-            }
+            Self::InvalidRequest(detail) => invalid_request(detail),
+            Self::Unparsable(e) => invalid_request(&e.to_string()),
             Self::OrderNotFound { id } => {
                 Problem::new(StatusCode::NOT_FOUND, "order_not_found", "Order not found")
                     .detail(format!("There is no order {id}."))

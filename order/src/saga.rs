@@ -17,6 +17,9 @@
 
 use std::collections::HashMap;
 
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures::future::{Ready, ready};
 use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
 use shared::timestamp::now_ms;
@@ -30,13 +33,40 @@ use crate::error::Error;
 use crate::metrics::OrderMetrics;
 use crate::store::{Recorded, Store};
 
-/// What the saga needs, borrowed from the worker's app data.
-pub struct Saga<'a> {
-    pub store: &'a Store,
-    pub inventory: &'a InventoryClient,
-    pub pricing: &'a PricingClient,
-    pub metrics: &'a OrderMetrics,
-    pub request_id: &'a RequestId,
+/// What the saga needs: the worker's store, clients and metrics, and the
+/// request's id. An extractor, so that a handler takes one `Saga` argument.
+pub struct Saga {
+    store: web::Data<Store>,
+    inventory: web::Data<InventoryClient>,
+    pricing: web::Data<PricingClient>,
+    metrics: web::Data<OrderMetrics>,
+    request_id: RequestId,
+}
+
+/// One piece of app data, registered by `startup` on every worker.
+fn app_data<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, actix_web::Error> {
+    req.app_data::<web::Data<T>>().cloned().ok_or_else(|| {
+        let missing = std::any::type_name::<T>();
+        actix_web::error::ErrorInternalServerError(format!("{missing} is not registered"))
+    })
+}
+
+impl FromRequest for Saga {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut saga = || {
+            Ok(Self {
+                store: app_data(req)?,
+                inventory: app_data(req)?,
+                pricing: app_data(req)?,
+                metrics: app_data(req)?,
+                request_id: RequestId::from_request(req, payload).into_inner()?,
+            })
+        };
+        ready(saga())
+    }
 }
 
 /// A placed order, and whether this request placed it or replayed it.
@@ -51,7 +81,7 @@ struct Prices {
     by_sku: HashMap<Sku, UnitPrice>,
 }
 
-impl Saga<'_> {
+impl Saga {
     /// Places an order, or returns the one placed first under `key`.
     ///
     /// # Errors
@@ -102,7 +132,7 @@ impl Saga<'_> {
 
     /// Holds the order's stock; returns the items' names by sku.
     async fn reserve(&self, id: &OrderId, order: &NewOrder) -> Result<HashMap<Sku, String>, Error> {
-        let reserved = self.inventory.reserve(self.request_id, id, &order.lines);
+        let reserved = self.inventory.reserve(&self.request_id, id, &order.lines);
         match reserved.await {
             Ok(r) if r.status.holds_stock() => {
                 Ok(r.items.into_iter().map(|i| (i.sku, i.name)).collect())
@@ -157,7 +187,7 @@ impl Saga<'_> {
     /// Live prices, or the last ones seen when pricing cannot answer. Only a
     /// store failure fails the order (stock is held by then: released).
     async fn prices(&self, id: &OrderId, order: &NewOrder) -> Result<Prices, Error> {
-        let quoted = match self.pricing.quote(self.request_id, &order.lines).await {
+        let quoted = match self.pricing.quote(&self.request_id, &order.lines).await {
             Ok(quotes) => {
                 let by_sku = quotes
                     .into_iter()
@@ -187,7 +217,7 @@ impl Saga<'_> {
 
     /// Keeps the reserved stock for good, or releases it and fails the order.
     async fn confirm(&self, id: &OrderId) -> Result<(), Error> {
-        match self.inventory.confirm(self.request_id, id).await {
+        match self.inventory.confirm(&self.request_id, id).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let retry_after = e.retry_after();
@@ -237,7 +267,7 @@ impl Saga<'_> {
 
     /// Best effort: if this fails too, the reservation expires at inventory.
     async fn release(&self, id: &OrderId) {
-        if let Err(e) = self.inventory.release(self.request_id, id).await {
+        if let Err(e) = self.inventory.release(&self.request_id, id).await {
             tracing::warn!(error = %e, order_id = %id, "release failed; the reservation will expire");
         }
     }
@@ -273,7 +303,7 @@ impl Saga<'_> {
             });
         }
         self.inventory
-            .release(self.request_id, id)
+            .release(&self.request_id, id)
             .await
             .map_err(|e| Error::InventoryUnavailable {
                 retry_after: e.retry_after(),

@@ -32,6 +32,10 @@ struct LineOut<'a> {
 }
 
 /// Where a reservation stands at inventory.
+///
+/// The same four cases as inventory's own `ReservationStatus`, on purpose not
+/// shared with it: services share no domain types, each reads the other's
+/// published API, so that either can change its code without the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {
