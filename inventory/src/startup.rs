@@ -3,9 +3,10 @@
 use actix_web::web;
 use shared::auth::ServiceToken;
 use shared::db::DatabaseCheck;
-use shared::health::{HealthChecks, ServiceInfo};
+use shared::health::HealthChecks;
 use shared::metrics::Registry;
 use shared::server::Server;
+use shared::service::ServiceInfo;
 
 use crate::config::Config;
 use crate::expiry;

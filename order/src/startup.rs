@@ -7,9 +7,10 @@ use std::time::Duration;
 use actix_web::web;
 use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared::db::DatabaseCheck;
-use shared::health::{HealthChecks, ServiceInfo};
+use shared::health::HealthChecks;
 use shared::metrics::Registry;
 use shared::server::Server;
+use shared::service::ServiceInfo;
 
 use crate::clients::{DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;

@@ -1,9 +1,9 @@
 //! Wires configuration, the price book and the routes into a server.
 
 use actix_web::web;
-use shared::health::ServiceInfo;
 use shared::metrics::Registry;
 use shared::server::Server;
+use shared::service::ServiceInfo;
 
 use crate::config::Config;
 use crate::routes::routes;

@@ -14,7 +14,7 @@
 //! timeouts and connection errors, not 4xx (those are the caller's own fault).
 //!
 //! Time comes from a [`Clock`], so tests drive every transition with a
-//! [`ManualClock`] instead of sleeping.
+//! `ManualClock` (feature `testing`) instead of sleeping.
 //!
 //! The state sits behind a `std::sync::Mutex`: every critical section is a few
 //! field updates with no `.await` inside, so the lock is held for nanoseconds
@@ -49,22 +49,27 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to (tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<Mutex<Instant>>);
 
+#[cfg(any(test, feature = "testing"))]
 impl Default for ManualClock {
     fn default() -> Self {
         Self(Arc::new(Mutex::new(Instant::now())))
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl ManualClock {
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *now += by;
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())

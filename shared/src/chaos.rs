@@ -3,7 +3,8 @@
 //! With `CHAOS_DELAY_RATE` a share of requests waits a random time from
 //! `CHAOS_DELAY_MS` before being served; with `CHAOS_FAILURE_RATE` a share is
 //! answered 500 or 503 with a problem body instead of being served. Health,
-//! metrics and API-description paths are never touched, so probes stay honest.
+//! metrics and API-description paths ([`paths::is_plumbing`]) are never
+//! touched, so probes stay honest.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -13,12 +14,8 @@ use actix_web::web;
 use rand::Rng;
 
 use crate::config::ChaosConfig;
+use crate::paths;
 use crate::problem::Problem;
-
-/// Paths that fault injection never touches (probes, scrapes, the API description).
-pub(crate) fn is_exempt(path: &str) -> bool {
-    path.starts_with("/health") || path == "/metrics" || path == "/openapi.json"
-}
 
 /// What chaos decided for one request.
 #[derive(Debug, PartialEq)]
@@ -51,7 +48,7 @@ pub async fn middleware(
     next: Next<impl MessageBody>,
 ) -> actix_web::Result<ServiceResponse<EitherBody<impl MessageBody>>> {
     let config = req.app_data::<web::Data<ChaosConfig>>().cloned();
-    if let Some(config) = config.filter(|c| !c.is_off() && !is_exempt(req.path())) {
+    if let Some(config) = config.filter(|c| !c.is_off() && !paths::is_plumbing(req.path())) {
         // The thread-local generator is not `Send`; it is dropped before the await.
         let verdict = decide(&config, &mut rand::rng());
         if let Some(delay) = verdict.delay {
@@ -111,13 +108,5 @@ mod tests {
                 assert!((Duration::from_millis(100)..=Duration::from_millis(500)).contains(&d));
             }
         }
-    }
-
-    #[test]
-    fn probes_are_exempt() {
-        for path in ["/health", "/health/ready", "/metrics", "/openapi.json"] {
-            assert!(is_exempt(path), "{path}");
-        }
-        assert!(!is_exempt("/items"));
     }
 }

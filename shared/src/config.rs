@@ -402,6 +402,7 @@ impl ServerConfig {
     }
 
     /// Loopback, a free port, two workers, no chaos and no drain delay: what tests use.
+    #[cfg(feature = "testing")]
     pub fn for_tests() -> Self {
         Self {
             host: "127.0.0.1".into(),
@@ -458,6 +459,7 @@ impl DatabaseConfig {
     }
 
     /// An SQLite file at `path`, for tests.
+    #[cfg(any(test, feature = "testing"))]
     pub fn sqlite_file(path: &std::path::Path) -> Self {
         Self {
             url: format!("sqlite://{}", path.display()),

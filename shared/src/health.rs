@@ -13,35 +13,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
+use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, guard, web};
 use futures::future::{LocalBoxFuture, join_all};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::openapi::{ApiConfig, PROBLEM_JSON};
+use crate::paths;
 use crate::problem::{Problem, ProblemDetails};
-
-/// Name, version and start time of the running service.
-#[derive(Debug, Clone)]
-pub struct ServiceInfo {
-    pub name: &'static str,
-    pub version: &'static str,
-    pub started: Instant,
-}
-
-impl ServiceInfo {
-    pub fn new(name: &'static str, version: &'static str) -> Self {
-        Self {
-            name,
-            version,
-            started: Instant::now(),
-        }
-    }
-}
+use crate::service::ServiceInfo;
 
 /// Set once shutdown begins: readiness turns 503 while in-flight work finishes.
 #[derive(Debug, Clone, Default)]
@@ -226,17 +210,65 @@ pub struct Readiness {
 
 /// Registers the three health routes (and their description).
 pub fn routes(cfg: &mut ApiConfig<'_>) {
-    cfg.service(health_summary) // GET /health
-        .service(health_live) // GET /health/live
-        .service(health_ready); // GET /health/ready
+    cfg.service(SummaryRoute) // GET /health
+        .service(LiveRoute) // GET /health/live
+        .service(ReadyRoute); // GET /health/ready
+}
+
+// actix's route attributes (`#[get("/health")]`) take only a literal, and the
+// health paths are the constants in `crate::paths`, which the access log and
+// fault injection read too. So each route is a unit struct that registers its
+// handler at its constant the way `#[get]` does (a resource guarded by GET,
+// so that other methods reach the default service and get its 405), and that
+// carries the handler's `#[utoipa::path]` through `impl_for`.
+
+/// `GET /health`, registered by [`routes`].
+struct SummaryRoute;
+
+/// `GET /health/live`, registered by [`routes`].
+struct LiveRoute;
+
+/// `GET /health/ready`, registered by [`routes`].
+struct ReadyRoute;
+
+impl HttpServiceFactory for SummaryRoute {
+    fn register(self, config: &mut AppService) {
+        let resource = web::resource(paths::HEALTH).name("health_summary");
+        resource
+            .guard(guard::Get())
+            .to(health_summary)
+            .register(config);
+    }
+}
+
+impl HttpServiceFactory for LiveRoute {
+    fn register(self, config: &mut AppService) {
+        let resource = web::resource(paths::LIVE).name("health_live");
+        resource
+            .guard(guard::Get())
+            .to(health_live)
+            .register(config);
+    }
+}
+
+impl HttpServiceFactory for ReadyRoute {
+    fn register(self, config: &mut AppService) {
+        let resource = web::resource(paths::READY).name("health_ready");
+        resource
+            .guard(guard::Get())
+            .to(health_ready)
+            .register(config);
+    }
 }
 
 /// Liveness: the process is up.
 #[utoipa::path(
+    get,
+    path = paths::LIVE,
+    impl_for = LiveRoute,
     tag = "health",
     responses((status = 200, description = "The process is alive.", body = Liveness))
 )]
-#[get("/health/live")]
 async fn health_live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness {
         status: LiveStatus::Alive,
@@ -248,6 +280,9 @@ async fn health_live() -> HttpResponse {
 /// 503 while a required check is down (`not_ready`, with the checks) or while
 /// shutting down (`draining`).
 #[utoipa::path(
+    get,
+    path = paths::READY,
+    impl_for = ReadyRoute,
     tag = "health",
     responses(
         (status = 200, description = "Ready for traffic.", body = Readiness),
@@ -255,7 +290,6 @@ async fn health_live() -> HttpResponse {
             `draining`: shutting down.", body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
-#[get("/health/ready")]
 async fn health_ready(
     lifecycle: web::Data<Lifecycle>,
     checks: Option<web::Data<HealthChecks>>,
@@ -285,10 +319,12 @@ async fn health_ready(
 /// A summary for people and dashboards: 200 while the process can serve,
 /// with every check and its details.
 #[utoipa::path(
+    get,
+    path = paths::HEALTH,
+    impl_for = SummaryRoute,
     tag = "health",
     responses((status = 200, description = "The service, its version and every check.", body = HealthSummary))
 )]
-#[get("/health")]
 async fn health_summary(
     info: web::Data<ServiceInfo>,
     lifecycle: web::Data<Lifecycle>,

@@ -7,9 +7,10 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::config::Env;
+use crate::paths;
 
 /// When the process was started as `<binary> healthcheck`, probes
-/// `http://127.0.0.1:$PORT/health/ready` and returns the exit code to use.
+/// `http://127.0.0.1:$PORT/health/ready` ([`paths::READY`]) and returns the exit code to use.
 pub fn from_args(default_port: u16) -> Option<i32> {
     if std::env::args().nth(1).as_deref() != Some("healthcheck") {
         return None;
@@ -35,7 +36,8 @@ pub fn probe(port: u16) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(timeout)?;
     stream.set_write_timeout(timeout)?;
-    stream.write_all(b"GET /health/ready HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let request = format!("GET {} HTTP/1.0\r\nHost: localhost\r\n\r\n", paths::READY);
+    stream.write_all(request.as_bytes())?;
     let mut head = [0u8; 16];
     let n = stream.read(&mut head)?;
     let status_line = String::from_utf8_lossy(&head[..n]);

@@ -5,32 +5,70 @@
 //!
 //! # Layout
 //!
+//! The modules, bottom-up: each one uses only modules listed above it (named
+//! in brackets), so the crate reads from the top of this list down and has no
+//! cycles. The `layering` unit test holds the code to this order.
+//!
+//! Leaves, which use no other module:
+//!
+//! - [`paths`]: the paths the plumbing serves (`/health`, `/health/live`,
+//!   `/health/ready`, `/metrics`, `/openapi.json`) and which of them are probes.
+//! - [`service`]: [`service::ServiceInfo`], the running service's name and version.
 //! - [`config`]: typed configuration from environment variables; a bad value
 //!   stops start-up with a message naming the variable.
-//! - [`server`]: the one HTTP server bootstrap (middleware stack, error
-//!   handlers, health routes, graceful shutdown) that all services call.
-//! - [`problem`]: RFC 9457 `application/problem+json` errors, and the handlers
-//!   that turn framework rejections (bad JSON, 404, 405, 413, 415) into them.
-//! - [`request_id`]: `X-Request-Id` accepted or generated, echoed, and made
-//!   available to handlers so that downstream calls forward it.
-//! - [`telemetry`]: `tracing` set-up (`RUST_LOG`, `LOG_FORMAT=json`) and the
-//!   per-request root span.
-//! - [`health`]: `/health`, `/health/live`, `/health/ready` and the draining flag.
-//! - [`healthcheck`]: the `healthcheck` subcommand for images without a shell.
-//! - [`auth`]: the `SERVICE_TOKEN` bearer check between services.
-//! - [`breaker`]: the circuit breaker, with an injectable clock.
-//! - [`chaos`]: fault injection (`CHAOS_*`), off unless configured.
-//! - [`cors`]: CORS from `CORS_ALLOWED_ORIGINS`.
-//! - [`db`]: the sqlx pool for SQLite (default) or PostgreSQL.
-//! - [`lines`]: sku lines with quantities, their limits, and the `skus`/`items` shape.
-//! - [`metrics`]: the per-process Prometheus registry and the HTTP metrics.
-//! - [`money`]: integer minor units, rendered as decimals only at the edge.
-//! - [`periodic`]: the loop behind every background task, stopped by draining.
-//! - [`openapi`]: the `GET /openapi.json` description, generated from the routes.
-//! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
+//! - [`request_id`]: the `X-Request-Id` middleware: the id accepted or
+//!   generated, echoed, and made available to handlers and problem bodies.
+//! - [`metrics`]: the per-process Prometheus registry, the HTTP metrics and
+//!   the middleware that records them.
 //! - [`validate`]: identifier checks shared by the domain types.
-//! - `testing` (feature `testing`): helpers for the services' integration tests.
+//! - [`money`]: integer minor units, rendered as decimals only at the edge.
+//! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
+//!
+//! Errors and process set-up:
+//!
+//! - [`problem`] (request_id): RFC 9457 `application/problem+json` errors, and
+//!   the handlers that turn framework rejections (bad JSON, 404, 405, 413,
+//!   415) into them.
+//! - [`telemetry`] (config): `tracing` set-up (`RUST_LOG`, `LOG_FORMAT=json`,
+//!   OTLP export) and `traceparent` propagation.
+//! - [`healthcheck`] (config, paths): the `healthcheck` subcommand for images
+//!   without a shell.
+//! - [`cors`] (config): CORS from `CORS_ALLOWED_ORIGINS`.
+//! - [`breaker`] (metrics, problem, timestamp): the circuit breaker, with an
+//!   injectable clock.
+//!
+//! What the services register and the middleware around them:
+//!
+//! - [`openapi`] (paths, service, metrics, problem): the `GET /openapi.json`
+//!   description, generated from the routes.
+//! - [`sku`] (validate, openapi): the stock-keeping unit all services share.
+//! - [`lines`] (sku): sku lines with quantities, their limits, and the
+//!   `skus`-or-`items` request shape.
+//! - [`auth`] (problem): the `SERVICE_TOKEN` bearer check between services.
+//! - [`chaos`] (config, paths, problem): fault injection (`CHAOS_*`), off
+//!   unless configured.
+//! - [`access_log`] (paths, service, request_id, telemetry): the per-request
+//!   `request` span and the access line with its latency.
+//! - [`health`] (paths, service, problem, openapi): `/health`, `/health/live`,
+//!   `/health/ready`, the checks behind them and the draining flag.
+//! - [`db`] (config, health, timestamp): the sqlx pool for SQLite (default) or
+//!   PostgreSQL.
+//! - [`periodic`] (health): the loop behind every background task, stopped by
+//!   draining.
+//!
+//! The top, which puts the rest together:
+//!
+//! - [`server`] (most of the above): the one HTTP server bootstrap (middleware
+//!   stack, error handlers, health routes, graceful shutdown) that all services call.
+//! - `testing` (config, telemetry, problem, paths, server; feature `testing`):
+//!   helpers for the services' integration tests. The feature also compiles
+//!   the test-only constructors elsewhere: `ServerConfig::for_tests`,
+//!   `DatabaseConfig::sqlite_file` and the breaker's `ManualClock`.
+//!
+//! Doc comments may point anywhere (a leaf may say who calls it); code only
+//! points up this list.
 
+pub mod access_log;
 pub mod auth;
 pub mod breaker;
 pub mod chaos;
@@ -43,10 +81,12 @@ pub mod lines;
 pub mod metrics;
 pub mod money;
 pub mod openapi;
+pub mod paths;
 pub mod periodic;
 pub mod problem;
 pub mod request_id;
 pub mod server;
+pub mod service;
 pub mod sku;
 pub mod telemetry;
 pub mod timestamp;
@@ -54,3 +94,6 @@ pub mod validate;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(test)]
+mod layering;

@@ -7,11 +7,18 @@
 //! and serves the text exposition (OpenMetrics, which Prometheus scrapes
 //! natively).
 //!
+//! The HTTP metrics are recorded by [`middleware`], which sits outside CORS
+//! and the error handlers so that it counts the status the caller gets.
+//!
 //! Metric names live in [`names`], so that dashboards and alerts have one
 //! place to look.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -52,6 +59,7 @@ pub fn latency_family<L: Clone + std::hash::Hash + Eq>() -> LatencyFamily<L> {
     Family::new_with_constructor(latency_histogram)
 }
 
+/// The labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
@@ -60,6 +68,7 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// The labels of the latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
@@ -74,6 +83,7 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
+    /// Registers both families in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             requests: Family::default(),
@@ -92,6 +102,7 @@ impl HttpMetrics {
         metrics
     }
 
+    /// Counts one answered request and its latency.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&HttpLabels {
@@ -109,11 +120,40 @@ impl HttpMetrics {
     }
 }
 
+/// Records every request in the [`HttpMetrics`] found in app data (when
+/// there are none, it only passes the request on).
+///
+/// # Errors
+/// Passes on the inner service's error unchanged (and records nothing for it).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> actix_web::Result<ServiceResponse<impl MessageBody>> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let method = req.method().clone();
+    let res = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        // Unmatched paths share one label so that scanners cannot blow up cardinality.
+        let route = res.request().match_pattern();
+        let route = route.as_deref().unwrap_or("unmatched");
+        let status = res.status().as_u16();
+        metrics.observe(
+            method.as_str(),
+            route,
+            status,
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(res)
+}
+
 /// The registry once every family is registered: shared by the workers.
 #[derive(Clone)]
 pub struct MetricsRegistry(Arc<Registry>);
 
 impl MetricsRegistry {
+    /// Freezes `registry`: no family can be added after this.
     pub fn new(registry: Registry) -> Self {
         Self(Arc::new(registry))
     }

@@ -30,8 +30,9 @@ use utoipa::openapi::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::health::ServiceInfo;
+use crate::paths;
 use crate::problem::{AllowedMethods, ProblemDetails};
+use crate::service::ServiceInfo;
 
 pub use utoipa_actix_web::scope;
 
@@ -42,9 +43,6 @@ pub type ApiConfig<'a> = utoipa_actix_web::service_config::ServiceConfig<'a>;
 
 /// The media type of problem responses, for `content_type = PROBLEM_JSON`.
 pub const PROBLEM_JSON: &str = crate::problem::CONTENT_TYPE;
-
-/// Where the description is served.
-pub const PATH: &str = "/openapi.json";
 
 /// The security scheme of routes behind [`crate::auth::require_service_token`]:
 /// `security(("service_token" = []))` in their `#[utoipa::path]`.
@@ -67,12 +65,15 @@ pub fn describe(info: &ServiceInfo, mut api: OpenApi) -> OpenApi {
         .build();
     api.paths
         .paths
-        .insert("/metrics".into(), metrics_path_item());
-    api.paths.paths.insert(PATH.into(), openapi_path_item());
+        .insert(paths::METRICS.into(), metrics_path_item());
+    api.paths
+        .paths
+        .insert(paths::OPENAPI.into(), openapi_path_item());
 
     let mut uses_service_token = false;
     for (path, item) in &mut api.paths.paths {
-        let exempt_from_chaos = crate::chaos::is_exempt(path);
+        // Fault injection leaves the plumbing's paths alone (see `crate::chaos`).
+        let exempt_from_chaos = paths::is_plumbing(path);
         for operation in operations_mut(item) {
             uses_service_token |= requires_service_token(operation);
             add_framework_responses(operation, exempt_from_chaos);
@@ -108,7 +109,7 @@ pub fn serve(api: &OpenApi) -> impl FnOnce(&mut web::ServiceConfig) {
     let allowed = web::Data::new(allowed_methods(api));
     move |cfg| {
         cfg.app_data(allowed).service(
-            web::resource(PATH)
+            web::resource(paths::OPENAPI)
                 .app_data(rendered)
                 .route(web::get().to(openapi_json)),
         );

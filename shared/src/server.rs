@@ -4,10 +4,14 @@
 //! error handling around each service's routes:
 //!
 //! ```text
-//! request ─▶ request id + span ─▶ CORS ─▶ problem bodies for bare errors ─▶ chaos ─▶ routes
+//! request ─▶ request id ─▶ span + access log ─▶ HTTP metrics ─▶ CORS
+//!         ─▶ problem bodies for bare errors ─▶ chaos ─▶ routes
 //! ```
 //!
 //! (actix runs the last `.wrap` first, so the code lists them inside-out.)
+//! The order matters: the id exists before the span that carries it opens,
+//! and the access log and the metrics sit outside CORS and the error
+//! handlers, so that they see the status the caller gets.
 //!
 //! Shutdown is ours rather than actix's: on SIGTERM readiness turns 503 at
 //! once, the listener stays open for `drain_delay` so load balancers notice,
@@ -23,11 +27,12 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use utoipa_actix_web::AppExt;
 
-use crate::config::ServerConfig;
-use crate::health::{Lifecycle, ServiceInfo};
+use crate::config::{ChaosConfig, ServerConfig};
+use crate::health::Lifecycle;
 use crate::metrics::{HttpMetrics, MetricsRegistry, Registry};
 use crate::openapi::ApiConfig;
-use crate::{chaos, cors, health, metrics, openapi, problem, request_id};
+use crate::service::ServiceInfo;
+use crate::{access_log, chaos, cors, health, metrics, openapi, paths, problem, request_id};
 
 /// A bound, running (once awaited) server.
 pub struct Server {
@@ -85,37 +90,33 @@ where
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;
     let port = listener.local_addr()?.port();
     let lifecycle = Lifecycle::default();
-    let http_metrics = web::Data::new(HttpMetrics::register(&mut registry));
-    let registry = web::Data::new(MetricsRegistry::new(registry));
-
-    let info = web::Data::new(info);
-    let lifecycle_data = web::Data::new(lifecycle.clone());
-    let chaos_config = web::Data::new(config.chaos.clone());
+    let data = AppData {
+        http_metrics: web::Data::new(HttpMetrics::register(&mut registry)),
+        registry: web::Data::new(MetricsRegistry::new(registry)),
+        info: web::Data::new(info),
+        lifecycle: web::Data::new(lifecycle.clone()),
+        chaos: web::Data::new(config.chaos.clone()),
+        body_limit: config.body_limit,
+    };
     let origins = config.allowed_origins.clone();
-    let body_limit = config.body_limit;
 
     let mut server = HttpServer::new(move || {
         // Routes registered through the utoipa app are described as they are
         // registered; the description is completed and served below.
         let (app, api) = App::new()
-            .app_data(info.clone())
-            .app_data(lifecycle_data.clone())
-            .app_data(chaos_config.clone())
-            .app_data(http_metrics.clone())
-            .app_data(registry.clone())
-            .app_data(problem::json_config(body_limit))
-            .app_data(problem::query_config())
-            .app_data(problem::path_config())
+            .configure(|cfg| data.register(cfg))
             .wrap(from_fn(chaos::middleware))
             .wrap(ErrorHandlers::new().default_handler(problem::replace_bare_error))
             .wrap(cors::cors(&origins))
+            .wrap(from_fn(metrics::middleware))
+            .wrap(from_fn(access_log::middleware))
             .wrap(from_fn(request_id::middleware))
             .into_utoipa_app()
             .configure(health::routes)
             .configure(routes.clone())
             .split_for_parts();
-        app.configure(openapi::serve(&openapi::describe(&info, api)))
-            .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
+        app.configure(openapi::serve(&openapi::describe(&data.info, api)))
+            .service(web::resource(paths::METRICS).route(web::get().to(metrics::serve)))
             .default_service(web::to(problem::not_found))
     })
     .listen(listener)?
@@ -135,6 +136,30 @@ where
         shutdown,
         drain_delay: config.drain_delay,
     })
+}
+
+/// The app data of every worker, made once and cloned into each.
+#[derive(Clone)]
+struct AppData {
+    info: web::Data<ServiceInfo>,
+    lifecycle: web::Data<Lifecycle>,
+    chaos: web::Data<ChaosConfig>,
+    http_metrics: web::Data<HttpMetrics>,
+    registry: web::Data<MetricsRegistry>,
+    body_limit: usize,
+}
+
+impl AppData {
+    fn register(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.info.clone())
+            .app_data(self.lifecycle.clone())
+            .app_data(self.chaos.clone())
+            .app_data(self.http_metrics.clone())
+            .app_data(self.registry.clone())
+            .app_data(problem::json_config(self.body_limit))
+            .app_data(problem::query_config())
+            .app_data(problem::path_config());
+    }
 }
 
 impl Server {

@@ -281,7 +281,7 @@ impl HealthCheck for DependencyCheck {
             let started = Instant::now();
             let probe = downstream
                 .http
-                .get(format!("{}/health/live", downstream.base_url))
+                .get(format!("{}{}", downstream.base_url, shared::paths::LIVE))
                 .timeout(PROBE_TIMEOUT)
                 .send();
             let mut outcome = match probe.await {

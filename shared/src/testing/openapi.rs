@@ -44,12 +44,13 @@ impl ApiDescription {
 
     /// `GET /openapi.json` from `client`'s server, checked as [`Self::from_value`] does.
     pub async fn fetch(client: &TestClient) -> Self {
-        let res = client.get("/openapi.json").await;
+        let res = client.get(crate::paths::OPENAPI).await;
         res.assert_status(200);
         assert_eq!(
             media_type(&res).as_deref(),
             Some("application/json"),
-            "content type of /openapi.json"
+            "content type of {}",
+            crate::paths::OPENAPI
         );
         Self::from_value(res.body)
     }
