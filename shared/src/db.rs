@@ -32,21 +32,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// SQLite connections are kept in deadpool pools rather than sqlx's: sqlx
 /// pings every connection handed back to its pool, and each SQLite statement
-/// (a ping too) is a round trip to the connection's own thread. A file
-/// connection cannot go stale, so the ping bought nothing and cost a fifth of
-/// the order flow's round trips, on the single writer's critical path.
+/// (a ping too) is a round trip to the connection's own thread, on the single
+/// writer's critical path. A file connection cannot go stale, so no check is
+/// needed. PostgreSQL keeps sqlx's pool and its check: a network connection
+/// can go stale.
 ///
-/// SQLite checkpoints (copies the WAL back into the database file, with an
-/// fsync) inside the commit that takes the WAL past 1,000 pages, so now and
-/// then one request pays for everyone's writes while the single writer, and
-/// every writer queued behind it, waits. A background task checkpoints every
-/// 100 ms as well, on a connection of its own and in PASSIVE mode (it never
-/// blocks readers or the writer), so the commit that sets off SQLite's own
-/// checkpoint finds little left to copy; that one still runs, and keeps the
-/// WAL from growing under a steady stream of writes (a PASSIVE checkpoint
-/// alone never catches up with one, and the WAL grew past 500 MB in a 10 s
-/// run). At 1,000 orders/s this took the order flow's p99 from 9-13 ms to
-/// 5-7 ms on a 2-core machine.
+/// SQLite copies the WAL back into the database file (a checkpoint, with an
+/// fsync) inside whichever commit takes the WAL past 1,000 pages, so that one
+/// request, and every writer queued behind it, waits for everyone's writes.
+/// A background task therefore checkpoints every [`CHECKPOINT_INTERVAL`], on
+/// a connection of its own and in PASSIVE mode (it never blocks readers or the
+/// writer), so the commit that sets off SQLite's own checkpoint finds little
+/// left to copy. SQLite's own checkpoint stays on: a PASSIVE one alone never
+/// catches up with a steady stream of writes, and the WAL would grow without
+/// bound.
 #[derive(Clone)]
 pub struct Database {
     pools: Pools,
@@ -447,11 +446,6 @@ impl HealthCheck for DatabaseCheck {
         }
         .boxed_local()
     }
-}
-
-/// Whether `err` is a unique-constraint violation (duplicate key).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
 #[cfg(test)]

@@ -283,10 +283,6 @@ impl TestDatabase {
             }
         }
     }
-
-    pub fn is_postgres(&self) -> bool {
-        self.sqlite_path.is_none()
-    }
 }
 
 impl Drop for TestDatabase {
