@@ -244,27 +244,7 @@ impl Store {
         let expires_at = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
-        let mut lines = Vec::with_capacity(new.lines.iter().len());
-        let mut short = Vec::new();
-        for (sku, quantity) in new.lines.iter() {
-            let taken = sqlx::query(
-                "UPDATE items SET stock = stock - $1 WHERE sku = $2 AND stock >= $1 \
-                 RETURNING name, category",
-            )
-            .bind(i64::from(quantity))
-            .bind(sku.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            match taken {
-                None => short.push(sku.clone()),
-                Some(row) => lines.push(ReservedLine {
-                    sku: sku.clone(),
-                    name: row.try_get("name")?,
-                    category: row.try_get("category")?,
-                    quantity: i64::from(quantity),
-                }),
-            }
-        }
+        let (lines, short) = Self::take_stock(&mut tx, new).await?;
         if short.is_empty() {
             let inserted = sqlx::query(
                 "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
@@ -305,6 +285,36 @@ impl Store {
         } else {
             ReserveOutcome::UnknownSkus(unknown)
         })
+    }
+
+    /// Takes each line's quantity from its item where there is enough;
+    /// returns the lines taken and the skus that were short (or unknown).
+    async fn take_stock(
+        tx: &mut AnyConnection,
+        new: &NewReservation,
+    ) -> anyhow::Result<(Vec<ReservedLine>, Vec<Sku>)> {
+        let mut lines = Vec::with_capacity(new.lines.iter().len());
+        let mut short = Vec::new();
+        for (sku, quantity) in new.lines.iter() {
+            let taken = sqlx::query(
+                "UPDATE items SET stock = stock - $1 WHERE sku = $2 AND stock >= $1 \
+                 RETURNING name, category",
+            )
+            .bind(i64::from(quantity))
+            .bind(sku.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match taken {
+                None => short.push(sku.clone()),
+                Some(row) => lines.push(ReservedLine {
+                    sku: sku.clone(),
+                    name: row.try_get("name")?,
+                    category: row.try_get("category")?,
+                    quantity: i64::from(quantity),
+                }),
+            }
+        }
+        Ok((lines, short))
     }
 
     async fn existing_skus(&self, skus: &[Sku]) -> anyhow::Result<Vec<Sku>> {

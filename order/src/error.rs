@@ -20,9 +20,9 @@ pub enum Error {
     #[error("order {id} not found")]
     OrderNotFound { id: String },
     #[error("not enough stock for {skus:?}")]
-    InsufficientStock { skus: Vec<String> },
+    InsufficientStock { skus: Vec<Sku> },
     #[error("unknown skus {skus:?}")]
-    UnknownSku { skus: Vec<String> },
+    UnknownSku { skus: Vec<Sku> },
     #[error("inventory unavailable: {reason}")]
     InventoryUnavailable {
         reason: String,
@@ -66,6 +66,11 @@ pub struct OrderProblem {
     pub order_status: Option<OrderStatus>,
 }
 
+/// `A001, B002`: skus for a sentence.
+fn list(skus: &[Sku]) -> String {
+    skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
+}
+
 /// 400 `invalid_request`, saying what is wrong.
 fn invalid_request(detail: &str) -> Problem {
     Problem::new(
@@ -88,19 +93,14 @@ impl Error {
             }
             Self::InsufficientStock { skus } => {
                 Problem::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough stock")
-                    .detail(format!(
-                        "Not enough stock for {}; the order was not placed.",
-                        skus.join(", ")
-                    ))
+                    .detail(format!("Not enough stock for {}; the order was not placed.", list(skus)))
                     .with("skus", skus)
             }
-            Self::UnknownSku { skus } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_sku",
-                "Unknown sku",
-            )
-            .detail(format!("No item has sku {}; the order was not placed.", skus.join(", ")))
-            .with("skus", skus),
+            Self::UnknownSku { skus } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", "Unknown sku")
+                    .detail(format!("No item has sku {}; the order was not placed.", list(skus)))
+                    .with("skus", skus)
+            }
             Self::InventoryUnavailable { retry_after, .. } => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "inventory_unavailable",

@@ -72,10 +72,10 @@ pub struct ReservedItem {
 pub enum InventoryError {
     /// 409 `insufficient_stock`: nothing was held.
     #[error("not enough stock for {skus:?}")]
-    InsufficientStock { skus: Vec<String> },
+    InsufficientStock { skus: Vec<Sku> },
     /// 422 `unknown_sku`: nothing was held.
     #[error("unknown skus {skus:?}")]
-    UnknownSku { skus: Vec<String> },
+    UnknownSku { skus: Vec<Sku> },
     /// 409 `reservation_expired`: too late to confirm; the stock went back.
     #[error("the reservation expired before it was confirmed")]
     Expired,
@@ -109,10 +109,10 @@ impl From<CallError> for InventoryError {
     fn from(e: CallError) -> Self {
         match (e.client_error(), e.problem_code()) {
             (Some(StatusCode::CONFLICT), Some("insufficient_stock")) => Self::InsufficientStock {
-                skus: e.problem_list("skus"),
+                skus: e.problem_skus(),
             },
             (Some(StatusCode::UNPROCESSABLE_ENTITY), Some("unknown_sku")) => Self::UnknownSku {
-                skus: e.problem_list("skus"),
+                skus: e.problem_skus(),
             },
             (Some(StatusCode::CONFLICT), Some("reservation_expired")) => Self::Expired,
             (Some(status), code) => Self::Refused {
@@ -213,9 +213,13 @@ mod tests {
     #[test]
     fn inventory_problems_become_cases() {
         let short = answered(409, json!({"code": "insufficient_stock", "skus": ["A001"]}));
-        assert!(matches!(&short, InventoryError::InsufficientStock { skus } if skus == &["A001"]));
+        assert!(
+            matches!(&short, InventoryError::InsufficientStock { skus } if skus[0].as_str() == "A001")
+        );
         let unknown = answered(422, json!({"code": "unknown_sku", "skus": ["Z9"]}));
-        assert!(matches!(&unknown, InventoryError::UnknownSku { skus } if skus == &["Z9"]));
+        assert!(
+            matches!(&unknown, InventoryError::UnknownSku { skus } if skus[0].as_str() == "Z9")
+        );
         let late = answered(409, json!({"code": "reservation_expired"}));
         assert!(matches!(late, InventoryError::Expired));
         let refused = answered(401, json!({"code": "unauthorized"}));

@@ -33,6 +33,7 @@ use shared::health::{CheckOutcome, HealthCheck};
 use shared::problem::RETRY_SOON;
 use shared::request_id::{self, RequestId};
 
+use crate::domain::Sku;
 use crate::metrics::OrderMetrics;
 
 pub use inventory::{InventoryClient, InventoryError, Reservation, ReservationStatus};
@@ -114,14 +115,15 @@ impl CallError {
         }
     }
 
-    /// A string-list member of an answer's problem body (e.g. `skus`).
-    fn problem_list(&self, member: &str) -> Vec<String> {
+    /// The skus an answer's problem body lists (its `skus` member); an
+    /// entry that is not a sku is left out.
+    fn problem_skus(&self) -> Vec<Sku> {
         match self {
-            Self::Status { problem, .. } => problem[member]
+            Self::Status { problem, .. } => problem["skus"]
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .filter_map(|v| Sku::parse(v.as_str()?).ok())
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -190,9 +192,19 @@ impl Downstream {
                 return Err(rejected.into());
             }
         };
+        let request = self.request(method.clone(), path, request_id);
+        let outcome = self.exchange(request, body).await;
+        permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
+        self.report(&method, path, &outcome, started.elapsed());
+        outcome
+    }
+
+    /// The request, with the headers every call carries: the request id,
+    /// the trace context, and the bearer token where one is configured.
+    fn request(&self, method: Method, path: &str, request_id: &RequestId) -> awc::ClientRequest {
         let mut request = self
             .http
-            .request(method.clone(), format!("{}{path}", self.base_url))
+            .request(method, format!("{}{path}", self.base_url))
             .insert_header((request_id::HEADER, request_id.as_str()));
         if let Some(bearer) = &self.bearer {
             request = request.insert_header((header::AUTHORIZATION, bearer.as_str()));
@@ -200,6 +212,16 @@ impl Downstream {
         for (name, value) in shared::telemetry::trace_headers() {
             request = request.insert_header((name, value));
         }
+        request
+    }
+
+    /// Sends `request` and reads its answer, all of it within the timeout; a
+    /// non-2xx answer is an error carrying its problem body.
+    async fn exchange(
+        &self,
+        request: awc::ClientRequest,
+        body: Option<&impl Serialize>,
+    ) -> Result<(StatusCode, Bytes), CallError> {
         let exchange = async {
             let sent = match body {
                 Some(body) => request.send_json(body).await,
@@ -216,7 +238,7 @@ impl Downstream {
                 .map_err(|e| CallError::Transport(e.to_string()))?;
             Ok::<_, CallError>((response.status(), bytes))
         };
-        let outcome = match tokio::time::timeout(self.timeout, exchange).await {
+        match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Err(CallError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(e),
             Ok(Ok((status, bytes))) if status.is_success() => Ok((status, bytes)),
@@ -224,16 +246,24 @@ impl Downstream {
                 status,
                 problem: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             }),
-        };
-        permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
-        let took = started.elapsed();
+        }
+    }
+
+    /// Counts, times and logs one call that used the network.
+    fn report(
+        &self,
+        method: &Method,
+        path: &str,
+        outcome: &Result<(StatusCode, Bytes), CallError>,
+        took: Duration,
+    ) {
         let label = outcome
             .as_ref()
             .err()
             .map_or("success", CallError::metric_outcome);
         self.metrics.dependency_call(self.name, label, took);
         let latency_ms = took.as_secs_f64() * 1000.0;
-        match &outcome {
+        match outcome {
             Ok((status, _)) => tracing::debug!(
                 dependency = self.name, %method, path, status = status.as_u16(), latency_ms,
                 "downstream call"
@@ -243,7 +273,6 @@ impl Downstream {
                 "downstream call failed"
             ),
         }
-        outcome
     }
 
     /// [`Downstream::send`], then the body decoded as `T`.
