@@ -9,6 +9,7 @@ use shared::problem::{Problem, ProblemDetails};
 use utoipa::ToSchema;
 
 use crate::domain::{OrderStatus, ParseError, Sku};
+use crate::history::QueryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,6 +66,12 @@ pub struct OrderProblem {
 
 impl From<ParseError> for Error {
     fn from(e: ParseError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Self {
         Self::InvalidRequest(e.to_string())
     }
 }
