@@ -468,7 +468,19 @@ modules["js/api.js"] = (function () {
       headers: { 'Idempotency-Key': idempotencyKey },
       timeoutMs: 15000,
     }),
-    listOrders: (customerId) => read('order', `/orders?customer_id=${encodeURIComponent(customerId)}`),
+    /**
+     * One page of a customer's orders, newest first: `{orders, count, next_cursor}`.
+     * `status`: a list of statuses to keep (all when absent); `cursor`: the page
+     * before's `next_cursor`; `limit`: page size (1 to 200, the service's default 50).
+     */
+    listOrders: (customerId, { status, cursor, limit } = {}) => {
+      const query = new URLSearchParams({ customer_id: customerId });
+      if (status && status.length) query.set('status', [].concat(status).join(','));
+      if (cursor) query.set('cursor', cursor);
+      if (limit) query.set('limit', String(limit));
+      // Commas may stand as they are in a query; the call log reads better for it.
+      return read('order', `/orders?${String(query).replace(/%2C/g, ',')}`);
+    },
     getOrder: (id) => read('order', `/orders/${encodeURIComponent(id)}`),
     cancelOrder: (id) => request('order', 'POST', `/orders/${encodeURIComponent(id)}/cancel`, { timeoutMs: 15000 }),
     health: (options) => health('order', options),
@@ -898,7 +910,7 @@ modules["js/orders.js"] = (function () {
   /**
    * Orders on screen: one card per order (status, lines, total, whether it was
    * priced live or from fallback prices, a cancel button) and the customer's
-   * order history.
+   * order history, page by page, with the attempts that did not go through apart.
    */
 
   const { h, fill, srOnly, spinner, busy } = modules["js/dom.js"];
@@ -918,6 +930,11 @@ modules["js/orders.js"] = (function () {
 
   /** Only an order that holds stock can be cancelled. */
   const CANCELLABLE = new Set(['confirmed', 'pending_pricing']);
+
+  /** Orders that went through (or may still): they hold, held or will hold stock. */
+  const PLACED_STATUSES = ['pending', 'confirmed', 'pending_pricing', 'cancelled'];
+  /** Attempts that did not go through: nothing was reserved or charged. */
+  const ATTEMPT_STATUSES = ['rejected', 'failed'];
 
   function statusBadge(status) {
     return h('span', { class: `badge badge-status badge-${status}`, 'data-testid': 'order-status', 'data-status': status },
@@ -963,6 +980,8 @@ modules["js/orders.js"] = (function () {
 
   function renderLines(order) {
     const currency = order.currency || 'USD';
+    // An attempt that did not go through will never be priced.
+    const unpriced = ATTEMPT_STATUSES.includes(order.status) ? '—' : h('span', { class: 'quiet' }, 'not priced yet');
     return h('table', { class: 'order-lines' },
       h('caption', { class: 'visually-hidden' }, `Items of order ${shortId(order.order_id)}`),
       h('thead', {}, h('tr', {},
@@ -975,7 +994,7 @@ modules["js/orders.js"] = (function () {
         h('td', { class: 'num' }, line.quantity),
         h('td', { class: 'num' },
           line.unit_price === null || line.unit_price === undefined
-            ? h('span', { class: 'quiet' }, 'not priced yet')
+            ? unpriced
             : money(line.unit_price, currency),
           line.discount_percent ? [' ', h('span', { class: 'badge badge-discount' }, percentOff(line.discount_percent), srOnly(' off'))] : null),
         h('td', { class: 'num' }, money(line.line_total, currency))))));
@@ -991,6 +1010,7 @@ modules["js/orders.js"] = (function () {
     const feedback = h('div', { class: 'order-feedback', role: 'status', 'aria-live': 'polite' });
     const note = explanation(order);
     const totalKnown = order.total !== null && order.total !== undefined;
+    const attempt = ATTEMPT_STATUSES.includes(order.status);
     const card = h('article', {
       class: `order order-${order.status}`,
       'data-testid': `order-${id}`,
@@ -1000,14 +1020,15 @@ modules["js/orders.js"] = (function () {
       'aria-labelledby': `order-${id}-heading`,
     },
     h('header', { class: 'order-head' },
-      h(headingLevel, { id: `order-${id}-heading`, tabindex: '-1' }, 'Order ', h('code', { title: id }, shortId(id))),
+      h(headingLevel, { id: `order-${id}-heading`, tabindex: '-1' }, attempt ? 'Attempt ' : 'Order ', h('code', { title: id }, shortId(id))),
       h('span', { class: 'order-badges' }, statusBadge(order.status), ' ', pricingBadge(order.pricing))),
     note ? h('p', { class: `order-note order-note-${order.status === 'confirmed' ? order.pricing : order.status}`, 'data-testid': 'order-note' }, note) : null,
     renderLines(order),
     h('p', { class: 'order-total', 'data-testid': 'order-total', 'data-total': totalKnown ? order.total : '' },
-      'Total ', h('strong', {}, totalKnown ? money(order.total, currency) : 'to be confirmed')),
+      attempt && !totalKnown ? 'Nothing charged'
+        : ['Total ', h('strong', {}, totalKnown ? money(order.total, currency) : 'to be confirmed')]),
     h('p', { class: 'order-meta quiet' },
-      `Placed ${dateTime(order.created_at)} by `, h('code', {}, order.customer_id),
+      `${attempt ? 'Tried' : 'Placed'} ${dateTime(order.created_at)} by `, h('code', {}, order.customer_id),
       ` · ${plural(order.items.reduce((n, l) => n + l.quantity, 0), 'unit')}`),
     !CANCELLABLE.has(order.status) ? null : h('button', {
       type: 'button',
@@ -1037,38 +1058,125 @@ modules["js/orders.js"] = (function () {
     return card;
   }
 
+  /** Orders per page of the history; "Show older" fetches the next page. */
+  const HISTORY_PAGE_SIZE = 20;
+
   /**
-   * The order history of the current customer, in `root` (the section). Returns
-   * `{ reload }`; `onCancelled` as for `orderCard`.
+   * One list of the history, page by page: the orders of `statuses`, newest first,
+   * in `root` (its `status`, `list` and `more` elements). The service pages with an
+   * opaque cursor: each answer's `next_cursor` fetches the next, older page, and is
+   * null on the last one. `words` says how to count (`one`, `many`), and what to say
+   * with no orders (`none`) and with no customer (`nobody`).
    */
-  function mountHistory(root, { onCancelled }) {
+  function pagedList(root, { statuses, words, countTestId, headingLevel, onCancelled, onShown }) {
     const status = root.querySelector('[data-role="status"]');
     const list = root.querySelector('[data-role="list"]');
-    const who = root.querySelector('[data-role="customer"]');
-    const reloadButton = root.querySelector('[data-role="reload"]');
+    const more = root.querySelector('[data-role="more"]');
+    const moreLabel = more.textContent;
+    let customerId = null;
+    let cursor = null;
+    let shown = 0;
+    // A reset (another customer, a refresh) starts a new generation: answers to an
+    // older one are dropped, so a slow page of the last customer never lands here.
     let generation = 0;
 
-    async function load() {
-      const customerId = customer.id;
-      const mine = ++generation;
-      fill(who, customerId ? h('code', {}, customerId) : 'none yet');
-      if (!customerId) {
-        fill(list);
-        fill(status, h('p', { class: 'quiet' }, 'Enter a customer id in the cart to see its orders.'));
-        return;
+    function summary() {
+      if (!shown) return words.none;
+      const counted = plural(shown, words.one, words.many);
+      return cursor ? `${counted} shown, newest first; older ones follow.` : `${counted}, newest first.`;
+    }
+
+    async function page(reset) {
+      if (reset) {
+        generation += 1;
+        cursor = null;
+        shown = 0;
+        fill(status, spinner('Loading…'));
+        more.hidden = true;
+      } else {
+        more.disabled = true;
+        more.setAttribute('aria-busy', 'true');
+        more.textContent = 'Loading…';
       }
-      fill(status, spinner('Loading orders…'));
+      const mine = generation;
       try {
-        const { data } = await orderApi.listOrders(customerId);
-        if (mine !== generation) return; // a newer load (another customer) has started
-        const orders = [...data.orders].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
-        fill(status, h('p', { class: 'quiet', 'data-testid': 'history-count' },
-          orders.length ? `${plural(orders.length, 'order')}, newest first.` : 'No orders yet.'));
-        fill(list, orders.map((order) => h('li', {}, orderCard(order, { onCancelled }))));
+        const { data } = await orderApi.listOrders(customerId, { status: statuses, cursor, limit: HISTORY_PAGE_SIZE });
+        if (mine !== generation) return;
+        const hadFocus = document.activeElement === more;
+        const items = data.orders.map((order) => h('li', {}, orderCard(order, { onCancelled, headingLevel })));
+        if (reset) fill(list, items);
+        else list.append(...items);
+        shown += data.orders.length;
+        cursor = data.next_cursor || null;
+        fill(status, h('p', { class: 'quiet', 'data-testid': countTestId }, summary()));
+        more.hidden = !cursor;
+        // The button goes with the last page: keep keyboard users on the first new order.
+        if (hadFocus && more.hidden && items.length) items[0].querySelector(headingLevel).focus();
+        if (onShown) onShown(shown);
       } catch (error) {
         if (mine !== generation) return;
         fill(status, renderProblem(error, 'Loading the orders'));
+        more.hidden = !cursor;
+      } finally {
+        more.disabled = false;
+        more.removeAttribute('aria-busy');
+        more.textContent = moreLabel;
       }
+    }
+
+    more.addEventListener('click', () => busy(root, () => page(false)));
+
+    return {
+      /** Back to the newest page, for `id` (null: nobody, an empty list). */
+      reset(id) {
+        customerId = id;
+        if (!id) {
+          generation += 1;
+          cursor = null;
+          shown = 0;
+          fill(list);
+          fill(status, words.nobody ? h('p', { class: 'quiet' }, words.nobody) : null);
+          more.hidden = true;
+          return Promise.resolve();
+        }
+        return page(true);
+      },
+    };
+  }
+
+  /**
+   * The order history of the current customer, in `root` (the section): the orders
+   * that went through, and apart from them the attempts that did not (refused or
+   * failed: part of the history, but nothing was reserved or charged). Each list
+   * pages on its own, so many failed attempts never push real orders out of sight.
+   * Returns `{ reload }`; `onCancelled` as for `orderCard`.
+   */
+  function mountHistory(root, { onCancelled }) {
+    const who = root.querySelector('[data-role="customer"]');
+    const reloadButton = root.querySelector('[data-role="reload"]');
+    const attemptsSection = root.querySelector('[data-role="attempts"]');
+    const placed = pagedList(root.querySelector('[data-role="placed"]'), {
+      statuses: PLACED_STATUSES,
+      words: { one: 'order', many: 'orders', none: 'No orders yet.', nobody: 'Enter a customer id in the cart to see its orders.' },
+      countTestId: 'history-count',
+      headingLevel: 'h3',
+      onCancelled,
+    });
+    const attempts = pagedList(attemptsSection, {
+      statuses: ATTEMPT_STATUSES,
+      words: { one: 'attempt', many: 'attempts', none: 'None.' },
+      countTestId: 'attempts-count',
+      headingLevel: 'h4',
+      onCancelled,
+      // Shown only when there is something to show.
+      onShown: (n) => { attemptsSection.hidden = n === 0; },
+    });
+
+    async function load() {
+      const customerId = customer.id;
+      fill(who, customerId ? h('code', {}, customerId) : 'none yet');
+      if (!customerId) attemptsSection.hidden = true;
+      await Promise.all([placed.reset(customerId || null), attempts.reset(customerId || null)]);
     }
 
     function reload() {
@@ -1078,7 +1186,7 @@ modules["js/orders.js"] = (function () {
     reloadButton.addEventListener('click', () => reload());
     return { reload };
   }
-  return { orderCard, mountHistory };
+  return { PLACED_STATUSES, ATTEMPT_STATUSES, orderCard, HISTORY_PAGE_SIZE, mountHistory };
 })();
 
 // ---- js/cart-view.js
@@ -1156,9 +1264,11 @@ modules["js/cart-view.js"] = (function () {
 
   /**
    * Mounts the cart in `root` (the section). `onOrderPlaced(order)` runs after an
-   * order is taken (the page reloads the catalogue and the history then).
+   * order is taken (the page reloads the catalogue and the history then);
+   * `onOrderRefused(error)` after an attempt that did not go through (the service
+   * keeps refused and failed attempts in the history, so the page reloads it).
    */
-  function mountCart(root, { onOrderPlaced, onCancelled }) {
+  function mountCart(root, { onOrderPlaced, onOrderRefused, onCancelled }) {
     const lines = root.querySelector('[data-role="lines"]');
     const summary = root.querySelector('[data-role="summary"]');
     const form = root.querySelector('form');
@@ -1225,6 +1335,7 @@ modules["js/cart-view.js"] = (function () {
         pending = UNKNOWN_OUTCOME.has(code) ? { key, fingerprint } : null;
         fill(result, renderProblem(error, 'Placing the order'),
           pending ? h('p', { class: 'note' }, 'Trying again is safe: the retry uses the same idempotency key, so the order cannot be taken twice.') : null);
+        if (onOrderRefused) onOrderRefused(error);
       } finally {
         submit.textContent = label;
         submit.removeAttribute('aria-busy');
@@ -1643,7 +1754,8 @@ modules["js/demo.js"] = (function () {
 modules["js/main.js"] = (function () {
   /**
    * Starts the page: mounts each part on its section of index.html and wires them
-   * together (an order or a cancellation reloads the catalogue and the history).
+   * together (an order or a cancellation reloads the catalogue and the history; a
+   * refused attempt the history, where it shows apart from the orders).
    */
 
   const { config } = modules["config.js"];
@@ -1700,7 +1812,7 @@ modules["js/main.js"] = (function () {
     }
 
     catalogue = mountCatalogue(byId('shop'));
-    mountCart(byId('cart'), { onOrderPlaced, onCancelled });
+    mountCart(byId('cart'), { onOrderPlaced, onOrderRefused: () => history.reload(), onCancelled });
     history = mountHistory(byId('orders'), { onCancelled });
     panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });
     const demo = mountDemo(byId('demo'), { onOrderPlaced, autoOrder: config.autoDemo });

@@ -231,7 +231,19 @@ export const orderApi = {
     headers: { 'Idempotency-Key': idempotencyKey },
     timeoutMs: 15000,
   }),
-  listOrders: (customerId) => read('order', `/orders?customer_id=${encodeURIComponent(customerId)}`),
+  /**
+   * One page of a customer's orders, newest first: `{orders, count, next_cursor}`.
+   * `status`: a list of statuses to keep (all when absent); `cursor`: the page
+   * before's `next_cursor`; `limit`: page size (1 to 200, the service's default 50).
+   */
+  listOrders: (customerId, { status, cursor, limit } = {}) => {
+    const query = new URLSearchParams({ customer_id: customerId });
+    if (status && status.length) query.set('status', [].concat(status).join(','));
+    if (cursor) query.set('cursor', cursor);
+    if (limit) query.set('limit', String(limit));
+    // Commas may stand as they are in a query; the call log reads better for it.
+    return read('order', `/orders?${String(query).replace(/%2C/g, ',')}`);
+  },
   getOrder: (id) => read('order', `/orders/${encodeURIComponent(id)}`),
   cancelOrder: (id) => request('order', 'POST', `/orders/${encodeURIComponent(id)}/cancel`, { timeoutMs: 15000 }),
   health: (options) => health('order', options),

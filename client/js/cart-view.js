@@ -71,9 +71,11 @@ function renderLine({ sku, quantity }) {
 
 /**
  * Mounts the cart in `root` (the section). `onOrderPlaced(order)` runs after an
- * order is taken (the page reloads the catalogue and the history then).
+ * order is taken (the page reloads the catalogue and the history then);
+ * `onOrderRefused(error)` after an attempt that did not go through (the service
+ * keeps refused and failed attempts in the history, so the page reloads it).
  */
-export function mountCart(root, { onOrderPlaced, onCancelled }) {
+export function mountCart(root, { onOrderPlaced, onOrderRefused, onCancelled }) {
   const lines = root.querySelector('[data-role="lines"]');
   const summary = root.querySelector('[data-role="summary"]');
   const form = root.querySelector('form');
@@ -140,6 +142,7 @@ export function mountCart(root, { onOrderPlaced, onCancelled }) {
       pending = UNKNOWN_OUTCOME.has(code) ? { key, fingerprint } : null;
       fill(result, renderProblem(error, 'Placing the order'),
         pending ? h('p', { class: 'note' }, 'Trying again is safe: the retry uses the same idempotency key, so the order cannot be taken twice.') : null);
+      if (onOrderRefused) onOrderRefused(error);
     } finally {
       submit.textContent = label;
       submit.removeAttribute('aria-busy');

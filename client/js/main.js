@@ -1,6 +1,7 @@
 /**
  * Starts the page: mounts each part on its section of index.html and wires them
- * together (an order or a cancellation reloads the catalogue and the history).
+ * together (an order or a cancellation reloads the catalogue and the history; a
+ * refused attempt the history, where it shows apart from the orders).
  */
 
 import { config } from '../config.js';
@@ -57,7 +58,7 @@ export async function start() {
   }
 
   catalogue = mountCatalogue(byId('shop'));
-  mountCart(byId('cart'), { onOrderPlaced, onCancelled });
+  mountCart(byId('cart'), { onOrderPlaced, onOrderRefused: () => history.reload(), onCancelled });
   history = mountHistory(byId('orders'), { onCancelled });
   panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });
   const demo = mountDemo(byId('demo'), { onOrderPlaced, autoOrder: config.autoDemo });

@@ -18,31 +18,44 @@ pub enum ParseError {
     IdempotencyKey,
 }
 
-/// An order's id: a UUIDv7, so that ids sort by creation time.
+/// An order's id: a UUIDv7, so that ids sort by creation time. Kept both as
+/// the UUID (for cursors) and in its stored text form (lower-case, hyphenated).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OrderId(String);
+pub struct OrderId {
+    uuid: uuid::Uuid,
+    text: String,
+}
 
 impl OrderId {
     /// A new id, for an order being placed now.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
+        Self::from_uuid(uuid::Uuid::now_v7())
     }
 
     /// An id as sent or stored; `None` when it cannot be an order's.
     pub fn parse(raw: &str) -> Option<Self> {
-        uuid::Uuid::try_parse(raw)
-            .ok()
-            .map(|id| Self(id.hyphenated().to_string()))
+        uuid::Uuid::try_parse(raw).ok().map(Self::from_uuid)
+    }
+
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self {
+            uuid,
+            text: uuid.hyphenated().to_string(),
+        }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.uuid
     }
 }
 
 impl std::fmt::Display for OrderId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -165,7 +178,9 @@ impl OrderStatus {
         }
     }
 
-    /// Every status, in the order an order goes through them.
+    /// Every status, in the order an order goes through them (and the API
+    /// documents them): what [`OrderStatus::parse`] and the listing's status
+    /// filter accept. A new status goes here as well as in the enum.
     pub const ALL: [Self; 6] = [
         Self::Pending,
         Self::Confirmed,
@@ -372,7 +387,9 @@ mod tests {
     #[test]
     fn order_ids_are_uuids() {
         let id = OrderId::generate();
-        assert_eq!(OrderId::parse(id.as_str()), Some(id));
+        assert_eq!(OrderId::parse(id.as_str()), Some(id.clone()));
+        let upper = OrderId::parse(&id.as_str().to_uppercase()).expect("upper case reads");
+        assert_eq!(upper.as_str(), id.as_str(), "read back in the stored form");
         for bad in ["", "42", "not-a-uuid", "../etc"] {
             assert_eq!(OrderId::parse(bad), None, "{bad:?}");
         }

@@ -9,6 +9,7 @@ use shared::problem::{Problem, ProblemDetails, RETRY_SOON};
 use utoipa::ToSchema;
 
 use crate::domain::{OrderStatus, ParseError, Sku};
+use crate::history::QueryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,6 +80,12 @@ fn invalid_request(detail: &str) -> Problem {
         "Invalid request",
     )
     .detail(detail)
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
 }
 
 impl Error {

@@ -14,6 +14,7 @@
 //! # Layout
 //! - [`config`]: environment -> [`config::Config`].
 //! - [`domain`]: validated types and the pricing rule for order lines.
+//! - [`history`]: a customer's orders page by page (status filter, cursor).
 //! - [`store`]: all SQL (orders, their lines, last-seen prices).
 //! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
@@ -27,6 +28,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod history;
 pub mod metrics;
 pub mod recovery;
 pub mod routes;

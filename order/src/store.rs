@@ -13,6 +13,7 @@ use crate::domain::{
     CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderLine, OrderStatus, PricingSource,
     Sku, UnitPrice,
 };
+use crate::history::{OrderPage, OrderQuery};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -421,24 +422,49 @@ impl Store {
         row.as_ref().map(order_from).transpose()
     }
 
-    /// A customer's orders, newest first.
+    /// One page of a customer's orders, newest first by `(created_at, id)`:
+    /// those in the query's statuses (all when it names none), older than its
+    /// cursor, at most its limit; and the cursor of the next page, if any.
+    ///
+    /// Keyset paging on the index `orders_by_customer_newest` (customer_id,
+    /// created_at DESC, id DESC): the row-value comparison is a range on that
+    /// index on both SQLite and PostgreSQL, so a deep page costs what the
+    /// first does. A status filter is checked on the rows the index yields.
+    /// One row more than the limit is read, to know whether another page
+    /// follows ([`OrderPage::from_rows`]).
     ///
     /// # Errors
-    /// On a database error.
-    pub async fn list_for_customer(
-        &self,
-        customer_id: &str,
-        limit: u32,
-    ) -> anyhow::Result<Vec<Order>> {
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 \
-             ORDER BY created_at DESC, id DESC LIMIT $2"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(customer_id)
-            .bind(i64::from(limit))
+    /// On a database error, or a stored order id that is not a UUID.
+    #[tracing::instrument(skip_all, fields(customer_id = query.customer_id().as_str()))]
+    pub async fn list_for_customer(&self, query: &OrderQuery) -> anyhow::Result<OrderPage> {
+        let statuses = query.statuses();
+        let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1");
+        let mut next = 2;
+        if !statuses.is_empty() {
+            sql.push_str(&format!(
+                " AND status IN ({})",
+                placeholders(next, statuses.len())
+            ));
+            next += statuses.len();
+        }
+        if query.cursor().is_some() {
+            sql.push_str(&format!(" AND (created_at, id) < (${next}, ${})", next + 1));
+            next += 2;
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut select = sqlx::query(AssertSqlSafe(sql)).bind(query.customer_id().as_str());
+        for status in statuses {
+            select = select.bind(status.as_str());
+        }
+        if let Some(cursor) = query.cursor() {
+            select = select.bind(cursor.created_at()).bind(cursor.id());
+        }
+        let rows = select
+            .bind(i64::from(query.limit()) + 1)
             .fetch_all(&mut *self.db.read().await?)
             .await?;
-        rows.iter().map(order_from).collect()
+        let orders = rows.iter().map(order_from).collect::<anyhow::Result<_>>()?;
+        Ok(OrderPage::from_rows(orders, query.limit()))
     }
 }

@@ -16,6 +16,7 @@ use crate::domain::{
     Sku,
 };
 use crate::error::{Error, OrderProblem, SkusProblem};
+use crate::history::{Cursor, DEFAULT_LIMIT, OrderQuery, StatusFilter};
 use crate::saga::{Placed, Saga};
 use crate::store::Store;
 
@@ -255,25 +256,79 @@ pub struct ListQuery {
     /// Whose orders (required).
     #[param(required = true, value_type = CustomerId, example = "c1")]
     customer_id: Option<String>,
-    /// At most this many, newest first (1 to 200; default 50).
+    /// Only orders in this status, or in any of a comma list of them
+    /// (`rejected,failed`); every status when absent. Rejected and failed
+    /// attempts are listed like any other order.
+    // The pattern accepts what `StatusFilter::parse` does, no more, no less.
+    #[param(
+        pattern = "^(pending|confirmed|pending_pricing|rejected|failed|cancelled)(,(pending|confirmed|pending_pricing|rejected|failed|cancelled))*$",
+        example = "confirmed"
+    )]
+    status: Option<String>,
+    /// Where to go on from: the `next_cursor` of the page before, unchanged.
+    /// Absent for the first (newest) page. Opaque; a cursor the service did
+    /// not give out is refused with `invalid_request`.
+    #[param(
+        min_length = 34,
+        max_length = 34,
+        pattern = "^[A-Za-z0-9_-]{34}$",
+        example = "AQAAAaISJdkAAZOkpH88fB6dKlsfPi1Maw"
+    )]
+    cursor: Option<String>,
+    /// At most this many, newest first (1 to 200; default 50; values outside are brought into range).
     #[param(example = 20)]
     limit: Option<u32>,
 }
 
-/// The orders of one customer
-#[derive(Serialize, ToSchema)]
-pub struct OrderList {
-    count: usize,
-    orders: Vec<OrderResponse>,
+impl TryFrom<ListQuery> for OrderQuery {
+    type Error = Error;
+    fn try_from(query: ListQuery) -> Result<Self, Error> {
+        let customer_id = query
+            .customer_id
+            .ok_or_else(|| Error::InvalidRequest("customer_id is required".into()))?;
+        let mut parsed = OrderQuery::new(CustomerId::parse(&customer_id)?)
+            .with_limit(query.limit.unwrap_or(DEFAULT_LIMIT));
+        if let Some(status) = query.status {
+            parsed = parsed.with_statuses(StatusFilter::parse(&status)?);
+        }
+        if let Some(cursor) = query.cursor {
+            parsed = parsed.after(Cursor::parse(&cursor)?);
+        }
+        Ok(parsed)
+    }
 }
 
-/// A customer's orders, newest first.
+/// A page of one customer's orders, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    /// How many orders this page holds.
+    count: usize,
+    orders: Vec<OrderResponse>,
+    /// Pass as `cursor` to get the next, older page; null on the last page.
+    /// Always sent; optional in the description because the contract's example omits it.
+    #[schema(
+        required = false,
+        min_length = 34,
+        max_length = 34,
+        pattern = "^[A-Za-z0-9_-]{34}$"
+    )]
+    next_cursor: Option<String>,
+}
+
+/// A customer's orders, newest first, a page at a time.
+///
+/// Every attempt is listed, rejected and failed ones included: they are part of
+/// the history (filter them in or out with `status`). A customer with more orders
+/// than `limit` pages through them by passing each answer's `next_cursor` back as
+/// `cursor` until it is null; each order shows up exactly once, and orders placed
+/// meanwhile (newer than the first page) do not disturb the pages that follow.
 #[utoipa::path(
     tag = "orders",
     params(ListQuery),
     responses(
-        (status = 200, description = "The orders.", body = OrderList),
-        (status = 400, description = "`invalid_request`: `customer_id` is missing or malformed.",
+        (status = 200, description = "A page of orders; `next_cursor` leads to the next one.", body = OrderList),
+        (status = 400, description = "`invalid_request`: `customer_id` is missing or malformed, `status` names \
+            something that is not an order status, or `cursor` is not a `next_cursor` this service gave out.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -283,21 +338,13 @@ pub async fn list_orders(
     store: web::Data<Store>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Error> {
-    let query = query.into_inner();
-    let customer_id = query
-        .customer_id
-        .ok_or_else(|| Error::InvalidRequest("customer_id is required".into()))?;
-    let customer_id = CustomerId::parse(&customer_id)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let orders: Vec<OrderResponse> = store
-        .list_for_customer(customer_id.as_str(), limit)
-        .await?
-        .into_iter()
-        .map(OrderResponse::from)
-        .collect();
+    let query = OrderQuery::try_from(query.into_inner())?;
+    let page = store.list_for_customer(&query).await?;
+    let orders: Vec<OrderResponse> = page.orders.into_iter().map(OrderResponse::from).collect();
     Ok(HttpResponse::Ok().json(OrderList {
         count: orders.len(),
         orders,
+        next_cursor: page.next.map(|cursor| cursor.encode()),
     }))
 }
 

@@ -3,6 +3,7 @@
 
 mod durability;
 mod helpers;
+mod history;
 mod metrics;
 mod openapi;
 mod orders;

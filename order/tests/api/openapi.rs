@@ -89,3 +89,82 @@ async fn contract_examples_fit_the_description() {
                 "status": 503, "detail": "Retry shortly.", "code": "inventory_unavailable"}),
     );
 }
+
+#[actix_web::test]
+async fn the_listing_documents_status_cursor_and_next_cursor() {
+    let stack = spawn_stack().await;
+    let api = ApiDescription::fetch(&stack.order.client).await;
+    let parameters = api.doc["paths"]["/orders"]["get"]["parameters"]
+        .as_array()
+        .expect("GET /orders has parameters");
+    let parameter = |name: &str| {
+        parameters
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is documented"))
+            .clone()
+    };
+    for name in ["customer_id", "status", "cursor", "limit"] {
+        assert_eq!(parameter(name)["in"], "query", "{name}");
+    }
+    let status = parameter("status");
+    let pattern = status["schema"]["pattern"].as_str().expect("a pattern");
+    for name in [
+        "pending",
+        "confirmed",
+        "pending_pricing",
+        "rejected",
+        "failed",
+        "cancelled",
+    ] {
+        assert!(pattern.contains(name), "{name} in {pattern}");
+    }
+
+    // The documented examples are accepted as they stand.
+    let cursor = parameter("cursor")["example"]
+        .as_str()
+        .expect("a cursor example")
+        .to_owned();
+    let example = status["example"].as_str().expect("a status example");
+    let res = stack
+        .order
+        .client
+        .get(&format!(
+            "/orders?customer_id=c1&status={example}&cursor={cursor}"
+        ))
+        .await;
+    res.assert_status(200);
+    api.assert_valid("OrderList", &res.body);
+
+    // A real page with more to come, and the last page.
+    for _ in 0..2 {
+        stack.place("c1", &[("A002", 1)]).await.assert_status(201);
+    }
+    let first = stack
+        .order
+        .client
+        .get("/orders?customer_id=c1&limit=1")
+        .await;
+    assert!(first.body["next_cursor"].is_string());
+    api.assert_valid("OrderList", &first.body);
+    let cursor = first.body["next_cursor"].as_str().expect("a cursor");
+    let last = stack
+        .order
+        .client
+        .get(&format!("/orders?customer_id=c1&limit=1&cursor={cursor}"))
+        .await;
+    assert!(last.body["next_cursor"].is_null());
+    api.assert_valid("OrderList", &last.body);
+    api.assert_invalid(
+        "OrderList",
+        &json!({"orders": [], "count": 0, "next_cursor": "not a cursor"}),
+    );
+
+    let bad = stack
+        .order
+        .client
+        .get("/orders?customer_id=c1&cursor=nope")
+        .await;
+    bad.assert_problem(400, "invalid_request");
+    api.assert_valid("Problem", &bad.body);
+}
