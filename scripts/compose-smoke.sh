@@ -17,9 +17,14 @@
 # then removes everything it created (containers, network, database volume), also when
 # a check fails or the script is interrupted. Prints how long each phase took.
 #
-# Uses `docker compose` where a Docker engine answers, else `podman-compose` (see
-# ../shared/tools/container-env.sh for a machine without Docker). podman-compose on
-# podman < 4.6 does not wait for `condition: service_healthy`: this script waits itself.
+# With podman the builder stage (the one release `cargo build` of the three services)
+# is built first, on its own, as resilient-shop/builder:$TAG; the image builds then take
+# it from the layer cache, and the script fails if any of them compiled it again.
+#
+# Uses `docker compose` where a Docker engine answers, else `podman-compose` (on a
+# machine without Docker, .ci/container-env.sh sets podman up; .ci/run does that in CI).
+# podman-compose on podman < 4.6 does not wait for `condition: service_healthy`: this
+# script waits itself.
 #
 # Settings (environment):
 #   SMOKE_PROJECT   compose project name (default resilient-shop-smoke): its own
@@ -30,6 +35,7 @@
 #   KEEP_STACK=1    leave the stack running at the end (remove it with
 #                   `docker compose -p resilient-shop-smoke down -v`)
 #   SMOKE_TIMEOUT   seconds to wait for readiness (default 180)
+#   TAG             the images' tag, as in docker-compose.yml (default latest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +60,8 @@ if command -v docker >/dev/null && docker compose version >/dev/null 2>&1 && doc
 elif command -v podman-compose >/dev/null; then
   engine=podman
   # One build at a time: the targets share the builder stage, which buildah does not
-  # share between parallel builds (BuildKit does); sequential, the later ones reuse it.
+  # share between parallel builds (BuildKit does), and podman 4.3's buildah goes through
+  # it even for the client target. It is built first anyway (see "build images").
   compose=(podman-compose --parallel 1 -p "$project" "${files[@]}")
   # podman builds OCI images by default, which have no HEALTHCHECK: keep the Dockerfile's.
   export BUILDAH_FORMAT=docker
@@ -86,10 +93,11 @@ fail() {
   exit 1
 }
 
-# Quiet compose calls: their output goes to the log, shown when something fails.
-run_compose() {
-  "${compose[@]}" "$@" >>"$log" 2>&1 || fail "$(printf '%q ' "${compose[@]}" "$@") (see $log)"
+# Quiet commands: their output goes to the log, shown when something fails.
+run_quiet() {
+  "$@" >>"$log" 2>&1 || fail "$(printf '%q ' "$@") (see $log)"
 }
+run_compose() { run_quiet "${compose[@]}" "$@"; }
 
 teardown() {
   local status=$?
@@ -196,8 +204,23 @@ for port in "$INVENTORY_PORT" "$ORDER_PORT" "$PRICING_PORT" "$CLIENT_PORT"; do
   fi
 done
 
-phase "build images"
-run_compose build
+if [ "$engine" = podman ]; then
+  # The builder stage once, before the images that copy from it (BuildKit shares it by
+  # itself). Tagged, so that it stays cached for the next run after a clean-up of
+  # dangling images.
+  phase "build the builder stage (cargo)"
+  run_quiet podman build --target builder -t "resilient-shop/builder:${TAG:-latest}" .
+  phase "build images"
+  log_lines=$(wc -l <"$log")
+  run_compose build
+  if tail -n +"$((log_lines + 1))" "$log" | grep -Eq 'Finished .release. profile'; then
+    fail "an image build ran cargo again instead of taking the builder stage from the cache (see $log)"
+  fi
+  ok "the builder stage was built once: every image took it from the cache"
+else
+  phase "build images"
+  run_compose build
+fi
 
 phase "start the stack"
 run_compose up -d
