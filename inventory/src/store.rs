@@ -77,10 +77,11 @@ pub struct Category {
     pub stock: i64,
 }
 
-fn item_from(row: &sqlx::any::AnyRow) -> Result<Item, sqlx::Error> {
-    // `items.sku` only ever holds skus that were parsed before they were written.
+/// An item from its row; a sku that is not one is an error naming it.
+fn item_from(row: &sqlx::any::AnyRow) -> anyhow::Result<Item> {
+    let sku: String = row.try_get("sku")?;
     Ok(Item {
-        sku: row.try_get("sku")?,
+        sku: Sku::parse(&sku).with_context(|| format!("item {sku:?} cannot be read"))?,
         name: row.try_get("name")?,
         category: row.try_get("category")?,
         stock: row.try_get("stock")?,
@@ -159,7 +160,7 @@ impl Store {
                 "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (sku) DO NOTHING",
             )
-            .bind(&item.sku)
+            .bind(item.sku.as_str())
             .bind(&item.name)
             .bind(&item.category)
             .bind(item.stock)
@@ -194,7 +195,7 @@ impl Store {
             query = query.bind(sku.as_str());
         }
         let rows = query.fetch_all(&mut *self.db.read().await?).await?;
-        Ok(rows.iter().map(item_from).collect::<Result<_, _>>()?)
+        rows.iter().map(item_from).collect()
     }
 
     /// # Errors
@@ -205,7 +206,7 @@ impl Store {
             .bind(sku.as_str())
             .fetch_optional(&mut *self.db.read().await?)
             .await?;
-        Ok(row.as_ref().map(item_from).transpose()?)
+        row.as_ref().map(item_from).transpose()
     }
 
     /// # Errors

@@ -233,32 +233,33 @@ struct ReadyRoute;
 
 impl HttpServiceFactory for SummaryRoute {
     fn register(self, config: &mut AppService) {
-        let resource = web::resource(paths::HEALTH).name("health_summary");
-        resource
-            .guard(guard::Get())
-            .to(health_summary)
-            .register(config);
+        get_route(paths::HEALTH, "health_summary", health_summary).register(config);
     }
 }
 
 impl HttpServiceFactory for LiveRoute {
     fn register(self, config: &mut AppService) {
-        let resource = web::resource(paths::LIVE).name("health_live");
-        resource
-            .guard(guard::Get())
-            .to(health_live)
-            .register(config);
+        get_route(paths::LIVE, "health_live", health_live).register(config);
     }
 }
 
 impl HttpServiceFactory for ReadyRoute {
     fn register(self, config: &mut AppService) {
-        let resource = web::resource(paths::READY).name("health_ready");
-        resource
-            .guard(guard::Get())
-            .to(health_ready)
-            .register(config);
+        get_route(paths::READY, "health_ready", health_ready).register(config);
     }
+}
+
+/// What `#[get(path)]` makes: a named resource whose only route is `GET`.
+fn get_route<F, Args>(path: &str, name: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .name(name)
+        .guard(guard::Get())
+        .to(handler)
 }
 
 /// Liveness: the process is up.
