@@ -113,15 +113,13 @@ impl ReservationStatus {
     /// # Errors
     /// On any other text: never guessed as some other status.
     pub fn parse(s: &str) -> Result<Self, UnknownValue> {
-        [
+        let all = [
             Self::Reserved,
             Self::Confirmed,
             Self::Released,
             Self::Expired,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-        .ok_or_else(|| UnknownValue::new("reservation status", s))
+        ];
+        UnknownValue::find("reservation status", all, Self::as_str, s)
     }
 }
 

@@ -66,11 +66,6 @@ impl From<ParseError> for Error {
     }
 }
 
-/// `A001, B002`: skus for a sentence.
-fn list(skus: &[Sku]) -> String {
-    skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
-}
-
 impl Error {
     fn problem(&self) -> Problem {
         match self {
@@ -93,7 +88,7 @@ impl Error {
             )
             .detail(format!(
                 "Not enough stock for {}; nothing was reserved.",
-                list(skus)
+                Sku::join(skus)
             ))
             .with("skus", skus),
             Self::UnknownSku { skus } => Problem::new(
@@ -103,7 +98,7 @@ impl Error {
             )
             .detail(format!(
                 "No item has sku {}; nothing was reserved.",
-                list(skus)
+                Sku::join(skus)
             ))
             .with("skus", skus),
             Self::ReservationExpired { id, status } => Problem::new(

@@ -195,10 +195,7 @@ impl OrderStatus {
     /// # Errors
     /// On any other text: never guessed as some other status.
     pub fn parse(s: &str) -> Result<Self, UnknownValue> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownValue::new("order status", s))
+        UnknownValue::find("order status", Self::ALL, Self::as_str, s)
     }
 
     /// Whether the order holds confirmed stock (and so can be cancelled).
@@ -230,10 +227,12 @@ impl PricingSource {
     /// # Errors
     /// On any other text.
     pub fn parse(s: &str) -> Result<Self, UnknownValue> {
-        [Self::Live, Self::Fallback]
-            .into_iter()
-            .find(|source| source.as_str() == s)
-            .ok_or_else(|| UnknownValue::new("pricing source", s))
+        UnknownValue::find(
+            "pricing source",
+            [Self::Live, Self::Fallback],
+            Self::as_str,
+            s,
+        )
     }
 }
 

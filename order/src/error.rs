@@ -67,11 +67,6 @@ pub struct OrderProblem {
     pub order_status: Option<OrderStatus>,
 }
 
-/// `A001, B002`: skus for a sentence.
-fn list(skus: &[Sku]) -> String {
-    skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
-}
-
 /// 400 `invalid_request`, saying what is wrong.
 fn invalid_request(detail: &str) -> Problem {
     Problem::new(
@@ -100,12 +95,12 @@ impl Error {
             }
             Self::InsufficientStock { skus } => {
                 Problem::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough stock")
-                    .detail(format!("Not enough stock for {}; the order was not placed.", list(skus)))
+                    .detail(format!("Not enough stock for {}; the order was not placed.", Sku::join(skus)))
                     .with("skus", skus)
             }
             Self::UnknownSku { skus } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", "Unknown sku")
-                    .detail(format!("No item has sku {}; the order was not placed.", list(skus)))
+                    .detail(format!("No item has sku {}; the order was not placed.", Sku::join(skus)))
                     .with("skus", skus)
             }
             Self::InventoryUnavailable { retry_after, .. } => Problem::new(

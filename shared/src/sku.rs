@@ -25,6 +25,11 @@ impl Sku {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `A001, B002`: skus for a sentence (an error's detail).
+    pub fn join(skus: &[Sku]) -> String {
+        skus.iter().map(Sku::as_str).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// On the wire a sku is its text; reading one checks it like [`Sku::parse`].

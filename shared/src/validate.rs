@@ -66,6 +66,23 @@ impl UnknownValue {
             value: value.to_owned(),
         }
     }
+
+    /// The one of `cases` whose `name` is `value`: how an enum reads the
+    /// text form it writes.
+    ///
+    /// # Errors
+    /// When no case has that name.
+    pub fn find<T: Copy>(
+        what: &'static str,
+        cases: impl IntoIterator<Item = T>,
+        name: impl Fn(T) -> &'static str,
+        value: &str,
+    ) -> Result<T, Self> {
+        cases
+            .into_iter()
+            .find(|case| name(*case) == value)
+            .ok_or_else(|| Self::new(what, value))
+    }
 }
 
 #[cfg(test)]
