@@ -13,6 +13,7 @@
 //! - [`store`]: all SQL, behind domain-level methods.
 //! - [`expiry`]: the background task that expires due reservations.
 //! - [`metrics`]: reservations by outcome, expiries.
+//! - [`scopes`]: the scopes its routes need (reserving stock, managing the catalogue).
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
 //! - [`startup`]: wiring it all into a running server.
@@ -23,5 +24,6 @@ pub mod error;
 pub mod expiry;
 pub mod metrics;
 pub mod routes;
+pub mod scopes;
 pub mod startup;
 pub mod store;

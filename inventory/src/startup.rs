@@ -13,7 +13,9 @@ use crate::expiry;
 use crate::metrics::InventoryMetrics;
 use crate::routes::ReservationTtl;
 use crate::routes::routes;
+use crate::scopes::ReserveStock;
 use crate::store::Store;
+use shared::auth::Scope;
 
 /// Connects the store (migrating and seeding it), starts the expiry task and
 /// binds the listener; await `run_until_stopped` to serve.
@@ -35,7 +37,10 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let info = ServiceInfo::new("inventory", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
     let ttl = web::Data::new(ReservationTtl(config.reservation_ttl));
-    let token = web::Data::new(ServiceToken::new(config.service_token.clone()));
+    let token = web::Data::new(ServiceToken::new(
+        config.service_token.clone(),
+        &[ReserveStock::NAME],
+    ));
     let metrics_data = web::Data::new(metrics.clone());
     let server = shared::server::start(info, &config.server, registry, move |cfg| {
         let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));

@@ -375,6 +375,8 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where to export spans (OTLP over HTTP); off when unset.
     pub otlp_endpoint: Option<String>,
+    /// Bearer-token verification (`AUTH_*`); off while `AUTH_ISSUER` is unset.
+    pub auth: AuthConfig,
 }
 
 impl ServerConfig {
@@ -398,6 +400,7 @@ impl ServerConfig {
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0)?,
             body_limit: env.at_least_as("BODY_LIMIT_BYTES", 64 * 1024, 1024)?,
             otlp_endpoint: env.optional_http_url("OTEL_EXPORTER_OTLP_ENDPOINT")?,
+            auth: AuthConfig::from_env(env)?,
         })
     }
 
@@ -415,7 +418,133 @@ impl ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             body_limit: 64 * 1024,
             otlp_endpoint: None,
+            auth: AuthConfig::off(),
         }
+    }
+}
+
+/// How a service checks the bearer tokens sent to it (it is then an OAuth 2.0
+/// resource server), and how it gets its own token for the services it calls.
+///
+/// Everything is off while `AUTH_ISSUER` is unset: tokens are not looked at
+/// and every caller is served as before.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `AUTH_ISSUER`: the `iss` tokens must carry, exactly as the provider
+    /// writes it (Auth0's ends with a slash, Keycloak's does not).
+    pub issuer: Option<String>,
+    /// `AUTH_AUDIENCE` (default `shop`): the `aud` tokens must carry.
+    pub audience: String,
+    /// `AUTH_JWKS_URL`: where the signing keys are; unset = the `jwks_uri` of
+    /// the issuer's discovery document.
+    pub jwks_url: Option<String>,
+    /// `AUTH_REQUIRED` (default false): anonymous callers get 401 where a
+    /// route needs someone, instead of being served as without auth.
+    pub required: bool,
+    /// `AUTH_JWKS_REFRESH_MS` (default 30000): an unknown `kid` refetches the
+    /// keys at most this often, so forged `kid`s cannot hammer the provider.
+    pub jwks_refresh: Duration,
+    /// `AUTH_CLIENT_ID` and `AUTH_CLIENT_SECRET` (with `AUTH_TOKEN_URL`): this
+    /// service's own client credentials, for the calls it makes.
+    pub client: Option<ClientCredentials>,
+}
+
+impl AuthConfig {
+    /// No verification and no credentials: every caller is served.
+    pub fn off() -> Self {
+        Self {
+            issuer: None,
+            audience: "shop".into(),
+            jwks_url: None,
+            required: false,
+            jwks_refresh: Duration::from_secs(30),
+            client: None,
+        }
+    }
+
+    /// Whether tokens are verified at all.
+    pub fn is_on(&self) -> bool {
+        self.issuer.is_some()
+    }
+
+    /// # Errors
+    /// When a URL is not http(s), `AUTH_REQUIRED` is not a boolean or is set
+    /// without `AUTH_ISSUER`, or only one of the client id and secret is set.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let issuer = env.optional("AUTH_ISSUER");
+        if let Some(issuer) = &issuer
+            && !is_http_url(issuer)
+        {
+            return Err(ConfigError::new(
+                "AUTH_ISSUER",
+                issuer,
+                "not an http(s) URL",
+            ));
+        }
+        let required = env.parse("AUTH_REQUIRED", false)?;
+        if required && issuer.is_none() {
+            return Err(ConfigError::new(
+                "AUTH_REQUIRED",
+                "true",
+                "needs AUTH_ISSUER: without an issuer no token can be verified",
+            ));
+        }
+        Ok(Self {
+            issuer,
+            audience: env.string("AUTH_AUDIENCE", "shop"),
+            jwks_url: env.optional_http_url("AUTH_JWKS_URL")?,
+            required,
+            jwks_refresh: env.millis("AUTH_JWKS_REFRESH_MS", 30_000, 0)?,
+            client: ClientCredentials::from_env(env)?,
+        })
+    }
+}
+
+/// A client of an OAuth 2.0 token endpoint (`client_credentials` grant).
+#[derive(Clone)]
+pub struct ClientCredentials {
+    /// `AUTH_TOKEN_URL`; unset = the `token_endpoint` of the issuer's discovery document.
+    pub token_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl ClientCredentials {
+    fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let token_url = env.optional_http_url("AUTH_TOKEN_URL")?;
+        match (
+            env.optional("AUTH_CLIENT_ID"),
+            env.optional("AUTH_CLIENT_SECRET"),
+        ) {
+            (None, None) => Ok(None),
+            (Some(client_id), Some(client_secret)) => Ok(Some(Self {
+                token_url,
+                client_id,
+                client_secret,
+            })),
+            (Some(_), None) => Err(ConfigError::new(
+                "AUTH_CLIENT_SECRET",
+                "",
+                "needed with AUTH_CLIENT_ID",
+            )),
+            // The secret is not repeated in the message.
+            (None, Some(_)) => Err(ConfigError::new(
+                "AUTH_CLIENT_ID",
+                "",
+                "needed with AUTH_CLIENT_SECRET",
+            )),
+        }
+    }
+}
+
+/// The secret stays out of logs and panics.
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
     }
 }
 

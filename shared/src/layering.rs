@@ -35,7 +35,11 @@ fn declared() -> BTreeSet<String> {
 /// `src/<module>.rs` and the files of `src/<module>/`, if any.
 fn sources(module: &str) -> Vec<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![src.join(format!("{module}.rs"))];
+    // A module is `src/x.rs`, or a folder `src/x/` (with `mod.rs`), or both.
+    let mut files: Vec<PathBuf> = Some(src.join(format!("{module}.rs")))
+        .filter(|file| file.exists())
+        .into_iter()
+        .collect();
     if let Ok(dir) = std::fs::read_dir(src.join(module)) {
         files.extend(dir.filter_map(Result::ok).map(|entry| entry.path()));
     }

@@ -44,7 +44,8 @@
 //! - [`sku`] (validate, openapi): the stock-keeping unit all services share.
 //! - [`lines`] (sku): sku lines with quantities, their limits, and the
 //!   `skus`-or-`items` request shape.
-//! - [`auth`] (problem): the `SERVICE_TOKEN` bearer check between services.
+//! - [`auth`] (config, paths, problem): who is calling (a verified bearer
+//!   token, the `SERVICE_TOKEN`, or nobody) and the scope checks on it.
 //! - [`chaos`] (config, paths, problem): fault injection (`CHAOS_*`), off
 //!   unless configured.
 //! - [`access_log`] (paths, service, request_id, telemetry): the per-request

@@ -12,7 +12,7 @@
 //!   registered like a service's own, by [`crate::health::routes`]); the
 //!   `Problem` schema; and on each operation the problem responses the
 //!   framework gives (400/413/415 for a JSON body, 400 for a query string, 401
-//!   behind [`crate::auth::require_service_token`], 500 and the fault
+//!   behind the `SERVICE_TOKEN` check ([`crate::auth::ServiceToken`]), 500 and the fault
 //!   injection's 503).
 //! - [`serve`] renders the document once per worker, serves it, and gives
 //!   [`crate::problem::not_found`] the table of methods per path that its 405
@@ -44,7 +44,7 @@ pub type ApiConfig<'a> = utoipa_actix_web::service_config::ServiceConfig<'a>;
 /// The media type of problem responses, for `content_type = PROBLEM_JSON`.
 pub const PROBLEM_JSON: &str = crate::problem::CONTENT_TYPE;
 
-/// The security scheme of routes behind [`crate::auth::require_service_token`]:
+/// The security scheme of routes behind the `SERVICE_TOKEN` check ([`crate::auth::ServiceToken`]):
 /// `security(("service_token" = []))` in their `#[utoipa::path]`.
 pub const SERVICE_TOKEN: &str = "service_token";
 

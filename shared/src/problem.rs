@@ -85,6 +85,7 @@ pub struct Problem {
     detail: Option<String>,
     extra: Map<String, Value>,
     retry_after: Option<Duration>,
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 impl Problem {
@@ -100,6 +101,7 @@ impl Problem {
             detail: None,
             extra: Map::new(),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -148,6 +150,12 @@ impl Problem {
         self
     }
 
+    /// Adds a response header (`WWW-Authenticate`, rate-limit headers).
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -180,6 +188,11 @@ impl Problem {
         if let Some(after) = self.retry_after {
             let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        for (name, value) in &self.headers {
+            if let Ok(value) = header::HeaderValue::from_str(value) {
+                response.append_header((name.clone(), value));
+            }
         }
         response.body(self.body().to_string())
     }

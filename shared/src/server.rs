@@ -5,13 +5,14 @@
 //!
 //! ```text
 //! request ─▶ request id ─▶ span + access log ─▶ HTTP metrics ─▶ CORS
-//!         ─▶ problem bodies for bare errors ─▶ chaos ─▶ routes
+//!         ─▶ problem bodies for bare errors ─▶ caller (bearer token) ─▶ chaos ─▶ routes
 //! ```
 //!
 //! (actix runs the last `.wrap` first, so the code lists them inside-out.)
 //! The order matters: the id exists before the span that carries it opens,
 //! and the access log and the metrics sit outside CORS and the error
-//! handlers, so that they see the status the caller gets.
+//! handlers, so that they see the status the caller gets; the caller is known
+//! before fault injection, so a bad token is refused even when chaos is on.
 //!
 //! Shutdown is ours rather than actix's: on SIGTERM readiness turns 503 at
 //! once, the listener stays open for `drain_delay` so load balancers notice,
@@ -27,12 +28,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use utoipa_actix_web::AppExt;
 
+use crate::auth::Authenticator;
 use crate::config::{ChaosConfig, ServerConfig};
 use crate::health::Lifecycle;
 use crate::metrics::{HttpMetrics, MetricsRegistry, Registry};
 use crate::openapi::ApiConfig;
 use crate::service::ServiceInfo;
-use crate::{access_log, chaos, cors, health, metrics, openapi, paths, problem, request_id};
+use crate::{access_log, auth, chaos, cors, health, metrics, openapi, paths, problem, request_id};
 
 /// A bound, running (once awaited) server.
 pub struct Server {
@@ -96,6 +98,7 @@ where
         info: web::Data::new(info),
         lifecycle: web::Data::new(lifecycle.clone()),
         chaos: web::Data::new(config.chaos.clone()),
+        authenticator: web::Data::new(Authenticator::new(&config.auth)),
         body_limit: config.body_limit,
     };
     let origins = config.allowed_origins.clone();
@@ -106,6 +109,7 @@ where
         let (app, api) = App::new()
             .configure(|cfg| data.register(cfg))
             .wrap(from_fn(chaos::middleware))
+            .wrap(from_fn(auth::middleware))
             .wrap(ErrorHandlers::new().default_handler(problem::replace_bare_error))
             .wrap(cors::cors(&origins))
             .wrap(from_fn(metrics::middleware))
@@ -144,6 +148,7 @@ struct AppData {
     info: web::Data<ServiceInfo>,
     lifecycle: web::Data<Lifecycle>,
     chaos: web::Data<ChaosConfig>,
+    authenticator: web::Data<Authenticator>,
     http_metrics: web::Data<HttpMetrics>,
     registry: web::Data<MetricsRegistry>,
     body_limit: usize,
@@ -154,6 +159,7 @@ impl AppData {
         cfg.app_data(self.info.clone())
             .app_data(self.lifecycle.clone())
             .app_data(self.chaos.clone())
+            .app_data(self.authenticator.clone())
             .app_data(self.http_metrics.clone())
             .app_data(self.registry.clone())
             .app_data(problem::json_config(self.body_limit))

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::LogFormat;
 
+pub mod issuer;
 pub mod openapi;
 
 /// Every log line of the test process, as JSON objects (see [`captured_logs`]).
@@ -138,6 +139,18 @@ impl TestClient {
             .timeout(Duration::from_secs(30))
             .finish();
         Self { base, client }
+    }
+
+    /// The same server, every request sending `Authorization: Bearer <token>`.
+    pub fn with_bearer(&self, token: &str) -> Self {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .bearer_auth(token)
+            .finish();
+        Self {
+            base: self.base.clone(),
+            client,
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {

@@ -9,8 +9,6 @@ mod reservations;
 
 pub use reservations::ReservationTtl;
 
-use actix_web::middleware::from_fn;
-use shared::auth::require_service_token;
 use shared::openapi::{ApiConfig, scope};
 
 pub fn routes(cfg: &mut ApiConfig<'_>) {
@@ -18,9 +16,9 @@ pub fn routes(cfg: &mut ApiConfig<'_>) {
         .service(items::get_item) // GET /items/{sku}
         .service(items::list_categories) // GET /categories
         .service(
-            // Only the order service holds stock: these need SERVICE_TOKEN when it is set.
+            // Only the order service holds stock: each handler needs the
+            // reservation scope (or SERVICE_TOKEN), see `crate::scopes`.
             scope("/reservations")
-                .wrap(from_fn(require_service_token))
                 .service(reservations::create_reservation) // POST /reservations
                 .service(reservations::get_reservation) // GET /reservations/{id}
                 .service(reservations::release_reservation) // DELETE /reservations/{id}

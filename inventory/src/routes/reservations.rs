@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
+use shared::auth::Authorized;
 use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
 use shared::timestamp::{now_ms, to_rfc3339};
@@ -17,6 +18,7 @@ use crate::domain::{
 };
 use crate::error::{Error, ReservationProblem, SkusProblem};
 use crate::metrics::InventoryMetrics;
+use crate::scopes::ReserveStock;
 use crate::store::{ConfirmOutcome, ReserveOutcome, Store};
 
 /// The reservation TTL, registered as app data.
@@ -110,6 +112,7 @@ fn reservation_id(raw: &str) -> Result<ReservationId, Error> {
 #[post("")]
 #[tracing::instrument(skip_all)]
 pub async fn create_reservation(
+    _: Authorized<ReserveStock>,
     store: web::Data<Store>,
     ttl: web::Data<ReservationTtl>,
     metrics: web::Data<InventoryMetrics>,
@@ -140,6 +143,7 @@ pub async fn create_reservation(
 #[get("/{id}")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn get_reservation(
+    _: Authorized<ReserveStock>,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
@@ -169,6 +173,7 @@ pub async fn get_reservation(
 #[post("/{id}/confirm")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn confirm_reservation(
+    _: Authorized<ReserveStock>,
     store: web::Data<Store>,
     metrics: web::Data<InventoryMetrics>,
     path: web::Path<String>,
@@ -206,6 +211,7 @@ pub async fn confirm_reservation(
 #[delete("/{id}")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn release_reservation(
+    _: Authorized<ReserveStock>,
     store: web::Data<Store>,
     metrics: web::Data<InventoryMetrics>,
     path: web::Path<String>,

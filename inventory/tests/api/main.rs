@@ -1,5 +1,6 @@
 //! Inventory through its HTTP interface, on a real socket and a real database.
 
+mod auth;
 mod helpers;
 mod items;
 mod openapi;
