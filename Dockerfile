@@ -112,6 +112,7 @@ LABEL org.opencontainers.image.title="resilient-shop client" \
 # The image's stock site is not served: our nginx.conf includes only the rendered gateway.
 RUN rm -f /etc/nginx/conf.d/default.conf
 COPY docker/gateway/nginx.conf /etc/nginx/nginx.conf
+COPY docker/gateway/security-headers.conf /etc/nginx/security-headers.conf
 COPY docker/gateway/gateway.conf.template /etc/nginx/templates/gateway.conf.template
 COPY --chmod=0755 docker/gateway/15-gateway-resolver.envsh /docker-entrypoint.d/15-gateway-resolver.envsh
 COPY client/ /usr/share/nginx/html/
@@ -122,6 +123,7 @@ COPY client/ /usr/share/nginx/html/
 ENV INVENTORY_UPSTREAM=inventory:7001 \
     PRICING_UPSTREAM=pricing:7003 \
     ORDER_UPSTREAM=order:7002 \
+    IDENTITY_UPSTREAM=identity:7004 \
     NGINX_ENVSUBST_OUTPUT_DIR=/tmp
 # uid 101 is the image's own nginx user; numeric, so Kubernetes' runAsNonRoot can check it.
 USER 101:101

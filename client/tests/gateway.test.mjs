@@ -5,6 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CLIENT_DIR, launchBrowser, newPage, openShop, startStack, textOf, waitFor } from './harness.mjs';
 import { startGateway } from './gateway.mjs';
+import { startNginx } from './nginx.mjs';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 
 describe('served by the gateway', () => {
   let stack;
@@ -50,3 +54,139 @@ describe('served by the gateway', () => {
     assert.deepEqual(page.errors, []);
   });
 });
+
+// The real nginx gateway (docker/gateway/*) in front of a stand-in service that echoes
+// what it was sent: the limits, the security headers and the forwarded headers are
+// nginx's, so they are checked on nginx itself. Skipped where nginx is not installed.
+describe('the nginx gateway', () => {
+  let echo;
+  let gateway;
+  let skip = false;
+
+  before(async () => {
+    echo = await startEcho();
+    const upstream = `127.0.0.1:${echo.port}`;
+    gateway = await startNginx({
+      root: CLIENT_DIR,
+      upstreams: { INVENTORY: upstream, PRICING: upstream, ORDER: upstream, IDENTITY: upstream },
+    });
+    skip = gateway === null;
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await echo?.close();
+  });
+
+  const SECURITY_HEADERS = {
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-opener-policy': 'same-origin',
+  };
+
+  function assertSecurityHeaders(res, what) {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+      assert.equal(res.headers.get(name), value, `${name} on ${what}`);
+    }
+    const csp = res.headers.get('content-security-policy') ?? '';
+    for (const directive of ["default-src 'none'", "connect-src 'self'", "frame-ancestors 'none'"]) {
+      assert.ok(csp.includes(directive), `${directive} in the CSP on ${what}: ${csp}`);
+    }
+    assert.match(res.headers.get('permissions-policy') ?? '', /camera=\(\).*geolocation=\(\).*microphone=\(\)/, what);
+  }
+
+  test('every answer carries the security headers, errors included', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const cases = [
+      ['/', 200],
+      ['/styles.css', 200],
+      ['/healthz', 200],
+      ['/no-such-file', 404],
+      ['/order/orders', 200],
+    ];
+    for (const [path, status] of cases) {
+      const res = await fetch(`${gateway.url}${path}`);
+      assert.equal(res.status, status, path);
+      assertSecurityHeaders(res, `GET ${path}`);
+      await res.arrayBuffer();
+    }
+  });
+
+  test('the CSP allows the page\'s one inline script by its hash', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const html = readFileSync(`${CLIENT_DIR}/index.html`, 'utf8');
+    const inline = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+    assert.equal(inline.length, 1, 'one inline script');
+    const hash = createHash('sha256').update(inline[0]).digest('base64');
+    const res = await fetch(`${gateway.url}/`);
+    assert.ok(res.headers.get('content-security-policy').includes(`'sha256-${hash}'`),
+      'docker/gateway/security-headers.conf has the hash of index.html\'s inline script');
+  });
+
+  test('Authorization, X-Forwarded-For and X-Real-IP reach the service', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const res = await fetch(`${gateway.url}/identity/.well-known/jwks.json`, {
+      headers: { authorization: 'Bearer abc.def.ghi', 'x-forwarded-for': '198.51.100.7' },
+    });
+    assert.equal(res.status, 200);
+    const seen = await res.json();
+    assert.equal(seen.path, '/.well-known/jwks.json', 'the /identity prefix is stripped');
+    assert.equal(seen.authorization, 'Bearer abc.def.ghi');
+    // The client's claim is kept, the address it really came from appended (right-most).
+    assert.equal(seen.forwardedFor, '198.51.100.7, 127.0.0.1');
+    assert.equal(seen.realIp, '127.0.0.1');
+  });
+
+  test('a burst of POSTs to /order/ gets 429 problem+json; reads are not limited', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const statuses = [];
+    let limited;
+    for (let i = 0; i < 40; i += 1) {
+      const res = await fetch(`${gateway.url}/order/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      statuses.push(res.status);
+      if (res.status === 429 && !limited) limited = { res, body: await res.json() };
+      else await res.arrayBuffer();
+    }
+    // 60 a minute with a burst of 20: the first 21 pass, and 40 sent at once cannot
+    // all pass unless it took the client 19 s to send them.
+    assert.deepEqual(statuses.slice(0, 21), Array(21).fill(201));
+    assert.ok(limited, `a 429 in ${statuses}`);
+    assert.equal(limited.res.headers.get('content-type'), 'application/problem+json');
+    assert.equal(limited.res.headers.get('retry-after'), '3');
+    assert.equal(limited.body.code, 'rate_limited');
+    assert.equal(limited.body.status, 429);
+    assertSecurityHeaders(limited.res, 'the 429');
+    for (let i = 0; i < 30; i += 1) {
+      const res = await fetch(`${gateway.url}/order/orders`);
+      assert.equal(res.status, 200, 'reads of /order/ are never limited by the gateway');
+      await res.arrayBuffer();
+    }
+  });
+});
+
+/** A stand-in service that answers every request with what it was sent. */
+function startEcho() {
+  const server = createServer((req, res) => {
+    const body = JSON.stringify({
+      method: req.method,
+      path: req.url,
+      authorization: req.headers.authorization ?? null,
+      forwardedFor: req.headers['x-forwarded-for'] ?? null,
+      realIp: req.headers['x-real-ip'] ?? null,
+    });
+    req.resume();
+    res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json' });
+    res.end(body);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({
+      port: server.address().port,
+      close: () => new Promise((done) => { server.closeAllConnections(); server.close(() => done()); }),
+    }));
+  });
+}

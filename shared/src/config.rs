@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -233,6 +235,48 @@ impl Env {
         T::try_from(n).map_err(|_| ConfigError::new(name, &n.to_string(), "too large"))
     }
 
+    /// A quota per minute: unset or blank is `None` (that limit is off); 0 or
+    /// anything but a whole number is an error rather than "off", so that a
+    /// typo cannot silently lift a limit.
+    ///
+    /// # Errors
+    /// When the value is set and is not a whole number from 1 up.
+    pub fn per_minute(&self, name: &str) -> Result<Option<NonZeroU32>, ConfigError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(None);
+        };
+        raw.parse::<NonZeroU32>().map(Some).map_err(|_| {
+            ConfigError::new(
+                name,
+                &raw,
+                "expected a whole number of requests per minute, at least 1",
+            )
+        })
+    }
+
+    /// A comma list of networks in CIDR form (`10.0.0.0/8, fd00::/8`); a bare
+    /// address is the network of that one address. Unset is the empty list.
+    ///
+    /// # Errors
+    /// When an entry is neither a CIDR network nor an IP address.
+    pub fn networks(&self, name: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(Vec::new());
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(name, entry, "expected a CIDR network such as 10.0.0.0/8")
+                    })
+            })
+            .collect()
+    }
+
     /// A millisecond range such as `100-500`, or a single value such as `200`.
     ///
     /// # Errors
@@ -355,6 +399,38 @@ impl ChaosConfig {
     }
 }
 
+/// Per-caller request quotas (see `crate::rate_limit`), all off unless configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// `RATE_LIMIT_READS_PER_MIN`: GET and HEAD requests per caller.
+    pub reads_per_min: Option<NonZeroU32>,
+    /// `RATE_LIMIT_WRITES_PER_MIN`: every other method, per caller.
+    pub writes_per_min: Option<NonZeroU32>,
+    /// `RATE_LIMIT_SIGNIN_PER_MIN`: sign-in routes, per client address.
+    pub sign_in_per_min: Option<NonZeroU32>,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl RateLimitConfig {
+    /// No limits: what tests and a first local run get.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    /// # Errors
+    /// When a `RATE_LIMIT_*` variable is 0 or not a number, or
+    /// `TRUSTED_PROXIES` holds something that is not a network.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            reads_per_min: env.per_minute("RATE_LIMIT_READS_PER_MIN")?,
+            writes_per_min: env.per_minute("RATE_LIMIT_WRITES_PER_MIN")?,
+            sign_in_per_min: env.per_minute("RATE_LIMIT_SIGNIN_PER_MIN")?,
+            trusted_proxies: env.networks("TRUSTED_PROXIES")?,
+        })
+    }
+}
+
 /// What every service's HTTP server needs, whatever the service.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -365,6 +441,7 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     pub allowed_origins: AllowedOrigins,
     pub chaos: ChaosConfig,
+    pub rate_limits: RateLimitConfig,
     pub log_format: LogFormat,
     /// On SIGTERM, how long readiness answers 503 before the listener closes,
     /// so that load balancers stop sending new requests first.
@@ -382,8 +459,8 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// # Errors
     /// When `HOST`, `PORT`, `WORKERS`, `CORS_ALLOWED_ORIGINS`, `LOG_FORMAT`,
-    /// `SHUTDOWN_DRAIN_MS`, `SHUTDOWN_TIMEOUT_MS`, `BODY_LIMIT_BYTES` or a
-    /// `CHAOS_*` variable has a bad value.
+    /// `SHUTDOWN_DRAIN_MS`, `SHUTDOWN_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
+    /// `TRUSTED_PROXIES` or a `CHAOS_*` or `RATE_LIMIT_*` variable has a bad value.
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
         let workers = match env.optional("WORKERS") {
             None => None,
@@ -395,6 +472,7 @@ impl ServerConfig {
             workers,
             allowed_origins: env.parse("CORS_ALLOWED_ORIGINS", AllowedOrigins::Any)?,
             chaos: ChaosConfig::from_env(env)?,
+            rate_limits: RateLimitConfig::from_env(env)?,
             log_format: env.parse("LOG_FORMAT", LogFormat::Text)?,
             drain_delay: env.millis("SHUTDOWN_DRAIN_MS", 1000, 0)?,
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0)?,
@@ -413,6 +491,7 @@ impl ServerConfig {
             workers: Some(2),
             allowed_origins: AllowedOrigins::Any,
             chaos: ChaosConfig::off(),
+            rate_limits: RateLimitConfig::off(),
             log_format: LogFormat::Text,
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
@@ -610,6 +689,26 @@ mod tests {
         assert!(config.chaos.is_off());
         assert_eq!(config.allowed_origins, AllowedOrigins::Any);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.rate_limits, RateLimitConfig::off());
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_parse() {
+        let env = Env::from_pairs([
+            ("RATE_LIMIT_READS_PER_MIN", "1200"),
+            ("RATE_LIMIT_SIGNIN_PER_MIN", " 20 "),
+            ("TRUSTED_PROXIES", "172.16.0.0/12, fd00::/8,10.1.2.3"),
+        ]);
+        let limits = ServerConfig::from_env(&env, 1).expect("valid").rate_limits;
+        assert_eq!(limits.reads_per_min, NonZeroU32::new(1200));
+        assert_eq!(limits.writes_per_min, None, "unset is off");
+        assert_eq!(limits.sign_in_per_min, NonZeroU32::new(20));
+        let trusted: Vec<String> = limits
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(trusted, ["172.16.0.0/12", "fd00::/8", "10.1.2.3/32"]);
     }
 
     #[test]
@@ -625,6 +724,11 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("CORS_ALLOWED_ORIGINS", "example.com"),
             ("WORKERS", "0"),
+            ("RATE_LIMIT_READS_PER_MIN", "0"),
+            ("RATE_LIMIT_WRITES_PER_MIN", "many"),
+            ("RATE_LIMIT_SIGNIN_PER_MIN", "-5"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, gateway"),
         ];
         for (name, value) in cases {
             let err = ServerConfig::from_env(&Env::from_pairs([(name, value)]), 7001)

@@ -56,6 +56,9 @@
 //!   PostgreSQL.
 //! - [`periodic`] (health): the loop behind every background task, stopped by
 //!   draining.
+//! - [`rate_limit`] (config, health, metrics, paths, periodic, problem, auth):
+//!   per-caller quotas (`RATE_LIMIT_*`, `TRUSTED_PROXIES`), off unless
+//!   configured, with the `RateLimit` headers and 429 past them.
 //!
 //! The top, which puts the rest together:
 //!
@@ -85,6 +88,7 @@ pub mod openapi;
 pub mod paths;
 pub mod periodic;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod server;
 pub mod service;

@@ -32,6 +32,7 @@ pub use prometheus_client::registry::Registry;
 pub mod names {
     pub const HTTP_REQUESTS: &str = "http_requests";
     pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+    pub const HTTP_REQUESTS_RATE_LIMITED: &str = "http_requests_rate_limited";
     pub const BREAKER_STATE: &str = "circuit_breaker_state";
     pub const BREAKER_TRANSITIONS: &str = "circuit_breaker_transitions";
     pub const BREAKER_REJECTED_CALLS: &str = "circuit_breaker_rejected_calls";

@@ -39,6 +39,13 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// which is also short enough that a client's retry is not a burden.
 pub const RETRY_SOON: Duration = Duration::from_secs(1);
 
+/// `after` in the whole seconds HTTP headers carry (`Retry-After`, the
+/// `RateLimit` reset): rounded up, and at least 1, so that a client told to
+/// wait never retries early or at once.
+pub fn whole_seconds(after: Duration) -> u64 {
+    (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1)
+}
+
 /// The standard members of a problem body (RFC 9457 plus our `code` and
 /// `request_id`). Services add extension members (`skus`, `checks`, …) beside
 /// them; the schema allows any.
@@ -114,6 +121,7 @@ impl Problem {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
             s if s.is_server_error() => "internal_error",
             _ => "bad_request",
@@ -186,8 +194,7 @@ impl Problem {
         let mut response = HttpResponse::build(self.status);
         response.content_type(CONTENT_TYPE);
         if let Some(after) = self.retry_after {
-            let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
-            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            response.insert_header((header::RETRY_AFTER, whole_seconds(after).to_string()));
         }
         for (name, value) in &self.headers {
             if let Ok(value) = header::HeaderValue::from_str(value) {

@@ -5,14 +5,22 @@
 //!
 //! ```text
 //! request ─▶ request id ─▶ span + access log ─▶ HTTP metrics ─▶ CORS
-//!         ─▶ problem bodies for bare errors ─▶ caller (bearer token) ─▶ chaos ─▶ routes
+//!         ─▶ problem bodies for bare errors ─▶ caller (bearer token) ─▶ rate limits
+//!         ─▶ chaos ─▶ routes
 //! ```
 //!
 //! (actix runs the last `.wrap` first, so the code lists them inside-out.)
 //! The order matters: the id exists before the span that carries it opens,
 //! and the access log and the metrics sit outside CORS and the error
-//! handlers, so that they see the status the caller gets; the caller is known
-//! before fault injection, so a bad token is refused even when chaos is on.
+//! handlers, so that they see the status the caller gets. Rate limits sit
+//! inside CORS, so that a 429 carries the CORS headers a browser needs to
+//! read it (and preflights are answered before they could be counted), and
+//! outside chaos, so that a caller over quota is refused before any work
+//! or injected delay is spent on it; their 429s go through the access log
+//! and the HTTP metrics like any other answer.
+//! The caller is known before the rate limits (their key is its subject when
+//! it has one) and before fault injection, so a bad token is refused even
+//! when chaos is on.
 //!
 //! Shutdown is ours rather than actix's: on SIGTERM readiness turns 503 at
 //! once, the listener stays open for `drain_delay` so load balancers notice,
@@ -33,8 +41,11 @@ use crate::config::{ChaosConfig, ServerConfig};
 use crate::health::Lifecycle;
 use crate::metrics::{HttpMetrics, MetricsRegistry, Registry};
 use crate::openapi::ApiConfig;
+use crate::rate_limit::RateLimits;
 use crate::service::ServiceInfo;
-use crate::{access_log, auth, chaos, cors, health, metrics, openapi, paths, problem, request_id};
+use crate::{
+    access_log, auth, chaos, cors, health, metrics, openapi, paths, problem, rate_limit, request_id,
+};
 
 /// A bound, running (once awaited) server.
 pub struct Server {
@@ -92,7 +103,10 @@ where
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;
     let port = listener.local_addr()?.port();
     let lifecycle = Lifecycle::default();
+    let rate_limits = web::Data::new(RateLimits::new(&config.rate_limits, &mut registry));
+    rate_limit::spawn_pruning(rate_limits.clone(), lifecycle.clone());
     let data = AppData {
+        rate_limits,
         http_metrics: web::Data::new(HttpMetrics::register(&mut registry)),
         registry: web::Data::new(MetricsRegistry::new(registry)),
         info: web::Data::new(info),
@@ -109,6 +123,7 @@ where
         let (app, api) = App::new()
             .configure(|cfg| data.register(cfg))
             .wrap(from_fn(chaos::middleware))
+            .wrap(from_fn(rate_limit::middleware))
             .wrap(from_fn(auth::middleware))
             .wrap(ErrorHandlers::new().default_handler(problem::replace_bare_error))
             .wrap(cors::cors(&origins))
@@ -149,6 +164,7 @@ struct AppData {
     lifecycle: web::Data<Lifecycle>,
     chaos: web::Data<ChaosConfig>,
     authenticator: web::Data<Authenticator>,
+    rate_limits: web::Data<RateLimits>,
     http_metrics: web::Data<HttpMetrics>,
     registry: web::Data<MetricsRegistry>,
     body_limit: usize,
@@ -160,6 +176,7 @@ impl AppData {
             .app_data(self.lifecycle.clone())
             .app_data(self.chaos.clone())
             .app_data(self.authenticator.clone())
+            .app_data(self.rate_limits.clone())
             .app_data(self.http_metrics.clone())
             .app_data(self.registry.clone())
             .app_data(problem::json_config(self.body_limit))
