@@ -67,12 +67,13 @@ async fn customers_place_read_list_and_cancel_only_their_own_orders() {
         .assert_status(201);
     let mismatch = place(&alice, &order_body("bob", &[("A001", 1)])).await;
     mismatch.assert_problem(403, "customer_mismatch");
-    assert_eq!(stack.stock("A001").await, 48, "the refused order held nothing");
+    assert_eq!(
+        stack.stock("A001").await,
+        48,
+        "the refused order held nothing"
+    );
 
-    alice
-        .get(&format!("/orders/{id}"))
-        .await
-        .assert_status(200);
+    alice.get(&format!("/orders/{id}")).await.assert_status(200);
     let own = alice.get("/orders").await;
     own.assert_status(200);
     assert_eq!(own.body["count"], 2);
@@ -99,11 +100,11 @@ async fn customers_place_read_list_and_cancel_only_their_own_orders() {
     assert_eq!(bob.get("/orders").await.body["count"], 0);
 
     // orders:admin reads and lists anyone's.
-    admin
-        .get(&format!("/orders/{id}"))
-        .await
-        .assert_status(200);
-    assert_eq!(admin.get("/orders?customer_id=alice").await.body["count"], 2);
+    admin.get(&format!("/orders/{id}")).await.assert_status(200);
+    assert_eq!(
+        admin.get("/orders?customer_id=alice").await.body["count"],
+        2
+    );
 
     // Alice cancels hers.
     let cancelled = cancel(&alice, &id).await;
@@ -152,7 +153,10 @@ async fn optional_auth_serves_anonymous_callers_as_before_but_not_others_orders(
         .get(&format!("/orders/{id}"))
         .await
         .assert_status(200);
-    assert_eq!(client.get("/orders?customer_id=alice").await.body["count"], 1);
+    assert_eq!(
+        client.get("/orders?customer_id=alice").await.body["count"],
+        1
+    );
     // Without a token the body must say whose order it is.
     place(client, &items_only())
         .await
@@ -345,7 +349,8 @@ async fn wrong_client_credentials_fail_orders_like_an_unreachable_inventory() {
     assert!(
         metrics
             .lines()
-            .any(|l| l.contains(r#"dependency="inventory""#) && l.contains(r#"outcome="credentials""#)),
+            .any(|l| l.contains(r#"dependency="inventory""#)
+                && l.contains(r#"outcome="credentials""#)),
         "{metrics}"
     );
     let logs = captured_logs();
@@ -368,10 +373,7 @@ async fn a_token_inventory_refuses_is_replaced_on_the_next_call() {
         .place("c1", &[("A001", 1)])
         .await
         .assert_problem(502, "inventory_refused");
-    stack
-        .place("c1", &[("A001", 1)])
-        .await
-        .assert_status(201);
+    stack.place("c1", &[("A001", 1)]).await.assert_status(201);
     assert_eq!(endpoint.fetches(), 2);
     assert_eq!(stack.stock("A001").await, 49);
 }
