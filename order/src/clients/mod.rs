@@ -256,20 +256,37 @@ impl Downstream {
                 return Err(rejected.into());
             }
         };
-        let outcome = match self.credentials.bearer().await {
-            Ok(bearer) => {
-                let request = self.request(method.clone(), path, request_id, &bearer);
-                let outcome = self.exchange(request, body).await;
-                if matches!(&outcome, Err(CallError::Status { status, .. }) if *status == StatusCode::UNAUTHORIZED)
-                {
-                    self.credentials.refused(&bearer);
-                }
-                outcome
-            }
-            Err(no_token) => Err(no_token),
-        };
+        let outcome = self.call(method.clone(), path, body, request_id).await;
         permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
         self.report(&method, path, &outcome, started.elapsed());
+        outcome
+    }
+
+    /// One exchange with this service's credentials: a token that cannot be
+    /// had within the timeout fails the call unsent, and a 401 tells the
+    /// credentials their token was refused.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let bearer = tokio::time::timeout(self.timeout, self.credentials.bearer())
+            .await
+            .map_err(|_| {
+                let waited = self.timeout;
+                CallError::Credentials(format!(
+                    "the token endpoint did not answer within {waited:?}"
+                ))
+            })??;
+        let request = self.request(method, path, request_id, &bearer);
+        let outcome = self.exchange(request, body).await;
+        if let Err(CallError::Status { status, .. }) = &outcome
+            && *status == StatusCode::UNAUTHORIZED
+        {
+            self.credentials.refused(&bearer);
+        }
         outcome
     }
 
