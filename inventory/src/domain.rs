@@ -22,7 +22,9 @@ pub enum ParseError {
     Lines(#[from] LinesError),
     #[error("name must be 1-{MAX_NAME} characters, not blank, without control characters")]
     Name,
-    #[error("category {0:?} is not 1-{MAX_CATEGORY} lower-case letters, digits, '-' or '_', starting with a letter")]
+    #[error(
+        "category {0:?} is not 1-{MAX_CATEGORY} lower-case letters, digits, '-' or '_', starting with a letter"
+    )]
     Category(String),
     #[error("delta must be a non-zero whole number between -{MAX_DELTA} and {MAX_DELTA}")]
     Delta,
@@ -73,7 +75,8 @@ impl Category {
         let mut bytes = raw.bytes();
         let valid = raw.len() <= MAX_CATEGORY
             && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && bytes
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         valid
             .then(|| Self(raw.to_owned()))
             .ok_or_else(|| ParseError::Category(raw.to_owned()))
@@ -402,13 +405,26 @@ mod tests {
         for good in ["Laptop", "Über-Maus 2000", &"x".repeat(MAX_NAME)] {
             assert!(ItemName::parse(good).is_ok(), "{good:?}");
         }
-        for bad in ["", "   ", "tab\there", "new\nline", &"x".repeat(MAX_NAME + 1)] {
+        for bad in [
+            "",
+            "   ",
+            "tab\there",
+            "new\nline",
+            &"x".repeat(MAX_NAME + 1),
+        ] {
             assert!(ItemName::parse(bad).is_err(), "{bad:?}");
         }
         for good in ["electronics", "home-office", "a1_b"] {
             assert!(Category::parse(good).is_ok(), "{good:?}");
         }
-        for bad in ["", "Electronics", "1abc", "with space", "-x", &"a".repeat(MAX_CATEGORY + 1)] {
+        for bad in [
+            "",
+            "Electronics",
+            "1abc",
+            "with space",
+            "-x",
+            &"a".repeat(MAX_CATEGORY + 1),
+        ] {
             assert!(Category::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -417,7 +433,10 @@ mod tests {
     fn stock_adjustments_are_non_zero_bounded_and_explained() {
         let ok = StockAdjustment::parse(-5, "damaged").expect("valid");
         assert_eq!((ok.delta(), ok.direction()), (-5, "out"));
-        assert_eq!(StockAdjustment::parse(MAX_DELTA, "delivery").map(|a| a.direction()), Ok("in"));
+        assert_eq!(
+            StockAdjustment::parse(MAX_DELTA, "delivery").map(|a| a.direction()),
+            Ok("in")
+        );
         for (delta, reason) in [
             (0, "x"),
             (MAX_DELTA + 1, "x"),
@@ -426,7 +445,10 @@ mod tests {
             (1, " "),
             (1, "bad\u{7}"),
         ] {
-            assert!(StockAdjustment::parse(delta, reason).is_err(), "{delta} {reason:?}");
+            assert!(
+                StockAdjustment::parse(delta, reason).is_err(),
+                "{delta} {reason:?}"
+            );
         }
         assert!(StockAdjustment::parse(1, &"r".repeat(MAX_REASON + 1)).is_err());
     }

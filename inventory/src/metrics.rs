@@ -63,7 +63,9 @@ impl InventoryMetrics {
             metrics.adjustments.clone(),
         );
         for direction in ["in", "out"] {
-            let _ = metrics.adjustments.get_or_create(&DirectionLabels { direction });
+            let _ = metrics
+                .adjustments
+                .get_or_create(&DirectionLabels { direction });
         }
         for outcome in OUTCOMES {
             let _ = metrics.reservations.get_or_create(&OutcomeLabels {

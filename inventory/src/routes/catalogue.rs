@@ -12,8 +12,8 @@ use shared::timestamp::{now_ms, to_rfc3339};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
-    Category, ChangeKind, Item, ItemChange, ItemDetails, ItemName, MAX_DELTA, MAX_NAME,
-    MAX_REASON, ParseError, Sku, StockAdjustment,
+    Category, ChangeKind, Item, ItemChange, ItemDetails, ItemName, MAX_DELTA, MAX_NAME, MAX_REASON,
+    ParseError, Sku, StockAdjustment,
 };
 use crate::error::{Error, SkuProblem, StockProblem};
 use crate::metrics::InventoryMetrics;
@@ -253,7 +253,10 @@ pub async fn item_history(
             "limit must be between 1 and {MAX_HISTORY}"
         )));
     }
-    let changes = store.item_history(&sku, limit).await?.ok_or_else(not_found)?;
+    let changes = store
+        .item_history(&sku, limit)
+        .await?
+        .ok_or_else(not_found)?;
     let changes: Vec<ItemChangeResponse> = changes.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(ItemHistory {
         sku,
