@@ -418,7 +418,8 @@ mod tests {
         assert!(PriceEntry::parse(1_000_000.0, 100, None).is_ok());
         assert!(PriceEntry::parse(0.01, 0, Some(&[])).is_ok());
         let eleven: Vec<(u64, u64)> = (2..13).map(|q| (q, 1)).collect();
-        let cases: [(f64, u64, Option<&[(u64, u64)]>); 11] = [
+        type Case<'a> = (f64, u64, Option<&'a [(u64, u64)]>);
+        let cases: [Case<'_>; 11] = [
             (0.0, 0, None),
             (-1.0, 0, None),
             (1_000_000.01, 0, None),
