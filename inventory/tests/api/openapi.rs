@@ -54,7 +54,10 @@ async fn the_reservation_endpoints_document_both_token_schemes() {
         assert_eq!(operation["responses"].get("403").is_some(), guarded);
     }
     let schemes = &api.doc["components"]["securitySchemes"];
-    assert_eq!(schemes["service_token"], json!({"type": "http", "scheme": "bearer"}));
+    assert_eq!(
+        schemes["service_token"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
     assert_eq!(schemes["bearer_token"]["bearerFormat"], "JWT");
     // And the 401 the description promises is what a caller without the token gets.
     let res = app.reserve("r1", &[("A001", 1)]).await;

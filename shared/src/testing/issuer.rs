@@ -74,7 +74,10 @@ impl TestKey {
     /// # Panics
     /// Never: the fixture is a valid key.
     pub fn rsa() -> Self {
-        let body: String = RSA_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+        let body: String = RSA_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .expect("the RSA fixture is base64");
