@@ -411,6 +411,33 @@ mod tests {
     }
 
     #[test]
+    fn either_token_scheme_documents_its_refusals() {
+        use utoipa::openapi::security::SecurityRequirement;
+        let mut operation = OperationBuilder::new()
+            .response("200", ResponseBuilder::new().description("ok").build())
+            .security(SecurityRequirement::new(
+                SERVICE_TOKEN,
+                Vec::<String>::new(),
+            ))
+            .security(SecurityRequirement::new(BEARER_TOKEN, Vec::<String>::new()))
+            .build();
+        assert!(names_scheme(&operation, SERVICE_TOKEN) && names_scheme(&operation, BEARER_TOKEN));
+        add_framework_responses(&mut operation, true);
+        let statuses: Vec<&str> = operation
+            .responses
+            .responses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(statuses, ["200", "401", "403", "503"]);
+        let RefOr::T(unauthorized) = &operation.responses.responses["401"] else {
+            panic!("inline response");
+        };
+        assert!(unauthorized.description.contains("SERVICE_TOKEN"));
+        assert!(unauthorized.description.contains("WWW-Authenticate"));
+    }
+
+    #[test]
     fn allowed_methods_follow_the_document() {
         let mut api = OpenApi::default();
         let mut item = PathItem::new(HttpMethod::Get, Operation::default());

@@ -399,4 +399,48 @@ mod tests {
         assert!(claims.has_scope("b:write"));
         assert!(!claims.has_scope("b"));
     }
+
+    #[test]
+    fn a_poisoned_memory_is_still_used_without_panicking() {
+        let config = AuthConfig {
+            issuer: Some("http://127.0.0.1:1".into()),
+            ..AuthConfig::off()
+        };
+        let verifier = Verifier::new(&config).expect("auth is on");
+        let poisoning = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _held = verifier.remembered.lock();
+                panic!("poisoning the lock");
+            })
+            .join()
+        });
+        assert!(poisoning.is_err() && verifier.remembered.is_poisoned());
+        let claims = Arc::new(Claims {
+            subject: "c1".into(),
+            scopes: vec![],
+            expires_at: now_s() + 60,
+        });
+        verifier.remember("t", &claims);
+        assert_eq!(verifier.recall("t"), Some(claims));
+        assert_eq!(verifier.recall("other"), None);
+    }
+
+    #[test]
+    fn the_memory_stays_bounded() {
+        let config = AuthConfig {
+            issuer: Some("http://127.0.0.1:1".into()),
+            ..AuthConfig::off()
+        };
+        let verifier = Verifier::new(&config).expect("auth is on");
+        let claims = Arc::new(Claims {
+            subject: "c1".into(),
+            scopes: vec![],
+            expires_at: now_s() + 60,
+        });
+        for i in 0..=REMEMBERED_MAX * 2 {
+            verifier.remember(&format!("t{i}"), &claims);
+        }
+        let size = verifier.remembered.lock().map(|m| m.len()).unwrap_or(0);
+        assert!((1..=REMEMBERED_MAX).contains(&size), "{size} remembered");
+    }
 }

@@ -22,7 +22,7 @@ use crate::config::AuthConfig;
 
 /// A fixed 2048-bit RSA key (PKCS#1, made once with `openssl genrsa`):
 /// generating one takes seconds in a debug build.
-const RSA_PEM: &str = include_str!("fixtures/rsa-2048.pem");
+const RSA_PEM: &str = include_str!("../../fixtures/rsa-2048.pem");
 
 /// One signing key: the private half and its public JWK.
 #[derive(Clone)]
