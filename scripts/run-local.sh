@@ -12,6 +12,8 @@
 # Settings (environment): PROFILE (release|debug, default release), DATA_DIR
 # (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT, and
 # any service variable from the README (RUST_LOG, LOG_FORMAT, SERVICE_TOKEN, ...).
+# INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, PRICING_DATABASE_URL and
+# IDENTITY_DATABASE_URL each become that service's DATABASE_URL (e.g. PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,13 @@ if [ "${DEMO_CHAOS:-on}" = off ]; then
   inventory_chaos=()
   pricing_chaos=()
 fi
+
+# database SERVICE: that service's DATABASE_URL setting, if one was given.
+database() {
+  local name
+  name="$(echo "$1" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
+  [ -n "${!name:-}" ] && echo "DATABASE_URL=${!name}" || echo "UNUSED_DATABASE_URL="
+}
 
 identity_url="http://localhost:$identity_port"
 identity_auth=() services_auth=() order_auth=()
@@ -68,11 +77,11 @@ stop() {
 trap stop INT TERM EXIT
 
 # No signing key configured: identity generates one into $DATA_DIR (development only).
-env PORT="$identity_port" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}" \
+env PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}" \
   "$bin_dir/identity" & pids+=($!) names+=(identity)
-env PORT="$inventory_port" "${inventory_chaos[@]}" "${services_auth[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
-env PORT="$pricing_port" "${pricing_chaos[@]}" "${services_auth[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
-env PORT="$order_port" "${services_auth[@]}" "${order_auth[@]}" \
+env PORT="$inventory_port" "$(database inventory)" "${inventory_chaos[@]}" "${services_auth[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
+env PORT="$pricing_port" "$(database pricing)" "${pricing_chaos[@]}" "${services_auth[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
+env PORT="$order_port" "$(database order)" "${services_auth[@]}" "${order_auth[@]}" \
   INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
   PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}" \
   "$bin_dir/order" & pids+=($!) names+=(order)

@@ -36,8 +36,11 @@ PROFILE=debug scripts/schemathesis.sh
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
 # its own database on it.
+# On the same cluster, the access-control journey through the local stack
+# with tokens required, one database per service.
 scripts/with-postgres.sh sh -c \
-  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api'
+  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api &&
+   scripts/auth-journey.sh'
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
@@ -56,6 +59,9 @@ scripts/seed-commands.sh http://localhost:17001 http://localhost:17002 http://lo
   { echo "-- the stack's log --"; cat "$log"; exit 1; }
 kill "$stack"
 wait "$stack" 2>/dev/null || true
+
+section "the access-control journey (SQLite, tokens required)"
+scripts/auth-journey.sh
 
 section "Kubernetes manifests"
 scripts/check-k8s.sh
