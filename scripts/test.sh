@@ -4,9 +4,11 @@
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. every crate's unit and HTTP tests on embedded SQLite, then schemathesis
 #      against each service's /openapi.json (scripts/schemathesis.sh)
-#   3. the inventory, order and pricing HTTP suites again on PostgreSQL: a throwaway cluster
-#      (scripts/with-postgres.sh; Debian's postgresql, installed when missing)
-#   4. the seed's curl commands against the local stack started by scripts/run-local.sh
+#   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
+#      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
+#      missing), and the access-control journey on it (scripts/auth-journey.sh)
+#   4. the seed's curl commands against the local stack started by scripts/run-local.sh,
+#      then the access-control journey on SQLite with tokens required
 #   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh)
 #   6. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
