@@ -7,14 +7,16 @@
 # It installs schemathesis from PyPI into a venv (.cache/, ignored by git), builds
 # the services unless PROFILE's binaries are there already, and starts them on
 # free ports on 127.0.0.1 with embedded SQLite in a temporary DATA_DIR, chaos off,
-# inventory on bench/inventory-catalog.json (stock that does not run out) and
-# behind a SERVICE_TOKEN (so `ignored_auth` has something to check), identity with
-# a generated key in that DATA_DIR and one OAuth client.
+# inventory on bench/inventory-catalog.json (stock that does not run out), identity
+# with a generated key in that DATA_DIR and one OAuth client holding every scope,
+# and the other three requiring its tokens (AUTH_REQUIRED), so that `ignored_auth`
+# checks every guarded route; schemathesis sends that client's token.
 #
 # Settings (environment): PROFILE (debug|release, default debug), MAX_EXAMPLES
 # (per operation and phase, default 40), MAX_TIME (seconds per service, default
 # 60), SEED (default 1, for runs that repeat; "random" for a new one each run),
-# SCHEMATHESIS_VENV (default .cache/schemathesis).
+# SCHEMATHESIS_VENV (default .cache/schemathesis), ONLY (a space list of services
+# to run, default all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,17 +68,20 @@ trap stop EXIT
 
 # Chaos off whatever the caller's environment says; logs go to files, shown on failure.
 common=(HOST=127.0.0.1 DATA_DIR="$work/data" RUST_LOG=warn CHAOS_DELAY_RATE=0 CHAOS_FAILURE_RATE=0)
-env "${common[@]}" PORT="$inventory_port" SERVICE_TOKEN="$token" \
+# Identity first: the others trust its tokens, and schemathesis needs one.
+scopes='["inventory:reserve","inventory:write","pricing:write","orders:admin","chaos:write"]'
+env "${common[@]}" PORT="$identity_port" IDENTITY_SIGNIN_FAILURE_BURST=1000000 \
+  IDENTITY_ISSUER="http://127.0.0.1:$identity_port" ACCESS_TOKEN_TTL_S=3600 \
+  IDENTITY_CLIENTS="[{\"client_id\":\"schemathesis\",\"client_secret\":\"$token\",\"scopes\":$scopes}]" \
+  "$bin_dir/identity" >"$work/identity.log" 2>&1 & pids+=($!)
+auth=(AUTH_ISSUER="http://127.0.0.1:$identity_port" AUTH_REQUIRED=true)
+env "${common[@]}" "${auth[@]}" PORT="$inventory_port" SERVICE_TOKEN="$token" \
   INVENTORY_CATALOG=bench/inventory-catalog.json \
   "$bin_dir/inventory" >"$work/inventory.log" 2>&1 & pids+=($!)
-env "${common[@]}" PORT="$pricing_port" "$bin_dir/pricing" >"$work/pricing.log" 2>&1 & pids+=($!)
-env "${common[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
+env "${common[@]}" "${auth[@]}" PORT="$pricing_port" "$bin_dir/pricing" >"$work/pricing.log" 2>&1 & pids+=($!)
+env "${common[@]}" "${auth[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
   INVENTORY_URL="http://127.0.0.1:$inventory_port" PRICING_URL="http://127.0.0.1:$pricing_port" \
   "$bin_dir/order" >"$work/order.log" 2>&1 & pids+=($!)
-# The sign-in throttle raised out of the way, so that fuzzing reaches the logic behind it.
-env "${common[@]}" PORT="$identity_port" IDENTITY_SIGNIN_FAILURE_BURST=1000000 \
-  IDENTITY_CLIENTS="[{\"client_id\":\"schemathesis\",\"client_secret\":\"$token\",\"scopes\":[\"inventory:reserve\"]}]" \
-  "$bin_dir/identity" >"$work/identity.log" 2>&1 & pids+=($!)
 
 for port in "$inventory_port" "$pricing_port" "$order_port" "$identity_port"; do
   for _ in $(seq 1 100); do
@@ -90,6 +95,10 @@ for port in "$inventory_port" "$pricing_port" "$order_port" "$identity_port"; do
   }
 done
 
+access_token=$(curl -fs -u "schemathesis:$token" -d grant_type=client_credentials \
+  "http://127.0.0.1:$identity_port/token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+bearer="Authorization: Bearer $access_token"
+
 seed_args=()
 [ "$seed" != random ] && seed_args=(--seed "$seed")
 
@@ -97,6 +106,7 @@ failed=()
 run() { # service, port, extra schemathesis arguments...
   local service=$1 port=$2
   shift 2
+  case " ${ONLY:-$service} " in *" $service "*) ;; *) return 0 ;; esac
   section "schemathesis: $service (:$port)"
   local started=$SECONDS
   # Run from the temporary folder: schemathesis keeps a crash cache in its
@@ -120,9 +130,9 @@ run() { # service, port, extra schemathesis arguments...
   fi
 }
 
-run inventory "$inventory_port" --header "Authorization: Bearer $token"
-run pricing "$pricing_port"
-run order "$order_port"
+run inventory "$inventory_port" --header "$bearer"
+run pricing "$pricing_port" --header "$bearer"
+run order "$order_port" --header "$bearer"
 # The client's HTTP Basic credentials, so that POST /token is exercised beyond its 401.
 run identity "$identity_port" --header "Authorization: Basic $(printf 'schemathesis:%s' "$token" | base64 -w0)"
 

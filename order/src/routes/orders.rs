@@ -38,8 +38,9 @@ pub enum CreateOrderRequest {
 #[schema(example = json!({"customer_id": "test", "skus": ["A001", "B001"]}))]
 pub struct OrderBySkus {
     /// Whose order. Required without an access token; with one it is the
-    /// token's subject, which this may repeat but not contradict.
-    #[schema(value_type = CustomerId, required = false)]
+    /// token's subject, which this may repeat but not contradict (`null` is
+    /// the same as leaving it out).
+    #[schema(value_type = CustomerId, required = false, nullable = true)]
     customer_id: Option<String>,
     /// 1 to 100 distinct skus; a sku listed twice is ordered twice.
     #[schema(value_type = Vec<Sku>, min_items = 1)]
@@ -52,8 +53,9 @@ pub struct OrderBySkus {
 #[schema(example = json!({"customer_id": "c1", "items": [{"sku": "A001", "quantity": 2}]}))]
 pub struct OrderByItems {
     /// Whose order. Required without an access token; with one it is the
-    /// token's subject, which this may repeat but not contradict.
-    #[schema(value_type = CustomerId, required = false)]
+    /// token's subject, which this may repeat but not contradict (`null` is
+    /// the same as leaving it out).
+    #[schema(value_type = CustomerId, required = false, nullable = true)]
     customer_id: Option<String>,
     /// 1 to 100 distinct skus; lines naming the same sku are added up.
     #[schema(min_items = 1)]
@@ -269,7 +271,7 @@ pub struct ListQuery {
     /// Whose orders: required without an access token; with one, the
     /// token's subject by default. A customer's token lists only its own
     /// orders (another customer's answer an empty page); `orders:admin` any.
-    #[param(value_type = CustomerId, example = "c1")]
+    #[param(value_type = CustomerId, required = false, example = "c1")]
     customer_id: Option<String>,
     /// Only orders in this status, or in any of a comma list of them
     /// (`rejected,failed`); every status when absent. Rejected and failed
@@ -290,8 +292,9 @@ pub struct ListQuery {
         example = "AQAAAaISJdkAAZOkpH88fB6dKlsfPi1Maw"
     )]
     cursor: Option<String>,
-    /// At most this many, newest first (1 to 200; default 50; values outside are brought into range).
-    #[param(example = 20)]
+    /// At most this many, newest first (1 to 200; default 50; values outside
+    /// are brought into range). Any whole number that fits 32 bits unsigned.
+    #[param(value_type = i64, required = false, minimum = 0, maximum = 4_294_967_295_i64, example = 20)]
     limit: Option<u32>,
 }
 

@@ -37,9 +37,10 @@ pub struct PutPriceRequest {
     #[serde(deserialize_with = "shared::validate::whole_number")]
     discount_percent: u64,
     /// The sku's own quantity tiers (at most 10, `min_quantity` from 2 and
-    /// strictly increasing); `[]` for none. Left out: the catalogue's tiers.
+    /// strictly increasing); `[]` for none. Left out or `null`: the
+    /// catalogue's tiers.
     #[serde(default)]
-    #[schema(max_items = 10, nullable = false)]
+    #[schema(max_items = 10, nullable = true)]
     tiers: Option<Vec<TierIn>>,
 }
 
