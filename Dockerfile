@@ -1,6 +1,6 @@
 # Images of the whole system, one target each:
 #
-#   docker build --target inventory -t resilient-shop/inventory .   (also: pricing, order)
+#   docker build --target inventory -t resilient-shop/inventory .   (also: pricing, order, identity)
 #   docker build --target client    -t resilient-shop/client .      (web client + gateway on :8080)
 #
 # docker-compose.yml builds all four. The three services share one builder stage: the
@@ -27,13 +27,14 @@ COPY shared/Cargo.toml shared/
 COPY inventory/Cargo.toml inventory/
 COPY pricing/Cargo.toml pricing/
 COPY order/Cargo.toml order/
-RUN mkdir -p shared/src inventory/src pricing/src order/src \
+COPY identity/Cargo.toml identity/
+RUN mkdir -p shared/src inventory/src pricing/src order/src identity/src \
     && touch shared/src/lib.rs \
-    && for crate in inventory pricing order; do \
+    && for crate in inventory pricing order identity; do \
          touch "$crate/src/lib.rs" && echo 'fn main() {}' > "$crate/src/main.rs"; \
        done \
     && cargo build --release --locked \
-    && rm -rf shared/src inventory/src pricing/src order/src
+    && rm -rf shared/src inventory/src pricing/src order/src identity/src
 
 # 2. The real sources (tests are left out by .dockerignore). COPY keeps the files' own
 #    modification times, which can be older than the stand-ins' build: touching them makes
@@ -42,10 +43,12 @@ COPY shared shared
 COPY inventory inventory
 COPY pricing pricing
 COPY order order
-RUN find shared inventory pricing order -type f -exec touch {} + \
+COPY identity identity
+RUN find shared inventory pricing order identity -type f -exec touch {} + \
     && cargo build --release --locked \
     && mkdir -p /out/data \
-    && cp target/release/inventory target/release/pricing target/release/order /out/
+    && cp target/release/inventory target/release/pricing target/release/order \
+          target/release/identity /out/
 
 # ---------------------------------------------------------------------------------------
 # What the three service images have in common.
@@ -94,6 +97,16 @@ EXPOSE 7002
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["/usr/local/bin/order", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/order"]
+
+FROM runtime AS identity
+LABEL org.opencontainers.image.title="resilient-shop identity" \
+      org.opencontainers.image.description="Accounts, sign-in and ES256 access tokens, JWKS and discovery (HTTP on 7004)"
+COPY --from=builder /out/identity /usr/local/bin/identity
+ENV PORT=7004
+EXPOSE 7004
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["/usr/local/bin/identity", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/identity"]
 
 # ---------------------------------------------------------------------------------------
 # The web client and its gateway: serves client/ and proxies /inventory/, /pricing/ and

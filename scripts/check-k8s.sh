@@ -113,7 +113,7 @@ import sys, yaml
 namespace, work, overlays = sys.argv[1], sys.argv[2], sys.argv[3:]
 errors = []
 CLUSTER_SCOPED = {"Namespace"}
-SERVICES = {"inventory": 7001, "order": 7002, "pricing": 7003}
+SERVICES = {"inventory": 7001, "order": 7002, "pricing": 7003, "identity": 7004}
 
 
 def err(overlay, msg):

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine, no Docker: inventory :7001, order :7002,
-# pricing :7003 on embedded SQLite (./data), and the web client on :8080.
+# pricing :7003, identity :7004 on embedded SQLite (./data), and the web client on :8080.
 # The seed's demo chaos is on (inventory delays ~10% of requests by 100-500 ms,
 # pricing fails ~10%); DEMO_CHAOS=off turns it off. Ctrl-C stops everything.
 #
 # Settings (environment): PROFILE (release|debug, default release), DATA_DIR
-# (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, CLIENT_PORT, and
+# (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT, and
 # any service variable from the README (RUST_LOG, LOG_FORMAT, SERVICE_TOKEN, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ profile=${PROFILE:-release}
 inventory_port=${INVENTORY_PORT:-7001}
 order_port=${ORDER_PORT:-7002}
 pricing_port=${PRICING_PORT:-7003}
+identity_port=${IDENTITY_PORT:-7004}
 client_port=${CLIENT_PORT:-8080}
 export DATA_DIR=${DATA_DIR:-./data}
 export HOST=${HOST:-127.0.0.1}
@@ -51,6 +52,9 @@ trap stop INT TERM EXIT
 
 env PORT="$inventory_port" "${inventory_chaos[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
 env PORT="$pricing_port" "${pricing_chaos[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
+# No signing key configured: identity generates one into $DATA_DIR (development only).
+env PORT="$identity_port" IDENTITY_ISSUER="${IDENTITY_ISSUER:-http://localhost:$identity_port}" \
+  "$bin_dir/identity" & pids+=($!) names+=(identity)
 env PORT="$order_port" \
   INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
   PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}" \
@@ -59,7 +63,7 @@ if [ -d client ]; then
   python3 -m http.server "$client_port" --bind "$HOST" --directory client >/dev/null & pids+=($!) names+=("client (python3 -m http.server on :$client_port)")
 fi
 
-for port in "$inventory_port" "$pricing_port" "$order_port"; do
+for port in "$inventory_port" "$pricing_port" "$order_port" "$identity_port"; do
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
     sleep 0.1
@@ -79,6 +83,7 @@ cat <<MSG
   inventory  http://localhost:$inventory_port   (try: curl http://localhost:$inventory_port/items)
   order      http://localhost:$order_port
   pricing    http://localhost:$pricing_port
+  identity   http://localhost:$identity_port   (try: curl http://localhost:$identity_port/.well-known/openid-configuration)
   client     http://localhost:$client_port
   data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}
 

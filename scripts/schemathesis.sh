@@ -8,7 +8,8 @@
 # the services unless PROFILE's binaries are there already, and starts them on
 # free ports on 127.0.0.1 with embedded SQLite in a temporary DATA_DIR, chaos off,
 # inventory on bench/inventory-catalog.json (stock that does not run out) and
-# behind a SERVICE_TOKEN (so `ignored_auth` has something to check).
+# behind a SERVICE_TOKEN (so `ignored_auth` has something to check), identity with
+# a generated key in that DATA_DIR and one OAuth client.
 #
 # Settings (environment): PROFILE (debug|release, default debug), MAX_EXAMPLES
 # (per operation and phase, default 40), MAX_TIME (seconds per service, default
@@ -51,6 +52,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 inventory_port=$(free_port)
 pricing_port=$(free_port)
 order_port=$(free_port)
+identity_port=$(free_port)
 token=schemathesis-$RANDOM$RANDOM
 
 work=$(mktemp -d)
@@ -71,8 +73,12 @@ env "${common[@]}" PORT="$pricing_port" "$bin_dir/pricing" >"$work/pricing.log" 
 env "${common[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
   INVENTORY_URL="http://127.0.0.1:$inventory_port" PRICING_URL="http://127.0.0.1:$pricing_port" \
   "$bin_dir/order" >"$work/order.log" 2>&1 & pids+=($!)
+# The sign-in throttle raised out of the way, so that fuzzing reaches the logic behind it.
+env "${common[@]}" PORT="$identity_port" IDENTITY_SIGNIN_FAILURE_BURST=1000000 \
+  IDENTITY_CLIENTS="[{\"client_id\":\"schemathesis\",\"client_secret\":\"$token\",\"scopes\":[\"inventory:reserve\"]}]" \
+  "$bin_dir/identity" >"$work/identity.log" 2>&1 & pids+=($!)
 
-for port in "$inventory_port" "$pricing_port" "$order_port"; do
+for port in "$inventory_port" "$pricing_port" "$order_port" "$identity_port"; do
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
     sleep 0.1
@@ -117,6 +123,8 @@ run() { # service, port, extra schemathesis arguments...
 run inventory "$inventory_port" --header "Authorization: Bearer $token"
 run pricing "$pricing_port"
 run order "$order_port"
+# The client's HTTP Basic credentials, so that POST /token is exercised beyond its 401.
+run identity "$identity_port" --header "Authorization: Basic $(printf 'schemathesis:%s' "$token" | base64 -w0)"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "schemathesis found problems in: ${failed[*]}" >&2

@@ -37,13 +37,13 @@ section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
 # its own database on it.
 scripts/with-postgres.sh sh -c \
-  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order --test api'
+  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p identity --test api'
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
 log=$(mktemp)
 PROFILE=debug DEMO_CHAOS=off DATA_DIR="$data_dir" \
-  INVENTORY_PORT=17001 ORDER_PORT=17002 PRICING_PORT=17003 CLIENT_PORT=18080 \
+  INVENTORY_PORT=17001 ORDER_PORT=17002 PRICING_PORT=17003 IDENTITY_PORT=17004 CLIENT_PORT=18080 \
   scripts/run-local.sh >"$log" 2>&1 &
 stack=$!
 trap 'kill "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true; rm -rf "$data_dir"' EXIT

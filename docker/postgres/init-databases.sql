@@ -3,3 +3,4 @@
 -- The services create their tables themselves (migrations at start-up).
 CREATE DATABASE shop_inventory;
 CREATE DATABASE shop_order;
+CREATE DATABASE shop_identity;

@@ -8,16 +8,22 @@ set -euo pipefail
 secrets=${POSTGRES_SECRETS_DIR:-/etc/postgres-secrets}
 inventory_password=$(<"$secrets/INVENTORY_DB_PASSWORD")
 order_password=$(<"$secrets/ORDER_DB_PASSWORD")
+identity_password=$(<"$secrets/IDENTITY_DB_PASSWORD")
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   --set inventory_password="$inventory_password" \
-  --set order_password="$order_password" <<'SQL'
+  --set order_password="$order_password" \
+  --set identity_password="$identity_password" <<'SQL'
 CREATE ROLE inventory_svc LOGIN PASSWORD :'inventory_password';
 CREATE ROLE order_svc LOGIN PASSWORD :'order_password';
+CREATE ROLE identity_svc LOGIN PASSWORD :'identity_password';
 CREATE DATABASE shop_inventory OWNER inventory_svc;
 CREATE DATABASE shop_order OWNER order_svc;
+CREATE DATABASE shop_identity OWNER identity_svc;
 REVOKE ALL ON DATABASE shop_inventory FROM PUBLIC;
 REVOKE ALL ON DATABASE shop_order FROM PUBLIC;
+REVOKE ALL ON DATABASE shop_identity FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE shop_inventory TO inventory_svc;
 GRANT CONNECT, TEMPORARY ON DATABASE shop_order TO order_svc;
+GRANT CONNECT, TEMPORARY ON DATABASE shop_identity TO identity_svc;
 SQL

@@ -42,6 +42,9 @@ pub mod names {
     pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
     pub const RESERVATIONS: &str = "reservations";
     pub const RESERVATIONS_EXPIRED: &str = "reservations_expired";
+    pub const IDENTITY_ACCOUNTS_CREATED: &str = "identity_accounts_created";
+    pub const IDENTITY_SIGN_INS: &str = "identity_sign_ins";
+    pub const IDENTITY_TOKENS_ISSUED: &str = "identity_tokens_issued";
 }
 
 /// Media type of the exposition.

@@ -342,6 +342,17 @@ pub fn other_methods_not_allowed(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(not_found))
 }
 
+/// Marks an error response whose body a standard other than RFC 9457 fixes
+/// (OAuth's `{"error": …}`, RFC 6749 §5.2), so that [`replace_bare_error`]
+/// leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepErrorBody;
+
+/// Marks `response` with [`KeepErrorBody`].
+pub fn keep_error_body(response: &mut HttpResponse) {
+    response.extensions_mut().insert(KeepErrorBody);
+}
+
 /// Error-handler hook: an error response that is not already a problem (the
 /// router's bare 405, a middleware's plain-text rejection) gets the problem
 /// body for its status. Problems built by the services pass through untouched.
@@ -355,7 +366,8 @@ pub fn replace_bare_error<B: MessageBody + 'static>(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
-    if is_problem {
+    let kept = res.response().extensions().get::<KeepErrorBody>().is_some();
+    if is_problem || kept {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let (req, original) = res.into_parts();

@@ -1,0 +1,119 @@
+//! The identity service's own metrics (names in `shared::metrics::names`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use shared::metrics::{Registry, names};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrantLabels {
+    grant: &'static str,
+}
+
+/// How a sign-in ended (the `outcome` label).
+#[derive(Debug, Clone, Copy)]
+pub enum SignInOutcome {
+    Success,
+    InvalidCredentials,
+    Throttled,
+}
+
+impl SignInOutcome {
+    const ALL: [Self; 3] = [Self::Success, Self::InvalidCredentials, Self::Throttled];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Throttled => "throttled",
+        }
+    }
+}
+
+/// What a token was issued for (the `grant` label).
+#[derive(Debug, Clone, Copy)]
+pub enum Grant {
+    Session,
+    ClientCredentials,
+}
+
+impl Grant {
+    const ALL: [Self; 2] = [Self::Session, Self::ClientCredentials];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// Accounts created, sign-ins by outcome, tokens by grant.
+#[derive(Clone)]
+pub struct IdentityMetrics {
+    accounts: Counter,
+    sign_ins: Family<OutcomeLabels, Counter>,
+    tokens: Family<GrantLabels, Counter>,
+}
+
+impl IdentityMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            accounts: Counter::default(),
+            sign_ins: Family::default(),
+            tokens: Family::default(),
+        };
+        registry.register(
+            names::IDENTITY_ACCOUNTS_CREATED,
+            "Accounts created",
+            metrics.accounts.clone(),
+        );
+        registry.register(
+            names::IDENTITY_SIGN_INS,
+            "Sign-in attempts, by outcome (success, invalid_credentials, throttled)",
+            metrics.sign_ins.clone(),
+        );
+        registry.register(
+            names::IDENTITY_TOKENS_ISSUED,
+            "Access tokens issued, by grant (session, client_credentials)",
+            metrics.tokens.clone(),
+        );
+        // Every series exists (at 0) from the start.
+        for outcome in SignInOutcome::ALL {
+            let _ = metrics.sign_ins.get_or_create(&OutcomeLabels {
+                outcome: outcome.label(),
+            });
+        }
+        for grant in Grant::ALL {
+            let _ = metrics.tokens.get_or_create(&GrantLabels {
+                grant: grant.label(),
+            });
+        }
+        metrics
+    }
+
+    pub fn account_created(&self) {
+        self.accounts.inc();
+    }
+
+    pub fn sign_in(&self, outcome: SignInOutcome) {
+        self.sign_ins
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.label(),
+            })
+            .inc();
+    }
+
+    pub fn token_issued(&self, grant: Grant) {
+        self.tokens
+            .get_or_create(&GrantLabels {
+                grant: grant.label(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,88 @@
+//! `POST /accounts`: sign up.
+
+use actix_web::{HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use shared::openapi::PROBLEM_JSON;
+use shared::problem::ProblemDetails;
+use utoipa::ToSchema;
+
+use super::off_the_workers;
+use crate::domain::{CustomerId, Email, Name, Password};
+use crate::error::Error;
+use crate::metrics::IdentityMetrics;
+use crate::passwords::Hasher;
+use crate::store::{NewAccount, Store};
+
+/// A new account. (No `Debug`: it holds a password.)
+#[derive(Deserialize, ToSchema)]
+pub struct CreateAccountRequest {
+    /// Trimmed and lowercased; at most 254 characters.
+    #[schema(example = "ada@example.com", max_length = 254)]
+    email: String,
+    /// 10 or more characters, at most 128 bytes, not the email, not one character repeated.
+    #[schema(example = "correct horse battery", format = Password, min_length = 10, max_length = 128)]
+    password: String,
+    /// 1 to 100 characters, no control characters.
+    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100)]
+    name: String,
+}
+
+/// The account created.
+#[derive(Serialize, ToSchema)]
+pub struct AccountResponse {
+    /// The account's id (a UUID v7): the `sub` of its tokens.
+    #[schema(example = "01936f3e-8a7b-7c3d-9e2f-1a2b3c4d5e6f")]
+    customer_id: String,
+    #[schema(example = "ada@example.com")]
+    email: String,
+    #[schema(example = "Ada Lovelace")]
+    name: String,
+}
+
+/// Creates an account.
+#[utoipa::path(
+    tag = "accounts",
+    request_body = CreateAccountRequest,
+    responses(
+        (status = 201, description = "The account.", body = AccountResponse),
+        (status = 400, description = "`invalid_request`: a malformed email, a weak or oversized password, or a bad name.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 409, description = "`email_taken`: an account has this email (compared case-insensitively).",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[post("/accounts")]
+#[tracing::instrument(skip_all)]
+pub async fn create_account(
+    store: web::Data<Store>,
+    hasher: web::Data<Hasher>,
+    metrics: web::Data<IdentityMetrics>,
+    body: web::Json<CreateAccountRequest>,
+) -> Result<HttpResponse, Error> {
+    let body = body.into_inner();
+    let email = Email::parse(&body.email)?;
+    let name = Name::parse(&body.name)?;
+    // Checked before hashing: an oversized password costs nothing.
+    let password = Password::new_for(body.password, &email)?;
+    let hasher = hasher.into_inner();
+    let password_hash = off_the_workers(move || hasher.hash(&password)).await??;
+    let account = NewAccount {
+        customer_id: CustomerId::generate(),
+        email,
+        name,
+        password_hash,
+    };
+    if !store.create_account(&account).await? {
+        return Err(Error::EmailTaken);
+    }
+    metrics.account_created();
+    tracing::info!(
+        customer_id = account.customer_id.as_str(),
+        "account created"
+    );
+    Ok(HttpResponse::Created().json(AccountResponse {
+        customer_id: account.customer_id.as_str().to_owned(),
+        email: account.email.as_str().to_owned(),
+        name: account.name.as_str().to_owned(),
+    }))
+}

@@ -1,0 +1,85 @@
+//! Wires configuration, the store, the keys, the throttle and the routes into a server.
+
+use actix_web::web;
+use anyhow::Context;
+use shared::db::DatabaseCheck;
+use shared::health::HealthChecks;
+use shared::metrics::Registry;
+use shared::server::Server;
+use shared::service::ServiceInfo;
+
+use crate::clients::ClientRegistry;
+use crate::config::Config;
+use crate::keys::KeySet;
+use crate::metrics::IdentityMetrics;
+use crate::passwords::Hasher;
+use crate::routes::{Operators, routes};
+use crate::store::Store;
+use crate::throttle::{SWEEP_INTERVAL, SignInThrottle};
+use crate::tokens::TokenIssuer;
+
+/// Connects the store (migrating it), loads or generates the signing keys,
+/// starts the throttle's sweeper and binds the listener; await
+/// `run_until_stopped` to serve.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, a key cannot be loaded,
+/// or the address cannot be bound.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let store = Store::connect(&config.database).await?;
+    tracing::info!(
+        database = shared::db::backend_name(&config.database.url),
+        "identity store ready"
+    );
+    let keys = KeySet::load(&config.keys).context("loading the signing keys")?;
+    tracing::info!(
+        signing_kid = keys.current().kid(),
+        published = keys.jwks().len(),
+        "signing keys loaded"
+    );
+    let issuer = TokenIssuer::new(
+        keys,
+        config.issuer.clone(),
+        config.audience.clone(),
+        config.token_ttl,
+    );
+    let throttle = web::Data::new(SignInThrottle::new(config.sign_in_throttle)?);
+
+    let mut registry = Registry::default();
+    let metrics = web::Data::new(IdentityMetrics::register(&mut registry));
+    let info = ServiceInfo::new("identity", env!("CARGO_PKG_VERSION"));
+    let store_data = web::Data::new(store);
+    let hasher = web::Data::new(Hasher::new()?);
+    let issuer = web::Data::new(issuer);
+    let clients = web::Data::new(ClientRegistry::new(&config.clients));
+    let operators = web::Data::new(Operators(config.operators.clone()));
+    let throttle_data = throttle.clone();
+    let server = shared::server::start(info, &config.server, registry, move |cfg| {
+        let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
+        cfg.app_data(store_data.clone())
+            .app_data(hasher.clone())
+            .app_data(issuer.clone())
+            .app_data(clients.clone())
+            .app_data(operators.clone())
+            .app_data(throttle_data.clone())
+            .app_data(metrics.clone())
+            .app_data(web::Data::new(checks))
+            .configure(routes);
+    })?;
+
+    let lifecycle = server.shutdown_handle().lifecycle().clone();
+    actix_web::rt::spawn(async move {
+        shared::periodic::every(
+            "forgetting old sign-in failures",
+            SWEEP_INTERVAL,
+            lifecycle,
+            || {
+                throttle.retain_recent();
+                std::future::ready(Ok(()))
+            },
+        )
+        .await;
+    });
+    tracing::info!(port = server.port(), "identity listening");
+    Ok(server)
+}
