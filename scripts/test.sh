@@ -4,7 +4,7 @@
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. every crate's unit and HTTP tests on embedded SQLite, then schemathesis
 #      against each service's /openapi.json (scripts/schemathesis.sh)
-#   3. the inventory and order HTTP suites again on PostgreSQL: a throwaway cluster
+#   3. the inventory, order and pricing HTTP suites again on PostgreSQL: a throwaway cluster
 #      (scripts/with-postgres.sh; Debian's postgresql, installed when missing)
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 #   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh)
@@ -37,7 +37,7 @@ section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
 # its own database on it.
 scripts/with-postgres.sh sh -c \
-  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p identity --test api'
+  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api'
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)

@@ -20,6 +20,162 @@ pub enum ParseError {
     ReservationId(String),
     #[error(transparent)]
     Lines(#[from] LinesError),
+    #[error("name must be 1-{MAX_NAME} characters, not blank, without control characters")]
+    Name,
+    #[error(
+        "category {0:?} is not 1-{MAX_CATEGORY} lower-case letters, digits, '-' or '_', starting with a letter"
+    )]
+    Category(String),
+    #[error("delta must be a non-zero whole number between -{MAX_DELTA} and {MAX_DELTA}")]
+    Delta,
+    #[error("reason must be 1-{MAX_REASON} characters, not blank, without control characters")]
+    Reason,
+}
+
+/// Longest item name, in characters.
+pub const MAX_NAME: usize = 100;
+/// Longest category.
+pub const MAX_CATEGORY: usize = 32;
+/// Largest stock change one adjustment may make, either way.
+pub const MAX_DELTA: i64 = 1_000_000;
+/// Longest reason given for a stock adjustment, in characters.
+pub const MAX_REASON: usize = 200;
+
+/// Text a person typed: 1..=`max` characters, not blank, no control characters.
+fn is_plain_text(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
+/// What an item is called (`Laptop`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemName(String);
+
+impl ItemName {
+    /// # Errors
+    /// When `raw` is blank, longer than [`MAX_NAME`] characters or holds control characters.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        is_plain_text(raw, MAX_NAME)
+            .then(|| Self(raw.to_owned()))
+            .ok_or(ParseError::Name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A category, shaped like the shipped ones (`electronics`, `home-office`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category(String);
+
+impl Category {
+    /// # Errors
+    /// When `raw` is not a lower-case identifier of at most [`MAX_CATEGORY`] bytes.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let mut bytes = raw.bytes();
+        let valid = raw.len() <= MAX_CATEGORY
+            && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        valid
+            .then(|| Self(raw.to_owned()))
+            .ok_or_else(|| ParseError::Category(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated `PUT /items/{sku}`: what the item is called and where it belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemDetails {
+    pub name: ItemName,
+    pub category: Category,
+}
+
+/// A validated stock change: non-zero, at most [`MAX_DELTA`] either way, with a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockAdjustment {
+    delta: i64,
+    reason: String,
+}
+
+impl StockAdjustment {
+    /// # Errors
+    /// On a zero or oversized delta, or a blank, long or control-character reason.
+    pub fn parse(delta: i64, reason: &str) -> Result<Self, ParseError> {
+        if delta == 0 || !(-MAX_DELTA..=MAX_DELTA).contains(&delta) {
+            return Err(ParseError::Delta);
+        }
+        if !is_plain_text(reason, MAX_REASON) {
+            return Err(ParseError::Reason);
+        }
+        Ok(Self {
+            delta,
+            reason: reason.to_owned(),
+        })
+    }
+
+    pub fn delta(&self) -> i64 {
+        self.delta
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// `in` for stock added, `out` for stock taken (the metric's label).
+    pub fn direction(&self) -> &'static str {
+        if self.delta > 0 { "in" } else { "out" }
+    }
+}
+
+/// What a recorded change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The item was created (stock 0).
+    Created,
+    /// Its name or category was set.
+    Updated,
+    /// Its stock was adjusted.
+    Stock,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Stock => "stock",
+        }
+    }
+
+    /// Reads the form [`ChangeKind::as_str`] writes.
+    ///
+    /// # Errors
+    /// On any other text.
+    pub fn parse(s: &str) -> Result<Self, UnknownValue> {
+        let all = [Self::Created, Self::Updated, Self::Stock];
+        UnknownValue::find("item change kind", all, Self::as_str, s)
+    }
+}
+
+/// One recorded change to an item: who, when, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemChange {
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    pub actor: String,
+    pub kind: ChangeKind,
+    /// Stock changes: the delta, the reason and the stock after it.
+    pub delta: Option<i64>,
+    pub reason: Option<String>,
+    pub stock_after: Option<i64>,
+    /// Creations and updates: the name and category set.
+    pub name: Option<String>,
+    pub category: Option<String>,
 }
 
 /// The caller's id for a reservation (the order service uses its order id).
@@ -242,6 +398,67 @@ mod tests {
             assert_eq!(parsed.as_str(), status);
         }
         assert!(ReservationStatus::parse("lost").is_err());
+    }
+
+    #[test]
+    fn item_details_accept_plain_names_and_lower_case_categories() {
+        for good in ["Laptop", "Über-Maus 2000", &"x".repeat(MAX_NAME)] {
+            assert!(ItemName::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "tab\there",
+            "new\nline",
+            &"x".repeat(MAX_NAME + 1),
+        ] {
+            assert!(ItemName::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["electronics", "home-office", "a1_b"] {
+            assert!(Category::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "Electronics",
+            "1abc",
+            "with space",
+            "-x",
+            &"a".repeat(MAX_CATEGORY + 1),
+        ] {
+            assert!(Category::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stock_adjustments_are_non_zero_bounded_and_explained() {
+        let ok = StockAdjustment::parse(-5, "damaged").expect("valid");
+        assert_eq!((ok.delta(), ok.direction()), (-5, "out"));
+        assert_eq!(
+            StockAdjustment::parse(MAX_DELTA, "delivery").map(|a| a.direction()),
+            Ok("in")
+        );
+        for (delta, reason) in [
+            (0, "x"),
+            (MAX_DELTA + 1, "x"),
+            (-MAX_DELTA - 1, "x"),
+            (1, ""),
+            (1, " "),
+            (1, "bad\u{7}"),
+        ] {
+            assert!(
+                StockAdjustment::parse(delta, reason).is_err(),
+                "{delta} {reason:?}"
+            );
+        }
+        assert!(StockAdjustment::parse(1, &"r".repeat(MAX_REASON + 1)).is_err());
+    }
+
+    #[test]
+    fn change_kinds_read_back() {
+        for kind in ["created", "updated", "stock"] {
+            assert_eq!(ChangeKind::parse(kind).expect("known").as_str(), kind);
+        }
+        assert!(ChangeKind::parse("deleted").is_err());
     }
 
     #[test]

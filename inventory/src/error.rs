@@ -16,6 +16,8 @@ pub enum Error {
     ReservationNotFound { id: String },
     #[error("not enough stock for {skus:?}")]
     InsufficientStock { skus: Vec<Sku> },
+    #[error("adjusting {sku} by {delta} would leave less than nothing to order ({stock} left)")]
+    StockWouldGoNegative { sku: Sku, delta: i64, stock: i64 },
     #[error("unknown skus {skus:?}")]
     UnknownSku { skus: Vec<Sku> },
     #[error("reservation {id} is {status:?}")]
@@ -45,6 +47,18 @@ pub struct SkusProblem {
     pub problem: ProblemDetails,
     #[schema(value_type = Vec<Sku>)]
     pub skus: Vec<String>,
+}
+
+/// `insufficient_stock` on a stock adjustment: the sku, and what can still be ordered.
+#[derive(Serialize, ToSchema)]
+pub struct StockProblem {
+    #[serde(flatten)]
+    pub problem: ProblemDetails,
+    #[schema(value_type = Vec<Sku>)]
+    pub skus: Vec<String>,
+    /// What can still be ordered, which the adjustment would have overdrawn.
+    #[schema(minimum = 0)]
+    pub stock: i64,
 }
 
 /// `reservation_not_found`, `reservation_expired`: a problem naming the reservation.
@@ -91,6 +105,17 @@ impl Error {
                 Sku::join(skus)
             ))
             .with("skus", skus),
+            Self::StockWouldGoNegative { sku, delta, stock } => Problem::new(
+                StatusCode::CONFLICT,
+                "insufficient_stock",
+                "Not enough stock",
+            )
+            .detail(format!(
+                "Adjusting {sku} by {delta} would leave less than nothing to order \
+                 ({stock} can still be ordered); nothing changed."
+            ))
+            .with("skus", [sku])
+            .with("stock", stock),
             Self::UnknownSku { skus } => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_sku",

@@ -5,16 +5,27 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use shared::metrics::{Registry, names};
 
+/// Stock adjustments made through `POST /items/{sku}/stock`, by direction
+/// (prometheus-client adds `_total`). Kept here, not in `shared`: it is inventory's word.
+pub const STOCK_ADJUSTMENTS: &str = "inventory_stock_adjustments";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
 
-/// Reservation requests by outcome, and reservations expired by the sweeper.
+/// Reservation requests by outcome, reservations expired by the sweeper, and
+/// stock adjustments by direction.
 #[derive(Clone)]
 pub struct InventoryMetrics {
     reservations: Family<OutcomeLabels, Counter>,
     expired: Counter,
+    adjustments: Family<DirectionLabels, Counter>,
 }
 
 /// Every reservation outcome, so that each series exists (at 0) from the start.
@@ -33,6 +44,7 @@ impl InventoryMetrics {
         let metrics = Self {
             reservations: Family::default(),
             expired: Counter::default(),
+            adjustments: Family::default(),
         };
         registry.register(
             names::RESERVATIONS,
@@ -45,6 +57,16 @@ impl InventoryMetrics {
             "Reservations expired unconfirmed, their stock returned",
             metrics.expired.clone(),
         );
+        registry.register(
+            STOCK_ADJUSTMENTS,
+            "Stock adjustments made, by direction (in: stock added, out: stock taken)",
+            metrics.adjustments.clone(),
+        );
+        for direction in ["in", "out"] {
+            let _ = metrics
+                .adjustments
+                .get_or_create(&DirectionLabels { direction });
+        }
         for outcome in OUTCOMES {
             let _ = metrics.reservations.get_or_create(&OutcomeLabels {
                 outcome: outcome.into(),
@@ -59,6 +81,13 @@ impl InventoryMetrics {
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.into(),
             })
+            .inc();
+    }
+
+    /// A stock adjustment was made; `direction` is `in` or `out`.
+    pub fn stock_adjusted(&self, direction: &'static str) {
+        self.adjustments
+            .get_or_create(&DirectionLabels { direction })
             .inc();
     }
 

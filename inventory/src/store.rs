@@ -15,8 +15,11 @@ use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
+use shared::auth::Actor;
+
 use crate::domain::{
-    Item, NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
+    ChangeKind, Item, ItemChange, ItemDetails, NewReservation, Reservation, ReservationId,
+    ReservationStatus, ReservedLine, Sku, StockAdjustment,
 };
 
 /// Most due reservations expired in one round of the sweeper; the next round
@@ -60,6 +63,32 @@ pub enum ConfirmOutcome {
     /// Expired or released before it could be confirmed.
     TooLate(Reservation),
     NotFound,
+}
+
+/// What became of a `PUT /items/{sku}`.
+#[derive(Debug)]
+pub enum PutItemOutcome {
+    Created(Item),
+    Updated(Item),
+}
+
+/// What became of a stock adjustment.
+#[derive(Debug)]
+pub enum AdjustOutcome {
+    Adjusted(Item),
+    /// It would have left less than nothing to order; nothing changed.
+    Insufficient(Item),
+    NotFound,
+}
+
+/// One history row to write beside a change.
+struct NewChange<'a> {
+    sku: &'a Sku,
+    at: i64,
+    actor: &'a Actor,
+    kind: ChangeKind,
+    adjustment: Option<(&'a StockAdjustment, i64)>,
+    details: Option<&'a ItemDetails>,
 }
 
 /// Filters for the item listing.
@@ -484,6 +513,180 @@ impl Store {
             return Box::pin(self.get_reservation(id, now)).await;
         }
         Ok(Some(reservation))
+    }
+
+    /// Creates the item (stock 0) or renames and recategorises it, recording
+    /// the change, in one transaction.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
+    pub async fn put_item(
+        &self,
+        sku: &Sku,
+        details: &ItemDetails,
+        actor: &Actor,
+        now: i64,
+    ) -> anyhow::Result<PutItemOutcome> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (sku) DO NOTHING",
+        )
+        .bind(sku.as_str())
+        .bind(details.name.as_str())
+        .bind(details.category.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query(
+            "UPDATE items SET name = $2, category = $3 WHERE sku = $1 \
+             RETURNING sku, name, category, stock",
+        )
+        .bind(sku.as_str())
+        .bind(details.name.as_str())
+        .bind(details.category.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let item = item_from(&row)?;
+        let kind = if created {
+            ChangeKind::Created
+        } else {
+            ChangeKind::Updated
+        };
+        let change = NewChange {
+            sku,
+            at: now,
+            actor,
+            kind,
+            adjustment: None,
+            details: Some(details),
+        };
+        Self::record(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(if created {
+            PutItemOutcome::Created(item)
+        } else {
+            PutItemOutcome::Updated(item)
+        })
+    }
+
+    /// Adds `adjustment`'s delta to the stock unless that would leave it below
+    /// zero, recording the change, in one transaction. The check and the
+    /// change are one conditional statement, so concurrent adjustments and
+    /// reservations on any number of replicas can never overdraw it.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(sku = sku.as_str(), delta = adjustment.delta()))]
+    pub async fn adjust_stock(
+        &self,
+        sku: &Sku,
+        adjustment: &StockAdjustment,
+        actor: &Actor,
+        now: i64,
+    ) -> anyhow::Result<AdjustOutcome> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let adjusted = sqlx::query(
+            "UPDATE items SET stock = stock + $2 WHERE sku = $1 AND stock + $2 >= 0 \
+             RETURNING sku, name, category, stock",
+        )
+        .bind(sku.as_str())
+        .bind(adjustment.delta())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = adjusted else {
+            tx.rollback().await?;
+            drop(conn);
+            return Ok(match self.get_item(sku).await? {
+                Some(item) => AdjustOutcome::Insufficient(item),
+                None => AdjustOutcome::NotFound,
+            });
+        };
+        let item = item_from(&row)?;
+        let change = NewChange {
+            sku,
+            at: now,
+            actor,
+            kind: ChangeKind::Stock,
+            adjustment: Some((adjustment, item.stock)),
+            details: None,
+        };
+        Self::record(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(AdjustOutcome::Adjusted(item))
+    }
+
+    /// Writes a history row. Called after the change has written the item's
+    /// row, which serialises changes to one item: the next `seq` is free.
+    async fn record(tx: &mut AnyConnection, change: &NewChange<'_>) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO item_changes \
+             (sku, seq, at, actor, kind, delta, reason, stock_after, name, category) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM item_changes WHERE sku = $1), \
+             $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(change.sku.as_str())
+        .bind(change.at)
+        .bind(change.actor.as_str())
+        .bind(change.kind.as_str())
+        .bind(change.adjustment.map(|(a, _)| a.delta()))
+        .bind(change.adjustment.map(|(a, _)| a.reason().to_owned()))
+        .bind(change.adjustment.map(|(_, after)| after))
+        .bind(change.details.map(|d| d.name.as_str().to_owned()))
+        .bind(change.details.map(|d| d.category.as_str().to_owned()))
+        .execute(&mut *tx)
+        .await
+        .context("recording an item change")?;
+        Ok(())
+    }
+
+    /// An item's last `limit` changes, newest first; `None` for an unknown sku.
+    ///
+    /// # Errors
+    /// On a database error, or a stored row the code cannot read.
+    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
+    pub async fn item_history(
+        &self,
+        sku: &Sku,
+        limit: u32,
+    ) -> anyhow::Result<Option<Vec<ItemChange>>> {
+        let mut conn = self.db.read().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT sku FROM items WHERE sku = $1")
+            .bind(sku.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT at, actor, kind, delta, reason, stock_after, name, category \
+             FROM item_changes WHERE sku = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(sku.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        let changes = rows
+            .iter()
+            .map(|row| {
+                Ok(ItemChange {
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    kind: ChangeKind::parse(&row.try_get::<String, _>("kind")?)?,
+                    delta: row.try_get("delta")?,
+                    reason: row.try_get("reason")?,
+                    stock_after: row.try_get("stock_after")?,
+                    name: row.try_get("name")?,
+                    category: row.try_get("category")?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+            .with_context(|| format!("reading the history of {sku}"))?;
+        Ok(Some(changes))
     }
 
     /// Copies the lines of reservations made before lines moved into the

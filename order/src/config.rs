@@ -17,7 +17,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// One breaker per dependency, both with these settings.
     pub breaker: BreakerConfig,
-    /// Sent to inventory as `Authorization: Bearer …` when set.
+    /// Sent to inventory as `Authorization: Bearer …` when set, unless
+    /// `server.auth.client` (`AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET`,
+    /// `AUTH_TOKEN_URL`) is: then a client credentials token is sent instead.
     pub service_token: Option<String>,
     /// Inventory's reservation TTL: a `pending` order older than this was
     /// abandoned by a process that died mid-saga, and is resolved as failed.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use shared::auth::AuthError;
 use shared::problem::{Problem, ProblemDetails, RETRY_SOON};
 use utoipa::ToSchema;
 
@@ -31,12 +32,19 @@ pub enum Error {
     },
     #[error("inventory refused the call: {reason}")]
     InventoryRefused { reason: String },
+    /// `order_id` names the first order only when it is the same customer's.
     #[error("idempotency key reused for a different order")]
-    IdempotencyKeyReused { order_id: String },
+    IdempotencyKeyReused { order_id: Option<String> },
     #[error("order {order_id} is still being placed")]
     OrderInProgress { order_id: String },
     #[error("order {id} is {status:?}")]
     NotCancellable { id: String, status: OrderStatus },
+    /// No token where one is needed (401), or a bad one.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The body names a customer other than the token's subject.
+    #[error("the order is for {customer_id}, not the token's subject")]
+    CustomerMismatch { customer_id: String },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -116,13 +124,18 @@ impl Error {
                 "Inventory refused the request",
             )
             .detail("The inventory service refused this service's call; the order was not placed."),
-            Self::IdempotencyKeyReused { order_id } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "Idempotency key reused",
-            )
-            .detail("This Idempotency-Key was first used for a different order; use a new key for a new order.")
-            .with("order_id", order_id),
+            Self::IdempotencyKeyReused { order_id } => {
+                let problem = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "Idempotency key reused",
+                )
+                .detail("This Idempotency-Key was first used for a different order; use a new key for a new order.");
+                match order_id {
+                    Some(order_id) => problem.with("order_id", order_id),
+                    None => problem,
+                }
+            }
             Self::OrderInProgress { order_id } => Problem::new(
                 StatusCode::CONFLICT,
                 "order_in_progress",
@@ -139,6 +152,13 @@ impl Error {
             .detail(format!("Order {id} is {} and holds no stock to release.", status.as_str()))
             .with("order_id", id)
             .with("order_status", status),
+            Self::Auth(refused) => refused.to_problem(),
+            Self::CustomerMismatch { .. } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "customer_mismatch",
+                "Customer mismatch",
+            )
+            .detail("Orders are placed for the customer the access token was issued to; leave customer_id out or send that one."),
             Self::Unexpected(_) => Problem::internal(),
         }
     }

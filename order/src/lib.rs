@@ -17,6 +17,7 @@
 //! - [`history`]: a customer's orders page by page (status filter, cursor).
 //! - [`store`]: all SQL (orders, their lines, last-seen prices).
 //! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
+//! - [`scopes`]: who may place, see and cancel which orders (`orders:admin`).
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
 //! - [`metrics`]: orders by outcome and pricing source, downstream calls.
 //! - [`recovery`]: resolving orders a dead process left pending.
@@ -33,5 +34,6 @@ pub mod metrics;
 pub mod recovery;
 pub mod routes;
 pub mod saga;
+pub mod scopes;
 pub mod startup;
 pub mod store;

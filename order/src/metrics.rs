@@ -111,7 +111,8 @@ impl OrderMetrics {
     }
 
     /// One downstream call: `outcome` is success, client_error, server_error,
-    /// timeout, transport, decode or rejected (breaker open, no network used).
+    /// timeout, transport, decode, credentials (this service's token could not
+    /// be had) or rejected (breaker open, no network used).
     pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {
         let labels = CallLabels {
             dependency,

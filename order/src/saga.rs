@@ -31,6 +31,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::metrics::OrderMetrics;
+use crate::scopes::Access;
 use crate::store::{Recorded, Store};
 
 /// What the saga needs: the worker's store, clients and metrics, and the
@@ -287,12 +288,18 @@ impl Saga {
     /// Cancels an order that holds stock, releasing the stock first.
     ///
     /// # Errors
-    /// Unknown order, an order that holds nothing, inventory unavailable.
-    pub async fn cancel(&self, id: &OrderId) -> Result<Order, Error> {
+    /// Unknown order (or one `access` may not see), an order that holds
+    /// nothing, inventory unavailable.
+    pub async fn cancel(&self, id: &OrderId, access: &Access) -> Result<Order, Error> {
         let not_found = || Error::OrderNotFound {
             id: id.as_str().to_owned(),
         };
-        let order = self.store.get(id).await?.ok_or_else(not_found)?;
+        let order = self
+            .store
+            .get(id)
+            .await?
+            .filter(|order| access.may_see(&order.customer_id))
+            .ok_or_else(not_found)?;
         if order.status == OrderStatus::Cancelled {
             return Ok(order);
         }
@@ -316,10 +323,21 @@ impl Saga {
 }
 
 /// The answer to a repeated Idempotency-Key.
+///
+/// Keys are unique across all customers (the `orders.idempotency_key` UNIQUE
+/// constraint decides races between replicas), and the fingerprint includes
+/// the customer: a key another customer used first is answered 422 like any
+/// key reused for a different order, but without naming that order, so
+/// customer A is never handed, nor told the id of, what customer B placed.
+/// Scoping keys per customer instead would mean rebuilding the table on
+/// SQLite for a case that client-chosen random keys make vanishingly rare.
 fn replay(first: Order, request: &NewOrder) -> Result<Placed, Error> {
+    if first.customer_id != request.customer_id {
+        return Err(Error::IdempotencyKeyReused { order_id: None });
+    }
     if first.fingerprint != request.fingerprint() {
         return Err(Error::IdempotencyKeyReused {
-            order_id: first.id.as_str().to_owned(),
+            order_id: Some(first.id.as_str().to_owned()),
         });
     }
     if first.status == OrderStatus::Pending {

@@ -12,7 +12,9 @@ use shared::metrics::Registry;
 use shared::server::Server;
 use shared::service::ServiceInfo;
 
-use crate::clients::{DependencyCheck, Downstream, InventoryClient, PricingClient};
+use shared::auth::client::TokenSource;
+
+use crate::clients::{Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;
 use crate::metrics::OrderMetrics;
 use crate::recovery;
@@ -38,7 +40,25 @@ struct Dependencies {
     config: Arc<Config>,
     inventory_breaker: Arc<CircuitBreaker>,
     pricing_breaker: Arc<CircuitBreaker>,
+    /// What inventory is shown (its reservation routes may need a token).
+    inventory_credentials: Credentials,
     metrics: OrderMetrics,
+}
+
+/// Inventory's credentials: a client credentials token when `AUTH_CLIENT_ID`
+/// is set, else `SERVICE_TOKEN` when set, else none.
+fn inventory_credentials(config: &Config) -> Credentials {
+    if let Some(source) = TokenSource::new(&config.server.auth) {
+        tracing::info!(
+            client_id = source.client_id(),
+            "inventory calls carry this service's client credentials token"
+        );
+        return Credentials::Client(Arc::new(source));
+    }
+    match &config.service_token {
+        Some(token) => Credentials::ServiceToken(token.as_str().into()),
+        None => Credentials::None,
+    }
 }
 
 impl Dependencies {
@@ -48,7 +68,7 @@ impl Dependencies {
             self.config.inventory_url.clone(),
             self.inventory_breaker.clone(),
             self.config.request_timeout,
-            self.config.service_token.clone(),
+            self.inventory_credentials.clone(),
             self.metrics.clone(),
         )
     }
@@ -59,7 +79,7 @@ impl Dependencies {
             self.config.pricing_url.clone(),
             self.pricing_breaker.clone(),
             self.config.request_timeout,
-            None,
+            Credentials::None,
             self.metrics.clone(),
         )
     }
@@ -92,6 +112,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let deps = Dependencies {
         inventory_breaker: breaker("inventory"),
         pricing_breaker: breaker("pricing"),
+        inventory_credentials: inventory_credentials(&config),
         metrics,
         config: Arc::new(config),
     };

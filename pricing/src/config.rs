@@ -1,6 +1,6 @@
 //! Pricing configuration, read once from the environment.
 
-use shared::config::{Env, ServerConfig};
+use shared::config::{DatabaseConfig, Env, ServerConfig};
 
 use crate::domain::PriceBook;
 
@@ -9,7 +9,9 @@ pub const DEFAULT_PORT: u16 = 7003;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
-    /// The loaded catalogue: the shipped one, or `PRICING_CATALOG`'s file.
+    pub database: DatabaseConfig,
+    /// The currency and catalogue-wide tiers, and the prices seeded into an
+    /// empty store: the shipped catalogue, or `PRICING_CATALOG`'s file.
     pub price_book: PriceBook,
 }
 
@@ -28,6 +30,7 @@ impl Config {
             env.data_file("PRICING_CATALOG", PriceBook::shipped, PriceBook::from_json)?;
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
+            database: DatabaseConfig::from_env(env, "pricing")?,
             price_book,
         })
     }
@@ -36,6 +39,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_defaults_to_an_sqlite_file_in_the_data_dir() {
+        let config = Config::from(&Env::from_pairs([("DATA_DIR", "/var/lib/shop")])).expect("ok");
+        assert_eq!(config.database.url, "sqlite:///var/lib/shop/pricing.db");
+        let env = Env::from_pairs([("DATABASE_URL", "mysql://x")]);
+        let err = Config::from(&env).expect_err("unsupported");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
 
     #[test]
     fn a_missing_catalogue_file_names_the_variable() {

@@ -19,12 +19,34 @@ const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
 /// Largest quantity one quote accepts.
 pub const MAX_QUANTITY: u32 = 100_000;
 
+/// Highest base price one `PUT /price/{sku}` may set: 1,000,000.00.
+pub const MAX_BASE_CENTS: i64 = 100_000_000;
+
+/// Most quantity tiers one price may have.
+pub const MAX_TIERS: usize = 10;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error(transparent)]
     Sku(#[from] InvalidSku),
     #[error("quantity {0} is not between 1 and {MAX_QUANTITY}")]
     Quantity(u64),
+    #[error("base_price must be above 0 and at most 1000000.00, with at most 2 decimals")]
+    BasePrice,
+    #[error("discount_percent {0} is not between 0 and 100")]
+    Discount(u64),
+    #[error(
+        "tiers must be at most {MAX_TIERS}, with min_quantity from 2 to {MAX_QUANTITY}, \
+         strictly increasing, and discount_percent from 0 to 100"
+    )]
+    Tiers,
+}
+
+fn percent(n: u64) -> Result<u8, ParseError> {
+    u8::try_from(n)
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or(ParseError::Discount(n))
 }
 
 /// How many units are being priced (1 to [`MAX_QUANTITY`]).
@@ -53,20 +75,107 @@ pub struct Tier {
     pub discount_percent: u8,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    base: Money,
-    discount_percent: u8,
+/// One sku's price as kept: base price, own discount, own tiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceEntry {
+    pub base: Money,
+    pub discount_percent: u8,
     /// Item-specific tiers; `None` means the catalogue's.
-    tiers: Option<Vec<Tier>>,
+    pub tiers: Option<Vec<Tier>>,
 }
 
-/// Everything the service can price. Immutable once loaded; shared by `Arc`.
+impl PriceEntry {
+    /// A price set through the API: 0 < `base_price` <= 1,000,000.00 with at
+    /// most 2 decimals, a discount of 0..=100 %, and at most [`MAX_TIERS`]
+    /// tiers with strictly increasing `min_quantity` >= 2 (`None`: the
+    /// catalogue's tiers).
+    ///
+    /// # Errors
+    /// When any of those does not hold.
+    pub fn parse(
+        base_price: f64,
+        discount_percent: u64,
+        tiers: Option<&[(u64, u64)]>,
+    ) -> Result<Self, ParseError> {
+        let base = Money::from_decimal(base_price)
+            .filter(|m| (1..=MAX_BASE_CENTS).contains(&m.cents()))
+            .ok_or(ParseError::BasePrice)?;
+        let discount_percent = percent(discount_percent)?;
+        let tiers = tiers.map(parse_tiers).transpose()?;
+        Ok(Self {
+            base,
+            discount_percent,
+            tiers,
+        })
+    }
+}
+
+fn parse_tiers(raw: &[(u64, u64)]) -> Result<Vec<Tier>, ParseError> {
+    if raw.len() > MAX_TIERS {
+        return Err(ParseError::Tiers);
+    }
+    let mut tiers: Vec<Tier> = Vec::with_capacity(raw.len());
+    for &(min_quantity, discount) in raw {
+        let min_quantity = u32::try_from(min_quantity)
+            .ok()
+            .filter(|q| (2..=MAX_QUANTITY).contains(q))
+            .ok_or(ParseError::Tiers)?;
+        if tiers.last().is_some_and(|t| t.min_quantity >= min_quantity) {
+            return Err(ParseError::Tiers);
+        }
+        let discount_percent = percent(discount).map_err(|_| ParseError::Tiers)?;
+        tiers.push(Tier {
+            min_quantity,
+            discount_percent,
+        });
+    }
+    Ok(tiers)
+}
+
+/// What applies to every price: the currency and the catalogue's quantity
+/// tiers (those of skus without their own). From the catalogue file.
 #[derive(Debug, Clone)]
-pub struct PriceBook {
+pub struct PriceRules {
     currency: Arc<str>,
     tiers: Arc<Vec<Tier>>,
-    entries: Arc<HashMap<String, Entry>>,
+}
+
+impl PriceRules {
+    pub fn currency(&self) -> &str {
+        &self.currency
+    }
+
+    /// The price of `entry` (the price of `sku`), for one unit or for `quantity` units.
+    pub fn quote(&self, sku: &Sku, entry: &PriceEntry, quantity: Option<Quantity>) -> Quote {
+        let units = quantity.map_or(1, Quantity::get);
+        let tiers = entry.tiers.as_deref().unwrap_or(&self.tiers);
+        let tier_discount = tiers
+            .iter()
+            .filter(|t| units >= t.min_quantity)
+            .map(|t| t.discount_percent)
+            .max()
+            .unwrap_or(0);
+        let discount_percent = entry.discount_percent.max(tier_discount);
+        let final_price = entry.base.percent_off(discount_percent);
+        Quote {
+            sku: sku.as_str().to_owned(),
+            base_price: entry.base,
+            discount_percent,
+            final_price,
+            currency: self.currency.to_string(),
+            discounted: discount_percent > 0,
+            quantity: quantity.map(Quantity::get),
+            // At most 1e13 cents times 1e5 units: far inside i64.
+            line_total: quantity.and_then(|q| final_price.checked_mul(q.get())),
+        }
+    }
+}
+
+/// A catalogue file: the rules and the prices it seeds an empty store with.
+#[derive(Debug, Clone)]
+pub struct PriceBook {
+    rules: PriceRules,
+    entries: Arc<HashMap<String, PriceEntry>>,
     /// Skus in catalogue order, for listings.
     order: Arc<Vec<String>>,
 }
@@ -165,7 +274,7 @@ impl PriceBook {
             if let Some(tiers) = &price.quantity_tiers {
                 check_tiers(tiers, &price.sku)?;
             }
-            let entry = Entry {
+            let entry = PriceEntry {
                 base: price.base_price,
                 discount_percent: price.discount_percent,
                 tiers: price.quantity_tiers,
@@ -177,8 +286,10 @@ impl PriceBook {
             order.push(sku);
         }
         Ok(Self {
-            currency: file.currency.into(),
-            tiers: Arc::new(file.quantity_tiers),
+            rules: PriceRules {
+                currency: file.currency.into(),
+                tiers: Arc::new(file.quantity_tiers),
+            },
             entries: Arc::new(entries),
             order: Arc::new(order),
         })
@@ -192,38 +303,21 @@ impl PriceBook {
         self.order.is_empty()
     }
 
+    pub fn rules(&self) -> &PriceRules {
+        &self.rules
+    }
+
     /// The price of `sku`, for one unit or for `quantity` units.
     pub fn quote(&self, sku: &Sku, quantity: Option<Quantity>) -> Option<Quote> {
         let entry = self.entries.get(sku.as_str())?;
-        let units = quantity.map_or(1, Quantity::get);
-        let tiers = entry.tiers.as_deref().unwrap_or(&self.tiers);
-        let tier_discount = tiers
-            .iter()
-            .filter(|t| units >= t.min_quantity)
-            .map(|t| t.discount_percent)
-            .max()
-            .unwrap_or(0);
-        let discount_percent = entry.discount_percent.max(tier_discount);
-        let final_price = entry.base.percent_off(discount_percent);
-        Some(Quote {
-            sku: sku.as_str().to_owned(),
-            base_price: entry.base,
-            discount_percent,
-            final_price,
-            currency: self.currency.to_string(),
-            discounted: discount_percent > 0,
-            quantity: quantity.map(Quantity::get),
-            // At most 1e13 cents times 1e5 units: far inside i64.
-            line_total: quantity.and_then(|q| final_price.checked_mul(q.get())),
-        })
+        Some(self.rules.quote(sku, entry, quantity))
     }
 
-    /// Every price, in catalogue order, for one unit.
-    pub fn all(&self) -> Vec<Quote> {
+    /// Every price, in catalogue order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &PriceEntry)> {
         self.order
             .iter()
-            .filter_map(|sku| self.quote(&Sku::parse(sku).ok()?, None))
-            .collect()
+            .filter_map(|sku| Some((sku.as_str(), self.entries.get(sku)?)))
     }
 }
 
@@ -313,6 +407,36 @@ mod tests {
         assert!(Quantity::parse(u64::from(MAX_QUANTITY)).is_ok());
         for bad in [0, u64::from(MAX_QUANTITY) + 1, u64::MAX] {
             assert!(Quantity::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prices_set_through_the_api_are_checked() {
+        let ok = PriceEntry::parse(999.99, 10, Some(&[(2, 5), (10, 20)])).expect("valid");
+        assert_eq!(ok.base, Money::from_cents(99_999));
+        assert_eq!(ok.tiers.as_ref().map(Vec::len), Some(2));
+        assert!(PriceEntry::parse(1_000_000.0, 100, None).is_ok());
+        assert!(PriceEntry::parse(0.01, 0, Some(&[])).is_ok());
+        let eleven: Vec<(u64, u64)> = (2..13).map(|q| (q, 1)).collect();
+        type Case<'a> = (f64, u64, Option<&'a [(u64, u64)]>);
+        let cases: [Case<'_>; 11] = [
+            (0.0, 0, None),
+            (-1.0, 0, None),
+            (1_000_000.01, 0, None),
+            (1.234, 0, None),
+            (f64::NAN, 0, None),
+            (1.0, 101, None),
+            (1.0, 0, Some(&[(1, 5)])),
+            (1.0, 0, Some(&[(10, 5), (10, 6)])),
+            (1.0, 0, Some(&[(10, 5), (5, 6)])),
+            (1.0, 0, Some(&[(10, 101)])),
+            (1.0, 0, Some(&eleven)),
+        ];
+        for (base, discount, tiers) in cases {
+            assert!(
+                PriceEntry::parse(base, discount, tiers).is_err(),
+                "{base} {discount} {tiers:?}"
+            );
         }
     }
 

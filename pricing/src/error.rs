@@ -14,6 +14,8 @@ pub enum Error {
     PriceNotFound { sku: String },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 /// `price_not_found`: a problem naming the sku.
@@ -45,6 +47,7 @@ impl Error {
                 "Invalid request",
             )
             .detail(detail),
+            Self::Unexpected(_) => Problem::internal(),
         }
     }
 }
@@ -55,6 +58,9 @@ impl ResponseError for Error {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Unexpected(e) = self {
+            tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error");
+        }
         self.problem().to_response()
     }
 }

@@ -548,7 +548,8 @@ impl AuthConfig {
 
     /// # Errors
     /// When a URL is not http(s), `AUTH_REQUIRED` is not a boolean or is set
-    /// without `AUTH_ISSUER`, or only one of the client id and secret is set.
+    /// without `AUTH_ISSUER`, only one of the client id and secret is set, or
+    /// they are set with neither `AUTH_TOKEN_URL` nor `AUTH_ISSUER`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let issuer = env.optional("AUTH_ISSUER");
         if let Some(issuer) = &issuer
@@ -568,13 +569,21 @@ impl AuthConfig {
                 "needs AUTH_ISSUER: without an issuer no token can be verified",
             ));
         }
+        let client = ClientCredentials::from_env(env)?;
+        if client.as_ref().is_some_and(|c| c.token_url.is_none()) && issuer.is_none() {
+            return Err(ConfigError::new(
+                "AUTH_TOKEN_URL",
+                "",
+                "needed with AUTH_CLIENT_ID when AUTH_ISSUER is unset: no token endpoint to ask",
+            ));
+        }
         Ok(Self {
             issuer,
             audience: env.string("AUTH_AUDIENCE", "shop"),
             jwks_url: env.optional_http_url("AUTH_JWKS_URL")?,
             required,
             jwks_refresh: env.millis("AUTH_JWKS_REFRESH_MS", 30_000, 0)?,
-            client: ClientCredentials::from_env(env)?,
+            client,
         })
     }
 }
@@ -757,6 +766,25 @@ mod tests {
             config.allowed_origins,
             AllowedOrigins::List(vec!["http://a.test".into(), "https://b.test".into()])
         );
+    }
+
+    #[test]
+    fn client_credentials_need_a_token_endpoint_and_keep_the_secret_quiet() {
+        let secret = ("AUTH_CLIENT_SECRET", "s3cret");
+        let id = ("AUTH_CLIENT_ID", "order");
+        let err = AuthConfig::from_env(&Env::from_pairs([id, secret])).expect_err("no endpoint");
+        assert_eq!(err.name, "AUTH_TOKEN_URL");
+        for env in [
+            Env::from_pairs([id, secret, ("AUTH_TOKEN_URL", "http://idp.test/token")]),
+            Env::from_pairs([id, secret, ("AUTH_ISSUER", "http://idp.test")]),
+        ] {
+            let config = AuthConfig::from_env(&env).expect("an endpoint is known");
+            let client = config.client.expect("credentials");
+            assert_eq!(client.client_secret, "s3cret");
+            assert!(!format!("{client:?}").contains("s3cret"));
+        }
+        let err = AuthConfig::from_env(&Env::from_pairs([secret])).expect_err("no id");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]

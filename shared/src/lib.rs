@@ -45,7 +45,8 @@
 //! - [`lines`] (sku): sku lines with quantities, their limits, and the
 //!   `skus`-or-`items` request shape.
 //! - [`auth`] (config, paths, problem): who is calling (a verified bearer
-//!   token, the `SERVICE_TOKEN`, or nobody) and the scope checks on it.
+//!   token, the `SERVICE_TOKEN`, or nobody) and the scope checks on it; the
+//!   service's own token for its calls (client credentials).
 //! - [`chaos`] (config, paths, problem): fault injection (`CHAOS_*`), off
 //!   unless configured.
 //! - [`access_log`] (paths, service, request_id, telemetry): the per-request

@@ -48,6 +48,10 @@ pub const PROBLEM_JSON: &str = crate::problem::CONTENT_TYPE;
 /// `security(("service_token" = []))` in their `#[utoipa::path]`.
 pub const SERVICE_TOKEN: &str = "service_token";
 
+/// The security scheme of routes that need a scope of a signed access token
+/// ([`crate::auth::Authorized`]): `security(("bearer_token" = []))`.
+pub const BEARER_TOKEN: &str = "bearer_token";
+
 const DESCRIPTION: &str = "\
 JSON in and out. Every error is `application/problem+json` (RFC 9457) with a stable \
 snake_case `code`; branch on it. Every response carries `X-Request-Id` (the caller's, \
@@ -71,11 +75,13 @@ pub fn describe(info: &ServiceInfo, mut api: OpenApi) -> OpenApi {
         .insert(paths::OPENAPI.into(), openapi_path_item());
 
     let mut uses_service_token = false;
+    let mut uses_bearer_token = false;
     for (path, item) in &mut api.paths.paths {
         // Fault injection leaves the plumbing's paths alone (see `crate::chaos`).
         let exempt_from_chaos = paths::is_plumbing(path);
         for operation in operations_mut(item) {
             uses_service_token |= requires_service_token(operation);
+            uses_bearer_token |= requires_scheme(operation, BEARER_TOKEN);
             add_framework_responses(operation, exempt_from_chaos);
         }
     }
@@ -92,6 +98,11 @@ pub fn describe(info: &ServiceInfo, mut api: OpenApi) -> OpenApi {
             SERVICE_TOKEN,
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+    if uses_bearer_token {
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme(BEARER_TOKEN, SecurityScheme::Http(scheme));
     }
     api
 }
@@ -184,8 +195,12 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 }
 
 fn requires_service_token(operation: &Operation) -> bool {
+    requires_scheme(operation, SERVICE_TOKEN)
+}
+
+fn requires_scheme(operation: &Operation, scheme: &str) -> bool {
     operation.security.iter().flatten().any(|requirement| {
-        serde_json::to_value(requirement).is_ok_and(|value| value.get(SERVICE_TOKEN).is_some())
+        serde_json::to_value(requirement).is_ok_and(|value| value.get(scheme).is_some())
     })
 }
 

@@ -4,6 +4,7 @@
 //! `#[utoipa::path]`; registering it here serves it and describes it in
 //! `GET /openapi.json` in the same call.
 
+mod catalogue;
 mod items;
 mod reservations;
 
@@ -15,6 +16,10 @@ pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(items::list_items) // GET /items
         .service(items::get_item) // GET /items/{sku}
         .service(items::list_categories) // GET /categories
+        // Operators only: each handler needs `inventory:write`, see `crate::scopes`.
+        .service(catalogue::put_item) // PUT /items/{sku}
+        .service(catalogue::adjust_stock) // POST /items/{sku}/stock
+        .service(catalogue::item_history) // GET /items/{sku}/history
         .service(
             // Only the order service holds stock: each handler needs the
             // reservation scope (or SERVICE_TOKEN), see `crate::scopes`.

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use actix_web::http::Method;
 use inventory::config::Config;
 use inventory::domain::Catalog;
 use serde_json::{Value, json};
 use shared::config::ServerConfig;
-use shared::testing::{Spawned, TestDatabase, TestResponse, init_tracing, spawn};
+use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
 
 pub struct TestApp {
     pub server: Spawned,
@@ -73,10 +74,42 @@ impl TestApp {
             .await
     }
 
+    /// `PUT /items/{sku}` as `client` (the app's own client is anonymous).
+    pub async fn put_item(&self, client: &TestClient, sku: &str, body: &Value) -> TestResponse {
+        put_json(client, &format!("/items/{sku}"), body).await
+    }
+
+    /// `POST /items/{sku}/stock` as `client`.
+    pub async fn adjust(&self, client: &TestClient, sku: &str, delta: i64) -> TestResponse {
+        client
+            .post_json(
+                &format!("/items/{sku}/stock"),
+                &json!({"delta": delta, "reason": "test adjustment"}),
+            )
+            .await
+    }
+
+    /// `GET /items/{sku}/history` as `client`.
+    pub async fn history(&self, client: &TestClient, sku: &str) -> TestResponse {
+        client.get(&format!("/items/{sku}/history")).await
+    }
+
     pub async fn release(&self, id: &str) -> TestResponse {
         self.server
             .client
             .delete(&format!("/reservations/{id}"))
             .await
     }
+}
+
+/// A PUT with a JSON body (the test client has no shorthand for it).
+pub async fn put_json(client: &TestClient, path: &str, body: &Value) -> TestResponse {
+    client
+        .send(
+            Method::PUT,
+            path,
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
 }

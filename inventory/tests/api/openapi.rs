@@ -11,6 +11,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/items"),
     ("GET", "/items/{sku}"),
     ("GET", "/categories"),
+    ("PUT", "/items/{sku}"),
+    ("POST", "/items/{sku}/stock"),
+    ("GET", "/items/{sku}/history"),
     ("POST", "/reservations"),
     ("GET", "/reservations/{id}"),
     ("DELETE", "/reservations/{id}"),
@@ -50,7 +53,19 @@ async fn the_reservation_endpoints_document_the_service_token() {
             guarded,
             "{method} {path}"
         );
-        assert_eq!(operation["responses"].get("401").is_some(), guarded);
+        // Catalogue management needs a bearer token with `inventory:write`.
+        let managed =
+            (*method != "GET" && path.starts_with("/items/")) || path.ends_with("/history");
+        assert_eq!(
+            operation["security"] == json!([{"bearer_token": []}]),
+            managed,
+            "{method} {path}"
+        );
+        assert_eq!(
+            operation["responses"].get("401").is_some(),
+            guarded || managed,
+            "{method} {path}"
+        );
     }
     // And the 401 the description promises is what a caller without the token gets.
     let res = app.reserve("r1", &[("A001", 1)]).await;
@@ -68,6 +83,22 @@ async fn contract_examples_fit_the_description() {
     let laptop = json!({"sku": "A001", "name": "Laptop", "category": "electronics", "stock": 50});
     api.assert_valid("Item", &laptop);
     api.assert_valid("ItemList", &json!({"items": [laptop], "count": 1}));
+    api.assert_valid(
+        "PutItemRequest",
+        &json!({"name": "Laptop", "category": "electronics"}),
+    );
+    api.assert_valid(
+        "AdjustStockRequest",
+        &json!({"delta": -5, "reason": "damaged in transit"}),
+    );
+    api.assert_valid(
+        "ItemHistory",
+        &json!({"sku": "A001", "count": 2, "changes": [
+            {"at": "2026-11-27T10:00:00Z", "actor": "alice", "kind": "stock",
+             "delta": -5, "reason": "damaged", "stock_after": 45},
+            {"at": "2026-11-27T09:00:00Z", "actor": "anonymous", "kind": "created",
+             "name": "Laptop", "category": "electronics"}]}),
+    );
     api.assert_valid(
         "CreateReservationRequest",
         &json!({"reservation_id": "order-1", "lines": [{"sku": "A001", "quantity": 2}]}),

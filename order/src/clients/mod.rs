@@ -5,7 +5,10 @@
 //! 1. the dependency's circuit breaker is asked first (an open breaker fails
 //!    the call at once, without touching the network);
 //! 2. the request carries the caller's `X-Request-Id`, the W3C `traceparent`
-//!    when tracing export is on, and, for inventory, the service token;
+//!    when tracing export is on, and, for inventory, this service's
+//!    [`Credentials`] (a token that cannot be had fails the call like an
+//!    unreachable dependency; a token the dependency refuses with 401 is
+//!    dropped, so that the next call fetches a new one);
 //! 3. the whole exchange, connect to last body byte, is bounded by the
 //!    request timeout;
 //! 4. the outcome is reported to the breaker: 5xx, timeouts and transport
@@ -28,6 +31,7 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared::auth::client::{AccessToken, TokenSource};
 use shared::breaker::{CircuitBreaker, Rejected};
 use shared::health::{CheckOutcome, HealthCheck};
 use shared::problem::RETRY_SOON;
@@ -61,6 +65,9 @@ pub enum CallError {
     Status { status: StatusCode, problem: Value },
     #[error("unreadable answer: {0}")]
     Decode(String),
+    /// This service's own token could not be had: the request was not sent.
+    #[error("no access token for the call: {0}")]
+    Credentials(String),
 }
 
 impl CallError {
@@ -69,7 +76,7 @@ impl CallError {
         match self {
             Self::Status { status, .. } => status.is_server_error(),
             Self::BreakerOpen(_) => false,
-            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) => true,
+            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => true,
         }
     }
 
@@ -80,6 +87,7 @@ impl CallError {
             Self::Timeout(_) => "timeout",
             Self::Transport(_) => "transport",
             Self::Decode(_) => "decode",
+            Self::Credentials(_) => "credentials",
             Self::Status { status, .. } if status.is_server_error() => "server_error",
             Self::Status { .. } => "client_error",
         }
@@ -88,7 +96,7 @@ impl CallError {
     /// Whether the request may have reached the dependency and changed
     /// something there (so a compensating call is worth making).
     pub fn may_have_landed(&self) -> bool {
-        !matches!(self, Self::BreakerOpen(_))
+        !matches!(self, Self::BreakerOpen(_) | Self::Credentials(_))
     }
 
     /// When a caller should retry, as far as this error tells.
@@ -132,6 +140,62 @@ impl CallError {
     }
 }
 
+/// How this service proves who it is to a dependency.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// Nothing is sent (pricing; inventory with no token configured).
+    None,
+    /// `SERVICE_TOKEN`, sent as is.
+    ServiceToken(Arc<str>),
+    /// Tokens of the client credentials grant (`AUTH_CLIENT_ID`), fetched
+    /// and cached by one source the workers share.
+    Client(Arc<TokenSource>),
+}
+
+/// The bearer token one call carries, and where it came from.
+enum Bearer {
+    None,
+    Static(Arc<str>),
+    Fetched(AccessToken),
+}
+
+impl Bearer {
+    fn header(&self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Static(token) => Some(format!("Bearer {token}")),
+            Self::Fetched(token) => Some(format!("Bearer {}", token.secret())),
+        }
+    }
+}
+
+impl Credentials {
+    /// The token for the next call.
+    async fn bearer(&self) -> Result<Bearer, CallError> {
+        match self {
+            Self::None => Ok(Bearer::None),
+            Self::ServiceToken(token) => Ok(Bearer::Static(token.clone())),
+            Self::Client(source) => source
+                .token()
+                .await
+                .map(Bearer::Fetched)
+                .map_err(|e| CallError::Credentials(e.to_string())),
+        }
+    }
+
+    /// After a 401: a fetched token is dropped, so that the next call gets a
+    /// new one (the provider may have rotated its keys, or revoked it).
+    fn refused(&self, bearer: &Bearer) {
+        if let (Self::Client(source), Bearer::Fetched(token)) = (self, bearer) {
+            tracing::info!(
+                client_id = source.client_id(),
+                "the dependency refused this service's token; fetching a new one next time"
+            );
+            source.forget(token);
+        }
+    }
+}
+
 /// One dependency: base URL, worker-local HTTP client, shared breaker.
 #[derive(Clone)]
 pub struct Downstream {
@@ -140,7 +204,7 @@ pub struct Downstream {
     http: awc::Client,
     breaker: Arc<CircuitBreaker>,
     timeout: Duration,
-    bearer: Option<String>,
+    credentials: Credentials,
     metrics: OrderMetrics,
 }
 
@@ -150,7 +214,7 @@ impl Downstream {
         base_url: String,
         breaker: Arc<CircuitBreaker>,
         timeout: Duration,
-        bearer: Option<String>,
+        credentials: Credentials,
         metrics: OrderMetrics,
     ) -> Self {
         let http = awc::Client::builder()
@@ -167,7 +231,7 @@ impl Downstream {
             http,
             breaker,
             timeout,
-            bearer: bearer.map(|t| format!("Bearer {t}")),
+            credentials,
             metrics,
         }
     }
@@ -192,22 +256,55 @@ impl Downstream {
                 return Err(rejected.into());
             }
         };
-        let request = self.request(method.clone(), path, request_id);
-        let outcome = self.exchange(request, body).await;
+        let outcome = self.call(method.clone(), path, body, request_id).await;
         permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
         self.report(&method, path, &outcome, started.elapsed());
         outcome
     }
 
+    /// One exchange with this service's credentials: a token that cannot be
+    /// had within the timeout fails the call unsent, and a 401 tells the
+    /// credentials their token was refused.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let bearer = tokio::time::timeout(self.timeout, self.credentials.bearer())
+            .await
+            .map_err(|_| {
+                let waited = self.timeout;
+                CallError::Credentials(format!(
+                    "the token endpoint did not answer within {waited:?}"
+                ))
+            })??;
+        let request = self.request(method, path, request_id, &bearer);
+        let outcome = self.exchange(request, body).await;
+        if let Err(CallError::Status { status, .. }) = &outcome
+            && *status == StatusCode::UNAUTHORIZED
+        {
+            self.credentials.refused(&bearer);
+        }
+        outcome
+    }
+
     /// The request, with the headers every call carries: the request id,
     /// the trace context, and the bearer token where one is configured.
-    fn request(&self, method: Method, path: &str, request_id: &RequestId) -> awc::ClientRequest {
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        request_id: &RequestId,
+        bearer: &Bearer,
+    ) -> awc::ClientRequest {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
             .insert_header((request_id::HEADER, request_id.as_str()));
-        if let Some(bearer) = &self.bearer {
-            request = request.insert_header((header::AUTHORIZATION, bearer.as_str()));
+        if let Some(authorization) = bearer.header() {
+            request = request.insert_header((header::AUTHORIZATION, authorization));
         }
         for (name, value) in shared::telemetry::trace_headers() {
             request = request.insert_header((name, value));

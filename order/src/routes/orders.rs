@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::error::{Error, OrderProblem, SkusProblem};
 use crate::history::{Cursor, DEFAULT_LIMIT, OrderQuery, StatusFilter};
 use crate::saga::{Placed, Saga};
+use crate::scopes::Access;
 use crate::store::Store;
 
 /// An order: one unit of each of `skus`, or `items` with quantities; one of the two.
@@ -36,8 +37,10 @@ pub enum CreateOrderRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"customer_id": "test", "skus": ["A001", "B001"]}))]
 pub struct OrderBySkus {
-    #[schema(value_type = CustomerId)]
-    customer_id: String,
+    /// Whose order. Required without an access token; with one it is the
+    /// token's subject, which this may repeat but not contradict.
+    #[schema(value_type = CustomerId, required = false)]
+    customer_id: Option<String>,
     /// 1 to 100 distinct skus; a sku listed twice is ordered twice.
     #[schema(value_type = Vec<Sku>, min_items = 1)]
     skus: Vec<String>,
@@ -48,8 +51,10 @@ pub struct OrderBySkus {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"customer_id": "c1", "items": [{"sku": "A001", "quantity": 2}]}))]
 pub struct OrderByItems {
-    #[schema(value_type = CustomerId)]
-    customer_id: String,
+    /// Whose order. Required without an access token; with one it is the
+    /// token's subject, which this may repeat but not contradict.
+    #[schema(value_type = CustomerId, required = false)]
+    customer_id: Option<String>,
     /// 1 to 100 distinct skus; lines naming the same sku are added up.
     #[schema(min_items = 1)]
     items: Vec<ItemIn>,
@@ -72,7 +77,8 @@ const _: () = assert!(MAX_QUANTITY == 10_000 && MAX_LINES == 100);
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCreateOrderRequest {
-    customer_id: String,
+    #[serde(default)]
+    customer_id: Option<String>,
     skus: Option<Vec<String>>,
     items: Option<Vec<ItemIn>>,
 }
@@ -88,10 +94,10 @@ impl TryFrom<RawCreateOrderRequest> for CreateOrderRequest {
     }
 }
 
-impl TryFrom<CreateOrderRequest> for NewOrder {
-    type Error = ParseError;
-    fn try_from(req: CreateOrderRequest) -> Result<Self, ParseError> {
-        let (customer_id, lines): (String, Vec<(String, u64)>) = match req {
+impl CreateOrderRequest {
+    /// The order, for the customer `access` allows ([`Access::customer_for_order`]).
+    fn into_new_order(self, access: &Access) -> Result<NewOrder, Error> {
+        let (customer_id, lines): (Option<String>, Vec<(String, u64)>) = match self {
             CreateOrderRequest::Skus(o) => {
                 (o.customer_id, o.skus.into_iter().map(|s| (s, 1)).collect())
             }
@@ -100,7 +106,8 @@ impl TryFrom<CreateOrderRequest> for NewOrder {
                 o.items.into_iter().map(|i| (i.sku, i.quantity)).collect(),
             ),
         };
-        NewOrder::parse(&customer_id, &lines)
+        let customer = access.customer_for_order(customer_id.as_deref())?;
+        Ok(NewOrder::parse(customer.as_str(), &lines)?)
     }
 }
 
@@ -215,7 +222,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
             headers(("Location" = String, description = "`/orders/{order_id}`"))),
         (status = 200, description = "A retry with the same `Idempotency-Key`: the first order.", body = OrderResponse,
             headers(("Idempotent-Replayed" = String, description = "`true`"))),
-        (status = 400, description = "`invalid_request`: a bad customer, sku, quantity or `Idempotency-Key`, or not 1 to 100 skus.",
+        (status = 400, description = "`invalid_request`: a bad customer, sku, quantity or `Idempotency-Key`, or not 1 to 100 skus; \
+            no `customer_id` and no access token.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 401, description = "`unauthorized`: no access token where `AUTH_REQUIRED` is on, or a bad one.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 403, description = "`customer_mismatch`: `customer_id` is not the access token's subject.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 409, description = "`insufficient_stock`: not enough stock for the listed `skus`; \
             `order_in_progress`: the first request with this `Idempotency-Key` is still being placed (`Retry-After`).",
@@ -235,11 +247,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
 #[tracing::instrument(skip_all)]
 pub async fn create_order(
     req: HttpRequest,
+    access: Access,
     saga: Saga,
     body: web::Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, Error> {
     let key = idempotency_key(&req)?;
-    let order = NewOrder::try_from(body.into_inner())?;
+    let order = body.into_inner().into_new_order(&access)?;
     Ok(match saga.place(order, key).await? {
         Placed::Created(order) => HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/orders/{}", order.id)))
@@ -253,8 +266,10 @@ pub async fn create_order(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Whose orders (required).
-    #[param(required = true, value_type = CustomerId, example = "c1")]
+    /// Whose orders: required without an access token; with one, the
+    /// token's subject by default. A customer's token lists only its own
+    /// orders (another customer's answer an empty page); `orders:admin` any.
+    #[param(value_type = CustomerId, example = "c1")]
     customer_id: Option<String>,
     /// Only orders in this status, or in any of a comma list of them
     /// (`rejected,failed`); every status when absent. Rejected and failed
@@ -280,14 +295,12 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-impl TryFrom<ListQuery> for OrderQuery {
-    type Error = Error;
-    fn try_from(query: ListQuery) -> Result<Self, Error> {
-        let customer_id = query
-            .customer_id
-            .ok_or_else(|| Error::InvalidRequest("customer_id is required".into()))?;
-        let mut parsed = OrderQuery::new(CustomerId::parse(&customer_id)?)
-            .with_limit(query.limit.unwrap_or(DEFAULT_LIMIT));
+impl ListQuery {
+    /// The query for `customer`'s orders (whom the caller may list, see
+    /// [`Access::customer_to_list`]).
+    fn into_order_query(self, customer: CustomerId) -> Result<OrderQuery, Error> {
+        let query = self;
+        let mut parsed = OrderQuery::new(customer).with_limit(query.limit.unwrap_or(DEFAULT_LIMIT));
         if let Some(status) = query.status {
             parsed = parsed.with_statuses(StatusFilter::parse(&status)?);
         }
@@ -327,18 +340,30 @@ pub struct OrderList {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of orders; `next_cursor` leads to the next one.", body = OrderList),
-        (status = 400, description = "`invalid_request`: `customer_id` is missing or malformed, `status` names \
+        (status = 400, description = "`invalid_request`: `customer_id` is missing (without an access token) or malformed, `status` names \
             something that is not an order status, or `cursor` is not a `next_cursor` this service gave out.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 401, description = "`unauthorized`: no access token where `AUTH_REQUIRED` is on, or a bad one.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
 #[get("/orders")]
 #[tracing::instrument(skip_all)]
 pub async fn list_orders(
+    access: Access,
     store: web::Data<Store>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Error> {
-    let query = OrderQuery::try_from(query.into_inner())?;
+    let mut query = query.into_inner();
+    let (customer, visible) = access.customer_to_list(query.customer_id.take().as_deref())?;
+    let query = query.into_order_query(customer)?;
+    if !visible {
+        return Ok(HttpResponse::Ok().json(OrderList {
+            count: 0,
+            orders: Vec::new(),
+            next_cursor: None,
+        }));
+    }
     let page = store.list_for_customer(&query).await?;
     let orders: Vec<OrderResponse> = page.orders.into_iter().map(OrderResponse::from).collect();
     Ok(HttpResponse::Ok().json(OrderList {
@@ -357,19 +382,27 @@ pub async fn list_orders(
     params(("id" = String, Path, description = "The `order_id`.", example = "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b")),
     responses(
         (status = 200, description = "The order.", body = OrderResponse),
-        (status = 404, description = "`order_not_found`.", body = OrderProblem, content_type = PROBLEM_JSON),
+        (status = 401, description = "`unauthorized`: no access token where `AUTH_REQUIRED` is on, or a bad one.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 404, description = "`order_not_found`: no such order, or another customer's.",
+            body = OrderProblem, content_type = PROBLEM_JSON),
     )
 )]
 #[get("/orders/{id}")]
 #[tracing::instrument(skip_all, fields(order_id = %path))]
 pub async fn get_order(
+    access: Access,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = order_id(path.into_inner())?;
-    let order = store.get(&id).await?.ok_or_else(|| Error::OrderNotFound {
-        id: id.as_str().to_owned(),
-    })?;
+    let order = store
+        .get(&id)
+        .await?
+        .filter(|order| access.may_see(&order.customer_id))
+        .ok_or_else(|| Error::OrderNotFound {
+            id: id.as_str().to_owned(),
+        })?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }
 
@@ -379,7 +412,10 @@ pub async fn get_order(
     params(("id" = String, Path, description = "The `order_id`.", example = "0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b")),
     responses(
         (status = 200, description = "Cancelled (`status: \"cancelled\"`).", body = OrderResponse),
-        (status = 404, description = "`order_not_found`.", body = OrderProblem, content_type = PROBLEM_JSON),
+        (status = 401, description = "`unauthorized`: no access token where `AUTH_REQUIRED` is on, or a bad one.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 404, description = "`order_not_found`: no such order, or another customer's.",
+            body = OrderProblem, content_type = PROBLEM_JSON),
         (status = 409, description = "`order_not_cancellable`: the order holds no stock (it failed or was rejected).",
             body = OrderProblem, content_type = PROBLEM_JSON),
         (status = 503, description = "`inventory_unavailable`: the stock could not be released; retry after `Retry-After` seconds.",
@@ -389,7 +425,11 @@ pub async fn get_order(
 )]
 #[post("/orders/{id}/cancel")]
 #[tracing::instrument(skip_all, fields(order_id = %path))]
-pub async fn cancel_order(saga: Saga, path: web::Path<String>) -> Result<HttpResponse, Error> {
-    let order = saga.cancel(&order_id(path.into_inner())?).await?;
+pub async fn cancel_order(
+    access: Access,
+    saga: Saga,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let order = saga.cancel(&order_id(path.into_inner())?, &access).await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }

@@ -41,6 +41,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
     init_tracing();
     let inventory_db = TestDatabase::create("inventory").await;
     let order_db = TestDatabase::create("order").await;
+    let pricing_db = TestDatabase::create("pricing").await;
     let mut config = StackConfig {
         inventory: inventory::config::Config {
             server: ServerConfig::for_tests(),
@@ -51,6 +52,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
         },
         pricing: pricing::config::Config {
             server: ServerConfig::for_tests(),
+            database: pricing_db.config.clone(),
             price_book: pricing::domain::PriceBook::shipped(),
         },
         order: order::config::Config {
@@ -89,7 +91,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
         clock,
         inventory_config: config.inventory,
         pricing_config: config.pricing,
-        _dbs: vec![inventory_db, order_db],
+        _dbs: vec![inventory_db, order_db, pricing_db],
     }
 }
 

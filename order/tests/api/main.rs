@@ -1,6 +1,7 @@
 //! The order service through its HTTP interface, against real inventory and
 //! pricing servers that the tests stop, slow down and restart.
 
+mod auth;
 mod durability;
 mod helpers;
 mod history;

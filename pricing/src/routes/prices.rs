@@ -1,4 +1,4 @@
-//! `GET /price/{sku}`, `POST /price/bulk`, `GET /prices`.
+//! `GET /price/{sku}`, `POST /price/bulk`, `GET /prices`: reading prices, for anyone.
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
@@ -6,8 +6,9 @@ use shared::lines::SkusOrItems;
 use shared::openapi::PROBLEM_JSON;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{MAX_QUANTITY, ParseError, PriceBook, Quantity, Quote, Sku};
+use crate::domain::{MAX_QUANTITY, ParseError, PriceRules, Quantity, Quote, Sku};
 use crate::error::{Error, SkuProblem};
+use crate::store::Store;
 
 /// Most skus one bulk request may ask for.
 const MAX_BULK: usize = 200;
@@ -38,7 +39,8 @@ pub struct PriceQuery {
 #[get("/price/{sku}")]
 #[tracing::instrument(skip_all, fields(sku = %path))]
 pub async fn get_price(
-    book: web::Data<PriceBook>,
+    store: web::Data<Store>,
+    rules: web::Data<PriceRules>,
     path: web::Path<String>,
     query: web::Query<PriceQuery>,
 ) -> Result<HttpResponse, Error> {
@@ -48,8 +50,8 @@ pub async fn get_price(
     };
     let sku = Sku::parse(&sku_text).map_err(|_| not_found())?;
     let quantity = query.quantity.map(Quantity::parse).transpose()?;
-    let quote = book.quote(&sku, quantity).ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(quote))
+    let entry = store.get(&sku).await?.ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(rules.quote(&sku, &entry, quantity)))
 }
 
 /// The bulk request: skus (one unit each) or items with quantities, one of the two.
@@ -153,17 +155,20 @@ impl BulkPriceRequest {
 #[post("/price/bulk")]
 #[tracing::instrument(skip_all)]
 pub async fn bulk_prices(
-    book: web::Data<PriceBook>,
+    store: web::Data<Store>,
+    rules: web::Data<PriceRules>,
     body: web::Json<BulkPriceRequest>,
 ) -> Result<HttpResponse, Error> {
     let wanted = body.into_inner().parse()?;
+    let skus: Vec<Sku> = wanted.iter().map(|(sku, _)| sku.clone()).collect();
+    let found = store.get_many(&skus).await?;
     let mut response = BulkPriceResponse {
         prices: Vec::with_capacity(wanted.len()),
         not_found: Vec::new(),
     };
     for (sku, quantity) in wanted {
-        match book.quote(&sku, quantity) {
-            Some(quote) => response.prices.push(quote),
+        match found.get(&sku) {
+            Some(entry) => response.prices.push(rules.quote(&sku, entry, quantity)),
             None => response.not_found.push(sku.as_str().to_owned()),
         }
     }
@@ -183,12 +188,20 @@ pub struct PriceList {
     responses((status = 200, description = "The whole catalogue.", body = PriceList))
 )]
 #[get("/prices")]
-pub async fn list_prices(book: web::Data<PriceBook>) -> HttpResponse {
-    let prices = book.all();
-    HttpResponse::Ok().json(PriceList {
+pub async fn list_prices(
+    store: web::Data<Store>,
+    rules: web::Data<PriceRules>,
+) -> Result<HttpResponse, Error> {
+    let prices: Vec<Quote> = store
+        .all()
+        .await?
+        .iter()
+        .map(|(sku, entry)| rules.quote(sku, entry, None))
+        .collect();
+    Ok(HttpResponse::Ok().json(PriceList {
         count: prices.len(),
         prices,
-    })
+    }))
 }
 
 /// Keeps the documented bounds and the domain's in step.

@@ -1,25 +1,75 @@
-//! Starts the pricing service on a free port for one test.
+//! Starts the pricing service on a free port and a fresh database for one test.
 
+use actix_web::http::Method;
 use pricing::config::Config;
 use pricing::domain::PriceBook;
+use serde_json::Value;
 use shared::config::ServerConfig;
-use shared::testing::{Spawned, init_tracing, spawn};
+use shared::server::ShutdownHandle;
+use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
 
-pub async fn spawn_app() -> Spawned {
+/// A running pricing service and its throwaway database (dropped with it).
+/// The server's fields are at the top level, as the plumbing tests use them.
+pub struct TestApp {
+    pub port: u16,
+    pub client: TestClient,
+    pub shutdown: ShutdownHandle,
+    pub task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+    pub db: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Like [`spawn_app`], after `adjust` has changed the configuration.
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> Spawned {
-    init_tracing();
-    let mut config = Config {
+/// Pricing's settings for tests: a free port, the shipped catalogue, `db`.
+pub fn test_config(db: &TestDatabase) -> Config {
+    Config {
         server: ServerConfig::for_tests(),
+        database: db.config.clone(),
         price_book: PriceBook::shipped(),
-    };
+    }
+}
+
+/// Like [`spawn_app`], after `adjust` has changed the configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDatabase::create("pricing").await;
+    let mut config = test_config(&db);
     adjust(&mut config);
+    let Spawned {
+        port,
+        client,
+        shutdown,
+        task,
+    } = start(config).await;
+    TestApp {
+        port,
+        client,
+        shutdown,
+        task,
+        db,
+    }
+}
+
+/// Starts pricing with exactly `config` (e.g. again on a database a
+/// previous instance used).
+pub async fn start(config: Config) -> Spawned {
+    init_tracing();
     spawn(
         pricing::startup::build(config)
             .await
             .expect("pricing starts"),
     )
+}
+
+/// `PUT path` with a JSON body, as `client`.
+pub async fn put_json(client: &TestClient, path: &str, body: &Value) -> TestResponse {
+    client
+        .send(
+            Method::PUT,
+            path,
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
 }

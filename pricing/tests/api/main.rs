@@ -1,6 +1,7 @@
-//! Pricing through its HTTP interface, on a real socket.
+//! Pricing through its HTTP interface, on a real socket and a real database.
 
 mod helpers;
+mod management;
 mod metrics;
 mod openapi;
 mod plumbing;

@@ -11,6 +11,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/price/{sku}"),
     ("POST", "/price/bulk"),
     ("GET", "/prices"),
+    ("PUT", "/price/{sku}"),
+    ("GET", "/price/{sku}/history"),
     ("GET", "/health"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),

@@ -19,10 +19,14 @@
 //! no service token guards the scope. That keeps a service with auth off (or
 //! on but optional) answering the plain requests it always has.
 //!
+//! For the calls a service makes, [`client::TokenSource`] gets its own token
+//! with its client credentials (`AUTH_CLIENT_ID` / `AUTH_CLIENT_SECRET`).
+//!
 //! The scope names are the services' business (see their `auth` modules);
 //! this module only compares them. Health, metrics and the API description
 //! never look at tokens.
 
+pub mod client;
 pub mod jwt;
 mod service_token;
 

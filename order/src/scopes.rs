@@ -1,0 +1,184 @@
+//! Who may place, see and cancel which orders (`shared::auth` verifies the
+//! tokens; the rules on orders are here, in one place).
+//!
+//! A customer's token acts for its `sub`: orders are placed for it, and only
+//! its own orders can be seen or cancelled; someone else's order answers
+//! exactly as an unknown one would (404), so that ids do not leak. A token
+//! with [`OrdersAdmin`] sees and cancels every order. With auth off, or on
+//! without `AUTH_REQUIRED`, an anonymous caller is served as before tokens:
+//! the customer is whatever the request names.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use shared::auth::{Caller, Scope};
+
+use crate::domain::CustomerId;
+use crate::error::Error;
+
+/// Every customer's orders: support staff and operators.
+pub struct OrdersAdmin;
+
+impl Scope for OrdersAdmin {
+    const NAME: &'static str = "orders:admin";
+}
+
+/// What the caller of an order route may do. An extractor: a request that
+/// needs a token and has none is answered 401 before its body is read.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Anonymous where nothing is enforced: every order, as without auth.
+    Open,
+    /// A verified token: its subject's orders only.
+    Customer(String),
+    /// A verified token with [`OrdersAdmin`]: every order (placing acts for
+    /// its own subject still).
+    Admin(String),
+}
+
+impl Access {
+    /// # Errors
+    /// 401 when tokens are required and none was sent.
+    pub fn of(caller: &Caller) -> Result<Self, Error> {
+        Ok(match caller.require_subject()? {
+            None => Self::Open,
+            Some(subject) if caller.has_scope(OrdersAdmin::NAME) => Self::Admin(subject.into()),
+            Some(subject) => Self::Customer(subject.into()),
+        })
+    }
+
+    fn subject(&self) -> Option<&str> {
+        match self {
+            Self::Open => None,
+            Self::Customer(subject) | Self::Admin(subject) => Some(subject),
+        }
+    }
+
+    /// Whether an order of `owner` may be seen (and cancelled).
+    pub fn may_see(&self, owner: &CustomerId) -> bool {
+        match self {
+            Self::Open | Self::Admin(_) => true,
+            Self::Customer(subject) => subject == owner.as_str(),
+        }
+    }
+
+    /// The customer a new order is for: the token's subject, which the body
+    /// may leave out but not contradict; without a token, the body's.
+    ///
+    /// # Errors
+    /// 400 when no customer is named or it is malformed (a token's subject
+    /// included), 403 `customer_mismatch` when the body names another.
+    pub fn customer_for_order(&self, named: Option<&str>) -> Result<CustomerId, Error> {
+        let Some(subject) = self.subject() else {
+            let named = named.ok_or_else(|| required("customer_id"))?;
+            return Ok(CustomerId::parse(named)?);
+        };
+        let customer = CustomerId::parse(subject)?;
+        match named.map(CustomerId::parse).transpose()? {
+            Some(other) if other != customer => Err(Error::CustomerMismatch {
+                customer_id: other.as_str().to_owned(),
+            }),
+            _ => Ok(customer),
+        }
+    }
+
+    /// Whose orders a listing is about, and whether the caller may see them:
+    /// a customer's token lists its own (the default), and asking for
+    /// another's gets an empty page, never their orders.
+    ///
+    /// # Errors
+    /// 400 when no customer is named or it is malformed.
+    pub fn customer_to_list(&self, named: Option<&str>) -> Result<(CustomerId, bool), Error> {
+        let customer = match (named, self.subject()) {
+            (Some(named), _) => CustomerId::parse(named)?,
+            (None, Some(subject)) => CustomerId::parse(subject)?,
+            (None, None) => return Err(required("customer_id")),
+        };
+        let visible = self.may_see(&customer);
+        Ok((customer, visible))
+    }
+}
+
+fn required(name: &str) -> Error {
+    Error::InvalidRequest(format!("{name} is required"))
+}
+
+impl FromRequest for Access {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(
+            Caller::from_request(req, payload)
+                .into_inner()
+                .map_err(|e| Error::Unexpected(anyhow::anyhow!("reading the caller: {e}")))
+                .and_then(|caller| Self::of(&caller)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> CustomerId {
+        CustomerId::parse(s).expect("a customer id")
+    }
+
+    #[test]
+    fn customers_see_their_own_orders_and_admins_every_one() {
+        let alice = Access::Customer("alice".into());
+        assert!(alice.may_see(&id("alice")));
+        assert!(!alice.may_see(&id("bob")));
+        assert!(Access::Admin("ops".into()).may_see(&id("bob")));
+        assert!(Access::Open.may_see(&id("bob")));
+    }
+
+    #[test]
+    fn orders_are_placed_for_the_token_subject() {
+        let alice = Access::Customer("alice".into());
+        assert_eq!(alice.customer_for_order(None).ok(), Some(id("alice")));
+        assert_eq!(
+            alice.customer_for_order(Some(" alice")).ok(),
+            Some(id("alice"))
+        );
+        assert!(matches!(
+            alice.customer_for_order(Some("bob")),
+            Err(Error::CustomerMismatch { .. })
+        ));
+        assert!(matches!(
+            Access::Admin("ops".into()).customer_for_order(Some("bob")),
+            Err(Error::CustomerMismatch { .. })
+        ));
+        assert!(matches!(
+            Access::Open.customer_for_order(None),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert_eq!(
+            Access::Open.customer_for_order(Some("bob")).ok(),
+            Some(id("bob"))
+        );
+        let unfit = Access::Customer("x".repeat(65));
+        assert!(matches!(
+            unfit.customer_for_order(None),
+            Err(Error::Unparsable(_))
+        ));
+    }
+
+    #[test]
+    fn listings_default_to_the_subject_and_hide_others() {
+        let alice = Access::Customer("alice".into());
+        assert_eq!(alice.customer_to_list(None).ok(), Some((id("alice"), true)));
+        assert_eq!(
+            alice.customer_to_list(Some("bob")).ok(),
+            Some((id("bob"), false))
+        );
+        let admin = Access::Admin("ops".into());
+        assert_eq!(
+            admin.customer_to_list(Some("bob")).ok(),
+            Some((id("bob"), true))
+        );
+        assert!(Access::Open.customer_to_list(None).is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! All of pricing's SQL, behind domain-level methods.
+//!
+//! Reads are one indexed query each (`GET /price/{sku}` by primary key,
+//! `POST /price/bulk` one `IN (…)` for every sku). A price change and its
+//! history row are one transaction.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use shared::auth::Actor;
+use shared::config::DatabaseConfig;
+use shared::db::{Database, placeholders};
+use shared::money::Money;
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
+
+use crate::domain::{PriceBook, PriceEntry, Sku, Tier};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Pricing's data. Cheap to clone (the pools are shared).
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+/// Whether a `PUT /price/{sku}` priced a new sku or changed a price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Updated,
+}
+
+/// One recorded price change: who, when, and the price set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceChange {
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    pub actor: String,
+    pub entry: PriceEntry,
+}
+
+fn tiers_json(tiers: Option<&Vec<Tier>>) -> anyhow::Result<Option<String>> {
+    tiers
+        .map(|t| serde_json::to_string(t).context("encoding quantity tiers"))
+        .transpose()
+}
+
+/// A price from the columns `base_cents`, `discount_percent`, `tiers`.
+fn entry_from(row: &sqlx::any::AnyRow) -> anyhow::Result<PriceEntry> {
+    let discount: i64 = row.try_get("discount_percent")?;
+    let tiers: Option<String> = row.try_get("tiers")?;
+    Ok(PriceEntry {
+        base: Money::from_cents(row.try_get("base_cents")?),
+        discount_percent: u8::try_from(discount)
+            .ok()
+            .filter(|d| *d <= 100)
+            .with_context(|| format!("stored discount {discount} is not a percentage"))?,
+        tiers: tiers
+            .map(|t| serde_json::from_str(&t).context("reading stored quantity tiers"))
+            .transpose()?,
+    })
+}
+
+fn priced_from(row: &sqlx::any::AnyRow) -> anyhow::Result<(Sku, PriceEntry)> {
+    let sku: String = row.try_get("sku")?;
+    let entry = entry_from(row).with_context(|| format!("the price of {sku:?} cannot be read"))?;
+    let sku = Sku::parse(&sku).with_context(|| format!("price {sku:?} cannot be read"))?;
+    Ok((sku, entry))
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or a migration fails.
+    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let db = Database::connect(config).await?;
+        db.migrate(&MIGRATOR)
+            .await
+            .context("migrating the pricing store")?;
+        Ok(Self { db })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Inserts the catalogue's prices when the store holds none; returns how
+    /// many. Safe when several replicas start at once (existing skus are skipped).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn seed_if_empty(&self, book: &PriceBook) -> anyhow::Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM prices")
+            .fetch_one(&mut *self.db.read().await?)
+            .await?;
+        if count > 0 {
+            return Ok(0);
+        }
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let mut inserted = 0;
+        for (position, (sku, entry)) in (0_i64..).zip(book.entries()) {
+            inserted += sqlx::query(
+                "INSERT INTO prices (sku, base_cents, discount_percent, tiers, position) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sku) DO NOTHING",
+            )
+            .bind(sku)
+            .bind(entry.base.cents())
+            .bind(i64::from(entry.discount_percent))
+            .bind(tiers_json(entry.tiers.as_ref())?)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// # Errors
+    /// On a database error, or a stored price the code cannot read.
+    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
+    pub async fn get(&self, sku: &Sku) -> anyhow::Result<Option<PriceEntry>> {
+        let row = sqlx::query(
+            "SELECT sku, base_cents, discount_percent, tiers FROM prices WHERE sku = $1",
+        )
+        .bind(sku.as_str())
+        .fetch_optional(&mut *self.db.read().await?)
+        .await?;
+        Ok(row.as_ref().map(priced_from).transpose()?.map(|(_, e)| e))
+    }
+
+    /// The prices of those of `skus` that have one, in one query.
+    ///
+    /// # Errors
+    /// On a database error, or a stored price the code cannot read.
+    #[tracing::instrument(skip_all, fields(skus = skus.len()))]
+    pub async fn get_many(&self, skus: &[Sku]) -> anyhow::Result<HashMap<Sku, PriceEntry>> {
+        if skus.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT sku, base_cents, discount_percent, tiers FROM prices WHERE sku IN ({})",
+            placeholders(1, skus.len())
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for sku in skus {
+            query = query.bind(sku.as_str());
+        }
+        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
+        rows.iter().map(priced_from).collect()
+    }
+
+    /// Every price, in listing order.
+    ///
+    /// # Errors
+    /// On a database error, or a stored price the code cannot read.
+    pub async fn all(&self) -> anyhow::Result<Vec<(Sku, PriceEntry)>> {
+        let rows = sqlx::query(
+            "SELECT sku, base_cents, discount_percent, tiers FROM prices ORDER BY position, sku",
+        )
+        .fetch_all(&mut *self.db.read().await?)
+        .await?;
+        rows.iter().map(priced_from).collect()
+    }
+
+    /// Sets the price of `sku` (a new sku goes last in listings) and records
+    /// who set it, in one transaction.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
+    pub async fn put(
+        &self,
+        sku: &Sku,
+        entry: &PriceEntry,
+        actor: &Actor,
+        now: i64,
+    ) -> anyhow::Result<PutOutcome> {
+        let tiers = tiers_json(entry.tiers.as_ref())?;
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO prices (sku, base_cents, discount_percent, tiers, position) \
+             VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(position), 0) + 1 FROM prices)) \
+             ON CONFLICT (sku) DO NOTHING",
+        )
+        .bind(sku.as_str())
+        .bind(entry.base.cents())
+        .bind(i64::from(entry.discount_percent))
+        .bind(tiers.clone())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !created {
+            sqlx::query(
+                "UPDATE prices SET base_cents = $2, discount_percent = $3, tiers = $4 \
+                 WHERE sku = $1",
+            )
+            .bind(sku.as_str())
+            .bind(entry.base.cents())
+            .bind(i64::from(entry.discount_percent))
+            .bind(tiers.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::record(&mut tx, sku, entry, tiers, actor, now).await?;
+        tx.commit().await?;
+        Ok(if created {
+            PutOutcome::Created
+        } else {
+            PutOutcome::Updated
+        })
+    }
+
+    async fn record(
+        tx: &mut AnyConnection,
+        sku: &Sku,
+        entry: &PriceEntry,
+        tiers: Option<String>,
+        actor: &Actor,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO price_changes \
+             (sku, seq, at, actor, base_cents, discount_percent, tiers) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM price_changes WHERE sku = $1), \
+             $2, $3, $4, $5, $6)",
+        )
+        .bind(sku.as_str())
+        .bind(now)
+        .bind(actor.as_str())
+        .bind(entry.base.cents())
+        .bind(i64::from(entry.discount_percent))
+        .bind(tiers)
+        .execute(&mut *tx)
+        .await
+        .context("recording a price change")?;
+        Ok(())
+    }
+
+    /// A sku's last `limit` price changes, newest first; `None` when it has no price.
+    ///
+    /// # Errors
+    /// On a database error, or a stored row the code cannot read.
+    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
+    pub async fn history(&self, sku: &Sku, limit: u32) -> anyhow::Result<Option<Vec<PriceChange>>> {
+        let mut conn = self.db.read().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT sku FROM prices WHERE sku = $1")
+            .bind(sku.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT at, actor, base_cents, discount_percent, tiers FROM price_changes \
+             WHERE sku = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(sku.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        let changes = rows
+            .iter()
+            .map(|row| {
+                Ok(PriceChange {
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    entry: entry_from(row)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+            .with_context(|| format!("reading the price history of {sku}"))?;
+        Ok(Some(changes))
+    }
+}
