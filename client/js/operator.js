@@ -21,8 +21,15 @@ export function isOperator() {
   return OPERATOR_SCOPES.some((scope) => session.has(scope));
 }
 
-/** "10:5, 50:10" -> tiers; throws with words when it does not read. */
+/**
+ * "10:5, 50:10" -> the item's own tiers; "none" -> [] (no quantity discount);
+ * empty -> null (leave `tiers` out: the catalogue's tiers apply). Throws with
+ * words when it does not read.
+ */
 export function parseTiers(text) {
+  const trimmed = String(text).trim();
+  if (!trimmed) return null;
+  if (trimmed.toLowerCase() === 'none') return [];
   const tiers = [];
   for (const part of String(text).split(',').map((p) => p.trim()).filter(Boolean)) {
     const match = /^(\d+)\s*:\s*(\d+)\s*%?$/.exec(part);
@@ -40,7 +47,10 @@ const FIELD_WORDS = {
   base_price: (v) => `base ${money(v)}`,
   final_price: (v) => `final ${money(v)}`,
   discount_percent: (v) => `discount ${v}%`,
-  tiers: (v) => (Array.isArray(v) && v.length ? `tiers ${tiersText(v)}` : 'no quantity tiers'),
+  tiers: (v) => {
+    if (v === null) return 'the catalogue’s quantity discounts';
+    return Array.isArray(v) && v.length ? `tiers ${tiersText(v)}` : 'no quantity discount';
+  },
   name: (v) => `name “${v}”`,
   category: (v) => `category ${v}`,
   reason: (v) => `reason “${v}”`,
@@ -57,7 +67,7 @@ export function describeChange(change) {
   }
   const skip = new Set(['at', 'actor', 'kind', 'source', 'sku']);
   const facts = Object.entries(change)
-    .filter(([key, value]) => !skip.has(key) && value !== null && value !== undefined)
+    .filter(([key, value]) => !skip.has(key) && value !== undefined && (value !== null || key === 'tiers'))
     .map(([key, value]) => (FIELD_WORDS[key] ? FIELD_WORDS[key](value) : `${key.replace(/_/g, ' ')} ${typeof value === 'object' ? JSON.stringify(value) : value}`));
   const head = { created: 'Created', updated: 'Updated', price: 'Price set', stock: 'Stock changed' }[kind]
     || (kind ? kind.replace(/_/g, ' ') : 'Changed');
@@ -122,7 +132,7 @@ export function mountOperator(root, { onChanged }) {
       numberField('operator-base-price', 'Base price (USD)', { step: '0.01', min: '0', inputmode: 'decimal' }),
       numberField('operator-discount', 'Discount (%)', { step: '1', min: '0', max: '100', inputmode: 'numeric' }),
       textField('operator-tiers', 'Quantity discounts (optional)', { placeholder: '10:5, 50:10' },
-        'Minimum quantity:percent pairs, comma separated. Empty: none for this item.'),
+        'Minimum quantity:percent pairs, e.g. 10:5, 50:10; “none” for no quantity discount; empty: the catalogue’s.'),
       h('button', { type: 'submit', class: 'button', 'data-testid': 'operator-reprice' }, 'Set price')),
     priceResult);
 
@@ -176,9 +186,10 @@ export function mountOperator(root, { onChanged }) {
     const current = sku();
     if (!current) return;
     fill(historyStatus, spinner('Loading the changes…'));
+    // Each history is for the holders of that service's write scope.
     const sources = [
       ['inventory', session.has('inventory:write') ? inventoryApi.history(current) : null],
-      ['pricing', pricingApi.history(current)],
+      ['pricing', session.has('pricing:write') ? pricingApi.history(current) : null],
     ].filter(([, call]) => call);
     const answers = await busy(historyList, () => Promise.allSettled(sources.map(([, call]) => call)));
     if (mine !== historyGeneration) return;
@@ -187,7 +198,8 @@ export function mountOperator(root, { onChanged }) {
     answers.forEach((answer, i) => {
       const source = sources[i][0];
       if (answer.status === 'fulfilled') {
-        for (const change of answer.value.data.changes || []) changes.push({ ...change, source });
+        // Pricing's changes are all prices set; they carry no `kind`.
+        for (const change of answer.value.data.changes || []) changes.push({ kind: source === 'pricing' ? 'price' : '', ...change, source });
       } else {
         problems.push(renderProblem(answer.reason, `Loading the ${source} changes`));
       }
@@ -247,9 +259,10 @@ export function mountOperator(root, { onChanged }) {
       check: () => {
         const base = Number(value('operator-base-price').value);
         const discount = Number(value('operator-discount').value || 0);
-        if (!value('operator-base-price').value || !Number.isFinite(base) || base < 0) throw new Error('Enter a base price of 0 or more');
+        if (!value('operator-base-price').value || !Number.isFinite(base) || base <= 0) throw new Error('Enter a base price above 0');
         if (!Number.isInteger(discount) || discount < 0 || discount > 100) throw new Error('Enter a discount from 0 to 100 %');
-        return { base_price: base, discount_percent: discount, tiers: parseTiers(value('operator-tiers').value) };
+        const tiers = parseTiers(value('operator-tiers').value);
+        return { base_price: base, discount_percent: discount, ...(tiers === null ? {} : { tiers }) };
       },
       send: (price) => pricingApi.putPrice(current, price),
       done: (price) => `${price.sku}: ${money(price.final_price, price.currency)} now.`,

@@ -24,7 +24,8 @@ test('anything that is not a JWT with a sub and a numeric exp is no session', ()
 });
 
 test('quantity tiers are typed as minimum:percent pairs', () => {
-  assert.deepEqual(parseTiers(''), []);
+  assert.equal(parseTiers('  '), null);
+  assert.deepEqual(parseTiers('None'), []);
   assert.deepEqual(parseTiers(' 10:5, 50 : 10% '), [
     { min_quantity: 10, discount_percent: 5 },
     { min_quantity: 50, discount_percent: 10 },
@@ -39,6 +40,10 @@ test('changes read as words, whatever service recorded them', () => {
   assert.equal(describeChange({ kind: 'created', name: 'Desk', category: 'furniture', at: 'x', actor: 'y' }),
     'Created: name “Desk”, category furniture');
   assert.equal(describeChange({ kind: 'price', base_price: 27.5, discount_percent: 10, tiers: [] }),
-    'Price set: base $27.50, discount 10%, no quantity tiers');
+    'Price set: base $27.50, discount 10%, no quantity discount');
+  assert.equal(describeChange({ kind: 'price', base_price: 5, discount_percent: 0, tiers: null }),
+    'Price set: base $5.00, discount 0%, the catalogue’s quantity discounts');
+  assert.equal(describeChange({ kind: 'price', base_price: 5, discount_percent: 0, tiers: [{ min_quantity: 10, discount_percent: 5 }] }),
+    'Price set: base $5.00, discount 0%, tiers 10+ units −5%');
   assert.equal(describeChange({ kind: 'repriced', extra_field: 3 }), 'repriced: extra field 3');
 });
