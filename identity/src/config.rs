@@ -10,6 +10,7 @@ use shared::config::{DatabaseConfig, Env, ServerConfig};
 use crate::clients::ClientConfig;
 use crate::domain::Email;
 use crate::keys::KeySource;
+use crate::seed::SeedAccount;
 use crate::throttle::ThrottleSettings;
 
 pub const DEFAULT_PORT: u16 = 7004;
@@ -29,6 +30,9 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
     /// Accounts whose session tokens carry the operator scopes.
     pub operators: Vec<Email>,
+    /// `IDENTITY_ACCOUNTS`: accounts created at start-up when missing.
+    /// (Shared rather than cloned: passwords are not `Clone`.)
+    pub accounts: std::sync::Arc<[SeedAccount]>,
     pub token_ttl: Duration,
     pub sign_in_throttle: ThrottleSettings,
 }
@@ -51,6 +55,12 @@ impl Config {
             keys: key_source(env)?,
             clients: clients(env)?,
             operators: operators(env)?,
+            accounts: match json_setting(env, "IDENTITY_ACCOUNTS")? {
+                Some(json) => SeedAccount::parse_list(&json)
+                    .context("IDENTITY_ACCOUNTS")?
+                    .into(),
+                None => std::sync::Arc::new([]),
+            },
             token_ttl: Duration::from_secs(env.at_least("ACCESS_TOKEN_TTL_S", 900, 1)?),
             sign_in_throttle: ThrottleSettings {
                 burst: NonZeroU32::new(env.at_least_as("IDENTITY_SIGNIN_FAILURE_BURST", 5, 1)?)
@@ -91,18 +101,25 @@ fn key_source(env: &Env) -> anyhow::Result<KeySource> {
     }
 }
 
-/// `IDENTITY_CLIENTS`: the JSON itself, or `@path` to a file holding it.
-fn clients(env: &Env) -> anyhow::Result<Vec<ClientConfig>> {
-    let Some(value) = env.optional("IDENTITY_CLIENTS") else {
-        return Ok(Vec::new());
+/// A JSON setting: the JSON itself, or `@path` to a file holding it.
+fn json_setting(env: &Env, name: &str) -> anyhow::Result<Option<String>> {
+    let Some(value) = env.optional(name) else {
+        return Ok(None);
     };
-    let json = match value.strip_prefix('@') {
+    match value.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("IDENTITY_CLIENTS: reading {path}"))?,
-        None => value,
-    };
-    // The message never quotes the value: it holds secrets.
-    ClientConfig::parse_list(&json).context("IDENTITY_CLIENTS")
+            .map(Some)
+            .with_context(|| format!("{name}: reading {path}")),
+        None => Ok(Some(value)),
+    }
+}
+
+/// `IDENTITY_CLIENTS`. The message never quotes the value: it holds secrets.
+fn clients(env: &Env) -> anyhow::Result<Vec<ClientConfig>> {
+    match json_setting(env, "IDENTITY_CLIENTS")? {
+        Some(json) => ClientConfig::parse_list(&json).context("IDENTITY_CLIENTS"),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn operators(env: &Env) -> anyhow::Result<Vec<Email>> {

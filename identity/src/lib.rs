@@ -15,6 +15,7 @@
 //! - [`tokens`]: signing access tokens.
 //! - [`clients`]: OAuth clients and HTTP Basic authentication.
 //! - [`throttle`]: the per-email sign-in throttle.
+//! - [`seed`]: accounts provisioned by configuration (operators).
 //! - [`store`]: all SQL, behind domain-level methods.
 //! - [`metrics`]: accounts, sign-ins by outcome, tokens by grant.
 //! - [`error`]: the error enum and its problem+json (and RFC 6749) mapping.
@@ -29,6 +30,7 @@ pub mod keys;
 pub mod metrics;
 pub mod passwords;
 pub mod routes;
+pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod throttle;

@@ -50,6 +50,14 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let info = ServiceInfo::new("identity", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store);
     let hasher = web::Data::new(Hasher::new()?);
+    let provisioned = crate::seed::provision(&store_data, &hasher, &config.accounts).await?;
+    if !config.accounts.is_empty() {
+        tracing::info!(
+            provisioned,
+            listed = config.accounts.len(),
+            "accounts provisioned"
+        );
+    }
     let issuer = web::Data::new(issuer);
     let clients = web::Data::new(ClientRegistry::new(&config.clients));
     let operators = web::Data::new(Operators(config.operators.clone()));

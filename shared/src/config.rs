@@ -547,7 +547,8 @@ impl AuthConfig {
     }
 
     /// # Errors
-    /// When a URL is not http(s), `AUTH_REQUIRED` is not a boolean or is set
+    /// When a URL is not http(s), the keys would be fetched over https (this
+    /// build has no TLS client), `AUTH_REQUIRED` is not a boolean or is set
     /// without `AUTH_ISSUER`, only one of the client id and secret is set, or
     /// they are set with neither `AUTH_TOKEN_URL` nor `AUTH_ISSUER`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -569,6 +570,8 @@ impl AuthConfig {
                 "needs AUTH_ISSUER: without an issuer no token can be verified",
             ));
         }
+        let jwks_url = env.optional_http_url("AUTH_JWKS_URL")?;
+        keys_over_http(issuer.as_deref(), jwks_url.as_deref())?;
         let client = ClientCredentials::from_env(env)?;
         if client.as_ref().is_some_and(|c| c.token_url.is_none()) && issuer.is_none() {
             return Err(ConfigError::new(
@@ -580,12 +583,37 @@ impl AuthConfig {
         Ok(Self {
             issuer,
             audience: env.string("AUTH_AUDIENCE", "shop"),
-            jwks_url: env.optional_http_url("AUTH_JWKS_URL")?,
+            jwks_url,
             required,
             jwks_refresh: env.millis("AUTH_JWKS_REFRESH_MS", 30_000, 0)?,
             client,
         })
     }
+}
+
+/// The signing keys are fetched with awc, built here without TLS: an https
+/// JWKS (or discovery, when `AUTH_JWKS_URL` is unset) would fail on every
+/// fetch, so it is refused at start-up. An https issuer with an http
+/// `AUTH_JWKS_URL` (the provider's keys reached inside the network) is fine:
+/// the issuer is then only compared with the tokens' `iss`.
+fn keys_over_http(issuer: Option<&str>, jwks_url: Option<&str>) -> Result<(), ConfigError> {
+    let (name, url) = match (jwks_url, issuer) {
+        (Some(url), _) => ("AUTH_JWKS_URL", url),
+        (None, Some(url)) => ("AUTH_ISSUER", url),
+        (None, None) => return Ok(()),
+    };
+    if url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    {
+        return Err(ConfigError::new(
+            name,
+            url,
+            "keys are fetched over http only (no TLS client in this build): \
+             set AUTH_JWKS_URL to an http URL of the provider's JWKS",
+        ));
+    }
+    Ok(())
 }
 
 /// A client of an OAuth 2.0 token endpoint (`client_credentials` grant).
@@ -718,6 +746,25 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(trusted, ["172.16.0.0/12", "fd00::/8", "10.1.2.3/32"]);
+    }
+
+    #[test]
+    fn keys_are_fetched_over_http_only() {
+        let auth = |pairs: &[(&str, &str)]| AuthConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        let err = auth(&[("AUTH_ISSUER", "https://id.example")]).expect_err("https discovery");
+        assert_eq!(err.name, "AUTH_ISSUER");
+        let err = auth(&[
+            ("AUTH_ISSUER", "http://id:7004"),
+            ("AUTH_JWKS_URL", "HTTPS://id.example/jwks"),
+        ])
+        .expect_err("https keys");
+        assert_eq!(err.name, "AUTH_JWKS_URL");
+        let inside = auth(&[
+            ("AUTH_ISSUER", "https://id.example/"),
+            ("AUTH_JWKS_URL", "http://id:7004/.well-known/jwks.json"),
+        ])
+        .expect("an https issuer whose keys are reached over http");
+        assert_eq!(inside.issuer.as_deref(), Some("https://id.example/"));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   registered like a service's own, by [`crate::health::routes`]); the
 //!   `Problem` schema; and on each operation the problem responses the
 //!   framework gives (400/413/415 for a JSON body, 400 for a query string, 401
-//!   behind the `SERVICE_TOKEN` check ([`crate::auth::ServiceToken`]), 500 and the fault
+//!   behind the `SERVICE_TOKEN` check ([`crate::auth::ServiceToken`]), 401, 403
+//!   and 503 behind a signed-token check ([`crate::auth`]), 500 and the fault
 //!   injection's 503).
 //! - [`serve`] renders the document once per worker, serves it, and gives
 //!   [`crate::problem::not_found`] the table of methods per path that its 405
@@ -48,8 +49,10 @@ pub const PROBLEM_JSON: &str = crate::problem::CONTENT_TYPE;
 /// `security(("service_token" = []))` in their `#[utoipa::path]`.
 pub const SERVICE_TOKEN: &str = "service_token";
 
-/// The security scheme of routes that need a scope of a signed access token
-/// ([`crate::auth::Authorized`]): `security(("bearer_token" = []))`.
+/// The security scheme of routes that take a provider's signed token
+/// ([`crate::auth::jwt::Verifier`], `AUTH_ISSUER`): `security(("bearer_token" = []))`.
+/// A route either scheme opens lists both as separate requirements:
+/// `security(("service_token" = []), ("bearer_token" = []))`.
 pub const BEARER_TOKEN: &str = "bearer_token";
 
 const DESCRIPTION: &str = "\
@@ -74,14 +77,13 @@ pub fn describe(info: &ServiceInfo, mut api: OpenApi) -> OpenApi {
         .paths
         .insert(paths::OPENAPI.into(), openapi_path_item());
 
-    let mut uses_service_token = false;
-    let mut uses_bearer_token = false;
+    let (mut uses_service_token, mut uses_bearer_token) = (false, false);
     for (path, item) in &mut api.paths.paths {
         // Fault injection leaves the plumbing's paths alone (see `crate::chaos`).
         let exempt_from_chaos = paths::is_plumbing(path);
         for operation in operations_mut(item) {
-            uses_service_token |= requires_service_token(operation);
-            uses_bearer_token |= requires_scheme(operation, BEARER_TOKEN);
+            uses_service_token |= names_scheme(operation, SERVICE_TOKEN);
+            uses_bearer_token |= names_scheme(operation, BEARER_TOKEN);
             add_framework_responses(operation, exempt_from_chaos);
         }
     }
@@ -102,6 +104,9 @@ pub fn describe(info: &ServiceInfo, mut api: OpenApi) -> OpenApi {
     if uses_bearer_token {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
+        scheme.description = Some(
+            "An access token (JWT, ES256 or RS256) of the provider named by `AUTH_ISSUER`.".into(),
+        );
         components.add_security_scheme(BEARER_TOKEN, SecurityScheme::Http(scheme));
     }
     api
@@ -194,11 +199,8 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .filter_map(Option::as_mut)
 }
 
-fn requires_service_token(operation: &Operation) -> bool {
-    requires_scheme(operation, SERVICE_TOKEN)
-}
-
-fn requires_scheme(operation: &Operation, scheme: &str) -> bool {
+/// Whether one of `operation`'s security requirements names `scheme`.
+fn names_scheme(operation: &Operation, scheme: &str) -> bool {
     operation.security.iter().flatten().any(|requirement| {
         serde_json::to_value(requirement).is_ok_and(|value| value.get(scheme).is_some())
     })
@@ -236,13 +238,7 @@ fn add_framework_responses(operation: &mut Operation, exempt_from_chaos: bool) {
             "`invalid_query`: the query string does not fit the parameters' types.",
         );
     }
-    if requires_service_token(operation) {
-        add_problem(
-            operation,
-            "401",
-            "`unauthorized`: `SERVICE_TOKEN` is set and the request lacks `Authorization: Bearer <SERVICE_TOKEN>`.",
-        );
-    }
+    add_auth_responses(operation);
     if !exempt_from_chaos {
         add_problem(
             operation,
@@ -254,6 +250,35 @@ fn add_framework_responses(operation: &mut Operation, exempt_from_chaos: bool) {
             operation,
             "503",
             "`chaos_injected`: fault injection (`CHAOS_FAILURE_RATE`) is on; retry.",
+        );
+    }
+}
+
+/// The 401 (and for signed tokens 403 and 503) of routes behind a token check.
+fn add_auth_responses(operation: &mut Operation) {
+    if names_scheme(operation, SERVICE_TOKEN) {
+        add_problem(
+            operation,
+            "401",
+            "`unauthorized`: `SERVICE_TOKEN` is set and the request lacks `Authorization: Bearer <SERVICE_TOKEN>`.",
+        );
+    }
+    if names_scheme(operation, BEARER_TOKEN) {
+        add_problem(
+            operation,
+            "401",
+            "`unauthorized` (with `WWW-Authenticate: Bearer`): a token is needed and none was sent, \
+             or the one sent is bad or expired.",
+        );
+        add_problem(
+            operation,
+            "403",
+            "`forbidden`: the token lacks the scope this route needs (named in `scope`).",
+        );
+        add_problem(
+            operation,
+            "503",
+            "`auth_unavailable`: the provider's signing keys cannot be fetched right now; retry.",
         );
     }
 }
@@ -383,6 +408,33 @@ mod tests {
             .build();
         add_framework_responses(&mut operation, true);
         assert_eq!(operation.responses.responses.len(), 1);
+    }
+
+    #[test]
+    fn either_token_scheme_documents_its_refusals() {
+        use utoipa::openapi::security::SecurityRequirement;
+        let mut operation = OperationBuilder::new()
+            .response("200", ResponseBuilder::new().description("ok").build())
+            .security(SecurityRequirement::new(
+                SERVICE_TOKEN,
+                Vec::<String>::new(),
+            ))
+            .security(SecurityRequirement::new(BEARER_TOKEN, Vec::<String>::new()))
+            .build();
+        assert!(names_scheme(&operation, SERVICE_TOKEN) && names_scheme(&operation, BEARER_TOKEN));
+        add_framework_responses(&mut operation, true);
+        let statuses: Vec<&str> = operation
+            .responses
+            .responses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(statuses, ["200", "401", "403", "503"]);
+        let RefOr::T(unauthorized) = &operation.responses.responses["401"] else {
+            panic!("inline response");
+        };
+        assert!(unauthorized.description.contains("SERVICE_TOKEN"));
+        assert!(unauthorized.description.contains("WWW-Authenticate"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
 use utoipa::ToSchema;
 
-use super::off_the_workers;
+use super::{Operators, off_the_workers};
 use crate::domain::{CustomerId, Email, Name, Password};
 use crate::error::Error;
 use crate::metrics::IdentityMetrics;
@@ -57,10 +57,16 @@ pub async fn create_account(
     store: web::Data<Store>,
     hasher: web::Data<Hasher>,
     metrics: web::Data<IdentityMetrics>,
+    operators: web::Data<Operators>,
     body: web::Json<CreateAccountRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
+    // Operators are provisioned (`IDENTITY_ACCOUNTS`), never signed up:
+    // whoever registered an operator's email first would hold its scopes.
+    if operators.0.contains(&email) {
+        return Err(Error::EmailTaken);
+    }
     let name = Name::parse(&body.name)?;
     // Checked before hashing: an oversized password costs nothing.
     let password = Password::new_for(body.password, &email)?;

@@ -11,6 +11,7 @@ use identity::clients::{ClientConfig, Secret};
 use identity::config::Config;
 use identity::domain::{Email, Scope};
 use identity::keys::{KeySource, generate_pem};
+use identity::seed::SeedAccount;
 use identity::throttle::ThrottleSettings;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -45,6 +46,11 @@ pub fn test_config(db: &TestDatabase) -> Config {
             scopes: vec![Scope::InventoryReserve, Scope::InventoryWrite],
         }],
         operators: vec![Email::parse(OPERATOR).expect("an email")],
+        accounts: SeedAccount::parse_list(&format!(
+            r#"[{{"email": "{OPERATOR}", "password": "{PASSWORD}", "name": "Operator"}}]"#
+        ))
+        .expect("the operator account")
+        .into(),
         token_ttl: Duration::from_secs(900),
         sign_in_throttle: ThrottleSettings {
             burst: NonZeroU32::new(5).expect("non-zero"),

@@ -33,9 +33,13 @@ async fn signing_in_returns_a_token_that_verifies_with_the_jwks() {
 }
 
 #[actix_web::test]
-async fn operators_get_the_operator_scopes() {
+async fn provisioned_operators_get_the_operator_scopes_and_cannot_be_signed_up() {
     let app = spawn_app().await;
-    app.sign_up(OPERATOR, PASSWORD).await.assert_status(201);
+    // The operator's account was provisioned at start-up: nobody can take
+    // its email by signing up first, whatever the case.
+    app.sign_up(&OPERATOR.to_uppercase(), "another password 1")
+        .await
+        .assert_problem(409, "email_taken");
     let res = app.sign_in(OPERATOR, PASSWORD).await;
     res.assert_status(200);
     let claims = app

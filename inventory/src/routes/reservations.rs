@@ -96,7 +96,7 @@ fn reservation_id(raw: &str) -> Result<ReservationId, Error> {
 /// Reserves stock for every line, or for none; repeating a `reservation_id` is safe.
 #[utoipa::path(
     tag = "reservations",
-    security(("service_token" = [])),
+    security(("service_token" = []), ("bearer_token" = [])),
     responses(
         (status = 201, description = "Reserved until `expires_at`.", body = ReservationResponse),
         (status = 200, description = "This `reservation_id` was seen before: that reservation, unchanged.",
@@ -133,7 +133,7 @@ pub async fn create_reservation(
 /// A reservation and its status.
 #[utoipa::path(
     tag = "reservations",
-    security(("service_token" = [])),
+    security(("service_token" = []), ("bearer_token" = [])),
     params(("id" = String, Path, description = "The `reservation_id`.", example = "order-42")),
     responses(
         (status = 200, description = "The reservation.", body = ReservationResponse),
@@ -161,7 +161,7 @@ pub async fn get_reservation(
 /// Keeps the reserved stock for good (no expiry); idempotent.
 #[utoipa::path(
     tag = "reservations",
-    security(("service_token" = [])),
+    security(("service_token" = []), ("bearer_token" = [])),
     params(("id" = String, Path, description = "The `reservation_id`.", example = "order-42")),
     responses(
         (status = 200, description = "Confirmed.", body = ReservationResponse),
@@ -200,7 +200,7 @@ pub async fn confirm_reservation(
 /// Releases the stock (reserved or confirmed); idempotent.
 #[utoipa::path(
     tag = "reservations",
-    security(("service_token" = [])),
+    security(("service_token" = []), ("bearer_token" = [])),
     params(("id" = String, Path, description = "The `reservation_id`.", example = "order-42")),
     responses(
         (status = 204, description = "Released, or there was nothing to release."),

@@ -1,6 +1,7 @@
 //! Inventory through its HTTP interface, on a real socket and a real database.
 
 mod auth;
+mod auth_keys;
 mod catalogue;
 mod helpers;
 mod items;

@@ -42,14 +42,14 @@ async fn every_documented_operation_answers_as_documented() {
 }
 
 #[actix_web::test]
-async fn the_reservation_endpoints_document_the_service_token() {
+async fn the_reservation_endpoints_document_both_token_schemes() {
     let app = spawn_app_with_token().await;
     let api = ApiDescription::fetch(&app.server.client).await;
     for (method, path) in ROUTES {
         let operation = &api.doc["paths"][path][method.to_lowercase()];
         let guarded = path.starts_with("/reservations");
         assert_eq!(
-            operation["security"] == json!([{"service_token": []}]),
+            operation["security"] == json!([{"service_token": []}, {"bearer_token": []}]),
             guarded,
             "{method} {path}"
         );
@@ -66,7 +66,18 @@ async fn the_reservation_endpoints_document_the_service_token() {
             guarded || managed,
             "{method} {path}"
         );
+        assert_eq!(
+            operation["responses"].get("403").is_some(),
+            guarded || managed,
+            "{method} {path}"
+        );
     }
+    let schemes = &api.doc["components"]["securitySchemes"];
+    assert_eq!(
+        schemes["service_token"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    assert_eq!(schemes["bearer_token"]["bearerFormat"], "JWT");
     // And the 401 the description promises is what a caller without the token gets.
     let res = app.reserve("r1", &[("A001", 1)]).await;
     res.assert_problem(401, "unauthorized");

@@ -14,8 +14,17 @@
 //! - `iss`, `aud`, `exp`, `nbf` (with [`LEEWAY_S`] of clock skew) and `sub`
 //!   are required and checked.
 //!
+//! - `iat`, when present, may not lie in the future (beyond the leeway).
+//!
 //! A verified token is remembered until it expires, so a client sending the
 //! same token on every request pays for one signature check, not one each.
+//! Only tokens that passed every check are remembered (so `nbf` cannot be
+//! skipped through the memory: it only grows truer), and only the issuer can
+//! mint those; at most [`REMEMBERED_MAX`] of at most [`MAX_TOKEN_BYTES`] each.
+//!
+//! When the keys cannot be fetched the answer is 503 (`KeysUnavailable`),
+//! never 401: the caller's token may well be good. Until the next fetch is
+//! allowed, requests needing an unknown key get that same 503.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,7 +43,7 @@ pub const LEEWAY_S: u64 = 30;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// How many verified tokens are remembered at most.
-const REMEMBERED_MAX: usize = 4096;
+pub const REMEMBERED_MAX: usize = 4096;
 
 /// The largest JWKS or discovery document read.
 const DOCUMENT_LIMIT: usize = 256 * 1024;
@@ -64,6 +73,8 @@ impl Claims {
 struct RawClaims {
     sub: String,
     exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -109,6 +120,8 @@ pub enum TokenError {
     WrongAudience,
     #[error("the token's signature does not verify")]
     BadSignature,
+    #[error("the token claims to be issued in the future")]
+    IssuedInFuture,
     #[error("the token lacks a required claim or has a malformed one")]
     BadClaims,
     /// The keys could not be fetched: the fault is ours, not the caller's.
@@ -146,9 +159,9 @@ pub struct Verifier {
     jwks_url: Option<String>,
     min_refresh: Duration,
     keys: RwLock<Arc<HashMap<String, Key>>>,
-    /// When the keys were last fetched; held across a fetch so that one
-    /// request fetches while the others wait for its result.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// The last fetch of the keys; held across a fetch so that one request
+    /// fetches while the others wait for its result.
+    last_fetch: tokio::sync::Mutex<Option<Fetch>>,
     remembered: Mutex<HashMap<String, Arc<Claims>>>,
 }
 
@@ -172,11 +185,11 @@ impl Verifier {
     /// # Errors
     /// When the token is refused, or its keys cannot be fetched.
     pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
-        if let Some(claims) = self.recall(token) {
-            return Ok(claims);
-        }
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
+        }
+        if let Some(claims) = self.recall(token) {
+            return Ok(claims);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
@@ -192,6 +205,9 @@ impl Verifier {
             &key.decoding,
             &self.validation(key.algorithm),
         )?;
+        if data.claims.iat.is_some_and(|iat| iat > now_s() + LEEWAY_S) {
+            return Err(TokenError::IssuedInFuture);
+        }
         let claims = Arc::new(Claims::from(data.claims));
         self.remember(token, &claims);
         Ok(claims)
@@ -238,11 +254,20 @@ impl Verifier {
         if let Some(key) = self.known(kid) {
             return Ok(key);
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < self.min_refresh) {
-            return Err(TokenError::UnknownKey);
+        if let Some(last) = *last_fetch
+            && last.at.elapsed() < self.min_refresh
+        {
+            return Err(if last.failed {
+                TokenError::KeysUnavailable
+            } else {
+                TokenError::UnknownKey
+            });
         }
         let fetched = self.fetch_keys().await;
-        *last_fetch = Some(Instant::now());
+        *last_fetch = Some(Fetch {
+            at: Instant::now(),
+            failed: fetched.is_err(),
+        });
         let keys = fetched.map_err(|e| {
             tracing::warn!(error = %e, issuer = %self.issuer, "fetching the signing keys failed");
             TokenError::KeysUnavailable
@@ -265,6 +290,13 @@ impl Verifier {
         let set: JwkSet = fetch_json(&url).await?;
         Ok(set.keys.iter().filter_map(usable_key).collect())
     }
+}
+
+/// When the keys were last fetched, and whether that failed.
+#[derive(Clone, Copy)]
+struct Fetch {
+    at: Instant,
+    failed: bool,
 }
 
 /// A JWK this verifier can use: an ES256 (P-256) or RS256 key with a `kid`.
@@ -358,6 +390,7 @@ mod tests {
         let raw = RawClaims {
             sub: "c1".into(),
             exp: 1,
+            iat: None,
             scope: Some("a:read  b:write".into()),
             scp: Some("c:x".into()),
         };
@@ -365,5 +398,49 @@ mod tests {
         assert_eq!(claims.scopes, ["a:read", "b:write", "c:x"]);
         assert!(claims.has_scope("b:write"));
         assert!(!claims.has_scope("b"));
+    }
+
+    #[test]
+    fn a_poisoned_memory_is_still_used_without_panicking() {
+        let config = AuthConfig {
+            issuer: Some("http://127.0.0.1:1".into()),
+            ..AuthConfig::off()
+        };
+        let verifier = Verifier::new(&config).expect("auth is on");
+        let poisoning = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _held = verifier.remembered.lock();
+                panic!("poisoning the lock");
+            })
+            .join()
+        });
+        assert!(poisoning.is_err() && verifier.remembered.is_poisoned());
+        let claims = Arc::new(Claims {
+            subject: "c1".into(),
+            scopes: vec![],
+            expires_at: now_s() + 60,
+        });
+        verifier.remember("t", &claims);
+        assert_eq!(verifier.recall("t"), Some(claims));
+        assert_eq!(verifier.recall("other"), None);
+    }
+
+    #[test]
+    fn the_memory_stays_bounded() {
+        let config = AuthConfig {
+            issuer: Some("http://127.0.0.1:1".into()),
+            ..AuthConfig::off()
+        };
+        let verifier = Verifier::new(&config).expect("auth is on");
+        let claims = Arc::new(Claims {
+            subject: "c1".into(),
+            scopes: vec![],
+            expires_at: now_s() + 60,
+        });
+        for i in 0..=REMEMBERED_MAX * 2 {
+            verifier.remember(&format!("t{i}"), &claims);
+        }
+        let size = verifier.remembered.lock().map(|m| m.len()).unwrap_or(0);
+        assert!((1..=REMEMBERED_MAX).contains(&size), "{size} remembered");
     }
 }

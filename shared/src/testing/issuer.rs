@@ -2,9 +2,12 @@
 //! document and a JWKS on a real port-0 server, and tokens it signs.
 //!
 //! It shares nothing with the identity service, so a service that accepts its
-//! tokens is proven to work with any provider by configuration alone.
+//! tokens is proven to work with any provider by configuration alone. It
+//! counts the fetches of its JWKS and can be taken down, for the tests of how
+//! often and how safely a service fetches keys.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -17,10 +20,16 @@ use serde_json::{Value, json};
 
 use crate::config::AuthConfig;
 
+/// A fixed 2048-bit RSA key (PKCS#1, made once with `openssl genrsa`):
+/// generating one takes seconds in a debug build.
+const RSA_PEM: &str = include_str!("../../fixtures/rsa-2048.pem");
+
 /// One signing key: the private half and its public JWK.
 #[derive(Clone)]
 pub struct TestKey {
     pub kid: String,
+    /// ES256 for [`TestKey::generate`], RS256 for [`TestKey::rsa`].
+    pub algorithm: Algorithm,
     encoding: EncodingKey,
     /// The PKCS#8 PEM of the private key (for services that load key files).
     pub pem: String,
@@ -53,17 +62,47 @@ impl TestKey {
         Self {
             jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"}),
             kid,
+            algorithm: Algorithm::ES256,
             encoding: EncodingKey::from_ec_der(der.as_bytes()),
             pem,
         }
     }
 
-    /// `claims` signed ES256 with this key, under `kid`.
+    /// The fixed RSA test key, signing RS256 as Keycloak or Entra ID do; `pem`
+    /// is its PKCS#1 PEM.
+    ///
+    /// # Panics
+    /// Never: the fixture is a valid key.
+    pub fn rsa() -> Self {
+        let body: String = RSA_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("the RSA fixture is base64");
+        let encoding = EncodingKey::from_rsa_der(&der);
+        let public = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, Algorithm::RS256)
+            .expect("the RSA fixture has a public half");
+        let kid = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+        let mut jwk = serde_json::to_value(public).expect("a JWK serializes");
+        jwk["kid"] = json!(kid);
+        jwk["use"] = json!("sig");
+        Self {
+            jwk,
+            kid,
+            algorithm: Algorithm::RS256,
+            encoding,
+            pem: RSA_PEM.to_owned(),
+        }
+    }
+
+    /// `claims` signed with this key (ES256 or RS256), under `kid`.
     ///
     /// # Panics
     /// When the claims do not serialize (they are JSON already).
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
+        let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing a JSON object")
     }
@@ -76,6 +115,8 @@ pub struct TestIssuer {
     pub audience: String,
     signer: TestKey,
     published: Arc<RwLock<Vec<Value>>>,
+    jwks_fetches: Arc<AtomicUsize>,
+    reachable: Arc<AtomicBool>,
 }
 
 impl TestIssuer {
@@ -95,11 +136,16 @@ impl TestIssuer {
             "token_endpoint": format!("{issuer}/token"),
             "id_token_signing_alg_values_supported": ["ES256"],
         });
-        let keys = published.clone();
+        let jwks = Jwks {
+            keys: published.clone(),
+            fetches: Arc::default(),
+            reachable: Arc::new(AtomicBool::new(true)),
+        };
+        let (jwks_fetches, reachable) = (jwks.fetches.clone(), jwks.reachable.clone());
         let server = HttpServer::new(move || {
             let discovery = discovery.clone();
-            let keys = keys.clone();
             App::new()
+                .app_data(web::Data::new(jwks.clone()))
                 .route(
                     "/.well-known/openid-configuration",
                     web::get().to(move || {
@@ -107,13 +153,7 @@ impl TestIssuer {
                         async move { HttpResponse::Ok().json(body) }
                     }),
                 )
-                .route(
-                    "/.well-known/jwks.json",
-                    web::get().to(move || {
-                        let keys = keys.read().map(|k| k.clone()).unwrap_or_default();
-                        async move { HttpResponse::Ok().json(json!({ "keys": keys })) }
-                    }),
-                )
+                .route("/.well-known/jwks.json", web::get().to(serve_jwks))
         })
         .workers(1)
         .listen(listener)
@@ -125,7 +165,30 @@ impl TestIssuer {
             audience: "shop".into(),
             signer,
             published,
+            jwks_fetches,
+            reachable,
         }
+    }
+
+    /// How many times the JWKS was asked for (answered or not).
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes the JWKS answer 503 (`false`) or the keys again (`true`).
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable.store(reachable, Ordering::SeqCst);
+    }
+
+    /// Publishes `key` beside the others (it does not sign [`TestIssuer::token`]s).
+    ///
+    /// # Panics
+    /// When the key list's lock was poisoned by a panicking test.
+    pub fn publish(&self, key: &TestKey) {
+        self.published
+            .write()
+            .expect("the key list lock")
+            .push(key.jwk.clone());
     }
 
     /// Auth on, trusting this provider by discovery; tokens optional unless `required`.
@@ -164,10 +227,24 @@ impl TestIssuer {
     /// When the key list's lock was poisoned by a panicking test.
     pub fn rotate(&mut self) -> &TestKey {
         self.signer = TestKey::generate();
-        self.published
-            .write()
-            .expect("the key list lock")
-            .push(self.signer.jwk.clone());
+        self.publish(&self.signer);
         &self.signer
     }
+}
+
+/// The JWKS endpoint's state, shared by its workers.
+#[derive(Clone)]
+struct Jwks {
+    keys: Arc<RwLock<Vec<Value>>>,
+    fetches: Arc<AtomicUsize>,
+    reachable: Arc<AtomicBool>,
+}
+
+async fn serve_jwks(jwks: web::Data<Jwks>) -> HttpResponse {
+    jwks.fetches.fetch_add(1, Ordering::SeqCst);
+    if !jwks.reachable.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let keys = jwks.keys.read().map(|k| k.clone()).unwrap_or_default();
+    HttpResponse::Ok().json(json!({ "keys": keys }))
 }

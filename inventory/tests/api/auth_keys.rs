@@ -1,0 +1,148 @@
+//! How inventory gets its provider's signing keys: rotation, the limit on
+//! refetches that forged key ids cannot get round, and a provider that cannot
+//! be reached or speaks for another issuer (503, never 401 or 500).
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::json;
+use shared::config::AuthConfig;
+use shared::testing::issuer::TestIssuer;
+use shared::testing::{TestClient, TestResponse, captured_logs};
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+const RESERVE: &str = "inventory:reserve";
+
+async fn app_with(auth: AuthConfig) -> TestApp {
+    spawn_app_with(move |config| config.server.auth = auth).await
+}
+
+/// Auth required, trusting `issuer`, refetching at most every `refresh`.
+fn trusting(issuer: &TestIssuer, refresh: Duration) -> AuthConfig {
+    AuthConfig {
+        jwks_refresh: refresh,
+        ..issuer.auth_config(true)
+    }
+}
+
+async fn reserve(client: &TestClient, token: &str, id: &str) -> TestResponse {
+    client
+        .with_bearer(token)
+        .post_json(
+            "/reservations",
+            &json!({"reservation_id": id, "lines": [{"sku": "A001", "quantity": 1}]}),
+        )
+        .await
+}
+
+#[track_caller]
+fn assert_unavailable(res: &TestResponse) {
+    res.assert_problem(503, "auth_unavailable");
+    assert!(res.header("retry-after").is_some(), "no Retry-After");
+}
+
+#[actix_web::test]
+async fn a_rotated_key_is_fetched_when_first_seen_and_old_tokens_keep_working() {
+    let mut issuer = TestIssuer::start();
+    let app = app_with(trusting(&issuer, Duration::ZERO)).await;
+    let client = &app.server.client;
+    let old = issuer.token("order", &[RESERVE]);
+    reserve(client, &old, "r1").await.assert_status(201);
+    assert_eq!(issuer.jwks_fetches(), 1);
+
+    issuer.rotate();
+    let new = issuer.token("order", &[RESERVE]);
+    reserve(client, &new, "r2").await.assert_status(201);
+    assert_eq!(issuer.jwks_fetches(), 2, "the new kid fetches once");
+    // The old key is still published: its tokens still pass, with no fetch.
+    reserve(client, &old, "r3").await.assert_status(201);
+    assert_eq!(issuer.jwks_fetches(), 2);
+}
+
+#[actix_web::test]
+async fn forged_kids_cannot_make_the_service_hammer_the_provider() {
+    let issuer = TestIssuer::start();
+    let app = app_with(trusting(&issuer, Duration::from_secs(30))).await;
+    let client = &app.server.client;
+    reserve(client, &issuer.token("order", &[RESERVE]), "r1")
+        .await
+        .assert_status(201);
+    let fetched = issuer.jwks_fetches();
+    let forged = (0..50).map(|_| {
+        // A kid as random as the claims' `jti`.
+        let claims = issuer.claims("order", &[RESERVE]);
+        let mut key = issuer.signer().clone();
+        key.kid = format!("forged-{}", claims["jti"].as_str().unwrap_or_default());
+        key.sign(&claims)
+    });
+    let tokens: Vec<String> = forged.collect();
+    let answers = join_all(tokens.iter().map(|t| reserve(client, t, "r-forged"))).await;
+    for res in &answers {
+        res.assert_problem(401, "unauthorized");
+    }
+    assert!(
+        issuer.jwks_fetches() <= fetched + 1,
+        "{} fetches for 50 forged kids",
+        issuer.jwks_fetches() - fetched
+    );
+}
+
+#[actix_web::test]
+async fn unreachable_keys_are_a_503_not_a_401() {
+    let issuer = TestIssuer::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let auth = AuthConfig {
+        jwks_url: Some(format!("http://127.0.0.1:{closed}/jwks.json")),
+        ..trusting(&issuer, Duration::from_secs(30))
+    };
+    let app = app_with(auth).await;
+    let token = issuer.token("order", &[RESERVE]);
+    assert_unavailable(&reserve(&app.server.client, &token, "r1").await);
+    // Within the refresh interval the failure is remembered: 503 again, not 401.
+    assert_unavailable(&reserve(&app.server.client, &token, "r1").await);
+}
+
+#[actix_web::test]
+async fn the_service_recovers_when_the_keys_come_back() {
+    let issuer = TestIssuer::start();
+    let app = app_with(trusting(&issuer, Duration::ZERO)).await;
+    let token = issuer.token("order", &[RESERVE]);
+    issuer.set_reachable(false);
+    assert_unavailable(&reserve(&app.server.client, &token, "r1").await);
+    issuer.set_reachable(true);
+    reserve(&app.server.client, &token, "r1")
+        .await
+        .assert_status(201);
+}
+
+#[actix_web::test]
+async fn discovery_speaking_for_another_issuer_is_refused_and_logged() {
+    let issuer = TestIssuer::start();
+    // The same server under another name: its discovery names 127.0.0.1.
+    let impostor = issuer.issuer.replace("127.0.0.1", "localhost");
+    let auth = AuthConfig {
+        issuer: Some(impostor.clone()),
+        ..trusting(&issuer, Duration::from_secs(30))
+    };
+    let app = app_with(auth).await;
+    let mut claims = issuer.claims("order", &[RESERVE]);
+    claims["iss"] = json!(impostor);
+    let token = issuer.signer().sign(&claims);
+    assert_unavailable(&reserve(&app.server.client, &token, "r1").await);
+    assert_eq!(
+        issuer.jwks_fetches(),
+        0,
+        "keys fetched from a wrong provider"
+    );
+    let logged = captured_logs().into_iter().any(|line| {
+        line["message"] == "fetching the signing keys failed"
+            && line["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&impostor) && e.contains("is for issuer"))
+    });
+    assert!(logged, "the mismatch is not logged");
+}
