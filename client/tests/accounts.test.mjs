@@ -1,6 +1,7 @@
 // Accounts against the real identity service, with the shop's services verifying its
 // tokens (auth on, not required): signing up and in, ordering as the token's subject,
-// signing out, a wrong password, and the operator view (restock, reprice, history).
+// signing out, a wrong password, and the operator view (restock, reprice, history) for
+// an operator account identity provisions at start-up.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,7 +62,7 @@ describe('accounts, with identity and auth on', () => {
   let browser;
 
   before(async () => {
-    stack = await startStack({ services: ['inventory', 'pricing', 'order', 'identity'], auth: { operators: OPERATOR.email } });
+    stack = await startStack({ services: ['inventory', 'pricing', 'order', 'identity'], auth: { operators: [OPERATOR] } });
     browser = await launchBrowser();
   });
 
@@ -158,14 +159,17 @@ describe('accounts, with identity and auth on', () => {
   test('the operator restocks and reprices an item and sees both changes, made by them', async () => {
     const page = await watchedPage(browser);
     await openShop(page, stack.pageUrl());
+    // Operator accounts are provisioned (IDENTITY_ACCOUNTS): signing up with the email is refused, in words.
     await signUp(page, OPERATOR);
-    await waitSignedIn(page);
-    await page.click('[data-testid="sign-out"]');
+    const taken = page.locator('[data-testid="account-result"] [data-testid="problem"]');
+    await taken.waitFor();
+    assert.equal(await taken.getAttribute('data-code'), 'email_taken');
+    await page.click('[data-testid="account-cancel"]');
     await signIn(page, OPERATOR);
     await waitSignedIn(page);
     const { sub, scopes } = await sessionOf(page);
     assert.ok(scopes.includes('inventory:write') && scopes.includes('pricing:write'), scopes.join(' '));
-    assert.equal(await textOf(page, 'account-status'), `Signed in as ${OPERATOR.name} (operator)`);
+    assert.equal(await textOf(page, 'account-status'), `Signed in as ${OPERATOR.email} (operator)`);
     const view = page.locator('[data-testid="operator"]');
     await view.waitFor();
     assert.equal(await page.isVisible('a[href="#operator"]'), true);
@@ -208,7 +212,7 @@ describe('accounts, with identity and auth on', () => {
     const priceChange = view.locator('[data-testid="history-change"][data-source="pricing"]').first();
     for (const change of [stockChange, priceChange]) {
       assert.equal(await change.getAttribute('data-actor'), sub);
-      assert.match(await change.innerText(), new RegExp(`by you \\(${OPERATOR.name}\\)`));
+      assert.match(await change.innerText(), new RegExp(`by you \\(${OPERATOR.email}\\)`));
     }
     assert.match(await stockChange.innerText(), /Added 7 to the stock \(delivery from the supplier\)/);
     assert.match(await priceChange.innerText(), /123\.45/);

@@ -121,8 +121,9 @@ const SHOP_SERVICES = ['inventory', 'pricing', 'order'];
 /**
  * Starts the services named in `services` (any of inventory, pricing, order,
  * identity) and the static server. `env.<service>` adds to that service's
- * environment. `auth: { operators }` starts identity first (issuer = its own URL,
- * IDENTITY_OPERATORS = `operators`) and turns token verification on in the others
+ * environment. `auth: { operators }` starts identity first (issuer = its own URL;
+ * `operators`, a list of `{email, password, name}`, provisioned as IDENTITY_ACCOUNTS
+ * and named in IDENTITY_OPERATORS) and turns token verification on in the others
  * (AUTH_ISSUER = identity, AUTH_REQUIRED=false).
  */
 export async function startStack({ services = SHOP_SERVICES, env = {}, auth = null } = {}) {
@@ -187,7 +188,11 @@ export async function startStack({ services = SHOP_SERVICES, env = {}, auth = nu
       identity: {
         IDENTITY_ISSUER: urls.identity,
         DATA_DIR: dataDir,
-        ...(auth && auth.operators ? { IDENTITY_OPERATORS: auth.operators } : {}),
+        // Operators are provisioned, never signed up: identity refuses their emails on POST /accounts.
+        ...(auth && auth.operators ? {
+          IDENTITY_OPERATORS: auth.operators.map((a) => a.email).join(','),
+          IDENTITY_ACCOUNTS: JSON.stringify(auth.operators),
+        } : {}),
         ...env.identity,
       },
     };
