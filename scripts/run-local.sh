@@ -4,9 +4,16 @@
 # The seed's demo chaos is on (inventory delays ~10% of requests by 100-500 ms,
 # pricing fails ~10%); DEMO_CHAOS=off turns it off. Ctrl-C stops everything.
 #
+# AUTH=on turns access control on, with tokens required: the services trust
+# identity's tokens, order gets its own by client credentials, and a demo
+# operator (operator@shop.example / operator-demo-password) may restock and
+# reprice. Demo credentials only: never reuse them anywhere real.
+#
 # Settings (environment): PROFILE (release|debug, default release), DATA_DIR
 # (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT, and
 # any service variable from the README (RUST_LOG, LOG_FORMAT, SERVICE_TOKEN, ...).
+# INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, PRICING_DATABASE_URL and
+# IDENTITY_DATABASE_URL each become that service's DATABASE_URL (e.g. PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +40,25 @@ if [ "${DEMO_CHAOS:-on}" = off ]; then
   pricing_chaos=()
 fi
 
+# database SERVICE: that service's DATABASE_URL setting, if one was given.
+database() {
+  local name
+  name="$(echo "$1" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
+  [ -n "${!name:-}" ] && echo "DATABASE_URL=${!name}" || echo "UNUSED_DATABASE_URL="
+}
+
+identity_url="http://localhost:$identity_port"
+identity_auth=() services_auth=() order_auth=()
+if [ "${AUTH:-off}" = on ]; then
+  identity_auth=(
+    IDENTITY_OPERATORS=operator@shop.example
+    'IDENTITY_ACCOUNTS=[{"email":"operator@shop.example","password":"operator-demo-password","name":"Demo operator"}]'
+    'IDENTITY_CLIENTS=[{"client_id":"order","client_secret":"order-demo-secret","scopes":["inventory:reserve"]}]'
+  )
+  services_auth=(AUTH_ISSUER="$identity_url" AUTH_REQUIRED=true)
+  order_auth=(AUTH_CLIENT_ID=order AUTH_CLIENT_SECRET=order-demo-secret)
+fi
+
 pids=()
 names=()
 # Names the processes that are no longer running, each followed by $1; false if any.
@@ -50,12 +76,12 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-env PORT="$inventory_port" "${inventory_chaos[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
-env PORT="$pricing_port" "${pricing_chaos[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
 # No signing key configured: identity generates one into $DATA_DIR (development only).
-env PORT="$identity_port" IDENTITY_ISSUER="${IDENTITY_ISSUER:-http://localhost:$identity_port}" \
+env PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}" \
   "$bin_dir/identity" & pids+=($!) names+=(identity)
-env PORT="$order_port" \
+env PORT="$inventory_port" "$(database inventory)" "${inventory_chaos[@]}" "${services_auth[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
+env PORT="$pricing_port" "$(database pricing)" "${pricing_chaos[@]}" "${services_auth[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
+env PORT="$order_port" "$(database order)" "${services_auth[@]}" "${order_auth[@]}" \
   INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
   PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}" \
   "$bin_dir/order" & pids+=($!) names+=(order)
@@ -85,7 +111,7 @@ cat <<MSG
   pricing    http://localhost:$pricing_port
   identity   http://localhost:$identity_port   (try: curl http://localhost:$identity_port/.well-known/openid-configuration)
   client     http://localhost:$client_port
-  data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}
+  data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}   auth: ${AUTH:-off}
 
 Ctrl-C stops everything.
 MSG

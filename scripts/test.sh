@@ -4,9 +4,11 @@
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. every crate's unit and HTTP tests on embedded SQLite, then schemathesis
 #      against each service's /openapi.json (scripts/schemathesis.sh)
-#   3. the inventory, order and pricing HTTP suites again on PostgreSQL: a throwaway cluster
-#      (scripts/with-postgres.sh; Debian's postgresql, installed when missing)
-#   4. the seed's curl commands against the local stack started by scripts/run-local.sh
+#   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
+#      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
+#      missing), and the access-control journey on it (scripts/auth-journey.sh)
+#   4. the seed's curl commands against the local stack started by scripts/run-local.sh,
+#      then the access-control journey on SQLite with tokens required
 #   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh)
 #   6. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
@@ -36,8 +38,11 @@ PROFILE=debug scripts/schemathesis.sh
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
 # its own database on it.
+# On the same cluster, the access-control journey through the local stack
+# with tokens required, one database per service.
 scripts/with-postgres.sh sh -c \
-  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api'
+  'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api &&
+   scripts/auth-journey.sh'
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
@@ -56,6 +61,9 @@ scripts/seed-commands.sh http://localhost:17001 http://localhost:17002 http://lo
   { echo "-- the stack's log --"; cat "$log"; exit 1; }
 kill "$stack"
 wait "$stack" 2>/dev/null || true
+
+section "the access-control journey (SQLite, tokens required)"
+scripts/auth-journey.sh
 
 section "Kubernetes manifests"
 scripts/check-k8s.sh

@@ -376,3 +376,45 @@ async fn a_megabyte_authorization_header_gets_a_clean_4xx() {
     assert!(answer.starts_with("HTTP/1.1 431"), "answer: {answer:?}");
     assert_eq!(app.stock("A001").await, before);
 }
+
+#[actix_web::test]
+async fn no_token_reaches_a_log_line_whether_accepted_or_refused() {
+    let issuer = TestIssuer::start();
+    let app = app_trusting(&issuer, false, Some("service-token-never-logged")).await;
+    let client = &app.server.client;
+    let good = issuer.token("order", &[RESERVE]);
+    let expired = issuer.signer().sign(&json!({
+        "iss": issuer.issuer, "aud": "shop", "sub": "order", "exp": 1, "scope": RESERVE,
+    }));
+    reserve_with(&client.with_bearer(&good), "logged-1")
+        .await
+        .assert_status(201);
+    reserve_with(&client.with_bearer(&expired), "logged-2")
+        .await
+        .assert_problem(401, "unauthorized");
+    reserve_with(
+        &client.with_bearer("service-token-never-logged"),
+        "logged-3",
+    )
+    .await
+    .assert_status(201);
+    reserve_with(&client.with_bearer("not.a.jwt-zq81x"), "logged-4")
+        .await
+        .assert_problem(401, "unauthorized");
+
+    let logs = serde_json::to_string(&shared::testing::captured_logs()).unwrap_or_default();
+    assert!(
+        logs.contains("/reservations"),
+        "the requests were logged at all"
+    );
+    for secret in [
+        good.as_str(),
+        expired.as_str(),
+        "service-token-never-logged",
+        "not.a.jwt-zq81x",
+    ] {
+        // A signature is the part of a token that must never leak.
+        let signature = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(!logs.contains(signature), "a token reached the logs");
+    }
+}
