@@ -1,26 +1,31 @@
 /**
- * Where the three services are, decided once when the page loads.
+ * Where the services are, decided once when the page loads: the three shop
+ * services, and identity (accounts and sign-in) beside them.
  *
  * Two ways to reach them:
  * - "gateway": the page is served by the gateway (port 8080, or any host that is
  *   not this machine), which proxies same-origin prefixes: /inventory/…,
- *   /pricing/…, /order/… (the prefix is stripped before the service sees it).
+ *   /pricing/…, /order/…, /identity/… (the prefix is stripped before the service sees it).
  * - "direct": the page is served from localhost by something else
  *   (`python3 -m http.server`) or opened as a file://, so it calls the services
- *   on their own ports over CORS: 7001 inventory, 7002 order, 7003 pricing.
+ *   on their own ports over CORS: 7001 inventory, 7002 order, 7003 pricing,
+ *   7004 identity.
  *
  * Overrides, strongest first:
- * 1. query parameters: `?api=gateway|direct`, `?inventory=URL&pricing=URL&order=URL`,
+ * 1. query parameters: `?api=gateway|direct`, `?inventory=URL&pricing=URL&order=URL&identity=URL`,
  *    `?poll=MS` (health poll interval), `?demo=1` (run the whole demo on load);
- * 2. `window.SHOP_CONFIG = { mode, inventory, pricing, order, healthPollMs }`, set by a
+ * 2. `window.SHOP_CONFIG = { mode, inventory, pricing, order, identity, healthPollMs }`, set by a
  *    classic <script> that runs before the page's modules (e.g. one a deployment adds);
  * 3. the automatic choice above (which js/connection.js checks before the first call:
  *    a plain static server on :8080 is no gateway).
  */
 
+/** The shop's services: the resilience panel watches these. */
 export const SERVICES = ['inventory', 'pricing', 'order'];
+/** Every service the page may call: the shop's, and identity for accounts and sign-in. */
+export const ALL_SERVICES = [...SERVICES, 'identity'];
 
-const DIRECT_PORTS = { inventory: 7001, order: 7002, pricing: 7003 };
+const DIRECT_PORTS = { inventory: 7001, order: 7002, pricing: 7003, identity: 7004 };
 const GATEWAY_PORT = '8080';
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 const DEFAULT_POLL_MS = 2000;
@@ -35,13 +40,13 @@ export function autoMode(location) {
 
 function defaultBases(mode, location) {
   if (mode === 'gateway') {
-    return { inventory: '/inventory', pricing: '/pricing', order: '/order' };
+    return { inventory: '/inventory', pricing: '/pricing', order: '/order', identity: '/identity' };
   }
   // The services run beside the page's own server (127.0.0.1 stays 127.0.0.1); a
   // file:// page has no host, so it gets "localhost".
   const host = location.protocol !== 'file:' && location.hostname ? location.hostname : 'localhost';
   const bases = {};
-  for (const service of SERVICES) bases[service] = `http://${host}:${DIRECT_PORTS[service]}`;
+  for (const service of ALL_SERVICES) bases[service] = `http://${host}:${DIRECT_PORTS[service]}`;
   return bases;
 }
 
@@ -63,7 +68,7 @@ export function resolveConfig({ location, override = {}, search = '' }) {
 
   const services = {};
   let overridden = Boolean(asked);
-  for (const service of SERVICES) {
+  for (const service of ALL_SERVICES) {
     const given = params.get(service) || override[service];
     if (given) overridden = true;
     services[service] = String(given || defaults[service]).replace(/\/+$/, '');

@@ -8,28 +8,33 @@
 // ---- config.js
 modules["config.js"] = (function () {
   /**
-   * Where the three services are, decided once when the page loads.
+   * Where the services are, decided once when the page loads: the three shop
+   * services, and identity (accounts and sign-in) beside them.
    *
    * Two ways to reach them:
    * - "gateway": the page is served by the gateway (port 8080, or any host that is
    *   not this machine), which proxies same-origin prefixes: /inventory/…,
-   *   /pricing/…, /order/… (the prefix is stripped before the service sees it).
+   *   /pricing/…, /order/…, /identity/… (the prefix is stripped before the service sees it).
    * - "direct": the page is served from localhost by something else
    *   (`python3 -m http.server`) or opened as a file://, so it calls the services
-   *   on their own ports over CORS: 7001 inventory, 7002 order, 7003 pricing.
+   *   on their own ports over CORS: 7001 inventory, 7002 order, 7003 pricing,
+   *   7004 identity.
    *
    * Overrides, strongest first:
-   * 1. query parameters: `?api=gateway|direct`, `?inventory=URL&pricing=URL&order=URL`,
+   * 1. query parameters: `?api=gateway|direct`, `?inventory=URL&pricing=URL&order=URL&identity=URL`,
    *    `?poll=MS` (health poll interval), `?demo=1` (run the whole demo on load);
-   * 2. `window.SHOP_CONFIG = { mode, inventory, pricing, order, healthPollMs }`, set by a
+   * 2. `window.SHOP_CONFIG = { mode, inventory, pricing, order, identity, healthPollMs }`, set by a
    *    classic <script> that runs before the page's modules (e.g. one a deployment adds);
    * 3. the automatic choice above (which js/connection.js checks before the first call:
    *    a plain static server on :8080 is no gateway).
    */
 
+  /** The shop's services: the resilience panel watches these. */
   const SERVICES = ['inventory', 'pricing', 'order'];
+  /** Every service the page may call: the shop's, and identity for accounts and sign-in. */
+  const ALL_SERVICES = [...SERVICES, 'identity'];
 
-  const DIRECT_PORTS = { inventory: 7001, order: 7002, pricing: 7003 };
+  const DIRECT_PORTS = { inventory: 7001, order: 7002, pricing: 7003, identity: 7004 };
   const GATEWAY_PORT = '8080';
   const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
   const DEFAULT_POLL_MS = 2000;
@@ -44,13 +49,13 @@ modules["config.js"] = (function () {
 
   function defaultBases(mode, location) {
     if (mode === 'gateway') {
-      return { inventory: '/inventory', pricing: '/pricing', order: '/order' };
+      return { inventory: '/inventory', pricing: '/pricing', order: '/order', identity: '/identity' };
     }
     // The services run beside the page's own server (127.0.0.1 stays 127.0.0.1); a
     // file:// page has no host, so it gets "localhost".
     const host = location.protocol !== 'file:' && location.hostname ? location.hostname : 'localhost';
     const bases = {};
-    for (const service of SERVICES) bases[service] = `http://${host}:${DIRECT_PORTS[service]}`;
+    for (const service of ALL_SERVICES) bases[service] = `http://${host}:${DIRECT_PORTS[service]}`;
     return bases;
   }
 
@@ -72,7 +77,7 @@ modules["config.js"] = (function () {
 
     const services = {};
     let overridden = Boolean(asked);
-    for (const service of SERVICES) {
+    for (const service of ALL_SERVICES) {
       const given = params.get(service) || override[service];
       if (given) overridden = true;
       services[service] = String(given || defaults[service]).replace(/\/+$/, '');
@@ -95,7 +100,7 @@ modules["config.js"] = (function () {
       override: window.SHOP_CONFIG || {},
       search: window.location.search,
     });
-  return { SERVICES, autoMode, resolveConfig, config };
+  return { SERVICES, ALL_SERVICES, autoMode, resolveConfig, config };
 })();
 
 // ---- js/connection.js
@@ -233,6 +238,162 @@ modules["js/dom.js"] = (function () {
   return { h, fill, srOnly, spinner, busy, byId, keepFocus };
 })();
 
+// ---- js/session.js
+modules["js/session.js"] = (function () {
+  /**
+   * Who is signed in: the access token identity gave, what the page reads from it
+   * (`sub`, `exp`, `scope`, for display and to choose what to show: the services
+   * enforce, the page only adapts), and the email and name typed in this tab.
+   *
+   * The token lives in memory and in sessionStorage (never localStorage): a reload
+   * keeps the session, a closed tab forgets it. It is forgotten at `exp`, on "Sign
+   * out", and when a service answers 401 to a call that carried it. Nothing here
+   * writes the token (or anything else) to the console.
+   */
+
+  const STORAGE_KEY = 'shop.session';
+  // setTimeout takes at most a signed 32-bit number of milliseconds.
+  const MAX_TIMER_MS = 2 ** 31 - 1;
+
+  /** Why a session ended, in words the account area shows. */
+  const END_REASONS = {
+    signedOut: 'You are signed out.',
+    expired: 'Your session has expired: sign in again to order as yourself.',
+    refused: 'A service no longer accepts your sign-in (it may have expired): sign in again.',
+  };
+
+  function base64UrlDecode(text) {
+    const base64 = text.replace(/-/g, '+').replace(/_/g, '/');
+    const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+    const binary = atob(padded);
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    return new TextDecoder().decode(bytes);
+  }
+
+  /**
+   * The claims the page uses, read (not verified) from a JWT's payload:
+   * `{ sub, exp, scopes }`, or null when the token is not a JWT with a `sub` and a
+   * numeric `exp`.
+   */
+  function readClaims(token) {
+    const parts = typeof token === 'string' ? token.split('.') : [];
+    if (parts.length !== 3) return null;
+    let payload;
+    try {
+      payload = JSON.parse(base64UrlDecode(parts[1]));
+    } catch {
+      return null;
+    }
+    if (!payload || typeof payload.sub !== 'string' || !payload.sub || !Number.isFinite(payload.exp)) return null;
+    const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
+    return { sub: payload.sub, exp: payload.exp, scopes };
+  }
+
+  function storage() {
+    try {
+      return window.sessionStorage;
+    } catch {
+      return null; // storage refused (strict settings): the session lasts as long as the page
+    }
+  }
+
+  const session = {
+    listeners: new Set(),
+    current: null, // { token, sub, exp, scopes, email, name }
+    endReason: null,
+    timer: null,
+
+    subscribe(listener) {
+      this.listeners.add(listener);
+      return () => this.listeners.delete(listener);
+    },
+    notify() {
+      for (const listener of this.listeners) listener();
+    },
+
+    get signedIn() {
+      return this.current !== null;
+    },
+    get sub() {
+      return this.current ? this.current.sub : '';
+    },
+    /** What the header calls the person: the name when known, else the email. */
+    get displayName() {
+      if (!this.current) return '';
+      return this.current.name || this.current.email || this.current.sub;
+    },
+    has(scope) {
+      return Boolean(this.current && this.current.scopes.includes(scope));
+    },
+
+    /** The token to send, or null; a token past its `exp` ends the session here. */
+    bearer() {
+      if (!this.current) return null;
+      if (Date.now() >= this.current.exp * 1000) {
+        this.end('expired');
+        return null;
+      }
+      return this.current.token;
+    },
+
+    /**
+     * Starts a session with a token identity issued. Returns false (and keeps no
+     * token) when it cannot be read or has already expired.
+     */
+    start({ token, email = '', name = '' }) {
+      const claims = readClaims(token);
+      if (!claims || Date.now() >= claims.exp * 1000) return false;
+      this.current = { token, ...claims, email, name };
+      this.endReason = null;
+      try {
+        storage()?.setItem(STORAGE_KEY, JSON.stringify({ token, email, name }));
+      } catch {
+        // full or refused: the session still lasts as long as the page
+      }
+      this.arm();
+      this.notify();
+      return true;
+    },
+
+    /** Forgets the token; `reason` is a key of END_REASONS. */
+    end(reason = 'signedOut') {
+      const was = this.current !== null;
+      this.current = null;
+      this.endReason = reason;
+      clearTimeout(this.timer);
+      try {
+        storage()?.removeItem(STORAGE_KEY);
+      } catch {
+        // nothing stored
+      }
+      if (was) this.notify();
+    },
+
+    /** Picks up the session this tab had before a reload, if it is still valid. */
+    restore() {
+      let saved = null;
+      try {
+        saved = JSON.parse(storage()?.getItem(STORAGE_KEY) || 'null');
+      } catch {
+        saved = null;
+      }
+      if (!saved || !saved.token) return;
+      if (!this.start(saved)) this.end('expired');
+    },
+
+    /** Ends the session at `exp`, so an expired token is never sent. */
+    arm() {
+      clearTimeout(this.timer);
+      const left = this.current.exp * 1000 - Date.now();
+      this.timer = setTimeout(() => {
+        if (this.current && Date.now() >= this.current.exp * 1000) this.end('expired');
+        else if (this.current) this.arm();
+      }, Math.min(Math.max(left, 0), MAX_TIMER_MS));
+    },
+  };
+  return { END_REASONS, readClaims, session };
+})();
+
 // ---- js/api.js
 modules["js/api.js"] = (function () {
   /**
@@ -241,13 +402,20 @@ modules["js/api.js"] = (function () {
    * RFC 9457 problem (`ApiError.problem`: title, detail, status, code, request_id),
    * and records the call in the log the resilience panel shows.
    *
+   * Signed in, every call carries `Authorization: Bearer <token>` (identity's own
+   * account and sign-in calls excepted), and a 401 to a call that carried it ends
+   * the session: it has expired or been refused. The call log keeps method, path,
+   * status, latency and request id only: never headers or bodies, so never the
+   * token or a password.
+   *
    * Below it sit one small object per service (`inventoryApi`, `pricingApi`,
-   * `orderApi`) naming the endpoints the page uses. Reads are tried a second time
+   * `orderApi`, `identityApi`) naming the endpoints the page uses. Reads are tried a second time
    * after a transient failure; writes are not (an order is retried by the person,
    * with the same Idempotency-Key when the outcome was unknown: see cart-view.js).
    */
 
   const { config } = modules["config.js"];
+  const { session } = modules["js/session.js"];
 
   const LOG_SIZE = 20;
   const DEFAULT_TIMEOUT_MS = 8000;
@@ -346,10 +514,11 @@ modules["js/api.js"] = (function () {
    * 2xx answer and rejects with an `ApiError` otherwise.
    *
    * `log: false` keeps the call out of the call log (the panel's health polls would
-   * otherwise push everything else out of it).
+   * otherwise push everything else out of it); `auth: false` sends no token.
    */
   async function request(service, method, path, options = {}) {
-    const { body, headers = {}, timeoutMs = DEFAULT_TIMEOUT_MS, log = true } = options;
+    const { body, headers = {}, timeoutMs = DEFAULT_TIMEOUT_MS, log = true, auth = true } = options;
+    const token = auth ? session.bearer() : null;
     const url = `${config.services[service]}${path}`;
     const call = {
       seq: ++callSeq,
@@ -375,6 +544,7 @@ modules["js/api.js"] = (function () {
             Accept: 'application/json, application/problem+json',
             ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
             ...headers,
+            ...(token ? { Authorization: `Bearer ${token}` } : {}),
           },
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: controller.signal,
@@ -391,6 +561,8 @@ modules["js/api.js"] = (function () {
         throw new ApiError(unreachableProblem(service, url, controller.signal.aborted, timeoutMs), call);
       }
       if (!response.ok) {
+        // The token this call carried is no longer accepted (expired, or the keys changed).
+        if (response.status === 401 && token && session.bearer() === token) session.end('refused');
         throw new ApiError(problemFrom(data, response, service, call.requestId), call);
       }
       call.ok = true;
@@ -442,23 +614,60 @@ modules["js/api.js"] = (function () {
   }
 
   // Polls are not retried: the next poll is two seconds away anyway.
-  const POLL_OPTIONS = { log: false, timeoutMs: 1500, retries: 0 };
+  // Health is for anyone: no token goes with it.
+  const POLL_OPTIONS = { log: false, timeoutMs: 1500, retries: 0, auth: false };
 
   function health(service, { poll = false } = {}) {
-    return read(service, '/health', poll ? POLL_OPTIONS : {});
+    return read(service, '/health', poll ? POLL_OPTIONS : { auth: false });
   }
+
+  const WRITE_TIMEOUT_MS = 15000;
 
   const inventoryApi = {
     listItems: () => read('inventory', '/items'),
     getItem: (sku) => read('inventory', `/items/${encodeURIComponent(sku)}`),
     listCategories: () => read('inventory', '/categories'),
+    /** `inventory:write`: adds `delta` (negative takes away); answers the item. */
+    adjustStock: (sku, { delta, reason }) => request('inventory', 'POST', `/items/${encodeURIComponent(sku)}/stock`, {
+      body: { delta, reason },
+      timeoutMs: WRITE_TIMEOUT_MS,
+    }),
+    /** `inventory:write`: `{sku, changes: [{at, actor, kind, ...}], count}`, newest first. */
+    history: (sku) => read('inventory', `/items/${encodeURIComponent(sku)}/history`),
     health: (options) => health('inventory', options),
   };
 
   const pricingApi = {
     listPrices: () => read('pricing', '/prices'),
     getPrice: (sku) => read('pricing', `/price/${encodeURIComponent(sku)}`),
+    /** `pricing:write`: `{base_price, discount_percent, tiers: [{min_quantity, discount_percent}]}`. */
+    putPrice: (sku, price) => request('pricing', 'PUT', `/price/${encodeURIComponent(sku)}`, {
+      body: price,
+      timeoutMs: WRITE_TIMEOUT_MS,
+    }),
+    /** The price's changes, the same shape as inventory's item history. */
+    history: (sku) => read('pricing', `/price/${encodeURIComponent(sku)}/history`),
     health: (options) => health('pricing', options),
+  };
+
+  /**
+   * Accounts and sign-in. These never carry a token (a 401 here means a wrong
+   * password, not an expired session) and are not retried: a second sign-in
+   * attempt counts against the account's throttle.
+   */
+  const identityApi = {
+    /** 201 `{customer_id, email, name}`; 409 email_taken; 400 invalid_request. */
+    createAccount: ({ email, password, name }) => request('identity', 'POST', '/accounts', {
+      body: { email, password, name },
+      auth: false,
+      timeoutMs: WRITE_TIMEOUT_MS,
+    }),
+    /** 200 `{access_token, token_type, expires_in, customer_id}`; 401 invalid_credentials; 429. */
+    createSession: ({ email, password }) => request('identity', 'POST', '/sessions', {
+      body: { email, password },
+      auth: false,
+      timeoutMs: WRITE_TIMEOUT_MS,
+    }),
   };
 
   const orderApi = {
@@ -466,7 +675,7 @@ modules["js/api.js"] = (function () {
     placeOrder: (order, idempotencyKey) => request('order', 'POST', '/orders', {
       body: order,
       headers: { 'Idempotency-Key': idempotencyKey },
-      timeoutMs: 15000,
+      timeoutMs: WRITE_TIMEOUT_MS,
     }),
     /**
      * One page of a customer's orders, newest first: `{orders, count, next_cursor}`.
@@ -482,7 +691,7 @@ modules["js/api.js"] = (function () {
       return read('order', `/orders?${String(query).replace(/%2C/g, ',')}`);
     },
     getOrder: (id) => read('order', `/orders/${encodeURIComponent(id)}`),
-    cancelOrder: (id) => request('order', 'POST', `/orders/${encodeURIComponent(id)}/cancel`, { timeoutMs: 15000 }),
+    cancelOrder: (id) => request('order', 'POST', `/orders/${encodeURIComponent(id)}/cancel`, { timeoutMs: WRITE_TIMEOUT_MS }),
     health: (options) => health('order', options),
   };
 
@@ -491,17 +700,20 @@ modules["js/api.js"] = (function () {
     pricing: pricingApi.health,
     order: orderApi.health,
   };
-  return { ApiError, onCall, request, newIdempotencyKey, inventoryApi, pricingApi, orderApi, healthOf };
+  return { ApiError, onCall, request, newIdempotencyKey, inventoryApi, pricingApi, identityApi, orderApi, healthOf };
 })();
 
 // ---- js/state.js
 modules["js/state.js"] = (function () {
   /**
    * What the page knows between calls: the last catalogue it loaded (items and
-   * prices by sku), the cart, and the customer id (remembered in localStorage).
+   * prices by sku), the cart, and the customer id (remembered in localStorage, or,
+   * when someone is signed in, their token's `sub`).
    *
    * Views read from here and subscribe to changes; they never keep their own copy.
    */
+
+  const { session } = modules["js/session.js"];
 
   const CUSTOMER_KEY = 'shop.customerId';
   const MAX_QUANTITY = 9999;
@@ -575,12 +787,22 @@ modules["js/state.js"] = (function () {
   const MAX_CART_QUANTITY = MAX_QUANTITY;
 
   /**
-   * The customer id, kept across visits. Storage can be missing or refuse writes
-   * (private windows, strict file:// settings): the page then simply forgets.
+   * The customer id. Signed in, it is the account's (the token's `sub`) and cannot
+   * be changed here; signed out, it is what was typed, kept across visits. Storage
+   * can be missing or refuse writes (private windows, strict file:// settings): the
+   * page then simply forgets.
    */
   const customer = {
     ...observable(),
+    /** Whether the id is the signed-in account's (and so not to be edited). */
+    get fromAccount() {
+      return session.signedIn;
+    },
     get id() {
+      if (session.signedIn) return session.sub;
+      return this.typed;
+    },
+    get typed() {
       try {
         return localStorage.getItem(CUSTOMER_KEY) || '';
       } catch {
@@ -588,6 +810,7 @@ modules["js/state.js"] = (function () {
       }
     },
     set id(value) {
+      if (session.signedIn) return;
       const id = String(value).trim();
       if (id === this.id) return;
       try {
@@ -599,6 +822,17 @@ modules["js/state.js"] = (function () {
     },
     fallback: '',
   };
+
+  // Signing in or out changes whose orders the page shows.
+  let lastId = customer.id;
+  session.subscribe(() => {
+    if (customer.id === lastId) return;
+    lastId = customer.id;
+    customer.notify();
+  });
+  customer.subscribe(() => {
+    lastId = customer.id;
+  });
   return { catalogue, cart, MAX_CART_QUANTITY, customer };
 })();
 
@@ -618,6 +852,18 @@ modules["js/problem.js"] = (function () {
     errors: (errors) => (Array.isArray(errors)
       ? errors.map((e) => (typeof e === 'string' ? e : [e.field, e.message || e.detail].filter(Boolean).join(': '))).join('; ')
       : null),
+  };
+
+  /**
+   * What to do about a problem, by its code, where the service's own words are not
+   * the whole story for the person in front of the page.
+   */
+  const HINTS = {
+    invalid_credentials: 'The email or the password is wrong. Check both and try again.',
+    email_taken: 'An account with this email exists already: sign in with it instead.',
+    unauthorized: 'Your sign-in is missing or has expired: sign in and try again.',
+    forbidden: 'Your account is not allowed to do this.',
+    customer_mismatch: 'Signed in, you can only order as yourself.',
   };
 
   /** The problem behind any error; a bug in the page becomes a problem too. */
@@ -647,6 +893,9 @@ modules["js/problem.js"] = (function () {
         const text = say(problem[field]);
         if (text) extras.push(h('p', { class: 'problem-extra' }, text));
       }
+    }
+    if (HINTS[problem.code]) {
+      extras.push(h('p', { class: 'problem-hint', 'data-testid': 'problem-hint' }, HINTS[problem.code]));
     }
     if (problem.retry_after !== undefined) {
       extras.push(h('p', { class: 'problem-extra' }, `You can try again in ${problem.retry_after} s.`));
@@ -1301,7 +1550,7 @@ modules["js/cart-view.js"] = (function () {
     }
 
     async function placeOrder() {
-      const customerId = customerInput.value.trim();
+      const customerId = customer.fromAccount ? customer.id : customerInput.value.trim();
       if (!customerId) {
         customerInput.setAttribute('aria-invalid', 'true');
         fill(result, h('p', { class: 'problem', 'data-testid': 'problem' },
@@ -1343,7 +1592,20 @@ modules["js/cart-view.js"] = (function () {
       }
     }
 
-    customerInput.value = customer.id;
+    const hint = form.querySelector('#customer-hint');
+    const typedHint = hint.textContent;
+    /** Signed in, the id is the account's: shown, read-only, and what orders are placed as. */
+    function showCustomer() {
+      customerInput.value = customer.id;
+      customerInput.readOnly = customer.fromAccount;
+      customerInput.removeAttribute('aria-invalid');
+      hint.textContent = customer.fromAccount
+        ? 'Your account’s id: orders are placed and listed as you.'
+        : typedHint;
+    }
+
+    showCustomer();
+    customer.subscribe(showCustomer);
     customerInput.addEventListener('change', () => {
       customer.id = customerInput.value;
     });
@@ -1557,9 +1819,15 @@ modules["js/demo.js"] = (function () {
   const { h, fill, spinner, busy } = modules["js/dom.js"];
   const { inventoryApi, pricingApi, orderApi, healthOf, newIdempotencyKey } = modules["js/api.js"];
   const { renderProblem } = modules["js/problem.js"];
+  const { session } = modules["js/session.js"];
   const { money, percentOff, shortId, stockText, plural, titleCase } = modules["js/format.js"];
 
   const DEMO_CUSTOMER = 'demo';
+
+  /** Who an order is for: signed in, the account (a service with auth on refuses any other). */
+  function orderer(fallback) {
+    return session.signedIn ? session.sub : fallback;
+  }
   const DEMO_SKUS = ['A001', 'B001'];
 
   function describeOrder(order) {
@@ -1615,7 +1883,7 @@ modules["js/demo.js"] = (function () {
       service: 'order',
       changesData: true,
       run: async () => {
-        const result = await orderApi.placeOrder({ customer_id: DEMO_CUSTOMER, skus: DEMO_SKUS }, newIdempotencyKey());
+        const result = await orderApi.placeOrder({ customer_id: orderer(DEMO_CUSTOMER), skus: DEMO_SKUS }, newIdempotencyKey());
         return { result, summary: describeOrder(result.data), order: result.data };
       },
     },
@@ -1704,7 +1972,7 @@ modules["js/demo.js"] = (function () {
     { id: 'list-items', label: 'List items', command: 'GET /items', run: () => inventoryApi.listItems(), summary: (d) => `${plural(d.count, 'item')}: ${d.items.map((i) => i.sku).join(', ')}` },
     { id: 'get-item', label: 'Get item', command: 'GET /items/{sku}', needsSku: true, run: (sku) => inventoryApi.getItem(sku), summary: (d) => `${d.name} (${d.category}): ${stockText(d.stock).toLowerCase()}` },
     { id: 'get-price', label: 'Get price', command: 'GET /price/{sku}', needsSku: true, run: (sku) => pricingApi.getPrice(sku), summary: (d) => `${d.sku}: ${describePrice(d)}` },
-    { id: 'seed-order', label: 'Order A001 + B001 for "test"', command: 'POST /orders', run: () => orderApi.placeOrder({ customer_id: 'test', skus: DEMO_SKUS }, newIdempotencyKey()), summary: describeOrder, placesOrder: true },
+    { id: 'seed-order', label: 'Order A001 + B001 for "test"', command: 'POST /orders', run: () => orderApi.placeOrder({ customer_id: orderer('test'), skus: DEMO_SKUS }, newIdempotencyKey()), summary: describeOrder, placesOrder: true },
     ...['inventory', 'pricing', 'order'].map((service) => ({
       id: `health-${service}`,
       label: `${titleCase(service)} health`,
@@ -1750,12 +2018,523 @@ modules["js/demo.js"] = (function () {
   return { mountDemo, mountConsole };
 })();
 
+// ---- js/account.js
+modules["js/account.js"] = (function () {
+  /**
+   * The account area in the header: "Sign in" and "Create account" (each opens its
+   * form below the header: email, password, and a name for a new account), or,
+   * signed in, "Signed in as <name or email>" and "Sign out".
+   *
+   * A new account is signed in straight away with the same email and password.
+   * Problems show in words (js/problem.js). The password goes only into the body of
+   * the identity call: it is cleared from the form after each attempt and never
+   * kept, shown or logged.
+   */
+
+  const { h, fill, spinner, busy } = modules["js/dom.js"];
+  const { identityApi } = modules["js/api.js"];
+  const { session, END_REASONS } = modules["js/session.js"];
+  const { renderProblem } = modules["js/problem.js"];
+
+  const MODES = {
+    'sign-in': { heading: 'Sign in', submit: 'Sign in', busy: 'Signing in…', context: 'Signing in', passwordAutocomplete: 'current-password' },
+    'sign-up': { heading: 'Create an account', submit: 'Create account', busy: 'Creating the account…', context: 'Creating the account', passwordAutocomplete: 'new-password' },
+  };
+
+  function field({ id, label, type, autocomplete, testId, hint }) {
+    const hintId = hint ? `${id}-hint` : null;
+    return h('div', { class: 'field' },
+      h('label', { for: id }, label),
+      h('input', {
+        id,
+        name: id,
+        type,
+        autocomplete,
+        required: true,
+        spellcheck: 'false',
+        'aria-required': 'true',
+        'aria-describedby': hintId,
+        'data-testid': testId,
+      }),
+      hint ? h('p', { id: hintId, class: 'quiet small' }, hint) : null);
+  }
+
+  /**
+   * Mounts the account area: `root` is its place in the header, `panel` the
+   * element below the header where the forms open.
+   */
+  function mountAccount(root, panel) {
+    // Names typed when creating an account in this tab, by email: a token carries
+    // no name, so a later sign-in with the same email can still greet by name.
+    const names = new Map();
+    let mode = null;
+
+    const status = h('p', { class: 'account-status', 'data-testid': 'account-status', role: 'status', 'aria-live': 'polite' });
+    const actions = h('div', { class: 'account-actions' });
+    fill(root, status, actions);
+
+    const heading = h('h2', { id: 'account-form-heading', tabindex: '-1' });
+    const nameField = field({ id: 'account-name', label: 'Name', type: 'text', autocomplete: 'name', testId: 'account-name' });
+    const emailField = field({ id: 'account-email', label: 'Email', type: 'email', autocomplete: 'email', testId: 'account-email' });
+    const passwordField = field({
+      id: 'account-password',
+      label: 'Password',
+      type: 'password',
+      autocomplete: 'current-password',
+      testId: 'account-password',
+      hint: 'At least 10 characters for a new account.',
+    });
+    const submit = h('button', { type: 'submit', class: 'button', 'data-testid': 'account-submit' });
+    const cancel = h('button', { type: 'button', class: 'button button-secondary', 'data-testid': 'account-cancel', onclick: () => close(true) }, 'Cancel');
+    const result = h('div', { class: 'account-result', 'data-testid': 'account-result', role: 'status', 'aria-live': 'polite' });
+    const form = h('form', { class: 'account-form', novalidate: true, 'aria-labelledby': 'account-form-heading', 'data-testid': 'account-form' },
+      heading, nameField, emailField, passwordField,
+      h('div', { class: 'account-buttons' }, submit, cancel),
+      result);
+    fill(panel, form);
+    const input = (id) => form.querySelector(`#${id}`);
+
+    function open(next, opener) {
+      mode = next;
+      const words = MODES[mode];
+      form.dataset.mode = mode;
+      fill(heading, words.heading);
+      submit.textContent = words.submit;
+      nameField.hidden = mode !== 'sign-up';
+      input('account-name').required = mode === 'sign-up';
+      input('account-password').autocomplete = words.passwordAutocomplete;
+      passwordField.querySelector('.quiet').hidden = mode !== 'sign-up';
+      fill(result);
+      panel.hidden = false;
+      render();
+      (mode === 'sign-up' ? input('account-name') : input('account-email')).focus();
+      panel.dataset.opener = opener;
+    }
+
+    function close(returnFocus) {
+      const opener = panel.dataset.opener;
+      mode = null;
+      panel.hidden = true;
+      input('account-password').value = '';
+      render();
+      if (returnFocus && opener) root.querySelector(`[data-testid="${opener}"]`)?.focus();
+    }
+
+    /** The typed values, or null after marking what is missing. */
+    function typed() {
+      const values = {
+        name: input('account-name').value.trim(),
+        email: input('account-email').value.trim(),
+        password: input('account-password').value,
+      };
+      const missing = ['name', 'email', 'password']
+        .filter((key) => (key !== 'name' || mode === 'sign-up') && !values[key]);
+      for (const key of ['name', 'email', 'password']) {
+        input(`account-${key}`).toggleAttribute('aria-invalid', missing.includes(key));
+      }
+      if (missing.length === 0) return values;
+      fill(result, h('p', { class: 'problem', 'data-testid': 'problem' },
+        h('strong', { 'data-testid': 'problem-title' }, `Enter your ${missing.join(' and ')}`)));
+      input(`account-${missing[0]}`).focus();
+      return null;
+    }
+
+    async function signIn({ email, password }) {
+      const { data } = await identityApi.createSession({ email, password });
+      if (!session.start({ token: data.access_token, email, name: names.get(email.toLowerCase()) || '' })) {
+        throw new Error('identity answered with a token this page cannot read');
+      }
+    }
+
+    async function send(values) {
+      const words = MODES[mode];
+      submit.disabled = true;
+      fill(result, h('p', { class: 'quiet' }, spinner(words.busy), ` ${words.busy}`));
+      try {
+        if (mode === 'sign-up') {
+          const { data } = await identityApi.createAccount(values);
+          names.set(String(data.email || values.email).toLowerCase(), data.name || values.name);
+        }
+        await signIn(values);
+        input('account-password').value = '';
+        close(false);
+        status.focus();
+      } catch (error) {
+        input('account-password').value = '';
+        fill(result, renderProblem(error, words.context));
+      } finally {
+        submit.disabled = false;
+      }
+    }
+
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const values = typed();
+      if (values) busy(form, () => send(values));
+    });
+    panel.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') close(true);
+    });
+
+    function button(testId, label, onclick, extra = {}) {
+      return h('button', { type: 'button', class: 'button button-header', 'data-testid': testId, onclick, ...extra }, label);
+    }
+
+    function render() {
+      root.dataset.signedIn = String(session.signedIn);
+      if (session.signedIn) {
+        const role = session.has('inventory:write') || session.has('pricing:write') ? ' (operator)' : '';
+        fill(status, 'Signed in as ', h('strong', { 'data-testid': 'account-who' }, session.displayName), role);
+        fill(actions, button('sign-out', 'Sign out', () => {
+          session.end('signedOut');
+          root.querySelector('[data-testid="show-sign-in"]')?.focus();
+        }));
+        return;
+      }
+      fill(status, session.endReason && session.endReason !== 'signedOut'
+        ? h('span', { 'data-testid': 'account-message', 'data-reason': session.endReason }, END_REASONS[session.endReason])
+        : h('span', { 'data-testid': 'account-message', 'data-reason': session.endReason || '' },
+          session.endReason ? END_REASONS.signedOut : 'Not signed in.'));
+      const opened = (which) => ({ 'aria-expanded': String(mode === which), 'aria-controls': 'account-panel' });
+      fill(actions,
+        button('show-sign-in', 'Sign in', () => (mode === 'sign-in' ? close(true) : open('sign-in', 'show-sign-in')), opened('sign-in')),
+        button('show-sign-up', 'Create account', () => (mode === 'sign-up' ? close(true) : open('sign-up', 'show-sign-up')), opened('sign-up')));
+    }
+
+    status.tabIndex = -1;
+    session.subscribe(() => {
+      if (session.signedIn && mode) close(false);
+      render();
+    });
+    render();
+  }
+  return { mountAccount };
+})();
+
+// ---- js/operator.js
+modules["js/operator.js"] = (function () {
+  /**
+   * The operator view, shown only when the signed-in token carries
+   * `inventory:write` or `pricing:write` (the services check every change; the page
+   * only shows what the token says may work). For one item at a time: its stock and
+   * price, "Change stock" (units to add or take away, and why), "Set price" (base
+   * price, discount, quantity tiers), and its changes from both services, newest
+   * first, with who made each and when.
+   */
+
+  const { h, fill, spinner, busy } = modules["js/dom.js"];
+  const { inventoryApi, pricingApi } = modules["js/api.js"];
+  const { catalogue } = modules["js/state.js"];
+  const { session } = modules["js/session.js"];
+  const { renderProblem } = modules["js/problem.js"];
+  const { money, percentOff, dateTime, stockText } = modules["js/format.js"];
+
+  const OPERATOR_SCOPES = ['inventory:write', 'pricing:write'];
+
+  /** Whether the signed-in token carries a scope the operator view is for. */
+  function isOperator() {
+    return OPERATOR_SCOPES.some((scope) => session.has(scope));
+  }
+
+  /**
+   * "10:5, 50:10" -> the item's own tiers; "none" -> [] (no quantity discount);
+   * empty -> null (leave `tiers` out: the catalogue's tiers apply). Throws with
+   * words when it does not read.
+   */
+  function parseTiers(text) {
+    const trimmed = String(text).trim();
+    if (!trimmed) return null;
+    if (trimmed.toLowerCase() === 'none') return [];
+    const tiers = [];
+    for (const part of String(text).split(',').map((p) => p.trim()).filter(Boolean)) {
+      const match = /^(\d+)\s*:\s*(\d+)\s*%?$/.exec(part);
+      if (!match) throw new Error(`“${part}” is not “minimum quantity:percent”, e.g. 10:5`);
+      tiers.push({ min_quantity: Number(match[1]), discount_percent: Number(match[2]) });
+    }
+    return tiers;
+  }
+
+  function tiersText(tiers) {
+    return tiers.map((t) => `${t.min_quantity}+ units ${percentOff(t.discount_percent)}`).join(', ');
+  }
+
+  const FIELD_WORDS = {
+    base_price: (v) => `base ${money(v)}`,
+    final_price: (v) => `final ${money(v)}`,
+    discount_percent: (v) => `discount ${v}%`,
+    tiers: (v) => {
+      if (v === null) return 'the catalogue’s quantity discounts';
+      return Array.isArray(v) && v.length ? `tiers ${tiersText(v)}` : 'no quantity discount';
+    },
+    name: (v) => `name “${v}”`,
+    category: (v) => `category ${v}`,
+    reason: (v) => `reason “${v}”`,
+    stock_after: (v) => `${stockText(v).toLowerCase()} after`,
+  };
+
+  /** What one change did, in words. */
+  function describeChange(change) {
+    const { kind, delta, reason } = change;
+    if (kind === 'stock' && Number.isFinite(delta)) {
+      const what = delta >= 0 ? `Added ${delta} to the stock` : `Took ${-delta} from the stock`;
+      return [what, reason ? ` (${reason})` : '',
+        Number.isFinite(change.stock_after) ? `: ${stockText(change.stock_after).toLowerCase()} after` : ''].join('');
+    }
+    const skip = new Set(['at', 'actor', 'kind', 'source', 'sku']);
+    const facts = Object.entries(change)
+      .filter(([key, value]) => !skip.has(key) && value !== undefined && (value !== null || key === 'tiers'))
+      .map(([key, value]) => (FIELD_WORDS[key] ? FIELD_WORDS[key](value) : `${key.replace(/_/g, ' ')} ${typeof value === 'object' ? JSON.stringify(value) : value}`));
+    const head = { created: 'Created', updated: 'Updated', price: 'Price set', stock: 'Stock changed' }[kind]
+      || (kind ? kind.replace(/_/g, ' ') : 'Changed');
+    return facts.length ? `${head}: ${facts.join(', ')}` : head;
+  }
+
+  function who(actor) {
+    if (actor && actor === session.sub) return `you (${session.displayName})`;
+    return actor || 'unknown';
+  }
+
+  function renderChange(change) {
+    return h('li', {
+      class: 'change',
+      'data-testid': 'history-change',
+      'data-source': change.source,
+      'data-kind': change.kind || '',
+      'data-actor': change.actor || '',
+    },
+    h('p', { class: 'change-what' }, describeChange(change)),
+    h('p', { class: 'change-meta quiet small' },
+      h('time', { datetime: String(change.at) }, dateTime(change.at)),
+      ` · by ${who(change.actor)} · ${change.source}`));
+  }
+
+  function numberField(id, label, attrs) {
+    return h('div', { class: 'field' },
+      h('label', { for: id }, label),
+      h('input', { id, type: 'number', required: true, 'aria-required': 'true', 'data-testid': id, ...attrs }));
+  }
+
+  function textField(id, label, attrs = {}, hint = null) {
+    return h('div', { class: 'field' },
+      h('label', { for: id }, label),
+      h('input', { id, type: 'text', spellcheck: 'false', 'aria-describedby': hint ? `${id}-hint` : null, 'data-testid': id, ...attrs }),
+      hint ? h('p', { id: `${id}-hint`, class: 'quiet small' }, hint) : null);
+  }
+
+  /**
+   * Mounts the operator view in `root` (its section). `onChanged()` runs after a
+   * change went through (the page reloads the catalogue then).
+   */
+  function mountOperator(root, { onChanged }) {
+    const body = root.querySelector('[data-role="body"]');
+    const navLink = document.querySelector('[data-role="nav-operator"]');
+    const select = h('select', { id: 'operator-sku', 'data-testid': 'operator-sku' });
+    const facts = h('dl', { class: 'facts operator-facts', 'data-testid': 'operator-facts' });
+
+    const stockResult = h('div', { class: 'operator-result', role: 'status', 'aria-live': 'polite', 'data-testid': 'operator-stock-result' });
+    const stockForm = h('form', { class: 'operator-form', novalidate: true, 'data-testid': 'operator-stock-form' },
+      h('fieldset', {},
+        h('legend', {}, 'Change the stock'),
+        numberField('operator-delta', 'Units to add (negative takes away)', { step: '1', inputmode: 'numeric' }),
+        textField('operator-reason', 'Reason', { required: true, 'aria-required': 'true', maxlength: '200' }),
+        h('button', { type: 'submit', class: 'button', 'data-testid': 'operator-restock' }, 'Change stock')),
+      stockResult);
+
+    const priceResult = h('div', { class: 'operator-result', role: 'status', 'aria-live': 'polite', 'data-testid': 'operator-price-result' });
+    const priceForm = h('form', { class: 'operator-form', novalidate: true, 'data-testid': 'operator-price-form' },
+      h('fieldset', {},
+        h('legend', {}, 'Set the price'),
+        numberField('operator-base-price', 'Base price (USD)', { step: '0.01', min: '0', inputmode: 'decimal' }),
+        numberField('operator-discount', 'Discount (%)', { step: '1', min: '0', max: '100', inputmode: 'numeric' }),
+        textField('operator-tiers', 'Quantity discounts (optional)', { placeholder: '10:5, 50:10' },
+          'Minimum quantity:percent pairs, e.g. 10:5, 50:10; “none” for no quantity discount; empty: the catalogue’s.'),
+        h('button', { type: 'submit', class: 'button', 'data-testid': 'operator-reprice' }, 'Set price')),
+      priceResult);
+
+    const historyStatus = h('div', { role: 'status', 'aria-live': 'polite', 'data-testid': 'operator-history-status' });
+    const historyList = h('ul', { class: 'changes', 'data-testid': 'operator-history' });
+    const historyRefresh = h('button', { type: 'button', class: 'button button-secondary', 'data-testid': 'operator-history-refresh', onclick: () => loadHistory() }, 'Refresh');
+
+    fill(body,
+      h('div', { class: 'field' }, h('label', { for: 'operator-sku' }, 'Item'), select),
+      facts,
+      h('div', { class: 'operator-forms' }, stockForm, priceForm),
+      h('div', { class: 'section-head' }, h('h3', { id: 'operator-history-heading' }, 'Changes to this item'), historyRefresh),
+      historyStatus,
+      historyList);
+    historyList.setAttribute('aria-labelledby', 'operator-history-heading');
+
+    const value = (id) => body.querySelector(`#${id}`);
+    let historyGeneration = 0;
+
+    function sku() {
+      return select.value;
+    }
+
+    function renderOptions() {
+      const chosen = sku();
+      const items = [...catalogue.items.values()];
+      fill(select, items.map((item) => h('option', { value: item.sku, selected: item.sku === chosen }, `${item.sku} · ${item.name}`)));
+      if (!chosen && items.length) select.value = items[0].sku;
+    }
+
+    function renderFacts() {
+      const item = catalogue.item(sku());
+      const price = catalogue.price(sku());
+      fill(facts,
+        h('div', {}, h('dt', {}, 'Stock'), h('dd', { 'data-testid': 'operator-stock', 'data-stock': item ? item.stock : '' },
+          item ? stockText(item.stock) : '—')),
+        h('div', {}, h('dt', {}, 'Price'), h('dd', { 'data-testid': 'operator-price', 'data-price': price ? price.final_price : '' },
+          price ? [money(price.final_price, price.currency),
+            price.discounted ? ` (${percentOff(price.discount_percent)} off ${money(price.base_price, price.currency)})` : ''] : '—')));
+    }
+
+    /** The price form starts from the item's current price. */
+    function prefillPrice() {
+      const price = catalogue.price(sku());
+      value('operator-base-price').value = price ? String(price.base_price) : '';
+      value('operator-discount').value = price ? String(price.discount_percent) : '0';
+    }
+
+    async function loadHistory() {
+      const mine = ++historyGeneration;
+      const current = sku();
+      if (!current) return;
+      fill(historyStatus, spinner('Loading the changes…'));
+      // Each history is for the holders of that service's write scope.
+      const sources = [
+        ['inventory', session.has('inventory:write') ? inventoryApi.history(current) : null],
+        ['pricing', session.has('pricing:write') ? pricingApi.history(current) : null],
+      ].filter(([, call]) => call);
+      const answers = await busy(historyList, () => Promise.allSettled(sources.map(([, call]) => call)));
+      if (mine !== historyGeneration) return;
+      const changes = [];
+      const problems = [];
+      answers.forEach((answer, i) => {
+        const source = sources[i][0];
+        if (answer.status === 'fulfilled') {
+          // Pricing's changes are all prices set; they carry no `kind`.
+          for (const change of answer.value.data.changes || []) changes.push({ kind: source === 'pricing' ? 'price' : '', ...change, source });
+        } else {
+          problems.push(renderProblem(answer.reason, `Loading the ${source} changes`));
+        }
+      });
+      changes.sort((a, b) => new Date(b.at) - new Date(a.at));
+      fill(historyList, changes.map(renderChange));
+      fill(historyStatus, problems,
+        h('p', { class: 'quiet small', 'data-testid': 'operator-history-count' },
+          changes.length ? `${changes.length} change${changes.length === 1 ? '' : 's'}, newest first.` : 'No changes recorded yet.'));
+      historyList.dataset.loaded = current;
+    }
+
+    async function submitChange(form, result, { check, send, done }) {
+      const button = form.querySelector('[type="submit"]');
+      let args;
+      try {
+        args = check();
+      } catch (error) {
+        fill(result, h('div', { class: 'problem', 'data-testid': 'problem', 'data-code': 'invalid_input' },
+          h('p', { class: 'problem-title' }, h('strong', { 'data-testid': 'problem-title' }, error.message))));
+        return;
+      }
+      button.disabled = true;
+      fill(result, spinner('Saving…'), ' Saving…');
+      try {
+        const { data } = await busy(form, () => send(args));
+        fill(result, h('p', { class: 'operator-done', 'data-testid': 'operator-done' }, done(data)));
+        if (onChanged) await onChanged();
+        loadHistory();
+      } catch (error) {
+        fill(result, renderProblem(error, 'Saving the change'));
+      } finally {
+        button.disabled = false;
+      }
+    }
+
+    stockForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const current = sku();
+      submitChange(stockForm, stockResult, {
+        check: () => {
+          const delta = Number(value('operator-delta').value);
+          const reason = value('operator-reason').value.trim();
+          if (!Number.isInteger(delta) || delta === 0) throw new Error('Enter a whole number of units other than 0');
+          if (!reason) throw new Error('Say why the stock changes');
+          return { delta, reason };
+        },
+        send: (change) => inventoryApi.adjustStock(current, change),
+        done: (item) => `${item.sku}: ${stockText(item.stock).toLowerCase()} now.`,
+      });
+    });
+
+    priceForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const current = sku();
+      submitChange(priceForm, priceResult, {
+        check: () => {
+          const base = Number(value('operator-base-price').value);
+          const discount = Number(value('operator-discount').value || 0);
+          if (!value('operator-base-price').value || !Number.isFinite(base) || base <= 0) throw new Error('Enter a base price above 0');
+          if (!Number.isInteger(discount) || discount < 0 || discount > 100) throw new Error('Enter a discount from 0 to 100 %');
+          const tiers = parseTiers(value('operator-tiers').value);
+          return { base_price: base, discount_percent: discount, ...(tiers === null ? {} : { tiers }) };
+        },
+        send: (price) => pricingApi.putPrice(current, price),
+        done: (price) => `${price.sku}: ${money(price.final_price, price.currency)} now.`,
+      });
+    });
+
+    select.addEventListener('change', () => {
+      fill(stockResult);
+      fill(priceResult);
+      renderFacts();
+      prefillPrice();
+      loadHistory();
+    });
+
+    function show() {
+      const visible = isOperator();
+      const was = !root.hidden;
+      root.hidden = !visible;
+      if (navLink) navLink.hidden = !visible;
+      stockForm.hidden = !session.has('inventory:write');
+      priceForm.hidden = !session.has('pricing:write');
+      if (!visible) {
+        // Nothing of one account's view stays for the next.
+        historyGeneration += 1;
+        fill(historyList);
+        fill(historyStatus);
+        fill(stockResult);
+        fill(priceResult);
+        return;
+      }
+      if (!was) {
+        renderOptions();
+        renderFacts();
+        prefillPrice();
+        loadHistory();
+      }
+    }
+
+    catalogue.subscribe(() => {
+      renderOptions();
+      renderFacts();
+      if (!value('operator-base-price').value) prefillPrice();
+    });
+    session.subscribe(show);
+    show();
+  }
+  return { isOperator, parseTiers, describeChange, mountOperator };
+})();
+
 // ---- js/main.js
 modules["js/main.js"] = (function () {
   /**
-   * Starts the page: mounts each part on its section of index.html and wires them
-   * together (an order or a cancellation reloads the catalogue and the history; a
-   * refused attempt the history, where it shows apart from the orders).
+   * Starts the page: picks up this tab's session, mounts each part on its section
+   * of index.html and wires them together (an order or a cancellation reloads the
+   * catalogue and the history; a refused attempt the history, where it shows apart
+   * from the orders; signing in or out the history; an operator's change the
+   * catalogue).
    */
 
   const { config } = modules["config.js"];
@@ -1767,6 +2546,9 @@ modules["js/main.js"] = (function () {
   const { mountPanel } = modules["js/panel.js"];
   const { mountDemo, mountConsole } = modules["js/demo.js"];
   const { customer } = modules["js/state.js"];
+  const { session } = modules["js/session.js"];
+  const { mountAccount } = modules["js/account.js"];
+  const { mountOperator } = modules["js/operator.js"];
 
   const SOURCE_NOTES = {
     override: ' (configured)',
@@ -1787,6 +2569,9 @@ modules["js/main.js"] = (function () {
     // page ever load both, the first to run starts it and the other does nothing.
     if (window.shopStarted) return;
     window.shopStarted = true;
+
+    // Before the first call, so a reload keeps the session it had.
+    session.restore();
 
     // Everything reads the one shared config object, so settle it in place.
     Object.assign(config, await settleConnection(config, window.location));
@@ -1811,7 +2596,9 @@ modules["js/main.js"] = (function () {
       panel.refresh();
     }
 
+    mountAccount(byId('account'), byId('account-panel'));
     catalogue = mountCatalogue(byId('shop'));
+    mountOperator(byId('operator'), { onChanged: () => catalogue.reload() });
     mountCart(byId('cart'), { onOrderPlaced, onOrderRefused: () => history.reload(), onCancelled });
     history = mountHistory(byId('orders'), { onCancelled });
     panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });

@@ -4,13 +4,20 @@
  * RFC 9457 problem (`ApiError.problem`: title, detail, status, code, request_id),
  * and records the call in the log the resilience panel shows.
  *
+ * Signed in, every call carries `Authorization: Bearer <token>` (identity's own
+ * account and sign-in calls excepted), and a 401 to a call that carried it ends
+ * the session: it has expired or been refused. The call log keeps method, path,
+ * status, latency and request id only: never headers or bodies, so never the
+ * token or a password.
+ *
  * Below it sit one small object per service (`inventoryApi`, `pricingApi`,
- * `orderApi`) naming the endpoints the page uses. Reads are tried a second time
+ * `orderApi`, `identityApi`) naming the endpoints the page uses. Reads are tried a second time
  * after a transient failure; writes are not (an order is retried by the person,
  * with the same Idempotency-Key when the outcome was unknown: see cart-view.js).
  */
 
 import { config } from '../config.js';
+import { session } from './session.js';
 
 const LOG_SIZE = 20;
 const DEFAULT_TIMEOUT_MS = 8000;
@@ -109,10 +116,11 @@ function unreachableProblem(service, url, timedOut, timeoutMs) {
  * 2xx answer and rejects with an `ApiError` otherwise.
  *
  * `log: false` keeps the call out of the call log (the panel's health polls would
- * otherwise push everything else out of it).
+ * otherwise push everything else out of it); `auth: false` sends no token.
  */
 export async function request(service, method, path, options = {}) {
-  const { body, headers = {}, timeoutMs = DEFAULT_TIMEOUT_MS, log = true } = options;
+  const { body, headers = {}, timeoutMs = DEFAULT_TIMEOUT_MS, log = true, auth = true } = options;
+  const token = auth ? session.bearer() : null;
   const url = `${config.services[service]}${path}`;
   const call = {
     seq: ++callSeq,
@@ -138,6 +146,7 @@ export async function request(service, method, path, options = {}) {
           Accept: 'application/json, application/problem+json',
           ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
           ...headers,
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
@@ -154,6 +163,8 @@ export async function request(service, method, path, options = {}) {
       throw new ApiError(unreachableProblem(service, url, controller.signal.aborted, timeoutMs), call);
     }
     if (!response.ok) {
+      // The token this call carried is no longer accepted (expired, or the keys changed).
+      if (response.status === 401 && token && session.bearer() === token) session.end('refused');
       throw new ApiError(problemFrom(data, response, service, call.requestId), call);
     }
     call.ok = true;
@@ -205,23 +216,60 @@ export function newIdempotencyKey() {
 }
 
 // Polls are not retried: the next poll is two seconds away anyway.
-const POLL_OPTIONS = { log: false, timeoutMs: 1500, retries: 0 };
+// Health is for anyone: no token goes with it.
+const POLL_OPTIONS = { log: false, timeoutMs: 1500, retries: 0, auth: false };
 
 function health(service, { poll = false } = {}) {
-  return read(service, '/health', poll ? POLL_OPTIONS : {});
+  return read(service, '/health', poll ? POLL_OPTIONS : { auth: false });
 }
+
+const WRITE_TIMEOUT_MS = 15000;
 
 export const inventoryApi = {
   listItems: () => read('inventory', '/items'),
   getItem: (sku) => read('inventory', `/items/${encodeURIComponent(sku)}`),
   listCategories: () => read('inventory', '/categories'),
+  /** `inventory:write`: adds `delta` (negative takes away); answers the item. */
+  adjustStock: (sku, { delta, reason }) => request('inventory', 'POST', `/items/${encodeURIComponent(sku)}/stock`, {
+    body: { delta, reason },
+    timeoutMs: WRITE_TIMEOUT_MS,
+  }),
+  /** `inventory:write`: `{sku, changes: [{at, actor, kind, ...}], count}`, newest first. */
+  history: (sku) => read('inventory', `/items/${encodeURIComponent(sku)}/history`),
   health: (options) => health('inventory', options),
 };
 
 export const pricingApi = {
   listPrices: () => read('pricing', '/prices'),
   getPrice: (sku) => read('pricing', `/price/${encodeURIComponent(sku)}`),
+  /** `pricing:write`: `{base_price, discount_percent, tiers: [{min_quantity, discount_percent}]}`. */
+  putPrice: (sku, price) => request('pricing', 'PUT', `/price/${encodeURIComponent(sku)}`, {
+    body: price,
+    timeoutMs: WRITE_TIMEOUT_MS,
+  }),
+  /** The price's changes, the same shape as inventory's item history. */
+  history: (sku) => read('pricing', `/price/${encodeURIComponent(sku)}/history`),
   health: (options) => health('pricing', options),
+};
+
+/**
+ * Accounts and sign-in. These never carry a token (a 401 here means a wrong
+ * password, not an expired session) and are not retried: a second sign-in
+ * attempt counts against the account's throttle.
+ */
+export const identityApi = {
+  /** 201 `{customer_id, email, name}`; 409 email_taken; 400 invalid_request. */
+  createAccount: ({ email, password, name }) => request('identity', 'POST', '/accounts', {
+    body: { email, password, name },
+    auth: false,
+    timeoutMs: WRITE_TIMEOUT_MS,
+  }),
+  /** 200 `{access_token, token_type, expires_in, customer_id}`; 401 invalid_credentials; 429. */
+  createSession: ({ email, password }) => request('identity', 'POST', '/sessions', {
+    body: { email, password },
+    auth: false,
+    timeoutMs: WRITE_TIMEOUT_MS,
+  }),
 };
 
 export const orderApi = {
@@ -229,7 +277,7 @@ export const orderApi = {
   placeOrder: (order, idempotencyKey) => request('order', 'POST', '/orders', {
     body: order,
     headers: { 'Idempotency-Key': idempotencyKey },
-    timeoutMs: 15000,
+    timeoutMs: WRITE_TIMEOUT_MS,
   }),
   /**
    * One page of a customer's orders, newest first: `{orders, count, next_cursor}`.
@@ -245,7 +293,7 @@ export const orderApi = {
     return read('order', `/orders?${String(query).replace(/%2C/g, ',')}`);
   },
   getOrder: (id) => read('order', `/orders/${encodeURIComponent(id)}`),
-  cancelOrder: (id) => request('order', 'POST', `/orders/${encodeURIComponent(id)}/cancel`, { timeoutMs: 15000 }),
+  cancelOrder: (id) => request('order', 'POST', `/orders/${encodeURIComponent(id)}/cancel`, { timeoutMs: WRITE_TIMEOUT_MS }),
   health: (options) => health('order', options),
 };
 

@@ -108,7 +108,7 @@ export function mountCart(root, { onOrderPlaced, onOrderRefused, onCancelled }) 
   }
 
   async function placeOrder() {
-    const customerId = customerInput.value.trim();
+    const customerId = customer.fromAccount ? customer.id : customerInput.value.trim();
     if (!customerId) {
       customerInput.setAttribute('aria-invalid', 'true');
       fill(result, h('p', { class: 'problem', 'data-testid': 'problem' },
@@ -150,7 +150,20 @@ export function mountCart(root, { onOrderPlaced, onOrderRefused, onCancelled }) 
     }
   }
 
-  customerInput.value = customer.id;
+  const hint = form.querySelector('#customer-hint');
+  const typedHint = hint.textContent;
+  /** Signed in, the id is the account's: shown, read-only, and what orders are placed as. */
+  function showCustomer() {
+    customerInput.value = customer.id;
+    customerInput.readOnly = customer.fromAccount;
+    customerInput.removeAttribute('aria-invalid');
+    hint.textContent = customer.fromAccount
+      ? 'Your account’s id: orders are placed and listed as you.'
+      : typedHint;
+  }
+
+  showCustomer();
+  customer.subscribe(showCustomer);
   customerInput.addEventListener('change', () => {
     customer.id = customerInput.value;
   });

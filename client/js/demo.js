@@ -10,9 +10,15 @@
 import { h, fill, spinner, busy } from './dom.js';
 import { inventoryApi, pricingApi, orderApi, healthOf, newIdempotencyKey } from './api.js';
 import { renderProblem } from './problem.js';
+import { session } from './session.js';
 import { money, percentOff, shortId, stockText, plural, titleCase } from './format.js';
 
 const DEMO_CUSTOMER = 'demo';
+
+/** Who an order is for: signed in, the account (a service with auth on refuses any other). */
+function orderer(fallback) {
+  return session.signedIn ? session.sub : fallback;
+}
 const DEMO_SKUS = ['A001', 'B001'];
 
 function describeOrder(order) {
@@ -68,7 +74,7 @@ const STEPS = [
     service: 'order',
     changesData: true,
     run: async () => {
-      const result = await orderApi.placeOrder({ customer_id: DEMO_CUSTOMER, skus: DEMO_SKUS }, newIdempotencyKey());
+      const result = await orderApi.placeOrder({ customer_id: orderer(DEMO_CUSTOMER), skus: DEMO_SKUS }, newIdempotencyKey());
       return { result, summary: describeOrder(result.data), order: result.data };
     },
   },
@@ -157,7 +163,7 @@ const OPERATIONS = [
   { id: 'list-items', label: 'List items', command: 'GET /items', run: () => inventoryApi.listItems(), summary: (d) => `${plural(d.count, 'item')}: ${d.items.map((i) => i.sku).join(', ')}` },
   { id: 'get-item', label: 'Get item', command: 'GET /items/{sku}', needsSku: true, run: (sku) => inventoryApi.getItem(sku), summary: (d) => `${d.name} (${d.category}): ${stockText(d.stock).toLowerCase()}` },
   { id: 'get-price', label: 'Get price', command: 'GET /price/{sku}', needsSku: true, run: (sku) => pricingApi.getPrice(sku), summary: (d) => `${d.sku}: ${describePrice(d)}` },
-  { id: 'seed-order', label: 'Order A001 + B001 for "test"', command: 'POST /orders', run: () => orderApi.placeOrder({ customer_id: 'test', skus: DEMO_SKUS }, newIdempotencyKey()), summary: describeOrder, placesOrder: true },
+  { id: 'seed-order', label: 'Order A001 + B001 for "test"', command: 'POST /orders', run: () => orderApi.placeOrder({ customer_id: orderer('test'), skus: DEMO_SKUS }, newIdempotencyKey()), summary: describeOrder, placesOrder: true },
   ...['inventory', 'pricing', 'order'].map((service) => ({
     id: `health-${service}`,
     label: `${titleCase(service)} health`,

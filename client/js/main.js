@@ -1,7 +1,9 @@
 /**
- * Starts the page: mounts each part on its section of index.html and wires them
- * together (an order or a cancellation reloads the catalogue and the history; a
- * refused attempt the history, where it shows apart from the orders).
+ * Starts the page: picks up this tab's session, mounts each part on its section
+ * of index.html and wires them together (an order or a cancellation reloads the
+ * catalogue and the history; a refused attempt the history, where it shows apart
+ * from the orders; signing in or out the history; an operator's change the
+ * catalogue).
  */
 
 import { config } from '../config.js';
@@ -13,6 +15,9 @@ import { mountHistory, orderCard } from './orders.js';
 import { mountPanel } from './panel.js';
 import { mountDemo, mountConsole } from './demo.js';
 import { customer } from './state.js';
+import { session } from './session.js';
+import { mountAccount } from './account.js';
+import { mountOperator } from './operator.js';
 
 const SOURCE_NOTES = {
   override: ' (configured)',
@@ -33,6 +38,9 @@ export async function start() {
   // page ever load both, the first to run starts it and the other does nothing.
   if (window.shopStarted) return;
   window.shopStarted = true;
+
+  // Before the first call, so a reload keeps the session it had.
+  session.restore();
 
   // Everything reads the one shared config object, so settle it in place.
   Object.assign(config, await settleConnection(config, window.location));
@@ -57,7 +65,9 @@ export async function start() {
     panel.refresh();
   }
 
+  mountAccount(byId('account'), byId('account-panel'));
   catalogue = mountCatalogue(byId('shop'));
+  mountOperator(byId('operator'), { onChanged: () => catalogue.reload() });
   mountCart(byId('cart'), { onOrderPlaced, onOrderRefused: () => history.reload(), onCancelled });
   history = mountHistory(byId('orders'), { onCancelled });
   panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });

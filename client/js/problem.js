@@ -14,6 +14,18 @@ const EXTRAS = {
     : null),
 };
 
+/**
+ * What to do about a problem, by its code, where the service's own words are not
+ * the whole story for the person in front of the page.
+ */
+const HINTS = {
+  invalid_credentials: 'The email or the password is wrong. Check both and try again.',
+  email_taken: 'An account with this email exists already: sign in with it instead.',
+  unauthorized: 'Your sign-in is missing or has expired: sign in and try again.',
+  forbidden: 'Your account is not allowed to do this.',
+  customer_mismatch: 'Signed in, you can only order as yourself.',
+};
+
 /** The problem behind any error; a bug in the page becomes a problem too. */
 export function problemOf(error) {
   if (error instanceof ApiError) return error.problem;
@@ -41,6 +53,9 @@ export function renderProblem(error, context) {
       const text = say(problem[field]);
       if (text) extras.push(h('p', { class: 'problem-extra' }, text));
     }
+  }
+  if (HINTS[problem.code]) {
+    extras.push(h('p', { class: 'problem-hint', 'data-testid': 'problem-hint' }, HINTS[problem.code]));
   }
   if (problem.retry_after !== undefined) {
     extras.push(h('p', { class: 'problem-extra' }, `You can try again in ${problem.retry_after} s.`));

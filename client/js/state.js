@@ -1,9 +1,12 @@
 /**
  * What the page knows between calls: the last catalogue it loaded (items and
- * prices by sku), the cart, and the customer id (remembered in localStorage).
+ * prices by sku), the cart, and the customer id (remembered in localStorage, or,
+ * when someone is signed in, their token's `sub`).
  *
  * Views read from here and subscribe to changes; they never keep their own copy.
  */
+
+import { session } from './session.js';
 
 const CUSTOMER_KEY = 'shop.customerId';
 const MAX_QUANTITY = 9999;
@@ -77,12 +80,22 @@ export const cart = {
 export const MAX_CART_QUANTITY = MAX_QUANTITY;
 
 /**
- * The customer id, kept across visits. Storage can be missing or refuse writes
- * (private windows, strict file:// settings): the page then simply forgets.
+ * The customer id. Signed in, it is the account's (the token's `sub`) and cannot
+ * be changed here; signed out, it is what was typed, kept across visits. Storage
+ * can be missing or refuse writes (private windows, strict file:// settings): the
+ * page then simply forgets.
  */
 export const customer = {
   ...observable(),
+  /** Whether the id is the signed-in account's (and so not to be edited). */
+  get fromAccount() {
+    return session.signedIn;
+  },
   get id() {
+    if (session.signedIn) return session.sub;
+    return this.typed;
+  },
+  get typed() {
     try {
       return localStorage.getItem(CUSTOMER_KEY) || '';
     } catch {
@@ -90,6 +103,7 @@ export const customer = {
     }
   },
   set id(value) {
+    if (session.signedIn) return;
     const id = String(value).trim();
     if (id === this.id) return;
     try {
@@ -101,3 +115,14 @@ export const customer = {
   },
   fallback: '',
 };
+
+// Signing in or out changes whose orders the page shows.
+let lastId = customer.id;
+session.subscribe(() => {
+  if (customer.id === lastId) return;
+  lastId = customer.id;
+  customer.notify();
+});
+customer.subscribe(() => {
+  lastId = customer.id;
+});

@@ -15,7 +15,7 @@ const at = (href) => {
 test('a page served by the gateway on port 8080 uses same-origin prefixes', () => {
   const config = resolveConfig(at('http://localhost:8080/'));
   assert.equal(config.mode, 'gateway');
-  assert.deepEqual(config.services, { inventory: '/inventory', pricing: '/pricing', order: '/order' });
+  assert.deepEqual(config.services, { inventory: '/inventory', pricing: '/pricing', order: '/order', identity: '/identity' });
   assert.equal(config.source, 'automatic');
 });
 
@@ -31,6 +31,7 @@ test('a page served from localhost on another port calls the services on their o
     inventory: 'http://localhost:7001',
     pricing: 'http://localhost:7003',
     order: 'http://localhost:7002',
+    identity: 'http://localhost:7004',
   });
 });
 
@@ -55,6 +56,19 @@ test('query parameters override everything, trailing slashes dropped', () => {
   assert.equal(config.healthPollMs, 250);
   assert.equal(config.autoDemo, true);
   assert.equal(config.source, 'override');
+});
+
+test('identity is a fourth service: its own port directly, /identity behind the gateway, overridable', () => {
+  assert.equal(resolveConfig(at('http://127.0.0.1:8000/')).services.identity, 'http://127.0.0.1:7004');
+  assert.equal(resolveConfig(at('https://shop.example.com/')).services.identity, '/identity');
+  assert.equal(resolveConfig({ location: { protocol: 'file:', hostname: '', port: '' } }).services.identity, 'http://localhost:7004');
+  const asked = resolveConfig(at('http://localhost:8000/?identity=http://127.0.0.1:9004/'));
+  assert.equal(asked.services.identity, 'http://127.0.0.1:9004');
+  assert.equal(asked.services.order, 'http://localhost:7002');
+  assert.equal(asked.source, 'override');
+  const given = resolveConfig({ ...at('http://localhost:8080/'), override: { identity: 'https://id.example.com' } });
+  assert.equal(given.services.identity, 'https://id.example.com');
+  assert.equal(given.services.inventory, '/inventory');
 });
 
 test('window.SHOP_CONFIG can choose the mode and the bases', () => {

@@ -5,12 +5,16 @@
  * and Debian's Chromium driven by playwright-core.
  *
  * The page is pointed at the services with its query-string override
- * (?inventory=…&pricing=…&order=…), the same one a person can use.
+ * (?inventory=…&pricing=…&order=…&identity=…), the same one a person can use.
+ *
+ * With `auth`, identity runs too (its own throwaway DATA_DIR for the signing key it
+ * generates) and the shop's services verify its tokens (AUTH_ISSUER, not required).
  */
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -91,9 +95,10 @@ async function waitUntilAnswers(child, url) {
 
 function serviceEnv(extra) {
   const env = { ...process.env };
-  // The tests want deterministic services: no injected faults, no token.
+  // The tests want deterministic services: no injected faults, no token, no limits,
+  // and auth only where a test turns it on.
   for (const name of Object.keys(env)) {
-    if (name.startsWith('CHAOS_')) delete env[name];
+    if (['CHAOS_', 'AUTH_', 'IDENTITY_', 'RATE_LIMIT_'].some((prefix) => name.startsWith(prefix))) delete env[name];
   }
   delete env.SERVICE_TOKEN;
   delete env.CORS_ALLOWED_ORIGINS;
@@ -111,22 +116,33 @@ export function binaryPath(service) {
   return join(TARGET_DIR, 'debug', service);
 }
 
+const SHOP_SERVICES = ['inventory', 'pricing', 'order'];
+
 /**
- * Starts the services named in `services` (any of inventory, pricing, order) and
- * the static server. `env.<service>` adds to that service's environment.
+ * Starts the services named in `services` (any of inventory, pricing, order,
+ * identity) and the static server. `env.<service>` adds to that service's
+ * environment. `auth: { operators }` starts identity first (issuer = its own URL;
+ * `operators`, a list of `{email, password, name}`, provisioned as IDENTITY_ACCOUNTS
+ * and named in IDENTITY_OPERATORS) and turns token verification on in the others
+ * (AUTH_ISSUER = identity, AUTH_REQUIRED=false).
  */
-export async function startStack({ services = ['inventory', 'pricing', 'order'], env = {} } = {}) {
+export async function startStack({ services = SHOP_SERVICES, env = {}, auth = null } = {}) {
   const ports = {
     inventory: await freePort(),
     pricing: await freePort(),
     order: await freePort(),
+    identity: await freePort(),
     web: await freePort(),
   };
   const urls = {
     inventory: `http://127.0.0.1:${ports.inventory}`,
     pricing: `http://127.0.0.1:${ports.pricing}`,
     order: `http://127.0.0.1:${ports.order}`,
+    // Always passed to the page; nothing listens there unless identity was started.
+    identity: `http://127.0.0.1:${ports.identity}`,
   };
+  const started = auth ? ['identity', ...services.filter((s) => s !== 'identity')] : services;
+  const dataDir = started.includes('identity') ? mkdtempSync(join(tmpdir(), 'identity-')) : null;
   const children = {};
   const stack = {
     urls,
@@ -147,6 +163,7 @@ export async function startStack({ services = ['inventory', 'pricing', 'order'],
     },
     async stop() {
       await Promise.all(Object.values(children).map((child) => child.kill()));
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
     /** The output of every process, for a failure message. */
     logs() {
@@ -155,32 +172,47 @@ export async function startStack({ services = ['inventory', 'pricing', 'order'],
   };
 
   try {
+    const verify = auth ? { AUTH_ISSUER: urls.identity, AUTH_REQUIRED: 'false' } : {};
     const envs = {
-      inventory: { ...env.inventory },
-      pricing: { ...env.pricing },
+      inventory: { ...verify, ...env.inventory },
+      pricing: { ...verify, ...env.pricing },
       order: {
         INVENTORY_URL: urls.inventory,
         PRICING_URL: urls.pricing,
         REQUEST_TIMEOUT_MS: '1000',
         BREAKER_FAILURE_THRESHOLD: '1',
         BREAKER_RESET_TIMEOUT_MS: '60000',
+        ...verify,
         ...env.order,
       },
+      identity: {
+        IDENTITY_ISSUER: urls.identity,
+        DATA_DIR: dataDir,
+        // Operators are provisioned, never signed up: identity refuses their emails on POST /accounts.
+        ...(auth && auth.operators ? {
+          IDENTITY_OPERATORS: auth.operators.map((a) => a.email).join(','),
+          IDENTITY_ACCOUNTS: JSON.stringify(auth.operators),
+        } : {}),
+        ...env.identity,
+      },
     };
-    for (const service of services) {
+    const launch = (service) => {
       const binary = binaryPath(service);
       if (!existsSync(binary)) {
         throw new Error(`${binary} is missing: run \`cargo build --workspace --bins\` first`);
       }
       children[service] = new Child(service, binary, [],
         serviceEnv({ PORT: String(ports[service]), ...envs[service] }));
-    }
+      return waitUntilAnswers(children[service], `${urls[service]}/health/ready`);
+    };
+    // The others read identity's discovery document: it answers first.
+    if (auth) await launch('identity');
     children.web = new Child('web', 'python3',
       ['-m', 'http.server', String(ports.web), '--bind', '127.0.0.1', '--directory', CLIENT_DIR],
       { ...process.env, PYTHONUNBUFFERED: '1' });
 
     await Promise.all([
-      ...services.map((service) => waitUntilAnswers(children[service], `${urls[service]}/health/ready`)),
+      ...started.filter((service) => !children[service]).map(launch),
       waitUntilAnswers(children.web, `${stack.web}/index.html`),
     ]);
   } catch (error) {
