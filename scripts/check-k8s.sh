@@ -4,7 +4,10 @@
 #   1. renders every overlay in k8s/overlays/ with kustomize (`kubectl kustomize`)
 #   2. checks what the shop's manifests promise (namespace, probes, resources,
 #      security contexts, service accounts, tags; prod: replicas, HPA, PDB, spread,
-#      Ingress, chaos off; dev: chaos on)
+#      Ingress, chaos off, tokens required; dev: chaos on, access control off;
+#      everywhere: every Secret key read exists, a trusted issuer is identity's
+#      IDENTITY_ISSUER and reachable through the NetworkPolicies, order's client
+#      secret is its client's in IDENTITY_CLIENTS)
 #   3. validates every object against the Kubernetes OpenAPI schemas, strictly
 #      (unknown fields are errors), offline: kubernetes-validate, for the oldest
 #      version the manifests need (1.30: preStop sleep) and the newest it knows
@@ -108,7 +111,7 @@ done
 
 # --- 2. what the manifests promise ----------------------------------------------
 "$py" - "$namespace" "$work" "${overlays[@]}" <<'PY' || fail "manifest rules (above)"
-import sys, yaml
+import base64, json, sys, yaml
 
 namespace, work, overlays = sys.argv[1], sys.argv[2], sys.argv[3:]
 errors = []
@@ -118,6 +121,76 @@ SERVICES = {"inventory": 7001, "order": 7002, "pricing": 7003, "identity": 7004}
 
 def err(overlay, msg):
     errors.append(f"{overlay}: {msg}")
+
+
+def secret_values(secret):
+    values = dict(secret.get("stringData", {}))
+    for key, value in secret.get("data", {}).items():
+        values[key] = base64.b64decode(value).decode()
+    return values
+
+
+def pod_env(w, config):
+    """A workload's first container's environment: ConfigMaps (later wins), then env."""
+    c = w["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for ref in c.get("envFrom", []):
+        env.update(config.get(ref.get("configMapRef", {}).get("name"), {}))
+    for e in c.get("env", []):
+        env[e["name"]] = e.get("value", e.get("valueFrom"))
+    return env
+
+
+def allowed(policies, src, dst, port):
+    """Whether src's egress and dst's ingress policies (named after them) let src reach dst:port."""
+    def selects(peers, name):
+        return any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == name
+                   for p in peers)
+    def on_port(rule):
+        return any(p.get("port") == port for p in rule.get("ports", []))
+    out = any(selects(r.get("to", []), dst) and on_port(r)
+              for r in policies.get(src, {}).get("spec", {}).get("egress", []))
+    into = any(selects(r.get("from", []), src) and on_port(r)
+               for r in policies.get(dst, {}).get("spec", {}).get("ingress", []))
+    return out and into
+
+
+def check_access_control(overlay, by_kind, config, workloads):
+    """prod requires tokens; wherever a service trusts an issuer it is identity, reachable."""
+    secret = secret_values(by_kind.get("Secret", {}).get("shop-secrets", {}))
+    for name, w in workloads.items():
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref and ref["name"] == "shop-secrets" and ref["key"] not in secret:
+                    err(overlay, f"{name}: {e['name']} reads key {ref['key']}, which shop-secrets lacks")
+    if "identity" not in workloads:
+        return
+    issuer = pod_env(workloads["identity"], config).get("IDENTITY_ISSUER")
+    policies = by_kind.get("NetworkPolicy", {})
+    for service in ("inventory", "pricing", "order"):
+        env = pod_env(workloads.get(service, {"spec": {"template": {"spec": {"containers": [{}]}}}}), config)
+        if overlay == "prod" and (env.get("AUTH_ISSUER") is None or env.get("AUTH_REQUIRED") != "true"):
+            err(overlay, f"{service}: prod requires tokens: AUTH_ISSUER and AUTH_REQUIRED=true")
+        if overlay == "dev" and "AUTH_ISSUER" in env:
+            err(overlay, f"{service}: access control is off in dev (as in docker compose's default)")
+        if "AUTH_ISSUER" in env:
+            if env["AUTH_ISSUER"] != issuer:
+                err(overlay, f"{service}: AUTH_ISSUER {env['AUTH_ISSUER']} is not identity's IDENTITY_ISSUER {issuer}")
+            if not allowed(policies, service, "identity", 7004):
+                err(overlay, f"{service}: the NetworkPolicies do not let it reach identity:7004 (keys)")
+    order = pod_env(workloads.get("order", {"spec": {"template": {"spec": {"containers": [{}]}}}}), config)
+    if overlay == "prod" or "AUTH_CLIENT_ID" in order:
+        ref = (order.get("AUTH_CLIENT_SECRET") or {}).get("secretKeyRef", {})
+        client = order.get("AUTH_CLIENT_ID")
+        if not client or not ref:
+            err(overlay, "order: needs AUTH_CLIENT_ID and AUTH_CLIENT_SECRET from the Secret")
+        else:
+            clients = json.loads(secret.get("IDENTITY_CLIENTS", "[]"))
+            secrets = [c.get("client_secret") for c in clients if c.get("client_id") == client]
+            if secrets != [secret.get(ref.get("key"))]:
+                err(overlay, f"order: the Secret's {ref.get('key')} is not the secret of client "
+                             f"{client!r} in IDENTITY_CLIENTS")
 
 
 for overlay in overlays:
@@ -211,6 +284,7 @@ for overlay in overlays:
                 err(overlay, f"{service}: demo chaos should be {want}, got {chaos(service)}")
     if "default-deny-all" not in by_kind.get("NetworkPolicy", {}):
         err(overlay, "no default-deny NetworkPolicy")
+    check_access_control(overlay, by_kind, config, workloads)
 
 for e in errors:
     print(f"  {e}", file=sys.stderr)

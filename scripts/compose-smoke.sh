@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The container set-up, end to end, as users run it: builds the images, starts
-# docker-compose.yml (PostgreSQL, the three services, the gateway), and checks that
+# docker-compose.yml (PostgreSQL, the four services, the gateway) with access control
+# off (AUTH unset, the default), and checks that
 #
 #   1. every service becomes ready and every container's own health check passes
 #      (the distroless images run theirs with the binary's `healthcheck` subcommand);
@@ -13,6 +14,9 @@
 #   5. an order placed before a restart of the order container is still there after it;
 #   6. the gateway on :8080 serves the page and proxies /inventory/, /pricing/, /order/,
 #      passing X-Request-Id through;
+#   7. brought down (volumes kept) and up again with AUTH=on, access control is on and
+#      the access-control journey (scripts/journey.sh: sign-up, sign-in, own orders
+#      only, the demo operator restocks and reprices) passes through the gateway;
 #
 # then removes everything it created (containers, network, database volume), also when
 # a check fails or the script is interrupted. Prints how long each phase took.
@@ -30,8 +34,9 @@
 #   SMOKE_PROJECT   compose project name (default resilient-shop-smoke): its own
 #                   containers and volume, so a stack started with plain
 #                   `docker compose up` is not touched, nor its data deleted
-#   INVENTORY_PORT ORDER_PORT PRICING_PORT CLIENT_PORT   published ports (7001 7002 7003
-#                   8080); they must be free
+#   INVENTORY_PORT ORDER_PORT PRICING_PORT IDENTITY_PORT CLIENT_PORT   published ports
+#                   (7001 7002 7003 7004 8080); they must be free
+#   SMOKE_AUTH=0    skip step 7 (the AUTH=on stack and the journey)
 #   KEEP_STACK=1    leave the stack running at the end (remove it with
 #                   `docker compose -p resilient-shop-smoke down -v`)
 #   SMOKE_TIMEOUT   seconds to wait for readiness (default 180)
@@ -41,10 +46,14 @@ cd "$(dirname "$0")/.."
 
 project=${SMOKE_PROJECT:-resilient-shop-smoke}
 export INVENTORY_PORT=${INVENTORY_PORT:-7001} ORDER_PORT=${ORDER_PORT:-7002}
-export PRICING_PORT=${PRICING_PORT:-7003} CLIENT_PORT=${CLIENT_PORT:-8080}
+export PRICING_PORT=${PRICING_PORT:-7003} IDENTITY_PORT=${IDENTITY_PORT:-7004}
+export CLIENT_PORT=${CLIENT_PORT:-8080}
+# Steps 1-6 run as the seed's users do, access control off, whatever the caller's AUTH.
+unset AUTH
 inventory_url=http://localhost:$INVENTORY_PORT
 order_url=http://localhost:$ORDER_PORT
 pricing_url=http://localhost:$PRICING_PORT
+identity_url=http://localhost:$IDENTITY_PORT
 gateway_url=http://localhost:$CLIENT_PORT
 timeout=${SMOKE_TIMEOUT:-180}
 files=(-f docker-compose.yml -f scripts/compose-smoke.yml)
@@ -108,7 +117,7 @@ teardown() {
     tail -n 30 "$log" >&2 || true
     echo "--- containers and their recent logs:" >&2
     "${compose[@]}" ps >&2 2>/dev/null || true
-    for service in postgres inventory pricing order client; do
+    for service in postgres inventory pricing order identity client; do
       echo "--- $service" >&2
       "${compose[@]}" logs --tail 20 "$service" 2>/dev/null | grep -v 'TRACE' >&2 || true
     done
@@ -195,7 +204,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # --- the run ---------------------------------------------------------------------------
 echo "compose smoke test with $engine, project $project (compose output: $log)"
-for port in "$INVENTORY_PORT" "$ORDER_PORT" "$PRICING_PORT" "$CLIENT_PORT"; do
+for port in "$INVENTORY_PORT" "$ORDER_PORT" "$PRICING_PORT" "$IDENTITY_PORT" "$CLIENT_PORT"; do
   if port_in_use "$port"; then
     # Nothing has been started yet: nothing to tear down.
     trap - EXIT
@@ -225,14 +234,20 @@ fi
 phase "start the stack"
 run_compose up -d
 
+# Every service ready, every container's own health check passing.
+wait_stack() {
+  wait_ready inventory "$inventory_url/health/ready"
+  wait_ready pricing "$pricing_url/health/ready"
+  wait_ready order "$order_url/health/ready"
+  wait_ready identity "$identity_url/health/ready"
+  wait_ready gateway "$gateway_url/healthz"
+  for service in postgres inventory pricing order identity client; do
+    wait_healthy "$service"
+  done
+}
+
 phase "wait for health"
-wait_ready inventory "$inventory_url/health/ready"
-wait_ready pricing "$pricing_url/health/ready"
-wait_ready order "$order_url/health/ready"
-wait_ready gateway "$gateway_url/healthz"
-for service in postgres inventory pricing order client; do
-  wait_healthy "$service"
-done
+wait_stack
 
 phase "seed commands"
 # The demo chaos is on (pricing fails ~10% of requests), so a check may fail by chance:
@@ -315,4 +330,33 @@ ok "the gateway proxies /pricing/"
 kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
 [ "$(field .order_id "$kept")" = "$live_order" ] || fail "GET /order/orders/$live_order through the gateway: $kept"
 ok "the gateway proxies /order/ (and found the restarted order container)"
+
+if [ "${SMOKE_AUTH:-1}" = 0 ]; then
+  end_phase
+  exit 0
+fi
+
+phase "AUTH=on: restart the stack"
+# The containers are re-created with the switch on; the database volume stays.
+run_compose down
+export AUTH=on
+run_compose up -d
+wait_stack
+answer=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -X POST "$gateway_url/order/orders" \
+  -H 'Content-Type: application/json' -d '{"items": [{"sku": "A001", "quantity": 1}]}' || true)
+[ "$answer" = 401 ] || fail "an anonymous order through the gateway with AUTH=on answered $answer, expected 401"
+ok "tokens are required: an anonymous order gets 401"
+
+phase "AUTH=on: the journey via the gateway"
+# Each try signs up new customers. The demo chaos may fail a step by chance (pricing
+# fails ~10% of requests): three tries; a real fault fails all three.
+for attempt in 1 2 3; do
+  if scripts/journey.sh "$gateway_url/identity" "$gateway_url/inventory" \
+    "$gateway_url/pricing" "$gateway_url/order"; then
+    break
+  fi
+  ((attempt < 3)) || fail "the access-control journey failed three times"
+  echo "   (the demo chaos may have hit a step: trying again)"
+done
+ok "the access-control journey passes through the gateway (demo operator, order's client token)"
 end_phase
