@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use shared::paging::LimitOutOfRange;
 use shared::problem::{Problem, ProblemDetails};
 use utoipa::ToSchema;
 
@@ -76,6 +77,12 @@ pub struct ReservationProblem {
 
 impl From<ParseError> for Error {
     fn from(e: ParseError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
+impl From<LimitOutOfRange> for Error {
+    fn from(e: LimitOutOfRange) -> Self {
         Self::InvalidRequest(e.to_string())
     }
 }

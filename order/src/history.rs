@@ -16,16 +16,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use shared::paging::{DEFAULT_LIMIT, MAX_LIMIT};
 use uuid::Uuid;
 
 #[cfg(test)]
 use crate::domain::OrderId;
 use crate::domain::{CustomerId, Order, OrderStatus};
-
-/// Page size when the client names none.
-pub const DEFAULT_LIMIT: u32 = 50;
-/// Largest page; a larger `limit` is cut down to it (and 0 raised to 1).
-pub const MAX_LIMIT: u32 = 200;
 
 /// What is wrong with a listing's `status` or `cursor`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

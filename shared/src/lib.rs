@@ -23,6 +23,8 @@
 //! - [`validate`]: identifier checks shared by the domain types.
 //! - [`money`]: integer minor units, rendered as decimals only at the edge.
 //! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
+//! - [`paging`]: page sizes for listings (`?limit=`: default, largest, and
+//!   the change-history query that refuses a limit outside them).
 //!
 //! Errors and process set-up:
 //!
@@ -86,6 +88,7 @@ pub mod lines;
 pub mod metrics;
 pub mod money;
 pub mod openapi;
+pub mod paging;
 pub mod paths;
 pub mod periodic;
 pub mod problem;

@@ -379,17 +379,24 @@ mod tests {
         operation
     }
 
-    #[test]
-    fn framework_problems_are_added_or_merged() {
-        let mut operation = operation_with_body();
-        add_framework_responses(&mut operation, false);
-        let statuses: Vec<&str> = operation
+    /// The operation's response statuses, in the order it lists them.
+    fn statuses(operation: &Operation) -> Vec<&str> {
+        operation
             .responses
             .responses
             .keys()
             .map(String::as_str)
-            .collect();
-        assert_eq!(statuses, ["200", "400", "413", "415", "500", "503"]);
+            .collect()
+    }
+
+    #[test]
+    fn framework_problems_are_added_or_merged() {
+        let mut operation = operation_with_body();
+        add_framework_responses(&mut operation, false);
+        assert_eq!(
+            statuses(&operation),
+            ["200", "400", "413", "415", "500", "503"]
+        );
         let RefOr::T(bad_request) = &operation.responses.responses["400"] else {
             panic!("inline response");
         };
@@ -423,13 +430,7 @@ mod tests {
             .build();
         assert!(names_scheme(&operation, SERVICE_TOKEN) && names_scheme(&operation, BEARER_TOKEN));
         add_framework_responses(&mut operation, true);
-        let statuses: Vec<&str> = operation
-            .responses
-            .responses
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(statuses, ["200", "401", "403", "503"]);
+        assert_eq!(statuses(&operation), ["200", "401", "403", "503"]);
         let RefOr::T(unauthorized) = &operation.responses.responses["401"] else {
             panic!("inline response");
         };

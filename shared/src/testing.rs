@@ -158,8 +158,17 @@ impl TestClient {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> TestResponse {
+        self.send_json(Method::PUT, path, body).await
+    }
+
+    /// `method path` with `body` as JSON.
+    async fn send_json(&self, method: Method, path: &str, body: &Value) -> TestResponse {
         self.send(
-            Method::POST,
+            method,
             path,
             &[("content-type", "application/json")],
             Some(body.to_string().into_bytes()),

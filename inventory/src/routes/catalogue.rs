@@ -7,9 +7,10 @@ use actix_web::{HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use shared::auth::Authorized;
 use shared::openapi::PROBLEM_JSON;
+use shared::paging::HistoryQuery;
 use shared::problem::ProblemDetails;
 use shared::timestamp::{now_ms, to_rfc3339};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::domain::{
     Category, ChangeKind, Item, ItemChange, ItemDetails, ItemName, MAX_DELTA, MAX_NAME, MAX_REASON,
@@ -19,10 +20,6 @@ use crate::error::{Error, SkuProblem, StockProblem};
 use crate::metrics::InventoryMetrics;
 use crate::scopes::WriteCatalogue;
 use crate::store::{AdjustOutcome, PutItemOutcome, Store};
-
-/// Changes listed when `?limit=` is not given, and the most one page lists.
-const DEFAULT_HISTORY: u32 = 50;
-const MAX_HISTORY: u32 = 200;
 
 /// Keeps the documented bounds and the domain's in step.
 const _: () = assert!(MAX_NAME == 100 && MAX_REASON == 200 && MAX_DELTA == 1_000_000);
@@ -156,14 +153,6 @@ pub async fn adjust_stock(
     }
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// How many changes to list, newest first (default 50).
-    #[param(minimum = 1, maximum = 200, example = 20)]
-    limit: Option<u32>,
-}
-
 /// One recorded change: who, when, and what it did.
 #[derive(Serialize, ToSchema)]
 #[schema(as = ItemChange)]
@@ -247,12 +236,7 @@ pub async fn item_history(
     let raw = path.into_inner();
     let not_found = || Error::ItemNotFound { sku: raw.clone() };
     let sku = Sku::parse(&raw).map_err(|_| not_found())?;
-    let limit = query.limit.unwrap_or(DEFAULT_HISTORY);
-    if !(1..=MAX_HISTORY).contains(&limit) {
-        return Err(Error::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_HISTORY}"
-        )));
-    }
+    let limit = query.limit()?;
     let changes = store
         .item_history(&sku, limit)
         .await?

@@ -6,7 +6,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use shared::testing::issuer::TestIssuer;
 
-use crate::helpers::{TestApp, put_json, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 const WRITE: &str = "inventory:write";
 
@@ -283,7 +283,8 @@ async fn bad_management_requests_are_400_problems() {
         assert!(res.body["code"].is_string(), "{body}: {}", res.text);
     }
     let good = json!({"name": "Lamp", "category": "furniture"});
-    put_json(client, "/items/bad%20sku", &good)
+    client
+        .put_json("/items/bad%20sku", &good)
         .await
         .assert_problem(400, "invalid_request");
 

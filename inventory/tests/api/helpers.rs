@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::Method;
 use inventory::config::Config;
 use inventory::domain::Catalog;
 use serde_json::{Value, json};
@@ -76,7 +75,7 @@ impl TestApp {
 
     /// `PUT /items/{sku}` as `client` (the app's own client is anonymous).
     pub async fn put_item(&self, client: &TestClient, sku: &str, body: &Value) -> TestResponse {
-        put_json(client, &format!("/items/{sku}"), body).await
+        client.put_json(&format!("/items/{sku}"), body).await
     }
 
     /// `POST /items/{sku}/stock` as `client`.
@@ -100,16 +99,4 @@ impl TestApp {
             .delete(&format!("/reservations/{id}"))
             .await
     }
-}
-
-/// A PUT with a JSON body (the test client has no shorthand for it).
-pub async fn put_json(client: &TestClient, path: &str, body: &Value) -> TestResponse {
-    client
-        .send(
-            Method::PUT,
-            path,
-            &[("content-type", "application/json")],
-            Some(body.to_string().into_bytes()),
-        )
-        .await
 }

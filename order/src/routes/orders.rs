@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use shared::money::Money;
 use shared::openapi::PROBLEM_JSON;
+use shared::paging::DEFAULT_LIMIT;
 use shared::problem::ProblemDetails;
 use shared::timestamp::to_rfc3339;
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +17,7 @@ use crate::domain::{
     Sku,
 };
 use crate::error::{Error, OrderProblem, SkusProblem};
-use crate::history::{Cursor, DEFAULT_LIMIT, OrderQuery, StatusFilter};
+use crate::history::{Cursor, OrderQuery, StatusFilter};
 use crate::saga::{Placed, Saga};
 use crate::scopes::Access;
 use crate::store::Store;

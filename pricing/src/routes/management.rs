@@ -8,18 +8,15 @@ use serde::{Deserialize, Serialize};
 use shared::auth::Authorized;
 use shared::money::Money;
 use shared::openapi::PROBLEM_JSON;
+use shared::paging::HistoryQuery;
 use shared::problem::ProblemDetails;
 use shared::timestamp::{now_ms, to_rfc3339};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::domain::{MAX_BASE_CENTS, MAX_TIERS, ParseError, PriceEntry, PriceRules, Quote, Sku};
 use crate::error::{Error, SkuProblem};
 use crate::scopes::WritePrices;
 use crate::store::{PriceChange, PutOutcome, Store};
-
-/// Changes listed when `?limit=` is not given, and the most one page lists.
-const DEFAULT_HISTORY: u32 = 50;
-const MAX_HISTORY: u32 = 200;
 
 /// Keeps the documented bounds and the domain's in step.
 const _: () = assert!(MAX_BASE_CENTS == 100_000_000 && MAX_TIERS == 10);
@@ -110,14 +107,6 @@ pub async fn put_price(
     Ok(HttpResponse::build(status).json(rules.quote(&sku, &entry, None)))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// How many changes to list, newest first (default 50).
-    #[param(minimum = 1, maximum = 200, example = 20)]
-    limit: Option<u32>,
-}
-
 /// One recorded price change: who, when, and the price set.
 #[derive(Serialize, ToSchema)]
 #[schema(as = PriceChange)]
@@ -192,12 +181,7 @@ pub async fn price_history(
     let raw = path.into_inner();
     let not_found = || Error::PriceNotFound { sku: raw.clone() };
     let sku = Sku::parse(&raw).map_err(|_| not_found())?;
-    let limit = query.limit.unwrap_or(DEFAULT_HISTORY);
-    if !(1..=MAX_HISTORY).contains(&limit) {
-        return Err(Error::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_HISTORY}"
-        )));
-    }
+    let limit = query.limit()?;
     let changes = store.history(&sku, limit).await?.ok_or_else(not_found)?;
     let changes: Vec<PriceChangeResponse> = changes.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(PriceHistory {

@@ -1,12 +1,10 @@
 //! Starts the pricing service on a free port and a fresh database for one test.
 
-use actix_web::http::Method;
 use pricing::config::Config;
 use pricing::domain::PriceBook;
-use serde_json::Value;
 use shared::config::ServerConfig;
 use shared::server::ShutdownHandle;
-use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
+use shared::testing::{Spawned, TestClient, TestDatabase, init_tracing, spawn};
 
 /// A running pricing service and its throwaway database (dropped with it).
 /// The server's fields are at the top level, as the plumbing tests use them.
@@ -60,16 +58,4 @@ pub async fn start(config: Config) -> Spawned {
             .await
             .expect("pricing starts"),
     )
-}
-
-/// `PUT path` with a JSON body, as `client`.
-pub async fn put_json(client: &TestClient, path: &str, body: &Value) -> TestResponse {
-    client
-        .send(
-            Method::PUT,
-            path,
-            &[("content-type", "application/json")],
-            Some(body.to_string().into_bytes()),
-        )
-        .await
 }

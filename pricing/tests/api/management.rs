@@ -5,12 +5,12 @@ use serde_json::{Value, json};
 use shared::testing::TestClient;
 use shared::testing::issuer::TestIssuer;
 
-use crate::helpers::{TestApp, put_json, spawn_app, spawn_app_with, start, test_config};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, start, test_config};
 
 const WRITE: &str = "pricing:write";
 
 async fn put_price(client: &TestClient, sku: &str, body: &Value) -> shared::testing::TestResponse {
-    put_json(client, &format!("/price/{sku}"), body).await
+    client.put_json(&format!("/price/{sku}"), body).await
 }
 
 async fn app_trusting(issuer: &TestIssuer, required: bool) -> TestApp {
