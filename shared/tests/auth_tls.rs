@@ -21,7 +21,7 @@ use shared::config::{AuthConfig, Env, ServerConfig};
 use shared::metrics::Registry;
 use shared::service::ServiceInfo;
 use shared::testing::issuer::TestKey;
-use shared::testing::{Spawned, init_tracing, spawn};
+use shared::testing::{Spawned, captured_logs, init_tracing, spawn};
 
 /// `Basic base64("order:s3cret")`, the only client the token endpoint knows.
 const ORDER_CLIENT: &str = "Basic b3JkZXI6czNjcmV0";
@@ -252,6 +252,14 @@ async fn an_untrusted_certificate_is_a_503_never_a_500() {
         response.assert_problem(503, "auth_unavailable");
     }
     assert_eq!(provider.served(), 0, "no request got past a handshake");
+    // Refused for its certificate (not, say, a closed port), and logged so.
+    let refusals = captured_logs()
+        .iter()
+        .map(Value::to_string)
+        .filter(|line| line.contains(&provider.issuer))
+        .filter(|line| line.contains("invalid peer certificate: UnknownIssuer"))
+        .count();
+    assert_eq!(refusals, 2);
 }
 
 #[actix_web::test]
