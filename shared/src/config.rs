@@ -526,6 +526,9 @@ pub struct AuthConfig {
     /// `AUTH_CLIENT_ID` and `AUTH_CLIENT_SECRET` (with `AUTH_TOKEN_URL`): this
     /// service's own client credentials, for the calls it makes.
     pub client: Option<ClientCredentials>,
+    /// `AUTH_CA_FILE`: CAs trusted for the provider's https URLs besides
+    /// Mozilla's roots (a provider behind a private CA).
+    pub extra_roots: ExtraRoots,
 }
 
 impl AuthConfig {
@@ -538,6 +541,7 @@ impl AuthConfig {
             required: false,
             jwks_refresh: Duration::from_secs(30),
             client: None,
+            extra_roots: ExtraRoots::none(),
         }
     }
 
@@ -547,10 +551,10 @@ impl AuthConfig {
     }
 
     /// # Errors
-    /// When a URL is not http(s), the keys would be fetched over https (this
-    /// build has no TLS client), `AUTH_REQUIRED` is not a boolean or is set
+    /// When a URL is not http(s), `AUTH_REQUIRED` is not a boolean or is set
     /// without `AUTH_ISSUER`, only one of the client id and secret is set, or
-    /// they are set with neither `AUTH_TOKEN_URL` nor `AUTH_ISSUER`.
+    /// they are set with neither `AUTH_TOKEN_URL` nor `AUTH_ISSUER`, or
+    /// `AUTH_CA_FILE` cannot be read or holds no usable CA certificate.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let issuer = env.optional("AUTH_ISSUER");
         if let Some(issuer) = &issuer
@@ -571,7 +575,6 @@ impl AuthConfig {
             ));
         }
         let jwks_url = env.optional_http_url("AUTH_JWKS_URL")?;
-        keys_over_http(issuer.as_deref(), jwks_url.as_deref())?;
         let client = ClientCredentials::from_env(env)?;
         if client.as_ref().is_some_and(|c| c.token_url.is_none()) && issuer.is_none() {
             return Err(ConfigError::new(
@@ -587,33 +590,67 @@ impl AuthConfig {
             required,
             jwks_refresh: env.millis("AUTH_JWKS_REFRESH_MS", 30_000, 0)?,
             client,
+            extra_roots: match env.optional("AUTH_CA_FILE") {
+                Some(path) => ExtraRoots::from_pem_file(std::path::Path::new(&path))
+                    .map_err(|reason| ConfigError::new("AUTH_CA_FILE", &path, reason))?,
+                None => ExtraRoots::none(),
+            },
         })
     }
 }
 
-/// The signing keys are fetched with awc, built here without TLS: an https
-/// JWKS (or discovery, when `AUTH_JWKS_URL` is unset) would fail on every
-/// fetch, so it is refused at start-up. An https issuer with an http
-/// `AUTH_JWKS_URL` (the provider's keys reached inside the network) is fine:
-/// the issuer is then only compared with the tokens' `iss`.
-fn keys_over_http(issuer: Option<&str>, jwks_url: Option<&str>) -> Result<(), ConfigError> {
-    let (name, url) = match (jwks_url, issuer) {
-        (Some(url), _) => ("AUTH_JWKS_URL", url),
-        (None, Some(url)) => ("AUTH_ISSUER", url),
-        (None, None) => return Ok(()),
-    };
-    if url
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-    {
-        return Err(ConfigError::new(
-            name,
-            url,
-            "keys are fetched over http only (no TLS client in this build): \
-             set AUTH_JWKS_URL to an http URL of the provider's JWKS",
-        ));
+/// CA certificates trusted for https to the OpenID provider, besides the
+/// compiled-in Mozilla roots: those of `AUTH_CA_FILE`, read at start-up.
+#[derive(Clone)]
+pub struct ExtraRoots(rustls::RootCertStore);
+
+impl ExtraRoots {
+    /// None: Mozilla's roots only.
+    pub fn none() -> Self {
+        Self(rustls::RootCertStore::empty())
     }
-    Ok(())
+
+    /// The certificates of a PEM bundle (other PEM sections are skipped).
+    ///
+    /// # Errors
+    /// When the file cannot be read, is not PEM, or holds no certificate
+    /// usable as a trust anchor; the text says which.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+        Self::from_pem(&pem)
+    }
+
+    /// [`ExtraRoots::from_pem_file`] for a bundle already in memory.
+    ///
+    /// # Errors
+    /// When it is not PEM or holds no certificate usable as a trust anchor.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut store = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("not a PEM bundle: {e}"))?;
+            store
+                .add(cert)
+                .map_err(|e| format!("a certificate cannot be trusted: {e}"))?;
+        }
+        if store.is_empty() {
+            return Err("holds no PEM certificate".into());
+        }
+        Ok(Self(store))
+    }
+
+    /// The trust anchors, for a TLS client.
+    pub fn roots(&self) -> &rustls::RootCertStore {
+        &self.0
+    }
+}
+
+/// The certificates themselves are public, but long: only their count.
+impl std::fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExtraRoots({} CAs)", self.0.len())
+    }
 }
 
 /// A client of an OAuth 2.0 token endpoint (`client_credentials` grant).
@@ -749,22 +786,42 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_fetched_over_http_only() {
+    fn https_providers_are_accepted() {
         let auth = |pairs: &[(&str, &str)]| AuthConfig::from_env(&Env::from_pairs(pairs.to_vec()));
-        let err = auth(&[("AUTH_ISSUER", "https://id.example")]).expect_err("https discovery");
-        assert_eq!(err.name, "AUTH_ISSUER");
-        let err = auth(&[
-            ("AUTH_ISSUER", "http://id:7004"),
-            ("AUTH_JWKS_URL", "HTTPS://id.example/jwks"),
+        let config = auth(&[("AUTH_ISSUER", "https://id.example/")]).expect("https discovery");
+        assert_eq!(config.issuer.as_deref(), Some("https://id.example/"));
+        let config = auth(&[
+            ("AUTH_ISSUER", "https://id.example"),
+            ("AUTH_JWKS_URL", "https://id.example/jwks"),
+            ("AUTH_CLIENT_ID", "order"),
+            ("AUTH_CLIENT_SECRET", "s3cret"),
+            ("AUTH_TOKEN_URL", "https://id.example/token"),
         ])
-        .expect_err("https keys");
-        assert_eq!(err.name, "AUTH_JWKS_URL");
-        let inside = auth(&[
-            ("AUTH_ISSUER", "https://id.example/"),
-            ("AUTH_JWKS_URL", "http://id:7004/.well-known/jwks.json"),
-        ])
-        .expect("an https issuer whose keys are reached over http");
-        assert_eq!(inside.issuer.as_deref(), Some("https://id.example/"));
+        .expect("https keys and tokens");
+        assert_eq!(config.jwks_url.as_deref(), Some("https://id.example/jwks"));
+        assert_eq!(config.extra_roots.roots().len(), 0, "Mozilla's roots only");
+    }
+
+    #[test]
+    fn a_bad_ca_file_names_the_variable() {
+        let dir = std::env::temp_dir().join(format!("ca-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").expect("writing a file");
+        let bad_body = dir.join("bad.pem");
+        std::fs::write(
+            &bad_body,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("writing a file");
+        let missing = dir.join("missing.pem");
+        for path in [&not_pem, &bad_body, &missing] {
+            let path = path.to_str().expect("a UTF-8 path");
+            let err =
+                AuthConfig::from_env(&Env::from_pairs([("AUTH_CA_FILE", path)])).expect_err(path);
+            assert_eq!(err.name, "AUTH_CA_FILE", "{err}");
+        }
+        std::fs::remove_dir_all(&dir).expect("cleaning up");
     }
 
     #[test]

@@ -48,7 +48,8 @@
 //!   `skus`-or-`items` request shape.
 //! - [`auth`] (config, paths, problem): who is calling (a verified bearer
 //!   token, the `SERVICE_TOKEN`, or nobody) and the scope checks on it; the
-//!   service's own token for its calls (client credentials).
+//!   service's own token for its calls (client credentials); the https
+//!   client (rustls) that fetches keys and tokens from the provider.
 //! - [`chaos`] (config, paths, problem): fault injection (`CHAOS_*`), off
 //!   unless configured.
 //! - [`access_log`] (paths, service, request_id, telemetry): the per-request

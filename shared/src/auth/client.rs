@@ -21,10 +21,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
+use super::http::ProviderHttp;
 use crate::config::{AuthConfig, ClientCredentials};
-
-/// How long one token request may take, connect to last byte.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The largest token response read (real ones are well under 4 KiB).
 const RESPONSE_LIMIT: usize = 64 * 1024;
@@ -87,6 +85,7 @@ struct Cached {
 pub struct TokenSource {
     credentials: ClientCredentials,
     issuer: Option<String>,
+    http: ProviderHttp,
     cached: RwLock<Option<Cached>>,
     /// Held across a fetch, so that one caller fetches while the others wait;
     /// holds the token endpoint once known (discovered at most once).
@@ -109,6 +108,7 @@ impl TokenSource {
             fetching: tokio::sync::Mutex::new(credentials.token_url.clone()),
             credentials,
             issuer: config.issuer.clone(),
+            http: ProviderHttp::new(config),
             cached: RwLock::default(),
         })
     }
@@ -168,7 +168,7 @@ impl TokenSource {
 
     async fn discover(&self) -> Result<String, FetchError> {
         let issuer = self.issuer.as_deref().ok_or(FetchError::NoEndpoint)?;
-        let discovery = super::jwt::discover(issuer)
+        let discovery = super::jwt::discover(&self.http, issuer)
             .await
             .map_err(|e| FetchError::Discovery(format!("{e:#}")))?;
         discovery.token_endpoint.ok_or(FetchError::NotAdvertised)
@@ -180,13 +180,10 @@ impl TokenSource {
             url: url.to_owned(),
             reason: e.to_string(),
         };
-        // A client per fetch: awc clients are tied to one worker's runtime,
-        // and fetches are rare. No redirects: they would carry the secret on.
-        let client = awc::Client::builder()
-            .disable_redirects()
-            .timeout(FETCH_TIMEOUT)
-            .finish();
-        let mut response = client
+        // No redirects (see `http`): they would carry the secret on.
+        let mut response = self
+            .http
+            .client()
             .post(url)
             .insert_header((
                 header::AUTHORIZATION,

@@ -34,6 +34,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use super::http::ProviderHttp;
 use crate::config::AuthConfig;
 
 /// Accepted clock skew between the provider and this service, in seconds.
@@ -47,9 +48,6 @@ pub const REMEMBERED_MAX: usize = 4096;
 
 /// The largest JWKS or discovery document read.
 const DOCUMENT_LIMIT: usize = 256 * 1024;
-
-/// How long fetching a document may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a verified token says about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +156,7 @@ pub struct Verifier {
     audience: String,
     jwks_url: Option<String>,
     min_refresh: Duration,
+    http: ProviderHttp,
     keys: RwLock<Arc<HashMap<String, Key>>>,
     /// The last fetch of the keys; held across a fetch so that one request
     /// fetches while the others wait for its result.
@@ -174,6 +173,7 @@ impl Verifier {
             audience: config.audience.clone(),
             jwks_url: config.jwks_url.clone(),
             min_refresh: config.jwks_refresh,
+            http: ProviderHttp::new(config),
             keys: RwLock::default(),
             last_fetch: tokio::sync::Mutex::default(),
             remembered: Mutex::default(),
@@ -285,9 +285,9 @@ impl Verifier {
     async fn fetch_keys(&self) -> anyhow::Result<HashMap<String, Key>> {
         let url = match &self.jwks_url {
             Some(url) => url.clone(),
-            None => discover(&self.issuer).await?.jwks_uri,
+            None => discover(&self.http, &self.issuer).await?.jwks_uri,
         };
-        let set: JwkSet = fetch_json(&url).await?;
+        let set: JwkSet = fetch_json(&self.http, &url).await?;
         Ok(set.keys.iter().filter_map(usable_key).collect())
     }
 }
@@ -336,16 +336,16 @@ pub struct Discovery {
 }
 
 /// Reads `<issuer>/.well-known/openid-configuration` (OpenID Connect
-/// Discovery 1.0 §4), and checks that it speaks for `issuer`.
+/// Discovery 1.0 §4) with `http`, and checks that it speaks for `issuer`.
 ///
 /// # Errors
 /// When it cannot be fetched or read, or names another issuer.
-pub async fn discover(issuer: &str) -> anyhow::Result<Discovery> {
+pub async fn discover(http: &ProviderHttp, issuer: &str) -> anyhow::Result<Discovery> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let discovery: Discovery = fetch_json(&url).await?;
+    let discovery: Discovery = fetch_json(http, &url).await?;
     anyhow::ensure!(
         discovery.issuer == issuer,
         "the discovery document at {url} is for issuer {:?}",
@@ -354,13 +354,14 @@ pub async fn discover(issuer: &str) -> anyhow::Result<Discovery> {
     Ok(discovery)
 }
 
-async fn fetch_json<T: serde::de::DeserializeOwned>(url: &str) -> anyhow::Result<T> {
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    http: &ProviderHttp,
+    url: &str,
+) -> anyhow::Result<T> {
     use anyhow::Context;
-    // A client per fetch: awc clients are tied to one worker's runtime, and
-    // fetches are rare.
-    let mut response = awc::Client::default()
+    let mut response = http
+        .client()
         .get(url)
-        .timeout(FETCH_TIMEOUT)
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;

@@ -21,12 +21,15 @@
 //!
 //! For the calls a service makes, [`client::TokenSource`] gets its own token
 //! with its client credentials (`AUTH_CLIENT_ID` / `AUTH_CLIENT_SECRET`).
+//! Both fetch from the provider through [`http::ProviderHttp`]: https (rustls,
+//! Mozilla's roots and `AUTH_CA_FILE`) or http, no redirects, a timeout.
 //!
 //! The scope names are the services' business (see their `auth` modules);
 //! this module only compares them. Health, metrics and the API description
 //! never look at tokens.
 
 pub mod client;
+pub mod http;
 pub mod jwt;
 mod service_token;
 
