@@ -31,18 +31,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         database = shared::db::backend_name(&config.database.url),
         "identity store ready"
     );
-    let keys = KeySet::load(&config.keys).context("loading the signing keys")?;
-    tracing::info!(
-        signing_kid = keys.current().kid(),
-        published = keys.jwks().len(),
-        "signing keys loaded"
-    );
-    let issuer = TokenIssuer::new(
-        keys,
-        config.issuer.clone(),
-        config.audience.clone(),
-        config.token_ttl,
-    );
+    let issuer = token_issuer(&config)?;
     let throttle = web::Data::new(SignInThrottle::new(config.sign_in_throttle)?);
 
     let mut registry = Registry::default();
@@ -76,18 +65,37 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     })?;
 
     let lifecycle = server.shutdown_handle().lifecycle().clone();
-    actix_web::rt::spawn(async move {
-        shared::periodic::every(
-            "forgetting old sign-in failures",
-            SWEEP_INTERVAL,
-            lifecycle,
-            || {
-                throttle.retain_recent();
-                std::future::ready(Ok(()))
-            },
-        )
-        .await;
-    });
+    actix_web::rt::spawn(sweep(throttle, lifecycle));
     tracing::info!(port = server.port(), "identity listening");
     Ok(server)
+}
+
+/// The signing keys, loaded (or generated), behind the token issuer.
+fn token_issuer(config: &Config) -> anyhow::Result<TokenIssuer> {
+    let keys = KeySet::load(&config.keys).context("loading the signing keys")?;
+    tracing::info!(
+        signing_kid = keys.current().kid(),
+        published = keys.jwks().len(),
+        "signing keys loaded"
+    );
+    Ok(TokenIssuer::new(
+        keys,
+        config.issuer.clone(),
+        config.audience.clone(),
+        config.token_ttl,
+    ))
+}
+
+/// Forgets old sign-in failures every [`SWEEP_INTERVAL`] until draining.
+async fn sweep(throttle: web::Data<SignInThrottle>, lifecycle: shared::health::Lifecycle) {
+    shared::periodic::every(
+        "forgetting old sign-in failures",
+        SWEEP_INTERVAL,
+        lifecycle,
+        || {
+            throttle.retain_recent();
+            std::future::ready(Ok(()))
+        },
+    )
+    .await;
 }

@@ -124,18 +124,7 @@ impl Error {
                 "Inventory refused the request",
             )
             .detail("The inventory service refused this service's call; the order was not placed."),
-            Self::IdempotencyKeyReused { order_id } => {
-                let problem = Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    "Idempotency key reused",
-                )
-                .detail("This Idempotency-Key was first used for a different order; use a new key for a new order.");
-                match order_id {
-                    Some(order_id) => problem.with("order_id", order_id),
-                    None => problem,
-                }
-            }
+            Self::IdempotencyKeyReused { order_id } => idempotency_key_reused(order_id.as_deref()),
             Self::OrderInProgress { order_id } => Problem::new(
                 StatusCode::CONFLICT,
                 "order_in_progress",
@@ -161,6 +150,22 @@ impl Error {
             .detail("Orders are placed for the customer the access token was issued to; leave customer_id out or send that one."),
             Self::Unexpected(_) => Problem::internal(),
         }
+    }
+}
+
+/// The first order's id is named only to the customer who placed it.
+fn idempotency_key_reused(order_id: Option<&str>) -> Problem {
+    let problem = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "Idempotency key reused",
+    )
+    .detail(
+        "This Idempotency-Key was first used for a different order; use a new key for a new order.",
+    );
+    match order_id {
+        Some(order_id) => problem.with("order_id", order_id),
+        None => problem,
     }
 }
 

@@ -93,7 +93,7 @@ impl ShutdownHandle {
 pub fn start<F>(
     info: ServiceInfo,
     config: &ServerConfig,
-    mut registry: Registry,
+    registry: Registry,
     routes: F,
 ) -> anyhow::Result<Server>
 where
@@ -103,18 +103,7 @@ where
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;
     let port = listener.local_addr()?.port();
     let lifecycle = Lifecycle::default();
-    let rate_limits = web::Data::new(RateLimits::new(&config.rate_limits, &mut registry));
-    rate_limit::spawn_pruning(rate_limits.clone(), lifecycle.clone());
-    let data = AppData {
-        rate_limits,
-        http_metrics: web::Data::new(HttpMetrics::register(&mut registry)),
-        registry: web::Data::new(MetricsRegistry::new(registry)),
-        info: web::Data::new(info),
-        lifecycle: web::Data::new(lifecycle.clone()),
-        chaos: web::Data::new(config.chaos.clone()),
-        authenticator: web::Data::new(Authenticator::new(&config.auth)),
-        body_limit: config.body_limit,
-    };
+    let data = AppData::new(info, config, registry, &lifecycle);
     let origins = config.allowed_origins.clone();
 
     let mut server = HttpServer::new(move || {
@@ -171,6 +160,27 @@ struct AppData {
 }
 
 impl AppData {
+    /// The shared state of `config`'s server; starts the rate limiters' pruning.
+    fn new(
+        info: ServiceInfo,
+        config: &ServerConfig,
+        mut registry: Registry,
+        lifecycle: &Lifecycle,
+    ) -> Self {
+        let rate_limits = web::Data::new(RateLimits::new(&config.rate_limits, &mut registry));
+        rate_limit::spawn_pruning(rate_limits.clone(), lifecycle.clone());
+        Self {
+            rate_limits,
+            http_metrics: web::Data::new(HttpMetrics::register(&mut registry)),
+            registry: web::Data::new(MetricsRegistry::new(registry)),
+            info: web::Data::new(info),
+            lifecycle: web::Data::new(lifecycle.clone()),
+            chaos: web::Data::new(config.chaos.clone()),
+            authenticator: web::Data::new(Authenticator::new(&config.auth)),
+            body_limit: config.body_limit,
+        }
+    }
+
     fn register(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.info.clone())
             .app_data(self.lifecycle.clone())
