@@ -2,7 +2,6 @@
 //! Operators only (`pricing:write`); every change is recorded with who made
 //! it and when.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, put, web};
 use serde::{Deserialize, Serialize};
 use shared::auth::Authorized;
@@ -77,8 +76,7 @@ impl TryFrom<PutPriceRequest> for PriceEntry {
     security(("bearer_token" = [])),
     params(("sku" = String, Path, description = "The sku, e.g. `A001`.", example = "A001")),
     responses(
-        (status = 200, description = "The price was changed: the new price for one unit.", body = Quote),
-        (status = 201, description = "The sku had no price: its price for one unit.", body = Quote),
+        (status = 200, description = "The new price for one unit (also when the sku had none: the contract answers 200 either way).", body = Quote),
         (status = 400, description = "`invalid_request`: a bad sku, base price, discount or tier.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 401, description = "`unauthorized`: no valid bearer token where one is needed.",
@@ -99,12 +97,10 @@ pub async fn put_price(
     let sku = Sku::parse(&path).map_err(ParseError::from)?;
     let entry = PriceEntry::try_from(body.into_inner())?;
     let actor = auth.caller.actor();
-    let status = match store.put(&sku, &entry, &actor, now_ms()).await? {
-        PutOutcome::Created => StatusCode::CREATED,
-        PutOutcome::Updated => StatusCode::OK,
-    };
-    tracing::info!(actor = %actor, base_cents = entry.base.cents(), "price set");
-    Ok(HttpResponse::build(status).json(rules.quote(&sku, &entry, None)))
+    let outcome = store.put(&sku, &entry, &actor, now_ms()).await?;
+    let created = matches!(outcome, PutOutcome::Created);
+    tracing::info!(actor = %actor, created, base_cents = entry.base.cents(), "price set");
+    Ok(HttpResponse::Ok().json(rules.quote(&sku, &entry, None)))
 }
 
 /// One recorded price change: who, when, and the price set.
