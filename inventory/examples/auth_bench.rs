@@ -21,10 +21,6 @@ use shared::testing::{Spawned, TestDatabase, spawn};
 
 const RESERVE: &str = "inventory:reserve";
 
-fn setting(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
 async fn start(auth: AuthConfig) -> (Spawned, TestDatabase) {
     let db = TestDatabase::create("inventory-bench").await;
     let config = Config {
@@ -45,52 +41,6 @@ async fn start(auth: AuthConfig) -> (Spawned, TestDatabase) {
     (server, db)
 }
 
-/// One wrk run: (requests per second, p99 in ms, non-2xx answers).
-fn wrk(url: &str, token: Option<&str>) -> (f64, f64, u64) {
-    let mut command = std::process::Command::new("wrk");
-    command.args([
-        "--latency",
-        "-d",
-        &setting("DURATION", "10s"),
-        "-c",
-        &setting("CONNECTIONS", "32"),
-        "-t",
-        &setting("THREADS", "2"),
-    ]);
-    if let Some(token) = token {
-        command.args(["-H", &format!("Authorization: Bearer {token}")]);
-    }
-    let output = command
-        .arg(url)
-        .output()
-        .expect("wrk runs (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(prefix)
-                    .map(str::trim)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default()
-    };
-    let rps = field("Requests/sec:").parse().unwrap_or(0.0);
-    let p99 = millis(&field("99%"));
-    let non_2xx = field("Non-2xx or 3xx responses:").parse().unwrap_or(0);
-    (rps, p99, non_2xx)
-}
-
-/// wrk's latency (`812.00us`, `1.20ms`, `1.01s`) in milliseconds.
-fn millis(text: &str) -> f64 {
-    let number = |suffix: &str| text.strip_suffix(suffix)?.parse::<f64>().ok();
-    number("us")
-        .map(|us| us / 1000.0)
-        .or_else(|| number("ms"))
-        .or_else(|| number("s").map(|s| s * 1000.0))
-        .unwrap_or(f64::NAN)
-}
-
 async fn measure(label: &str, server: &Spawned, token: Option<String>) {
     let client = match &token {
         Some(token) => server.client.with_bearer(token),
@@ -106,14 +56,7 @@ async fn measure(label: &str, server: &Spawned, token: Option<String>) {
     // Warm: the keys fetched and the token remembered before wrk starts.
     client.get("/reservations/bench-1").await.assert_status(200);
     let url = format!("{}/reservations/bench-1", server.client.base);
-    for run in 1..=setting("RUNS", "3").parse().unwrap_or(3) {
-        let (url, token) = (url.clone(), token.clone());
-        let (rps, p99, non_2xx) =
-            actix_web::rt::task::spawn_blocking(move || wrk(&url, token.as_deref()))
-                .await
-                .expect("the wrk thread");
-        println!("{label:<28} run {run}: {rps:>10.0} rps  p99 {p99:>7.2} ms  non-2xx {non_2xx}");
-    }
+    shared::testing::wrk::runs(label, &url, token.as_deref()).await;
 }
 
 /// The mean time of one ES256 verification the memory cannot answer.

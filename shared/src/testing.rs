@@ -16,6 +16,7 @@ use crate::config::LogFormat;
 
 pub mod issuer;
 pub mod openapi;
+pub mod wrk;
 
 /// Every log line of the test process, as JSON objects (see [`captured_logs`]).
 static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
