@@ -22,6 +22,9 @@ pub const MAX_QUANTITY: u32 = 100_000;
 /// Highest base price one `PUT /price/{sku}` may set: 1,000,000.00.
 pub const MAX_BASE_CENTS: i64 = 100_000_000;
 
+/// [`MAX_BASE_CENTS`] as the decimal the API takes.
+const MAX_BASE: f64 = 1_000_000.0;
+
 /// Most quantity tiers one price may have.
 pub const MAX_TIERS: usize = 10;
 
@@ -97,8 +100,11 @@ impl PriceEntry {
         discount_percent: u64,
         tiers: Option<&[(u64, u64)]>,
     ) -> Result<Self, ParseError> {
+        // The bound is checked on the number as sent too: 1000000.0000000001
+        // is within rounding noise of the maximum's cents, but above it.
+        let within = base_price > 0.0 && base_price <= MAX_BASE;
         let base = Money::from_decimal(base_price)
-            .filter(|m| (1..=MAX_BASE_CENTS).contains(&m.cents()))
+            .filter(|m| within && (1..=MAX_BASE_CENTS).contains(&m.cents()))
             .ok_or(ParseError::BasePrice)?;
         let discount_percent = percent(discount_percent)?;
         let tiers = tiers.map(parse_tiers).transpose()?;
@@ -419,10 +425,11 @@ mod tests {
         assert!(PriceEntry::parse(0.01, 0, Some(&[])).is_ok());
         let eleven: Vec<(u64, u64)> = (2..13).map(|q| (q, 1)).collect();
         type Case<'a> = (f64, u64, Option<&'a [(u64, u64)]>);
-        let cases: [Case<'_>; 11] = [
+        let cases: [Case<'_>; 12] = [
             (0.0, 0, None),
             (-1.0, 0, None),
             (1_000_000.01, 0, None),
+            (1_000_000.000_000_1, 0, None),
             (1.234, 0, None),
             (f64::NAN, 0, None),
             (1.0, 101, None),
