@@ -133,13 +133,17 @@ run() { # service, port, extra schemathesis arguments...
     echo "$service: passed in $((SECONDS - started)) s"
     return 0
   fi
-  # A run whose only problems are the tool's own Runtime Errors (seen: a
-  # hypothesis crash while describing a lambda, "AST constructor recursion
-  # depth mismatch") found nothing about the service: it runs once more. Any
-  # check failure (a line starting with a cross and "ST") fails at once.
+  # A run whose only problems are the tool's own Runtime Errors found nothing
+  # about the service. Seen on pricing's GET /price/{sku}, in the coverage
+  # phase: hypothesis crashing while it describes a lambda ("AST constructor
+  # recursion depth mismatch", Python 3.11). The run's other phases and
+  # operations had passed; it runs once more without the coverage phase, so
+  # that examples, fuzzing and the stateful tests still check every
+  # operation. Any check failure (a line starting with a cross and "ST")
+  # fails at once.
   if ! grep -q '❌ ST' "$work/st.out" && grep -q 'Runtime Error' "$work/st.out"; then
-    echo "$service: schemathesis itself crashed (Runtime Error, no finding): running once more"
-    if schemathesis_run "$port" "$@"; then
+    echo "$service: schemathesis itself crashed (Runtime Error, no finding): once more without its coverage phase"
+    if schemathesis_run "$port" "$@" --phases examples,fuzzing,stateful; then
       echo "$service: passed in $((SECONDS - started)) s (second run)"
       return 0
     fi
