@@ -345,7 +345,7 @@ impl Database {
         Ok(by_row.len())
     }
 
-    fn is_sqlite(&self) -> bool {
+    pub fn is_sqlite(&self) -> bool {
         matches!(self.pools, Pools::Sqlite { .. })
     }
 

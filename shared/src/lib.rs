@@ -60,6 +60,10 @@
 //!   PostgreSQL.
 //! - [`periodic`] (health): the loop behind every background task, stopped by
 //!   draining.
+//! - [`events`] (config, health, metrics, db, periodic, telemetry, timestamp):
+//!   events through NATS JetStream (`NATS_URL`): the CloudEvents envelope,
+//!   the transactional outbox and its relay, durable consumers with an inbox
+//!   and dead letters, and the live feed as Server-Sent Events.
 //! - [`rate_limit`] (config, health, metrics, paths, periodic, problem, auth):
 //!   per-caller quotas (`RATE_LIMIT_*`, `TRUSTED_PROXIES`), off unless
 //!   configured, with the `RateLimit` headers and 429 past them.
@@ -83,6 +87,7 @@ pub mod chaos;
 pub mod config;
 pub mod cors;
 pub mod db;
+pub mod events;
 pub mod health;
 pub mod healthcheck;
 pub mod lines;

@@ -45,6 +45,14 @@ pub mod names {
     pub const IDENTITY_ACCOUNTS_CREATED: &str = "identity_accounts_created";
     pub const IDENTITY_SIGN_INS: &str = "identity_sign_ins";
     pub const IDENTITY_TOKENS_ISSUED: &str = "identity_tokens_issued";
+    pub const EVENTS_OUTBOX_DEPTH: &str = "events_outbox_depth";
+    pub const EVENTS_OUTBOX_OLDEST_AGE: &str = "events_outbox_oldest_age_seconds";
+    pub const EVENTS_PUBLISHED: &str = "events_published";
+    pub const EVENTS_CONSUMED: &str = "events_consumed";
+    pub const EVENTS_CONSUMER_LAG: &str = "events_consumer_lag";
+    pub const EVENTS_REDELIVERIES: &str = "events_redeliveries";
+    pub const EVENTS_DEAD_LETTERS: &str = "events_dead_letters";
+    pub const EVENTS_DELIVERY_LATENCY: &str = "events_delivery_latency_seconds";
 }
 
 /// Media type of the exposition.

@@ -145,3 +145,23 @@ pub fn trace_headers() -> HashMap<String, String> {
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut headers));
     headers
 }
+
+/// The W3C `traceparent` of the current span, for a message that leaves the
+/// process (an event). With tracing export off there is no trace to join, so
+/// a fresh, unsampled one is made: whoever reads the event can still tell the
+/// events of one change apart from the rest.
+pub fn current_traceparent() -> String {
+    trace_headers().remove("traceparent").unwrap_or_else(|| {
+        let trace: u128 = rand::random::<u128>() | 1;
+        let span: u64 = rand::random::<u64>() | 1;
+        format!("00-{trace:032x}-{span:016x}-00")
+    })
+}
+
+/// Makes `span` a child of the trace a message's `traceparent` names (when
+/// tracing export is on; a malformed value is ignored).
+pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    let _ = span.set_parent(parent);
+}

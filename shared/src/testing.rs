@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::config::LogFormat;
 
 pub mod issuer;
+pub mod nats;
 pub mod openapi;
 pub mod wrk;
 

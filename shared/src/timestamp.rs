@@ -30,6 +30,12 @@ pub fn to_rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `"2025-11-25T08:40:00.123Z"` -> `1764060000123`; `None` when it is not RFC 3339.
+pub fn from_rfc3339(text: &str) -> Option<i64> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +44,10 @@ mod tests {
     fn formats_milliseconds_as_rfc3339_utc() {
         assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(to_rfc3339(1_764_060_000_123), "2025-11-25T08:40:00.123Z");
+        assert_eq!(
+            from_rfc3339("2025-11-25T08:40:00.123Z"),
+            Some(1_764_060_000_123)
+        );
+        assert_eq!(from_rfc3339("yesterday"), None);
     }
 }

@@ -1,0 +1,148 @@
+//! The live feed: every event of the shop as Server-Sent Events.
+//!
+//! One ephemeral, ordered consumer per producing service's stream (starting at
+//! new events) feeds a broadcast channel; each listener gets a receiver. A
+//! listener too slow to keep up skips what it missed (it is told how many)
+//! instead of holding the others back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::web::Bytes;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+use super::broker::{Broker, stream_name};
+use super::envelope::CloudEvent;
+use crate::health::Lifecycle;
+
+/// Events buffered for a listener that falls behind.
+const BUFFER: usize = 1024;
+/// Most listeners at once; past it a listener is refused (503).
+pub const MAX_LISTENERS: usize = 1000;
+/// A comment line this often keeps idle connections (and proxies) open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One event, ready to be written to listeners.
+#[derive(Debug)]
+struct Frame(Bytes);
+
+/// The broadcast of the shop's events to SSE listeners.
+#[derive(Clone)]
+pub struct Feed {
+    sender: broadcast::Sender<Arc<Frame>>,
+    lifecycle: Lifecycle,
+}
+
+impl Feed {
+    /// Starts following the streams of `producers` from now on.
+    pub fn start(broker: &Broker, producers: &[&'static str], lifecycle: &Lifecycle) -> Self {
+        let (sender, _) = broadcast::channel(BUFFER);
+        for producer in producers {
+            actix_web::rt::spawn(follow(
+                broker.clone(),
+                producer,
+                sender.clone(),
+                lifecycle.clone(),
+            ));
+        }
+        Self {
+            sender,
+            lifecycle: lifecycle.clone(),
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.sender.receiver_count() >= MAX_LISTENERS
+    }
+
+    /// A `text/event-stream` answer that lasts until the listener leaves or
+    /// the service drains.
+    pub fn respond(&self) -> HttpResponse {
+        let state = (self.sender.subscribe(), self.lifecycle.clone(), true);
+        let body = futures::stream::unfold(state, |(mut receiver, lifecycle, first)| async move {
+            if first {
+                return Some((
+                    Ok(Bytes::from_static(b"retry: 3000\n\n")),
+                    (receiver, lifecycle, false),
+                ));
+            }
+            if lifecycle.is_draining() {
+                return None;
+            }
+            let chunk = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+                Ok(Ok(frame)) => frame.0.clone(),
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => Bytes::from(format!(
+                    ": {n} events skipped: this listener fell behind\n\n"
+                )),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(chunk),
+                (receiver, lifecycle, false),
+            ))
+        });
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"))
+            // nginx: pass each event on at once rather than buffering the answer.
+            .insert_header(("X-Accel-Buffering", "no"))
+            .streaming(body)
+    }
+}
+
+/// The SSE frame of `event`: `event:` its type, `id:` its id, `data:` the
+/// CloudEvent on one line.
+fn frame(event: &CloudEvent, json: &str) -> Frame {
+    Frame(Bytes::from(format!(
+        "event: {}\nid: {}\ndata: {}\n\n",
+        event.event_type, event.id, json
+    )))
+}
+
+/// Follows `producer`'s stream with an ephemeral ordered consumer, passing
+/// each event to the listeners, until draining; waits for the stream and
+/// starts again after failures.
+async fn follow(
+    broker: Broker,
+    producer: &'static str,
+    sender: broadcast::Sender<Arc<Frame>>,
+    lifecycle: Lifecycle,
+) {
+    let name = stream_name(producer);
+    while !lifecycle.is_draining() {
+        let result: anyhow::Result<()> = async {
+            let stream = broker.jetstream().get_stream(&name).await?;
+            let consumer = stream
+                .create_consumer(pull::OrderedConfig {
+                    deliver_policy: DeliverPolicy::New,
+                    ..Default::default()
+                })
+                .await?;
+            let mut messages = consumer.messages().await?;
+            while let Some(message) = messages.next().await {
+                let message = message?;
+                let Ok(json) = std::str::from_utf8(&message.payload) else {
+                    continue;
+                };
+                let Ok(event) = serde_json::from_str::<CloudEvent>(json) else {
+                    continue;
+                };
+                // The CloudEvent as published is one line of JSON already.
+                let _ = sender.send(Arc::new(frame(&event, json.trim())));
+                if lifecycle.is_draining() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(stream = %name, error = %format_args!("{e:#}"), "the live feed is waiting for its stream");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
