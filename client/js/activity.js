@@ -238,11 +238,15 @@ export function mountActivity(root) {
     if (why.off) {
       setStatus('off', 'Events are off on the order service (it runs without NATS_URL).');
       retry(OFF_RETRY_MS);
-    } else if (why.open) {
-      retry(0);
+      return;
+    }
+    failures += 1;
+    const wait = Math.min(RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
+    if (why.open) {
+      // It answers now: at once the first time, then no faster than after a failure.
+      setStatus('reconnecting', 'Reconnecting…');
+      retry(failures === 1 ? 0 : wait);
     } else {
-      failures += 1;
-      const wait = Math.min(RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
       setStatus('reconnecting', `The feed is unavailable (${why.problem}); trying again in ${Math.round(wait / 1000)} s.`);
       retry(wait);
     }
