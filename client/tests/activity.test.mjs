@@ -59,7 +59,8 @@ function feedLines(page) {
 /** Waits until the feed shows a line of `type` whose words match `pattern`; returns its match. */
 async function waitForLine(page, what, type, pattern) {
   await waitFor(page, what, ([t, source]) => [...document.querySelectorAll('[data-testid="activity-entry"]')]
-    .some((entry) => entry.dataset.type === t && new RegExp(source).test(entry.textContent)), [type, pattern.source]);
+    .some((entry) => entry.dataset.type === t && new RegExp(source).test(entry.querySelector('.activity-words').textContent)),
+  [type, pattern.source]);
   const line = (await feedLines(page)).find((l) => l.type === type && pattern.test(l.text));
   return pattern.exec(line.text);
 }
