@@ -3,7 +3,7 @@
  * of index.html and wires them together (an order or a cancellation reloads the
  * catalogue and the history; a refused attempt the history, where it shows apart
  * from the orders; signing in or out the history; an operator's change the
- * catalogue).
+ * catalogue), and opens the live activity feed.
  */
 
 import { config } from '../config.js';
@@ -18,6 +18,7 @@ import { customer } from './state.js';
 import { session } from './session.js';
 import { mountAccount } from './account.js';
 import { mountOperator } from './operator.js';
+import { mountActivity } from './activity.js';
 
 const SOURCE_NOTES = {
   override: ' (configured)',
@@ -73,6 +74,7 @@ export async function start() {
   panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });
   const demo = mountDemo(byId('demo'), { onOrderPlaced, autoOrder: config.autoDemo });
   mountConsole(byId('console'), { onOrderPlaced });
+  mountActivity(byId('activity'));
 
   customer.subscribe(() => history.reload());
   catalogue.reload();

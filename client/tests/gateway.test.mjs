@@ -46,7 +46,7 @@ describe('served by the gateway', () => {
     await waitFor(page, 'the pricing breaker', () => document.querySelector('[data-testid="breaker-pricing"]')?.dataset.state === 'closed');
 
     // Same origin: every call went through a prefix, and request ids are readable.
-    for (const path of ['/inventory/items', '/pricing/prices', '/inventory/categories', '/order/orders', '/order/health']) {
+    for (const path of ['/inventory/items', '/pricing/prices', '/inventory/categories', '/order/orders', '/order/health', '/order/events/stream']) {
       assert.ok(seen.includes(path), `${path} in ${JSON.stringify(seen)}`);
     }
     const post = page.locator('[data-testid="call"][data-service="order"][data-method="POST"]');
@@ -56,8 +56,9 @@ describe('served by the gateway', () => {
 });
 
 // The real nginx gateway (docker/gateway/*) in front of a stand-in service that echoes
-// what it was sent: the limits, the security headers and the forwarded headers are
-// nginx's, so they are checked on nginx itself. Skipped where nginx is not installed.
+// what it was sent: the limits, the security headers (the CSP with them), the forwarded
+// headers and passing a live event stream on are nginx's, so they are checked on nginx
+// itself. Skipped where nginx is not installed.
 describe('the nginx gateway', () => {
   let echo;
   let gateway;
@@ -124,6 +125,31 @@ describe('the nginx gateway', () => {
       'docker/gateway/security-headers.conf has the hash of index.html\'s inline script');
   });
 
+  test('under the gateway\'s CSP the page follows the live feed through /order/events/stream', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const browser = await launchBrowser();
+    try {
+      const page = await newPage(browser);
+      await page.addInitScript(() => {
+        window.cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      });
+      const streams = [];
+      page.on('request', (request) => {
+        if (request.resourceType() === 'eventsource') streams.push(new URL(request.url()).pathname);
+      });
+      // The stand-in is no shop: only the feed is looked at here.
+      await page.goto(`${gateway.url}/?api=gateway`);
+      await waitFor(page, 'the feed to be live', () => document.querySelector('[data-testid="activity"]').dataset.status === 'live');
+      await waitFor(page, 'the stand-in\'s event', () => document.querySelectorAll('[data-testid="activity-entry"]').length === 1);
+      assert.match(await textOf(page, 'activity-entry'), /^12:00:00\s+Stock of A001 changed 5 → 25 \(restock\)$/);
+      assert.deepEqual(streams, ['/order/events/stream']);
+      assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('Authorization, X-Forwarded-For and X-Real-IP reach the service', async (t) => {
     if (skip) return t.skip('nginx is not installed');
     const res = await fetch(`${gateway.url}/identity/.well-known/jwks.json`, {
@@ -169,9 +195,31 @@ describe('the nginx gateway', () => {
   });
 });
 
-/** A stand-in service that answers every request with what it was sent. */
+/** One event as the order service's GET /events/stream frames it. */
+const STAND_IN_EVENT = {
+  specversion: '1.0',
+  id: '01890a5d-ac96-774b-bcce-b302099a8057',
+  source: '/inventory',
+  type: 'shop.inventory.stock_changed',
+  subject: 'A001',
+  time: '2025-01-01T12:00:00Z',
+  datacontenttype: 'application/json',
+  data: { sku: 'A001', name: 'Laptop', category: 'electronics', stock: 25, previous_stock: 5, change: 'restock', actor: 'anonymous' },
+};
+
+/**
+ * A stand-in service that answers every request with what it was sent; GET
+ * /events/stream answers as the order service's feed does (same headers, its
+ * `retry:` line, then one event) and stays open.
+ */
 function startEcho() {
   const server = createServer((req, res) => {
+    if (req.url === '/events/stream') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+      res.write('retry: 3000\n\n');
+      res.write(`event: ${STAND_IN_EVENT.type}\nid: ${STAND_IN_EVENT.id}\ndata: ${JSON.stringify(STAND_IN_EVENT)}\n\n`);
+      return;
+    }
     const body = JSON.stringify({
       method: req.method,
       path: req.url,

@@ -9,6 +9,10 @@
  *
  * With `auth`, identity runs too (its own throwaway DATA_DIR for the signing key it
  * generates) and the shop's services verify its tokens (AUTH_ISSUER, not required).
+ *
+ * With `events`, a real `nats-server -js` runs too (NATS_SERVER_BIN, else nats-server
+ * on the PATH or in /usr/sbin; its own throwaway store) and the shop's services get
+ * its NATS_URL, so they publish events.
  */
 
 import { spawn } from 'node:child_process';
@@ -96,9 +100,9 @@ async function waitUntilAnswers(child, url) {
 function serviceEnv(extra) {
   const env = { ...process.env };
   // The tests want deterministic services: no injected faults, no token, no limits,
-  // and auth only where a test turns it on.
+  // and auth and events only where a test turns them on.
   for (const name of Object.keys(env)) {
-    if (['CHAOS_', 'AUTH_', 'IDENTITY_', 'RATE_LIMIT_'].some((prefix) => name.startsWith(prefix))) delete env[name];
+    if (['CHAOS_', 'AUTH_', 'IDENTITY_', 'RATE_LIMIT_', 'NATS_', 'EVENTS_'].some((prefix) => name.startsWith(prefix))) delete env[name];
   }
   delete env.SERVICE_TOKEN;
   delete env.CORS_ALLOWED_ORIGINS;
@@ -118,15 +122,42 @@ export function binaryPath(service) {
 
 const SHOP_SERVICES = ['inventory', 'pricing', 'order'];
 
+/** The nats-server binary to run, or null when this machine has none. */
+export function natsServerBinary() {
+  const candidates = process.env.NATS_SERVER_BIN
+    ? [process.env.NATS_SERVER_BIN]
+    : [...(process.env.PATH || '').split(':').filter(Boolean).map((dir) => join(dir, 'nats-server')), '/usr/sbin/nats-server'];
+  return candidates.find((candidate) => existsSync(candidate)) || null;
+}
+
+/** Starts nats-server with JetStream on free ports; resolves to `{ child, url, storeDir }`. */
+async function startNats() {
+  const binary = natsServerBinary();
+  if (!binary) throw new Error('nats-server is missing: install it, or set NATS_SERVER_BIN');
+  const [port, monitor] = [await freePort(), await freePort()];
+  const storeDir = mkdtempSync(join(tmpdir(), 'nats-'));
+  const child = new Child('nats', binary,
+    ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-sd', storeDir], { ...process.env });
+  try {
+    await waitUntilAnswers(child, `http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`);
+  } catch (error) {
+    await child.kill();
+    rmSync(storeDir, { recursive: true, force: true });
+    throw error;
+  }
+  return { child, url: `nats://127.0.0.1:${port}`, storeDir };
+}
+
 /**
  * Starts the services named in `services` (any of inventory, pricing, order,
  * identity) and the static server. `env.<service>` adds to that service's
  * environment. `auth: { operators }` starts identity first (issuer = its own URL;
  * `operators`, a list of `{email, password, name}`, provisioned as IDENTITY_ACCOUNTS
  * and named in IDENTITY_OPERATORS) and turns token verification on in the others
- * (AUTH_ISSUER = identity, AUTH_REQUIRED=false).
+ * (AUTH_ISSUER = identity, AUTH_REQUIRED=false). `events` starts nats-server first and
+ * gives the shop's services its NATS_URL (and a quick outbox relay).
  */
-export async function startStack({ services = SHOP_SERVICES, env = {}, auth = null } = {}) {
+export async function startStack({ services = SHOP_SERVICES, env = {}, auth = null, events = false } = {}) {
   const ports = {
     inventory: await freePort(),
     pricing: await freePort(),
@@ -144,6 +175,8 @@ export async function startStack({ services = SHOP_SERVICES, env = {}, auth = nu
   const started = auth ? ['identity', ...services.filter((s) => s !== 'identity')] : services;
   const dataDir = started.includes('identity') ? mkdtempSync(join(tmpdir(), 'identity-')) : null;
   const children = {};
+  const nats = events ? await startNats() : null;
+  if (nats) children.nats = nats.child;
   const stack = {
     urls,
     web: `http://127.0.0.1:${ports.web}`,
@@ -164,6 +197,7 @@ export async function startStack({ services = SHOP_SERVICES, env = {}, auth = nu
     async stop() {
       await Promise.all(Object.values(children).map((child) => child.kill()));
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (nats) rmSync(nats.storeDir, { recursive: true, force: true });
     },
     /** The output of every process, for a failure message. */
     logs() {
@@ -172,17 +206,20 @@ export async function startStack({ services = SHOP_SERVICES, env = {}, auth = nu
   };
 
   try {
-    const verify = auth ? { AUTH_ISSUER: urls.identity, AUTH_REQUIRED: 'false' } : {};
+    const common = {
+      ...(auth ? { AUTH_ISSUER: urls.identity, AUTH_REQUIRED: 'false' } : {}),
+      ...(nats ? { NATS_URL: nats.url, EVENTS_RELAY_INTERVAL_MS: '50' } : {}),
+    };
     const envs = {
-      inventory: { ...verify, ...env.inventory },
-      pricing: { ...verify, ...env.pricing },
+      inventory: { ...common, ...env.inventory },
+      pricing: { ...common, ...env.pricing },
       order: {
         INVENTORY_URL: urls.inventory,
         PRICING_URL: urls.pricing,
         REQUEST_TIMEOUT_MS: '1000',
         BREAKER_FAILURE_THRESHOLD: '1',
         BREAKER_RESET_TIMEOUT_MS: '60000',
-        ...verify,
+        ...common,
         ...env.order,
       },
       identity: {
