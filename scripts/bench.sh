@@ -14,6 +14,8 @@
 #                                    # the resilience run (SQLite)
 #   STORES=sqlite scripts/bench.sh   # one store only
 #   RESILIENCE=off scripts/bench.sh  # skip the resilience run
+#   EVENTS=off scripts/bench.sh      # skip the events run
+#   scripts/bench.sh --events        # only the events run
 #   DURATION=10s CONNECTIONS=32 THREADS=2 scripts/bench.sh
 #
 # The resilience run sends a steady 100 orders/s for 60 s while pricing is killed
@@ -23,6 +25,12 @@
 # spell, i.e. until the inventory breaker's trial call closes it, counts as the outage), the share of fallback orders, the breaker transitions,
 # p99 latency per phase, and checks that stock is conserved once the reservations
 # of failed orders have expired.
+# The events run (SQLite) places orders with events off and on (a real
+# nats-server with JetStream; every service relaying its outbox), in turns
+# (off, on, off, on), flat out and at a steady 1,000/s, and during each steady
+# run with events on follows the order stream from a consumer
+# (shared/examples/event_latency.rs) for the time from an event's commit to
+# its delivery.
 # Ports 27001-27004 and 27101-27103 lie below Linux's ephemeral range
 # (32768-60999), where outbound connections could already hold them.
 set -euo pipefail
@@ -45,7 +53,7 @@ if [ -z "${1:-}" ]; then
     cargo install oha --version 1.16.0 --locked --quiet --root .cache/oha
   fi
   echo "Building (release)..."
-  cargo build --release --bins --example baseline --quiet
+  cargo build --release --bins --example baseline --example event_latency --quiet
   printf '%-10s %-22s %10s %9s %9s %8s\n' store endpoint rps p50_ms p99_ms non_2xx
   for store in $stores; do
     if [ "$store" = postgres ]; then
@@ -57,7 +65,15 @@ if [ -z "${1:-}" ]; then
   echo
   python3 bench/startup.py target/release 5
   [ "${RESILIENCE:-on}" = off ] || { echo; bash "$0" --resilience; }
+  [ "${EVENTS:-on}" = off ] || { echo; bash "$0" --events; }
   exit 0
+fi
+
+if [ "$1" = --events ]; then
+  command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; }
+  [ -x target/release/order ] && [ -x target/release/examples/event_latency ] ||
+    cargo build --release --bins --example event_latency --quiet
+  exec bash bench/events.sh "$duration" "$connections" "$threads"
 fi
 
 if [ "$1" = --resilience ]; then
