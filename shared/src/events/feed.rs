@@ -25,9 +25,15 @@ pub const MAX_LISTENERS: usize = 1000;
 /// A comment line this often keeps idle connections (and proxies) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// One event, ready to be written to listeners.
+/// One event, and its frame ready to be written to listeners.
 #[derive(Debug)]
-struct Frame(Bytes);
+struct Frame {
+    event: CloudEvent,
+    bytes: Bytes,
+}
+
+/// Which events one listener may see (e.g. only its own orders).
+pub type Filter = Box<dyn Fn(&CloudEvent) -> bool>;
 
 /// The broadcast of the shop's events to SSE listeners.
 #[derive(Clone)]
@@ -58,32 +64,23 @@ impl Feed {
         self.sender.receiver_count() >= MAX_LISTENERS
     }
 
-    /// A `text/event-stream` answer that lasts until the listener leaves or
-    /// the service drains.
+    /// A `text/event-stream` answer with every event, lasting until the
+    /// listener leaves or the service drains.
     pub fn respond(&self) -> HttpResponse {
-        let state = (self.sender.subscribe(), self.lifecycle.clone(), true);
-        let body = futures::stream::unfold(state, |(mut receiver, lifecycle, first)| async move {
-            if first {
-                return Some((
-                    Ok(Bytes::from_static(b"retry: 3000\n\n")),
-                    (receiver, lifecycle, false),
-                ));
-            }
-            if lifecycle.is_draining() {
-                return None;
-            }
-            let chunk = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
-                Ok(Ok(frame)) => frame.0.clone(),
-                Ok(Err(broadcast::error::RecvError::Lagged(n))) => Bytes::from(format!(
-                    ": {n} events skipped: this listener fell behind\n\n"
-                )),
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(chunk),
-                (receiver, lifecycle, false),
-            ))
+        self.respond_filtered(Box::new(|_| true))
+    }
+
+    /// [`Feed::respond`] with only the events `filter` lets through.
+    pub fn respond_filtered(&self, filter: Filter) -> HttpResponse {
+        let listener = Listener {
+            receiver: self.sender.subscribe(),
+            lifecycle: self.lifecycle.clone(),
+            filter,
+            started: false,
+        };
+        let body = futures::stream::unfold(listener, |mut listener| async move {
+            let chunk = listener.next_chunk().await?;
+            Some((Ok::<_, std::convert::Infallible>(chunk), listener))
         });
         HttpResponse::Ok()
             .content_type("text/event-stream")
@@ -94,13 +91,49 @@ impl Feed {
     }
 }
 
+/// One listener's side of the broadcast.
+struct Listener {
+    receiver: broadcast::Receiver<Arc<Frame>>,
+    lifecycle: Lifecycle,
+    filter: Filter,
+    started: bool,
+}
+
+impl Listener {
+    /// What to write next: the reconnection delay first, then events that
+    /// pass the filter, a keep-alive comment when idle; `None` at the end.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if !self.started {
+            self.started = true;
+            return Some(Bytes::from_static(b"retry: 3000\n\n"));
+        }
+        loop {
+            if self.lifecycle.is_draining() {
+                return None;
+            }
+            return Some(
+                match tokio::time::timeout(KEEP_ALIVE, self.receiver.recv()).await {
+                    Ok(Ok(frame)) if (self.filter)(&frame.event) => frame.bytes.clone(),
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(broadcast::error::RecvError::Lagged(n))) => Bytes::from(format!(
+                        ": {n} events skipped: this listener fell behind\n\n"
+                    )),
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+                },
+            );
+        }
+    }
+}
+
 /// The SSE frame of `event`: `event:` its type, `id:` its id, `data:` the
 /// CloudEvent on one line.
-fn frame(event: &CloudEvent, json: &str) -> Frame {
-    Frame(Bytes::from(format!(
+fn frame(event: CloudEvent, json: &str) -> Frame {
+    let bytes = Bytes::from(format!(
         "event: {}\nid: {}\ndata: {}\n\n",
         event.event_type, event.id, json
-    )))
+    ));
+    Frame { event, bytes }
 }
 
 /// Follows `producer`'s stream with an ephemeral ordered consumer, passing
@@ -132,7 +165,7 @@ async fn follow(
                     continue;
                 };
                 // The CloudEvent as published is one line of JSON already.
-                let _ = sender.send(Arc::new(frame(&event, json.trim())));
+                let _ = sender.send(Arc::new(frame(event, json.trim())));
                 if lifecycle.is_draining() {
                     break;
                 }
