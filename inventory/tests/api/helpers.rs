@@ -25,6 +25,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(60),
         service_token: None,
+        events: shared::config::EventsConfig::off(),
     }
 }
 
