@@ -10,7 +10,7 @@ use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_trac
 
 pub struct TestApp {
     pub server: Spawned,
-    _db: TestDatabase,
+    pub db: TestDatabase,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -39,7 +39,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .await
             .expect("inventory starts"),
     );
-    TestApp { server, _db: db }
+    TestApp { server, db }
 }
 
 impl TestApp {
