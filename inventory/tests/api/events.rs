@@ -276,8 +276,11 @@ async fn with_events_off_no_outbox_row_is_written() {
     app.put_item(client, "D001", &lamp).await.assert_status(201);
     app.adjust(client, "A001", 5).await.assert_status(200);
     app.reserve("gone", &[("A002", 1)]).await.assert_status(201);
-    let read = app.get("/reservations/gone").await;
-    assert_eq!(read.body["status"], "expired");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.get("/reservations/gone").await.body["status"] != "expired" {
+        assert!(Instant::now() < deadline, "the reservation never expired");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(outbox_rows(&app).await, 0);
     let health = app.get("/health").await;
     assert!(
