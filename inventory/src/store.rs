@@ -87,6 +87,14 @@ pub enum AdjustOutcome {
     NotFound,
 }
 
+/// An item's details as [`Store::put_item`] left them.
+struct Saved {
+    item: Item,
+    created: bool,
+    /// Created, or its name or category is not what it was.
+    changed: bool,
+}
+
 /// One history row to write beside a change.
 struct NewChange<'a> {
     sku: &'a Sku,
@@ -542,6 +550,43 @@ impl Store {
     ) -> anyhow::Result<PutItemOutcome> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
+        let Saved {
+            item,
+            created,
+            changed,
+        } = Self::write_details(&mut tx, sku, details).await?;
+        let change = NewChange {
+            sku,
+            at: now,
+            actor,
+            kind: if created {
+                ChangeKind::Created
+            } else {
+                ChangeKind::Updated
+            },
+            adjustment: None,
+            details: Some(details),
+        };
+        Self::record(&mut tx, &change).await?;
+        if changed {
+            self.append(&mut tx, || events::item_saved(&item, created, actor))
+                .await?;
+        }
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(if created {
+            PutItemOutcome::Created(item)
+        } else {
+            PutItemOutcome::Updated(item)
+        })
+    }
+
+    /// Creates the item `sku` (stock 0) with `details`, or sets them.
+    async fn write_details(
+        tx: &mut AnyConnection,
+        sku: &Sku,
+        details: &ItemDetails,
+    ) -> anyhow::Result<Saved> {
         let created = sqlx::query(
             "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, 0) \
              ON CONFLICT (sku) DO NOTHING",
@@ -580,30 +625,10 @@ impl Store {
                 .await?
             }
         };
-        let item = item_from(&row)?;
-        let change = NewChange {
-            sku,
-            at: now,
-            actor,
-            kind: if created {
-                ChangeKind::Created
-            } else {
-                ChangeKind::Updated
-            },
-            adjustment: None,
-            details: Some(details),
-        };
-        Self::record(&mut tx, &change).await?;
-        if changed {
-            self.append(&mut tx, || events::item_saved(&item, created, actor))
-                .await?;
-        }
-        tx.commit().await?;
-        self.outbox.committed();
-        Ok(if created {
-            PutItemOutcome::Created(item)
-        } else {
-            PutItemOutcome::Updated(item)
+        Ok(Saved {
+            item: item_from(&row)?,
+            created,
+            changed,
         })
     }
 
