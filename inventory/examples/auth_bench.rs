@@ -32,6 +32,7 @@ async fn start(auth: AuthConfig) -> (Spawned, TestDatabase) {
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(3600),
         service_token: None,
+        events: shared::config::EventsConfig::off(),
     };
     let server = spawn(
         inventory::startup::build(config)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::config::{DatabaseConfig, Env, ServerConfig};
+use shared::config::{DatabaseConfig, Env, EventsConfig, ServerConfig};
 
 use crate::domain::Catalog;
 
@@ -18,6 +18,8 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// When set, reservation endpoints need `Authorization: Bearer <token>`.
     pub service_token: Option<String>,
+    /// `NATS_URL` and `EVENTS_*`: off (no outbox rows, no broker) unless set.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -37,6 +39,7 @@ impl Config {
             catalog,
             reservation_ttl: env.millis("RESERVATION_TTL_MS", 60_000, 1)?,
             service_token: env.optional("SERVICE_TOKEN"),
+            events: EventsConfig::from_env(env)?,
         })
     }
 }
@@ -52,6 +55,7 @@ mod tests {
         assert_eq!(config.reservation_ttl, Duration::from_secs(60));
         assert!(config.database.url.ends_with("/inventory.db"));
         assert!(config.service_token.is_none());
+        assert!(!config.events.is_on());
 
         let err = Config::from(&Env::from_pairs([("RESERVATION_TTL_MS", "soon")]))
             .expect_err("not a number");
@@ -59,5 +63,10 @@ mod tests {
         let err = Config::from(&Env::from_pairs([("INVENTORY_CATALOG", "/no/such.json")]))
             .expect_err("missing file");
         assert!(format!("{err:#}").contains("INVENTORY_CATALOG"), "{err:#}");
+        let err = Config::from(&Env::from_pairs([("NATS_URL", "http://broker")]))
+            .expect_err("not a nats URL");
+        assert!(err.to_string().contains("NATS_URL"), "{err}");
+        let on = Config::from(&Env::from_pairs([("NATS_URL", "nats://broker:4222")])).expect("ok");
+        assert!(on.events.is_on());
     }
 }

@@ -10,7 +10,9 @@
 //! # Layout
 //! - [`config`]: environment -> [`config::Config`].
 //! - [`domain`]: validated types (`Sku`, `NewReservation`, …).
-//! - [`store`]: all SQL, behind domain-level methods.
+//! - [`store`]: all SQL, behind domain-level methods; writes the events of
+//!   its changes to the outbox in the same transaction.
+//! - [`events`]: the events it publishes (stock changes, expired reservations).
 //! - [`expiry`]: the background task that expires due reservations.
 //! - [`metrics`]: reservations by outcome, expiries.
 //! - [`scopes`]: the scopes its routes need (reserving stock, managing the catalogue).
@@ -21,6 +23,7 @@
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod expiry;
 pub mod metrics;
 pub mod routes;

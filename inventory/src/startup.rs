@@ -1,9 +1,15 @@
-//! Wires configuration, the store, the expiry task and the routes into a server.
+//! Wires configuration, the store, the expiry task, the events relay and the
+//! routes into a server.
+
+use std::time::Duration;
 
 use actix_web::web;
 use shared::auth::ServiceToken;
 use shared::db::DatabaseCheck;
-use shared::health::HealthChecks;
+use shared::events::broker::BrokerCheck;
+use shared::events::relay::{Relay, watch_outbox};
+use shared::events::{Broker, EventMetrics, Outbox};
+use shared::health::{HealthChecks, Lifecycle};
 use shared::metrics::Registry;
 use shared::server::Server;
 use shared::service::ServiceInfo;
@@ -17,13 +23,27 @@ use crate::scopes::ReserveStock;
 use crate::store::Store;
 use shared::auth::Scope;
 
-/// Connects the store (migrating and seeding it), starts the expiry task and
-/// binds the listener; await `run_until_stopped` to serve.
+/// The service name of the events: stream `SHOP_INVENTORY`, source `/inventory`.
+const SERVICE: &str = "inventory";
+
+/// How often the outbox depth and age metrics are refreshed.
+const OUTBOX_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Connects the store (migrating and seeding it), starts the expiry task and,
+/// with events on, the relay; binds the listener; await `run_until_stopped`
+/// to serve.
 ///
 /// # Errors
-/// When the database cannot be reached or migrated, or the address cannot be bound.
+/// When the database cannot be reached or migrated, `NATS_URL` cannot be
+/// used, or the address cannot be bound.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
-    let store = Store::connect(&config.database).await?;
+    let broker = Broker::connect(&config.events, SERVICE).await?;
+    let outbox = if broker.is_some() {
+        Outbox::on()
+    } else {
+        Outbox::off()
+    };
+    let store = Store::connect(&config.database, outbox.clone()).await?;
     let seeded = store.seed_if_empty(&config.catalog.items).await?;
     tracing::info!(
         database = shared::db::backend_name(&config.database.url),
@@ -33,6 +53,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 
     let mut registry = Registry::default();
     let metrics = InventoryMetrics::register(&mut registry);
+    let event_metrics = EventMetrics::register(&mut registry);
 
     let info = ServiceInfo::new("inventory", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
@@ -42,8 +63,12 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         &[ReserveStock::NAME],
     ));
     let metrics_data = web::Data::new(metrics.clone());
+    let broker_for_checks = broker.clone();
     let server = shared::server::start(info, &config.server, registry, move |cfg| {
-        let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
+        let mut checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
+        if let Some(broker) = &broker_for_checks {
+            checks = checks.with(BrokerCheck(broker.clone()));
+        }
         cfg.app_data(store_data.clone())
             .app_data(ttl.clone())
             .app_data(token.clone())
@@ -54,7 +79,32 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 
     let lifecycle = server.shutdown_handle().lifecycle().clone();
     let interval = expiry::sweep_interval(config.reservation_ttl);
+    if let Some(broker) = broker {
+        start_relay(&store, broker, outbox, &event_metrics, &lifecycle);
+    }
     actix_web::rt::spawn(expiry::run(store, interval, lifecycle, metrics));
     tracing::info!(port = server.port(), "inventory listening");
     Ok(server)
+}
+
+/// Publishes the outbox and keeps its metrics current, until draining.
+fn start_relay(
+    store: &Store,
+    broker: Broker,
+    outbox: Outbox,
+    metrics: &EventMetrics,
+    lifecycle: &Lifecycle,
+) {
+    let db = store.database().clone();
+    let retention = broker.config().outbox_retention;
+    let relay = Relay::new(db.clone(), broker, outbox, metrics.clone(), SERVICE);
+    actix_web::rt::spawn(relay.run(lifecycle.clone()));
+    actix_web::rt::spawn(watch_outbox(
+        db,
+        retention,
+        metrics.clone(),
+        OUTBOX_WATCH_INTERVAL,
+        lifecycle.clone(),
+    ));
+    tracing::info!("events on: relaying the outbox");
 }

@@ -16,11 +16,13 @@ use shared::db::{Database, placeholders};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
 use shared::auth::Actor;
+use shared::events::{CloudEvent, Outbox};
 
 use crate::domain::{
     ChangeKind, Item, ItemChange, ItemDetails, NewReservation, Reservation, ReservationId,
     ReservationStatus, ReservedLine, Sku, StockAdjustment,
 };
+use crate::events;
 
 /// Most due reservations expired in one round of the sweeper; the next round
 /// takes the rest, so one round never holds the writer for long.
@@ -32,6 +34,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    /// Where catalogue changes and expiries write their events, in their
+    /// own transaction (a no-op while events are off).
+    outbox: Outbox,
 }
 
 /// What became of a reservation request.
@@ -69,6 +74,7 @@ pub enum ConfirmOutcome {
 #[derive(Debug)]
 pub enum PutItemOutcome {
     Created(Item),
+    /// Renamed or recategorised, or saved as it already was.
     Updated(Item),
 }
 
@@ -79,6 +85,14 @@ pub enum AdjustOutcome {
     /// It would have left less than nothing to order; nothing changed.
     Insufficient(Item),
     NotFound,
+}
+
+/// An item's details as [`Store::put_item`] left them.
+struct Saved {
+    item: Item,
+    created: bool,
+    /// Created, or its name or category is not what it was.
+    changed: bool,
 }
 
 /// One history row to write beside a change.
@@ -142,16 +156,17 @@ fn reservation_from(row: &sqlx::any::AnyRow, id: &ReservationId) -> anyhow::Resu
 }
 
 impl Store {
-    /// Connects and brings the schema up to date.
+    /// Connects and brings the schema up to date; changes write their events
+    /// to `outbox`.
     ///
     /// # Errors
     /// When the database cannot be reached or a migration fails.
-    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn connect(config: &DatabaseConfig, outbox: Outbox) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the inventory store")?;
-        let store = Self { db };
+        let store = Self { db, outbox };
         let moved = store
             .move_legacy_lines()
             .await
@@ -444,8 +459,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         };
-        Self::restore_stock(&mut tx, &lines_from(row.try_get("lines")?)?).await?;
+        let lines = lines_from(row.try_get("lines")?)?;
+        Self::restore_stock(&mut tx, &lines).await?;
+        self.append(&mut tx, || events::reservation_expired(id, &lines, now))
+            .await?;
         tx.commit().await?;
+        self.outbox.committed();
         Ok(true)
     }
 
@@ -516,7 +535,8 @@ impl Store {
     }
 
     /// Creates the item (stock 0) or renames and recategorises it, recording
-    /// the change, in one transaction.
+    /// the change, in one transaction; an item created or changed also gets
+    /// its event (saving it as it was changes nothing, so publishes nothing).
     ///
     /// # Errors
     /// On a database error.
@@ -530,6 +550,43 @@ impl Store {
     ) -> anyhow::Result<PutItemOutcome> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
+        let Saved {
+            item,
+            created,
+            changed,
+        } = Self::write_details(&mut tx, sku, details).await?;
+        let change = NewChange {
+            sku,
+            at: now,
+            actor,
+            kind: if created {
+                ChangeKind::Created
+            } else {
+                ChangeKind::Updated
+            },
+            adjustment: None,
+            details: Some(details),
+        };
+        Self::record(&mut tx, &change).await?;
+        if changed {
+            self.append(&mut tx, || events::item_saved(&item, created, actor))
+                .await?;
+        }
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(if created {
+            PutItemOutcome::Created(item)
+        } else {
+            PutItemOutcome::Updated(item)
+        })
+    }
+
+    /// Creates the item `sku` (stock 0) with `details`, or sets them.
+    async fn write_details(
+        tx: &mut AnyConnection,
+        sku: &Sku,
+        details: &ItemDetails,
+    ) -> anyhow::Result<Saved> {
         let created = sqlx::query(
             "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, 0) \
              ON CONFLICT (sku) DO NOTHING",
@@ -541,35 +598,37 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        let row = sqlx::query(
-            "UPDATE items SET name = $2, category = $3 WHERE sku = $1 \
+        // Only a real change writes: which one it was is this statement's
+        // answer, whatever runs concurrently.
+        let updated = sqlx::query(
+            "UPDATE items SET name = $2, category = $3 \
+             WHERE sku = $1 AND (name <> $2 OR category <> $3) \
              RETURNING sku, name, category, stock",
         )
         .bind(sku.as_str())
         .bind(details.name.as_str())
         .bind(details.category.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let item = item_from(&row)?;
-        let kind = if created {
-            ChangeKind::Created
-        } else {
-            ChangeKind::Updated
+        let changed = created || updated.is_some();
+        let row = match updated {
+            Some(row) => row,
+            // Still a write: it takes the item's row lock on PostgreSQL, which
+            // `record` needs to number the history row.
+            None => {
+                sqlx::query(
+                    "UPDATE items SET name = name WHERE sku = $1 \
+                     RETURNING sku, name, category, stock",
+                )
+                .bind(sku.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+            }
         };
-        let change = NewChange {
-            sku,
-            at: now,
-            actor,
-            kind,
-            adjustment: None,
-            details: Some(details),
-        };
-        Self::record(&mut tx, &change).await?;
-        tx.commit().await?;
-        Ok(if created {
-            PutItemOutcome::Created(item)
-        } else {
-            PutItemOutcome::Updated(item)
+        Ok(Saved {
+            item: item_from(&row)?,
+            created,
+            changed,
         })
     }
 
@@ -616,8 +675,27 @@ impl Store {
             details: None,
         };
         Self::record(&mut tx, &change).await?;
+        self.append(&mut tx, || events::stock_adjusted(&item, adjustment, actor))
+            .await?;
         tx.commit().await?;
+        self.outbox.committed();
         Ok(AdjustOutcome::Adjusted(item))
+    }
+
+    /// Writes the event `make` builds into the open transaction `tx`; builds
+    /// nothing while events are off.
+    async fn append(
+        &self,
+        tx: &mut AnyConnection,
+        make: impl FnOnce() -> anyhow::Result<CloudEvent>,
+    ) -> anyhow::Result<()> {
+        if !self.outbox.is_on() {
+            return Ok(());
+        }
+        self.outbox
+            .append(tx, &make()?)
+            .await
+            .context("writing an event to the outbox")
     }
 
     /// Writes a history row. Called after the change has written the item's

@@ -1,6 +1,6 @@
 //! Pricing configuration, read once from the environment.
 
-use shared::config::{DatabaseConfig, Env, ServerConfig};
+use shared::config::{DatabaseConfig, Env, EventsConfig, ServerConfig};
 
 use crate::domain::PriceBook;
 
@@ -13,6 +13,8 @@ pub struct Config {
     /// The currency and catalogue-wide tiers, and the prices seeded into an
     /// empty store: the shipped catalogue, or `PRICING_CATALOG`'s file.
     pub price_book: PriceBook,
+    /// `NATS_URL` and `EVENTS_*`: off (no outbox rows, no broker) unless set.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             database: DatabaseConfig::from_env(env, "pricing")?,
             price_book,
+            events: EventsConfig::from_env(env)?,
         })
     }
 }
@@ -47,6 +50,10 @@ mod tests {
         let env = Env::from_pairs([("DATABASE_URL", "mysql://x")]);
         let err = Config::from(&env).expect_err("unsupported");
         assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        assert!(!config.events.is_on());
+        let err = Config::from(&Env::from_pairs([("EVENTS_RELAY_BATCH", "lots")]))
+            .expect_err("not a number");
+        assert!(err.to_string().contains("EVENTS_RELAY_BATCH"), "{err}");
     }
 
     #[test]

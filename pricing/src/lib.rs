@@ -10,7 +10,9 @@
 //! # Layout
 //! - [`config`]: environment -> [`config::Config`].
 //! - [`domain`]: [`domain::PriceRules`], [`domain::PriceEntry`] and the pricing rules (unit-tested without HTTP).
-//! - [`store`]: all SQL, behind domain-level methods.
+//! - [`events`]: the event it publishes (a price changed).
+//! - [`store`]: all SQL, behind domain-level methods; writes the event of a
+//!   price change to the outbox in the same transaction.
 //! - [`scopes`]: the scopes its routes need (setting prices).
 //! - [`error`]: the service's error enum and its problem+json mapping.
 //! - [`routes`]: the HTTP handlers and the route table.
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod routes;
 pub mod scopes;
 pub mod startup;

@@ -1,8 +1,13 @@
-//! Wires configuration, the store and the routes into a server.
+//! Wires configuration, the store, the events relay and the routes into a server.
+
+use std::time::Duration;
 
 use actix_web::web;
 use shared::db::DatabaseCheck;
-use shared::health::HealthChecks;
+use shared::events::broker::BrokerCheck;
+use shared::events::relay::{Relay, watch_outbox};
+use shared::events::{Broker, EventMetrics, Outbox};
+use shared::health::{HealthChecks, Lifecycle};
 use shared::metrics::Registry;
 use shared::server::Server;
 use shared::service::ServiceInfo;
@@ -11,29 +16,75 @@ use crate::config::Config;
 use crate::routes::routes;
 use crate::store::Store;
 
+/// The service name of the events: stream `SHOP_PRICING`, source `/pricing`.
+const SERVICE: &str = "pricing";
+
+/// How often the outbox depth and age metrics are refreshed.
+const OUTBOX_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Connects the store (migrating it, and seeding it from the catalogue when
-/// empty) and binds the listener; await `run_until_stopped` to serve.
+/// empty), starts the events relay when events are on, and binds the
+/// listener; await `run_until_stopped` to serve.
 ///
 /// # Errors
-/// When the database cannot be reached or migrated, or the address cannot be bound.
+/// When the database cannot be reached or migrated, `NATS_URL` cannot be
+/// used, or the address cannot be bound.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
-    let store = Store::connect(&config.database).await?;
+    let broker = Broker::connect(&config.events, SERVICE).await?;
+    let outbox = if broker.is_some() {
+        Outbox::on()
+    } else {
+        Outbox::off()
+    };
+    let store = Store::connect(&config.database, outbox.clone()).await?;
     let seeded = store.seed_if_empty(&config.price_book).await?;
     tracing::info!(
         database = shared::db::backend_name(&config.database.url),
         seeded,
         "pricing store ready"
     );
+    let mut registry = Registry::default();
+    let event_metrics = EventMetrics::register(&mut registry);
     let rules = web::Data::new(config.price_book.rules().clone());
-    let store_data = web::Data::new(store);
-    let info = ServiceInfo::new("pricing", env!("CARGO_PKG_VERSION"));
-    let server = shared::server::start(info, &config.server, Registry::default(), move |cfg| {
-        let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
+    let store_data = web::Data::new(store.clone());
+    let info = ServiceInfo::new(SERVICE, env!("CARGO_PKG_VERSION"));
+    let broker_for_checks = broker.clone();
+    let server = shared::server::start(info, &config.server, registry, move |cfg| {
+        let mut checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
+        if let Some(broker) = &broker_for_checks {
+            checks = checks.with(BrokerCheck(broker.clone()));
+        }
         cfg.app_data(store_data.clone())
             .app_data(rules.clone())
             .app_data(web::Data::new(checks))
             .configure(routes);
     })?;
+    if let Some(broker) = broker {
+        let lifecycle = server.shutdown_handle().lifecycle().clone();
+        start_relay(&store, broker, outbox, &event_metrics, &lifecycle);
+    }
     tracing::info!(port = server.port(), "pricing listening");
     Ok(server)
+}
+
+/// Publishes the outbox and keeps its metrics current, until draining.
+fn start_relay(
+    store: &Store,
+    broker: Broker,
+    outbox: Outbox,
+    metrics: &EventMetrics,
+    lifecycle: &Lifecycle,
+) {
+    let db = store.database().clone();
+    let retention = broker.config().outbox_retention;
+    let relay = Relay::new(db.clone(), broker, outbox, metrics.clone(), SERVICE);
+    actix_web::rt::spawn(relay.run(lifecycle.clone()));
+    actix_web::rt::spawn(watch_outbox(
+        db,
+        retention,
+        metrics.clone(),
+        OUTBOX_WATCH_INTERVAL,
+        lifecycle.clone(),
+    ));
+    tracing::info!("events on: relaying the outbox");
 }

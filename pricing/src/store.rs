@@ -1,8 +1,8 @@
 //! All of pricing's SQL, behind domain-level methods.
 //!
 //! Reads are one indexed query each (`GET /price/{sku}` by primary key,
-//! `POST /price/bulk` one `IN (…)` for every sku). A price change and its
-//! history row are one transaction.
+//! `POST /price/bulk` one `IN (…)` for every sku). A price change, its
+//! history row and its event (in the outbox) are one transaction.
 
 use std::collections::HashMap;
 
@@ -10,10 +10,12 @@ use anyhow::Context;
 use shared::auth::Actor;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
+use shared::events::Outbox;
 use shared::money::Money;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
-use crate::domain::{PriceBook, PriceEntry, Sku, Tier};
+use crate::domain::{PriceBook, PriceEntry, PriceRules, Sku, Tier};
+use crate::events;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -21,6 +23,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    /// Where price changes write their events (a no-op while events are off).
+    outbox: Outbox,
 }
 
 /// Whether a `PUT /price/{sku}` priced a new sku or changed a price.
@@ -69,16 +73,17 @@ fn priced_from(row: &sqlx::any::AnyRow) -> anyhow::Result<(Sku, PriceEntry)> {
 }
 
 impl Store {
-    /// Connects and brings the schema up to date.
+    /// Connects and brings the schema up to date; price changes write their
+    /// events to `outbox`.
     ///
     /// # Errors
     /// When the database cannot be reached or a migration fails.
-    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn connect(config: &DatabaseConfig, outbox: Outbox) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the pricing store")?;
-        Ok(Self { db })
+        Ok(Self { db, outbox })
     }
 
     pub fn database(&self) -> &Database {
@@ -167,7 +172,8 @@ impl Store {
     }
 
     /// Sets the price of `sku` (a new sku goes last in listings) and records
-    /// who set it, in one transaction.
+    /// who set it, with its event when the price is new or different (priced
+    /// by `rules`), in one transaction.
     ///
     /// # Errors
     /// On a database error.
@@ -176,6 +182,7 @@ impl Store {
         &self,
         sku: &Sku,
         entry: &PriceEntry,
+        rules: &PriceRules,
         actor: &Actor,
         now: i64,
     ) -> anyhow::Result<PutOutcome> {
@@ -195,7 +202,10 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        if !created {
+        let previous = if created {
+            None
+        } else {
+            let previous = Self::lock_and_read(&mut tx, sku).await?;
             sqlx::query(
                 "UPDATE prices SET base_cents = $2, discount_percent = $3, tiers = $4 \
                  WHERE sku = $1",
@@ -206,14 +216,40 @@ impl Store {
             .bind(tiers.clone())
             .execute(&mut *tx)
             .await?;
-        }
+            Some(previous)
+        };
         Self::record(&mut tx, sku, entry, tiers, actor, now).await?;
+        if self.outbox.is_on() && previous.as_ref() != Some(entry) {
+            let event = events::price_changed(rules, sku, entry, previous.as_ref(), actor)?;
+            self.outbox
+                .append(&mut tx, &event)
+                .await
+                .context("writing an event to the outbox")?;
+        }
         tx.commit().await?;
+        self.outbox.committed();
         Ok(if created {
             PutOutcome::Created
         } else {
             PutOutcome::Updated
         })
+    }
+
+    /// The price of `sku` as the last committed change left it. The no-op
+    /// update first takes the row lock on PostgreSQL, so a concurrent change
+    /// is either wholly before this read or waits for this transaction.
+    async fn lock_and_read(tx: &mut AnyConnection, sku: &Sku) -> anyhow::Result<PriceEntry> {
+        sqlx::query("UPDATE prices SET position = position WHERE sku = $1")
+            .bind(sku.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT sku, base_cents, discount_percent, tiers FROM prices WHERE sku = $1",
+        )
+        .bind(sku.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(priced_from(&row)?.1)
     }
 
     async fn record(

@@ -10,7 +10,7 @@ use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_trac
 
 pub struct TestApp {
     pub server: Spawned,
-    _db: TestDatabase,
+    pub db: TestDatabase,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -25,6 +25,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(60),
         service_token: None,
+        events: shared::config::EventsConfig::off(),
     }
 }
 
@@ -38,7 +39,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .await
             .expect("inventory starts"),
     );
-    TestApp { server, _db: db }
+    TestApp { server, db }
 }
 
 impl TestApp {

@@ -3,6 +3,7 @@
 mod auth;
 mod auth_keys;
 mod catalogue;
+mod events;
 mod helpers;
 mod items;
 mod openapi;

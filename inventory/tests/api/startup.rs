@@ -39,6 +39,7 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(60),
         service_token: None,
+        events: shared::config::EventsConfig::off(),
     };
     let err = inventory::startup::build(config)
         .await

@@ -97,7 +97,7 @@ pub async fn put_price(
     let sku = Sku::parse(&path).map_err(ParseError::from)?;
     let entry = PriceEntry::try_from(body.into_inner())?;
     let actor = auth.caller.actor();
-    let outcome = store.put(&sku, &entry, &actor, now_ms()).await?;
+    let outcome = store.put(&sku, &entry, &rules, &actor, now_ms()).await?;
     let created = matches!(outcome, PutOutcome::Created);
     tracing::info!(actor = %actor, created, base_cents = entry.base.cents(), "price set");
     Ok(HttpResponse::Ok().json(rules.quote(&sku, &entry, None)))

@@ -26,6 +26,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         server: ServerConfig::for_tests(),
         database: db.config.clone(),
         price_book: PriceBook::shipped(),
+        events: shared::config::EventsConfig::off(),
     }
 }
 
