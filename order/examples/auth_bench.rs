@@ -31,11 +31,13 @@ async fn dependencies() -> (Spawned, Spawned, Vec<TestDatabase>) {
         catalog: inventory::domain::Catalog::shipped(),
         reservation_ttl: Duration::from_secs(3600),
         service_token: None,
+        events: shared::config::EventsConfig::off(),
     });
     let pricing = pricing::startup::build(pricing::config::Config {
         server: ServerConfig::for_tests(),
         database: pricing_db.config.clone(),
         price_book: pricing::domain::PriceBook::shipped(),
+        events: shared::config::EventsConfig::off(),
     });
     let inventory = spawn(inventory.await.expect("inventory starts"));
     let pricing = spawn(pricing.await.expect("pricing starts"));

@@ -49,11 +49,13 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
             catalog: inventory::domain::Catalog::shipped(),
             reservation_ttl: Duration::from_secs(60),
             service_token: None,
+            events: shared::config::EventsConfig::off(),
         },
         pricing: pricing::config::Config {
             server: ServerConfig::for_tests(),
             database: pricing_db.config.clone(),
             price_book: pricing::domain::PriceBook::shipped(),
+            events: shared::config::EventsConfig::off(),
         },
         order: order::config::Config {
             server: ServerConfig::for_tests(),
