@@ -1,15 +1,12 @@
 //! Wires configuration, the store, the expiry task, the events relay and the
 //! routes into a server.
 
-use std::time::Duration;
-
 use actix_web::web;
 use shared::auth::ServiceToken;
 use shared::db::DatabaseCheck;
 use shared::events::broker::BrokerCheck;
-use shared::events::relay::{Relay, watch_outbox};
 use shared::events::{Broker, EventMetrics, Outbox};
-use shared::health::{HealthChecks, Lifecycle};
+use shared::health::HealthChecks;
 use shared::metrics::Registry;
 use shared::server::Server;
 use shared::service::ServiceInfo;
@@ -26,9 +23,6 @@ use shared::auth::Scope;
 /// The service name of the events: stream `SHOP_INVENTORY`, source `/inventory`.
 const SERVICE: &str = "inventory";
 
-/// How often the outbox depth and age metrics are refreshed.
-const OUTBOX_WATCH_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Connects the store (migrating and seeding it), starts the expiry task and,
 /// with events on, the relay; binds the listener; await `run_until_stopped`
 /// to serve.
@@ -38,11 +32,7 @@ const OUTBOX_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// used, or the address cannot be bound.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let broker = Broker::connect(&config.events, SERVICE).await?;
-    let outbox = if broker.is_some() {
-        Outbox::on()
-    } else {
-        Outbox::off()
-    };
+    let outbox = Outbox::for_broker(broker.as_ref());
     let store = Store::connect(&config.database, outbox.clone()).await?;
     let seeded = store.seed_if_empty(&config.catalog.items).await?;
     tracing::info!(
@@ -80,31 +70,16 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let lifecycle = server.shutdown_handle().lifecycle().clone();
     let interval = expiry::sweep_interval(config.reservation_ttl);
     if let Some(broker) = broker {
-        start_relay(&store, broker, outbox, &event_metrics, &lifecycle);
+        shared::events::relay::start(
+            store.database(),
+            &broker,
+            &outbox,
+            &event_metrics,
+            SERVICE,
+            &lifecycle,
+        );
     }
     actix_web::rt::spawn(expiry::run(store, interval, lifecycle, metrics));
     tracing::info!(port = server.port(), "inventory listening");
     Ok(server)
-}
-
-/// Publishes the outbox and keeps its metrics current, until draining.
-fn start_relay(
-    store: &Store,
-    broker: Broker,
-    outbox: Outbox,
-    metrics: &EventMetrics,
-    lifecycle: &Lifecycle,
-) {
-    let db = store.database().clone();
-    let retention = broker.config().outbox_retention;
-    let relay = Relay::new(db.clone(), broker, outbox, metrics.clone(), SERVICE);
-    actix_web::rt::spawn(relay.run(lifecycle.clone()));
-    actix_web::rt::spawn(watch_outbox(
-        db,
-        retention,
-        metrics.clone(),
-        OUTBOX_WATCH_INTERVAL,
-        lifecycle.clone(),
-    ));
-    tracing::info!("events on: relaying the outbox");
 }

@@ -50,6 +50,15 @@ impl Outbox {
         }
     }
 
+    /// On when there is a broker to relay to.
+    pub fn for_broker<T>(broker: Option<&T>) -> Self {
+        if broker.is_some() {
+            Self::on()
+        } else {
+            Self::off()
+        }
+    }
+
     pub fn is_on(&self) -> bool {
         self.on
     }

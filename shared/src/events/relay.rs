@@ -237,6 +237,37 @@ async fn mark_sent(conn: &mut AnyConnection, ids: &[String]) -> anyhow::Result<(
     Ok(())
 }
 
+/// How often [`start`] refreshes the outbox metrics and prunes sent rows.
+const OUTBOX_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts a producing service's relay and its outbox watch on the current
+/// runtime, both until draining.
+pub fn start(
+    db: &Database,
+    broker: &Broker,
+    outbox: &Outbox,
+    metrics: &EventMetrics,
+    service: &'static str,
+    lifecycle: &Lifecycle,
+) {
+    let relay = Relay::new(
+        db.clone(),
+        broker.clone(),
+        outbox.clone(),
+        metrics.clone(),
+        service,
+    );
+    actix_web::rt::spawn(relay.run(lifecycle.clone()));
+    actix_web::rt::spawn(watch_outbox(
+        db.clone(),
+        broker.config().outbox_retention,
+        metrics.clone(),
+        OUTBOX_WATCH_INTERVAL,
+        lifecycle.clone(),
+    ));
+    tracing::info!("events on: relaying the outbox");
+}
+
 /// Keeps the outbox metrics current and prunes sent rows older than
 /// `EVENTS_OUTBOX_RETENTION_MS`, every `interval`, until draining.
 pub async fn watch_outbox(
