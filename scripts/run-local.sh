@@ -14,7 +14,7 @@
 # (default 4222) with its store in $DATA_DIR/nats, stopped with the rest, and every
 # service gets its NATS_URL. A NATS_URL already set is used as it is (no server
 # started); EVENTS=off starts none and leaves events off. Without nats-server events are
-# off, said in one line.
+# off, said in one line (the "events" line of the summary).
 #
 # Settings (environment): PROFILE (release|debug, default release), DATA_DIR
 # (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT,
@@ -88,10 +88,10 @@ trap stop INT TERM EXIT
 # Events: our own nats-server when there is one, unless NATS_URL names a broker already.
 nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || true)}
 [ -z "$nats_server" ] && [ -x /usr/sbin/nats-server ] && nats_server=/usr/sbin/nats-server
-events="off"
+events=""
 if [ "${EVENTS:-on}" = off ]; then
   unset NATS_URL
-  echo "events: off (EVENTS=off)"
+  events="off (EVENTS=off)"
 elif [ -n "${NATS_URL:-}" ]; then
   events="on (NATS_URL from the environment)"
 elif [ -n "$nats_server" ]; then
@@ -113,7 +113,7 @@ elif [ -n "$nats_server" ]; then
   events="on (nats-server on :$nats_port, JetStream store $DATA_DIR/nats)"
 else
   unset NATS_URL
-  echo "events: off (no nats-server here: apt-get install nats-server, or set NATS_URL to a JetStream server)"
+  events="off (no nats-server here: apt-get install nats-server, or set NATS_URL to a JetStream server)"
 fi
 
 # No signing key configured: identity generates one into $DATA_DIR (development only).
