@@ -6,7 +6,8 @@
 #   scripts/with-postgres.sh scripts/auth-journey.sh
 #                                             PostgreSQL: one database per service
 #                                             on the cluster of DATABASE_SERVER_URL
-# Ports 17201-17204 and 18280; PROFILE as run-local.sh (default debug here).
+# Ports 17201-17204, 18280 and 17222 (nats-server, when installed: events on); PROFILE
+# as run-local.sh (default debug here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,7 @@ store=${DATABASE_SERVER_URL:+PostgreSQL}
 echo "the journey on ${store:-SQLite}"
 
 env "${databases[@]}" PROFILE="${PROFILE:-debug}" AUTH=on DEMO_CHAOS=off DATA_DIR="$data_dir" \
-  INVENTORY_PORT=17201 ORDER_PORT=17202 PRICING_PORT=17203 IDENTITY_PORT=17204 CLIENT_PORT=18280 \
+  INVENTORY_PORT=17201 ORDER_PORT=17202 PRICING_PORT=17203 IDENTITY_PORT=17204 CLIENT_PORT=18280 NATS_PORT=17222 \
   scripts/run-local.sh >"$log" 2>&1 &
 stack=$!
 trap 'kill "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true; rm -rf "$data_dir" "$log"' EXIT

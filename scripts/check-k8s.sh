@@ -7,7 +7,12 @@
 #      Ingress, chaos off, tokens required; dev: chaos on, access control off;
 #      everywhere: every Secret key read exists, a trusted issuer is identity's
 #      IDENTITY_ISSUER and reachable through the NetworkPolicies, order's client
-#      secret is its client's in IDENTITY_CLIENTS)
+#      secret is its client's in IDENTITY_CLIENTS; the events broker: a JetStream
+#      StatefulSet probed on /healthz?js-enabled-only=true, its client and headless
+#      Services, NATS_URL on the services that publish, NetworkPolicies letting only
+#      them reach 4222, the servers each other on 6222, only the monitoring
+#      namespace 8222; prod: three servers clustered by routes over the headless
+#      Service, streams with three replicas, a PDB, anti-affinity)
 #   3. validates every object against the Kubernetes OpenAPI schemas, strictly
 #      (unknown fields are errors), offline: kubernetes-validate, for the oldest
 #      version the manifests need (1.30: preStop sleep) and the newest it knows
@@ -193,6 +198,85 @@ def check_access_control(overlay, by_kind, config, workloads):
                              f"{client!r} in IDENTITY_CLIENTS")
 
 
+PRODUCERS = ("inventory", "pricing", "order")
+NATS_PROBE = "/healthz?js-enabled-only=true"
+
+
+def check_events(overlay, by_kind, config, workloads):
+    """The events broker (nats) and what the services need of it."""
+    nats = workloads.get("nats")
+    if not nats or nats["kind"] != "StatefulSet":
+        err(overlay, "no StatefulSet nats (the events broker)")
+        return
+    spec, pod = nats["spec"], nats["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    replicas = spec.get("replicas", 1)
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    if ports != {"client": 4222, "cluster": 6222, "monitor": 8222}:
+        err(overlay, f"nats: ports {ports}, expected client 4222, cluster 6222, monitor 8222")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = c.get(probe, {}).get("httpGet", {})
+        if get.get("path") != NATS_PROBE or get.get("port") not in ("monitor", 8222):
+            err(overlay, f"nats: {probe} must GET {NATS_PROBE} on the monitoring port, not {get}")
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])]
+    if mounts.get("/data") not in claims:
+        err(overlay, "nats: its store /data must be on a volumeClaimTemplate")
+    services = by_kind.get("Service", {})
+    client, headless = services.get("nats", {}).get("spec", {}), services.get("nats-headless", {}).get("spec", {})
+    if [p["port"] for p in client.get("ports", [])] != [4222] or client.get("clusterIP") == "None":
+        err(overlay, "nats: needs a client Service nats on 4222")
+    if headless.get("clusterIP") != "None" or not headless.get("publishNotReadyAddresses") \
+            or 6222 not in [p["port"] for p in headless.get("ports", [])] or spec.get("serviceName") != "nats-headless":
+        err(overlay, "nats: needs a headless Service nats-headless (6222, publishNotReadyAddresses) as its serviceName")
+    conf_map = next((v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v), None)
+    conf = config.get(conf_map, {}).get("nats.conf", "")
+    if "jetstream" not in conf or '"/data"' not in conf:
+        err(overlay, "nats: nats.conf must enable JetStream with its store in /data")
+    policies = by_kind.get("NetworkPolicy", {})
+    for service in PRODUCERS:
+        env = pod_env(workloads.get(service, {"spec": {"template": {"spec": {"containers": [{}]}}}}), config)
+        if env.get("NATS_URL") != "nats://nats:4222":
+            err(overlay, f"{service}: NATS_URL must be nats://nats:4222, got {env.get('NATS_URL')}")
+        if not allowed(policies, service, "nats", 4222):
+            err(overlay, f"{service}: the NetworkPolicies do not let it reach nats:4222")
+        stream_replicas = int(env.get("EVENTS_STREAM_REPLICAS", "1"))
+        if stream_replicas > replicas:
+            err(overlay, f"{service}: EVENTS_STREAM_REPLICAS {stream_replicas} exceeds the {replicas} nats servers")
+        if overlay == "prod" and stream_replicas != 3:
+            err(overlay, f"{service}: prod's streams need EVENTS_STREAM_REPLICAS=3, got {stream_replicas}")
+    if not allowed(policies, "nats", "nats", 6222):
+        err(overlay, "nats: the NetworkPolicies do not let its servers reach each other on 6222")
+    for rule in policies.get("nats", {}).get("spec", {}).get("ingress", []):
+        peers = rule.get("from", [])
+        names = {p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") for p in peers}
+        for port in [p.get("port") for p in rule.get("ports", [])] or [None]:
+            allowed_names = {4222: set(PRODUCERS), 6222: {"nats"}}.get(port)
+            if not peers or port is None:
+                err(overlay, f"nats: an ingress rule open to every source or port: {rule}")
+            elif allowed_names is not None and (not names <= allowed_names or
+                                                any("namespaceSelector" in p for p in peers)):
+                err(overlay, f"nats: port {port} admits {sorted(map(str, names))}, only {sorted(allowed_names)} may")
+            elif port == 8222 and not all("namespaceSelector" in p and "podSelector" in p for p in peers):
+                err(overlay, "nats: monitoring (8222) only from the scraper's namespace and pods")
+            elif port not in (4222, 6222, 8222):
+                err(overlay, f"nats: ingress on unexpected port {port}")
+    if overlay == "prod":
+        if replicas != 3:
+            err(overlay, f"nats: prod runs a three-server JetStream cluster, not {replicas}")
+        routes = [f"nats://nats-{i}.nats-headless:6222" for i in range(3)]
+        if "cluster {" not in conf or "name: " not in conf.split("cluster {", 1)[-1] \
+                or not all(r in conf for r in routes):
+            err(overlay, f"nats: nats.conf needs a cluster block with a name and the routes {routes}")
+        if "nats" not in by_kind.get("PodDisruptionBudget", {}):
+            err(overlay, "nats: needs a PodDisruptionBudget")
+        anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+        terms = anti.get("requiredDuringSchedulingIgnoredDuringExecution", []) + \
+            [t["podAffinityTerm"] for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])]
+        if not any(t["topologyKey"] == "kubernetes.io/hostname" for t in terms):
+            err(overlay, "nats: needs podAntiAffinity on kubernetes.io/hostname")
+
+
 for overlay in overlays:
     docs = [d for d in yaml.safe_load_all(open(f"{work}/{overlay}.yaml")) if d]
     by_kind = {}
@@ -203,7 +287,7 @@ for overlay in overlays:
     sas = by_kind.get("ServiceAccount", {})
     config = {name: d.get("data", {}) for name, d in by_kind.get("ConfigMap", {}).items()}
     workloads = {**by_kind.get("Deployment", {}), **by_kind.get("StatefulSet", {})}
-    for name in [*SERVICES, "client", "postgres"]:
+    for name in [*SERVICES, "client", "postgres", "nats"]:
         if name not in workloads:
             err(overlay, f"no Deployment/StatefulSet {name}")
     for name, w in workloads.items():
@@ -285,6 +369,7 @@ for overlay in overlays:
     if "default-deny-all" not in by_kind.get("NetworkPolicy", {}):
         err(overlay, "no default-deny NetworkPolicy")
     check_access_control(overlay, by_kind, config, workloads)
+    check_events(overlay, by_kind, config, workloads)
 
 for e in errors:
     print(f"  {e}", file=sys.stderr)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The container set-up, end to end, as users run it: builds the images, starts
-# docker-compose.yml (PostgreSQL, the four services, the gateway) with access control
-# off (AUTH unset, the default), and checks that
+# docker-compose.yml (PostgreSQL, NATS, the four services, the gateway) with access
+# control off (AUTH unset, the default), and checks that
 #
 #   1. every service becomes ready and every container's own health check passes
-#      (the distroless images run theirs with the binary's `healthcheck` subcommand);
+#      (the distroless images run theirs with the binary's `healthcheck` subcommand,
+#      nats its JetStream /healthz on the monitoring port);
 #   2. the seed's curl commands answer as the contract says (scripts/seed-commands.sh);
 #   3. with pricing stopped, orders are still taken, priced `fallback` (or
 #      `pending_pricing`), and order's /health shows the pricing breaker `open`;
@@ -14,6 +15,10 @@
 #   5. an order placed before a restart of the order container is still there after it;
 #   6. the gateway on :8080 serves the page and proxies /inventory/, /pricing/, /order/,
 #      passing X-Request-Id through;
+#   6b. events flow end to end: with the live feed open through the gateway
+#      (curl -N /order/events/stream), a restock through the gateway arrives on it as a
+#      shop.inventory.stock_changed CloudEvent (inventory's outbox, its relay, JetStream,
+#      order's feed, the gateway's unbuffered SSE location);
 #   7. brought down (volumes kept) and up again with AUTH=on, access control is on and
 #      the access-control journey (scripts/journey.sh: sign-up, sign-in, own orders
 #      only, the demo operator restocks and reprices) passes through the gateway;
@@ -108,16 +113,18 @@ run_quiet() {
 }
 run_compose() { run_quiet "${compose[@]}" "$@"; }
 
+feed_pid=''
 teardown() {
   local status=$?
   trap - EXIT INT TERM
+  [ -n "$feed_pid" ] && kill "$feed_pid" 2>/dev/null
   end_phase
   if [ "$status" -ne 0 ]; then
     echo "--- the last lines of the compose commands' output ($log):" >&2
     tail -n 30 "$log" >&2 || true
     echo "--- containers and their recent logs:" >&2
     "${compose[@]}" ps >&2 2>/dev/null || true
-    for service in postgres inventory pricing order identity client; do
+    for service in nats postgres inventory pricing order identity client; do
       echo "--- $service" >&2
       "${compose[@]}" logs --tail 20 "$service" 2>/dev/null | grep -v 'TRACE' >&2 || true
     done
@@ -241,7 +248,7 @@ wait_stack() {
   wait_ready order "$order_url/health/ready"
   wait_ready identity "$identity_url/health/ready"
   wait_ready gateway "$gateway_url/healthz"
-  for service in postgres inventory pricing order identity client; do
+  for service in nats postgres inventory pricing order identity client; do
     wait_healthy "$service"
   done
 }
@@ -330,6 +337,37 @@ ok "the gateway proxies /pricing/"
 kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
 [ "$(field .order_id "$kept")" = "$live_order" ] || fail "GET /order/orders/$live_order through the gateway: $kept"
 ok "the gateway proxies /order/ (and found the restarted order container)"
+
+phase "events: a restock on the live feed"
+# The feed through the gateway, in the background; its first frame (retry:) says that
+# this listener is subscribed, so no event after it can be missed.
+feed=$(mktemp -t compose-smoke-feed.XXXXXX)
+curl -sN -m 120 -H 'Accept: text/event-stream' "$gateway_url/order/events/stream" >"$feed" 2>/dev/null &
+feed_pid=$!
+# Waits until the feed holds a line matching the pattern, or fails.
+wait_feed() { # pattern what
+  local deadline=$((SECONDS + 30))
+  until grep -Eq "$1" "$feed"; do
+    ((SECONDS < deadline)) || fail "$2 (the feed so far: $(head -c 600 "$feed"))"
+    sleep 0.2
+  done
+}
+wait_feed '^retry:' "GET /order/events/stream through the gateway did not open within 30 s"
+ok "the live feed is open through the gateway"
+# Anonymous restocks are allowed with access control off (the contract's default).
+restock=$(curl -s -m 10 -X POST "$gateway_url/inventory/items/A003/stock" \
+  -H 'Content-Type: application/json' -d '{"delta": 2, "reason": "compose smoke: events"}' || true)
+[ "$(field .sku "$restock")" = A003 ] || fail "POST /inventory/items/A003/stock through the gateway: $restock"
+wait_feed '^event: shop\.inventory\.stock_changed' \
+  "the restock's shop.inventory.stock_changed did not reach the feed within 30 s"
+event=$(grep '^data: ' "$feed" | sed 's/^data: //' |
+  jq -c 'select(.type == "shop.inventory.stock_changed" and .subject == "A003")' 2>/dev/null | head -n 1)
+[ "$(field .specversion "$event")" = 1.0 ] && [ "$(field .source "$event")" = /inventory ] ||
+  fail "no CloudEvent for A003 on the feed: $(head -c 600 "$feed")"
+kill "$feed_pid" 2>/dev/null || true
+feed_pid=''
+rm -f "$feed"
+ok "the restock reached the live feed through the gateway as a CloudEvent ($(field .id "$event"))"
 
 if [ "${SMOKE_AUTH:-1}" = 0 ]; then
   end_phase

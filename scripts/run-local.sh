@@ -9,9 +9,17 @@
 # operator (operator@shop.example / operator-demo-password) may restock and
 # reprice. Demo credentials only: never reuse them anywhere real.
 #
+# Events (README "Events"): when nats-server is installed (Debian's `nats-server`, in
+# /usr/sbin; or NATS_SERVER_BIN), a JetStream server is started on 127.0.0.1:$NATS_PORT
+# (default 4222) with its store in $DATA_DIR/nats, stopped with the rest, and every
+# service gets its NATS_URL. A NATS_URL already set is used as it is (no server
+# started); EVENTS=off starts none and leaves events off. Without nats-server events are
+# off, said in one line (the "events" line of the summary).
+#
 # Settings (environment): PROFILE (release|debug, default release), DATA_DIR
-# (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT, and
-# any service variable from the README (RUST_LOG, LOG_FORMAT, SERVICE_TOKEN, ...).
+# (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT,
+# NATS_PORT, EVENTS, and any service variable from the README (RUST_LOG, LOG_FORMAT,
+# SERVICE_TOKEN, EVENTS_*, ...).
 # INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, PRICING_DATABASE_URL and
 # IDENTITY_DATABASE_URL each become that service's DATABASE_URL (e.g. PostgreSQL).
 set -euo pipefail
@@ -23,6 +31,7 @@ order_port=${ORDER_PORT:-7002}
 pricing_port=${PRICING_PORT:-7003}
 identity_port=${IDENTITY_PORT:-7004}
 client_port=${CLIENT_PORT:-8080}
+nats_port=${NATS_PORT:-4222}
 export DATA_DIR=${DATA_DIR:-./data}
 export HOST=${HOST:-127.0.0.1}
 
@@ -76,6 +85,37 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# Events: our own nats-server when there is one, unless NATS_URL names a broker already.
+nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || true)}
+[ -z "$nats_server" ] && [ -x /usr/sbin/nats-server ] && nats_server=/usr/sbin/nats-server
+events=""
+if [ "${EVENTS:-on}" = off ]; then
+  unset NATS_URL
+  events="off (EVENTS=off)"
+elif [ -n "${NATS_URL:-}" ]; then
+  events="on (NATS_URL from the environment)"
+elif [ -n "$nats_server" ]; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null; then
+    echo "port $nats_port is taken: set NATS_PORT, or NATS_URL to use the server there" >&2
+    exit 1
+  fi
+  mkdir -p "$DATA_DIR/nats"
+  "$nats_server" -js -sd "$DATA_DIR/nats" -a 127.0.0.1 -p "$nats_port" >"$DATA_DIR/nats/server.log" 2>&1 &
+  pids+=($!) names+=("nats-server (log: $DATA_DIR/nats/server.log)")
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+    all_running "did not start" || exit 1
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null ||
+    { echo "nats-server did not listen on :$nats_port" >&2; exit 1; }
+  export NATS_URL="nats://127.0.0.1:$nats_port"
+  events="on (nats-server on :$nats_port, JetStream store $DATA_DIR/nats)"
+else
+  unset NATS_URL
+  events="off (no nats-server here: apt-get install nats-server, or set NATS_URL to a JetStream server)"
+fi
+
 # No signing key configured: identity generates one into $DATA_DIR (development only).
 env PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}" \
   "$bin_dir/identity" & pids+=($!) names+=(identity)
@@ -112,6 +152,7 @@ cat <<MSG
   identity   http://localhost:$identity_port   (try: curl http://localhost:$identity_port/.well-known/openid-configuration)
   client     http://localhost:$client_port
   data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}   auth: ${AUTH:-off}
+  events     $events
 
 Ctrl-C stops everything.
 MSG

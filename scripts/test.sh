@@ -3,12 +3,15 @@
 #
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. every crate's unit and HTTP tests on embedded SQLite, then schemathesis
-#      against each service's /openapi.json (scripts/schemathesis.sh)
+#      against each service's /openapi.json (scripts/schemathesis.sh); the events
+#      tests run a real nats-server (Debian's nats-server, installed when missing,
+#      NATS_SERVER_BIN exported for them)
 #   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
 #      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
 #      missing), and the access-control journey on it (scripts/auth-journey.sh)
-#   4. the seed's curl commands against the local stack started by scripts/run-local.sh,
-#      then the access-control journey on SQLite with tokens required
+#   4. the seed's curl commands against the local stack started by scripts/run-local.sh
+#      (events on: it starts its own nats-server), then the access-control journey on
+#      SQLite with tokens required
 #   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh)
 #   6. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
@@ -20,10 +23,19 @@ need_apt=()
 for tool in curl jq python3; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
+# The events tests start a real nats-server (JetStream). Debian puts it in /usr/sbin,
+# which is not on every user's PATH: looked for there too.
+nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || true)}
+[ -z "$nats_server" ] && [ -x /usr/sbin/nats-server ] && nats_server=/usr/sbin/nats-server
+[ -z "$nats_server" ] && need_apt+=(nats-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   section "installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# Inherited by every cargo test below, the PostgreSQL pass (scripts/with-postgres.sh
+# runs its command as this user, with this environment) and the local stacks
+# (scripts/run-local.sh starts this nats-server too).
+export NATS_SERVER_BIN=${nats_server:-/usr/sbin/nats-server}
 
 section "format and lints"
 cargo fmt --all -- --check
@@ -48,7 +60,7 @@ section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
 log=$(mktemp)
 PROFILE=debug DEMO_CHAOS=off DATA_DIR="$data_dir" \
-  INVENTORY_PORT=17001 ORDER_PORT=17002 PRICING_PORT=17003 IDENTITY_PORT=17004 CLIENT_PORT=18080 \
+  INVENTORY_PORT=17001 ORDER_PORT=17002 PRICING_PORT=17003 IDENTITY_PORT=17004 CLIENT_PORT=18080 NATS_PORT=17022 \
   scripts/run-local.sh >"$log" 2>&1 &
 stack=$!
 trap 'kill "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true; rm -rf "$data_dir"' EXIT
