@@ -15,7 +15,8 @@
 //! - [`config`]: environment -> [`config::Config`].
 //! - [`domain`]: validated types and the pricing rule for order lines.
 //! - [`history`]: a customer's orders page by page (status filter, cursor).
-//! - [`store`]: all SQL (orders, their lines, last-seen prices).
+//! - [`events`]: the event each order status change publishes (its data).
+//! - [`store`]: all SQL (orders, their lines, last-seen prices, the outbox).
 //! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
 //! - [`scopes`]: who may place, see and cancel which orders (`orders:admin`).
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
@@ -29,6 +30,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod recovery;

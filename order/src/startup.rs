@@ -7,7 +7,11 @@ use std::time::Duration;
 use actix_web::web;
 use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared::db::DatabaseCheck;
+use shared::events::broker::BrokerCheck;
+use shared::events::relay::{Relay, watch_outbox};
+use shared::events::{Broker, EventMetrics, Outbox};
 use shared::health::HealthChecks;
+use shared::health::Lifecycle;
 use shared::metrics::Registry;
 use shared::server::Server;
 use shared::service::ServiceInfo;
@@ -16,6 +20,7 @@ use shared::auth::client::TokenSource;
 
 use crate::clients::{Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;
+use crate::events::SERVICE;
 use crate::metrics::OrderMetrics;
 use crate::recovery;
 use crate::routes::routes;
@@ -92,7 +97,12 @@ impl Dependencies {
 /// # Errors
 /// When the database cannot be reached or migrated, or the address cannot be bound.
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
-    let store = Store::connect(&config.database).await?;
+    let outbox = if config.events.is_on() {
+        Outbox::on()
+    } else {
+        Outbox::off()
+    };
+    let store = Store::connect(&config.database).await?.with_outbox(outbox);
     tracing::info!(
         database = shared::db::backend_name(&config.database.url),
         inventory = %config.inventory_url,
@@ -103,6 +113,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let mut registry = Registry::default();
     let breaker_metrics = BreakerMetrics::register(&mut registry);
     let metrics = OrderMetrics::register(&mut registry);
+    let event_metrics = EventMetrics::register(&mut registry);
+    let broker = Broker::connect(&config.events, SERVICE).await?;
 
     // One breaker per dependency for the whole process, shared by the workers.
     let breaker = |name| {
@@ -120,14 +132,18 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
     let worker_deps = deps.clone();
+    let worker_broker = broker.clone();
     let server = shared::server::start(info, &deps.config.server, registry, move |cfg| {
         // Runs once per worker: the HTTP clients (and their pools) are worker-local.
         let inventory = worker_deps.inventory();
         let pricing = worker_deps.pricing();
-        let checks = HealthChecks::new()
+        let mut checks = HealthChecks::new()
             .with(DatabaseCheck::new(store_data.database()))
             .with(DependencyCheck(inventory.clone()))
             .with(DependencyCheck(pricing.clone()));
+        if let Some(broker) = &worker_broker {
+            checks = checks.with(BrokerCheck(broker.clone()));
+        }
         cfg.app_data(store_data.clone())
             .app_data(web::Data::new(InventoryClient::new(inventory)))
             .app_data(web::Data::new(PricingClient::new(pricing)))
@@ -135,6 +151,11 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             .app_data(web::Data::new(worker_deps.metrics.clone()))
             .configure(routes);
     })?;
+
+    let lifecycle = server.shutdown_handle().lifecycle().clone();
+    if let Some(broker) = broker {
+        start_events(&store, broker, &event_metrics, &lifecycle);
+    }
 
     // Orders a dead process left pending: resolved now, then every half TTL.
     let ttl = deps.config.reservation_ttl;
@@ -144,8 +165,28 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         deps.metrics.clone(),
         ttl,
         (ttl / 2).clamp(BUSIEST_RECOVERY, LAZIEST_RECOVERY),
-        server.shutdown_handle().lifecycle().clone(),
+        lifecycle,
     ));
     tracing::info!(port = server.port(), "order listening");
     Ok(server)
+}
+
+/// The relay of the outbox and its watcher, until draining.
+fn start_events(store: &Store, broker: Broker, metrics: &EventMetrics, lifecycle: &Lifecycle) {
+    let db = store.database().clone();
+    let relay = Relay::new(
+        db.clone(),
+        broker.clone(),
+        store.outbox().clone(),
+        metrics.clone(),
+        SERVICE,
+    );
+    actix_web::rt::spawn(relay.run(lifecycle.clone()));
+    actix_web::rt::spawn(watch_outbox(
+        db,
+        broker.config().outbox_retention,
+        metrics.clone(),
+        Duration::from_secs(1),
+        lifecycle.clone(),
+    ));
 }

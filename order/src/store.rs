@@ -1,18 +1,21 @@
-//! All of order's SQL: orders, their lines, and the last price seen per sku.
+//! All of order's SQL: orders, their lines, the last price seen per sku, and
+//! the outbox row of each status change (written in the change's transaction).
 
 use std::collections::HashMap;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
+use shared::events::Outbox;
 use shared::money::Money;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
 use crate::domain::{
     CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderLine, OrderStatus, PricingSource,
     Sku, UnitPrice,
 };
+use crate::events::order_event;
 use crate::history::{OrderPage, OrderQuery};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -24,6 +27,7 @@ const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_c
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    outbox: Outbox,
 }
 
 /// What recording a new order found.
@@ -133,6 +137,43 @@ fn last_price_from(row: &AnyRow) -> anyhow::Result<(Sku, UnitPrice)> {
     Ok((Sku::parse(&sku)?, price))
 }
 
+/// Upserts the last price seen for each sku, in one statement, unless a
+/// price seen later is already there.
+async fn upsert_prices(
+    conn: &mut AnyConnection,
+    prices: &HashMap<Sku, UnitPrice>,
+    seen_at: i64,
+) -> anyhow::Result<()> {
+    // Sorted, so that two orders upserting the same skus on PostgreSQL
+    // take the row locks in the same order and cannot deadlock.
+    let mut prices: Vec<(&Sku, &UnitPrice)> = prices.iter().collect();
+    prices.sort_by_key(|(sku, _)| *sku);
+    let rows: Vec<String> = (0..prices.len())
+        .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
+         VALUES {} ON CONFLICT (sku) DO UPDATE SET \
+         unit_price_cents = excluded.unit_price_cents, \
+         discount_percent = excluded.discount_percent, \
+         currency = excluded.currency, seen_at = excluded.seen_at \
+         WHERE last_prices.seen_at <= excluded.seen_at",
+        rows.join(", ")
+    );
+    // Only `$n` placeholders were formatted into `sql`; every value is bound.
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (sku, price) in prices {
+        query = query
+            .bind(sku.as_str())
+            .bind(price.unit.cents())
+            .bind(i64::from(price.discount_percent))
+            .bind(&price.currency)
+            .bind(seen_at);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Connects and brings the schema up to date.
     ///
@@ -143,7 +184,10 @@ impl Store {
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the order store")?;
-        let store = Self { db };
+        let store = Self {
+            db,
+            outbox: Outbox::off(),
+        };
         let moved = store
             .move_legacy_lines()
             .await
@@ -189,8 +233,27 @@ impl Store {
             .await
     }
 
+    /// The store writing each status change's event to `outbox`.
+    #[must_use]
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Writes the event of `order`'s status (if it has one) in `tx`.
+    async fn append_event(&self, tx: &mut AnyConnection, order: &Order) -> anyhow::Result<()> {
+        if let Some(event) = order_event(order)? {
+            self.outbox.append(tx, &event).await?;
+        }
+        Ok(())
     }
 
     /// Records a new `pending` order with its lines, unless `key` was used
@@ -255,11 +318,8 @@ impl Store {
     }
 
     /// Records `order` (no longer pending: its status, prices and total) over
-    /// its pending row and, for live prices, remembers them as the last seen
-    /// for each sku.
-    ///
-    /// Two statements and no transaction: the prices are remembered first, and
-    /// they were live, so an order update that then fails leaves nothing wrong.
+    /// its pending row, with its event, and, for live prices, remembers them
+    /// as the last seen for each sku: one transaction.
     ///
     /// # Errors
     /// On a database error, or when the order is no longer pending.
@@ -270,10 +330,12 @@ impl Store {
         live_prices: &HashMap<Sku, UnitPrice>,
     ) -> anyhow::Result<()> {
         let id = order.id.as_str();
-        if !live_prices.is_empty() {
-            self.remember_prices(live_prices, order.updated_at).await?;
-        }
         let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        if !live_prices.is_empty() {
+            upsert_prices(&mut tx, live_prices, order.updated_at).await?;
+        }
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
              lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'",
@@ -285,45 +347,13 @@ impl Store {
         .bind(lines_json(&lines)?)
         .bind(order.updated_at)
         .bind(id)
-        .execute(&mut *self.db.write().await?)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         anyhow::ensure!(updated == 1, "order {id} is no longer pending");
-        Ok(())
-    }
-
-    /// Upserts the last price seen for each sku, in one statement.
-    async fn remember_prices(
-        &self,
-        prices: &HashMap<Sku, UnitPrice>,
-        seen_at: i64,
-    ) -> anyhow::Result<()> {
-        // Sorted, so that two orders upserting the same skus on PostgreSQL
-        // take the row locks in the same order and cannot deadlock.
-        let mut prices: Vec<(&Sku, &UnitPrice)> = prices.iter().collect();
-        prices.sort_by_key(|(sku, _)| *sku);
-        let rows: Vec<String> = (0..prices.len())
-            .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
-             VALUES {} ON CONFLICT (sku) DO UPDATE SET \
-             unit_price_cents = excluded.unit_price_cents, \
-             discount_percent = excluded.discount_percent, \
-             currency = excluded.currency, seen_at = excluded.seen_at",
-            rows.join(", ")
-        );
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (sku, price) in prices {
-            query = query
-                .bind(sku.as_str())
-                .bind(price.unit.cents())
-                .bind(i64::from(price.discount_percent))
-                .bind(&price.currency)
-                .bind(seen_at);
-        }
-        query.execute(&mut *self.db.write().await?).await?;
+        self.append_event(&mut tx, order).await?;
+        tx.commit().await?;
+        self.outbox.committed();
         Ok(())
     }
 
@@ -340,18 +370,16 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> anyhow::Result<bool> {
-        let ended = sqlx::query(
+        let sql = format!(
             "UPDATE orders SET status = $1, failure_reason = $2, updated_at = $3 \
-             WHERE id = $4 AND status = 'pending'",
-        )
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected();
-        Ok(ended == 1)
+             WHERE id = $4 AND status = 'pending' RETURNING {ORDER_COLUMNS}"
+        );
+        let update = sqlx::query(AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(id.as_str());
+        self.change_status(update).await
     }
 
     /// Marks an order that holds stock as cancelled; returns whether it did.
@@ -359,16 +387,31 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn cancel(&self, id: &OrderId, now: i64) -> anyhow::Result<bool> {
-        let updated = sqlx::query(
+        let sql = format!(
             "UPDATE orders SET status = 'cancelled', updated_at = $1 \
-             WHERE id = $2 AND status IN ('confirmed', 'pending_pricing')",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+             WHERE id = $2 AND status IN ('confirmed', 'pending_pricing') \
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let update = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(id.as_str());
+        self.change_status(update).await
+    }
+
+    /// Runs `update` (a conditional status change returning the order's
+    /// columns) and writes the event of the order it changed, in one
+    /// transaction; returns whether it changed an order.
+    async fn change_status(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let Some(row) = update.fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        self.append_event(&mut tx, &order_from(&row)?).await?;
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(true)
     }
 
     /// Ids of orders still `pending` that were created before `before`.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod durability;
+mod events;
 mod helpers;
 mod history;
 mod metrics;
