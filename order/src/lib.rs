@@ -22,12 +22,15 @@
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
 //! - [`metrics`]: orders by outcome and pricing source, downstream calls.
 //! - [`recovery`]: resolving orders a dead process left pending.
+//! - [`consumers`]: price changes into last-seen prices; expired reservations
+//!   resolve their pending orders at once.
 //! - [`error`]: the error enum and its problem+json mapping.
 //! - [`routes`]: handlers and the route table.
 //! - [`startup`]: wiring it all into a running server.
 
 pub mod clients;
 pub mod config;
+pub mod consumers;
 pub mod domain;
 pub mod error;
 pub mod events;

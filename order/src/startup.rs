@@ -9,7 +9,7 @@ use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared::db::DatabaseCheck;
 use shared::events::broker::BrokerCheck;
 use shared::events::relay::{Relay, watch_outbox};
-use shared::events::{Broker, EventMetrics, Outbox};
+use shared::events::{Broker, EventMetrics, Inbox, Outbox};
 use shared::health::HealthChecks;
 use shared::health::Lifecycle;
 use shared::metrics::Registry;
@@ -20,6 +20,7 @@ use shared::auth::client::TokenSource;
 
 use crate::clients::{Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;
+use crate::consumers::{self, InventoryFactory};
 use crate::events::SERVICE;
 use crate::metrics::OrderMetrics;
 use crate::recovery;
@@ -30,6 +31,8 @@ use crate::store::Store;
 /// TTLs in tests and demos), and the longest (a 60 s TTL gives 30 s).
 const BUSIEST_RECOVERY: Duration = Duration::from_millis(50);
 const LAZIEST_RECOVERY: Duration = Duration::from_secs(30);
+/// How often handled event ids older than the outbox retention are forgotten.
+const INBOX_PRUNING: Duration = Duration::from_secs(60);
 
 /// [`build_with_clock`] on the system clock.
 ///
@@ -131,6 +134,11 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
 
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
+    let inventory_factory: InventoryFactory = {
+        let deps = deps.clone();
+        Arc::new(move || InventoryClient::new(deps.inventory()))
+    };
+    let consumers = consumers::consumers(&store, inventory_factory, &deps.metrics);
     let worker_deps = deps.clone();
     let worker_broker = broker.clone();
     let server = shared::server::start(info, &deps.config.server, registry, move |cfg| {
@@ -154,7 +162,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
 
     let lifecycle = server.shutdown_handle().lifecycle().clone();
     if let Some(broker) = broker {
-        start_events(&store, broker, &event_metrics, &lifecycle);
+        start_events(&store, &broker, &event_metrics, &lifecycle);
+        consumers.start(&broker, &event_metrics, &lifecycle);
     }
 
     // Orders a dead process left pending: resolved now, then every half TTL.
@@ -171,9 +180,16 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     Ok(server)
 }
 
-/// The relay of the outbox and its watcher, until draining.
-fn start_events(store: &Store, broker: Broker, metrics: &EventMetrics, lifecycle: &Lifecycle) {
+/// The relay of the outbox, its watcher and the inbox's pruning, until
+/// draining.
+fn start_events(store: &Store, broker: &Broker, metrics: &EventMetrics, lifecycle: &Lifecycle) {
     let db = store.database().clone();
+    actix_web::rt::spawn(Inbox::prune(
+        db.clone(),
+        broker.config().outbox_retention,
+        INBOX_PRUNING,
+        lifecycle.clone(),
+    ));
     let relay = Relay::new(
         db.clone(),
         broker.clone(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
-use shared::events::Outbox;
+use shared::events::{Inbox, Outbox};
 use shared::money::Money;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
@@ -28,6 +28,14 @@ const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_c
 pub struct Store {
     db: Database,
     outbox: Outbox,
+}
+
+/// A consumer's handling of one event: recorded in the inbox in the same
+/// transaction as its effect.
+#[derive(Debug, Clone, Copy)]
+pub struct Handled<'a> {
+    pub consumer: &'a str,
+    pub event_id: &'a str,
 }
 
 /// What recording a new order found.
@@ -370,6 +378,23 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> anyhow::Result<bool> {
+        let ended = self.end_handling(id, status, reason, now, None).await?;
+        Ok(ended == Some(true))
+    }
+
+    /// [`Store::end`], recording `handled` in the inbox in the same
+    /// transaction: `None` when the inbox had it already (nothing changed).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn end_handling(
+        &self,
+        id: &OrderId,
+        status: OrderStatus,
+        reason: &str,
+        now: i64,
+        handled: Option<Handled<'_>>,
+    ) -> anyhow::Result<Option<bool>> {
         let sql = format!(
             "UPDATE orders SET status = $1, failure_reason = $2, updated_at = $3 \
              WHERE id = $4 AND status = 'pending' RETURNING {ORDER_COLUMNS}"
@@ -379,7 +404,7 @@ impl Store {
             .bind(reason)
             .bind(now)
             .bind(id.as_str());
-        self.change_status(update).await
+        self.change_status(update, handled).await
     }
 
     /// Marks an order that holds stock as cancelled; returns whether it did.
@@ -393,24 +418,56 @@ impl Store {
              RETURNING {ORDER_COLUMNS}"
         );
         let update = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(id.as_str());
-        self.change_status(update).await
+        Ok(self.change_status(update, None).await? == Some(true))
     }
 
     /// Runs `update` (a conditional status change returning the order's
-    /// columns) and writes the event of the order it changed, in one
-    /// transaction; returns whether it changed an order.
+    /// columns) and writes the event of the order it changed, and `handled`
+    /// in the inbox, in one transaction; returns whether it changed an order,
+    /// `None` when the inbox had `handled` already (then nothing changed).
     async fn change_status(
         &self,
         update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> anyhow::Result<bool> {
+        handled: Option<Handled<'_>>,
+    ) -> anyhow::Result<Option<bool>> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
+        if let Some(Handled { consumer, event_id }) = handled
+            && !Inbox::first_time(&mut tx, consumer, event_id).await?
+        {
+            return Ok(None);
+        }
         let Some(row) = update.fetch_optional(&mut *tx).await? else {
-            return Ok(false);
+            tx.commit().await?;
+            return Ok(Some(false));
         };
         self.append_event(&mut tx, &order_from(&row)?).await?;
         tx.commit().await?;
         self.outbox.committed();
+        Ok(Some(true))
+    }
+
+    /// Takes `prices`, seen at `seen_at`, as the last seen (unless one seen
+    /// later is there), recording `handled` in the inbox in the same
+    /// transaction; `false` when the inbox had it already (nothing changed).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn remember_prices(
+        &self,
+        prices: &HashMap<Sku, UnitPrice>,
+        seen_at: i64,
+        handled: Handled<'_>,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        if !Inbox::first_time(&mut tx, handled.consumer, handled.event_id).await? {
+            return Ok(false);
+        }
+        if !prices.is_empty() {
+            upsert_prices(&mut tx, prices, seen_at).await?;
+        }
+        tx.commit().await?;
         Ok(true)
     }
 

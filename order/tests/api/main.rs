@@ -2,6 +2,7 @@
 //! pricing servers that the tests stop, slow down and restart.
 
 mod auth;
+mod consumers;
 mod durability;
 mod events;
 mod helpers;
