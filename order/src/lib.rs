@@ -25,7 +25,8 @@
 //! - [`consumers`]: price changes into last-seen prices; expired reservations
 //!   resolve their pending orders at once.
 //! - [`error`]: the error enum and its problem+json mapping.
-//! - [`routes`]: handlers and the route table.
+//! - [`routes`]: handlers and the route table (orders; the events stream and
+//!   dead letters).
 //! - [`startup`]: wiring it all into a running server.
 
 pub mod clients;

@@ -25,7 +25,7 @@ use crate::helpers::Stack;
 
 /// Creates the streams inventory and pricing would, so that order's
 /// consumers find them at once.
-async fn producer_streams(nats: &NatsServer) -> Broker {
+pub async fn producer_streams(nats: &NatsServer) -> Broker {
     let broker = Broker::connect(&nats.events_config(), "test")
         .await
         .expect("connects")
@@ -40,7 +40,7 @@ async fn producer_streams(nats: &NatsServer) -> Broker {
 }
 
 /// Publishes `event` as its producer's relay would, under `message_id`.
-async fn publish(nats: &NatsServer, event: &CloudEvent, message_id: &str) {
+pub async fn publish(nats: &NatsServer, event: &CloudEvent, message_id: &str) {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", message_id);
     nats.jetstream()
@@ -63,7 +63,7 @@ fn price_changed(sku: &str, base_price: f64) -> CloudEvent {
 }
 
 /// The value of `events_consumed_total` for `consumer` and `outcome`.
-async fn consumed(client: &TestClient, consumer: &str, outcome: &str) -> f64 {
+pub async fn consumed_total(client: &TestClient, consumer: &str, outcome: &str) -> f64 {
     let series = format!("events_consumed_total{{consumer=\"{consumer}\",outcome=\"{outcome}\"}} ");
     let res = client.get("/metrics").await;
     res.assert_status(200);
@@ -74,11 +74,12 @@ async fn consumed(client: &TestClient, consumer: &str, outcome: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits until `consumer` has had `count` deliveries ending in `outcome`.
-async fn wait_consumed(stack: &Stack, consumer: &str, outcome: &str, count: f64) {
+/// Waits until `consumer` has had `count` deliveries ending in `outcome`
+/// (read from order's metrics with `client`).
+pub async fn wait_consumed(client: &TestClient, consumer: &str, outcome: &str, count: f64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let now = consumed(&stack.order.client, consumer, outcome).await;
+        let now = consumed_total(client, consumer, outcome).await;
         if now >= count {
             assert_eq!(now, count, "{consumer} {outcome}");
             return;
@@ -110,7 +111,7 @@ async fn a_price_change_is_what_the_next_fallback_priced_order_uses() {
     assert_eq!(live.body["items"][0]["unit_price"], 899.99);
 
     publish(&nats, &price_changed("A001", 749.5), "p-1").await;
-    wait_consumed(&stack, "order-prices", "handled", 1.0).await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
 
     assert_eq!(fallback_unit_price(&mut stack, "A001").await, 749.5);
 }
@@ -122,12 +123,12 @@ async fn the_same_event_delivered_twice_is_handled_once() {
     let mut stack = stack_with_events(&nats).await;
     let change = price_changed("A002", 31.0);
     publish(&nats, &change, "first").await;
-    wait_consumed(&stack, "order-prices", "handled", 1.0).await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
     // Another message id: JetStream stores it again, the inbox drops it.
     publish(&nats, &change, "second").await;
-    wait_consumed(&stack, "order-prices", "duplicate", 1.0).await;
+    wait_consumed(&stack.order.client, "order-prices", "duplicate", 1.0).await;
     assert_eq!(
-        consumed(&stack.order.client, "order-prices", "handled").await,
+        consumed_total(&stack.order.client, "order-prices", "handled").await,
         1.0
     );
     assert_eq!(fallback_unit_price(&mut stack, "A002").await, 31.0);
@@ -166,9 +167,9 @@ async fn an_expired_reservation_fails_its_pending_order_at_once_and_releases_it(
     )
     .expect("event");
     publish(&nats, &expired, "e-1").await;
-    wait_consumed(&stack, "order-expiries", "handled", 1.0).await;
+    wait_consumed(&stack.order.client, "order-expiries", "handled", 1.0).await;
     publish(&nats, &expired, "e-2").await;
-    wait_consumed(&stack, "order-expiries", "duplicate", 1.0).await;
+    wait_consumed(&stack.order.client, "order-expiries", "duplicate", 1.0).await;
 
     let order = stack.order.client.get(&format!("/orders/{id}")).await;
     order.assert_status(200);
@@ -203,8 +204,8 @@ async fn a_poison_event_goes_to_the_dead_letters_and_the_next_one_is_handled() {
     publish(&nats, &poison, "poison").await;
     publish(&nats, &price_changed("A004", 199.0), "good").await;
 
-    wait_consumed(&stack, "order-prices", "handled", 1.0).await;
-    wait_consumed(&stack, "order-prices", "dead_lettered", 1.0).await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
+    wait_consumed(&stack.order.client, "order-prices", "dead_lettered", 1.0).await;
     let letters = nats.wait_for_messages("SHOP_DEAD_LETTERS", 1).await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].subject, "shop.dead_letter.order-prices");
@@ -212,7 +213,7 @@ async fn a_poison_event_goes_to_the_dead_letters_and_the_next_one_is_handled() {
     let max_deliver = nats.events_config().max_deliver.to_string();
     assert_eq!(letters[0].headers["Shop-Deliveries"], max_deliver);
     assert_eq!(
-        consumed(&stack.order.client, "order-prices", "retried").await,
+        consumed_total(&stack.order.client, "order-prices", "retried").await,
         f64::from(u8::try_from(nats.events_config().max_deliver - 1).expect("small"))
     );
     assert_eq!(fallback_unit_price(&mut stack, "A004").await, 199.0);

@@ -7,6 +7,7 @@ mod durability;
 mod events;
 mod helpers;
 mod history;
+mod live;
 mod metrics;
 mod openapi;
 mod orders;
