@@ -188,3 +188,83 @@ async fn orders_placed_while_the_broker_is_down_all_succeed_and_their_events_fol
         assert_eq!(message.subject, "shop.order.confirmed");
     }
 }
+
+/// The value of `events_published_total` for `event_type` and `outcome` on
+/// one replica.
+async fn published_total(
+    client: &shared::testing::TestClient,
+    event_type: &str,
+    outcome: &str,
+) -> f64 {
+    let series = format!("events_published_total{{type=\"{event_type}\",outcome=\"{outcome}\"}} ");
+    let res = client.get("/metrics").await;
+    res.assert_status(200);
+    res.text
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// PostgreSQL only (`TEST_DATABASE_URL`): replicas there share one outbox,
+/// and each claims rows with `FOR UPDATE SKIP LOCKED`.
+#[actix_web::test]
+async fn two_replicas_relaying_one_outbox_publish_each_event_once_in_order_per_order() {
+    if std::env::var("TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
+        eprintln!("skipped: two relays on one outbox need PostgreSQL (TEST_DATABASE_URL)");
+        return;
+    }
+    let nats = NatsServer::start().await;
+    let stack = stack_with_events(&nats).await;
+    let inventory = stack.inventory.as_ref().expect("inventory runs");
+    let replica = stack
+        .order_replica(format!("http://127.0.0.1:{}", inventory.port))
+        .await;
+    let replicas = [stack.order.client.clone(), replica.client.clone()];
+
+    // 60 orders, each placed on one replica and cancelled on the other.
+    let placed: Vec<String> = futures::stream::iter(0..60usize)
+        .map(|n| {
+            let (a, b) = (replicas[n % 2].clone(), replicas[(n + 1) % 2].clone());
+            async move {
+                let body = crate::helpers::order_body(&format!("c{n}"), &[("C002", 1)]);
+                let res = a.post_json("/orders", &body).await;
+                res.assert_status(201);
+                let id = order_id(&res);
+                b.post_json(&format!("/orders/{id}/cancel"), &json!({}))
+                    .await
+                    .assert_status(200);
+                id
+            }
+        })
+        .buffer_unordered(6)
+        .collect()
+        .await;
+
+    let messages = nats.wait_for_messages(ORDER_STREAM, 120).await;
+    assert_eq!(messages.len(), 120);
+    let mut by_order: HashMap<&str, Vec<&str>> = HashMap::new();
+    for message in &messages {
+        by_order
+            .entry(message.payload["subject"].as_str().expect("subject"))
+            .or_default()
+            .push(message.subject.as_str());
+    }
+    for id in &placed {
+        assert_eq!(
+            by_order.get(id.as_str()).map(Vec::as_slice),
+            Some(&["shop.order.confirmed", "shop.order.cancelled"][..]),
+            "{id}"
+        );
+    }
+    // Once each: no replica published what the other had (JetStream would
+    // have dropped it, but the relay would have counted a duplicate).
+    for event_type in ["shop.order.confirmed", "shop.order.cancelled"] {
+        let mut published = 0.0;
+        for client in &replicas {
+            assert_eq!(published_total(client, event_type, "duplicate").await, 0.0);
+            published += published_total(client, event_type, "published").await;
+        }
+        assert_eq!(published, 60.0, "{event_type}");
+    }
+}
