@@ -327,7 +327,8 @@ impl Store {
 
     /// Records `order` (no longer pending: its status, prices and total) over
     /// its pending row, with its event, and, for live prices, remembers them
-    /// as the last seen for each sku: one transaction.
+    /// as the last seen for each sku as of `priced_at` (when pricing was
+    /// asked; a price seen later is kept): one transaction.
     ///
     /// # Errors
     /// On a database error, or when the order is no longer pending.
@@ -336,13 +337,14 @@ impl Store {
         &self,
         order: &Order,
         live_prices: &HashMap<Sku, UnitPrice>,
+        priced_at: i64,
     ) -> anyhow::Result<()> {
         let id = order.id.as_str();
         let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
         if !live_prices.is_empty() {
-            upsert_prices(&mut tx, live_prices, order.updated_at).await?;
+            upsert_prices(&mut tx, live_prices, priced_at).await?;
         }
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \

@@ -292,3 +292,17 @@ async fn a_consumer_killed_after_its_effect_and_before_its_ack_changes_nothing_o
     assert_eq!(effects, [Effect::Applied, Effect::AlreadyHandled]);
     lifecycle.start_draining();
 }
+
+#[actix_web::test]
+async fn a_price_change_older_than_the_last_live_quote_does_not_replace_it() {
+    let nats = NatsServer::start().await;
+    let _broker = producer_streams(&nats).await;
+    let mut stack = stack_with_events(&nats).await;
+    stack.place("c1", &[("A001", 1)]).await.assert_status(201);
+    // Published late (after a broker outage, say): made an hour ago.
+    let mut stale = price_changed("A001", 500.0);
+    stale.time = shared::timestamp::to_rfc3339(shared::timestamp::now_ms() - 3_600_000);
+    publish(&nats, &stale, "stale").await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
+    assert_eq!(fallback_unit_price(&mut stack, "A001").await, 899.99);
+}
