@@ -92,6 +92,39 @@ pub async fn wait_consumed(client: &TestClient, consumer: &str, outcome: &str, c
     }
 }
 
+/// A pending order of `quantity` `sku`, written straight into the order
+/// service's store, as a process that died mid-saga leaves it.
+pub async fn pending_order(
+    stack: &Stack,
+    customer: &str,
+    sku: &str,
+    quantity: u64,
+) -> order::domain::OrderId {
+    let store = order::store::Store::connect(&stack.order_config().database)
+        .await
+        .expect("store");
+    let id = order::domain::OrderId::generate();
+    let new_order =
+        order::domain::NewOrder::parse(customer, &[(sku.to_owned(), quantity)]).expect("valid");
+    store
+        .record_pending(&id, &new_order, None, shared::timestamp::now_ms())
+        .await
+        .expect("recorded");
+    id
+}
+
+/// Inventory's event for the expiry of the reservation of order `id`.
+pub fn reservation_expired(id: &order::domain::OrderId) -> CloudEvent {
+    let data = json!({"reservation_id": id.as_str()});
+    CloudEvent::new(
+        "inventory",
+        "shop.inventory.reservation_expired",
+        id.as_str(),
+        &data,
+    )
+    .expect("event")
+}
+
 async fn fallback_unit_price(stack: &mut Stack, sku: &str) -> Value {
     stack.stop_pricing().await;
     let res = stack.place("c-fallback", &[(sku, 1)]).await;
@@ -140,16 +173,7 @@ async fn an_expired_reservation_fails_its_pending_order_at_once_and_releases_it(
     let _broker = producer_streams(&nats).await;
     let stack = stack_with_events(&nats).await;
     // A pending order holding stock, as a process that died mid-saga leaves it.
-    let store = order::store::Store::connect(&stack.order_config().database)
-        .await
-        .expect("store");
-    let id = order::domain::OrderId::generate();
-    let new_order =
-        order::domain::NewOrder::parse("c9", &[("A003".to_owned(), 2)]).expect("valid order");
-    store
-        .record_pending(&id, &new_order, None, shared::timestamp::now_ms())
-        .await
-        .expect("recorded");
+    let id = pending_order(&stack, "c9", "A003", 2).await;
     let hold = json!({"reservation_id": id.as_str(), "lines": [{"sku": "A003", "quantity": 2}]});
     stack
         .inventory_client
@@ -158,14 +182,7 @@ async fn an_expired_reservation_fails_its_pending_order_at_once_and_releases_it(
         .assert_status(201);
     assert_eq!(stack.stock("A003").await, 118);
 
-    let data = json!({"reservation_id": id.as_str()});
-    let expired = CloudEvent::new(
-        "inventory",
-        "shop.inventory.reservation_expired",
-        id.as_str(),
-        &data,
-    )
-    .expect("event");
+    let expired = reservation_expired(&id);
     publish(&nats, &expired, "e-1").await;
     wait_consumed(&stack.order.client, "order-expiries", "handled", 1.0).await;
     publish(&nats, &expired, "e-2").await;

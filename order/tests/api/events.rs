@@ -48,21 +48,22 @@ fn order_id(res: &shared::testing::TestResponse) -> String {
     res.body["order_id"].as_str().expect("order id").to_owned()
 }
 
-#[actix_web::test]
-async fn every_status_change_publishes_one_event_that_matches_its_schema() {
-    let nats = NatsServer::start().await;
-    let mut stack = stack_with_events(&nats).await;
+/// The ids of the orders [`one_change_of_each_kind`] made (rejected orders
+/// answer a problem without an id).
+struct Changed {
+    confirmed_then_cancelled: String,
+    pending_pricing: String,
+    failed: String,
+}
 
+/// One order confirmed then cancelled, two rejected (stock, sku), one
+/// `pending_pricing` (pricing down, sku never priced), one failed
+/// (inventory down).
+async fn one_change_of_each_kind(stack: &mut Stack) -> Changed {
     let confirmed = stack.place("c1", &[("A001", 2)]).await;
     confirmed.assert_status(201);
-    let cancelled = stack
-        .order
-        .client
-        .post_json(
-            &format!("/orders/{}/cancel", order_id(&confirmed)),
-            &json!({}),
-        )
-        .await;
+    let cancel = format!("/orders/{}/cancel", order_id(&confirmed));
+    let cancelled = stack.order.client.post_json(&cancel, &json!({})).await;
     cancelled.assert_status(200);
     let no_stock = stack.place("c2", &[("A001", 10_000)]).await;
     no_stock.assert_problem(409, "insufficient_stock");
@@ -77,11 +78,23 @@ async fn every_status_change_publishes_one_event_that_matches_its_schema() {
     let failed = stack.place("c4", &[("A001", 1)]).await;
     failed.assert_problem(503, "inventory_unavailable");
     stack.start_inventory().await;
-    let failed_id =
-        stack.order.client.get("/orders?customer_id=c4").await.body["orders"][0]["order_id"]
+    let listed = stack.order.client.get("/orders?customer_id=c4").await;
+    Changed {
+        confirmed_then_cancelled: order_id(&confirmed),
+        pending_pricing: order_id(&unpriced),
+        failed: listed.body["orders"][0]["order_id"]
             .as_str()
             .expect("the failed order is listed")
-            .to_owned();
+            .to_owned(),
+    }
+}
+
+#[actix_web::test]
+async fn every_status_change_publishes_one_event_that_matches_its_schema() {
+    let nats = NatsServer::start().await;
+    let mut stack = stack_with_events(&nats).await;
+    let changed = one_change_of_each_kind(&mut stack).await;
+    let (confirmed_id, failed_id) = (changed.confirmed_then_cancelled, changed.failed);
 
     let messages = fence(&stack, &nats).await;
     let mut by_order: HashMap<String, Vec<&StoredMessage>> = HashMap::new();
@@ -103,12 +116,14 @@ async fn every_status_change_publishes_one_event_that_matches_its_schema() {
             .map(|ms| ms.iter().map(|m| m.subject.clone()).collect())
             .unwrap_or_default()
     };
-    let confirmed_id = order_id(&confirmed);
     assert_eq!(
         types(&confirmed_id),
         ["shop.order.confirmed", "shop.order.cancelled"]
     );
-    assert_eq!(types(&order_id(&unpriced)), ["shop.order.pending_pricing"]);
+    assert_eq!(
+        types(&changed.pending_pricing),
+        ["shop.order.pending_pricing"]
+    );
     assert_eq!(types(&failed_id), ["shop.order.failed"]);
     // Rejected orders answer a problem; their ids come from the events.
     let rejected: Vec<&StoredMessage> = messages
