@@ -65,6 +65,7 @@ async fn order(
         },
         service_token: None,
         reservation_ttl: Duration::from_secs(3600),
+        events: shared::config::EventsConfig::off(),
     };
     let server = spawn(order::startup::build(config).await.expect("order starts"));
     (server, db)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use shared::breaker::BreakerConfig;
-use shared::config::{ConfigError, DatabaseConfig, Env, ServerConfig};
+use shared::config::{ConfigError, DatabaseConfig, Env, EventsConfig, ServerConfig};
 
 pub const DEFAULT_PORT: u16 = 7002;
 
@@ -24,6 +24,8 @@ pub struct Config {
     /// Inventory's reservation TTL: a `pending` order older than this was
     /// abandoned by a process that died mid-saga, and is resolved as failed.
     pub reservation_ttl: Duration,
+    /// NATS JetStream (`NATS_URL`, `EVENTS_*`); off while `NATS_URL` is unset.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -48,6 +50,7 @@ impl Config {
             },
             service_token: env.optional("SERVICE_TOKEN"),
             reservation_ttl: env.millis("RESERVATION_TTL_MS", 60_000, 1)?,
+            events: EventsConfig::from_env(env)?,
         })
     }
 }

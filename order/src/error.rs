@@ -45,9 +45,26 @@ pub enum Error {
     /// The body names a customer other than the token's subject.
     #[error("the order is for {customer_id}, not the token's subject")]
     CustomerMismatch { customer_id: String },
+    /// Events are off (`NATS_URL` unset).
+    #[error("events are off")]
+    EventsOff,
+    /// The live feed has as many listeners as it takes.
+    #[error("the live feed is full")]
+    FeedFull,
+    /// The events broker did not answer.
+    #[error("the events broker is unavailable: {0:#}")]
+    EventsUnavailable(anyhow::Error),
+    #[error("dead letter {0} not found")]
+    DeadLetterNotFound(String),
+    /// A replayed dead letter failed again (the cause is logged, not shown).
+    #[error("the replayed event failed again: {0}")]
+    ReplayFailed(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+/// How long a listener refused by a full feed is asked to wait.
+const FEED_RETRY: Duration = Duration::from_secs(30);
 
 /// `insufficient_stock`, `unknown_sku`: a problem listing the skus at fault.
 /// (`order_in_progress` and `idempotency_key_reused` name the `order_id` instead.)
@@ -148,6 +165,38 @@ impl Error {
                 "Customer mismatch",
             )
             .detail("Orders are placed for the customer the access token was issued to; leave customer_id out or send that one."),
+            Self::EventsOff => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "events_off",
+                "Events are off",
+            )
+            .detail("This deployment has no events broker (NATS_URL is not set)."),
+            Self::FeedFull => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_listeners",
+                "Too many listeners",
+            )
+            .detail("The live feed has as many listeners as it takes; retry later.")
+            .retry_after(FEED_RETRY),
+            Self::EventsUnavailable(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "events_unavailable",
+                "Events broker unavailable",
+            )
+            .detail("The events broker cannot be reached right now; retry shortly.")
+            .retry_after(RETRY_SOON),
+            Self::DeadLetterNotFound(sequence) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "dead_letter_not_found",
+                "Dead letter not found",
+            )
+            .detail(format!("No dead letter of this service's consumers has sequence {sequence}.")),
+            Self::ReplayFailed(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "replay_failed",
+                "Replay failed",
+            )
+            .detail("The consumer failed on this event again; it stays a dead letter. The cause is in the service's log."),
             Self::Unexpected(_) => Problem::internal(),
         }
     }
@@ -181,6 +230,12 @@ impl ResponseError for Error {
             }
             Self::InventoryUnavailable { reason, .. } | Self::InventoryRefused { reason } => {
                 tracing::warn!(reason, "order not placed: inventory")
+            }
+            Self::EventsUnavailable(e) => {
+                tracing::warn!(error.cause_chain = %format_args!("{e:#}"), "events broker unavailable")
+            }
+            Self::ReplayFailed(cause) => {
+                tracing::warn!(cause, "a replayed dead letter failed again")
             }
             _ => {}
         }

@@ -15,20 +15,26 @@
 //! - [`config`]: environment -> [`config::Config`].
 //! - [`domain`]: validated types and the pricing rule for order lines.
 //! - [`history`]: a customer's orders page by page (status filter, cursor).
-//! - [`store`]: all SQL (orders, their lines, last-seen prices).
+//! - [`events`]: the event each order status change publishes (its data).
+//! - [`store`]: all SQL (orders, their lines, last-seen prices, the outbox).
 //! - [`clients`]: typed awc clients for inventory and pricing, behind the breakers.
 //! - [`scopes`]: who may place, see and cancel which orders (`orders:admin`).
 //! - [`saga`]: the order flow (place, cancel), one step at a time.
 //! - [`metrics`]: orders by outcome and pricing source, downstream calls.
 //! - [`recovery`]: resolving orders a dead process left pending.
+//! - [`consumers`]: price changes into last-seen prices; expired reservations
+//!   resolve their pending orders at once.
 //! - [`error`]: the error enum and its problem+json mapping.
-//! - [`routes`]: handlers and the route table.
+//! - [`routes`]: handlers and the route table (orders; the events stream and
+//!   dead letters).
 //! - [`startup`]: wiring it all into a running server.
 
 pub mod clients;
 pub mod config;
+pub mod consumers;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod recovery;

@@ -9,6 +9,9 @@
 //! the reservation (idempotent, whatever state it is in) and only then marks
 //! the order `failed`, so a failed order never holds stock. Every step is
 //! conditional, so replicas racing on the same order do no harm.
+//!
+//! [`resolve`] is also what the `order-expiries` consumer does at once when
+//! inventory says a reservation expired (see [`consumers`](crate::consumers)).
 
 use std::time::Duration;
 
@@ -17,9 +20,9 @@ use shared::request_id::RequestId;
 use shared::timestamp::{ms_ago, now_ms};
 
 use crate::clients::InventoryClient;
-use crate::domain::OrderStatus;
+use crate::domain::{OrderId, OrderStatus};
 use crate::metrics::OrderMetrics;
-use crate::store::Store;
+use crate::store::{Handled, Store};
 
 /// Most abandoned orders resolved in one round; the next round takes the rest.
 const BATCH: u32 = 200;
@@ -36,23 +39,59 @@ pub async fn resolve_abandoned(
 ) -> anyhow::Result<usize> {
     let mut resolved = 0;
     for id in store.pending_before(ms_ago(stale_after), BATCH).await? {
-        let request_id =
-            RequestId::parse(&format!("recovery-{id}")).unwrap_or_else(RequestId::generate);
-        if let Err(e) = inventory.release(&request_id, &id).await {
-            tracing::warn!(order_id = %id, error = %e, "could not release an abandoned order yet");
-            continue;
-        }
         let reason = "abandoned: the process placing it stopped";
-        if store
-            .end(&id, OrderStatus::Failed, reason, now_ms())
-            .await?
-        {
-            metrics.ended(OrderStatus::Failed);
-            tracing::warn!(order_id = %id, "resolved an abandoned pending order as failed");
-            resolved += 1;
+        match resolve(store, inventory, metrics, &id, reason, None).await {
+            Ok(Some(true)) => resolved += 1,
+            Ok(_) => {}
+            Err(Unresolved::Release(e)) => {
+                tracing::warn!(order_id = %id, error = %e, "could not release an abandoned order yet");
+            }
+            Err(Unresolved::Store(e)) => return Err(e),
         }
     }
     Ok(resolved)
+}
+
+/// Why [`resolve`] left an order pending.
+#[derive(Debug, thiserror::Error)]
+pub enum Unresolved {
+    #[error("releasing its stock failed: {0}")]
+    Release(crate::clients::InventoryError),
+    #[error(transparent)]
+    Store(anyhow::Error),
+}
+
+/// Releases the stock of the pending order `id` (idempotent, whatever state
+/// its reservation is in) and only then ends it `failed` with `reason`, with
+/// `handled` (a consumer and an event id) recorded in the inbox in the same
+/// transaction. `Some(whether it ended the order)`; `None` when the inbox
+/// had the event already (nothing was done).
+///
+/// # Errors
+/// When the release or the store fails: the order stays pending.
+pub async fn resolve(
+    store: &Store,
+    inventory: &InventoryClient,
+    metrics: &OrderMetrics,
+    id: &OrderId,
+    reason: &str,
+    handled: Option<Handled<'_>>,
+) -> Result<Option<bool>, Unresolved> {
+    let request_id =
+        RequestId::parse(&format!("recovery-{id}")).unwrap_or_else(RequestId::generate);
+    inventory
+        .release(&request_id, id)
+        .await
+        .map_err(Unresolved::Release)?;
+    let ended = store
+        .end_handling(id, OrderStatus::Failed, reason, now_ms(), handled)
+        .await
+        .map_err(Unresolved::Store)?;
+    if ended == Some(true) {
+        metrics.ended(OrderStatus::Failed);
+        tracing::warn!(order_id = %id, reason, "resolved a pending order as failed");
+    }
+    Ok(ended)
 }
 
 /// Runs [`resolve_abandoned`] now and then every `interval` until draining.

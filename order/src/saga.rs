@@ -80,6 +80,9 @@ pub enum Placed {
 struct Prices {
     source: PricingSource,
     by_sku: HashMap<Sku, UnitPrice>,
+    /// When pricing was asked: a price change committed after this may be
+    /// newer than the quote, so its event must win over it.
+    asked_at: i64,
 }
 
 impl Saga {
@@ -188,6 +191,7 @@ impl Saga {
     /// Live prices, or the last ones seen when pricing cannot answer. Only a
     /// store failure fails the order (stock is held by then: released).
     async fn prices(&self, id: &OrderId, order: &NewOrder) -> Result<Prices, Error> {
+        let asked_at = now_ms();
         let quoted = match self.pricing.quote(&self.request_id, &order.lines).await {
             Ok(quotes) => {
                 let by_sku = quotes
@@ -197,6 +201,7 @@ impl Saga {
                 return Ok(Prices {
                     source: PricingSource::Live,
                     by_sku,
+                    asked_at,
                 });
             }
             Err(e) => e,
@@ -206,6 +211,7 @@ impl Saga {
             Ok(by_sku) => Ok(Prices {
                 source: PricingSource::Fallback,
                 by_sku,
+                asked_at,
             }),
             Err(e) => {
                 self.release(id).await;
@@ -235,7 +241,7 @@ impl Saga {
             PricingSource::Live => prices.by_sku,
             PricingSource::Fallback => HashMap::new(),
         };
-        if let Err(e) = self.store.complete(&placed, &live).await {
+        if let Err(e) = self.store.complete(&placed, &live, prices.asked_at).await {
             // Stock is confirmed but the order could not say so: give it back.
             self.release(&placed.id).await;
             return Err(Error::Unexpected(e.context("recording the placed order")));

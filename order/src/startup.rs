@@ -1,4 +1,5 @@
 //! Wires configuration, the store, the downstream clients and their breakers,
+//! the events (relay, consumers, live feed; when `NATS_URL` is set),
 //! and the routes into a server.
 
 use std::sync::Arc;
@@ -7,8 +8,15 @@ use std::time::Duration;
 use actix_web::web;
 use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared::db::DatabaseCheck;
+use shared::events::broker::BrokerCheck;
+use shared::events::consumer::Consumers;
+use shared::events::feed::Feed;
+use shared::events::relay::{Relay, watch_outbox};
+use shared::events::{Broker, EventMetrics, Inbox, Outbox};
 use shared::health::HealthChecks;
+use shared::health::Lifecycle;
 use shared::metrics::Registry;
+use shared::openapi::ApiConfig;
 use shared::server::Server;
 use shared::service::ServiceInfo;
 
@@ -16,15 +24,21 @@ use shared::auth::client::TokenSource;
 
 use crate::clients::{Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient};
 use crate::config::Config;
+use crate::consumers::{self, InventoryFactory};
+use crate::events::SERVICE;
 use crate::metrics::OrderMetrics;
 use crate::recovery;
-use crate::routes::routes;
+use crate::routes::{EventsState, routes};
 use crate::store::Store;
 
 /// The shortest pause between rounds of resolving abandoned orders (short
 /// TTLs in tests and demos), and the longest (a 60 s TTL gives 30 s).
 const BUSIEST_RECOVERY: Duration = Duration::from_millis(50);
 const LAZIEST_RECOVERY: Duration = Duration::from_secs(30);
+/// The services whose events `GET /events/stream` relays.
+const FEED_PRODUCERS: [&str; 3] = ["order", "inventory", "pricing"];
+/// How often handled event ids older than the outbox retention are forgotten.
+const INBOX_PRUNING: Duration = Duration::from_secs(60);
 
 /// [`build_with_clock`] on the system clock.
 ///
@@ -92,7 +106,12 @@ impl Dependencies {
 /// # Errors
 /// When the database cannot be reached or migrated, or the address cannot be bound.
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
-    let store = Store::connect(&config.database).await?;
+    let outbox = if config.events.is_on() {
+        Outbox::on()
+    } else {
+        Outbox::off()
+    };
+    let store = Store::connect(&config.database).await?.with_outbox(outbox);
     tracing::info!(
         database = shared::db::backend_name(&config.database.url),
         inventory = %config.inventory_url,
@@ -116,26 +135,18 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         metrics,
         config: Arc::new(config),
     };
+    let events = Events::connect(&deps, &store, &mut registry).await?;
 
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
-    let store_data = web::Data::new(store.clone());
-    let worker_deps = deps.clone();
-    let server = shared::server::start(info, &deps.config.server, registry, move |cfg| {
-        // Runs once per worker: the HTTP clients (and their pools) are worker-local.
-        let inventory = worker_deps.inventory();
-        let pricing = worker_deps.pricing();
-        let checks = HealthChecks::new()
-            .with(DatabaseCheck::new(store_data.database()))
-            .with(DependencyCheck(inventory.clone()))
-            .with(DependencyCheck(pricing.clone()));
-        cfg.app_data(store_data.clone())
-            .app_data(web::Data::new(InventoryClient::new(inventory)))
-            .app_data(web::Data::new(PricingClient::new(pricing)))
-            .app_data(web::Data::new(checks))
-            .app_data(web::Data::new(worker_deps.metrics.clone()))
-            .configure(routes);
-    })?;
+    let server = shared::server::start(
+        info,
+        &deps.config.server,
+        registry,
+        worker(deps.clone(), store.clone(), events.clone()),
+    )?;
 
+    let lifecycle = server.shutdown_handle().lifecycle().clone();
+    events.start(&store, &lifecycle);
     // Orders a dead process left pending: resolved now, then every half TTL.
     let ttl = deps.config.reservation_ttl;
     actix_web::rt::spawn(recovery::run(
@@ -144,8 +155,108 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         deps.metrics.clone(),
         ttl,
         (ttl / 2).clamp(BUSIEST_RECOVERY, LAZIEST_RECOVERY),
-        server.shutdown_handle().lifecycle().clone(),
+        lifecycle,
     ));
     tracing::info!(port = server.port(), "order listening");
     Ok(server)
+}
+
+/// What each worker registers: its own HTTP clients (awc pools are
+/// worker-local), the shared store, health checks, metrics and events.
+fn worker(
+    deps: Dependencies,
+    store: Store,
+    events: Events,
+) -> impl Fn(&mut ApiConfig<'_>) + Send + Clone + 'static {
+    let store = web::Data::new(store);
+    move |cfg| {
+        let inventory = deps.inventory();
+        let pricing = deps.pricing();
+        let mut checks = HealthChecks::new()
+            .with(DatabaseCheck::new(store.database()))
+            .with(DependencyCheck(inventory.clone()))
+            .with(DependencyCheck(pricing.clone()));
+        if let Some(broker) = &events.broker {
+            checks = checks.with(BrokerCheck(broker.clone()));
+        }
+        cfg.app_data(store.clone())
+            .app_data(web::Data::new(InventoryClient::new(inventory)))
+            .app_data(web::Data::new(PricingClient::new(pricing)))
+            .app_data(web::Data::new(checks))
+            .app_data(web::Data::new(deps.metrics.clone()))
+            .app_data(events.state.clone())
+            .configure(routes);
+    }
+}
+
+/// Order's events: the broker (`None` while off), their metrics (registered
+/// either way), the consumers, and what the events routes read.
+#[derive(Clone)]
+struct Events {
+    broker: Option<Broker>,
+    metrics: EventMetrics,
+    consumers: Consumers,
+    state: web::Data<EventsState>,
+}
+
+impl Events {
+    async fn connect(
+        deps: &Dependencies,
+        store: &Store,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
+        let metrics = EventMetrics::register(registry);
+        let broker = Broker::connect(&deps.config.events, SERVICE).await?;
+        let inventory: InventoryFactory = {
+            let deps = deps.clone();
+            Arc::new(move || InventoryClient::new(deps.inventory()))
+        };
+        let consumers = consumers::consumers(store, inventory, &deps.metrics);
+        let state = web::Data::new(EventsState::new(broker.clone(), consumers.clone()));
+        Ok(Self {
+            broker,
+            metrics,
+            consumers,
+            state,
+        })
+    }
+
+    /// When events are on: the relay, the consumers and the live feed,
+    /// until draining.
+    fn start(&self, store: &Store, lifecycle: &Lifecycle) {
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        start_relay(store, broker, &self.metrics, lifecycle);
+        self.consumers.start(broker, &self.metrics, lifecycle);
+        self.state
+            .set_feed(Feed::start(broker, &FEED_PRODUCERS, lifecycle));
+    }
+}
+
+/// The relay of the outbox, its watcher and the inbox's pruning, until
+/// draining.
+fn start_relay(store: &Store, broker: &Broker, metrics: &EventMetrics, lifecycle: &Lifecycle) {
+    let db = store.database().clone();
+    actix_web::rt::spawn(Inbox::prune(
+        db.clone(),
+        broker.config().outbox_retention,
+        INBOX_PRUNING,
+        lifecycle.clone(),
+    ));
+    let relay = Relay::new(
+        db.clone(),
+        broker.clone(),
+        store.outbox().clone(),
+        metrics.clone(),
+        SERVICE,
+    );
+    actix_web::rt::spawn(relay.run(lifecycle.clone()));
+    actix_web::rt::spawn(watch_outbox(
+        db,
+        broker.config().outbox_retention,
+        metrics.clone(),
+        Duration::from_secs(1),
+        lifecycle.clone(),
+    ));
 }

@@ -1,18 +1,21 @@
-//! All of order's SQL: orders, their lines, and the last price seen per sku.
+//! All of order's SQL: orders, their lines, the last price seen per sku, and
+//! the outbox row of each status change (written in the change's transaction).
 
 use std::collections::HashMap;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
+use shared::events::{Inbox, Outbox};
 use shared::money::Money;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
 use crate::domain::{
     CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderLine, OrderStatus, PricingSource,
     Sku, UnitPrice,
 };
+use crate::events::order_event;
 use crate::history::{OrderPage, OrderQuery};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -24,6 +27,15 @@ const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_c
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    outbox: Outbox,
+}
+
+/// A consumer's handling of one event: recorded in the inbox in the same
+/// transaction as its effect.
+#[derive(Debug, Clone, Copy)]
+pub struct Handled<'a> {
+    pub consumer: &'a str,
+    pub event_id: &'a str,
 }
 
 /// What recording a new order found.
@@ -133,6 +145,43 @@ fn last_price_from(row: &AnyRow) -> anyhow::Result<(Sku, UnitPrice)> {
     Ok((Sku::parse(&sku)?, price))
 }
 
+/// Upserts the last price seen for each sku, in one statement, unless a
+/// price seen later is already there.
+async fn upsert_prices(
+    conn: &mut AnyConnection,
+    prices: &HashMap<Sku, UnitPrice>,
+    seen_at: i64,
+) -> anyhow::Result<()> {
+    // Sorted, so that two orders upserting the same skus on PostgreSQL
+    // take the row locks in the same order and cannot deadlock.
+    let mut prices: Vec<(&Sku, &UnitPrice)> = prices.iter().collect();
+    prices.sort_by_key(|(sku, _)| *sku);
+    let rows: Vec<String> = (0..prices.len())
+        .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
+         VALUES {} ON CONFLICT (sku) DO UPDATE SET \
+         unit_price_cents = excluded.unit_price_cents, \
+         discount_percent = excluded.discount_percent, \
+         currency = excluded.currency, seen_at = excluded.seen_at \
+         WHERE last_prices.seen_at <= excluded.seen_at",
+        rows.join(", ")
+    );
+    // Only `$n` placeholders were formatted into `sql`; every value is bound.
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (sku, price) in prices {
+        query = query
+            .bind(sku.as_str())
+            .bind(price.unit.cents())
+            .bind(i64::from(price.discount_percent))
+            .bind(&price.currency)
+            .bind(seen_at);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Connects and brings the schema up to date.
     ///
@@ -143,7 +192,10 @@ impl Store {
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the order store")?;
-        let store = Self { db };
+        let store = Self {
+            db,
+            outbox: Outbox::off(),
+        };
         let moved = store
             .move_legacy_lines()
             .await
@@ -189,8 +241,27 @@ impl Store {
             .await
     }
 
+    /// The store writing each status change's event to `outbox`.
+    #[must_use]
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Writes the event of `order`'s status (if it has one) in `tx`.
+    async fn append_event(&self, tx: &mut AnyConnection, order: &Order) -> anyhow::Result<()> {
+        if let Some(event) = order_event(order)? {
+            self.outbox.append(tx, &event).await?;
+        }
+        Ok(())
     }
 
     /// Records a new `pending` order with its lines, unless `key` was used
@@ -255,11 +326,9 @@ impl Store {
     }
 
     /// Records `order` (no longer pending: its status, prices and total) over
-    /// its pending row and, for live prices, remembers them as the last seen
-    /// for each sku.
-    ///
-    /// Two statements and no transaction: the prices are remembered first, and
-    /// they were live, so an order update that then fails leaves nothing wrong.
+    /// its pending row, with its event, and, for live prices, remembers them
+    /// as the last seen for each sku as of `priced_at` (when pricing was
+    /// asked; a price seen later is kept): one transaction.
     ///
     /// # Errors
     /// On a database error, or when the order is no longer pending.
@@ -268,12 +337,15 @@ impl Store {
         &self,
         order: &Order,
         live_prices: &HashMap<Sku, UnitPrice>,
+        priced_at: i64,
     ) -> anyhow::Result<()> {
         let id = order.id.as_str();
-        if !live_prices.is_empty() {
-            self.remember_prices(live_prices, order.updated_at).await?;
-        }
         let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        if !live_prices.is_empty() {
+            upsert_prices(&mut tx, live_prices, priced_at).await?;
+        }
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
              lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'",
@@ -285,45 +357,13 @@ impl Store {
         .bind(lines_json(&lines)?)
         .bind(order.updated_at)
         .bind(id)
-        .execute(&mut *self.db.write().await?)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         anyhow::ensure!(updated == 1, "order {id} is no longer pending");
-        Ok(())
-    }
-
-    /// Upserts the last price seen for each sku, in one statement.
-    async fn remember_prices(
-        &self,
-        prices: &HashMap<Sku, UnitPrice>,
-        seen_at: i64,
-    ) -> anyhow::Result<()> {
-        // Sorted, so that two orders upserting the same skus on PostgreSQL
-        // take the row locks in the same order and cannot deadlock.
-        let mut prices: Vec<(&Sku, &UnitPrice)> = prices.iter().collect();
-        prices.sort_by_key(|(sku, _)| *sku);
-        let rows: Vec<String> = (0..prices.len())
-            .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
-             VALUES {} ON CONFLICT (sku) DO UPDATE SET \
-             unit_price_cents = excluded.unit_price_cents, \
-             discount_percent = excluded.discount_percent, \
-             currency = excluded.currency, seen_at = excluded.seen_at",
-            rows.join(", ")
-        );
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (sku, price) in prices {
-            query = query
-                .bind(sku.as_str())
-                .bind(price.unit.cents())
-                .bind(i64::from(price.discount_percent))
-                .bind(&price.currency)
-                .bind(seen_at);
-        }
-        query.execute(&mut *self.db.write().await?).await?;
+        self.append_event(&mut tx, order).await?;
+        tx.commit().await?;
+        self.outbox.committed();
         Ok(())
     }
 
@@ -340,18 +380,33 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> anyhow::Result<bool> {
-        let ended = sqlx::query(
+        let ended = self.end_handling(id, status, reason, now, None).await?;
+        Ok(ended == Some(true))
+    }
+
+    /// [`Store::end`], recording `handled` in the inbox in the same
+    /// transaction: `None` when the inbox had it already (nothing changed).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn end_handling(
+        &self,
+        id: &OrderId,
+        status: OrderStatus,
+        reason: &str,
+        now: i64,
+        handled: Option<Handled<'_>>,
+    ) -> anyhow::Result<Option<bool>> {
+        let sql = format!(
             "UPDATE orders SET status = $1, failure_reason = $2, updated_at = $3 \
-             WHERE id = $4 AND status = 'pending'",
-        )
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected();
-        Ok(ended == 1)
+             WHERE id = $4 AND status = 'pending' RETURNING {ORDER_COLUMNS}"
+        );
+        let update = sqlx::query(AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(id.as_str());
+        self.change_status(update, handled).await
     }
 
     /// Marks an order that holds stock as cancelled; returns whether it did.
@@ -359,16 +414,63 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub async fn cancel(&self, id: &OrderId, now: i64) -> anyhow::Result<bool> {
-        let updated = sqlx::query(
+        let sql = format!(
             "UPDATE orders SET status = 'cancelled', updated_at = $1 \
-             WHERE id = $2 AND status IN ('confirmed', 'pending_pricing')",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+             WHERE id = $2 AND status IN ('confirmed', 'pending_pricing') \
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let update = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(id.as_str());
+        Ok(self.change_status(update, None).await? == Some(true))
+    }
+
+    /// Runs `update` (a conditional status change returning the order's
+    /// columns) and writes the event of the order it changed, and `handled`
+    /// in the inbox, in one transaction; returns whether it changed an order,
+    /// `None` when the inbox had `handled` already (then nothing changed).
+    async fn change_status(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        handled: Option<Handled<'_>>,
+    ) -> anyhow::Result<Option<bool>> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        if let Some(Handled { consumer, event_id }) = handled
+            && !Inbox::first_time(&mut tx, consumer, event_id).await?
+        {
+            return Ok(None);
+        }
+        let Some(row) = update.fetch_optional(&mut *tx).await? else {
+            tx.commit().await?;
+            return Ok(Some(false));
+        };
+        self.append_event(&mut tx, &order_from(&row)?).await?;
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(Some(true))
+    }
+
+    /// Takes `prices`, seen at `seen_at`, as the last seen (unless one seen
+    /// later is there), recording `handled` in the inbox in the same
+    /// transaction; `false` when the inbox had it already (nothing changed).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn remember_prices(
+        &self,
+        prices: &HashMap<Sku, UnitPrice>,
+        seen_at: i64,
+        handled: Handled<'_>,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        if !Inbox::first_time(&mut tx, handled.consumer, handled.event_id).await? {
+            return Ok(false);
+        }
+        if !prices.is_empty() {
+            upsert_prices(&mut tx, prices, seen_at).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Ids of orders still `pending` that were created before `before`.

@@ -4,7 +4,10 @@
 //! `#[utoipa::path]`; registering it here serves it and describes it in
 //! `GET /openapi.json` in the same call.
 
+mod events;
 mod orders;
+
+pub use events::EventsState;
 
 use shared::openapi::ApiConfig;
 
@@ -12,5 +15,8 @@ pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(orders::create_order) // POST /orders
         .service(orders::list_orders) // GET /orders
         .service(orders::get_order) // GET /orders/{id}
-        .service(orders::cancel_order); // POST /orders/{id}/cancel
+        .service(orders::cancel_order) // POST /orders/{id}/cancel
+        .service(events::event_stream) // GET /events/stream
+        .service(events::list_dead_letters) // GET /admin/dead-letters
+        .service(events::replay_dead_letter); // POST /admin/dead-letters/{sequence}/replay
 }

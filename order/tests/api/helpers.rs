@@ -69,6 +69,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
             },
             service_token: None,
             reservation_ttl: Duration::from_secs(60),
+            events: shared::config::EventsConfig::off(),
         },
     };
     adjust(&mut config);

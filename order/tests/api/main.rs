@@ -2,9 +2,12 @@
 //! pricing servers that the tests stop, slow down and restart.
 
 mod auth;
+mod consumers;
 mod durability;
+mod events;
 mod helpers;
 mod history;
+mod live;
 mod metrics;
 mod openapi;
 mod orders;

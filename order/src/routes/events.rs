@@ -1,0 +1,193 @@
+//! `GET /events/stream` (the shop's events as Server-Sent Events) and the
+//! dead letters of order's consumers (`GET /admin/dead-letters`,
+//! `POST /admin/dead-letters/{sequence}/replay`, `orders:admin`).
+
+use std::sync::OnceLock;
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use shared::auth::Authorized;
+use shared::events::Broker;
+use shared::events::consumer::{Consumers, Effect};
+use shared::events::dead_letters::{DeadLetter, ReplayError};
+use shared::events::feed::Feed;
+use shared::openapi::PROBLEM_JSON;
+use shared::problem::ProblemDetails;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::Error;
+use crate::scopes::OrdersAdmin;
+
+/// Most dead letters listed at once, and how many when the query says nothing.
+const MAX_DEAD_LETTERS: u32 = 200;
+const DEFAULT_DEAD_LETTERS: u32 = 50;
+
+/// What the events routes need, shared by every worker. `broker` is `None`
+/// while events are off; the feed is set once the service has started.
+pub struct EventsState {
+    broker: Option<Broker>,
+    consumers: Consumers,
+    feed: OnceLock<Feed>,
+}
+
+impl EventsState {
+    pub fn new(broker: Option<Broker>, consumers: Consumers) -> Self {
+        Self {
+            broker,
+            consumers,
+            feed: OnceLock::new(),
+        }
+    }
+
+    /// Starts serving the feed (once; a second feed is ignored).
+    pub fn set_feed(&self, feed: Feed) {
+        let _ = self.feed.set(feed);
+    }
+
+    fn broker(&self) -> Result<&Broker, Error> {
+        self.broker.as_ref().ok_or(Error::EventsOff)
+    }
+}
+
+/// The shop's events (order, inventory, pricing) as they happen.
+///
+/// Each event is one frame: `event:` its type, `id:` its id, `data:` the
+/// CloudEvent (JSON, one line). Comment lines keep an idle connection open.
+#[utoipa::path(
+    tag = "events",
+    responses(
+        (status = 200, description = "The stream, until the listener leaves.",
+            body = String, content_type = "text/event-stream",
+            example = "event: shop.order.confirmed\nid: 0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b\ndata: {\"specversion\":\"1.0\",...}\n\n"),
+        (status = 503, description = "`events_off`: events are not configured (`NATS_URL` unset); \
+            `too_many_listeners`: the feed has as many listeners as it takes (`Retry-After`).",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/events/stream")]
+pub async fn event_stream(state: web::Data<EventsState>) -> Result<HttpResponse, Error> {
+    state.broker()?;
+    let feed = state.feed.get().ok_or(Error::EventsOff)?;
+    if feed.is_full() {
+        return Err(Error::FeedFull);
+    }
+    Ok(feed.respond())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadLetterQuery {
+    /// Only dead letters after this sequence (the last one of the page before).
+    #[param(minimum = 0, example = 0)]
+    after: Option<u64>,
+    /// At most this many (1 to 200, default 50; values outside are brought into range).
+    #[param(value_type = i64, required = false, minimum = 0, maximum = 4_294_967_295_i64, example = 50)]
+    limit: Option<u32>,
+}
+
+/// Dead letters of order's consumers, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterList {
+    count: usize,
+    dead_letters: Vec<DeadLetter>,
+}
+
+/// The events order's consumers failed on every delivery.
+#[utoipa::path(
+    tag = "events",
+    security(("bearer_token" = [])),
+    params(DeadLetterQuery),
+    responses(
+        (status = 200, description = "A page of dead letters, oldest first.", body = DeadLetterList),
+        (status = 401, description = "`unauthorized`: no valid bearer token where one is needed.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 403, description = "`forbidden`: the token lacks `orders:admin`.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 503, description = "`events_off`: events are not configured; \
+            `events_unavailable`: the events broker cannot be reached.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[get("/admin/dead-letters")]
+pub async fn list_dead_letters(
+    _: Authorized<OrdersAdmin>,
+    state: web::Data<EventsState>,
+    query: web::Query<DeadLetterQuery>,
+) -> Result<HttpResponse, Error> {
+    let broker = state.broker()?;
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_DEAD_LETTERS)
+        .clamp(1, MAX_DEAD_LETTERS);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let dead_letters = state
+        .consumers
+        .list_dead_letters(broker, query.after.unwrap_or(0), limit)
+        .await
+        .map_err(Error::EventsUnavailable)?;
+    Ok(HttpResponse::Ok().json(DeadLetterList {
+        count: dead_letters.len(),
+        dead_letters,
+    }))
+}
+
+/// What a replay did.
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    sequence: u64,
+    /// `applied`, or `already_handled` when the event's effect had been
+    /// committed before (the inbox had it).
+    #[schema(example = "applied")]
+    outcome: &'static str,
+}
+
+/// Hands a dead letter to its consumer again (once its cause is fixed); once
+/// handled it leaves the dead letters.
+#[utoipa::path(
+    tag = "events",
+    security(("bearer_token" = [])),
+    params(("sequence" = u64, Path, minimum = 1, description = "The dead letter's `sequence`.", example = 1)),
+    responses(
+        (status = 200, description = "Handled and removed from the dead letters.", body = Replayed),
+        (status = 401, description = "`unauthorized`: no valid bearer token where one is needed.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 403, description = "`forbidden`: the token lacks `orders:admin`.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 404, description = "`dead_letter_not_found`: no dead letter of order's consumers has this sequence.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 422, description = "`replay_failed`: the consumer failed on it again; it stays a dead letter.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 503, description = "`events_off`: events are not configured; \
+            `events_unavailable`: the events broker cannot be reached.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[post("/admin/dead-letters/{sequence}/replay")]
+pub async fn replay_dead_letter(
+    _: Authorized<OrdersAdmin>,
+    state: web::Data<EventsState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let broker = state.broker()?;
+    let raw = path.into_inner();
+    // Text that is not a sequence names no dead letter.
+    let sequence = raw
+        .parse::<u64>()
+        .map_err(|_| Error::DeadLetterNotFound(raw.clone()))?;
+    let effect = state
+        .consumers
+        .replay(broker, sequence)
+        .await
+        .map_err(|e| match e {
+            ReplayError::NotFound(_) | ReplayError::UnknownConsumer(_) => {
+                Error::DeadLetterNotFound(raw.clone())
+            }
+            ReplayError::FailedAgain(cause) => Error::ReplayFailed(cause),
+            ReplayError::Broker(e) => Error::EventsUnavailable(e),
+        })?;
+    let outcome = match effect {
+        Effect::Applied => "applied",
+        Effect::AlreadyHandled => "already_handled",
+    };
+    Ok(HttpResponse::Ok().json(Replayed { sequence, outcome }))
+}
