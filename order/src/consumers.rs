@@ -37,15 +37,13 @@ pub const EXPIRIES: Subscription = Subscription {
 };
 
 /// What order reads of a `shop.pricing.price_changed` event's data (other
-/// fields are ignored): the price of one unit.
+/// fields are ignored).
 #[derive(Debug, Deserialize)]
 struct PriceChanged {
     sku: String,
-    base_price: Money,
+    /// What one unit costs now, after the sku's own discount.
+    price: Money,
     discount_percent: u8,
-    /// The unit price after the discount; computed as pricing does when absent.
-    #[serde(default)]
-    final_price: Option<Money>,
     currency: String,
 }
 
@@ -61,11 +59,8 @@ impl PriceChanged {
             "currency {:?} is not an ISO 4217 code",
             self.currency
         );
-        let unit = self
-            .final_price
-            .unwrap_or_else(|| self.base_price.percent_off(self.discount_percent));
         let price = UnitPrice {
-            unit,
+            unit: self.price,
             discount_percent: self.discount_percent,
             currency: self.currency,
         };

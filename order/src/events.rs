@@ -15,6 +15,9 @@ use crate::domain::{Order, OrderStatus, PricingSource};
 /// The producing service, as in `source` (`/order`) and the stream name.
 pub const SERVICE: &str = "order";
 
+/// The prefix of every order event type.
+pub const ORDER_EVENTS: &str = "shop.order.";
+
 /// The event type of an order that reached `status`; none for `pending`.
 pub fn event_type(status: OrderStatus) -> Option<&'static str> {
     match status {

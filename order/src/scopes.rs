@@ -13,6 +13,9 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use shared::auth::{Caller, Scope};
+use shared::events::CloudEvent;
+
+use crate::events::ORDER_EVENTS;
 
 use crate::domain::CustomerId;
 use crate::error::Error;
@@ -180,5 +183,44 @@ mod tests {
             Some((id("bob"), true))
         );
         assert!(Access::Open.customer_to_list(None).is_err());
+    }
+}
+
+/// Which of the shop's events a listener of the live feed is shown: the
+/// catalogue's (stock, prices, expiries) to anyone; order events as the
+/// orders themselves are (the rule of [`Access`]): every one where orders are
+/// open or to [`OrdersAdmin`], a customer's own otherwise, none to an
+/// anonymous listener where tokens are required.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    Everything,
+    Own(String),
+    Catalogue,
+}
+
+impl Audience {
+    pub fn of(caller: &Caller) -> Self {
+        match Access::of(caller) {
+            Ok(Access::Open | Access::Admin(_)) => Self::Everything,
+            Ok(Access::Customer(subject)) => Self::Own(subject),
+            Err(_) => Self::Catalogue,
+        }
+    }
+
+    pub fn shows(&self, event: &CloudEvent) -> bool {
+        if !event.event_type.starts_with(ORDER_EVENTS) {
+            return true;
+        }
+        match self {
+            Self::Everything => true,
+            Self::Catalogue => false,
+            Self::Own(subject) => {
+                event
+                    .data
+                    .get("customer_id")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(subject)
+            }
+        }
     }
 }

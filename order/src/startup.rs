@@ -11,7 +11,6 @@ use shared::db::DatabaseCheck;
 use shared::events::broker::BrokerCheck;
 use shared::events::consumer::Consumers;
 use shared::events::feed::Feed;
-use shared::events::relay::{Relay, watch_outbox};
 use shared::events::{Broker, EventMetrics, Inbox, Outbox};
 use shared::health::HealthChecks;
 use shared::health::Lifecycle;
@@ -244,19 +243,5 @@ fn start_relay(store: &Store, broker: &Broker, metrics: &EventMetrics, lifecycle
         INBOX_PRUNING,
         lifecycle.clone(),
     ));
-    let relay = Relay::new(
-        db.clone(),
-        broker.clone(),
-        store.outbox().clone(),
-        metrics.clone(),
-        SERVICE,
-    );
-    actix_web::rt::spawn(relay.run(lifecycle.clone()));
-    actix_web::rt::spawn(watch_outbox(
-        db,
-        broker.config().outbox_retention,
-        metrics.clone(),
-        Duration::from_secs(1),
-        lifecycle.clone(),
-    ));
+    shared::events::relay::start(&db, broker, store.outbox(), metrics, SERVICE, lifecycle);
 }

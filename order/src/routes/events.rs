@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use shared::auth::Authorized;
+use shared::auth::{Authorized, Caller};
 use shared::events::Broker;
 use shared::events::consumer::{Consumers, Effect};
 use shared::events::dead_letters::{DeadLetter, ReplayError};
@@ -16,7 +16,7 @@ use shared::problem::ProblemDetails;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::Error;
-use crate::scopes::OrdersAdmin;
+use crate::scopes::{Audience, OrdersAdmin};
 
 /// Most dead letters listed at once, and how many when the query says nothing.
 const MAX_DEAD_LETTERS: u32 = 200;
@@ -51,6 +51,10 @@ impl EventsState {
 
 /// The shop's events (order, inventory, pricing) as they happen.
 ///
+/// With access control on, order events are shown as the orders themselves
+/// are: a customer's token sees its own, `orders:admin` all; where tokens are
+/// required, an anonymous listener sees the catalogue's events only.
+///
 /// Each event is one frame: `event:` its type, `id:` its id, `data:` the
 /// CloudEvent (JSON, one line). Comment lines keep an idle connection open.
 #[utoipa::path(
@@ -65,13 +69,17 @@ impl EventsState {
     )
 )]
 #[get("/events/stream")]
-pub async fn event_stream(state: web::Data<EventsState>) -> Result<HttpResponse, Error> {
+pub async fn event_stream(
+    caller: Caller,
+    state: web::Data<EventsState>,
+) -> Result<HttpResponse, Error> {
     state.broker()?;
     let feed = state.feed.get().ok_or(Error::EventsOff)?;
     if feed.is_full() {
         return Err(Error::FeedFull);
     }
-    Ok(feed.respond())
+    let audience = Audience::of(&caller);
+    Ok(feed.respond_filtered(Box::new(move |event| audience.shows(event))))
 }
 
 #[derive(Deserialize, IntoParams)]

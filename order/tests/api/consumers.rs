@@ -57,8 +57,8 @@ pub async fn publish(nats: &NatsServer, event: &CloudEvent, message_id: &str) {
 }
 
 fn price_changed(sku: &str, base_price: f64) -> CloudEvent {
-    let data = json!({"sku": sku, "base_price": base_price, "discount_percent": 0,
-                      "final_price": base_price, "currency": "USD"});
+    let data = json!({"sku": sku, "price": base_price, "base_price": base_price,
+                      "discount_percent": 0, "currency": "USD"});
     CloudEvent::new("pricing", "shop.pricing.price_changed", sku, &data).expect("event")
 }
 
@@ -322,4 +322,52 @@ async fn a_price_change_older_than_the_last_live_quote_does_not_replace_it() {
     publish(&nats, &stale, "stale").await;
     wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
     assert_eq!(fallback_unit_price(&mut stack, "A001").await, 899.99);
+}
+
+/// All three services with events on, inventory's reservations lasting
+/// `reservation_ttl`.
+async fn stack_all_producing(nats: &NatsServer, reservation_ttl: Duration) -> Stack {
+    let events = nats.events_config();
+    crate::helpers::spawn_stack_with(move |config| {
+        config.order.events = events.clone();
+        config.inventory.events = events.clone();
+        config.inventory.reservation_ttl = reservation_ttl;
+        config.pricing.events = events;
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn a_price_set_at_pricing_reaches_the_next_fallback_priced_order() {
+    let nats = NatsServer::start().await;
+    let mut stack = stack_all_producing(&nats, Duration::from_secs(60)).await;
+    let pricing = stack.pricing.as_ref().expect("pricing runs").client.clone();
+    pricing
+        .put_json(
+            "/price/A004",
+            &json!({"base_price": 10.0, "discount_percent": 20}),
+        )
+        .await
+        .assert_status(200);
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
+    assert_eq!(fallback_unit_price(&mut stack, "A004").await, 8.0);
+}
+
+#[actix_web::test]
+async fn a_reservation_expiring_at_inventory_fails_its_pending_order_at_once() {
+    let nats = NatsServer::start().await;
+    let stack = stack_all_producing(&nats, Duration::from_millis(300)).await;
+    let id = pending_order(&stack, "c9", "A003", 2).await;
+    let hold = json!({"reservation_id": id.as_str(), "lines": [{"sku": "A003", "quantity": 2}]});
+    stack
+        .inventory_client
+        .post_json("/reservations", &hold)
+        .await
+        .assert_status(201);
+    // Inventory's sweep expires it and publishes the expiry; order takes it.
+    wait_consumed(&stack.order.client, "order-expiries", "handled", 1.0).await;
+    let order = stack.order.client.get(&format!("/orders/{id}")).await;
+    order.assert_status(200);
+    assert_eq!(order.body["status"], "failed");
+    assert_eq!(stack.stock("A003").await, 120, "the stock is back");
 }

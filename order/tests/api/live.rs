@@ -194,3 +194,150 @@ async fn dead_letters_are_listed_and_replayed_by_orders_admin_only() {
         .await
         .assert_problem(404, "dead_letter_not_found");
 }
+
+/// One listener of the feed: its answer and what it has read so far.
+struct Listener {
+    res: awc::ClientResponse,
+    buffer: String,
+}
+
+impl Listener {
+    async fn open(stack: &Stack, token: Option<&str>) -> Self {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        let mut request = client.get(format!("{}/events/stream", stack.order.client.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let res = request.send().await.expect("the stream opens");
+        assert_eq!(res.status().as_u16(), 200);
+        Self {
+            res,
+            buffer: String::new(),
+        }
+    }
+
+    /// The frames up to and including the first about `marker` (a
+    /// subject); every listener is offered the same frames in the same order.
+    async fn until(&mut self, marker: &str) -> Vec<Frame> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut frames = Vec::new();
+        loop {
+            while let Some((text, rest)) = self.buffer.split_once("\n\n") {
+                let frame = parse_frame(text);
+                self.buffer = rest.to_owned();
+                if let Some(frame) = frame {
+                    let last = frame.data["subject"] == marker;
+                    frames.push(frame);
+                    if last {
+                        return frames;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no {marker} frame: {frames:?}");
+            if let Ok(Some(chunk)) =
+                actix_web::rt::time::timeout(Duration::from_millis(500), self.res.next()).await
+            {
+                self.buffer
+                    .push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("utf-8"));
+            }
+        }
+    }
+}
+
+fn order_ids(frames: &[Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f.event.starts_with("shop.order."))
+        .map(|f| f.data["subject"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn with_tokens_required_each_listener_sees_the_catalogue_and_only_the_orders_it_may() {
+    let issuer = TestIssuer::start();
+    let nats = NatsServer::start().await;
+    let stack = spawn_stack_with({
+        let (events, auth) = (nats.events_config(), issuer.auth_config(true));
+        move |c| {
+            c.order.events = events.clone();
+            c.inventory.events = events;
+            c.order.server.auth = auth;
+        }
+    })
+    .await;
+    let (c1, c2) = (issuer.token("c1", &[]), issuer.token("c2", &[]));
+    let admin_token = issuer.token("ops", &["orders:admin"]);
+    let mut anonymous = Listener::open(&stack, None).await;
+    let mut own = Listener::open(&stack, Some(&c1)).await;
+    let mut admin = Listener::open(&stack, Some(&admin_token)).await;
+    let restock = |sku: &'static str| {
+        let client = stack.inventory_client.clone();
+        async move {
+            let body = json!({"delta": 5, "reason": "delivery"});
+            client
+                .post_json(&format!("/items/{sku}/stock"), &body)
+                .await
+                .assert_status(200);
+        }
+    };
+    // The feed follows each stream from when it attaches: order (as a
+    // third customer) and restock until the admin's listener sees both.
+    let c3 = stack.order.client.with_bearer(&issuer.token("c3", &[]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let warm_up = c3
+            .post_json(
+                "/orders",
+                &json!({"items": [{"sku": "A002", "quantity": 1}]}),
+            )
+            .await;
+        warm_up.assert_status(201);
+        restock("A005").await;
+        let seen = actix_web::rt::time::timeout(Duration::from_secs(2), admin.until("A005")).await;
+        if seen.is_ok_and(|frames| !order_ids(&frames).is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the feed never went live");
+    }
+    let mut placed = Vec::new();
+    for token in [&c1, &c2] {
+        let res = stack
+            .order
+            .client
+            .with_bearer(token)
+            .post_json(
+                "/orders",
+                &json!({"items": [{"sku": "A001", "quantity": 1}]}),
+            )
+            .await;
+        res.assert_status(201);
+        placed.push(res.body["order_id"].as_str().expect("id").to_owned());
+    }
+    // Once the admin has both orders, a last restock marks the end.
+    let mut seen_by_admin = Vec::new();
+    while seen_by_admin.len() < 2 {
+        restock("A004").await;
+        seen_by_admin.extend(order_ids(&admin.until("A004").await));
+    }
+    restock("A003").await;
+    seen_by_admin.extend(order_ids(&admin.until("A003").await));
+    assert_eq!(seen_by_admin, placed, "orders:admin sees every order");
+    let seen_by_c1 = order_ids(&own.until("A003").await);
+    assert_eq!(
+        seen_by_c1,
+        vec![placed[0].clone()],
+        "a customer sees its own orders only"
+    );
+    let anonymous_frames = anonymous.until("A003").await;
+    assert!(
+        order_ids(&anonymous_frames).is_empty(),
+        "no order events for an anonymous listener"
+    );
+    assert!(
+        anonymous_frames
+            .iter()
+            .any(|f| f.event == "shop.inventory.stock_changed")
+    );
+}

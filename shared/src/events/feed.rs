@@ -146,6 +146,8 @@ async fn follow(
     lifecycle: Lifecycle,
 ) {
     let name = stream_name(producer);
+    // A stream created just after the service starts is followed soon after.
+    let mut retry = Duration::from_millis(100);
     while !lifecycle.is_draining() {
         let result: anyhow::Result<()> = async {
             let stream = broker.jetstream().get_stream(&name).await?;
@@ -173,9 +175,14 @@ async fn follow(
             Ok(())
         }
         .await;
-        if let Err(e) = result {
-            tracing::debug!(stream = %name, error = %format_args!("{e:#}"), "the live feed is waiting for its stream");
+        match result {
+            // It followed the stream until it failed: start again at once.
+            Ok(()) => retry = Duration::from_millis(100),
+            Err(e) => {
+                tracing::debug!(stream = %name, error = %format_args!("{e:#}"), "the live feed is waiting for its stream");
+            }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(Duration::from_secs(5));
     }
 }
