@@ -510,6 +510,31 @@ modules["js/api.js"] = (function () {
   }
 
   /**
+   * Ends the session when a service answered 401 to a call that carried its token:
+   * the token is no longer accepted (expired, or the keys changed). A token the
+   * session has already replaced is left alone. Returns whether it ended it.
+   */
+  function endRefusedSession(status, token) {
+    if (status !== 401 || !token || session.bearer() !== token) return false;
+    session.end('refused');
+    return true;
+  }
+
+  /**
+   * The problem a refused answer (`response`, not 2xx, its body unread) stands for,
+   * from its problem+json body when it has one. Reads the body.
+   */
+  async function problemOfAnswer(service, response) {
+    let body = null;
+    try {
+      body = await readBody(response);
+    } catch {
+      body = null;
+    }
+    return problemFrom(body, response, service, response.headers.get('x-request-id'));
+  }
+
+  /**
    * One call to a service. Resolves to `{ data, status, requestId, latencyMs }` for a
    * 2xx answer and rejects with an `ApiError` otherwise.
    *
@@ -561,8 +586,7 @@ modules["js/api.js"] = (function () {
         throw new ApiError(unreachableProblem(service, url, controller.signal.aborted, timeoutMs), call);
       }
       if (!response.ok) {
-        // The token this call carried is no longer accepted (expired, or the keys changed).
-        if (response.status === 401 && token && session.bearer() === token) session.end('refused');
+        endRefusedSession(response.status, token);
         throw new ApiError(problemFrom(data, response, service, call.requestId), call);
       }
       call.ok = true;
@@ -700,7 +724,7 @@ modules["js/api.js"] = (function () {
     pricing: pricingApi.health,
     order: orderApi.health,
   };
-  return { ApiError, onCall, request, newIdempotencyKey, inventoryApi, pricingApi, identityApi, orderApi, healthOf };
+  return { ApiError, onCall, endRefusedSession, problemOfAnswer, request, newIdempotencyKey, inventoryApi, pricingApi, identityApi, orderApi, healthOf };
 })();
 
 // ---- js/state.js
@@ -2527,6 +2551,100 @@ modules["js/operator.js"] = (function () {
   return { isOperator, parseTiers, describeChange, mountOperator };
 })();
 
+// ---- js/sse.js
+modules["js/sse.js"] = (function () {
+  /**
+   * A Server-Sent Events parser (the `text/event-stream` format as the HTML standard
+   * defines it), for reading a stream with fetch: an EventSource cannot send an
+   * Authorization header.
+   *
+   * Feed it the body's bytes as they come, in chunks cut anywhere (inside a line, a
+   * CRLF or a UTF-8 sequence): `push(bytes)` answers the events the chunk completed,
+   * `{ type, data, lastEventId }`. Lines end with CRLF, LF or CR; a line starting
+   * with ':' is a comment; `event:` names the type ('message' when absent), `data:`
+   * lines are joined with '\n', `id:` sets the last event id (kept across events, and
+   * ignored when it holds a NUL), `retry:` (digits only) sets `retryMs`; other fields
+   * are ignored. A blank line dispatches the event, unless it has no data. What is
+   * left unfinished at the end of a stream is dropped (the caller just stops pushing).
+   *
+   * A stream is untrusted: a line or an event longer than MAX_BUFFER characters
+   * throws, rather than growing without bound.
+   */
+
+  /** Longest line, and longest event's data, accepted (characters). */
+  const MAX_BUFFER = 1 << 20;
+
+  function tooLong() {
+    return new Error('the event stream sent a line or an event too long to keep');
+  }
+
+  /** A parser for one stream; `lastEventId` is the id to start from (a reconnection's). */
+  function createSseParser({ lastEventId = '' } = {}) {
+    const decoder = new TextDecoder('utf-8'); // strips one leading BOM, as the format wants
+    let pending = ''; // the unfinished line
+    let skipLf = false; // the last chunk ended with CR: a LF that starts the next belongs to it
+    let type = '';
+    let data = '';
+    let hasData = false;
+    let idBuffer = lastEventId;
+
+    const parser = { lastEventId, retryMs: null, push };
+
+    function field(line, events) {
+      if (line === '') {
+        parser.lastEventId = idBuffer;
+        if (hasData) events.push({ type: type || 'message', data, lastEventId: idBuffer });
+        type = '';
+        data = '';
+        hasData = false;
+        return;
+      }
+      if (line.startsWith(':')) return;
+      const colon = line.indexOf(':');
+      const name = colon === -1 ? line : line.slice(0, colon);
+      let value = colon === -1 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (name === 'event') type = value;
+      else if (name === 'data') {
+        data = hasData ? `${data}\n${value}` : value;
+        hasData = true;
+        if (data.length > MAX_BUFFER) throw tooLong();
+      } else if (name === 'id') {
+        if (!value.includes('\0')) idBuffer = value;
+      } else if (name === 'retry') {
+        if (/^[0-9]+$/.test(value)) parser.retryMs = Number(value);
+      }
+    }
+
+    /** The events completed by `bytes` (a Uint8Array), in order. */
+    function push(bytes) {
+      let text = decoder.decode(bytes, { stream: true });
+      if (skipLf && text.startsWith('\n')) text = text.slice(1);
+      if (text) skipLf = false;
+      const events = [];
+      let start = 0;
+      for (let i = 0; i < text.length; i += 1) {
+        const c = text.charCodeAt(i);
+        if (c !== 10 && c !== 13) continue;
+        const line = pending + text.slice(start, i);
+        pending = '';
+        if (c === 13) {
+          if (i + 1 === text.length) skipLf = true;
+          else if (text.charCodeAt(i + 1) === 10) i += 1;
+        }
+        start = i + 1;
+        field(line, events);
+      }
+      pending += text.slice(start);
+      if (pending.length > MAX_BUFFER) throw tooLong();
+      return events;
+    }
+
+    return parser;
+  }
+  return { MAX_BUFFER, createSseParser };
+})();
+
 // ---- js/activity.js
 modules["js/activity.js"] = (function () {
   /**
@@ -2534,12 +2652,20 @@ modules["js/activity.js"] = (function () {
    * first, the last FEED_SIZE. They come from the order service's
    * `GET /events/stream` (Server-Sent Events: `event:` the CloudEvent type, `id:`
    * its id, `data:` the CloudEvent JSON), through the gateway as
-   * `/order/events/stream`, opened with an EventSource.
+   * `/order/events/stream`, read with fetch and the parser in sse.js (not an
+   * EventSource: it cannot send a token).
    *
-   * The badge says how the stream is: "Connecting…", "Live", "Reconnecting…", or
-   * "Off" when the order service answers 503 `events_off` (events need NATS_URL).
-   * An EventSource cannot read a refused answer, so when the browser gives up on
-   * one the page asks once with fetch to learn why, then tries again later.
+   * Signed in, the request carries `Authorization: Bearer <token>` (the service shows
+   * each listener what it may see: the catalogue's events to anyone, a customer's own
+   * orders to that customer, everything to `orders:admin`); signing in or out opens
+   * the stream again as the new identity, and a sign-out clears the lines. A 401 to
+   * the token ends the session as any call's does (api.js), and the feed says why.
+   * It sends `Last-Event-ID` once it knows one.
+   *
+   * The badge says how the stream is: "Connecting…", "Live", "Reconnecting…" (asking
+   * again after 3 s, or the stream's `retry:`, doubling up to 30 s), or "Off" when the
+   * order service answers 503 `events_off` (events need NATS_URL; asked again every
+   * minute). The token is never written anywhere but the request's header.
    *
    * Event data is untrusted: it is read defensively (a malformed event reads as
    * "An event …", never an exception) and only ever inserted as text. An event
@@ -2550,11 +2676,14 @@ modules["js/activity.js"] = (function () {
   const { config } = modules["config.js"];
   const { fill, h } = modules["js/dom.js"];
   const { clock, money, plural, shortId } = modules["js/format.js"];
+  const { endRefusedSession, problemOfAnswer } = modules["js/api.js"];
+  const { session } = modules["js/session.js"];
+  const { createSseParser } = modules["js/sse.js"];
 
   /** Lines kept on screen. */
   const FEED_SIZE = 50;
 
-  /** The event types the feed knows (an EventSource only delivers the types it listens to). */
+  /** The event types the feed shows; others (a type added later, a bare `message`) are skipped. */
   const EVENT_TYPES = [
     'shop.order.confirmed',
     'shop.order.pending_pricing',
@@ -2573,11 +2702,17 @@ modules["js/activity.js"] = (function () {
     off: 'Off',
   };
 
-  /** How long to wait before asking again: after a failure (doubling), and while events are off. */
+  /**
+   * How long to wait before asking again: after a failure or a dropped stream (the
+   * stream's `retry:`, else RETRY_MS, doubling, kept between MIN_RETRY_MS and
+   * MAX_RETRY_MS), and while events are off. An answer's headers take at most
+   * CONNECT_TIMEOUT_MS; the stream itself may then stay open as long as it likes.
+   */
   const RETRY_MS = 3000;
+  const MIN_RETRY_MS = 1000;
   const MAX_RETRY_MS = 30_000;
   const OFF_RETRY_MS = 60_000;
-  const PROBE_TIMEOUT_MS = 5000;
+  const CONNECT_TIMEOUT_MS = 10_000;
   /** Longest piece of event text shown; the rest is cut. */
   const MAX_TEXT = 80;
 
@@ -2706,30 +2841,37 @@ modules["js/activity.js"] = (function () {
       h('span', { class: 'activity-words' }, entry.words));
   }
 
-  /**
-   * What a refused stream answer stands for: `{ off: true }` for 503 events_off,
-   * `{ open: true }` when the stream answers after all, else `{ problem }`.
-   */
-  async function probe(url) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
-    try {
-      const response = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal: controller.signal });
-      if (response.ok) return { open: true };
-      const type = response.headers.get('content-type') || '';
-      const body = type.includes('json') ? await response.json().catch(() => null) : null;
-      if (response.status === 503 && body && body.code === 'events_off') return { off: true };
-      return { problem: `${response.status} ${text(body && body.title) || response.statusText}`.trim() };
-    } catch {
-      return { problem: 'the order service did not answer' };
-    } finally {
-      // Also ends an open stream's body: the EventSource listens, not this.
-      controller.abort();
-      clearTimeout(timer);
-    }
+  /** The stream request's headers: the token when signed in, the last event id when known. */
+  function streamHeaders(token, lastEventId) {
+    return {
+      Accept: 'text/event-stream',
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(lastEventId ? { 'Last-Event-ID': lastEventId } : {}),
+    };
   }
 
-  /** Mounts the feed in `root` (its section) and connects. Returns `{ close }`. */
+  /**
+   * How long to wait before asking again after the `failures`th failure in a row:
+   * `base` (the stream's `retry:`, else RETRY_MS) doubling, at most MAX_RETRY_MS.
+   */
+  function backoff(failures, base = RETRY_MS) {
+    const first = Math.min(Math.max(Number.isFinite(base) ? base : RETRY_MS, MIN_RETRY_MS), MAX_RETRY_MS);
+    return Math.min(first * 2 ** Math.max(failures - 1, 0), MAX_RETRY_MS);
+  }
+
+  function isEventStream(response) {
+    return (response.headers.get('content-type') || '').toLowerCase().startsWith('text/event-stream');
+  }
+
+  function canStream() {
+    return typeof fetch === 'function' && typeof AbortController === 'function' && typeof TextDecoder === 'function'
+      && typeof ReadableStream === 'function';
+  }
+
+  /**
+   * Mounts the feed in `root` (its section) and connects, as the signed-in user when
+   * there is one; signing in or out reopens it as the new identity. Returns `{ close }`.
+   */
   function mountActivity(root) {
     const badge = root.querySelector('[data-role="status"]');
     const note = root.querySelector('[data-role="note"]');
@@ -2737,9 +2879,14 @@ modules["js/activity.js"] = (function () {
     const empty = root.querySelector('[data-role="empty"]');
     const url = `${config.services.order}/events/stream`;
     let entries = [];
-    let source = null;
+    let stream = null; // the AbortController of the request being opened or read
     let timer = null;
+    let closed = false;
     let failures = 0;
+    let base = RETRY_MS;
+    let lastEventId = '';
+    let openedAs = { token: null, sub: '' }; // who the stream was last opened as
+    let notice = ''; // why the feed follows signed out after a refused sign-in
 
     function setStatus(state, words = '') {
       root.dataset.status = state;
@@ -2749,6 +2896,7 @@ modules["js/activity.js"] = (function () {
     }
 
     function onEvent(message) {
+      if (!EVENT_TYPES.includes(message.type)) return;
       const entry = entryFrom({ type: message.type, raw: message.data, lastEventId: message.lastEventId });
       if (!entry) return;
       const next = remember(entries, entry);
@@ -2759,72 +2907,132 @@ modules["js/activity.js"] = (function () {
       empty.hidden = true;
     }
 
-    function retry(ms) {
+    function schedule(ms) {
       clearTimeout(timer);
       timer = setTimeout(connect, ms);
     }
 
-    async function diagnose() {
-      const why = await probe(url);
-      if (why.off) {
+    /** Asks again after the backoff; `why(seconds)` says what happened. */
+    function failed(why) {
+      stream = null;
+      failures += 1;
+      const wait = backoff(failures, base);
+      setStatus('reconnecting', why(Math.round(wait / 1000)));
+      schedule(wait);
+    }
+
+    async function refused(response, token, controller) {
+      const problem = await problemOfAnswer('order', response);
+      if (stream !== controller) return;
+      if (response.status === 503 && problem.code === 'events_off') {
+        stream = null;
         setStatus('off', 'Events are off on the order service (it runs without NATS_URL).');
-        retry(OFF_RETRY_MS);
+        schedule(OFF_RETRY_MS);
         return;
       }
-      failures += 1;
-      const wait = Math.min(RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
-      if (why.open) {
-        // It answers now: at once the first time, then no faster than after a failure.
-        setStatus('reconnecting', 'Reconnecting…');
-        retry(failures === 1 ? 0 : wait);
+      const what = `${response.status} ${text(problem.title)}${problem.detail ? `: ${text(problem.detail)}` : ''}`;
+      if (response.status === 401 && token) {
+        notice = `The order service refused your sign-in (${what}); the feed shows what anyone may see.`;
+        // The session ends, and its listener below reopens the stream signed out.
+        if (endRefusedSession(response.status, token)) return;
+      }
+      failed((s) => `The feed is unavailable (${what}); trying again in ${s} s.`);
+    }
+
+    async function follow(response, controller) {
+      const parser = createSseParser({ lastEventId });
+      const reader = response.body.getReader();
+      failures = 0;
+      setStatus('live', notice);
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done || stream !== controller) break;
+          const events = parser.push(value);
+          lastEventId = parser.lastEventId;
+          if (parser.retryMs !== null) base = parser.retryMs;
+          for (const message of events) onEvent(message);
+        }
+      } catch {
+        // The connection failed, or the stream was hostile: both are a dropped stream.
+      }
+      if (stream !== controller) return;
+      controller.abort();
+      failed((s) => `The connection dropped; reconnecting in ${s} s.`);
+    }
+
+    async function connect() {
+      // May end an expired session, whose listener asks for this very reopening.
+      const token = session.bearer();
+      clearTimeout(timer);
+      if (stream) stream.abort();
+      const controller = new AbortController();
+      stream = controller;
+      openedAs = { token, sub: session.sub };
+      const timeout = setTimeout(() => controller.abort(), CONNECT_TIMEOUT_MS);
+      let response;
+      try {
+        response = await fetch(url, { headers: streamHeaders(token, lastEventId), cache: 'no-store', signal: controller.signal });
+      } catch {
+        if (stream === controller) failed((s) => `The order service did not answer; trying again in ${s} s.`);
+        return;
+      } finally {
+        clearTimeout(timeout);
+      }
+      if (stream !== controller) {
+        controller.abort();
+      } else if (!response.ok) {
+        await refused(response, token, controller);
+      } else if (!isEventStream(response) || !response.body) {
+        controller.abort();
+        failed((s) => `The order service answered ${response.status} without an event stream; trying again in ${s} s.`);
       } else {
-        setStatus('reconnecting', `The feed is unavailable (${why.problem}); trying again in ${Math.round(wait / 1000)} s.`);
-        retry(wait);
+        await follow(response, controller);
       }
     }
 
-    function connect() {
-      if (typeof EventSource === 'undefined') {
-        setStatus('off', 'This browser cannot follow a live feed.');
-        return;
+    /** Signing in or out: the stream shows each listener what it may see, so it opens again. */
+    function onSession() {
+      const token = session.current ? session.current.token : null;
+      if (closed || token === openedAs.token) return;
+      if (token) notice = '';
+      // Someone's own orders may be on the list: they go with that someone.
+      if (openedAs.sub && openedAs.sub !== session.sub) {
+        entries = [];
+        list.replaceChildren();
+        empty.hidden = false;
       }
-      const current = new EventSource(url);
-      source = current;
-      current.addEventListener('open', () => {
-        failures = 0;
-        setStatus('live');
-      });
-      for (const type of EVENT_TYPES) current.addEventListener(type, onEvent);
-      current.addEventListener('error', () => {
-        if (source !== current) return;
-        if (current.readyState === EventSource.CONNECTING) {
-          // The browser reconnects by itself (after the stream's `retry:`).
-          setStatus('reconnecting', 'The connection dropped; reconnecting…');
-          return;
-        }
-        // CLOSED: the answer was no event stream (events off, refused, a gateway error).
-        current.close();
-        source = null;
-        diagnose();
-      });
+      if (stream) stream.abort();
+      stream = null;
+      failures = 0;
+      setStatus('connecting', notice);
+      schedule(0);
     }
 
     function close() {
+      closed = true;
       clearTimeout(timer);
-      if (source) source.close();
-      source = null;
+      if (stream) stream.abort();
+      stream = null;
     }
 
+    if (!canStream()) {
+      setStatus('off', 'This browser cannot follow a live feed.');
+      return { close };
+    }
     setStatus('connecting');
+    session.subscribe(onSession);
     window.addEventListener('pagehide', close);
     // A page restored from the back/forward cache follows the feed again.
     window.addEventListener('pageshow', (event) => {
-      if (event.persisted && !source) connect();
+      if (!event.persisted || !closed) return;
+      closed = false;
+      connect();
     });
     connect();
     return { close };
   }
-  return { FEED_SIZE, EVENT_TYPES, describeEvent, entryFrom, remember, renderEntry, mountActivity };
+  return { FEED_SIZE, EVENT_TYPES, RETRY_MS, MAX_RETRY_MS, describeEvent, entryFrom, remember, renderEntry, streamHeaders, backoff, mountActivity };
 })();
 
 // ---- js/main.js

@@ -3,12 +3,20 @@
  * first, the last FEED_SIZE. They come from the order service's
  * `GET /events/stream` (Server-Sent Events: `event:` the CloudEvent type, `id:`
  * its id, `data:` the CloudEvent JSON), through the gateway as
- * `/order/events/stream`, opened with an EventSource.
+ * `/order/events/stream`, read with fetch and the parser in sse.js (not an
+ * EventSource: it cannot send a token).
  *
- * The badge says how the stream is: "Connecting…", "Live", "Reconnecting…", or
- * "Off" when the order service answers 503 `events_off` (events need NATS_URL).
- * An EventSource cannot read a refused answer, so when the browser gives up on
- * one the page asks once with fetch to learn why, then tries again later.
+ * Signed in, the request carries `Authorization: Bearer <token>` (the service shows
+ * each listener what it may see: the catalogue's events to anyone, a customer's own
+ * orders to that customer, everything to `orders:admin`); signing in or out opens
+ * the stream again as the new identity, and a sign-out clears the lines. A 401 to
+ * the token ends the session as any call's does (api.js), and the feed says why.
+ * It sends `Last-Event-ID` once it knows one.
+ *
+ * The badge says how the stream is: "Connecting…", "Live", "Reconnecting…" (asking
+ * again after 3 s, or the stream's `retry:`, doubling up to 30 s), or "Off" when the
+ * order service answers 503 `events_off` (events need NATS_URL; asked again every
+ * minute). The token is never written anywhere but the request's header.
  *
  * Event data is untrusted: it is read defensively (a malformed event reads as
  * "An event …", never an exception) and only ever inserted as text. An event
@@ -19,11 +27,14 @@
 import { config } from '../config.js';
 import { fill, h } from './dom.js';
 import { clock, money, plural, shortId } from './format.js';
+import { endRefusedSession, problemOfAnswer } from './api.js';
+import { session } from './session.js';
+import { createSseParser } from './sse.js';
 
 /** Lines kept on screen. */
 export const FEED_SIZE = 50;
 
-/** The event types the feed knows (an EventSource only delivers the types it listens to). */
+/** The event types the feed shows; others (a type added later, a bare `message`) are skipped. */
 export const EVENT_TYPES = [
   'shop.order.confirmed',
   'shop.order.pending_pricing',
@@ -42,11 +53,17 @@ const STATUS_WORDS = {
   off: 'Off',
 };
 
-/** How long to wait before asking again: after a failure (doubling), and while events are off. */
-const RETRY_MS = 3000;
-const MAX_RETRY_MS = 30_000;
+/**
+ * How long to wait before asking again: after a failure or a dropped stream (the
+ * stream's `retry:`, else RETRY_MS, doubling, kept between MIN_RETRY_MS and
+ * MAX_RETRY_MS), and while events are off. An answer's headers take at most
+ * CONNECT_TIMEOUT_MS; the stream itself may then stay open as long as it likes.
+ */
+export const RETRY_MS = 3000;
+const MIN_RETRY_MS = 1000;
+export const MAX_RETRY_MS = 30_000;
 const OFF_RETRY_MS = 60_000;
-const PROBE_TIMEOUT_MS = 5000;
+const CONNECT_TIMEOUT_MS = 10_000;
 /** Longest piece of event text shown; the rest is cut. */
 const MAX_TEXT = 80;
 
@@ -175,30 +192,37 @@ export function renderEntry(entry) {
     h('span', { class: 'activity-words' }, entry.words));
 }
 
-/**
- * What a refused stream answer stands for: `{ off: true }` for 503 events_off,
- * `{ open: true }` when the stream answers after all, else `{ problem }`.
- */
-async function probe(url) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
-  try {
-    const response = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal: controller.signal });
-    if (response.ok) return { open: true };
-    const type = response.headers.get('content-type') || '';
-    const body = type.includes('json') ? await response.json().catch(() => null) : null;
-    if (response.status === 503 && body && body.code === 'events_off') return { off: true };
-    return { problem: `${response.status} ${text(body && body.title) || response.statusText}`.trim() };
-  } catch {
-    return { problem: 'the order service did not answer' };
-  } finally {
-    // Also ends an open stream's body: the EventSource listens, not this.
-    controller.abort();
-    clearTimeout(timer);
-  }
+/** The stream request's headers: the token when signed in, the last event id when known. */
+export function streamHeaders(token, lastEventId) {
+  return {
+    Accept: 'text/event-stream',
+    ...(token ? { Authorization: `Bearer ${token}` } : {}),
+    ...(lastEventId ? { 'Last-Event-ID': lastEventId } : {}),
+  };
 }
 
-/** Mounts the feed in `root` (its section) and connects. Returns `{ close }`. */
+/**
+ * How long to wait before asking again after the `failures`th failure in a row:
+ * `base` (the stream's `retry:`, else RETRY_MS) doubling, at most MAX_RETRY_MS.
+ */
+export function backoff(failures, base = RETRY_MS) {
+  const first = Math.min(Math.max(Number.isFinite(base) ? base : RETRY_MS, MIN_RETRY_MS), MAX_RETRY_MS);
+  return Math.min(first * 2 ** Math.max(failures - 1, 0), MAX_RETRY_MS);
+}
+
+function isEventStream(response) {
+  return (response.headers.get('content-type') || '').toLowerCase().startsWith('text/event-stream');
+}
+
+function canStream() {
+  return typeof fetch === 'function' && typeof AbortController === 'function' && typeof TextDecoder === 'function'
+    && typeof ReadableStream === 'function';
+}
+
+/**
+ * Mounts the feed in `root` (its section) and connects, as the signed-in user when
+ * there is one; signing in or out reopens it as the new identity. Returns `{ close }`.
+ */
 export function mountActivity(root) {
   const badge = root.querySelector('[data-role="status"]');
   const note = root.querySelector('[data-role="note"]');
@@ -206,9 +230,14 @@ export function mountActivity(root) {
   const empty = root.querySelector('[data-role="empty"]');
   const url = `${config.services.order}/events/stream`;
   let entries = [];
-  let source = null;
+  let stream = null; // the AbortController of the request being opened or read
   let timer = null;
+  let closed = false;
   let failures = 0;
+  let base = RETRY_MS;
+  let lastEventId = '';
+  let openedAs = { token: null, sub: '' }; // who the stream was last opened as
+  let notice = ''; // why the feed follows signed out after a refused sign-in
 
   function setStatus(state, words = '') {
     root.dataset.status = state;
@@ -218,6 +247,7 @@ export function mountActivity(root) {
   }
 
   function onEvent(message) {
+    if (!EVENT_TYPES.includes(message.type)) return;
     const entry = entryFrom({ type: message.type, raw: message.data, lastEventId: message.lastEventId });
     if (!entry) return;
     const next = remember(entries, entry);
@@ -228,67 +258,127 @@ export function mountActivity(root) {
     empty.hidden = true;
   }
 
-  function retry(ms) {
+  function schedule(ms) {
     clearTimeout(timer);
     timer = setTimeout(connect, ms);
   }
 
-  async function diagnose() {
-    const why = await probe(url);
-    if (why.off) {
+  /** Asks again after the backoff; `why(seconds)` says what happened. */
+  function failed(why) {
+    stream = null;
+    failures += 1;
+    const wait = backoff(failures, base);
+    setStatus('reconnecting', why(Math.round(wait / 1000)));
+    schedule(wait);
+  }
+
+  async function refused(response, token, controller) {
+    const problem = await problemOfAnswer('order', response);
+    if (stream !== controller) return;
+    if (response.status === 503 && problem.code === 'events_off') {
+      stream = null;
       setStatus('off', 'Events are off on the order service (it runs without NATS_URL).');
-      retry(OFF_RETRY_MS);
+      schedule(OFF_RETRY_MS);
       return;
     }
-    failures += 1;
-    const wait = Math.min(RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
-    if (why.open) {
-      // It answers now: at once the first time, then no faster than after a failure.
-      setStatus('reconnecting', 'Reconnecting…');
-      retry(failures === 1 ? 0 : wait);
+    const what = `${response.status} ${text(problem.title)}${problem.detail ? `: ${text(problem.detail)}` : ''}`;
+    if (response.status === 401 && token) {
+      notice = `The order service refused your sign-in (${what}); the feed shows what anyone may see.`;
+      // The session ends, and its listener below reopens the stream signed out.
+      if (endRefusedSession(response.status, token)) return;
+    }
+    failed((s) => `The feed is unavailable (${what}); trying again in ${s} s.`);
+  }
+
+  async function follow(response, controller) {
+    const parser = createSseParser({ lastEventId });
+    const reader = response.body.getReader();
+    failures = 0;
+    setStatus('live', notice);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || stream !== controller) break;
+        const events = parser.push(value);
+        lastEventId = parser.lastEventId;
+        if (parser.retryMs !== null) base = parser.retryMs;
+        for (const message of events) onEvent(message);
+      }
+    } catch {
+      // The connection failed, or the stream was hostile: both are a dropped stream.
+    }
+    if (stream !== controller) return;
+    controller.abort();
+    failed((s) => `The connection dropped; reconnecting in ${s} s.`);
+  }
+
+  async function connect() {
+    // May end an expired session, whose listener asks for this very reopening.
+    const token = session.bearer();
+    clearTimeout(timer);
+    if (stream) stream.abort();
+    const controller = new AbortController();
+    stream = controller;
+    openedAs = { token, sub: session.sub };
+    const timeout = setTimeout(() => controller.abort(), CONNECT_TIMEOUT_MS);
+    let response;
+    try {
+      response = await fetch(url, { headers: streamHeaders(token, lastEventId), cache: 'no-store', signal: controller.signal });
+    } catch {
+      if (stream === controller) failed((s) => `The order service did not answer; trying again in ${s} s.`);
+      return;
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (stream !== controller) {
+      controller.abort();
+    } else if (!response.ok) {
+      await refused(response, token, controller);
+    } else if (!isEventStream(response) || !response.body) {
+      controller.abort();
+      failed((s) => `The order service answered ${response.status} without an event stream; trying again in ${s} s.`);
     } else {
-      setStatus('reconnecting', `The feed is unavailable (${why.problem}); trying again in ${Math.round(wait / 1000)} s.`);
-      retry(wait);
+      await follow(response, controller);
     }
   }
 
-  function connect() {
-    if (typeof EventSource === 'undefined') {
-      setStatus('off', 'This browser cannot follow a live feed.');
-      return;
+  /** Signing in or out: the stream shows each listener what it may see, so it opens again. */
+  function onSession() {
+    const token = session.current ? session.current.token : null;
+    if (closed || token === openedAs.token) return;
+    if (token) notice = '';
+    // Someone's own orders may be on the list: they go with that someone.
+    if (openedAs.sub && openedAs.sub !== session.sub) {
+      entries = [];
+      list.replaceChildren();
+      empty.hidden = false;
     }
-    const current = new EventSource(url);
-    source = current;
-    current.addEventListener('open', () => {
-      failures = 0;
-      setStatus('live');
-    });
-    for (const type of EVENT_TYPES) current.addEventListener(type, onEvent);
-    current.addEventListener('error', () => {
-      if (source !== current) return;
-      if (current.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself (after the stream's `retry:`).
-        setStatus('reconnecting', 'The connection dropped; reconnecting…');
-        return;
-      }
-      // CLOSED: the answer was no event stream (events off, refused, a gateway error).
-      current.close();
-      source = null;
-      diagnose();
-    });
+    if (stream) stream.abort();
+    stream = null;
+    failures = 0;
+    setStatus('connecting', notice);
+    schedule(0);
   }
 
   function close() {
+    closed = true;
     clearTimeout(timer);
-    if (source) source.close();
-    source = null;
+    if (stream) stream.abort();
+    stream = null;
   }
 
+  if (!canStream()) {
+    setStatus('off', 'This browser cannot follow a live feed.');
+    return { close };
+  }
   setStatus('connecting');
+  session.subscribe(onSession);
   window.addEventListener('pagehide', close);
   // A page restored from the back/forward cache follows the feed again.
   window.addEventListener('pageshow', (event) => {
-    if (event.persisted && !source) connect();
+    if (!event.persisted || !closed) return;
+    closed = false;
+    connect();
   });
   connect();
   return { close };

@@ -112,6 +112,31 @@ function unreachableProblem(service, url, timedOut, timeoutMs) {
 }
 
 /**
+ * Ends the session when a service answered 401 to a call that carried its token:
+ * the token is no longer accepted (expired, or the keys changed). A token the
+ * session has already replaced is left alone. Returns whether it ended it.
+ */
+export function endRefusedSession(status, token) {
+  if (status !== 401 || !token || session.bearer() !== token) return false;
+  session.end('refused');
+  return true;
+}
+
+/**
+ * The problem a refused answer (`response`, not 2xx, its body unread) stands for,
+ * from its problem+json body when it has one. Reads the body.
+ */
+export async function problemOfAnswer(service, response) {
+  let body = null;
+  try {
+    body = await readBody(response);
+  } catch {
+    body = null;
+  }
+  return problemFrom(body, response, service, response.headers.get('x-request-id'));
+}
+
+/**
  * One call to a service. Resolves to `{ data, status, requestId, latencyMs }` for a
  * 2xx answer and rejects with an `ApiError` otherwise.
  *
@@ -163,8 +188,7 @@ export async function request(service, method, path, options = {}) {
       throw new ApiError(unreachableProblem(service, url, controller.signal.aborted, timeoutMs), call);
     }
     if (!response.ok) {
-      // The token this call carried is no longer accepted (expired, or the keys changed).
-      if (response.status === 401 && token && session.bearer() === token) session.end('refused');
+      endRefusedSession(response.status, token);
       throw new ApiError(problemFrom(data, response, service, call.requestId), call);
     }
     call.ok = true;

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FEED_SIZE, describeEvent, entryFrom, remember } from '../js/activity.js';
+import { FEED_SIZE, MAX_RETRY_MS, RETRY_MS, backoff, describeEvent, entryFrom, remember, streamHeaders } from '../js/activity.js';
 
 const ORDER_ID = '01890a5d-ac96-774b-bcce-b302099a8057';
 
@@ -85,4 +85,18 @@ test('the feed keeps the newest entries, at most FEED_SIZE, and an event deliver
   assert.equal(entries.at(-1).id, 'e-6');
   const again = remember(entries, { id: `e-${FEED_SIZE}`, words: 'duplicate' });
   assert.equal(again, entries);
+});
+
+test('the stream asks again after 3 s doubling to 30 s, or after the stream\'s retry: doubling', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => backoff(n)), [3000, 6000, 12_000, 24_000, 30_000, 30_000]);
+  assert.equal(RETRY_MS, 3000);
+  assert.equal(MAX_RETRY_MS, 30_000);
+  assert.deepEqual([1, 2, 3].map((n) => backoff(n, 5000)), [5000, 10_000, 20_000]);
+  // A hostile or silly retry: neither hammers the service nor waits for ever.
+  assert.deepEqual([backoff(1, 0), backoff(2, 0), backoff(1, 10 ** 9), backoff(1, NaN)], [1000, 2000, 30_000, 3000]);
+});
+
+test('the stream request carries the token only when signed in, and the last event id only when known', () => {
+  assert.deepEqual(streamHeaders(null, ''), { Accept: 'text/event-stream' });
+  assert.deepEqual(streamHeaders('t.o.k', 'e-1'), { Accept: 'text/event-stream', Authorization: 'Bearer t.o.k', 'Last-Event-ID': 'e-1' });
 });

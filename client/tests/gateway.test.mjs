@@ -136,15 +136,65 @@ describe('the nginx gateway', () => {
       });
       const streams = [];
       page.on('request', (request) => {
-        if (request.resourceType() === 'eventsource') streams.push(new URL(request.url()).pathname);
+        if (request.headers().accept === 'text/event-stream') streams.push(`${request.resourceType()} ${new URL(request.url()).pathname}`);
       });
       // The stand-in is no shop: only the feed is looked at here.
       await page.goto(`${gateway.url}/?api=gateway`);
       await waitFor(page, 'the feed to be live', () => document.querySelector('[data-testid="activity"]').dataset.status === 'live');
       await waitFor(page, 'the stand-in\'s event', () => document.querySelectorAll('[data-testid="activity-entry"]').length === 1);
       assert.match(await textOf(page, 'activity-entry'), /^12:00:00\s+Stock of A001 changed 5 → 25 \(restock\)$/);
-      assert.deepEqual(streams, ['/order/events/stream']);
+      assert.deepEqual(streams, ['fetch /order/events/stream']);
+      assert.deepEqual(echo.streams.at(-1), { authorization: null, lastEventId: null }, 'signed out: no token');
       assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('signed in, the feed\'s stream carries the token; signing out opens it again without, and clears the lines', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const token = fakeToken('c-feed');
+    const browser = await launchBrowser();
+    try {
+      const page = await newPage(browser);
+      // The session a reload would pick up (session.js keeps it in sessionStorage).
+      await page.addInitScript((saved) => sessionStorage.setItem('shop.session', saved), JSON.stringify({ token, email: 'feed@example.com' }));
+      const opened = echo.streams.length;
+      await page.goto(`${gateway.url}/?api=gateway`);
+      await waitFor(page, 'the stand-in\'s event', () => document.querySelectorAll('[data-testid="activity-entry"]').length === 1);
+      assert.deepEqual(echo.streams.slice(opened), [{ authorization: `Bearer ${token}`, lastEventId: null }]);
+
+      await page.evaluate(() => { document.querySelector('[data-testid="activity-entry"]').dataset.shownSignedIn = 'yes'; });
+      await page.click('[data-testid="sign-out"]');
+      // Signing out cleared the list at once; the stand-in's event then comes on the new stream.
+      await waitFor(page, 'the stream opened again, signed out', () => document.querySelector('[data-testid="activity"]').dataset.status === 'live'
+        && document.querySelectorAll('[data-testid="activity-entry"]').length === 1);
+      assert.equal(await page.locator('[data-shown-signed-in]').count(), 0, 'the line shown signed in is gone');
+      const after = echo.streams.slice(opened);
+      assert.equal(after.length, 2, JSON.stringify(after));
+      assert.deepEqual(after[1], { authorization: null, lastEventId: STAND_IN_EVENT.id }, 'signed out: no token, and the last id seen');
+      // (page.errors is not looked at: the stand-in is no shop, the catalogue fails on its answers.)
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('a token the stream refuses (401) ends the session, says why, and the feed follows signed out', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const token = fakeToken(REFUSED_SUB);
+    const browser = await launchBrowser();
+    try {
+      const page = await newPage(browser);
+      await page.addInitScript((saved) => sessionStorage.setItem('shop.session', saved), JSON.stringify({ token }));
+      const opened = echo.streams.length;
+      await page.goto(`${gateway.url}/?api=gateway`);
+      await waitFor(page, 'the feed to follow signed out', () => document.querySelector('[data-testid="activity"]').dataset.status === 'live'
+        && document.querySelectorAll('[data-testid="activity-entry"]').length === 1);
+      assert.match(await textOf(page, 'activity-note'), /refused your sign-in \(401 Unauthorized: the token was refused\)/);
+      assert.match(await textOf(page, 'account-status'), /no longer accepts your sign-in/);
+      assert.deepEqual(echo.streams.slice(opened).map((s) => s.authorization), [`Bearer ${token}`, null]);
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('shop.session')), null, 'the refused token is forgotten');
+      // (page.errors is not looked at: the stand-in is no shop, the catalogue fails on its answers.)
     } finally {
       await browser.close();
     }
@@ -207,14 +257,41 @@ const STAND_IN_EVENT = {
   data: { sku: 'A001', name: 'Laptop', category: 'electronics', stock: 25, previous_stock: 5, change: 'restock', actor: 'anonymous' },
 };
 
+/** A token's `sub` the stand-in's stream refuses with 401. */
+const REFUSED_SUB = 'refused';
+
+/** A JWT-shaped token (not signed: the stand-in does not verify) for `sub`, valid an hour. */
+function fakeToken(sub) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'none' })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + 3600, scope: '' })}.sig`;
+}
+
+/** The `sub` of a `Bearer <JWT>` header's payload, or null. */
+function subOf(authorization) {
+  try {
+    return JSON.parse(Buffer.from(authorization.split(' ')[1].split('.')[1], 'base64url').toString()).sub;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * A stand-in service that answers every request with what it was sent; GET
  * /events/stream answers as the order service's feed does (same headers, its
- * `retry:` line, then one event) and stays open.
+ * `retry:` line, then one event) and stays open, or 401 to a token for REFUSED_SUB.
+ * `streams` records each stream request's Authorization and Last-Event-ID.
  */
 function startEcho() {
+  const streams = [];
   const server = createServer((req, res) => {
     if (req.url === '/events/stream') {
+      const authorization = req.headers.authorization ?? null;
+      streams.push({ authorization, lastEventId: req.headers['last-event-id'] ?? null });
+      if (subOf(authorization) === REFUSED_SUB) {
+        res.writeHead(401, { 'content-type': 'application/problem+json' });
+        res.end(JSON.stringify({ type: 'about:blank', title: 'Unauthorized', status: 401, code: 'unauthorized', detail: 'the token was refused' }));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
       res.write('retry: 3000\n\n');
       res.write(`event: ${STAND_IN_EVENT.type}\nid: ${STAND_IN_EVENT.id}\ndata: ${JSON.stringify(STAND_IN_EVENT)}\n\n`);
@@ -234,6 +311,7 @@ function startEcho() {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => resolve({
       port: server.address().port,
+      streams,
       close: () => new Promise((done) => { server.closeAllConnections(); server.close(() => done()); }),
     }));
   });
