@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shared::config::EventsConfig;
-use shared::events::relay::{Relay, Round};
-use shared::events::{Broker, EventMetrics, Outbox};
-use shared::metrics::{MetricsRegistry, Registry};
+use shared::events::Outbox;
 use shared::testing::nats::{NatsServer, StoredMessage, assert_matches_schema};
 
 use crate::helpers::{TestApp, spawn_app_with};
@@ -234,38 +232,14 @@ async fn a_relay_killed_before_marking_publishes_again_and_jetstream_keeps_one_c
     let store = inventory::store::Store::connect(&app.db.config, Outbox::off())
         .await
         .expect("store");
-    let broker = Broker::connect(&nats.events_config(), "inventory")
-        .await
-        .expect("connects")
-        .expect("events on");
-    broker
-        .ensure_service_stream("inventory")
-        .await
-        .expect("stream");
-    let mut registry = Registry::default();
-    let metrics = EventMetrics::register(&mut registry);
-    let relay = Relay::new(
-        store.database().clone(),
-        broker,
-        Outbox::on(),
-        metrics,
-        "inventory",
-    );
-    let killed = relay.round_killed_before_marking().await.expect("round");
-    assert_eq!(killed, Round::Sent(1));
-    assert_eq!(relay.round().await.expect("round"), Round::Sent(1));
-    assert_eq!(relay.round().await.expect("round"), Round::Sent(0));
-
-    let messages = nats.messages(STREAM).await;
-    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let messages = nats
+        .assert_relay_killed_before_marking_publishes_once(
+            store.database().clone(),
+            "inventory",
+            STOCK_CHANGED,
+        )
+        .await;
     assert_valid_and_distinct(&messages);
-    let text = MetricsRegistry::new(registry).render();
-    let series = |outcome: &str| {
-        format!(r#"events_published_total{{type="{STOCK_CHANGED}",outcome="{outcome}"}} 1"#)
-    };
-    for outcome in ["published", "duplicate"] {
-        assert!(text.lines().any(|l| l == series(outcome)), "{text}");
-    }
 }
 
 #[actix_web::test]

@@ -152,6 +152,45 @@ impl NatsServer {
     }
 }
 
+impl NatsServer {
+    /// Relays `service`'s outbox in `db` (one unsent row of `event_type`)
+    /// with a relay killed between publish and mark, then with a whole
+    /// round: asserts that JetStream kept one copy (the second publish counted
+    /// `duplicate`) and that the row is then sent. Returns the stream's messages.
+    pub async fn assert_relay_killed_before_marking_publishes_once(
+        &self,
+        db: crate::db::Database,
+        service: &'static str,
+        event_type: &str,
+    ) -> Vec<StoredMessage> {
+        use crate::events::relay::{Relay, Round};
+        use crate::events::{Broker, EventMetrics, Outbox};
+        let broker = Broker::connect(&self.events_config(), service)
+            .await
+            .expect("connects")
+            .expect("events on");
+        broker.ensure_service_stream(service).await.expect("stream");
+        let mut registry = crate::metrics::Registry::default();
+        let metrics = EventMetrics::register(&mut registry);
+        let relay = Relay::new(db, broker, Outbox::on(), metrics, service);
+        let killed = relay.round_killed_before_marking().await.expect("round");
+        assert_eq!(killed, Round::Sent(1));
+        assert_eq!(relay.round().await.expect("round"), Round::Sent(1));
+        assert_eq!(relay.round().await.expect("round"), Round::Sent(0));
+        let text = crate::metrics::MetricsRegistry::new(registry).render();
+        for outcome in ["published", "duplicate"] {
+            let series =
+                format!(r#"events_published_total{{type="{event_type}",outcome="{outcome}"}} 1"#);
+            assert!(text.lines().any(|l| l == series), "{text}");
+        }
+        let messages = self
+            .messages(&crate::events::broker::stream_name(service))
+            .await;
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        messages
+    }
+}
+
 /// A message as stored in a stream.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
