@@ -747,6 +747,9 @@ pub struct EventsConfig {
     /// `EVENTS_RELAY_INTERVAL_MS`: how often the relay looks at the outbox when
     /// nothing woke it (a commit in this process wakes it at once).
     pub relay_interval: Duration,
+    /// `EVENTS_RELAY_LINGER_MS`: after a commit wakes the relay, how long it
+    /// waits for more before its round (more events per round, fewer writes).
+    pub relay_linger: Duration,
     /// `EVENTS_RELAY_BATCH`: outbox rows published per round.
     pub relay_batch: usize,
     /// `EVENTS_MAX_DELIVER`: deliveries of one event before it is a dead letter.
@@ -770,6 +773,7 @@ impl EventsConfig {
             max_bytes: 1 << 30,
             outbox_retention: Duration::from_secs(24 * 3600),
             relay_interval: Duration::from_millis(500),
+            relay_linger: Duration::from_millis(10),
             relay_batch: 256,
             max_deliver: 5,
             redelivery_backoff: vec![
@@ -825,6 +829,7 @@ impl EventsConfig {
                 1000,
             )?,
             relay_interval: env.millis("EVENTS_RELAY_INTERVAL_MS", ms(off.relay_interval), 10)?,
+            relay_linger: env.millis("EVENTS_RELAY_LINGER_MS", ms(off.relay_linger), 0)?,
             relay_batch: env.at_least_as("EVENTS_RELAY_BATCH", 256, 1)?,
             max_deliver: env.at_least_as("EVENTS_MAX_DELIVER", 5, 2)?,
             redelivery_backoff: env

@@ -154,6 +154,9 @@ impl Consumers {
     }
 }
 
+/// The longest wait before a stopped consumer starts again.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
 /// Runs the durable consumer `subscription` with `handler` until draining,
 /// waiting for its stream to exist and reconnecting after failures.
 pub async fn run(
@@ -176,10 +179,17 @@ pub async fn run(
         {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(consumer = subscription.name, error = %format_args!("{e:#}"),
-                    "events consumer stopped; starting it again");
+                // At start-up the producer's stream may not exist yet: say
+                // so quietly until the waits reach their longest.
+                if wait < MAX_WAIT {
+                    tracing::info!(consumer = subscription.name, error = %format_args!("{e:#}"),
+                        "events consumer not running yet; trying again");
+                } else {
+                    tracing::warn!(consumer = subscription.name, error = %format_args!("{e:#}"),
+                        "events consumer stopped; starting it again");
+                }
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
+                wait = (wait * 2).min(MAX_WAIT);
             }
         }
     }

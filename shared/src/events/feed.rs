@@ -160,6 +160,10 @@ async fn follow(
             let mut messages = consumer.messages().await?;
             while let Some(message) = messages.next().await {
                 let message = message?;
+                if sender.receiver_count() == 0 {
+                    // Nobody is listening: nothing to parse.
+                    continue;
+                }
                 let Ok(json) = std::str::from_utf8(&message.payload) else {
                     continue;
                 };

@@ -85,6 +85,7 @@ impl Relay {
         }
         let idle = self.broker.config().relay_interval;
         let batch = self.broker.config().relay_batch;
+        let linger = self.broker.config().relay_linger;
         while !lifecycle.is_draining() {
             if !self.broker.is_connected() {
                 backoff.wait().await;
@@ -94,7 +95,12 @@ impl Relay {
                 Ok(Round::Sent(n)) if n == batch => backoff.reset(),
                 Ok(_) => {
                     backoff.reset();
-                    let _ = tokio::time::timeout(idle, self.outbox.woken()).await;
+                    let woken = tokio::time::timeout(idle, self.outbox.woken()).await;
+                    // Let the commits of the next few milliseconds join this
+                    // one: one round (one write to mark them) for many events.
+                    if woken.is_ok() {
+                        tokio::time::sleep(linger).await;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %format_args!("{e:#}"), "relaying events failed; backing off");
