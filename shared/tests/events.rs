@@ -231,6 +231,10 @@ async fn with_the_broker_down_the_outbox_grows_and_catches_up_in_order() {
     })
     .await;
     assert_eq!(f.unsent().await, 50);
+    eventually("the oldest unsent row's age", async || {
+        f.metric("events_outbox_oldest_age_seconds") > 0.0
+    })
+    .await;
     f.nats.resume().await;
     eventually("the relay to catch up", async || f.unsent().await == 0).await;
     assert_eq!(
@@ -242,6 +246,7 @@ async fn with_the_broker_down_the_outbox_grows_and_catches_up_in_order() {
         f.metric("events_outbox_depth") == 0.0
     })
     .await;
+    assert_eq!(f.metric("events_outbox_oldest_age_seconds"), 0.0);
     lifecycle.start_draining();
 }
 
@@ -507,5 +512,34 @@ async fn two_relays_on_one_postgresql_outbox_publish_each_event_once_in_order() 
         "each event published by exactly one relay ({a} + {b})"
     );
     assert_eq!(a_dup + b_dup, 0.0, "no event published twice");
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn a_consumer_reports_its_lag_and_each_delivery_s_latency() {
+    let f = Fixture::new().await;
+    for n in 0..5 {
+        let event =
+            CloudEvent::new(SERVICE, TYPE, &format!("queued-{n}"), &json!({})).expect("event");
+        f.publish_copy(&event, "only").await;
+    }
+    // The first delivery hangs after its effect: four are still waiting.
+    let recorder = f.recorder();
+    recorder.hang_after_commit.store(true, Ordering::SeqCst);
+    let lifecycle = Lifecycle::default();
+    let first = f.consume(&recorder, &lifecycle);
+    let lag = format!("events_consumer_lag{{consumer=\"{CONSUMER}\"}}");
+    eventually("the lag behind the first event", async || {
+        f.metric(&lag) == 4.0
+    })
+    .await;
+    first.abort();
+    let _ = first.await;
+    f.consume(&recorder, &lifecycle);
+    eventually("every event handled", async || f.effects().await.len() == 5).await;
+    eventually("no lag", async || f.metric(&lag) == 0.0).await;
+    // Six deliveries: the hung one again (after the ack wait), then four.
+    let count = format!("events_delivery_latency_seconds_count{{consumer=\"{CONSUMER}\"}}");
+    eventually("six latencies", async || f.metric(&count) == 6.0).await;
     lifecycle.start_draining();
 }
