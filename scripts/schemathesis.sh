@@ -10,7 +10,11 @@
 # inventory on bench/inventory-catalog.json (stock that does not run out), identity
 # with a generated key in that DATA_DIR and one OAuth client holding every scope,
 # and the other three requiring its tokens (AUTH_REQUIRED), so that `ignored_auth`
-# checks every guarded route; schemathesis sends that client's token.
+# checks every guarded route; schemathesis sends that client's token. Events are
+# on (a nats-server with JetStream in the temporary folder: NATS_SERVER_BIN, else
+# nats-server on the PATH), so the dead-letter routes answer as in production;
+# the live feed (GET /events/stream) is left out: an endless stream has no end
+# to check, and the order service's tests read it.
 #
 # Settings (environment): PROFILE (debug|release, default debug), MAX_EXAMPLES
 # (per operation and phase, default 40), MAX_TIME (seconds per service, default
@@ -55,6 +59,7 @@ inventory_port=$(free_port)
 pricing_port=$(free_port)
 order_port=$(free_port)
 identity_port=$(free_port)
+nats_port=$(free_port)
 token=schemathesis-$RANDOM$RANDOM
 
 work=$(mktemp -d)
@@ -66,6 +71,10 @@ stop() {
 }
 trap stop EXIT
 
+"${NATS_SERVER_BIN:-nats-server}" -js -a 127.0.0.1 -p "$nats_port" -sd "$work/nats" \
+  >"$work/nats.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.05; done
+
 # Chaos off whatever the caller's environment says; logs go to files, shown on failure.
 common=(HOST=127.0.0.1 DATA_DIR="$work/data" RUST_LOG=warn CHAOS_DELAY_RATE=0 CHAOS_FAILURE_RATE=0)
 # Identity first: the others trust its tokens, and schemathesis needs one.
@@ -75,11 +84,12 @@ env "${common[@]}" PORT="$identity_port" IDENTITY_SIGNIN_FAILURE_BURST=1000000 \
   IDENTITY_CLIENTS="[{\"client_id\":\"schemathesis\",\"client_secret\":\"$token\",\"scopes\":$scopes}]" \
   "$bin_dir/identity" >"$work/identity.log" 2>&1 & pids+=($!)
 auth=(AUTH_ISSUER="http://127.0.0.1:$identity_port" AUTH_REQUIRED=true)
-env "${common[@]}" "${auth[@]}" PORT="$inventory_port" SERVICE_TOKEN="$token" \
+events=(NATS_URL="nats://127.0.0.1:$nats_port")
+env "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$inventory_port" SERVICE_TOKEN="$token" \
   INVENTORY_CATALOG=bench/inventory-catalog.json \
   "$bin_dir/inventory" >"$work/inventory.log" 2>&1 & pids+=($!)
-env "${common[@]}" "${auth[@]}" PORT="$pricing_port" "$bin_dir/pricing" >"$work/pricing.log" 2>&1 & pids+=($!)
-env "${common[@]}" "${auth[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
+env "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$pricing_port" "$bin_dir/pricing" >"$work/pricing.log" 2>&1 & pids+=($!)
+env "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
   INVENTORY_URL="http://127.0.0.1:$inventory_port" PRICING_URL="http://127.0.0.1:$pricing_port" \
   "$bin_dir/order" >"$work/order.log" 2>&1 & pids+=($!)
 
@@ -155,7 +165,7 @@ run() { # service, port, extra schemathesis arguments...
 
 run inventory "$inventory_port" --header "$bearer"
 run pricing "$pricing_port" --header "$bearer"
-run order "$order_port" --header "$bearer"
+run order "$order_port" --header "$bearer" --exclude-path /events/stream
 # The client's HTTP Basic credentials, so that POST /token is exercised beyond its 401.
 run identity "$identity_port" --header "Authorization: Basic $(printf 'schemathesis:%s' "$token" | base64 -w0)"
 
