@@ -86,8 +86,8 @@ pub async fn event_stream(
 #[into_params(parameter_in = Query)]
 pub struct DeadLetterQuery {
     /// Only dead letters after this sequence (the last one of the page before).
-    #[param(minimum = 0, example = 0)]
-    after: Option<u64>,
+    #[param(value_type = i64, required = false, minimum = 0, example = 0)]
+    after: Option<i64>,
     /// At most this many (1 to 200, default 50; values outside are brought into range).
     #[param(value_type = i64, required = false, minimum = 0, maximum = 4_294_967_295_i64, example = 50)]
     limit: Option<u32>,
@@ -123,6 +123,8 @@ pub async fn list_dead_letters(
     query: web::Query<DeadLetterQuery>,
 ) -> Result<HttpResponse, Error> {
     let broker = state.broker()?;
+    let after = u64::try_from(query.after.unwrap_or(0))
+        .map_err(|_| Error::InvalidRequest("`after` is a sequence: 0 or more".into()))?;
     let limit = query
         .limit
         .unwrap_or(DEFAULT_DEAD_LETTERS)
@@ -130,7 +132,7 @@ pub async fn list_dead_letters(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let dead_letters = state
         .consumers
-        .list_dead_letters(broker, query.after.unwrap_or(0), limit)
+        .list_dead_letters(broker, after, limit)
         .await
         .map_err(Error::EventsUnavailable)?;
     Ok(HttpResponse::Ok().json(DeadLetterList {
