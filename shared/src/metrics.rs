@@ -58,9 +58,19 @@ pub mod names {
 /// Media type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Latency buckets from 0.5 ms to about 4 s, doubling.
+/// The latency objectives' threshold, in seconds: the alerting rules
+/// (`observability/prometheus/rules/`) count the requests answered within it,
+/// so it is a bucket bound of its own rather than a value interpolated
+/// between 0.256 and 0.512.
+pub const LATENCY_OBJECTIVE_SECONDS: f64 = 0.3;
+
+/// Latency buckets from 0.5 ms to about 4 s, doubling, plus
+/// [`LATENCY_OBJECTIVE_SECONDS`].
 pub fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+    let mut bounds: Vec<f64> = exponential_buckets(0.0005, 2.0, 14).collect();
+    bounds.push(LATENCY_OBJECTIVE_SECONDS);
+    bounds.sort_by(f64::total_cmp);
+    Histogram::new(bounds)
 }
 
 /// A histogram family whose histograms use [`latency_histogram`].
@@ -211,5 +221,22 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_latency_objective_is_a_bucket_bound() {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        http.observe("POST", "/orders", 201, 0.29);
+        http.observe("POST", "/orders", 201, 0.31);
+        let text = MetricsRegistry::new(registry).render();
+        let bucket = |le: &str| {
+            format!(
+                r#"http_request_duration_seconds_bucket{{le="{le}",method="POST",route="/orders"}}"#
+            )
+        };
+        assert!(text.contains(&format!("{} 0", bucket("0.256"))), "{text}");
+        assert!(text.contains(&format!("{} 1", bucket("0.3"))), "{text}");
+        assert!(text.contains(&format!("{} 2", bucket("0.512"))), "{text}");
     }
 }
