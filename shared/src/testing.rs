@@ -159,6 +159,23 @@ impl TestClient {
         self.send(Method::GET, path, &[], None).await
     }
 
+    /// Polls `/metrics` until one of its lines is exactly `line` (for a
+    /// gauge refreshed in the background); panics after 15 s.
+    pub async fn wait_for_metric_line(&self, line: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let text = self.get("/metrics").await.text;
+            if text.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{line}` in\n{text}"
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
         self.send_json(Method::POST, path, body).await
     }

@@ -8,45 +8,19 @@
 //! in commit order, so once a last change's event is in the stream, any
 //! event an earlier request wrongly produced is there too.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shared::config::EventsConfig;
 use shared::events::Outbox;
-use shared::testing::nats::{NatsServer, StoredMessage, assert_matches_schema};
+use shared::testing::nats::{NatsServer, StoredMessage, assert_valid_and_distinct, outbox_rows};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
 const STREAM: &str = "SHOP_INVENTORY";
 const STOCK_CHANGED: &str = "shop.inventory.stock_changed";
 const EXPIRED: &str = "shop.inventory.reservation_expired";
-
-fn schema(event_type: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(format!("{event_type}.schema.json"))
-}
-
-/// Each message is a valid event of its subject, stored under its own id
-/// (`Nats-Msg-Id`) with a trace context, and no id is stored twice.
-fn assert_valid_and_distinct(messages: &[StoredMessage]) {
-    let mut ids = BTreeSet::new();
-    for message in messages {
-        let event = &message.payload;
-        assert_eq!(event["type"], message.subject.as_str(), "{event:#}");
-        assert_matches_schema(&schema(&message.subject), event);
-        let id = event["id"].as_str().expect("an id");
-        assert_eq!(
-            message.headers.get("Nats-Msg-Id").map(String::as_str),
-            Some(id)
-        );
-        let traceparent = message.headers.get("traceparent").expect("traceparent");
-        assert_eq!(traceparent.split('-').count(), 4, "{traceparent}");
-        assert!(ids.insert(id.to_owned()), "{id} stored twice");
-    }
-}
 
 fn count(messages: &[StoredMessage], subject: &str) -> usize {
     messages.iter().filter(|m| m.subject == subject).count()
@@ -56,44 +30,14 @@ fn data(messages: &[StoredMessage]) -> Vec<&Value> {
     messages.iter().map(|m| &m.payload["data"]).collect()
 }
 
+/// Where this service's event schemas are: `<type>.schema.json`.
+fn schemas() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
+}
+
 async fn events_app(nats: &NatsServer) -> TestApp {
     let events = nats.events_config();
     spawn_app_with(move |c| c.events = events).await
-}
-
-/// Waits for exactly `expected` events, the last of them `marker`'s change.
-async fn published(nats: &NatsServer, expected: usize, marker_sku: &str) -> Vec<StoredMessage> {
-    let messages = nats.wait_for_messages(STREAM, expected).await;
-    assert_eq!(messages.len(), expected, "{messages:#?}");
-    let last = &messages[expected - 1].payload;
-    assert_eq!(last["subject"], marker_sku, "{messages:#?}");
-    assert_valid_and_distinct(&messages);
-    messages
-}
-
-/// `events_outbox_depth` once it reads `depth` (it is refreshed every second).
-async fn wait_for_outbox_depth(app: &TestApp, depth: i64) {
-    let line = format!("events_outbox_depth {depth}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = app.get("/metrics").await.text;
-        if text.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no `{line}` in\n{text}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn outbox_rows(app: &TestApp) -> i64 {
-    let store = inventory::store::Store::connect(&app.db.config, Outbox::off())
-        .await
-        .expect("store");
-    let mut conn = store.database().read().await.expect("connection");
-    sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("outbox counted")
 }
 
 #[actix_web::test]
@@ -122,7 +66,9 @@ async fn every_catalogue_change_publishes_one_valid_event_and_nothing_else_does(
     app.release("r2").await.assert_status(204);
     app.adjust(client, "B001", 1).await.assert_status(200);
 
-    let messages = published(&nats, 5, "B001").await;
+    let messages = nats
+        .wait_for_events_up_to(STREAM, 5, "B001", &schemas())
+        .await;
     assert_eq!(count(&messages, STOCK_CHANGED), 5);
     let anonymous = "anonymous";
     assert_eq!(
@@ -149,7 +95,10 @@ async fn every_catalogue_change_publishes_one_valid_event_and_nothing_else_does(
         assert_eq!(message.payload["source"], "/inventory");
         assert_eq!(message.payload["subject"], message.payload["data"]["sku"]);
     }
-    wait_for_outbox_depth(&app, 0).await;
+    app.server
+        .client
+        .wait_for_metric_line("events_outbox_depth 0")
+        .await;
 }
 
 #[actix_web::test]
@@ -173,7 +122,9 @@ async fn an_expired_reservation_publishes_its_event_once() {
         .await
         .assert_status(200);
 
-    let messages = published(&nats, 2, "A002").await;
+    let messages = nats
+        .wait_for_events_up_to(STREAM, 2, "A002", &schemas())
+        .await;
     assert_eq!(count(&messages, EXPIRED), 1);
     let expired = &messages[0].payload;
     assert_eq!(expired["subject"], "late-1");
@@ -191,15 +142,22 @@ async fn changes_made_while_the_broker_is_down_answer_and_are_published_once_it_
     let app = events_app(&nats).await;
     let client = &app.server.client;
     app.adjust(client, "A001", 1).await.assert_status(200);
-    published(&nats, 1, "A001").await;
-    wait_for_outbox_depth(&app, 0).await;
+    nats.wait_for_events_up_to(STREAM, 1, "A001", &schemas())
+        .await;
+    app.server
+        .client
+        .wait_for_metric_line("events_outbox_depth 0")
+        .await;
 
     nats.stop();
     app.adjust(client, "A002", 10).await.assert_status(200);
     app.adjust(client, "A003", 10).await.assert_status(200);
     let mug = json!({"name": "Mug", "category": "kitchen"});
     app.put_item(client, "K001", &mug).await.assert_status(201);
-    wait_for_outbox_depth(&app, 3).await;
+    app.server
+        .client
+        .wait_for_metric_line("events_outbox_depth 3")
+        .await;
     let health = app.get("/health").await;
     assert_eq!(
         health.body["checks"]["events"]["status"], "down",
@@ -208,10 +166,15 @@ async fn changes_made_while_the_broker_is_down_answer_and_are_published_once_it_
     );
 
     nats.resume().await;
-    let messages = published(&nats, 4, "K001").await;
+    let messages = nats
+        .wait_for_events_up_to(STREAM, 4, "K001", &schemas())
+        .await;
     let skus: Vec<&Value> = messages.iter().map(|m| &m.payload["subject"]).collect();
     assert_eq!(skus, ["A001", "A002", "A003", "K001"]);
-    wait_for_outbox_depth(&app, 0).await;
+    app.server
+        .client
+        .wait_for_metric_line("events_outbox_depth 0")
+        .await;
 }
 
 #[actix_web::test]
@@ -227,7 +190,7 @@ async fn a_relay_killed_before_marking_publishes_again_and_jetstream_keeps_one_c
     app.adjust(&app.server.client, "A001", 3)
         .await
         .assert_status(200);
-    assert_eq!(outbox_rows(&app).await, 1);
+    assert_eq!(outbox_rows(&app.db.config).await, 1);
 
     let store = inventory::store::Store::connect(&app.db.config, Outbox::off())
         .await
@@ -239,7 +202,7 @@ async fn a_relay_killed_before_marking_publishes_again_and_jetstream_keeps_one_c
             STOCK_CHANGED,
         )
         .await;
-    assert_valid_and_distinct(&messages);
+    assert_valid_and_distinct(&messages, &schemas());
 }
 
 #[actix_web::test]
@@ -255,7 +218,7 @@ async fn with_events_off_no_outbox_row_is_written() {
         assert!(Instant::now() < deadline, "the reservation never expired");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(outbox_rows(&app).await, 0);
+    assert_eq!(outbox_rows(&app.db.config).await, 0);
     let health = app.get("/health").await;
     assert!(
         health.body["checks"].get("events").is_none(),

@@ -5,7 +5,7 @@
 //! The binary is `NATS_SERVER_BIN`, else `nats-server` on the `PATH`
 //! (`scripts/test.sh` installs it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -153,6 +153,63 @@ impl NatsServer {
 }
 
 impl NatsServer {
+    /// Waits for exactly `expected` events in `stream`, the last of them
+    /// about `marker` (its `subject`), and checks them all with
+    /// [`assert_valid_and_distinct`] against the schemas in `schemas`.
+    ///
+    /// The relay publishes in commit order, so once the marker's event is in
+    /// the stream, any event an earlier change wrongly produced is there too:
+    /// "exactly `expected`" then also shows that nothing more was published.
+    pub async fn wait_for_events_up_to(
+        &self,
+        stream: &str,
+        expected: usize,
+        marker: &str,
+        schemas: &Path,
+    ) -> Vec<StoredMessage> {
+        let messages = self.wait_for_messages(stream, expected).await;
+        assert_eq!(messages.len(), expected, "{messages:#?}");
+        let last = &messages[expected - 1].payload;
+        assert_eq!(last["subject"], marker, "{messages:#?}");
+        assert_valid_and_distinct(&messages, schemas);
+        messages
+    }
+}
+
+/// Each message is a valid event of its type (`<schemas>/<type>.schema.json`),
+/// published under its subject = type, stored under its own id
+/// (`Nats-Msg-Id`) with a trace context, and no id is stored twice.
+pub fn assert_valid_and_distinct(messages: &[StoredMessage], schemas: &Path) {
+    let mut ids = std::collections::BTreeSet::new();
+    for message in messages {
+        let event = &message.payload;
+        assert_eq!(event["type"], message.subject.as_str(), "{event:#}");
+        let schema = schemas.join(format!("{}.schema.json", message.subject));
+        assert_matches_schema(&schema, event);
+        let id = event["id"].as_str().expect("an id");
+        assert_eq!(
+            message.headers.get("Nats-Msg-Id").map(String::as_str),
+            Some(id)
+        );
+        let traceparent = message.headers.get("traceparent").expect("traceparent");
+        assert_eq!(traceparent.split('-').count(), 4, "{traceparent}");
+        assert!(ids.insert(id.to_owned()), "{id} stored twice");
+    }
+}
+
+/// How many rows the outbox of the database at `config` holds, sent or not.
+pub async fn outbox_rows(config: &crate::config::DatabaseConfig) -> i64 {
+    let database = crate::db::Database::connect(config)
+        .await
+        .expect("database");
+    let mut conn = database.read().await.expect("connection");
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("outbox counted")
+}
+
+impl NatsServer {
     /// Relays `service`'s outbox in `db` (one unsent row of `event_type`)
     /// with a relay killed between publish and mark, then with a whole
     /// round: asserts that JetStream kept one copy (the second publish counted
@@ -208,7 +265,7 @@ impl Drop for NatsServer {
 
 /// Checks `event` against the JSON Schema in the file `schema` (2020-12),
 /// panicking with every violation.
-pub fn assert_matches_schema(schema: &std::path::Path, event: &Value) {
+pub fn assert_matches_schema(schema: &Path, event: &Value) {
     let text = std::fs::read_to_string(schema)
         .unwrap_or_else(|e| panic!("reading {}: {e}", schema.display()));
     let schema_json: Value = serde_json::from_str(&text)
