@@ -12,7 +12,9 @@
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 #      (events on: it starts its own nats-server), then the access-control journey on
 #      SQLite with tokens required
-#   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh)
+#   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
+#      then Prometheus's configuration, rules and alert unit tests (promtool, Debian's
+#      prometheus package) and the Grafana dashboards (scripts/check-observability.sh)
 #   6. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +81,9 @@ scripts/auth-journey.sh
 
 section "Kubernetes manifests"
 scripts/check-k8s.sh
+
+section "Prometheus configuration, rules and alert tests; Grafana dashboards (offline)"
+scripts/check-observability.sh
 
 section "web client in a browser"
 scripts/browser-test.sh
