@@ -7,8 +7,9 @@ live, and Debian's `prometheus` (installed with apt-get when missing) scraping t
 second with the repo's rule files loaded. Then:
 
 1. drives known traffic: orders with live prices, item lookups (and two unknown skus),
-   an account, a sign-in and a failed one, a reservation left to expire and one released,
-   and a pricing outage (pricing killed: orders priced from fallback, the order service's
+   an account, a sign-in and a failed one, a restock and a price change, a message that
+   is no CloudEvent (retried, then dead-lettered by the order service's consumer), a
+   reservation left to expire and one released, and a pricing outage (pricing killed: orders priced from fallback, the order service's
    pricing breaker opens; pricing restarted: the breaker closes again);
 2. asserts, through Prometheus's HTTP API, that each counter moved by exactly the traffic
    sent (waiting for the scrapes, with a timeout);
@@ -53,6 +54,10 @@ SERVICES = ("inventory", "pricing", "order", "identity")
 BREAKER_THRESHOLD = 2
 BREAKER_RESET_MS = 2000
 RESERVATION_TTL_MS = 4000
+# A poison event is delivered twice (the second time a redelivery), then dead-lettered.
+EVENTS_MAX_DELIVER = 2
+POISON_SUBJECT = "shop.pricing.price_changed"
+POISON_CONSUMER = "order-prices"
 # Live-priced orders and outage orders use skus with plenty of stock.
 ORDER_SKUS = ["A002", "C001"]
 LOOKUP_SKUS = ["A001", "A002", "B001", "C001"]
@@ -249,6 +254,8 @@ class Stack:
                 PRICING_URL=self.url("pricing"),
                 BREAKER_FAILURE_THRESHOLD=str(BREAKER_THRESHOLD),
                 BREAKER_RESET_TIMEOUT_MS=str(BREAKER_RESET_MS),
+                EVENTS_MAX_DELIVER=str(EVENTS_MAX_DELIVER),
+                EVENTS_REDELIVERY_BACKOFF_MS="100",
             )
         if service == "identity":
             env["IDENTITY_ISSUER"] = self.url("identity")
@@ -369,6 +376,22 @@ class Prometheus:
 # ---------------------------------------------------------------------------- traffic
 
 
+def publish_poison(nats_port):
+    """Publishes a message that is no CloudEvent on a subject the order service consumes
+    (NATS's text protocol: no client library needed); JetStream keeps it in the stream."""
+    payload = b"this is not a CloudEvent"
+    with socket.create_connection(("127.0.0.1", nats_port), timeout=5) as conn:
+        reader = conn.makefile("rb")
+        if not reader.readline().startswith(b"INFO"):
+            raise RuntimeError("nats-server did not greet with INFO")
+        conn.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+                     + f"PUB {POISON_SUBJECT} {len(payload)}\r\n".encode() + payload
+                     + b"\r\nPING\r\n")
+        answer = reader.readline()
+        if not answer.startswith(b"PONG"):
+            raise RuntimeError(f"nats-server answered {answer!r} to a publish")
+
+
 class Traffic:
     """Sends the traffic and counts what it sent, as the counters should."""
 
@@ -467,6 +490,7 @@ def drive(stack, traffic, args):
     traffic.release(traffic.reserve())
     traffic.identity()
     traffic.catalogue_changes()
+    publish_poison(stack.nats_port)
     for i in range(args.orders):
         traffic.place_order(f"observer-{i % 5}")
     for i in range(args.lookups):
@@ -516,8 +540,14 @@ def counter_checks(traffic, args):
         ('events_published_total{job="order"}', orders, at_least),
         ('events_published_total{job="inventory"}', 2, at_least),
         # The price change and the expiry, as the order service's consumers saw them.
-        ('events_consumed_total{job="order",consumer="order-prices"}', 1, at_least),
-        ('events_consumed_total{job="order",consumer="order-expiries"}', 1, at_least),
+        ('events_consumed_total{job="order",consumer="order-prices",outcome="handled"}', 1, at_least),
+        ('events_consumed_total{job="order",consumer="order-expiries",outcome="handled"}', 1, at_least),
+        # The poison event: one failed delivery retried, the last one dead-lettered.
+        (f'events_consumed_total{{job="order",consumer="{POISON_CONSUMER}",outcome="retried"}}',
+         EVENTS_MAX_DELIVER - 1, exact),
+        (f'events_redeliveries_total{{job="order",consumer="{POISON_CONSUMER}"}}',
+         EVENTS_MAX_DELIVER - 1, exact),
+        (f'events_dead_letters_total{{job="order",consumer="{POISON_CONSUMER}"}}', 1, exact),
     ]
 
 
