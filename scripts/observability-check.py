@@ -9,15 +9,18 @@ second with the repo's rule files loaded. Then:
 1. drives known traffic: orders with live prices, item lookups (and two unknown skus),
    an account, a sign-in and a failed one, a restock and a price change, a message that
    is no CloudEvent (retried, then dead-lettered by the order service's consumer), a
-   reservation left to expire and one released, and a pricing outage (pricing killed: orders priced from fallback, the order service's
-   pricing breaker opens; pricing restarted: the breaker closes again);
+   reservation left to expire and one released, and a pricing outage (pricing killed:
+   orders priced from fallback, the order service's pricing breaker opens; pricing
+   restarted: the breaker closes again);
 2. asserts, through Prometheus's HTTP API, that each counter moved by exactly the traffic
    sent (waiting for the scrapes, with a timeout);
 3. evaluates every query of every panel in observability/grafana/dashboards/*.json
    (template variables replaced by their current value): each must return data;
 4. checks every rule Prometheus loaded (GET /api/v1/rules): healthy, no error, each
-   recording rule's series present, each alert's expression evaluating, and every
-   series an alert names present.
+   recording rule's series present (with the rule's labels), each alert's expression
+   evaluating, and every series an alert names present (a matcher on a value only a
+   failure produces, such as status=~"5..", may match nothing if the series without it
+   exist). Queries naming only the gateway's or the broker's exporters are skipped.
 
 Exits non-zero, with the reasons, on any failure. Everything it starts is stopped at the
 end, whatever happens.
@@ -791,7 +794,9 @@ def check_rule(prometheus, group, rule):
     if error:
         failures.append(f"rule {label}: its expression fails: {error}")
     if rule["type"] == "recording":
-        produced, _ = prometheus.query(rule["name"])
+        # The rule's own labels too: several groups may record one name (by `slo`, say).
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted((rule.get("labels") or {}).items()))
+        produced, _ = prometheus.query(rule["name"] + (f"{{{labels}}}" if labels else ""))
         detail = f"{len(produced)} series recorded"
         if not produced and only_exporters(rule["query"]):
             detail += " (exporters only, none here: skipped)"
