@@ -12,10 +12,13 @@
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 #      (events on: it starts its own nats-server), then the access-control journey on
 #      SQLite with tokens required
-#   5. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
-#      then Prometheus's configuration, rules and alert unit tests (promtool, Debian's
-#      prometheus package) and the Grafana dashboards (scripts/check-observability.sh)
-#   6. the web client in headless Chromium (scripts/browser-test.sh)
+#   5. the dashboards and alerts against a real Prometheus (Debian's prometheus, installed
+#      when missing): its own local stack driven with known traffic, every counter's move,
+#      dashboard query and rule checked (scripts/observability-check.py)
+#   6. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
+#      then Prometheus's configuration, rules and alert unit tests (promtool) and the
+#      Grafana dashboards (scripts/check-observability.sh)
+#   7. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +81,11 @@ wait "$stack" 2>/dev/null || true
 
 section "the access-control journey (SQLite, tokens required)"
 scripts/auth-journey.sh
+
+section "dashboards and alerts against a real Prometheus"
+# Its own stack (the debug binaries built above) on free ports, with a nats-server and
+# Debian's prometheus (installed when missing) scraping every second.
+PROFILE=debug python3 scripts/observability-check.py
 
 section "Kubernetes manifests"
 scripts/check-k8s.sh
