@@ -13,9 +13,19 @@
 #      them reach 4222, the servers each other on 6222, only the monitoring
 #      namespace 8222; prod: three servers clustered by routes over the headless
 #      Service, streams with three replicas, a PDB, anti-affinity)
+#      An overlay prod-* (prod-monitoring) is prod plus something: prod's rules apply.
+#      Monitoring (components/monitoring, in overlays/prod-monitoring): a ServiceMonitor
+#      per service (port http, /metrics, 15 s, jobLabel app.kubernetes.io/name) that
+#      selects its Service, a NetworkPolicy letting Prometheus (namespace monitoring)
+#      reach each service's port, the PrometheusRule's groups and rules, the dashboards'
+#      ConfigMaps (label grafana_dashboard "1", JSON); the generated files
+#      (scripts/gen-k8s-monitoring.py: the PrometheusRule, the dashboards' kustomization)
+#      must be up to date
 #   3. validates every object against the Kubernetes OpenAPI schemas, strictly
 #      (unknown fields are errors), offline: kubernetes-validate, for the oldest
-#      version the manifests need (1.30: preStop sleep) and the newest it knows
+#      version the manifests need (1.30: preStop sleep) and the newest it knows.
+#      It has no schemas of the Prometheus Operator's kinds (monitoring.coreos.com):
+#      those are checked in step 2 (known fields only, the shapes the operator reads)
 #   4. runs checkov's Kubernetes policies, offline (--skip-download); every skipped
 #      check must carry a reason and be listed in k8s/POLICY-EXCEPTIONS.md
 #
@@ -102,6 +112,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${requirements[*]}" ] ||
 fi
 py="$venv/bin/python"
 
+# --- generated files ------------------------------------------------------------
+"$py" scripts/gen-k8s-monitoring.py --check ||
+  fail "generated monitoring files are out of date: run python3 scripts/gen-k8s-monitoring.py"
+
 # --- 1. render ------------------------------------------------------------------
 overlays=()
 for dir in k8s/overlays/*/; do
@@ -116,12 +130,17 @@ done
 
 # --- 2. what the manifests promise ----------------------------------------------
 "$py" - "$namespace" "$work" "${overlays[@]}" <<'PY' || fail "manifest rules (above)"
-import base64, json, sys, yaml
+import base64, json, re, sys, yaml
 
 namespace, work, overlays = sys.argv[1], sys.argv[2], sys.argv[3:]
 errors = []
 CLUSTER_SCOPED = {"Namespace"}
 SERVICES = {"inventory": 7001, "order": 7002, "pricing": 7003, "identity": 7004}
+
+
+def is_prod(overlay):
+    """prod, or prod plus something (prod-monitoring)."""
+    return overlay == "prod" or overlay.startswith("prod-")
 
 
 def err(overlay, msg):
@@ -175,7 +194,7 @@ def check_access_control(overlay, by_kind, config, workloads):
     policies = by_kind.get("NetworkPolicy", {})
     for service in ("inventory", "pricing", "order"):
         env = pod_env(workloads.get(service, {"spec": {"template": {"spec": {"containers": [{}]}}}}), config)
-        if overlay == "prod" and (env.get("AUTH_ISSUER") is None or env.get("AUTH_REQUIRED") != "true"):
+        if is_prod(overlay) and (env.get("AUTH_ISSUER") is None or env.get("AUTH_REQUIRED") != "true"):
             err(overlay, f"{service}: prod requires tokens: AUTH_ISSUER and AUTH_REQUIRED=true")
         if overlay == "dev" and "AUTH_ISSUER" in env:
             err(overlay, f"{service}: access control is off in dev (as in docker compose's default)")
@@ -185,7 +204,7 @@ def check_access_control(overlay, by_kind, config, workloads):
             if not allowed(policies, service, "identity", 7004):
                 err(overlay, f"{service}: the NetworkPolicies do not let it reach identity:7004 (keys)")
     order = pod_env(workloads.get("order", {"spec": {"template": {"spec": {"containers": [{}]}}}}), config)
-    if overlay == "prod" or "AUTH_CLIENT_ID" in order:
+    if is_prod(overlay) or "AUTH_CLIENT_ID" in order:
         ref = (order.get("AUTH_CLIENT_SECRET") or {}).get("secretKeyRef", {})
         client = order.get("AUTH_CLIENT_ID")
         if not client or not ref:
@@ -243,7 +262,7 @@ def check_events(overlay, by_kind, config, workloads):
         stream_replicas = int(env.get("EVENTS_STREAM_REPLICAS", "1"))
         if stream_replicas > replicas:
             err(overlay, f"{service}: EVENTS_STREAM_REPLICAS {stream_replicas} exceeds the {replicas} nats servers")
-        if overlay == "prod" and stream_replicas != 3:
+        if is_prod(overlay) and stream_replicas != 3:
             err(overlay, f"{service}: prod's streams need EVENTS_STREAM_REPLICAS=3, got {stream_replicas}")
     if not allowed(policies, "nats", "nats", 6222):
         err(overlay, "nats: the NetworkPolicies do not let its servers reach each other on 6222")
@@ -261,7 +280,7 @@ def check_events(overlay, by_kind, config, workloads):
                 err(overlay, "nats: monitoring (8222) only from the scraper's namespace and pods")
             elif port not in (4222, 6222, 8222):
                 err(overlay, f"nats: ingress on unexpected port {port}")
-    if overlay == "prod":
+    if is_prod(overlay):
         if replicas != 3:
             err(overlay, f"nats: prod runs a three-server JetStream cluster, not {replicas}")
         routes = [f"nats://nats-{i}.nats-headless:6222" for i in range(3)]
@@ -277,8 +296,132 @@ def check_events(overlay, by_kind, config, workloads):
             err(overlay, "nats: needs podAntiAffinity on kubernetes.io/hostname")
 
 
+MONITORING_API = "monitoring.coreos.com/v1"
+# The fields the Prometheus Operator's CRDs define (v0.7x), for the parts used here:
+# anything else is a typo the operator would reject or, worse, ignore.
+SM_SPEC = {"jobLabel", "selector", "endpoints", "namespaceSelector", "targetLabels", "podTargetLabels",
+           "sampleLimit", "targetLimit", "labelLimit", "labelNameLengthLimit", "labelValueLengthLimit",
+           "attachMetadata", "scrapeProtocols", "keepDroppedTargets", "scrapeClass", "bodySizeLimit"}
+SM_ENDPOINT = {"port", "targetPort", "path", "scheme", "params", "interval", "scrapeTimeout", "tlsConfig",
+               "authorization", "basicAuth", "oauth2", "bearerTokenSecret", "honorLabels", "honorTimestamps",
+               "metricRelabelings", "relabelings", "proxyUrl", "followRedirects", "enableHttp2", "filterRunning"}
+RULE_GROUP = {"name", "interval", "rules", "limit", "partial_response_strategy", "query_offset", "labels"}
+RULE = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+
+
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, matchExpressions In) selects these labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        if e["operator"] != "In" or labels.get(e["key"]) not in e.get("values", []):
+            return False
+    return bool(selector)
+
+
+def check_crd_shape(overlay, d):
+    """A monitoring.coreos.com object: known kinds and fields only."""
+    where = f"{d['kind']}/{d['metadata']['name']}"
+    spec = d.get("spec", {})
+    if d["apiVersion"] != MONITORING_API or d["kind"] not in ("ServiceMonitor", "PrometheusRule"):
+        err(overlay, f"{where}: unexpected {d['apiVersion']} kind")
+        return
+    if set(d) - {"apiVersion", "kind", "metadata", "spec"}:
+        err(overlay, f"{where}: unknown top-level fields {sorted(set(d) - {'apiVersion', 'kind', 'metadata', 'spec'})}")
+    if d["kind"] == "ServiceMonitor":
+        if set(spec) - SM_SPEC:
+            err(overlay, f"{where}: unknown spec fields {sorted(set(spec) - SM_SPEC)}")
+        for ep in spec.get("endpoints") or [{}]:
+            if set(ep) - SM_ENDPOINT or not ep:
+                err(overlay, f"{where}: endpoint fields {sorted(ep)}, known: {sorted(SM_ENDPOINT)}")
+            for key in ("interval", "scrapeTimeout"):
+                if key in ep and not re.match(DURATION, ep[key]):
+                    err(overlay, f"{where}: {key} {ep[key]!r} is not a Prometheus duration")
+        return
+    groups = spec.get("groups")
+    if set(spec) != {"groups"} or not isinstance(groups, list):
+        err(overlay, f"{where}: spec must be exactly groups: [...]")
+        return
+    names = [g.get("name") for g in groups]
+    if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+        err(overlay, f"{where}: group names must be unique and non-empty: {names}")
+    for g in groups:
+        if set(g) - RULE_GROUP or not g.get("rules"):
+            err(overlay, f"{where}: group {g.get('name')}: fields {sorted(g)}, and rules must not be empty")
+        for r in g.get("rules") or []:
+            name = r.get("record") or r.get("alert")
+            if ("record" in r) == ("alert" in r) or set(r) - RULE:
+                err(overlay, f"{where}: rule {name}: exactly one of record/alert, fields from {sorted(RULE)}")
+            if not isinstance(r.get("expr"), str) or not r["expr"].strip():
+                err(overlay, f"{where}: rule {name}: expr must be a non-empty string")
+            for key in ("for", "keep_firing_for"):
+                if key in r and not re.match(DURATION, str(r[key])):
+                    err(overlay, f"{where}: rule {name}: {key} {r[key]!r} is not a duration")
+            for key in ("labels", "annotations"):
+                if not all(isinstance(k, str) and isinstance(v, str) for k, v in (r.get(key) or {}).items()):
+                    err(overlay, f"{where}: rule {name}: {key} must map strings to strings")
+            if "record" in r and "annotations" in r:
+                err(overlay, f"{where}: recording rule {name} cannot have annotations")
+
+
+def check_monitoring(overlay, by_kind):
+    """components/monitoring: scraped services, the scrape NetworkPolicy, rules, dashboards."""
+    services = by_kind.get("Service", {})
+    monitors = by_kind.get("ServiceMonitor", {})
+    releases = {d["metadata"].get("labels", {}).get("release")
+                for kind in ("ServiceMonitor", "PrometheusRule") for d in by_kind.get(kind, {}).values()}
+    if len(releases) != 1 or None in releases:
+        err(overlay, f"the ServiceMonitors and PrometheusRules need one and the same release label, got {releases}")
+    for name in SERVICES:
+        sm = monitors.get(name, {}).get("spec")
+        if not sm:
+            err(overlay, f"no ServiceMonitor {name}")
+            continue
+        eps = sm.get("endpoints", [])
+        if [(e.get("port"), e.get("path"), e.get("interval")) for e in eps] != [("http", "/metrics", "15s")] \
+                or sm.get("jobLabel") != "app.kubernetes.io/name":
+            err(overlay, f"ServiceMonitor/{name}: one endpoint port http, path /metrics, interval 15s, "
+                         "jobLabel app.kubernetes.io/name")
+        hits = [s for s in services.values() if selects(sm.get("selector", {}), s["metadata"].get("labels", {}))]
+        if [s["metadata"]["name"] for s in hits] != [name] or \
+                "http" not in [p.get("name") for p in hits[0]["spec"]["ports"]] or \
+                hits[0]["metadata"]["labels"].get("app.kubernetes.io/name") != name:
+            err(overlay, f"ServiceMonitor/{name} must select exactly Service {name}, with a port http "
+                         f"and the jobLabel's label, got {[s['metadata']['name'] for s in hits]}")
+        ok = False
+        for np in by_kind.get("NetworkPolicy", {}).values():
+            if not selects(np["spec"].get("podSelector", {}), {"app.kubernetes.io/name": name}):
+                continue
+            for rule in np["spec"].get("ingress", []):
+                from_prometheus = any(
+                    p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "monitoring"
+                    and p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "prometheus"
+                    for p in rule.get("from", []))
+                ports = [p.get("port") for p in rule.get("ports", [])]
+                ok = ok or (from_prometheus and ("http" in ports or SERVICES[name] in ports))
+        if not ok:
+            err(overlay, f"{name}: no NetworkPolicy lets Prometheus (namespace monitoring) reach its http port")
+    if len(by_kind.get("PrometheusRule", {})) != 1:
+        err(overlay, "expected one PrometheusRule (k8s/components/monitoring/prometheusrule.yaml)")
+    for name, cm in by_kind.get("ConfigMap", {}).items():
+        if cm["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+            continue
+        for key, text in cm.get("data", {}).items():
+            try:
+                dashboard = json.loads(text)
+            except ValueError as e:
+                err(overlay, f"ConfigMap/{name}: {key} is not JSON: {e}")
+                continue
+            if not key.endswith(".json") or "panels" not in dashboard or len(text) > 1_000_000:
+                err(overlay, f"ConfigMap/{name}: {key} must be a dashboard (.json with panels, under 1 MB)")
+
+
 for overlay in overlays:
     docs = [d for d in yaml.safe_load_all(open(f"{work}/{overlay}.yaml")) if d]
+    monitoring = [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    for d in monitoring:
+        check_crd_shape(overlay, d)
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
@@ -339,7 +482,7 @@ for overlay in overlays:
         for ref in workloads.get(service, {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("envFrom", []):
             env.update(config.get(ref.get("configMapRef", {}).get("name"), {}))
         return {k: v for k, v in env.items() if k.startswith("CHAOS_") and k != "CHAOS_DELAY_MS"}
-    if overlay == "prod":
+    if is_prod(overlay):
         for service in [*SERVICES, "client"]:
             if any(float(v) != 0 for v in chaos(service).values()):
                 err(overlay, f"{service}: chaos must be off in prod, got {chaos(service)}")
@@ -370,6 +513,8 @@ for overlay in overlays:
         err(overlay, "no default-deny NetworkPolicy")
     check_access_control(overlay, by_kind, config, workloads)
     check_events(overlay, by_kind, config, workloads)
+    if monitoring or "monitoring" in overlay:
+        check_monitoring(overlay, by_kind)
 
 for e in errors:
     print(f"  {e}", file=sys.stderr)
@@ -380,8 +525,16 @@ PY
 objects=0
 for name in "${overlays[@]}"; do
   objects=$((objects + $(grep -c '^kind:' "$work/$name.yaml")))
+  # The built-in kinds only: the operator's (monitoring.coreos.com) have no schema here
+  # and were checked in step 2.
+  "$py" - "$work/$name.yaml" "$work/$name.builtin.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+builtin = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
+yaml.safe_dump_all(builtin, open(sys.argv[2], "w"), sort_keys=False)
+PY
   for version in "${k8s_versions[@]}"; do
-    "$venv/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$version" "$work/$name.yaml" \
+    "$venv/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$version" "$work/$name.builtin.yaml" \
       >"$work/validate.out" 2>&1 || { cat "$work/validate.out" >&2; fail "schema validation of $name against Kubernetes $version"; }
     # It reports some problems without a non-zero exit: any output is one.
     [ -s "$work/validate.out" ] && { cat "$work/validate.out" >&2; fail "schema validation of $name against Kubernetes $version"; }

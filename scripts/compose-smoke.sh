@@ -14,11 +14,19 @@
 #      `closed`;
 #   5. an order placed before a restart of the order container is still there after it;
 #   6. the gateway on :8080 serves the page and proxies /inventory/, /pricing/, /order/,
-#      passing X-Request-Id through;
+#      passing X-Request-Id through; its stub_status answers on the internal port 8081
+#      and not through :8080;
 #   6b. events flow end to end: with the live feed open through the gateway
 #      (curl -N /order/events/stream), a restock through the gateway arrives on it as a
 #      shop.inventory.stock_changed CloudEvent (inventory's outbox, its relay, JetStream,
 #      order's feed, the gateway's unbuffered SSE location);
+#   6c. the observability profile's Prometheus (observability/prometheus/prometheus.yml,
+#      rules loaded) scrapes inventory, pricing, order and identity: each job's targets
+#      are `up`, the rules loaded without error, `sum by (job) (http_requests_total)` is
+#      non-zero for each, and inventory's rises by the requests this phase sends. The
+#      profile's other containers (Grafana, the collector, Jaeger, the exporters) are
+#      not started: their targets are listed, not asserted; their configuration is
+#      checked offline (scripts/check-observability.sh);
 #   7. brought down (volumes kept) and up again with AUTH=on, access control is on and
 #      the access-control journey (scripts/journey.sh: sign-up, sign-in, own orders
 #      only, the demo operator restocks and reprices) passes through the gateway;
@@ -39,8 +47,8 @@
 #   SMOKE_PROJECT   compose project name (default resilient-shop-smoke): its own
 #                   containers and volume, so a stack started with plain
 #                   `docker compose up` is not touched, nor its data deleted
-#   INVENTORY_PORT ORDER_PORT PRICING_PORT IDENTITY_PORT CLIENT_PORT   published ports
-#                   (7001 7002 7003 7004 8080); they must be free
+#   INVENTORY_PORT ORDER_PORT PRICING_PORT IDENTITY_PORT CLIENT_PORT PROMETHEUS_PORT
+#                   published ports (7001 7002 7003 7004 8080 9090); they must be free
 #   SMOKE_AUTH=0    skip step 7 (the AUTH=on stack and the journey)
 #   KEEP_STACK=1    leave the stack running at the end (remove it with
 #                   `docker compose -p resilient-shop-smoke down -v`)
@@ -52,7 +60,7 @@ cd "$(dirname "$0")/.."
 project=${SMOKE_PROJECT:-resilient-shop-smoke}
 export INVENTORY_PORT=${INVENTORY_PORT:-7001} ORDER_PORT=${ORDER_PORT:-7002}
 export PRICING_PORT=${PRICING_PORT:-7003} IDENTITY_PORT=${IDENTITY_PORT:-7004}
-export CLIENT_PORT=${CLIENT_PORT:-8080}
+export CLIENT_PORT=${CLIENT_PORT:-8080} PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 # Steps 1-6 run as the seed's users do, access control off, whatever the caller's AUTH.
 unset AUTH
 inventory_url=http://localhost:$INVENTORY_PORT
@@ -60,6 +68,7 @@ order_url=http://localhost:$ORDER_PORT
 pricing_url=http://localhost:$PRICING_PORT
 identity_url=http://localhost:$IDENTITY_PORT
 gateway_url=http://localhost:$CLIENT_PORT
+prometheus_url=http://localhost:$PROMETHEUS_PORT
 timeout=${SMOKE_TIMEOUT:-180}
 files=(-f docker-compose.yml -f scripts/compose-smoke.yml)
 log=$(mktemp -t compose-smoke.XXXXXX.log)
@@ -83,6 +92,9 @@ else
   echo "compose-smoke: neither docker compose (with a running engine) nor podman-compose found" >&2
   exit 1
 fi
+# The same with the observability profile on: its services can be named (prometheus),
+# and `down` removes them too.
+compose_obs=("${compose[@]}" --profile observability)
 
 # --- reporting -------------------------------------------------------------------------
 now_ms() { date +%s%3N; }
@@ -112,6 +124,7 @@ run_quiet() {
   "$@" >>"$log" 2>&1 || fail "$(printf '%q ' "$@") (see $log)"
 }
 run_compose() { run_quiet "${compose[@]}" "$@"; }
+run_compose_obs() { run_quiet "${compose_obs[@]}" "$@"; }
 
 feed_pid=''
 teardown() {
@@ -124,16 +137,16 @@ teardown() {
     tail -n 30 "$log" >&2 || true
     echo "--- containers and their recent logs:" >&2
     "${compose[@]}" ps >&2 2>/dev/null || true
-    for service in nats postgres inventory pricing order identity client; do
+    for service in nats postgres inventory pricing order identity client prometheus; do
       echo "--- $service" >&2
-      "${compose[@]}" logs --tail 20 "$service" 2>/dev/null | grep -v 'TRACE' >&2 || true
+      "${compose_obs[@]}" logs --tail 20 "$service" 2>/dev/null | grep -v 'TRACE' >&2 || true
     done
   fi
   if [ "${KEEP_STACK:-0}" = 1 ]; then
     echo "KEEP_STACK=1: the stack is still running (project $project)"
   else
     phase "tear down"
-    "${compose[@]}" down -v >>"$log" 2>&1 || echo "compose-smoke: tear-down failed, see $log" >&2
+    "${compose_obs[@]}" down -v >>"$log" 2>&1 || echo "compose-smoke: tear-down failed, see $log" >&2
     end_phase
   fi
   echo
@@ -211,7 +224,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # --- the run ---------------------------------------------------------------------------
 echo "compose smoke test with $engine, project $project (compose output: $log)"
-for port in "$INVENTORY_PORT" "$ORDER_PORT" "$PRICING_PORT" "$IDENTITY_PORT" "$CLIENT_PORT"; do
+for port in "$INVENTORY_PORT" "$ORDER_PORT" "$PRICING_PORT" "$IDENTITY_PORT" "$CLIENT_PORT" "$PROMETHEUS_PORT"; do
   if port_in_use "$port"; then
     # Nothing has been started yet: nothing to tear down.
     trap - EXIT
@@ -337,6 +350,12 @@ ok "the gateway proxies /pricing/"
 kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
 [ "$(field .order_id "$kept")" = "$live_order" ] || fail "GET /order/orders/$live_order through the gateway: $kept"
 ok "the gateway proxies /order/ (and found the restarted order container)"
+status=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$gateway_url/stub_status" || true)
+[ "$status" = 404 ] || fail "GET /stub_status on the gateway's public port answered $status, expected 404"
+stub=$("$engine" exec "$(container_id client)" curl -fsS -m 5 http://127.0.0.1:8081/stub_status 2>&1) ||
+  fail "the gateway's stub_status on its internal port 8081: $stub"
+grep -q '^Active connections: [0-9]' <<<"$stub" || fail "the gateway's stub_status is not nginx's: $stub"
+ok "the gateway's stub_status answers on the internal port 8081 ($(head -n 1 <<<"$stub" | tr -s ' ')), and 404 on :$CLIENT_PORT"
 
 phase "events: a restock on the live feed"
 # The feed through the gateway, in the background; its first frame (retry:) says that
@@ -369,14 +388,82 @@ feed_pid=''
 rm -f "$feed"
 ok "the restock reached the live feed through the gateway as a CloudEvent ($(field .id "$event"))"
 
+phase "Prometheus scrapes the services"
+run_compose_obs up -d prometheus
+wait_ready prometheus "$prometheus_url/-/ready"
+wait_healthy prometheus
+# Every target as Prometheus sees it, one line each: job health url [last error].
+targets() {
+  curl -s -m 5 "$prometheus_url/api/v1/targets?state=active" |
+    jq -r '.data.activeTargets[] | [.labels.job, .health, .scrapeUrl, .lastError] | @tsv' 2>/dev/null || true
+}
+# A job whose targets are all up (and there is one).
+job_up() { # job
+  awk -F '\t' -v job="$1" '$1 == job { n++; if ($2 != "up") bad++ } END { exit !(n > 0 && !bad) }' <<<"$all"
+}
+deadline=$((SECONDS + timeout))
+while :; do
+  all=$(targets)
+  down=()
+  for job in inventory pricing order identity; do job_up "$job" || down+=("$job"); done
+  [ ${#down[@]} -eq 0 ] && break
+  ((SECONDS < deadline)) || fail "Prometheus's targets of ${down[*]} are not up after ${timeout} s: ${all:-no targets}"
+  sleep 1
+done
+ok "Prometheus scrapes inventory, pricing, order and identity: every target up"
+awk -F '\t' '{ printf "      %-10s %-8s %s%s\n", $1, $2, $3, ($4 == "" ? "" : "  (" $4 ")") }' <<<"$all"
+echo "      (the gateway and nats exporters, and Grafana, the collector and Jaeger, are not"
+echo "      started by the smoke test: their targets are listed, not asserted)"
+# Every rule evaluated once (health "ok"; "unknown" until its group's first evaluation).
+deadline=$((SECONDS + timeout))
+while :; do
+  rules=$(curl -s -m 5 "$prometheus_url/api/v1/rules" || true)
+  [ "$(field .status "$rules")" = success ] || fail "GET /api/v1/rules: ${rules:0:300}"
+  bad_rules=$(jq -r '[.data.groups[].rules[] | select(.health == "err") | "\(.name): \(.lastError)"] | join("; ")' <<<"$rules")
+  [ -z "$bad_rules" ] || fail "Prometheus could not evaluate the rules: $bad_rules"
+  pending=$(jq '[.data.groups[].rules[] | select(.health != "ok")] | length' <<<"$rules")
+  [ "$pending" = 0 ] && break
+  ((SECONDS < deadline)) || fail "$pending rules not evaluated after ${timeout} s"
+  sleep 1
+done
+ok "Prometheus evaluates $(jq '[.data.groups[].rules[]] | length' <<<"$rules") rules in $(jq '.data.groups | length' <<<"$rules") groups (observability/prometheus/rules), none failing"
+# The scraped counters: non-zero for each service, and inventory's moves by what is sent.
+query() { # promql: prints job<TAB>value lines
+  curl -s -m 5 --get "$prometheus_url/api/v1/query" --data-urlencode "query=$1" |
+    jq -r '.data.result[] | [.metric.job, .value[1]] | @tsv' 2>/dev/null || true
+}
+requests=$(query 'sum by (job) (http_requests_total)')
+for job in inventory pricing order identity; do
+  value=$(awk -F '\t' -v job="$job" '$1 == job { print $2 }' <<<"$requests")
+  [ -n "$value" ] && [ "${value%%.*}" -gt 0 ] ||
+    fail "sum(http_requests_total) of job $job is '${value:-absent}' in Prometheus: ${requests:-no result}"
+done
+ok "sum by (job) (http_requests_total): $(sort <<<"$requests" | tr '\t\n' '= ' | sed 's/ $//')"
+before=$(awk -F '\t' '$1 == "inventory" { print $2 }' <<<"$(query 'sum by (job) (http_requests_total{route="/items"})')")
+before=${before:-0}
+sent=20
+for _ in $(seq 1 "$sent"); do
+  curl -fs -m 10 -o /dev/null "$inventory_url/items" || fail "GET /items on inventory"
+done
+deadline=$((SECONDS + timeout))
+until
+  after=$(awk -F '\t' '$1 == "inventory" { print $2 }' <<<"$(query 'sum by (job) (http_requests_total{route="/items"})')")
+  [ -n "$after" ] && [ "${after%%.*}" -ge $((${before%%.*} + sent)) ]
+do
+  ((SECONDS < deadline)) || fail "inventory's GET /items count in Prometheus went from $before to ${after:-nothing}, not by $sent"
+  sleep 1
+done
+ok "inventory's http_requests_total{route=\"/items\"} in Prometheus went from $before to $after after $sent GET /items"
+
 if [ "${SMOKE_AUTH:-1}" = 0 ]; then
   end_phase
   exit 0
 fi
 
 phase "AUTH=on: restart the stack"
-# The containers are re-created with the switch on; the database volume stays.
-run_compose down
+# The containers are re-created with the switch on (Prometheus is removed); the
+# database volume stays.
+run_compose_obs down
 export AUTH=on
 run_compose up -d
 wait_stack

@@ -200,6 +200,20 @@ describe('the nginx gateway', () => {
     }
   });
 
+  test('stub_status answers on the internal status port only, not through the public one', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const res = await fetch(`${gateway.statusUrl}/stub_status`);
+    assert.equal(res.status, 200);
+    // The format nginx-prometheus-exporter parses.
+    assert.match(await res.text(), /^Active connections: \d+ \nserver accepts handled requests\n \d+ \d+ \d+ \nReading: \d+ Writing: \d+ Waiting: \d+ \n$/);
+    const outside = await fetch(`${gateway.url}/stub_status`);
+    assert.equal(outside.status, 404);
+    assert.equal((await outside.json()).code, 'not_found');
+    const other = await fetch(`${gateway.statusUrl}/`);
+    assert.equal(other.status, 404);
+    await other.arrayBuffer();
+  });
+
   test('Authorization, X-Forwarded-For and X-Real-IP reach the service', async (t) => {
     if (skip) return t.skip('nginx is not installed');
     const res = await fetch(`${gateway.url}/identity/.well-known/jwks.json`, {

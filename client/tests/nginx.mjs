@@ -53,17 +53,21 @@ function listening(host, port, child) {
 
 /**
  * Starts nginx with the gateway's configuration. `upstreams` maps INVENTORY, PRICING,
- * ORDER and IDENTITY to host:port. Resolves to `{ url, close, check }` or null.
+ * ORDER and IDENTITY to host:port. Resolves to `{ url, statusUrl, close, check }` or null
+ * (statusUrl: the internal stub_status server, port 8081 in the image).
  */
 export async function startNginx({ root, upstreams, host = '127.0.0.1' }) {
   const nginx = nginxBinary();
   if (!nginx) return null;
   const dir = mkdtempSync(join(tmpdir(), 'gateway-'));
   const port = await freePort(host);
+  // The stub_status server (for the metrics exporter) on a free port too.
+  const statusPort = await freePort(host);
   const vars = { GATEWAY_RESOLVER: '127.0.0.1' };
   for (const [name, upstream] of Object.entries(upstreams)) vars[`${name}_UPSTREAM`] = upstream;
   const server = render(readFileSync(join(GATEWAY_DIR, 'gateway.conf.template'), 'utf8'), vars)
     .replace('listen 8080 default_server;', `listen ${host}:${port} default_server;`)
+    .replace('listen 8081;', `listen ${host}:${statusPort};`)
     .replace('root /usr/share/nginx/html;', `root ${root};`);
   writeFileSync(join(dir, 'gateway.conf'), server);
   copyFileSync(join(GATEWAY_DIR, 'security-headers.conf'), join(dir, 'security-headers.conf'));
@@ -80,6 +84,7 @@ export async function startNginx({ root, upstreams, host = '127.0.0.1' }) {
   await listening(host, port, child);
   return {
     url: `http://${host}:${port}`,
+    statusUrl: `http://${host}:${statusPort}`,
     check: check.stderr,
     close: () => new Promise((done) => {
       const finish = () => { rmSync(dir, { recursive: true, force: true }); done(); };
