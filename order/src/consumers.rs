@@ -133,6 +133,11 @@ impl Handler for Expiries {
             let Some(id) = OrderId::parse(&event.subject) else {
                 return Ok(Effect::Applied);
             };
+            // A reservation of that shape that is no order's (one an operator
+            // made, say) is left alone: no release call for stock that is back.
+            if self.store.get(&id).await?.is_none() {
+                return Ok(Effect::Applied);
+            }
             let handled = Handled {
                 consumer: EXPIRIES.name,
                 event_id: &event.id,

@@ -207,6 +207,29 @@ async fn an_expired_reservation_fails_its_pending_order_at_once_and_releases_it(
 }
 
 #[actix_web::test]
+async fn an_expired_reservation_that_is_no_order_s_is_left_alone() {
+    let nats = NatsServer::start().await;
+    let _broker = producer_streams(&nats).await;
+    let stack = stack_with_events(&nats).await;
+    // A reservation someone made under an id of an order's shape.
+    let stranger = order::domain::OrderId::generate();
+    publish(&nats, &reservation_expired(&stranger), "e-1").await;
+    wait_consumed(&stack.order.client, "order-expiries", "handled", 1.0).await;
+
+    let metrics = stack.inventory_client.get("/metrics").await.text;
+    assert!(
+        !metrics.contains(r#"method="DELETE""#),
+        "a release was sent:\n{metrics}"
+    );
+    stack
+        .order
+        .client
+        .get(&format!("/orders/{stranger}"))
+        .await
+        .assert_status(404);
+}
+
+#[actix_web::test]
 async fn a_poison_event_goes_to_the_dead_letters_and_the_next_one_is_handled() {
     let nats = NatsServer::start().await;
     let _broker = producer_streams(&nats).await;
