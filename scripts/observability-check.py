@@ -27,6 +27,10 @@ end, whatever happens.
 
 Usage: scripts/observability-check.py [--profile debug|release] [--rules GLOB ...]
        [--dashboards DIR] [--orders N] [--outage-orders K] [--lookups M] [--keep]
+       [--screenshots DIR [--screenshot-seconds S]]
+With --screenshots, once the checks pass: S seconds (default 150) of steady traffic with
+pricing down for the middle 30 %, then the overview dashboard drawn from its JSON and
+Prometheus's data (observability/render/, headless Chromium) to DIR/shop-overview.png.
 Environment: PROFILE (as --profile), CARGO_TARGET_DIR, NATS_SERVER_BIN (default: nats-server
 on PATH, else /usr/sbin/nats-server), PROMETHEUS_BIN (default /usr/bin/prometheus).
 Standard library only.
@@ -843,6 +847,10 @@ def parse_args():
     parser.add_argument("--outage-orders", type=int, default=6, help="orders while pricing is down")
     parser.add_argument("--lookups", type=int, default=30, help="GET /items/{sku} of known skus")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument("--screenshots", metavar="DIR",
+                        help="after the checks, send steady traffic with a pricing outage and "
+                             "draw the overview dashboard to DIR/shop-overview.png")
+    parser.add_argument("--screenshot-seconds", type=int, default=150)
     args = parser.parse_args()
     if args.outage_orders <= BREAKER_THRESHOLD:
         parser.error(f"--outage-orders must be above the breaker threshold ({BREAKER_THRESHOLD})")
@@ -861,7 +869,10 @@ def run(args, workdir):
         log("stack ready: " + ", ".join(f"{s} :{p}" for s, p in stack.ports.items()))
         prometheus.start()
         log(f"prometheus ready on :{prometheus.port}")
-        return measure(stack, prometheus, args, rule_files)
+        failures = measure(stack, prometheus, args, rule_files)
+        if args.screenshots and not failures:
+            pictures(stack, prometheus, args)
+        return failures
     finally:
         prometheus.stop()
         stack.stop()
@@ -887,6 +898,59 @@ def measure(stack, prometheus, args, rule_files):
     log("\n-- rules --")
     failures += check_rules(prometheus, sent, rule_files)
     return failures
+
+
+# ---------------------------------------------------------------------------- pictures
+
+
+def steady_traffic(stack, traffic, seconds, outage):
+    """Orders (about 8 a second) and item lookups for `seconds`, with pricing down for
+    the middle `outage` share of the time: what the overview dashboard's picture shows."""
+    start = time.monotonic()
+    down, up = start + seconds * (1 - outage) / 2, start + seconds * (1 + outage) / 2
+    tick = 0
+    while (now := time.monotonic()) < start + seconds:
+        if down <= now < up and stack.processes["pricing"].running():
+            stack.processes["pricing"].kill()
+        elif now >= up and not stack.processes["pricing"].running():
+            stack.start_service("pricing")
+            stack.wait_ready("pricing")
+        if tick % 40 == 0:
+            for sku in ORDER_SKUS:  # enough stock for the whole run
+                body = {"delta": 400, "reason": "observability pictures"}
+                http("POST", f"{stack.url('inventory')}/items/{sku}/stock", body)
+        traffic.place_order(f"picture-{tick % 7}")
+        for sku in LOOKUP_SKUS + (["ZZ999"] if tick % 10 == 0 else []):
+            traffic.look_up(sku)
+        tick += 1
+        time.sleep(max(0.0, start + tick / 8 - time.monotonic()))
+
+
+def render_overview(prometheus, directory, since):
+    """The overview dashboard drawn from its JSON and Prometheus's data
+    (observability/render/), to `directory`/shop-overview.png."""
+    render = os.path.join(ROOT, "observability/render")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=render, check=True)
+    os.makedirs(directory, exist_ok=True)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    caption = (f"Rendered {day} by scripts/observability-check.py --screenshots from "
+               "shop-overview.json and a real Prometheus (not Grafana's own drawing)")
+    subprocess.run([
+        "node", os.path.join(render, "render-dashboard.mjs"),
+        "--prometheus", f"http://127.0.0.1:{prometheus.port}",
+        "--dashboard", os.path.join(ROOT, "observability/grafana/dashboards/shop-overview.json"),
+        "--out", os.path.join(directory, "shop-overview.png"),
+        "--from", str(int(since)), "--to", str(int(time.time())),
+        "--caption", caption,
+    ], check=True)
+
+
+def pictures(stack, prometheus, args):
+    since = time.time()
+    log(f"\n-- {args.screenshot_seconds} s of steady traffic for the pictures --")
+    steady_traffic(stack, Traffic(stack), args.screenshot_seconds, outage=0.3)
+    time.sleep(2)  # the last scrape
+    render_overview(prometheus, args.screenshots, since)
 
 
 def main():
