@@ -451,10 +451,6 @@ impl FromRequest for Controller {
     }
 }
 
-fn live(chaos: Option<web::Data<Chaos>>) -> Result<web::Data<Chaos>, Problem> {
-    chaos.ok_or_else(Problem::internal)
-}
-
 /// The fault injection in force. Present only with `CHAOS_CONTROL=on`; once
 /// tokens are verified (`AUTH_ISSUER`) or a service token is set, it needs
 /// `chaos:write` (or that service token), whatever `AUTH_REQUIRED` says.
@@ -466,11 +462,8 @@ fn live(chaos: Option<web::Data<Chaos>>) -> Result<web::Data<Chaos>, Problem> {
     )
 )]
 #[get("/admin/chaos")]
-async fn get_chaos(
-    _: Controller,
-    chaos: Option<web::Data<Chaos>>,
-) -> Result<web::Json<ChaosView>, Problem> {
-    Ok(web::Json(ChaosView::from(&*live(chaos)?.current())))
+async fn get_chaos(_: Controller, chaos: web::Data<Chaos>) -> web::Json<ChaosView> {
+    web::Json(ChaosView::from(&*chaos.current()))
 }
 
 /// Changes the fault injection; the next request sees the change. Fields left
@@ -490,10 +483,9 @@ async fn get_chaos(
 #[put("/admin/chaos")]
 async fn put_chaos(
     Controller(actor): Controller,
-    chaos: Option<web::Data<Chaos>>,
+    chaos: web::Data<Chaos>,
     body: web::Json<ChaosUpdate>,
 ) -> Result<web::Json<ChaosView>, Problem> {
-    let chaos = live(chaos)?;
     let next = body.apply(&chaos, &chaos.current()).map_err(|errors| {
         Problem::new(
             StatusCode::BAD_REQUEST,
