@@ -719,12 +719,31 @@ modules["js/api.js"] = (function () {
     health: (options) => health('order', options),
   };
 
+  /**
+   * Live fault control (`GET`/`PUT /admin/chaos`, present only with `CHAOS_CONTROL=on`).
+   * Carries the signed-in token like any call; the read is a probe, kept out of the log.
+   */
+  const chaosApi = {
+    /** 200 `{delay_rate, delay_ms: {min, max}, failure_rate, routes}`; 404 when control is off. */
+    get: (service) => request(service, 'GET', '/admin/chaos', { log: false, timeoutMs: 3000 }),
+    /** Changes only the fields given; answers the settings now in force. */
+    put: (service, settings) => request(service, 'PUT', '/admin/chaos', {
+      body: settings,
+      timeoutMs: WRITE_TIMEOUT_MS,
+    }),
+  };
+
+  /** The order service's Prometheus text (for the fallback share); a poll, not logged. */
+  function orderMetrics() {
+    return request('order', 'GET', '/metrics', { ...POLL_OPTIONS });
+  }
+
   const healthOf = {
     inventory: inventoryApi.health,
     pricing: pricingApi.health,
     order: orderApi.health,
   };
-  return { ApiError, onCall, endRefusedSession, problemOfAnswer, request, newIdempotencyKey, inventoryApi, pricingApi, identityApi, orderApi, healthOf };
+  return { ApiError, onCall, endRefusedSession, problemOfAnswer, request, newIdempotencyKey, inventoryApi, pricingApi, identityApi, orderApi, chaosApi, orderMetrics, healthOf };
 })();
 
 // ---- js/state.js
@@ -1649,7 +1668,8 @@ modules["js/cart-view.js"] = (function () {
 modules["js/panel.js"] = (function () {
   /**
    * The resilience panel: each service's /health, polled every couple of seconds;
-   * the order service's circuit breakers (from its /health `checks.<dependency>.breaker`);
+   * the order service's circuit breakers (from its /health `checks.<dependency>.breaker`)
+   * and the share of its orders priced from fallback prices (from its /metrics);
    * and the last calls this page made, with status, latency and request id.
    *
    * Polls run one after another (never overlapping), pause while the tab is hidden,
@@ -1657,7 +1677,7 @@ modules["js/panel.js"] = (function () {
    */
 
   const { h, fill, srOnly } = modules["js/dom.js"];
-  const { healthOf, onCall } = modules["js/api.js"];
+  const { healthOf, onCall, orderMetrics } = modules["js/api.js"];
   const { SERVICES } = modules["config.js"];
   const { clock, duration, seconds, titleCase } = modules["js/format.js"];
 
@@ -1751,6 +1771,34 @@ modules["js/panel.js"] = (function () {
     facts.length ? h('dl', { class: 'facts' }, facts) : null);
   }
 
+  /**
+   * The orders the order service priced, by source, from its Prometheus text
+   * (`orders_by_pricing_total{source="live"|"fallback"}`); null when absent.
+   */
+  function pricingCounts(text) {
+    const counts = { live: 0, fallback: 0 };
+    let seen = false;
+    for (const line of String(text || '').split('\n')) {
+      const match = /^orders_by_pricing_total\{source="(live|fallback)"\} (\d+(?:\.\d+)?)/.exec(line);
+      if (match) {
+        counts[match[1]] = Number(match[2]);
+        seen = true;
+      }
+    }
+    return seen ? counts : null;
+  }
+
+  function renderFallback(counts) {
+    if (!counts) {
+      return h('p', { class: 'quiet small', 'data-testid': 'fallback-share', 'data-share': '' }, 'Fallback share: not known yet.');
+    }
+    const total = counts.live + counts.fallback;
+    const share = total ? Math.round((counts.fallback / total) * 100) : 0;
+    return h('p', { class: 'small', 'data-testid': 'fallback-share', 'data-share': String(share), 'data-fallback': String(counts.fallback) },
+      h('strong', {}, `Fallback share: ${share} %`),
+      h('span', { class: 'quiet' }, ` (${counts.fallback} of ${total} orders priced from the last prices seen, since the order service started)`));
+  }
+
   function renderCalls(calls) {
     if (calls.length === 0) {
       return h('tr', {}, h('td', { colspan: '6', class: 'quiet' }, 'No calls yet.'));
@@ -1780,6 +1828,8 @@ modules["js/panel.js"] = (function () {
     const breakersEl = root.querySelector('[data-role="breakers"]');
     const callsEl = root.querySelector('[data-role="calls"]');
     const updatedEl = root.querySelector('[data-role="updated"]');
+    const fallbackEl = root.querySelector('[data-role="fallback"]');
+    let pricing = null;
     const snapshots = Object.fromEntries(SERVICES.map((s) => [s, {}]));
     let timer = null;
     let polling = null;
@@ -1789,17 +1839,27 @@ modules["js/panel.js"] = (function () {
       const order = snapshots.order;
       const checks = order.health && order.health.checks ? order.health.checks : {};
       fill(breakersEl, DEPENDENCIES.map((dep) => renderBreaker(dep, checks[dep], Boolean(order.health))));
+      if (fallbackEl) fill(fallbackEl, renderFallback(pricing));
+    }
+
+    async function pollPricing() {
+      try {
+        const { data } = await orderMetrics();
+        pricing = pricingCounts(data && data.text);
+      } catch {
+        // the health card already says the order service is not answering
+      }
     }
 
     async function pollOnce() {
-      await Promise.all(SERVICES.map(async (service) => {
+      await Promise.all([pollPricing(), ...SERVICES.map(async (service) => {
         try {
           const { data, latencyMs } = await healthOf[service]({ poll: true });
           snapshots[service] = { health: data, latencyMs, problem: null };
         } catch (error) {
           snapshots[service] = { health: null, problem: error.problem || { title: String(error) } };
         }
-      }));
+      })]);
       render();
       fill(updatedEl, `Updated ${clock(new Date())}`);
       root.dataset.polls = String(Number(root.dataset.polls || 0) + 1);
@@ -1826,7 +1886,150 @@ modules["js/panel.js"] = (function () {
     refresh().then(schedule);
     return { refresh };
   }
-  return { mountPanel };
+  return { pricingCounts, mountPanel };
+})();
+
+// ---- js/faults.js
+modules["js/faults.js"] = (function () {
+  /**
+   * Fault control in the resilience panel: "Slow inventory", "Break pricing" and
+   * "Heal all", through each service's `GET`/`PUT /admin/chaos` (present only with
+   * `CHAOS_CONTROL=on`; with access control on it takes an operator's token, which
+   * the page sends when someone is signed in).
+   *
+   * Each service's control is read when the panel opens and whenever the sign-in
+   * changes: a 404 means the control is off there, a 401/403 that it needs an
+   * operator (or the service token); the buttons that need such a service are
+   * disabled and say why. After a change the panel's next poll shows the order
+   * service's breakers and fallback share reacting.
+   */
+
+  const { h, fill } = modules["js/dom.js"];
+  const { ApiError, chaosApi } = modules["js/api.js"];
+  const { ALL_SERVICES } = modules["config.js"];
+  const { session } = modules["js/session.js"];
+
+  /**
+   * The order service gives up on a call after REQUEST_TIMEOUT_MS (2000 ms by
+   * default): every inventory answer held back 2.5 to 3 s times out there, so its
+   * inventory breaker counts failures and opens.
+   */
+  const SLOW = { delay_rate: 1, delay_ms: { min: 2500, max: 3000 }, failure_rate: 0, routes: [] };
+  const BROKEN = { failure_rate: 1, delay_rate: 0, routes: [] };
+  const HEALED = { delay_rate: 0, failure_rate: 0, routes: [] };
+
+  const ACTIONS = [
+    { id: 'slow-inventory', label: 'Slow inventory', targets: ['inventory'], settings: SLOW,
+      done: 'Inventory now holds every answer back 2.5–3 s: longer than the order service waits.' },
+    { id: 'break-pricing', label: 'Break pricing', targets: ['pricing'], settings: BROKEN,
+      done: 'Pricing now fails every request: orders fall back to the last prices seen.' },
+    { id: 'heal-all', label: 'Heal all', targets: ALL_SERVICES, settings: HEALED, any: true,
+      done: 'No faults injected any more. Open breakers close after their next successful trial call.' },
+  ];
+
+  /** What the control's answer (or refusal) means for the buttons. */
+  function availability(error) {
+    const status = error instanceof ApiError ? error.problem.status : 0;
+    if (status === 404) return { usable: false, why: 'fault control is off (CHAOS_CONTROL=off)' };
+    if (status === 401) {
+      return { usable: false, why: session.signedIn ? 'your sign-in is not accepted' : 'needs an operator: sign in' };
+    }
+    if (status === 403) return { usable: false, why: 'your account lacks chaos:write' };
+    return { usable: false, why: error instanceof ApiError ? error.problem.title : String(error) };
+  }
+
+  function describe(settings) {
+    if (!settings) return '';
+    const parts = [];
+    if (settings.failure_rate > 0) parts.push(`fails ${Math.round(settings.failure_rate * 100)} %`);
+    if (settings.delay_rate > 0) {
+      parts.push(`delays ${Math.round(settings.delay_rate * 100)} % by ${settings.delay_ms.min}–${settings.delay_ms.max} ms`);
+    }
+    if (parts.length === 0) return 'no faults';
+    const where = settings.routes && settings.routes.length ? ` (${settings.routes.join(', ')})` : '';
+    return parts.join(', ') + where;
+  }
+
+  /** Mounts the controls in `root`; `onChanged()` runs after every change (a panel poll). */
+  function mountFaults(root, { onChanged = () => {} } = {}) {
+    const controls = Object.fromEntries(ALL_SERVICES.map((s) => [s, { usable: false, why: 'checking…' }]));
+    let message = null;
+    let working = false;
+
+    function usable(action) {
+      const ok = action.targets.filter((s) => controls[s].usable);
+      return action.any ? ok.length > 0 : ok.length === action.targets.length;
+    }
+
+    function render() {
+      const buttons = ACTIONS.map((action) => {
+        const blocked = action.targets.filter((s) => !controls[s].usable);
+        const title = blocked.length && !usable(action)
+          ? blocked.map((s) => `${s}: ${controls[s].why}`).join('; ')
+          : '';
+        return h('button', {
+          type: 'button',
+          class: action.id === 'heal-all' ? 'button button-secondary' : 'button',
+          'data-testid': `chaos-${action.id}`,
+          disabled: working || !usable(action),
+          title: title || null,
+          onclick: () => run(action),
+        }, action.label);
+      });
+      const states = ALL_SERVICES.map((service) => {
+        const c = controls[service];
+        return h('li', { 'data-testid': `chaos-${service}`, 'data-usable': String(c.usable) },
+          h('strong', {}, service), ': ',
+          c.usable ? describe(c.settings) : h('span', { class: 'quiet' }, c.why));
+      });
+      fill(root,
+        h('div', { class: 'ops-buttons' }, buttons),
+        h('ul', { class: 'small chaos-states' }, states),
+        message ? h('p', { role: 'status', 'data-testid': 'chaos-message', class: message.ok ? '' : 'text-bad' }, message.text) : null);
+    }
+
+    async function check(service) {
+      try {
+        const { data } = await chaosApi.get(service);
+        controls[service] = { usable: true, settings: data };
+      } catch (error) {
+        controls[service] = availability(error);
+      }
+    }
+
+    async function refresh() {
+      await Promise.all(ALL_SERVICES.map(check));
+      render();
+    }
+
+    async function run(action) {
+      working = true;
+      render();
+      const targets = action.targets.filter((s) => controls[s].usable);
+      const failed = [];
+      await Promise.all(targets.map(async (service) => {
+        try {
+          const { data } = await chaosApi.put(service, action.settings);
+          controls[service] = { usable: true, settings: data };
+        } catch (error) {
+          failed.push(`${service}: ${error instanceof ApiError ? error.problem.title : String(error)}`);
+          controls[service] = availability(error);
+        }
+      }));
+      working = false;
+      message = failed.length
+        ? { ok: false, text: `Not everywhere: ${failed.join('; ')}` }
+        : { ok: true, text: action.done };
+      render();
+      onChanged();
+    }
+
+    session.subscribe(() => refresh());
+    render();
+    refresh();
+    return { refresh };
+  }
+  return { mountFaults };
 })();
 
 // ---- js/demo.js
@@ -3052,6 +3255,7 @@ modules["js/main.js"] = (function () {
   const { mountCart } = modules["js/cart-view.js"];
   const { mountHistory, orderCard } = modules["js/orders.js"];
   const { mountPanel } = modules["js/panel.js"];
+  const { mountFaults } = modules["js/faults.js"];
   const { mountDemo, mountConsole } = modules["js/demo.js"];
   const { customer } = modules["js/state.js"];
   const { session } = modules["js/session.js"];
@@ -3111,6 +3315,7 @@ modules["js/main.js"] = (function () {
     mountCart(byId('cart'), { onOrderPlaced, onOrderRefused: () => history.reload(), onCancelled });
     history = mountHistory(byId('orders'), { onCancelled });
     panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });
+    mountFaults(document.querySelector('#resilience [data-role="faults"]'), { onChanged: () => panel.refresh() });
     const demo = mountDemo(byId('demo'), { onOrderPlaced, autoOrder: config.autoDemo });
     mountConsole(byId('console'), { onOrderPlaced });
     mountActivity(byId('activity'));

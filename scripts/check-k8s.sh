@@ -481,11 +481,19 @@ for overlay in overlays:
         env = {}
         for ref in workloads.get(service, {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("envFrom", []):
             env.update(config.get(ref.get("configMapRef", {}).get("name"), {}))
-        return {k: v for k, v in env.items() if k.startswith("CHAOS_") and k != "CHAOS_DELAY_MS"}
+        return {k: v for k, v in env.items() if k.startswith("CHAOS_") and k not in ("CHAOS_DELAY_MS", "CHAOS_CONTROL")}
+    # Live fault control (GET/PUT /admin/chaos): what the service's ConfigMaps say.
+    def chaos_control(service):
+        env = {}
+        for ref in workloads.get(service, {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("envFrom", []):
+            env.update(config.get(ref.get("configMapRef", {}).get("name"), {}))
+        return env.get("CHAOS_CONTROL", "off")
     if is_prod(overlay):
         for service in [*SERVICES, "client"]:
             if any(float(v) != 0 for v in chaos(service).values()):
                 err(overlay, f"{service}: chaos must be off in prod, got {chaos(service)}")
+            if service in SERVICES and chaos_control(service) != "off":
+                err(overlay, f"{service}: CHAOS_CONTROL must be off in prod, got {chaos_control(service)!r}")
             w = workloads.get(service, {})
             if w.get("spec", {}).get("replicas", 1) < 2:
                 err(overlay, f"{service}: needs at least 2 replicas")
@@ -509,6 +517,9 @@ for overlay in overlays:
         for service, want in expected.items():
             if chaos(service) != want:
                 err(overlay, f"{service}: demo chaos should be {want}, got {chaos(service)}")
+        for service in SERVICES:
+            if chaos_control(service) != "on":
+                err(overlay, f"{service}: CHAOS_CONTROL should be on in dev (the panel's fault controls), got {chaos_control(service)!r}")
     if "default-deny-all" not in by_kind.get("NetworkPolicy", {}):
         err(overlay, "no default-deny NetworkPolicy")
     check_access_control(overlay, by_kind, config, workloads)

@@ -2,7 +2,11 @@
 # Runs the whole system on this machine, no Docker: inventory :7001, order :7002,
 # pricing :7003, identity :7004 on embedded SQLite (./data), and the web client on :8080.
 # The seed's demo chaos is on (inventory delays ~10% of requests by 100-500 ms,
-# pricing fails ~10%); DEMO_CHAOS=off turns it off. Ctrl-C stops everything.
+# pricing fails ~10%); DEMO_CHAOS=off turns it off. Live fault control is on
+# (CHAOS_CONTROL=on: GET/PUT /admin/chaos on every service, the panel's "Slow inventory",
+# "Break pricing" and "Heal all"; open unless AUTH=on or SERVICE_TOKEN is set, then it
+# takes the operator's token or SERVICE_TOKEN); CHAOS_CONTROL=off removes it. Ctrl-C
+# stops everything.
 #
 # AUTH=on turns access control on, with tokens required: the services trust
 # identity's tokens, order gets its own by client credentials, and a demo
@@ -34,6 +38,7 @@ client_port=${CLIENT_PORT:-8080}
 nats_port=${NATS_PORT:-4222}
 export DATA_DIR=${DATA_DIR:-./data}
 export HOST=${HOST:-127.0.0.1}
+export CHAOS_CONTROL=${CHAOS_CONTROL:-on}
 
 case "$profile" in
   dev | debug) profile=dev bin_dir=target/debug ;;
@@ -151,7 +156,7 @@ cat <<MSG
   pricing    http://localhost:$pricing_port
   identity   http://localhost:$identity_port   (try: curl http://localhost:$identity_port/.well-known/openid-configuration)
   client     http://localhost:$client_port
-  data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}   auth: ${AUTH:-off}
+  data       $DATA_DIR   chaos: ${DEMO_CHAOS:-on}   chaos control: $CHAOS_CONTROL   auth: ${AUTH:-off}
   events     $events
 
 Ctrl-C stops everything.

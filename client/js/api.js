@@ -321,6 +321,25 @@ export const orderApi = {
   health: (options) => health('order', options),
 };
 
+/**
+ * Live fault control (`GET`/`PUT /admin/chaos`, present only with `CHAOS_CONTROL=on`).
+ * Carries the signed-in token like any call; the read is a probe, kept out of the log.
+ */
+export const chaosApi = {
+  /** 200 `{delay_rate, delay_ms: {min, max}, failure_rate, routes}`; 404 when control is off. */
+  get: (service) => request(service, 'GET', '/admin/chaos', { log: false, timeoutMs: 3000 }),
+  /** Changes only the fields given; answers the settings now in force. */
+  put: (service, settings) => request(service, 'PUT', '/admin/chaos', {
+    body: settings,
+    timeoutMs: WRITE_TIMEOUT_MS,
+  }),
+};
+
+/** The order service's Prometheus text (for the fallback share); a poll, not logged. */
+export function orderMetrics() {
+  return request('order', 'GET', '/metrics', { ...POLL_OPTIONS });
+}
+
 export const healthOf = {
   inventory: inventoryApi.health,
   pricing: pricingApi.health,

@@ -13,6 +13,7 @@ import { mountCatalogue } from './catalogue.js';
 import { mountCart } from './cart-view.js';
 import { mountHistory, orderCard } from './orders.js';
 import { mountPanel } from './panel.js';
+import { mountFaults } from './faults.js';
 import { mountDemo, mountConsole } from './demo.js';
 import { customer } from './state.js';
 import { session } from './session.js';
@@ -72,6 +73,7 @@ export async function start() {
   mountCart(byId('cart'), { onOrderPlaced, onOrderRefused: () => history.reload(), onCancelled });
   history = mountHistory(byId('orders'), { onCancelled });
   panel = mountPanel(byId('resilience'), { pollMs: config.healthPollMs });
+  mountFaults(document.querySelector('#resilience [data-role="faults"]'), { onChanged: () => panel.refresh() });
   const demo = mountDemo(byId('demo'), { onOrderPlaced, autoOrder: config.autoDemo });
   mountConsole(byId('console'), { onOrderPlaced });
   mountActivity(byId('activity'));

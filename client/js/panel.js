@@ -1,6 +1,7 @@
 /**
  * The resilience panel: each service's /health, polled every couple of seconds;
- * the order service's circuit breakers (from its /health `checks.<dependency>.breaker`);
+ * the order service's circuit breakers (from its /health `checks.<dependency>.breaker`)
+ * and the share of its orders priced from fallback prices (from its /metrics);
  * and the last calls this page made, with status, latency and request id.
  *
  * Polls run one after another (never overlapping), pause while the tab is hidden,
@@ -8,7 +9,7 @@
  */
 
 import { h, fill, srOnly } from './dom.js';
-import { healthOf, onCall } from './api.js';
+import { healthOf, onCall, orderMetrics } from './api.js';
 import { SERVICES } from '../config.js';
 import { clock, duration, seconds, titleCase } from './format.js';
 
@@ -102,6 +103,34 @@ function renderBreaker(dependency, check, orderReachable) {
   facts.length ? h('dl', { class: 'facts' }, facts) : null);
 }
 
+/**
+ * The orders the order service priced, by source, from its Prometheus text
+ * (`orders_by_pricing_total{source="live"|"fallback"}`); null when absent.
+ */
+export function pricingCounts(text) {
+  const counts = { live: 0, fallback: 0 };
+  let seen = false;
+  for (const line of String(text || '').split('\n')) {
+    const match = /^orders_by_pricing_total\{source="(live|fallback)"\} (\d+(?:\.\d+)?)/.exec(line);
+    if (match) {
+      counts[match[1]] = Number(match[2]);
+      seen = true;
+    }
+  }
+  return seen ? counts : null;
+}
+
+function renderFallback(counts) {
+  if (!counts) {
+    return h('p', { class: 'quiet small', 'data-testid': 'fallback-share', 'data-share': '' }, 'Fallback share: not known yet.');
+  }
+  const total = counts.live + counts.fallback;
+  const share = total ? Math.round((counts.fallback / total) * 100) : 0;
+  return h('p', { class: 'small', 'data-testid': 'fallback-share', 'data-share': String(share), 'data-fallback': String(counts.fallback) },
+    h('strong', {}, `Fallback share: ${share} %`),
+    h('span', { class: 'quiet' }, ` (${counts.fallback} of ${total} orders priced from the last prices seen, since the order service started)`));
+}
+
 function renderCalls(calls) {
   if (calls.length === 0) {
     return h('tr', {}, h('td', { colspan: '6', class: 'quiet' }, 'No calls yet.'));
@@ -131,6 +160,8 @@ export function mountPanel(root, { pollMs }) {
   const breakersEl = root.querySelector('[data-role="breakers"]');
   const callsEl = root.querySelector('[data-role="calls"]');
   const updatedEl = root.querySelector('[data-role="updated"]');
+  const fallbackEl = root.querySelector('[data-role="fallback"]');
+  let pricing = null;
   const snapshots = Object.fromEntries(SERVICES.map((s) => [s, {}]));
   let timer = null;
   let polling = null;
@@ -140,17 +171,27 @@ export function mountPanel(root, { pollMs }) {
     const order = snapshots.order;
     const checks = order.health && order.health.checks ? order.health.checks : {};
     fill(breakersEl, DEPENDENCIES.map((dep) => renderBreaker(dep, checks[dep], Boolean(order.health))));
+    if (fallbackEl) fill(fallbackEl, renderFallback(pricing));
+  }
+
+  async function pollPricing() {
+    try {
+      const { data } = await orderMetrics();
+      pricing = pricingCounts(data && data.text);
+    } catch {
+      // the health card already says the order service is not answering
+    }
   }
 
   async function pollOnce() {
-    await Promise.all(SERVICES.map(async (service) => {
+    await Promise.all([pollPricing(), ...SERVICES.map(async (service) => {
       try {
         const { data, latencyMs } = await healthOf[service]({ poll: true });
         snapshots[service] = { health: data, latencyMs, problem: null };
       } catch (error) {
         snapshots[service] = { health: null, problem: error.problem || { title: String(error) } };
       }
-    }));
+    })]);
     render();
     fill(updatedEl, `Updated ${clock(new Date())}`);
     root.dataset.polls = String(Number(root.dataset.polls || 0) + 1);

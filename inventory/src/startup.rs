@@ -3,6 +3,7 @@
 
 use actix_web::web;
 use shared::auth::ServiceToken;
+use shared::chaos::ControlChaos;
 use shared::db::DatabaseCheck;
 use shared::events::broker::BrokerCheck;
 use shared::events::{Broker, EventMetrics, Outbox};
@@ -48,9 +49,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let info = ServiceInfo::new("inventory", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store.clone());
     let ttl = web::Data::new(ReservationTtl(config.reservation_ttl));
+    // The service token holds stock, and switches fault injection where
+    // `CHAOS_CONTROL=on` (see `shared::chaos`).
     let token = web::Data::new(ServiceToken::new(
         config.service_token.clone(),
-        &[ReserveStock::NAME],
+        &[ReserveStock::NAME, ControlChaos::NAME],
     ));
     let metrics_data = web::Data::new(metrics.clone());
     let broker_for_checks = broker.clone();

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use shared::auth::Scope;
+use shared::auth::ServiceToken;
 use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
+use shared::chaos::ControlChaos;
 use shared::db::DatabaseCheck;
 use shared::events::broker::BrokerCheck;
 use shared::events::consumer::Consumers;
@@ -168,6 +171,12 @@ fn worker(
     events: Events,
 ) -> impl Fn(&mut ApiConfig<'_>) + Send + Clone + 'static {
     let store = web::Data::new(store);
+    // The token order presents to inventory also switches order's own fault
+    // injection where `CHAOS_CONTROL=on` (see `shared::chaos`); it grants nothing else here.
+    let token = web::Data::new(ServiceToken::new(
+        deps.config.service_token.clone(),
+        &[ControlChaos::NAME],
+    ));
     move |cfg| {
         let inventory = deps.inventory();
         let pricing = deps.pricing();
@@ -179,6 +188,7 @@ fn worker(
             checks = checks.with(BrokerCheck(broker.clone()));
         }
         cfg.app_data(store.clone())
+            .app_data(token.clone())
             .app_data(web::Data::new(InventoryClient::new(inventory)))
             .app_data(web::Data::new(PricingClient::new(pricing)))
             .app_data(web::Data::new(checks))

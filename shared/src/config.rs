@@ -426,6 +426,31 @@ impl ChaosConfig {
     }
 }
 
+/// A feature switched `on` or `off` (nothing else is accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
+}
+
+impl FromStr for Switch {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.to_ascii_lowercase().as_str() {
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err("expected on or off"),
+        }
+    }
+}
+
 /// Per-caller request quotas (see `crate::rate_limit`), all off unless configured.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimitConfig {
@@ -468,6 +493,10 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     pub allowed_origins: AllowedOrigins,
     pub chaos: ChaosConfig,
+    /// `CHAOS_CONTROL` (`on`|`off`, default off): whether `GET/PUT
+    /// /admin/chaos` exist, so that the `chaos` settings can change while the
+    /// service runs (see `crate::chaos`).
+    pub chaos_control: Switch,
     pub rate_limits: RateLimitConfig,
     pub log_format: LogFormat,
     /// On SIGTERM, how long readiness answers 503 before the listener closes,
@@ -487,7 +516,8 @@ impl ServerConfig {
     /// # Errors
     /// When `HOST`, `PORT`, `WORKERS`, `CORS_ALLOWED_ORIGINS`, `LOG_FORMAT`,
     /// `SHUTDOWN_DRAIN_MS`, `SHUTDOWN_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
-    /// `TRUSTED_PROXIES` or a `CHAOS_*` or `RATE_LIMIT_*` variable has a bad value.
+    /// `TRUSTED_PROXIES` or a `CHAOS_*` (`CHAOS_CONTROL` included) or
+    /// `RATE_LIMIT_*` variable has a bad value.
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
         let workers = match env.optional("WORKERS") {
             None => None,
@@ -499,6 +529,7 @@ impl ServerConfig {
             workers,
             allowed_origins: env.parse("CORS_ALLOWED_ORIGINS", AllowedOrigins::Any)?,
             chaos: ChaosConfig::from_env(env)?,
+            chaos_control: env.parse("CHAOS_CONTROL", Switch::Off)?,
             rate_limits: RateLimitConfig::from_env(env)?,
             log_format: env.parse("LOG_FORMAT", LogFormat::Text)?,
             drain_delay: env.millis("SHUTDOWN_DRAIN_MS", 1000, 0)?,
@@ -518,6 +549,7 @@ impl ServerConfig {
             workers: Some(2),
             allowed_origins: AllowedOrigins::Any,
             chaos: ChaosConfig::off(),
+            chaos_control: Switch::Off,
             rate_limits: RateLimitConfig::off(),
             log_format: LogFormat::Text,
             drain_delay: Duration::ZERO,
@@ -909,6 +941,7 @@ mod tests {
         assert_eq!(config.port, 7001);
         assert_eq!(config.host, "0.0.0.0");
         assert!(config.chaos.is_off());
+        assert_eq!(config.chaos_control, Switch::Off);
         assert_eq!(config.allowed_origins, AllowedOrigins::Any);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.rate_limits, RateLimitConfig::off());
@@ -982,6 +1015,7 @@ mod tests {
             ("CHAOS_DELAY_RATE", "-0.1"),
             ("CHAOS_DELAY_MS", "500-100"),
             ("CHAOS_DELAY_MS", "fast"),
+            ("CHAOS_CONTROL", "yes"),
             ("LOG_FORMAT", "xml"),
             ("CORS_ALLOWED_ORIGINS", "example.com"),
             ("WORKERS", "0"),
@@ -1005,6 +1039,7 @@ mod tests {
             ("CHAOS_DELAY_RATE", "0.1"),
             ("CHAOS_DELAY_MS", "100-500"),
             ("CHAOS_FAILURE_RATE", "0.25"),
+            ("CHAOS_CONTROL", "on"),
             ("CORS_ALLOWED_ORIGINS", "http://a.test, https://b.test"),
         ]);
         let config = ServerConfig::from_env(&env, 1).expect("valid");
@@ -1014,6 +1049,7 @@ mod tests {
             (Duration::from_millis(100), Duration::from_millis(500))
         );
         assert_eq!(config.chaos.failure_rate, 0.25);
+        assert!(config.chaos_control.is_on());
         assert_eq!(
             config.allowed_origins,
             AllowedOrigins::List(vec!["http://a.test".into(), "https://b.test".into()])

@@ -50,8 +50,9 @@
 //!   token, the `SERVICE_TOKEN`, or nobody) and the scope checks on it; the
 //!   service's own token for its calls (client credentials); the https
 //!   client (rustls) that fetches keys and tokens from the provider.
-//! - [`chaos`] (config, paths, problem): fault injection (`CHAOS_*`), off
-//!   unless configured.
+//! - [`chaos`] (config, paths, problem, openapi, auth, timestamp): fault
+//!   injection (`CHAOS_*`), off unless configured, and with `CHAOS_CONTROL=on`
+//!   its live control at `GET/PUT /admin/chaos`.
 //! - [`access_log`] (paths, service, request_id, telemetry): the per-request
 //!   `request` span and the access line with its latency.
 //! - [`health`] (paths, service, problem, openapi): `/health`, `/health/live`,

@@ -80,7 +80,7 @@ pub fn describe(info: &ServiceInfo, mut api: OpenApi) -> OpenApi {
     let (mut uses_service_token, mut uses_bearer_token) = (false, false);
     for (path, item) in &mut api.paths.paths {
         // Fault injection leaves the plumbing's paths alone (see `crate::chaos`).
-        let exempt_from_chaos = paths::is_plumbing(path);
+        let exempt_from_chaos = paths::is_exempt_from_chaos(path);
         for operation in operations_mut(item) {
             uses_service_token |= names_scheme(operation, SERVICE_TOKEN);
             uses_bearer_token |= names_scheme(operation, BEARER_TOKEN);

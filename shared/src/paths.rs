@@ -5,8 +5,10 @@
 //! description routes, the `healthcheck` subcommand and the order service's
 //! dependency check all use these constants, and the two rules that treat
 //! these paths specially read them through [`is_probe`] (the access log keeps
-//! their lines at debug) and [`is_plumbing`] (fault injection leaves them
-//! alone, and the API description promises them no injected failures).
+//! their lines at debug) and [`is_plumbing`] (no tokens are read on them).
+//! Fault injection leaves them and [`CHAOS_CONTROL`] alone
+//! ([`is_exempt_from_chaos`]), and the API description promises them no
+//! injected failures.
 //!
 //! The Kubernetes manifests and the shell scripts spell the same paths out;
 //! `scripts/check-k8s.sh` checks the manifests' probes.
@@ -26,6 +28,10 @@ pub const METRICS: &str = "/metrics";
 /// `GET /openapi.json`: the API description.
 pub const OPENAPI: &str = "/openapi.json";
 
+/// `GET` and `PUT /admin/chaos`: live fault control (see `crate::chaos`),
+/// registered only with `CHAOS_CONTROL=on`.
+pub const CHAOS_CONTROL: &str = "/admin/chaos";
+
 /// Whether `path` is polled by probes or scrapers: everything under
 /// [`HEALTH`], and [`METRICS`].
 pub fn is_probe(path: &str) -> bool {
@@ -36,6 +42,13 @@ pub fn is_probe(path: &str) -> bool {
 /// probes ([`is_probe`]) and [`OPENAPI`].
 pub fn is_plumbing(path: &str) -> bool {
     is_probe(path) || path == OPENAPI
+}
+
+/// Whether fault injection leaves `path` alone: the plumbing's paths
+/// ([`is_plumbing`]) and [`CHAOS_CONTROL`], so that a drill can always be
+/// ended. Unlike the plumbing, the control path is authenticated.
+pub fn is_exempt_from_chaos(path: &str) -> bool {
+    is_plumbing(path) || path == CHAOS_CONTROL
 }
 
 #[cfg(test)]
@@ -52,6 +65,12 @@ mod tests {
         assert!(is_plumbing(OPENAPI));
         for path in ["/items", "/orders/1", "/metrics/x", "/"] {
             assert!(!is_plumbing(path), "{path} belongs to the service");
+            assert!(!is_exempt_from_chaos(path), "{path} can be faulted");
         }
+        assert!(
+            !is_plumbing(CHAOS_CONTROL),
+            "the control path is authenticated"
+        );
+        assert!(is_exempt_from_chaos(CHAOS_CONTROL) && is_exempt_from_chaos(LIVE));
     }
 }

@@ -9,6 +9,10 @@
 //!         ─▶ chaos ─▶ routes
 //! ```
 //!
+//! The routes are the service's, the health routes, and with
+//! `CHAOS_CONTROL=on` the live fault control (`/admin/chaos`, see
+//! [`crate::chaos`]), whose settings are one [`Chaos`] shared by all workers.
+//!
 //! (actix runs the last `.wrap` first, so the code lists them inside-out.)
 //! The order matters: the id exists before the span that carries it opens,
 //! and the access log and the metrics sit outside CORS and the error
@@ -37,7 +41,8 @@ use anyhow::Context;
 use utoipa_actix_web::AppExt;
 
 use crate::auth::Authenticator;
-use crate::config::{ChaosConfig, ServerConfig};
+use crate::chaos::Chaos;
+use crate::config::{ServerConfig, Switch};
 use crate::health::Lifecycle;
 use crate::metrics::{HttpMetrics, MetricsRegistry, Registry};
 use crate::openapi::ApiConfig;
@@ -121,9 +126,12 @@ where
             .wrap(from_fn(request_id::middleware))
             .into_utoipa_app()
             .configure(health::routes)
+            .configure(chaos::routes(data.chaos_control))
             .configure(routes.clone())
             .split_for_parts();
-        app.configure(openapi::serve(&openapi::describe(&data.info, api)))
+        let api = openapi::describe(&data.info, api);
+        data.chaos.learn_routes(&api);
+        app.configure(openapi::serve(&api))
             .service(web::resource(paths::METRICS).route(web::get().to(metrics::serve)))
             .default_service(web::to(problem::not_found))
     })
@@ -151,7 +159,8 @@ where
 struct AppData {
     info: web::Data<ServiceInfo>,
     lifecycle: web::Data<Lifecycle>,
-    chaos: web::Data<ChaosConfig>,
+    chaos: web::Data<Chaos>,
+    chaos_control: Switch,
     authenticator: web::Data<Authenticator>,
     rate_limits: web::Data<RateLimits>,
     http_metrics: web::Data<HttpMetrics>,
@@ -175,7 +184,8 @@ impl AppData {
             registry: web::Data::new(MetricsRegistry::new(registry)),
             info: web::Data::new(info),
             lifecycle: web::Data::new(lifecycle.clone()),
-            chaos: web::Data::new(config.chaos.clone()),
+            chaos: web::Data::new(Chaos::new(&config.chaos)),
+            chaos_control: config.chaos_control,
             authenticator: web::Data::new(Authenticator::new(&config.auth)),
             body_limit: config.body_limit,
         }

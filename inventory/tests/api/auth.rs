@@ -98,6 +98,40 @@ async fn the_service_token_keeps_working_beside_signed_tokens() {
     reserve_with(&signed, "r4").await.assert_status(201);
 }
 
+#[actix_web::test]
+async fn the_service_token_switches_fault_injection_and_anonymous_callers_cannot() {
+    // No provider at all: the service token alone guards the control.
+    let app = spawn_app_with(|config| {
+        config.service_token = Some("s3cret".into());
+        config.server.chaos_control = shared::config::Switch::On;
+    })
+    .await;
+    let client = &app.server.client;
+    let broken = json!({"failure_rate": 1});
+    client
+        .put_json("/admin/chaos", &broken)
+        .await
+        .assert_problem(401, "unauthorized");
+    client
+        .with_bearer("guess")
+        .put_json("/admin/chaos", &broken)
+        .await
+        .assert_problem(401, "unauthorized");
+    client.get("/items/A001").await.assert_status(200);
+    let service = client.with_bearer("s3cret");
+    service
+        .put_json("/admin/chaos", &broken)
+        .await
+        .assert_status(200);
+    assert!(client.get("/items/A001").await.status.is_server_error());
+    service
+        .put_json("/admin/chaos", &json!({"failure_rate": 0}))
+        .await
+        .assert_status(200);
+    client.get("/items/A001").await.assert_status(200);
+    reserve_with(&service, "r1").await.assert_status(201);
+}
+
 // --- Tokens that must pass ------------------------------------------------
 
 #[actix_web::test]

@@ -377,3 +377,45 @@ async fn a_token_inventory_refuses_is_replaced_on_the_next_call() {
     assert_eq!(endpoint.fetches(), 2);
     assert_eq!(stack.stock("A001").await, 49);
 }
+
+#[actix_web::test]
+async fn the_service_token_switches_faults_on_order_and_reads_no_orders() {
+    let issuer = TestIssuer::start();
+    let auth = issuer.auth_config(true);
+    let stack = spawn_stack_with(move |c| {
+        c.order.server.auth = auth;
+        c.order.server.chaos_control = shared::config::Switch::On;
+        c.order.service_token = Some("s3cret".into());
+    })
+    .await;
+    let client = &stack.order.client;
+    let service = client.with_bearer("s3cret");
+    let healed = json!({"failure_rate": 0});
+    client
+        .put_json("/admin/chaos", &healed)
+        .await
+        .assert_problem(401, "unauthorized");
+    client
+        .with_bearer(&issuer.token("alice", &[]))
+        .put_json("/admin/chaos", &healed)
+        .await
+        .assert_problem(403, "forbidden");
+    service
+        .put_json("/admin/chaos", &healed)
+        .await
+        .assert_status(200);
+    client
+        .with_bearer(&issuer.token("ops", &["chaos:write"]))
+        .get("/admin/chaos")
+        .await
+        .assert_status(200);
+    // The token names no customer: with tokens required it reads and places nothing.
+    service
+        .get("/orders?customer_id=alice")
+        .await
+        .assert_problem(401, "unauthorized");
+    place(&service, &order_body("alice", &[("A001", 1)]))
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(stack.stock("A001").await, 50);
+}

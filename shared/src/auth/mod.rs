@@ -77,6 +77,7 @@ impl Authenticator {
         let service = req.app_data::<web::Data<ServiceToken>>();
         let rules = Rules {
             required: self.required,
+            verifying: self.verifier.is_some(),
             service_grants: service.map_or(&[], |token| token.grants()),
         };
         let who = match bearer_token(req.request()) {
@@ -104,6 +105,8 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
 #[derive(Clone, Copy, Debug)]
 struct Rules {
     required: bool,
+    /// Whether signed tokens are verified (`AUTH_ISSUER` set).
+    verifying: bool,
     service_grants: &'static [&'static str],
 }
 
@@ -156,15 +159,39 @@ impl Caller {
         }
     }
 
-    /// The subject the request acts for: `Some` for a verified token, `None`
-    /// for an anonymous or service caller where nothing is enforced.
+    /// Like [`Caller::require_scope`], but stricter with anonymous callers:
+    /// they pass only where nobody could hold `scope`, that is with no signed
+    /// tokens verified and no service token granting it, whatever
+    /// `AUTH_REQUIRED` says. For switches that must not stay open once
+    /// access control exists (fault injection).
     ///
     /// # Errors
-    /// 401 when tokens are required and none was sent.
+    /// 401 for an anonymous caller where a token could be presented, 403 for
+    /// a token without the scope.
+    pub fn require_granted(&self, scope: &'static str) -> Result<(), AuthError> {
+        let rules = &self.rules;
+        match &self.who {
+            _ if self.has_scope(scope) => Ok(()),
+            Who::Anonymous
+                if rules.verifying || rules.required || rules.service_grants.contains(&scope) =>
+            {
+                Err(AuthError::Missing)
+            }
+            Who::Anonymous => Ok(()),
+            Who::Service | Who::Bearer(_) => Err(AuthError::Forbidden { scope }),
+        }
+    }
+
+    /// The subject the request acts for: `Some` for a verified token, `None`
+    /// for an anonymous caller where nothing is enforced. A service token
+    /// names no subject and counts as anonymous here.
+    ///
+    /// # Errors
+    /// 401 when tokens are required and none (or a service token) was sent.
     pub fn require_subject(&self) -> Result<Option<&str>, AuthError> {
         match &self.who {
             Who::Bearer(claims) => Ok(Some(&claims.subject)),
-            Who::Anonymous if self.rules.required => Err(AuthError::Missing),
+            Who::Anonymous | Who::Service if self.rules.required => Err(AuthError::Missing),
             Who::Anonymous | Who::Service => Ok(None),
         }
     }
@@ -187,13 +214,12 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let found = req.extensions().get::<Caller>().cloned();
         ready(Ok(found.unwrap_or_else(|| {
-            let required = req
-                .app_data::<web::Data<Authenticator>>()
-                .is_some_and(|auth| auth.required);
+            let auth = req.app_data::<web::Data<Authenticator>>();
             Caller {
                 who: Who::Anonymous,
                 rules: Rules {
-                    required,
+                    required: auth.is_some_and(|auth| auth.required),
+                    verifying: auth.is_some_and(|auth| auth.verifier.is_some()),
                     service_grants: &[],
                 },
             }
@@ -334,9 +360,48 @@ mod tests {
             who,
             rules: Rules {
                 required,
+                verifying: false,
                 service_grants,
             },
         }
+    }
+
+    #[test]
+    fn granted_scopes_are_open_only_where_no_one_could_hold_them() {
+        assert!(
+            caller(Who::Anonymous, false, &[])
+                .require_granted("x:w")
+                .is_ok()
+        );
+        let mut verifying = caller(Who::Anonymous, false, &[]);
+        verifying.rules.verifying = true;
+        assert!(
+            verifying.require_scope("x:w").is_ok(),
+            "optional auth lets anonymous pass"
+        );
+        assert!(matches!(
+            verifying.require_granted("x:w"),
+            Err(AuthError::Missing)
+        ));
+        assert!(matches!(
+            caller(Who::Anonymous, false, &["x:w"]).require_granted("x:w"),
+            Err(AuthError::Missing)
+        ));
+        assert!(
+            caller(Who::Service, false, &["x:w"])
+                .require_granted("x:w")
+                .is_ok()
+        );
+        assert!(matches!(
+            caller(bearer(&["y:w"]), false, &[]).require_granted("x:w"),
+            Err(AuthError::Forbidden { scope: "x:w" })
+        ));
+        assert!(
+            caller(Who::Service, true, &["x:w"])
+                .require_subject()
+                .is_err(),
+            "a service token names no customer where one is required"
+        );
     }
 
     fn bearer(scopes: &[&str]) -> Who {
