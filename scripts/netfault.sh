@@ -97,6 +97,8 @@ trap cleanup EXIT
 trap 'echo "netfault: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
+# Not for commands run in the background: `fn &` forks a shell whose pid is not
+# the command's (background commands call `ip netns exec` themselves).
 in_ns() { local who=$1; shift; ip netns exec "$prefix-$who" "$@"; }
 new_ns() { ip netns add "$1"; namespaces+=("$1"); ip -n "$1" link set lo up; }
 
@@ -146,11 +148,11 @@ ready() { # who port pid
 
 start_services() {
   mkdir -p "$work/inv" "$work/pri" "$work/ord"
-  in_ns inv "${service_env[@]}" PORT=7001 DATA_DIR="$work/inv" \
+  ip netns exec "$prefix-inv" "${service_env[@]}" PORT=7001 DATA_DIR="$work/inv" \
     INVENTORY_CATALOG=scripts/netfault/inventory-catalog.json "$bin/inventory" >"$work/inventory.log" 2>&1 &
   pids+=($!)
   ready inv 7001 $!
-  in_ns pri "${service_env[@]}" PORT=7003 DATA_DIR="$work/pri" "$bin/pricing" >"$work/pricing.log" 2>&1 &
+  ip netns exec "$prefix-pri" "${service_env[@]}" PORT=7003 DATA_DIR="$work/pri" "$bin/pricing" >"$work/pricing.log" 2>&1 &
   pids+=($!)
   ready pri 7003 $!
   start_order
@@ -159,7 +161,7 @@ start_services() {
 # The breaker's reset time is short so that a fault's aftermath does not spill
 # into the next fault's window.
 start_order() { # [extra VAR=value ...]
-  in_ns ord "${service_env[@]}" PORT=7002 DATA_DIR="$work/ord" \
+  ip netns exec "$prefix-ord" "${service_env[@]}" PORT=7002 DATA_DIR="$work/ord" \
     INVENTORY_URL="http://${addr[inv]}:7001" PRICING_URL="http://${addr[pri]}:7003" \
     BREAKER_RESET_TIMEOUT_MS=1000 "$@" "$bin/order" >>"$work/order.log" 2>&1 &
   order_pid=$!
@@ -188,7 +190,7 @@ netem() { # who delay_ms jitter_ms loss_percent reorder_percent
   fi
   if [ "$delay" -gt 0 ]; then
     rm -f "$work/nfq.ready"
-    in_ns "$who" python3 scripts/netfault/nfq.py --queue 0 --delay-ms "$delay" --jitter-ms "$jitter" \
+    ip netns exec "$prefix-$who" python3 scripts/netfault/nfq.py --queue 0 --delay-ms "$delay" --jitter-ms "$jitter" \
       --reorder "$(awk -v p="$reorder" 'BEGIN { printf "%.2f", p / 100 }')" --ready "$work/nfq.ready" \
       >>"$work/nfq.log" 2>&1 &
     nfq_pid=$!
@@ -239,7 +241,7 @@ run_fault() { # name
   [ "$fault" = baseline ] && secs=5
   customers+=",nf-$fault"
   apply_fault "$fault"
-  in_ns cli python3 "$shop" load "http://${addr[ord]}:7002" "$rate" "$secs" "nf-$fault" "$work/$fault.jsonl" &
+  ip netns exec "$prefix-cli" python3 "$shop" load "http://${addr[ord]}:7002" "$rate" "$secs" "nf-$fault" "$work/$fault.jsonl" &
   local load=$!
   pids+=("$load")
   sleep "$secs"

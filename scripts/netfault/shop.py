@@ -238,8 +238,10 @@ def check(args):
     with open(args.rows, "a") as out:
         out.write(json.dumps(row) + "\n")
     print_table([row], header=False)
-    if codes:
-        print("    (" + ", ".join(f"{n} x {c}" for c, n in sorted(codes.items())) + ")")
+    fallback = sum(o.get("pricing") == "fallback" for o in mine)
+    notes = [f"{n} x {c}" for c, n in sorted(codes.items())] + ([f"{fallback} priced by fallback"] if fallback else [])
+    if notes:
+        print("    (" + ", ".join(notes) + ")")
 
 
 COLUMNS = [("fault", 14), ("secs", 4), ("sent", 5), ("2xx", 5), ("4xx", 4), ("5xx", 4), ("t/o", 4),
