@@ -41,7 +41,7 @@
 # (debug|release, default debug: target/debug as `cargo test --workspace` builds it),
 # NETFAULT_KEEP=1 (keep the services' logs and the per-request results).
 # Exit: 0 all invariants hold, 1 an invariant failed, 2 it could not run, 77 not root.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -74,8 +74,8 @@ pids=()
 cleanup() {
   local status=$?
   set +e
-  trap - EXIT INT TERM
-  if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+  trap - EXIT INT TERM ERR
+  if [ "$status" -eq 1 ] || [ "$status" -eq 2 ]; then
     for log in "$work"/*.log; do
       [ -s "$log" ] && { echo "-- last lines of $(basename "$log") --"; tail -n 15 "$log"; }
     done
@@ -94,6 +94,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+# Any command failing (outside an invariant check) means it could not run: 2.
+trap 'echo "netfault: failed at line $LINENO: $BASH_COMMAND" >&2; exit 2' ERR
 trap 'echo "netfault: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
@@ -299,4 +301,4 @@ for fault in $faults; do
   run_fault "$fault"
 done
 echo
-python3 "$shop" table "$work/rows.jsonl"
+python3 "$shop" table "$work/rows.jsonl" || exit 1
