@@ -272,7 +272,7 @@ if [ "$mode" = --bench-loss ]; then
   for retries in on off; do
     if [ "$retries" = off ]; then stop_order; start_order RETRY_MAX_ATTEMPTS=1; fi
     in_ns cli python3 "$shop" load "http://${addr[ord]}:7002" "$rate" "$secs" "nf-bench-$retries" \
-      "$work/bench-$retries.jsonl"
+      "$work/bench-$retries.jsonl" --plain
     python3 - "$work/bench-$retries.jsonl" "$retries" "$rate" "$secs" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

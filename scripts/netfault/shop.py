@@ -2,7 +2,7 @@
 
 Subcommands (scripts/netfault.sh runs each inside the load client's namespace):
 
-  load ORDER_URL RATE SECONDS CUSTOMER OUT.jsonl
+  load ORDER_URL RATE SECONDS CUSTOMER OUT.jsonl [--plain]
       Sends orders on a fixed schedule (one thread per order, so a slow answer
       never delays the next), each with its own Idempotency-Key; every 10th key
       is sent again 0.5 s later and every 25th twice at once, on purpose. One
@@ -56,7 +56,9 @@ def request(url, method, path, body=None, headers=None, timeout=10.0):
         conn.close()
 
 
-def order_body(rng, customer):
+def order_body(rng, customer, plain=False):
+    if plain:  # ample stock only: every refusal is the network's doing
+        return {"customer_id": customer, "items": [{"sku": rng.choice(["A001", "A002", "C001"]), "quantity": 1}]}
     skus = rng.sample(SKUS, k=rng.choice([1, 1, 2]), counts=WEIGHTS)
     lines = {sku: rng.randint(1, 3) for sku in skus}
     return {"customer_id": customer, "items": [{"sku": s, "quantity": q} for s, q in lines.items()]}
@@ -68,9 +70,11 @@ def load(args):
     schedule = []  # (due seconds, key, body)
     for n in range(total):
         key = f"{args.customer}-{n:05d}"
-        body = order_body(rng, args.customer)
+        body = order_body(rng, args.customer, args.plain)
         due = n / args.rate
         schedule.append((due, key, body))
+        if args.plain:
+            continue
         if n % 10 == 0:
             schedule.append((due + 0.5, key, body))
         if n % 25 == 0:
@@ -278,6 +282,7 @@ def main():
     p.add_argument("customer")
     p.add_argument("out")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--plain", action="store_true", help="no repeated keys, no scarce item (the bench row)")
     p = sub.add_parser("probe")
     p.add_argument("url")
     p.add_argument("seconds", type=float)
