@@ -17,7 +17,7 @@
 #   EVENTS=off scripts/bench.sh      # skip the events run
 #   scripts/bench.sh --events        # only the events run
 #   NETLOSS=off scripts/bench.sh     # skip the packet-loss run (it needs root; skipped otherwise)
-#   scripts/bench.sh --netloss       # only the packet-loss run
+#   scripts/bench.sh --netloss       # only the packet-loss run (PROFILE=debug: the debug build)
 #   DURATION=10s CONNECTIONS=32 THREADS=2 scripts/bench.sh
 #
 # The resilience run sends a steady 100 orders/s for 60 s while pricing is killed
@@ -90,9 +90,8 @@ if [ "$1" = --netloss ]; then
     echo "packet-loss run skipped: scripts/netfault.sh needs root"
     exit 0
   fi
-  [ -x target/release/inventory ] && [ -x target/release/order ] && [ -x target/release/pricing ] ||
-    cargo build --release -p inventory -p order -p pricing --bins --quiet
-  PROFILE=release exec scripts/netfault.sh --bench-loss
+  # Release build like the other rows (PROFILE=debug for a quick try: netfault.sh builds what is missing).
+  PROFILE=${PROFILE:-release} exec scripts/netfault.sh --bench-loss
 fi
 
 if [ "$1" = --resilience ]; then
