@@ -23,6 +23,8 @@
 #   partition      iptables: order <-> inventory dropped both ways
 #   drop-requests  iptables: order -> inventory dropped (one way: requests never arrive)
 #   drop-replies   iptables: inventory -> order dropped except SYN-ACKs (requests land, answers are lost)
+#   selftest       not a fault and not run by default: adds one unit of A002 behind the
+#                  checks' back, so `conserved` must FAIL and the script exit 1
 #
 # Delay, jitter and reordering use `tc qdisc ... netem` where the kernel has it;
 # kernels built without sch_netem (CONFIG_NET_SCH_NETEM unset, as on this
@@ -205,7 +207,7 @@ netem() { # who delay_ms jitter_ms loss_percent reorder_percent
 
 # Fault name -> whether inventory stays reachable (the no5xx invariant applies).
 declare -A reachable=([baseline]=yes [inv-latency]=yes [inv-loss]=no [inv-reorder]=yes
-  [pricing-slow]=yes [partition]=no [drop-requests]=no [drop-replies]=no)
+  [pricing-slow]=yes [partition]=no [drop-requests]=no [drop-replies]=no [selftest]=yes)
 all_faults="baseline inv-latency inv-loss inv-reorder pricing-slow partition drop-requests drop-replies"
 
 apply_fault() {
@@ -220,6 +222,9 @@ apply_fault() {
       in_ns ord iptables -A INPUT -s "${addr[inv]}" -j DROP
       ;;
     drop-requests) in_ns ord iptables -A OUTPUT -d "${addr[inv]}" -j DROP ;;
+    selftest)
+      in_ns cli curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' \
+        -d '{"delta": 1, "reason": "netfault self-test"}' "http://${addr[inv]}:7001/items/A002/stock" ;;
     drop-replies)
       in_ns inv iptables -A OUTPUT -d "${addr[ord]}" -p tcp --tcp-flags SYN NONE -j DROP ;;
     *) echo "netfault: unknown fault $1" >&2; exit 2 ;;
