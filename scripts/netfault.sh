@@ -41,7 +41,8 @@
 # Settings: NETFAULT_WINDOW (s each fault lasts, default 20), NETFAULT_RATE (orders/s,
 # default 20), NETFAULT_TTL_MS (inventory's RESERVATION_TTL_MS, default 3000), PROFILE
 # (debug|release, default debug: target/debug as `cargo test --workspace` builds it),
-# NETFAULT_KEEP=1 (keep the services' logs and the per-request results).
+# NETFAULT_KEEP=1 (keep the services' logs and the per-request results),
+# NETFAULT_BENCH_SECONDS (each half of --bench-loss, default 30).
 # Exit: 0 all invariants hold, 1 an invariant failed, 2 it could not run, 77 not root.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -295,7 +296,7 @@ fi
 faults=${NETFAULT_ONLY:-$all_faults}
 faults=${faults//,/ }
 echo "netfault: $rate orders/s, ${window} s per fault, reservation TTL ${ttl_ms} ms"
-python3 - <<'PY'
+PYTHONDONTWRITEBYTECODE=1 python3 - <<'PY'
 import sys
 sys.path.insert(0, "scripts/netfault")
 import shop

@@ -86,9 +86,10 @@ def load(args):
         sent = time.monotonic()
         status, answer = request(args.url, "POST", "/orders", body, {"Idempotency-Key": key}, args.timeout)
         took = (time.monotonic() - sent) * 1000
-        answer = answer or {}
+        answer = answer if isinstance(answer, dict) else {}
+        order = answer if 200 <= status < 300 else {}  # else a problem body
         row = {"key": key, "t": round(due, 3), "ms": round(took, 1), "status": status,
-               "order_id": answer.get("order_id"), "order_status": answer.get("status"),
+               "order_id": order.get("order_id"), "order_status": order.get("status"),
                "code": answer.get("code")}
         with lock:
             rows.append(row)
