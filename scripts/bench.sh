@@ -16,6 +16,8 @@
 #   RESILIENCE=off scripts/bench.sh  # skip the resilience run
 #   EVENTS=off scripts/bench.sh      # skip the events run
 #   scripts/bench.sh --events        # only the events run
+#   NETLOSS=off scripts/bench.sh     # skip the packet-loss run (it needs root; skipped otherwise)
+#   scripts/bench.sh --netloss       # only the packet-loss run (PROFILE=debug: the debug build)
 #   DURATION=10s CONNECTIONS=32 THREADS=2 scripts/bench.sh
 #
 # The resilience run sends a steady 100 orders/s for 60 s while pricing is killed
@@ -31,6 +33,12 @@
 # run with events on follows the order stream from a consumer
 # (shared/examples/event_latency.rs) for the time from an event's commit to
 # its delivery.
+# The packet-loss run (root, Linux; scripts/netfault.sh --bench-loss) puts the
+# services in network namespaces of their own, drops 50 % of inventory's outgoing
+# packets (tc netem loss 50%, or iptables -m statistic where the kernel has no
+# netem), and sends 20 single-unit orders/s for 30 s twice: with the order
+# service's retries on (its defaults), then off (RETRY_MAX_ATTEMPTS=1); it prints
+# the share of orders placed each time.
 # Ports 27001-27004 and 27101-27103 lie below Linux's ephemeral range
 # (32768-60999), where outbound connections could already hold them.
 set -euo pipefail
@@ -66,6 +74,7 @@ if [ -z "${1:-}" ]; then
   python3 bench/startup.py target/release 5
   [ "${RESILIENCE:-on}" = off ] || { echo; bash "$0" --resilience; }
   [ "${EVENTS:-on}" = off ] || { echo; bash "$0" --events; }
+  [ "${NETLOSS:-on}" = off ] || { echo; bash "$0" --netloss; }
   exit 0
 fi
 
@@ -74,6 +83,15 @@ if [ "$1" = --events ]; then
   [ -x target/release/order ] && [ -x target/release/examples/event_latency ] ||
     cargo build --release --bins --example event_latency --quiet
   exec bash bench/events.sh "$duration" "$connections" "$threads"
+fi
+
+if [ "$1" = --netloss ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "packet-loss run skipped: scripts/netfault.sh needs root"
+    exit 0
+  fi
+  # Release build like the other rows (PROFILE=debug for a quick try: netfault.sh builds what is missing).
+  PROFILE=${PROFILE:-release} exec scripts/netfault.sh --bench-loss
 fi
 
 if [ "$1" = --resilience ]; then

@@ -15,10 +15,13 @@
 #   5. the dashboards and alerts against a real Prometheus (Debian's prometheus, installed
 #      when missing): its own local stack driven with known traffic, every counter's move,
 #      dashboard query and rule checked (scripts/observability-check.py)
-#   6. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
+#   6. real network faults (scripts/netfault.sh, root only: skipped with a line saying so
+#      otherwise): the services in network namespaces, tc netem / NFQUEUE delay, loss and
+#      reordering, iptables partitions, under an order load, invariants checked per fault
+#   7. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
 #      then Prometheus's configuration, rules and alert unit tests (promtool) and the
 #      Grafana dashboards (scripts/check-observability.sh)
-#   7. the web client in headless Chromium (scripts/browser-test.sh)
+#   8. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +89,15 @@ section "dashboards and alerts against a real Prometheus"
 # Its own stack (the debug binaries built above) on free ports, with a nats-server and
 # Debian's prometheus (installed when missing) scraping every second.
 PROFILE=debug python3 scripts/observability-check.py
+
+section "real network faults (namespaces, netem, iptables partitions)"
+# Needs root (network namespaces, qdiscs, iptables); everything it creates lives in
+# namespaces of its own and goes when it ends. About 3.5 minutes.
+if [ "$(id -u)" -eq 0 ]; then
+  PROFILE=debug scripts/netfault.sh
+else
+  echo "skipped: scripts/netfault.sh needs root (run as root to include it)"
+fi
 
 section "Kubernetes manifests"
 scripts/check-k8s.sh
