@@ -30,6 +30,15 @@ struct DependencyLabels {
     dependency: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+/// Where in the order flow a budget can run out: the `stage` label of
+/// `deadline_exceeded_total`, each series present (at 0) from the start.
+pub const STAGES: [&str; 3] = ["reserve", "pricing", "confirm"];
+
 /// Orders by outcome and pricing source; downstream calls by outcome and latency.
 #[derive(Clone)]
 pub struct OrderMetrics {
@@ -37,6 +46,7 @@ pub struct OrderMetrics {
     by_pricing: Family<SourceLabels, Counter>,
     calls: Family<CallLabels, Counter>,
     call_duration: LatencyFamily<DependencyLabels>,
+    deadlines: Family<StageLabels, Counter>,
 }
 
 /// The statuses an order's placing ends in: the `outcome` label's values,
@@ -55,6 +65,7 @@ impl OrderMetrics {
             by_pricing: Family::default(),
             calls: Family::default(),
             call_duration: latency_family(),
+            deadlines: Family::default(),
         };
         registry.register(
             names::ORDERS,
@@ -76,6 +87,14 @@ impl OrderMetrics {
             "Time taken by calls to inventory and pricing",
             metrics.call_duration.clone(),
         );
+        registry.register(
+            names::DEADLINE_EXCEEDED,
+            "Orders whose deadline ran out, by the stage it ran out in (reserve, pricing, confirm)",
+            metrics.deadlines.clone(),
+        );
+        for stage in STAGES {
+            let _ = metrics.deadlines.get_or_create(&StageLabels { stage });
+        }
         for status in OUTCOMES {
             let _ = metrics.orders.get_or_create(&OutcomeLabels {
                 outcome: status.as_str(),
@@ -110,9 +129,14 @@ impl OrderMetrics {
             .inc();
     }
 
+    /// An order's deadline ran out at `stage` (one of [`STAGES`]).
+    pub fn deadline_exceeded(&self, stage: &'static str) {
+        self.deadlines.get_or_create(&StageLabels { stage }).inc();
+    }
+
     /// One downstream call: `outcome` is success, client_error, server_error,
     /// timeout, transport, decode, credentials (this service's token could not
-    /// be had) or rejected (breaker open, no network used).
+    /// be had), deadline_exceeded or rejected (breaker open, no network used).
     pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {
         let labels = CallLabels {
             dependency,

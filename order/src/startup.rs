@@ -21,13 +21,16 @@ use shared::service::ServiceInfo;
 
 use shared::auth::client::TokenSource;
 
-use crate::clients::{Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient};
+use crate::clients::{
+    CallPolicy, Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient,
+};
 use crate::config::Config;
 use crate::consumers::{self, InventoryFactory};
 use crate::events::SERVICE;
 use crate::metrics::OrderMetrics;
 use crate::recovery;
 use crate::routes::{EventsState, routes};
+use crate::saga::OrderLimits;
 use crate::store::Store;
 
 /// The shortest pause between rounds of resolving abandoned orders (short
@@ -75,12 +78,21 @@ fn inventory_credentials(config: &Config) -> Credentials {
 }
 
 impl Dependencies {
+    /// The time rules every call follows.
+    fn policy(&self) -> CallPolicy {
+        CallPolicy {
+            timeout: self.config.request_timeout,
+            margin: self.config.calls.deadline_margin,
+            compensation: self.config.calls.compensation_timeout,
+        }
+    }
+
     fn inventory(&self) -> Downstream {
         Downstream::new(
             "inventory",
             self.config.inventory_url.clone(),
             self.inventory_breaker.clone(),
-            self.config.request_timeout,
+            self.policy(),
             self.inventory_credentials.clone(),
             self.metrics.clone(),
         )
@@ -91,7 +103,7 @@ impl Dependencies {
             "pricing",
             self.config.pricing_url.clone(),
             self.pricing_breaker.clone(),
-            self.config.request_timeout,
+            self.policy(),
             Credentials::None,
             self.metrics.clone(),
         )
@@ -168,6 +180,9 @@ fn worker(
     events: Events,
 ) -> impl Fn(&mut ApiConfig<'_>) + Send + Clone + 'static {
     let store = web::Data::new(store);
+    let limits = web::Data::new(OrderLimits {
+        deadline: deps.config.calls.order_deadline,
+    });
     move |cfg| {
         let inventory = deps.inventory();
         let pricing = deps.pricing();
@@ -183,6 +198,7 @@ fn worker(
             .app_data(web::Data::new(PricingClient::new(pricing)))
             .app_data(web::Data::new(checks))
             .app_data(web::Data::new(deps.metrics.clone()))
+            .app_data(limits.clone())
             .app_data(events.state.clone())
             .configure(routes);
     }

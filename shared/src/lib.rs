@@ -38,6 +38,9 @@
 //! - [`cors`] (config): CORS from `CORS_ALLOWED_ORIGINS`.
 //! - [`breaker`] (metrics, problem, timestamp): the circuit breaker, with an
 //!   injectable clock.
+//! - [`deadline`] (paths, problem): `X-Request-Timeout-Ms`: the request's
+//!   [`deadline::Deadline`], read as it arrives and enforced before the
+//!   handler starts (504 `deadline_exceeded`).
 //!
 //! What the services register and the middleware around them:
 //!
@@ -87,6 +90,7 @@ pub mod chaos;
 pub mod config;
 pub mod cors;
 pub mod db;
+pub mod deadline;
 pub mod events;
 pub mod health;
 pub mod healthcheck;

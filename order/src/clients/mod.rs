@@ -10,9 +10,13 @@
 //!    unreachable dependency; a token the dependency refuses with 401 is
 //!    dropped, so that the next call fetches a new one);
 //! 3. the whole exchange, connect to last body byte, is bounded by the
-//!    request timeout;
+//!    request timeout or by the call's [`Deadline`], whichever comes first;
+//!    the time left, less [`CallPolicy::margin`], travels along as
+//!    `X-Request-Timeout-Ms`, and a call with no time left is not made;
 //! 4. the outcome is reported to the breaker: 5xx, timeouts and transport
-//!    errors count as failures, a 4xx does not (it is the caller's fault).
+//!    errors count as failures, a 4xx does not (it is the caller's fault),
+//!    and neither does a call cut short by the caller's deadline (it says
+//!    how little time the caller had, not how the dependency is doing).
 //!
 //! The awc client inside is per worker (awc clients are not `Send`), created
 //! once when the worker starts, so no request pays for client set-up and
@@ -33,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::auth::client::{AccessToken, TokenSource};
 use shared::breaker::{CircuitBreaker, Rejected};
+use shared::deadline::{self, Deadline};
 use shared::health::{CheckOutcome, HealthCheck};
 use shared::problem::RETRY_SOON;
 use shared::request_id::{self, RequestId};
@@ -68,15 +73,24 @@ pub enum CallError {
     /// This service's own token could not be had: the request was not sent.
     #[error("no access token for the call: {0}")]
     Credentials(String),
+    /// The call's deadline passed (or left too little to try): before the
+    /// call was sent, while waiting for its answer, or at the dependency
+    /// (its 504 `deadline_exceeded`).
+    #[error("the deadline passed ({})", if *sent { "after the call was sent" } else { "the call was not sent" })]
+    DeadlineExceeded { sent: bool },
 }
 
 impl CallError {
-    /// Whether this outcome counts against the dependency's breaker.
-    fn is_failure(&self) -> bool {
+    /// Whether this outcome counts against the dependency's breaker;
+    /// `None` when it says nothing about the dependency either way.
+    fn is_failure(&self) -> Option<bool> {
         match self {
-            Self::Status { status, .. } => status.is_server_error(),
-            Self::BreakerOpen(_) => false,
-            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => true,
+            Self::Status { status, .. } => Some(status.is_server_error()),
+            Self::BreakerOpen(_) => Some(false),
+            Self::DeadlineExceeded { .. } => None,
+            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => {
+                Some(true)
+            }
         }
     }
 
@@ -88,6 +102,7 @@ impl CallError {
             Self::Transport(_) => "transport",
             Self::Decode(_) => "decode",
             Self::Credentials(_) => "credentials",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Status { status, .. } if status.is_server_error() => "server_error",
             Self::Status { .. } => "client_error",
         }
@@ -96,7 +111,16 @@ impl CallError {
     /// Whether the request may have reached the dependency and changed
     /// something there (so a compensating call is worth making).
     pub fn may_have_landed(&self) -> bool {
-        !matches!(self, Self::BreakerOpen(_) | Self::Credentials(_))
+        match self {
+            Self::BreakerOpen(_) | Self::Credentials(_) => false,
+            Self::DeadlineExceeded { sent } => *sent,
+            _ => true,
+        }
+    }
+
+    /// Whether the call's deadline ran out.
+    pub fn is_deadline(&self) -> bool {
+        matches!(self, Self::DeadlineExceeded { .. })
     }
 
     /// When a caller should retry, as far as this error tells.
@@ -196,6 +220,42 @@ impl Credentials {
     }
 }
 
+/// How calls to one dependency spend their time.
+#[derive(Clone, Debug)]
+pub struct CallPolicy {
+    /// The most one call may take (`REQUEST_TIMEOUT_MS`), deadline or not.
+    pub timeout: Duration,
+    /// Taken off the time left before it is sent as `X-Request-Timeout-Ms`.
+    pub margin: Duration,
+    /// The budget of a compensating call of its own ([`Call::compensation`]).
+    pub compensation: Duration,
+}
+
+/// What one call may spend: its deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    deadline: Deadline,
+}
+
+impl Call {
+    /// A call of the flow that owns `deadline` (an order's budget).
+    pub fn within(deadline: Deadline) -> Self {
+        Self { deadline }
+    }
+
+    /// A compensating call: it gets a budget of its own from now, since the
+    /// flow's may be spent by the time something needs undoing.
+    pub fn compensation(policy: &CallPolicy) -> Self {
+        Self {
+            deadline: Deadline::after(policy.compensation),
+        }
+    }
+
+    pub fn deadline(self) -> Deadline {
+        self.deadline
+    }
+}
+
 /// One dependency: base URL, worker-local HTTP client, shared breaker.
 #[derive(Clone)]
 pub struct Downstream {
@@ -203,7 +263,7 @@ pub struct Downstream {
     base_url: String,
     http: awc::Client,
     breaker: Arc<CircuitBreaker>,
-    timeout: Duration,
+    policy: CallPolicy,
     credentials: Credentials,
     metrics: OrderMetrics,
 }
@@ -213,13 +273,13 @@ impl Downstream {
         name: &'static str,
         base_url: String,
         breaker: Arc<CircuitBreaker>,
-        timeout: Duration,
+        policy: CallPolicy,
         credentials: Credentials,
         metrics: OrderMetrics,
     ) -> Self {
         let http = awc::Client::builder()
             .disable_redirects()
-            .timeout(timeout)
+            .timeout(policy.timeout)
             .add_default_header((
                 header::USER_AGENT,
                 concat!("order/", env!("CARGO_PKG_VERSION")),
@@ -230,10 +290,14 @@ impl Downstream {
             base_url,
             http,
             breaker,
-            timeout,
+            policy,
             credentials,
             metrics,
         }
+    }
+
+    pub fn policy(&self) -> &CallPolicy {
+        &self.policy
     }
 
     /// Sends one request through the breaker; returns the 2xx status and body.
@@ -246,6 +310,7 @@ impl Downstream {
         path: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
+        call: Call,
     ) -> Result<(StatusCode, Bytes), CallError> {
         let started = Instant::now();
         let permit = match self.breaker.try_acquire() {
@@ -256,10 +321,40 @@ impl Downstream {
                 return Err(rejected.into());
             }
         };
-        let outcome = self.call(method.clone(), path, body, request_id).await;
-        permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
+        let outcome = self.attempt(&method, path, body, request_id, call).await;
+        match outcome
+            .as_ref()
+            .err()
+            .map_or(Some(false), CallError::is_failure)
+        {
+            Some(failure) => permit.record(!failure),
+            // Dropped unreported: neither for nor against the dependency.
+            None => drop(permit),
+        }
         self.report(&method, path, &outcome, started.elapsed());
         outcome
+    }
+
+    /// One attempt at a call, bounded by the smaller of the timeout and
+    /// the time left; not made when less than the margin is left.
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+        call: Call,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let left = call.deadline.remaining();
+        if left <= self.policy.margin {
+            return Err(CallError::DeadlineExceeded { sent: false });
+        }
+        let bound = Bound {
+            timeout: self.policy.timeout.min(left),
+            by_deadline: left < self.policy.timeout,
+        };
+        self.call(method.clone(), path, body, request_id, call, bound)
+            .await
     }
 
     /// One exchange with this service's credentials: a token that cannot be
@@ -271,17 +366,24 @@ impl Downstream {
         path: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
+        call: Call,
+        bound: Bound,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let bearer = tokio::time::timeout(self.timeout, self.credentials.bearer())
+        let bearer = tokio::time::timeout(bound.timeout, self.credentials.bearer())
             .await
             .map_err(|_| {
-                let waited = self.timeout;
+                let waited = bound.timeout;
                 CallError::Credentials(format!(
                     "the token endpoint did not answer within {waited:?}"
                 ))
             })??;
-        let request = self.request(method, path, request_id, &bearer);
-        let outcome = self.exchange(request, body).await;
+        let request = self
+            .request(method, path, request_id, &bearer)
+            .insert_header((
+                deadline::HEADER,
+                call.deadline.header_value(self.policy.margin),
+            ));
+        let outcome = self.exchange(request, body, bound).await;
         if let Err(CallError::Status { status, .. }) = &outcome
             && *status == StatusCode::UNAUTHORIZED
         {
@@ -318,14 +420,16 @@ impl Downstream {
         &self,
         request: awc::ClientRequest,
         body: Option<&impl Serialize>,
+        bound: Bound,
     ) -> Result<(StatusCode, Bytes), CallError> {
+        let request = request.timeout(bound.timeout);
         let exchange = async {
             let sent = match body {
                 Some(body) => request.send_json(body).await,
                 None => request.send().await,
             };
             let mut response = sent.map_err(|e| match e {
-                awc::error::SendRequestError::Timeout => CallError::Timeout(self.timeout),
+                awc::error::SendRequestError::Timeout => bound.timed_out(),
                 other => CallError::Transport(other.to_string()),
             })?;
             let bytes = response
@@ -335,14 +439,17 @@ impl Downstream {
                 .map_err(|e| CallError::Transport(e.to_string()))?;
             Ok::<_, CallError>((response.status(), bytes))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(CallError::Timeout(self.timeout)),
+        match tokio::time::timeout(bound.timeout, exchange).await {
+            Err(_) => Err(bound.timed_out()),
             Ok(Err(e)) => Err(e),
             Ok(Ok((status, bytes))) if status.is_success() => Ok((status, bytes)),
-            Ok(Ok((status, bytes))) => Err(CallError::Status {
-                status,
-                problem: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            }),
+            Ok(Ok((status, bytes))) => {
+                let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                if status == StatusCode::GATEWAY_TIMEOUT && problem["code"] == deadline::EXCEEDED {
+                    return Err(CallError::DeadlineExceeded { sent: true });
+                }
+                Err(CallError::Status { status, problem })
+            }
         }
     }
 
@@ -379,10 +486,29 @@ impl Downstream {
         path: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
+        call: Call,
     ) -> Result<(StatusCode, T), CallError> {
-        let (status, bytes) = self.send(method, path, body, request_id).await?;
+        let (status, bytes) = self.send(method, path, body, request_id, call).await?;
         let value = serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))?;
         Ok((status, value))
+    }
+}
+
+/// How long one attempt may take, and whether the deadline set that.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    timeout: Duration,
+    by_deadline: bool,
+}
+
+impl Bound {
+    /// The error for an attempt that ran out of its time.
+    fn timed_out(self) -> CallError {
+        if self.by_deadline {
+            CallError::DeadlineExceeded { sent: true }
+        } else {
+            CallError::Timeout(self.timeout)
+        }
     }
 }
 

@@ -244,6 +244,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
             nothing was held. Retry after `Retry-After` seconds.",
             body = ProblemDetails, content_type = PROBLEM_JSON,
             headers(("Retry-After" = String, description = "Seconds to wait."))),
+        (status = 504, description = "`deadline_exceeded`: the order's deadline (`ORDER_DEADLINE_MS`, or a shorter \
+            `X-Request-Timeout-Ms`) passed while it was being placed; it ended `failed` and holds no stock.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
 #[post("/orders")]

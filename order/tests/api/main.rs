@@ -3,6 +3,7 @@
 
 mod auth;
 mod consumers;
+mod deadlines;
 mod durability;
 mod events;
 mod helpers;
@@ -11,6 +12,8 @@ mod live;
 mod metrics;
 mod openapi;
 mod orders;
+#[allow(dead_code)] // the retry and bulkhead tests use the rest
+mod proxy;
 mod replicas;
 mod resilience;
 mod telemetry;
