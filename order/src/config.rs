@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use shared::breaker::BreakerConfig;
 use shared::config::{ConfigError, DatabaseConfig, Env, EventsConfig, ServerConfig};
+use shared::retry::RetryConfig;
 
 pub const DEFAULT_PORT: u16 = 7002;
 
@@ -42,6 +43,8 @@ pub struct CallConfig {
     /// The budget of a release of its own (`COMPENSATION_TIMEOUT_MS`): a
     /// compensation runs after the order's budget may be gone.
     pub compensation_timeout: Duration,
+    /// Retries of failed calls and their budget (`RETRY_*`).
+    pub retry: RetryConfig,
 }
 
 impl Default for CallConfig {
@@ -51,6 +54,7 @@ impl Default for CallConfig {
             order_deadline: Duration::from_millis(5000),
             deadline_margin: Duration::from_millis(20),
             compensation_timeout: Duration::from_millis(1000),
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -63,6 +67,7 @@ impl CallConfig {
             order_deadline: env.millis("ORDER_DEADLINE_MS", 5000, 1)?,
             deadline_margin: env.millis("DEADLINE_MARGIN_MS", 20, 0)?,
             compensation_timeout: env.millis("COMPENSATION_TIMEOUT_MS", 1000, 1)?,
+            retry: RetryConfig::from_env(env)?,
         })
     }
 }
@@ -112,6 +117,7 @@ mod tests {
         assert_eq!(calls.order_deadline, Duration::from_millis(5000));
         assert_eq!(calls.deadline_margin, Duration::from_millis(20));
         assert_eq!(calls.compensation_timeout, Duration::from_millis(1000));
+        assert_eq!(calls.retry, RetryConfig::default());
     }
 
     #[test]
@@ -126,6 +132,7 @@ mod tests {
             ("ORDER_DEADLINE_MS", "0"),
             ("DEADLINE_MARGIN_MS", "soon"),
             ("COMPENSATION_TIMEOUT_MS", "0"),
+            ("RETRY_MAX_ATTEMPTS", "0"),
         ] {
             let err = Config::from(&Env::from_pairs([(name, value)])).expect_err(name);
             assert_eq!(err.name, name);

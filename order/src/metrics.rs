@@ -47,7 +47,12 @@ pub struct OrderMetrics {
     calls: Family<CallLabels, Counter>,
     call_duration: LatencyFamily<DependencyLabels>,
     deadlines: Family<StageLabels, Counter>,
+    retries: Family<CallLabels, Counter>,
+    budget_exhausted: Family<DependencyLabels, Counter>,
 }
+
+/// The dependencies whose retry series are present (at 0) from the start.
+const DEPENDENCIES: [&str; 2] = ["inventory", "pricing"];
 
 /// The statuses an order's placing ends in: the `outcome` label's values,
 /// each series present (at 0) from the start.
@@ -66,6 +71,8 @@ impl OrderMetrics {
             calls: Family::default(),
             call_duration: latency_family(),
             deadlines: Family::default(),
+            retries: Family::default(),
+            budget_exhausted: Family::default(),
         };
         registry.register(
             names::ORDERS,
@@ -92,6 +99,27 @@ impl OrderMetrics {
             "Orders whose deadline ran out, by the stage it ran out in (reserve, pricing, confirm)",
             metrics.deadlines.clone(),
         );
+        registry.register(
+            names::DEPENDENCY_RETRIES,
+            "Retries of calls to inventory and pricing, by outcome (success: the retry's answer was usable)",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            names::RETRY_BUDGET_EXHAUSTED,
+            "Retries not made because the dependency's retry budget was spent",
+            metrics.budget_exhausted.clone(),
+        );
+        for dependency in DEPENDENCIES {
+            for outcome in ["success", "failure"] {
+                let _ = metrics.retries.get_or_create(&CallLabels {
+                    dependency,
+                    outcome,
+                });
+            }
+            let _ = metrics
+                .budget_exhausted
+                .get_or_create(&DependencyLabels { dependency });
+        }
         for stage in STAGES {
             let _ = metrics.deadlines.get_or_create(&StageLabels { stage });
         }
@@ -134,7 +162,26 @@ impl OrderMetrics {
         self.deadlines.get_or_create(&StageLabels { stage }).inc();
     }
 
-    /// One downstream call: `outcome` is success, client_error, server_error,
+    /// A retry of a call to `dependency` ended; `usable`: its answer was one
+    /// (a success or a refusal), not another failure of the way.
+    pub fn retried(&self, dependency: &'static str, usable: bool) {
+        let outcome = if usable { "success" } else { "failure" };
+        self.retries
+            .get_or_create(&CallLabels {
+                dependency,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// A retry to `dependency` was not made: its budget was spent.
+    pub fn retry_budget_exhausted(&self, dependency: &'static str) {
+        self.budget_exhausted
+            .get_or_create(&DependencyLabels { dependency })
+            .inc();
+    }
+
+    /// One attempt at a downstream call (a retried call counts each): `outcome` is success, client_error, server_error,
     /// timeout, transport, decode, credentials (this service's token could not
     /// be had), deadline_exceeded or rejected (breaker open, no network used).
     pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {

@@ -22,7 +22,7 @@ use shared::service::ServiceInfo;
 use shared::auth::client::TokenSource;
 
 use crate::clients::{
-    CallPolicy, Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient,
+    CallPolicy, Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient, Retries,
 };
 use crate::config::Config;
 use crate::consumers::{self, InventoryFactory};
@@ -32,6 +32,7 @@ use crate::recovery;
 use crate::routes::{EventsState, routes};
 use crate::saga::OrderLimits;
 use crate::store::Store;
+use shared::retry::RetryBudget;
 
 /// The shortest pause between rounds of resolving abandoned orders (short
 /// TTLs in tests and demos), and the longest (a 60 s TTL gives 30 s).
@@ -56,6 +57,8 @@ struct Dependencies {
     config: Arc<Config>,
     inventory_breaker: Arc<CircuitBreaker>,
     pricing_breaker: Arc<CircuitBreaker>,
+    inventory_retries: Retries,
+    pricing_retries: Retries,
     /// What inventory is shown (its reservation routes may need a token).
     inventory_credentials: Credentials,
     metrics: OrderMetrics,
@@ -93,6 +96,7 @@ impl Dependencies {
             self.config.inventory_url.clone(),
             self.inventory_breaker.clone(),
             self.policy(),
+            self.inventory_retries.clone(),
             self.inventory_credentials.clone(),
             self.metrics.clone(),
         )
@@ -104,6 +108,7 @@ impl Dependencies {
             self.config.pricing_url.clone(),
             self.pricing_breaker.clone(),
             self.policy(),
+            self.pricing_retries.clone(),
             Credentials::None,
             self.metrics.clone(),
         )
@@ -139,9 +144,17 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         let breaker = CircuitBreaker::new(name, config.breaker, clock.clone());
         Arc::new(breaker.with_metrics(breaker_metrics.clone()))
     };
+    // One retry budget per dependency too: each dependency's retries are
+    // bounded by the calls made to it.
+    let retries = || Retries {
+        config: config.calls.retry,
+        budget: Arc::new(RetryBudget::new(&config.calls.retry, clock.clone())),
+    };
     let deps = Dependencies {
         inventory_breaker: breaker("inventory"),
         pricing_breaker: breaker("pricing"),
+        inventory_retries: retries(),
+        pricing_retries: retries(),
         inventory_credentials: inventory_credentials(&config),
         metrics,
         config: Arc::new(config),

@@ -38,6 +38,8 @@
 //! - [`cors`] (config): CORS from `CORS_ALLOWED_ORIGINS`.
 //! - [`breaker`] (metrics, problem, timestamp): the circuit breaker, with an
 //!   injectable clock.
+//! - [`retry`] (config, breaker): retries within a budget (the Finagle /
+//!   tower model), jittered exponential backoff, `Retry-After`.
 //! - [`deadline`] (paths, problem): `X-Request-Timeout-Ms`: the request's
 //!   [`deadline::Deadline`], read as it arrives and enforced before the
 //!   handler starts (504 `deadline_exceeded`).
@@ -104,6 +106,7 @@ pub mod periodic;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod retry;
 pub mod server;
 pub mod service;
 pub mod sku;

@@ -226,7 +226,12 @@ mod tests {
 
     fn answered(status: u16, problem: serde_json::Value) -> InventoryError {
         let status = StatusCode::from_u16(status).expect("a status");
-        CallError::Status { status, problem }.into()
+        CallError::Status {
+            status,
+            problem,
+            retry_after: None,
+        }
+        .into()
     }
 
     #[test]

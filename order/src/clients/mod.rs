@@ -13,10 +13,23 @@
 //!    request timeout or by the call's [`Deadline`], whichever comes first;
 //!    the time left, less [`CallPolicy::margin`], travels along as
 //!    `X-Request-Timeout-Ms`, and a call with no time left is not made;
-//! 4. the outcome is reported to the breaker: 5xx, timeouts and transport
-//!    errors count as failures, a 4xx does not (it is the caller's fault),
-//!    and neither does a call cut short by the caller's deadline (it says
-//!    how little time the caller had, not how the dependency is doing).
+//! 4. a call that fails on the way (a connection error, a timeout, a 502,
+//!    503 or 504) is tried again, up to `RETRY_MAX_ATTEMPTS` attempts in all,
+//!    after a jittered exponential backoff or the dependency's `Retry-After`
+//!    if longer, never when the wait would end past the deadline, and only
+//!    while the dependency's [`RetryBudget`] has a retry to give. Every call
+//!    made through here is safe to repeat: a reservation carries its id
+//!    (inventory holds stock once per id), confirm and release are
+//!    idempotent, and a price quote changes nothing;
+//! 5. the outcome is reported to the breaker, once per call however many
+//!    attempts it took: the permit is taken before the first attempt and
+//!    settled with the last one's outcome. A retry that succeeds is one
+//!    success, and three failed attempts are one failure, not three, so
+//!    retries neither open the breaker sooner nor hide that a dependency
+//!    failed. 5xx, timeouts and transport errors count as failures, a 4xx
+//!    does not (it is the caller's fault), and neither does a call cut short
+//!    by the caller's deadline (it says how little time the caller had, not
+//!    how the dependency is doing).
 //!
 //! The awc client inside is per worker (awc clients are not `Send`), created
 //! once when the worker starts, so no request pays for client set-up and
@@ -41,6 +54,7 @@ use shared::deadline::{self, Deadline};
 use shared::health::{CheckOutcome, HealthCheck};
 use shared::problem::RETRY_SOON;
 use shared::request_id::{self, RequestId};
+use shared::retry::{Backoff, RetryBudget, RetryConfig, next_delay};
 
 use crate::domain::Sku;
 use crate::metrics::OrderMetrics;
@@ -67,7 +81,12 @@ pub enum CallError {
     #[error("transport error: {0}")]
     Transport(String),
     #[error("answered {status}")]
-    Status { status: StatusCode, problem: Value },
+    Status {
+        status: StatusCode,
+        problem: Value,
+        /// The answer's `Retry-After`, if it had one.
+        retry_after: Option<Duration>,
+    },
     #[error("unreadable answer: {0}")]
     Decode(String),
     /// This service's own token could not be had: the request was not sent.
@@ -108,7 +127,28 @@ impl CallError {
         }
     }
 
-    /// Whether the request may have reached the dependency and changed
+    /// Whether trying the same call again may work: the failures of the way
+    /// there (connection errors, timeouts) and of gateways (502, 503, 504).
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::Timeout(_) => true,
+            Self::Status { status, .. } => matches!(status.as_u16(), 502..=504),
+            Self::BreakerOpen(_)
+            | Self::Decode(_)
+            | Self::Credentials(_)
+            | Self::DeadlineExceeded { .. } => false,
+        }
+    }
+
+    /// The wait the dependency asked for before a retry.
+    fn asked_wait(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the call may have reached the dependency and changed
     /// something there (so a compensating call is worth making).
     pub fn may_have_landed(&self) -> bool {
         match self {
@@ -256,6 +296,13 @@ impl Call {
     }
 }
 
+/// A dependency's retry settings and its budget (shared by the workers).
+#[derive(Clone)]
+pub struct Retries {
+    pub config: RetryConfig,
+    pub budget: Arc<RetryBudget>,
+}
+
 /// One dependency: base URL, worker-local HTTP client, shared breaker.
 #[derive(Clone)]
 pub struct Downstream {
@@ -264,6 +311,7 @@ pub struct Downstream {
     http: awc::Client,
     breaker: Arc<CircuitBreaker>,
     policy: CallPolicy,
+    retries: Retries,
     credentials: Credentials,
     metrics: OrderMetrics,
 }
@@ -274,6 +322,7 @@ impl Downstream {
         base_url: String,
         breaker: Arc<CircuitBreaker>,
         policy: CallPolicy,
+        retries: Retries,
         credentials: Credentials,
         metrics: OrderMetrics,
     ) -> Self {
@@ -291,6 +340,7 @@ impl Downstream {
             http,
             breaker,
             policy,
+            retries,
             credentials,
             metrics,
         }
@@ -300,7 +350,8 @@ impl Downstream {
         &self.policy
     }
 
-    /// Sends one request through the breaker; returns the 2xx status and body.
+    /// Sends one call through the breaker, with retries; returns the 2xx
+    /// status and body.
     ///
     /// # Errors
     /// See [`CallError`].
@@ -312,16 +363,37 @@ impl Downstream {
         request_id: &RequestId,
         call: Call,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let started = Instant::now();
         let permit = match self.breaker.try_acquire() {
             Ok(permit) => permit,
             Err(rejected) => {
                 self.metrics
-                    .dependency_call(self.name, "rejected", started.elapsed());
+                    .dependency_call(self.name, "rejected", Duration::ZERO);
                 return Err(rejected.into());
             }
         };
-        let outcome = self.attempt(&method, path, body, request_id, call).await;
+        self.retries.budget.deposit();
+        let mut attempt = 1;
+        let outcome = loop {
+            let started = Instant::now();
+            let outcome = self.attempt(&method, path, body, request_id, call).await;
+            self.report(&method, path, &outcome, started.elapsed());
+            if attempt > 1 {
+                let usable = outcome.as_ref().err().is_none_or(|e| !e.is_retryable());
+                self.metrics.retried(self.name, usable);
+            }
+            match &outcome {
+                Err(e) if attempt < self.retries.config.max_attempts && e.is_retryable() => {
+                    let Some(wait) = self.retry_wait(e, attempt, call) else {
+                        break outcome;
+                    };
+                    tracing::info!(dependency = self.name, %method, path, attempt, error = %e,
+                        wait_ms = shared::timestamp::millis(wait), "retrying the call");
+                    actix_web::rt::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => break outcome,
+            }
+        };
         match outcome
             .as_ref()
             .err()
@@ -331,8 +403,27 @@ impl Downstream {
             // Dropped unreported: neither for nor against the dependency.
             None => drop(permit),
         }
-        self.report(&method, path, &outcome, started.elapsed());
         outcome
+    }
+
+    /// How long to wait before retrying after `error` on attempt number
+    /// `attempt`; `None` when no retry is to be made: the wait would end
+    /// past the deadline, or the budget has no retry left (counted).
+    fn retry_wait(&self, error: &CallError, attempt: u32, call: Call) -> Option<Duration> {
+        let config = &self.retries.config;
+        let backoff = Backoff {
+            base: config.base_delay,
+            max: config.max_delay,
+        };
+        let delay = backoff.delay(attempt, &mut rand::rng());
+        let left = call.deadline.remaining();
+        let wait = next_delay(delay, error.asked_wait(), left, self.policy.margin)?;
+        if !self.retries.budget.try_withdraw() {
+            self.metrics.retry_budget_exhausted(self.name);
+            tracing::warn!(dependency = self.name, "retry budget spent: not retrying");
+            return None;
+        }
+        Some(wait)
     }
 
     /// One attempt at a call, bounded by the smaller of the timeout and
@@ -437,18 +528,23 @@ impl Downstream {
                 .limit(MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| CallError::Transport(e.to_string()))?;
-            Ok::<_, CallError>((response.status(), bytes))
+            let retry_after = shared::retry::retry_after(response.headers());
+            Ok::<_, CallError>((response.status(), retry_after, bytes))
         };
         match tokio::time::timeout(bound.timeout, exchange).await {
             Err(_) => Err(bound.timed_out()),
             Ok(Err(e)) => Err(e),
-            Ok(Ok((status, bytes))) if status.is_success() => Ok((status, bytes)),
-            Ok(Ok((status, bytes))) => {
+            Ok(Ok((status, _, bytes))) if status.is_success() => Ok((status, bytes)),
+            Ok(Ok((status, retry_after, bytes))) => {
                 let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 if status == StatusCode::GATEWAY_TIMEOUT && problem["code"] == deadline::EXCEEDED {
                     return Err(CallError::DeadlineExceeded { sent: true });
                 }
-                Err(CallError::Status { status, problem })
+                Err(CallError::Status {
+                    status,
+                    problem,
+                    retry_after,
+                })
             }
         }
     }

@@ -12,8 +12,9 @@ mod live;
 mod metrics;
 mod openapi;
 mod orders;
-#[allow(dead_code)] // the retry and bulkhead tests use the rest
+#[allow(dead_code)] // the bulkhead tests use the rest
 mod proxy;
 mod replicas;
 mod resilience;
+mod retries;
 mod telemetry;
