@@ -45,6 +45,12 @@ pub struct CallConfig {
     pub compensation_timeout: Duration,
     /// Retries of failed calls and their budget (`RETRY_*`).
     pub retry: RetryConfig,
+    /// Calls to inventory in flight at once (`INVENTORY_MAX_IN_FLIGHT`).
+    pub inventory_max_in_flight: usize,
+    /// Calls to pricing in flight at once (`PRICING_MAX_IN_FLIGHT`).
+    pub pricing_max_in_flight: usize,
+    /// Orders being placed at once (`ORDERS_MAX_IN_FLIGHT`).
+    pub orders_max_in_flight: usize,
 }
 
 impl Default for CallConfig {
@@ -55,6 +61,9 @@ impl Default for CallConfig {
             deadline_margin: Duration::from_millis(20),
             compensation_timeout: Duration::from_millis(1000),
             retry: RetryConfig::default(),
+            inventory_max_in_flight: 64,
+            pricing_max_in_flight: 64,
+            orders_max_in_flight: 256,
         }
     }
 }
@@ -68,6 +77,9 @@ impl CallConfig {
             deadline_margin: env.millis("DEADLINE_MARGIN_MS", 20, 0)?,
             compensation_timeout: env.millis("COMPENSATION_TIMEOUT_MS", 1000, 1)?,
             retry: RetryConfig::from_env(env)?,
+            inventory_max_in_flight: env.at_least_as("INVENTORY_MAX_IN_FLIGHT", 64, 1)?,
+            pricing_max_in_flight: env.at_least_as("PRICING_MAX_IN_FLIGHT", 64, 1)?,
+            orders_max_in_flight: env.at_least_as("ORDERS_MAX_IN_FLIGHT", 256, 1)?,
         })
     }
 }
@@ -118,6 +130,14 @@ mod tests {
         assert_eq!(calls.deadline_margin, Duration::from_millis(20));
         assert_eq!(calls.compensation_timeout, Duration::from_millis(1000));
         assert_eq!(calls.retry, RetryConfig::default());
+        assert_eq!(
+            (
+                calls.inventory_max_in_flight,
+                calls.pricing_max_in_flight,
+                calls.orders_max_in_flight
+            ),
+            (64, 64, 256)
+        );
     }
 
     #[test]
@@ -133,6 +153,9 @@ mod tests {
             ("DEADLINE_MARGIN_MS", "soon"),
             ("COMPENSATION_TIMEOUT_MS", "0"),
             ("RETRY_MAX_ATTEMPTS", "0"),
+            ("INVENTORY_MAX_IN_FLIGHT", "0"),
+            ("PRICING_MAX_IN_FLIGHT", "many"),
+            ("ORDERS_MAX_IN_FLIGHT", "-1"),
         ] {
             let err = Config::from(&Env::from_pairs([(name, value)])).expect_err(name);
             assert_eq!(err.name, name);

@@ -183,14 +183,15 @@ impl OrderMetrics {
 
     /// One attempt at a downstream call (a retried call counts each): `outcome` is success, client_error, server_error,
     /// timeout, transport, decode, credentials (this service's token could not
-    /// be had), deadline_exceeded or rejected (breaker open, no network used).
+    /// be had), deadline_exceeded, rejected (breaker open, no network used)
+    /// or busy (bulkhead full, no network used).
     pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {
         let labels = CallLabels {
             dependency,
             outcome,
         };
         self.calls.get_or_create(&labels).inc();
-        if outcome != "rejected" {
+        if outcome != "rejected" && outcome != "busy" {
             self.call_duration
                 .get_or_create(&DependencyLabels { dependency })
                 .observe(took.as_secs_f64());

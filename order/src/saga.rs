@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::{Ready, ready};
+use shared::bulkhead::Bulkhead;
 use shared::deadline::{Deadline, RequestDeadline};
 use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
@@ -51,6 +52,7 @@ pub struct Saga {
     request_id: RequestId,
     /// The order's deadline, carried by every call the order makes.
     call: Call,
+    limits: web::Data<OrderLimits>,
 }
 
 /// The order flow's limits, registered once by `startup` as app data.
@@ -58,6 +60,8 @@ pub struct Saga {
 pub struct OrderLimits {
     /// An order's whole budget (`ORDER_DEADLINE_MS`).
     pub deadline: std::time::Duration,
+    /// Orders being placed at once (`ORDERS_MAX_IN_FLIGHT`), shared by the workers.
+    pub in_flight: Bulkhead,
 }
 
 /// One piece of app data, registered by `startup` on every worker.
@@ -84,6 +88,7 @@ impl FromRequest for Saga {
                 metrics: app_data(req)?,
                 request_id: RequestId::from_request(req, payload).into_inner()?,
                 call: Call::within(deadline),
+                limits,
             })
         };
         ready(saga())
@@ -117,6 +122,12 @@ impl Saga {
         order: NewOrder,
         key: Option<IdempotencyKey>,
     ) -> Result<Placed, Error> {
+        // Refused before anything is recorded; held until the order is placed.
+        let _slot = self
+            .limits
+            .in_flight
+            .try_acquire()
+            .map_err(|_| Error::TooManyOrders)?;
         let id = OrderId::generate();
         tracing::Span::current().record("order_id", id.as_str());
         let created_at = now_ms();
@@ -202,6 +213,17 @@ impl Saga {
                     retry_after,
                 }
             }
+            InventoryError::Busy => {
+                self.end(
+                    id,
+                    OrderStatus::Failed,
+                    "too many calls to inventory in flight",
+                )
+                .await;
+                Error::DependencyBusy {
+                    dependency: "inventory",
+                }
+            }
             InventoryError::DeadlineExceeded { may_have_landed } => {
                 self.out_of_time(id, "reserve", may_have_landed).await
             }
@@ -263,6 +285,14 @@ impl Saga {
             // The stock is held by now, whether or not the confirm landed.
             Err(InventoryError::DeadlineExceeded { .. }) => {
                 Err(self.out_of_time(id, "confirm", true).await)
+            }
+            Err(InventoryError::Busy) => {
+                self.release(id).await;
+                let reason = "too many calls to inventory in flight to confirm";
+                self.end(id, OrderStatus::Failed, reason).await;
+                Err(Error::DependencyBusy {
+                    dependency: "inventory",
+                })
             }
             Err(e) => {
                 let retry_after = e.retry_after();

@@ -38,6 +38,8 @@
 //! - [`cors`] (config): CORS from `CORS_ALLOWED_ORIGINS`.
 //! - [`breaker`] (metrics, problem, timestamp): the circuit breaker, with an
 //!   injectable clock.
+//! - [`bulkhead`] (metrics): limits on work in flight that refuse at once
+//!   instead of queueing.
 //! - [`retry`] (config, breaker): retries within a budget (the Finagle /
 //!   tower model), jittered exponential backoff, `Retry-After`.
 //! - [`deadline`] (paths, problem): `X-Request-Timeout-Ms`: the request's
@@ -88,6 +90,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod breaker;
+pub mod bulkhead;
 pub mod chaos;
 pub mod config;
 pub mod cors;

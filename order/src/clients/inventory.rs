@@ -90,6 +90,9 @@ pub enum InventoryError {
         /// release is worth making).
         may_have_landed: bool,
     },
+    /// Too many calls to inventory in flight here: not sent.
+    #[error("too many calls to inventory in flight")]
+    Busy,
     /// No usable answer: down, slow, failing, or its breaker is open.
     #[error("{cause}")]
     Unavailable {
@@ -114,6 +117,9 @@ impl InventoryError {
 
 impl From<CallError> for InventoryError {
     fn from(e: CallError) -> Self {
+        if let CallError::Busy(_) = e {
+            return Self::Busy;
+        }
         if e.is_deadline() {
             return Self::DeadlineExceeded {
                 may_have_landed: e.may_have_landed(),

@@ -21,6 +21,10 @@
 //!    made through here is safe to repeat: a reservation carries its id
 //!    (inventory holds stock once per id), confirm and release are
 //!    idempotent, and a price quote changes nothing;
+//! 0. (before all of it) the dependency's [`Bulkhead`] is asked for a slot:
+//!    past `*_MAX_IN_FLIGHT` calls in flight the call is refused at once
+//!    ([`CallError::Busy`]), never queued. A compensating release skips it:
+//!    shedding an undo would leave stock held until its reservation expires;
 //! 5. the outcome is reported to the breaker, once per call however many
 //!    attempts it took: the permit is taken before the first attempt and
 //!    settled with the last one's outcome. A retry that succeeds is one
@@ -50,6 +54,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::auth::client::{AccessToken, TokenSource};
 use shared::breaker::{CircuitBreaker, Rejected};
+use shared::bulkhead::{Bulkhead, Full};
 use shared::deadline::{self, Deadline};
 use shared::health::{CheckOutcome, HealthCheck};
 use shared::problem::RETRY_SOON;
@@ -97,6 +102,9 @@ pub enum CallError {
     /// (its 504 `deadline_exceeded`).
     #[error("the deadline passed ({})", if *sent { "after the call was sent" } else { "the call was not sent" })]
     DeadlineExceeded { sent: bool },
+    /// Too many calls to this dependency in flight: not sent.
+    #[error(transparent)]
+    Busy(#[from] Full),
 }
 
 impl CallError {
@@ -105,7 +113,7 @@ impl CallError {
     fn is_failure(&self) -> Option<bool> {
         match self {
             Self::Status { status, .. } => Some(status.is_server_error()),
-            Self::BreakerOpen(_) => Some(false),
+            Self::BreakerOpen(_) | Self::Busy(_) => Some(false),
             Self::DeadlineExceeded { .. } => None,
             Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => {
                 Some(true)
@@ -122,6 +130,7 @@ impl CallError {
             Self::Decode(_) => "decode",
             Self::Credentials(_) => "credentials",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Busy(_) => "busy",
             Self::Status { status, .. } if status.is_server_error() => "server_error",
             Self::Status { .. } => "client_error",
         }
@@ -134,6 +143,7 @@ impl CallError {
             Self::Transport(_) | Self::Timeout(_) => true,
             Self::Status { status, .. } => matches!(status.as_u16(), 502..=504),
             Self::BreakerOpen(_)
+            | Self::Busy(_)
             | Self::Decode(_)
             | Self::Credentials(_)
             | Self::DeadlineExceeded { .. } => false,
@@ -152,7 +162,7 @@ impl CallError {
     /// something there (so a compensating call is worth making).
     pub fn may_have_landed(&self) -> bool {
         match self {
-            Self::BreakerOpen(_) | Self::Credentials(_) => false,
+            Self::BreakerOpen(_) | Self::Credentials(_) | Self::Busy(_) => false,
             Self::DeadlineExceeded { sent } => *sent,
             _ => true,
         }
@@ -275,12 +285,17 @@ pub struct CallPolicy {
 #[derive(Clone, Copy, Debug)]
 pub struct Call {
     deadline: Deadline,
+    /// Whether the dependency's bulkhead may refuse it.
+    sheddable: bool,
 }
 
 impl Call {
     /// A call of the flow that owns `deadline` (an order's budget).
     pub fn within(deadline: Deadline) -> Self {
-        Self { deadline }
+        Self {
+            deadline,
+            sheddable: true,
+        }
     }
 
     /// A compensating call: it gets a budget of its own from now, since the
@@ -288,6 +303,7 @@ impl Call {
     pub fn compensation(policy: &CallPolicy) -> Self {
         Self {
             deadline: Deadline::after(policy.compensation),
+            sheddable: false,
         }
     }
 
@@ -303,6 +319,15 @@ pub struct Retries {
     pub budget: Arc<RetryBudget>,
 }
 
+/// What stands between the order flow and one dependency, shared by the
+/// workers: its breaker, its retry budget and its bulkhead.
+#[derive(Clone)]
+pub struct Guards {
+    pub breaker: Arc<CircuitBreaker>,
+    pub retries: Retries,
+    pub bulkhead: Bulkhead,
+}
+
 /// One dependency: base URL, worker-local HTTP client, shared breaker.
 #[derive(Clone)]
 pub struct Downstream {
@@ -312,6 +337,7 @@ pub struct Downstream {
     breaker: Arc<CircuitBreaker>,
     policy: CallPolicy,
     retries: Retries,
+    bulkhead: Bulkhead,
     credentials: Credentials,
     metrics: OrderMetrics,
 }
@@ -320,12 +346,16 @@ impl Downstream {
     pub fn new(
         name: &'static str,
         base_url: String,
-        breaker: Arc<CircuitBreaker>,
+        guards: Guards,
         policy: CallPolicy,
-        retries: Retries,
         credentials: Credentials,
         metrics: OrderMetrics,
     ) -> Self {
+        let Guards {
+            breaker,
+            retries,
+            bulkhead,
+        } = guards;
         let http = awc::Client::builder()
             .disable_redirects()
             .timeout(policy.timeout)
@@ -341,6 +371,7 @@ impl Downstream {
             breaker,
             policy,
             retries,
+            bulkhead,
             credentials,
             metrics,
         }
@@ -363,6 +394,15 @@ impl Downstream {
         request_id: &RequestId,
         call: Call,
     ) -> Result<(StatusCode, Bytes), CallError> {
+        // Held until the call, retries and all, is over.
+        let _slot = match call.sheddable.then(|| self.bulkhead.try_acquire()) {
+            Some(Err(full)) => {
+                self.metrics
+                    .dependency_call(self.name, "busy", Duration::ZERO);
+                return Err(full.into());
+            }
+            slot => slot,
+        };
         let permit = match self.breaker.try_acquire() {
             Ok(permit) => permit,
             Err(rejected) => {

@@ -2,6 +2,7 @@
 //! pricing servers that the tests stop, slow down and restart.
 
 mod auth;
+mod bulkheads;
 mod consumers;
 mod deadlines;
 mod durability;
@@ -12,7 +13,6 @@ mod live;
 mod metrics;
 mod openapi;
 mod orders;
-#[allow(dead_code)] // the bulkhead tests use the rest
 mod proxy;
 mod replicas;
 mod resilience;
