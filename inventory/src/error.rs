@@ -28,6 +28,9 @@ pub enum Error {
     },
     #[error("{0}")]
     InvalidRequest(String),
+    /// The caller's deadline passed before the work was done: nothing changed.
+    #[error("the request's deadline passed")]
+    DeadlineExceeded,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -150,6 +153,7 @@ impl Error {
                 "Invalid request",
             )
             .detail(detail),
+            Self::DeadlineExceeded => shared::deadline::exceeded(),
             Self::Unexpected(_) => Problem::internal(),
         }
     }

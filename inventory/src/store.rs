@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
+use shared::deadline::RequestDeadline;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
 use shared::auth::Actor;
@@ -47,6 +48,9 @@ pub enum ReserveOutcome {
     Existing(Reservation),
     InsufficientStock(Vec<Sku>),
     UnknownSkus(Vec<Sku>),
+    /// The caller's deadline passed while waiting for the writer: nothing
+    /// was reserved.
+    TooLate,
 }
 
 impl ReserveOutcome {
@@ -57,6 +61,7 @@ impl ReserveOutcome {
             Self::Existing(_) => "replayed",
             Self::InsufficientStock(_) => "insufficient_stock",
             Self::UnknownSkus(_) => "unknown_sku",
+            Self::TooLate => "deadline_exceeded",
         }
     }
 }
@@ -276,6 +281,11 @@ impl Store {
     /// Holds stock for every line, or for none. Repeating an id returns the
     /// reservation made the first time and holds nothing more.
     ///
+    /// `deadline` is the caller's: it is checked once the writer is ours,
+    /// just before anything is written, since waiting for the writer is
+    /// where a busy store spends a late request's time. Past it, nothing is
+    /// reserved ([`ReserveOutcome::TooLate`]).
+    ///
     /// # Errors
     /// On a database error.
     #[tracing::instrument(skip_all, fields(reservation_id = new.id.as_str()))]
@@ -284,10 +294,14 @@ impl Store {
         new: &NewReservation,
         now: i64,
         ttl: Duration,
+        deadline: RequestDeadline,
     ) -> anyhow::Result<ReserveOutcome> {
         let id = &new.id;
         let expires_at = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let mut conn = self.db.write().await?;
+        if deadline.expired() {
+            return Ok(ReserveOutcome::TooLate);
+        }
         let mut tx = conn.begin().await?;
         let (lines, short) = Self::take_stock(&mut tx, new).await?;
         if short.is_empty() {

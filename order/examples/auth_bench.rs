@@ -66,6 +66,7 @@ async fn order(
         service_token: None,
         reservation_ttl: Duration::from_secs(3600),
         events: shared::config::EventsConfig::off(),
+        calls: order::config::CallConfig::default(),
     };
     let server = spawn(order::startup::build(config).await.expect("order starts"));
     (server, db)

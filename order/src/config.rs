@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use shared::breaker::BreakerConfig;
 use shared::config::{ConfigError, DatabaseConfig, Env, EventsConfig, ServerConfig};
+use shared::retry::RetryConfig;
 
 pub const DEFAULT_PORT: u16 = 7002;
 
@@ -26,6 +27,61 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// NATS JetStream (`NATS_URL`, `EVENTS_*`); off while `NATS_URL` is unset.
     pub events: EventsConfig,
+    /// Deadlines, retries and in-flight limits of the order flow's calls.
+    pub calls: CallConfig,
+}
+
+/// How the order flow spends time and capacity on its dependencies.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// An order's whole budget (`ORDER_DEADLINE_MS`); a caller's
+    /// `X-Request-Timeout-Ms` can only lower it.
+    pub order_deadline: Duration,
+    /// Taken off the time left before it is sent downstream
+    /// (`DEADLINE_MARGIN_MS`): the answer needs time to travel back.
+    pub deadline_margin: Duration,
+    /// The budget of a release of its own (`COMPENSATION_TIMEOUT_MS`): a
+    /// compensation runs after the order's budget may be gone.
+    pub compensation_timeout: Duration,
+    /// Retries of failed calls and their budget (`RETRY_*`).
+    pub retry: RetryConfig,
+    /// Calls to inventory in flight at once (`INVENTORY_MAX_IN_FLIGHT`).
+    pub inventory_max_in_flight: usize,
+    /// Calls to pricing in flight at once (`PRICING_MAX_IN_FLIGHT`).
+    pub pricing_max_in_flight: usize,
+    /// Orders being placed at once (`ORDERS_MAX_IN_FLIGHT`).
+    pub orders_max_in_flight: usize,
+}
+
+impl Default for CallConfig {
+    /// The documented defaults.
+    fn default() -> Self {
+        Self {
+            order_deadline: Duration::from_millis(5000),
+            deadline_margin: Duration::from_millis(20),
+            compensation_timeout: Duration::from_millis(1000),
+            retry: RetryConfig::default(),
+            inventory_max_in_flight: 64,
+            pricing_max_in_flight: 64,
+            orders_max_in_flight: 256,
+        }
+    }
+}
+
+impl CallConfig {
+    /// # Errors
+    /// When a variable is invalid.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            order_deadline: env.millis("ORDER_DEADLINE_MS", 5000, 1)?,
+            deadline_margin: env.millis("DEADLINE_MARGIN_MS", 20, 0)?,
+            compensation_timeout: env.millis("COMPENSATION_TIMEOUT_MS", 1000, 1)?,
+            retry: RetryConfig::from_env(env)?,
+            inventory_max_in_flight: env.at_least_as("INVENTORY_MAX_IN_FLIGHT", 64, 1)?,
+            pricing_max_in_flight: env.at_least_as("PRICING_MAX_IN_FLIGHT", 64, 1)?,
+            orders_max_in_flight: env.at_least_as("ORDERS_MAX_IN_FLIGHT", 256, 1)?,
+        })
+    }
 }
 
 impl Config {
@@ -51,6 +107,7 @@ impl Config {
             service_token: env.optional("SERVICE_TOKEN"),
             reservation_ttl: env.millis("RESERVATION_TTL_MS", 60_000, 1)?,
             events: EventsConfig::from_env(env)?,
+            calls: CallConfig::from_env(env)?,
         })
     }
 }
@@ -68,6 +125,19 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_millis(2000));
         assert_eq!(config.breaker.failure_threshold, 5);
         assert_eq!(config.breaker.reset_timeout, Duration::from_secs(30));
+        let calls = config.calls;
+        assert_eq!(calls.order_deadline, Duration::from_millis(5000));
+        assert_eq!(calls.deadline_margin, Duration::from_millis(20));
+        assert_eq!(calls.compensation_timeout, Duration::from_millis(1000));
+        assert_eq!(calls.retry, RetryConfig::default());
+        assert_eq!(
+            (
+                calls.inventory_max_in_flight,
+                calls.pricing_max_in_flight,
+                calls.orders_max_in_flight
+            ),
+            (64, 64, 256)
+        );
     }
 
     #[test]
@@ -79,6 +149,13 @@ mod tests {
             ("REQUEST_TIMEOUT_MS", "0"),
             ("BREAKER_FAILURE_THRESHOLD", "0"),
             ("BREAKER_RESET_TIMEOUT_MS", "-5"),
+            ("ORDER_DEADLINE_MS", "0"),
+            ("DEADLINE_MARGIN_MS", "soon"),
+            ("COMPENSATION_TIMEOUT_MS", "0"),
+            ("RETRY_MAX_ATTEMPTS", "0"),
+            ("INVENTORY_MAX_IN_FLIGHT", "0"),
+            ("PRICING_MAX_IN_FLIGHT", "many"),
+            ("ORDERS_MAX_IN_FLIGHT", "-1"),
         ] {
             let err = Config::from(&Env::from_pairs([(name, value)])).expect_err(name);
             assert_eq!(err.name, name);

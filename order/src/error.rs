@@ -32,6 +32,15 @@ pub enum Error {
     },
     #[error("inventory refused the call: {reason}")]
     InventoryRefused { reason: String },
+    /// A dependency's bulkhead is full: the call was not made.
+    #[error("too many calls to {dependency} in flight")]
+    DependencyBusy { dependency: &'static str },
+    /// As many orders as `ORDERS_MAX_IN_FLIGHT` are being placed.
+    #[error("too many orders in progress")]
+    TooManyOrders,
+    /// The order's deadline ran out at `stage`; nothing is held.
+    #[error("the deadline passed ({stage})")]
+    DeadlineExceeded { stage: &'static str },
     /// `order_id` names the first order only when it is the same customer's.
     #[error("idempotency key reused for a different order")]
     IdempotencyKeyReused { order_id: Option<String> },
@@ -141,6 +150,22 @@ impl Error {
                 "Inventory refused the request",
             )
             .detail("The inventory service refused this service's call; the order was not placed."),
+            Self::DependencyBusy { dependency } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dependency_busy",
+                "Dependency busy",
+            )
+            .detail(format!("Too many calls to {dependency} are in flight, so the order was not placed; nothing is held. Retry shortly."))
+            .retry_after(RETRY_SOON),
+            Self::TooManyOrders => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_orders",
+                "Too many orders in progress",
+            )
+            .detail("This instance is placing as many orders as it takes at once; the order was not started. Retry shortly.")
+            .retry_after(RETRY_SOON),
+            Self::DeadlineExceeded { .. } => shared::deadline::exceeded()
+                .detail("The order's deadline (ORDER_DEADLINE_MS, or a shorter X-Request-Timeout-Ms) passed before it could be placed; it failed and no stock is held."),
             Self::IdempotencyKeyReused { order_id } => idempotency_key_reused(order_id.as_deref()),
             Self::OrderInProgress { order_id } => Problem::new(
                 StatusCode::CONFLICT,
@@ -230,6 +255,9 @@ impl ResponseError for Error {
             }
             Self::InventoryUnavailable { reason, .. } | Self::InventoryRefused { reason } => {
                 tracing::warn!(reason, "order not placed: inventory")
+            }
+            Self::DeadlineExceeded { stage } => {
+                tracing::warn!(stage, "order not placed: its deadline passed")
             }
             Self::EventsUnavailable(e) => {
                 tracing::warn!(error.cause_chain = %format_args!("{e:#}"), "events broker unavailable")

@@ -30,6 +30,15 @@ struct DependencyLabels {
     dependency: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+/// Where in the order flow a budget can run out: the `stage` label of
+/// `deadline_exceeded_total`, each series present (at 0) from the start.
+pub const STAGES: [&str; 3] = ["reserve", "pricing", "confirm"];
+
 /// Orders by outcome and pricing source; downstream calls by outcome and latency.
 #[derive(Clone)]
 pub struct OrderMetrics {
@@ -37,7 +46,13 @@ pub struct OrderMetrics {
     by_pricing: Family<SourceLabels, Counter>,
     calls: Family<CallLabels, Counter>,
     call_duration: LatencyFamily<DependencyLabels>,
+    deadlines: Family<StageLabels, Counter>,
+    retries: Family<CallLabels, Counter>,
+    budget_exhausted: Family<DependencyLabels, Counter>,
 }
+
+/// The dependencies whose retry series are present (at 0) from the start.
+const DEPENDENCIES: [&str; 2] = ["inventory", "pricing"];
 
 /// The statuses an order's placing ends in: the `outcome` label's values,
 /// each series present (at 0) from the start.
@@ -55,6 +70,9 @@ impl OrderMetrics {
             by_pricing: Family::default(),
             calls: Family::default(),
             call_duration: latency_family(),
+            deadlines: Family::default(),
+            retries: Family::default(),
+            budget_exhausted: Family::default(),
         };
         registry.register(
             names::ORDERS,
@@ -76,6 +94,35 @@ impl OrderMetrics {
             "Time taken by calls to inventory and pricing",
             metrics.call_duration.clone(),
         );
+        registry.register(
+            names::DEADLINE_EXCEEDED,
+            "Orders whose deadline ran out, by the stage it ran out in (reserve, pricing, confirm)",
+            metrics.deadlines.clone(),
+        );
+        registry.register(
+            names::DEPENDENCY_RETRIES,
+            "Retries of calls to inventory and pricing, by outcome (success: the retry's answer was usable)",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            names::RETRY_BUDGET_EXHAUSTED,
+            "Retries not made because the dependency's retry budget was spent",
+            metrics.budget_exhausted.clone(),
+        );
+        for dependency in DEPENDENCIES {
+            for outcome in ["success", "failure"] {
+                let _ = metrics.retries.get_or_create(&CallLabels {
+                    dependency,
+                    outcome,
+                });
+            }
+            let _ = metrics
+                .budget_exhausted
+                .get_or_create(&DependencyLabels { dependency });
+        }
+        for stage in STAGES {
+            let _ = metrics.deadlines.get_or_create(&StageLabels { stage });
+        }
         for status in OUTCOMES {
             let _ = metrics.orders.get_or_create(&OutcomeLabels {
                 outcome: status.as_str(),
@@ -110,16 +157,41 @@ impl OrderMetrics {
             .inc();
     }
 
-    /// One downstream call: `outcome` is success, client_error, server_error,
+    /// An order's deadline ran out at `stage` (one of [`STAGES`]).
+    pub fn deadline_exceeded(&self, stage: &'static str) {
+        self.deadlines.get_or_create(&StageLabels { stage }).inc();
+    }
+
+    /// A retry of a call to `dependency` ended; `usable`: its answer was one
+    /// (a success or a refusal), not another failure of the way.
+    pub fn retried(&self, dependency: &'static str, usable: bool) {
+        let outcome = if usable { "success" } else { "failure" };
+        self.retries
+            .get_or_create(&CallLabels {
+                dependency,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// A retry to `dependency` was not made: its budget was spent.
+    pub fn retry_budget_exhausted(&self, dependency: &'static str) {
+        self.budget_exhausted
+            .get_or_create(&DependencyLabels { dependency })
+            .inc();
+    }
+
+    /// One attempt at a downstream call (a retried call counts each): `outcome` is success, client_error, server_error,
     /// timeout, transport, decode, credentials (this service's token could not
-    /// be had) or rejected (breaker open, no network used).
+    /// be had), deadline_exceeded, rejected (breaker open, no network used)
+    /// or busy (bulkhead full, no network used).
     pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {
         let labels = CallLabels {
             dependency,
             outcome,
         };
         self.calls.get_or_create(&labels).inc();
-        if outcome != "rejected" {
+        if outcome != "rejected" && outcome != "busy" {
             self.call_duration
                 .get_or_create(&DependencyLabels { dependency })
                 .observe(took.as_secs_f64());

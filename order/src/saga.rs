@@ -6,6 +6,12 @@
 //!                        │ down: failed + 503         │  last seen)     │ failed + 503
 //! ```
 //!
+//! Every order has a deadline: `ORDER_DEADLINE_MS` from when it arrived, or
+//! the caller's `X-Request-Timeout-Ms` when that is sooner. Each call carries
+//! what is left; when it runs out at any step the order ends `failed` the way
+//! a dependency's timeout ends it (whatever may be held is released, on the
+//! release's own budget) and the caller gets 504 `deadline_exceeded`.
+//!
 //! [`Saga::place`] is that diagram, one call per box; each step that can go
 //! wrong ends the order itself ([`Saga::end`]) and hands back the caller's
 //! error, so `place` only says what comes next.
@@ -20,11 +26,13 @@ use std::collections::HashMap;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::{Ready, ready};
+use shared::bulkhead::Bulkhead;
+use shared::deadline::{Deadline, RequestDeadline};
 use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
 use shared::timestamp::now_ms;
 
-use crate::clients::{InventoryClient, InventoryError, PricingClient};
+use crate::clients::{Call, InventoryClient, InventoryError, PricingClient};
 use crate::domain::{
     IdempotencyKey, NewOrder, Order, OrderId, OrderStatus, PricingSource, Sku, UnitPrice,
     price_lines,
@@ -42,6 +50,18 @@ pub struct Saga {
     pricing: web::Data<PricingClient>,
     metrics: web::Data<OrderMetrics>,
     request_id: RequestId,
+    /// The order's deadline, carried by every call the order makes.
+    call: Call,
+    limits: web::Data<OrderLimits>,
+}
+
+/// The order flow's limits, registered once by `startup` as app data.
+#[derive(Debug, Clone)]
+pub struct OrderLimits {
+    /// An order's whole budget (`ORDER_DEADLINE_MS`).
+    pub deadline: std::time::Duration,
+    /// Orders being placed at once (`ORDERS_MAX_IN_FLIGHT`), shared by the workers.
+    pub in_flight: Bulkhead,
 }
 
 /// One piece of app data, registered by `startup` on every worker.
@@ -58,12 +78,17 @@ impl FromRequest for Saga {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let mut saga = || {
+            let limits = app_data::<OrderLimits>(req)?;
+            let caller = RequestDeadline::from_request(req, payload).into_inner()?;
+            let deadline = Deadline::after(limits.deadline).min(caller.0);
             Ok(Self {
                 store: app_data(req)?,
                 inventory: app_data(req)?,
                 pricing: app_data(req)?,
                 metrics: app_data(req)?,
                 request_id: RequestId::from_request(req, payload).into_inner()?,
+                call: Call::within(deadline),
+                limits,
             })
         };
         ready(saga())
@@ -97,6 +122,12 @@ impl Saga {
         order: NewOrder,
         key: Option<IdempotencyKey>,
     ) -> Result<Placed, Error> {
+        // Refused before anything is recorded; held until the order is placed.
+        let _slot = self
+            .limits
+            .in_flight
+            .try_acquire()
+            .map_err(|_| Error::TooManyOrders)?;
         let id = OrderId::generate();
         tracing::Span::current().record("order_id", id.as_str());
         let created_at = now_ms();
@@ -136,7 +167,9 @@ impl Saga {
 
     /// Holds the order's stock; returns the items' names by sku.
     async fn reserve(&self, id: &OrderId, order: &NewOrder) -> Result<HashMap<Sku, String>, Error> {
-        let reserved = self.inventory.reserve(&self.request_id, id, &order.lines);
+        let reserved = self
+            .inventory
+            .reserve(&self.request_id, id, &order.lines, self.call);
         match reserved.await {
             Ok(r) if r.status.holds_stock() => {
                 Ok(r.items.into_iter().map(|i| (i.sku, i.name)).collect())
@@ -180,6 +213,20 @@ impl Saga {
                     retry_after,
                 }
             }
+            InventoryError::Busy => {
+                self.end(
+                    id,
+                    OrderStatus::Failed,
+                    "too many calls to inventory in flight",
+                )
+                .await;
+                Error::DependencyBusy {
+                    dependency: "inventory",
+                }
+            }
+            InventoryError::DeadlineExceeded { may_have_landed } => {
+                self.out_of_time(id, "reserve", may_have_landed).await
+            }
             refused @ (InventoryError::Refused { .. } | InventoryError::Expired) => {
                 let reason = refused.to_string();
                 self.end(id, OrderStatus::Failed, &reason).await;
@@ -192,7 +239,10 @@ impl Saga {
     /// store failure fails the order (stock is held by then: released).
     async fn prices(&self, id: &OrderId, order: &NewOrder) -> Result<Prices, Error> {
         let asked_at = now_ms();
-        let quoted = match self.pricing.quote(&self.request_id, &order.lines).await {
+        let quote = self
+            .pricing
+            .quote(&self.request_id, &order.lines, self.call);
+        let quoted = match quote.await {
             Ok(quotes) => {
                 let by_sku = quotes
                     .into_iter()
@@ -204,6 +254,8 @@ impl Saga {
                     asked_at,
                 });
             }
+            // No time left to confirm either: the order ends here.
+            Err(e) if e.is_deadline() => return Err(self.out_of_time(id, "pricing", true).await),
             Err(e) => e,
         };
         tracing::warn!(error = %quoted, "pricing unavailable; using last-seen prices");
@@ -224,8 +276,24 @@ impl Saga {
 
     /// Keeps the reserved stock for good, or releases it and fails the order.
     async fn confirm(&self, id: &OrderId) -> Result<(), Error> {
-        match self.inventory.confirm(&self.request_id, id).await {
+        match self
+            .inventory
+            .confirm(&self.request_id, id, self.call)
+            .await
+        {
             Ok(_) => Ok(()),
+            // The stock is held by now, whether or not the confirm landed.
+            Err(InventoryError::DeadlineExceeded { .. }) => {
+                Err(self.out_of_time(id, "confirm", true).await)
+            }
+            Err(InventoryError::Busy) => {
+                self.release(id).await;
+                let reason = "too many calls to inventory in flight to confirm";
+                self.end(id, OrderStatus::Failed, reason).await;
+                Err(Error::DependencyBusy {
+                    dependency: "inventory",
+                })
+            }
             Err(e) => {
                 let retry_after = e.retry_after();
                 let reason = format!("confirming the reservation failed: {e}");
@@ -270,6 +338,19 @@ impl Saga {
             reason,
             retry_after,
         }
+    }
+
+    /// The order's deadline ran out at `stage`: releases what may be held
+    /// (on the release's own budget), ends the order as failed, and returns
+    /// the caller's 504.
+    async fn out_of_time(&self, id: &OrderId, stage: &'static str, holding: bool) -> Error {
+        if holding {
+            self.release(id).await;
+        }
+        let reason = format!("the order's deadline passed ({stage})");
+        self.end(id, OrderStatus::Failed, &reason).await;
+        self.metrics.deadline_exceeded(stage);
+        Error::DeadlineExceeded { stage }
     }
 
     /// Best effort: if this fails too, the reservation expires at inventory.
@@ -318,9 +399,14 @@ impl Saga {
         self.inventory
             .release(&self.request_id, id)
             .await
-            .map_err(|e| Error::InventoryUnavailable {
-                retry_after: e.retry_after(),
-                reason: format!("releasing the stock failed: {e}"),
+            .map_err(|e| match e {
+                InventoryError::DeadlineExceeded { .. } => {
+                    Error::DeadlineExceeded { stage: "release" }
+                }
+                e => Error::InventoryUnavailable {
+                    retry_after: e.retry_after(),
+                    reason: format!("releasing the stock failed: {e}"),
+                },
             })?;
         self.store.cancel(id, now_ms()).await?;
         tracing::info!(order_id = %id, "order cancelled; stock released");

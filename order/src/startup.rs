@@ -24,14 +24,20 @@ use shared::service::ServiceInfo;
 
 use shared::auth::client::TokenSource;
 
-use crate::clients::{Credentials, DependencyCheck, Downstream, InventoryClient, PricingClient};
+use crate::clients::{
+    CallPolicy, Credentials, DependencyCheck, Downstream, Guards, InventoryClient, PricingClient,
+    Retries,
+};
 use crate::config::Config;
 use crate::consumers::{self, InventoryFactory};
 use crate::events::SERVICE;
 use crate::metrics::OrderMetrics;
 use crate::recovery;
 use crate::routes::{EventsState, routes};
+use crate::saga::OrderLimits;
 use crate::store::Store;
+use shared::bulkhead::{Bulkhead, BulkheadMetrics};
+use shared::retry::RetryBudget;
 
 /// The shortest pause between rounds of resolving abandoned orders (short
 /// TTLs in tests and demos), and the longest (a 60 s TTL gives 30 s).
@@ -54,8 +60,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 #[derive(Clone)]
 struct Dependencies {
     config: Arc<Config>,
-    inventory_breaker: Arc<CircuitBreaker>,
-    pricing_breaker: Arc<CircuitBreaker>,
+    inventory: Guards,
+    pricing: Guards,
+    orders_bulkhead: Bulkhead,
     /// What inventory is shown (its reservation routes may need a token).
     inventory_credentials: Credentials,
     metrics: OrderMetrics,
@@ -78,12 +85,51 @@ fn inventory_credentials(config: &Config) -> Credentials {
 }
 
 impl Dependencies {
+    /// The guards of each dependency, one of each for the whole process and
+    /// shared by the workers: a breaker, a retry budget (each dependency's
+    /// retries are bounded by the calls made to it) and a bulkhead; and the
+    /// orders' own bulkhead. Their metrics go into `registry`.
+    fn new(config: Config, clock: &Arc<dyn Clock>, registry: &mut Registry) -> Self {
+        let breaker_metrics = BreakerMetrics::register(registry);
+        let metrics = OrderMetrics::register(registry);
+        let bulkheads = BulkheadMetrics::register(registry);
+        let calls = &config.calls;
+        let guards = |name, max_in_flight| Guards {
+            breaker: Arc::new(
+                CircuitBreaker::new(name, config.breaker, clock.clone())
+                    .with_metrics(breaker_metrics.clone()),
+            ),
+            retries: Retries {
+                config: calls.retry,
+                budget: Arc::new(RetryBudget::new(&calls.retry, clock.clone())),
+            },
+            bulkhead: Bulkhead::new(name, max_in_flight, &bulkheads),
+        };
+        Self {
+            inventory: guards("inventory", calls.inventory_max_in_flight),
+            pricing: guards("pricing", calls.pricing_max_in_flight),
+            orders_bulkhead: Bulkhead::new("orders", calls.orders_max_in_flight, &bulkheads),
+            inventory_credentials: inventory_credentials(&config),
+            metrics,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The time rules every call follows.
+    fn policy(&self) -> CallPolicy {
+        CallPolicy {
+            timeout: self.config.request_timeout,
+            margin: self.config.calls.deadline_margin,
+            compensation: self.config.calls.compensation_timeout,
+        }
+    }
+
     fn inventory(&self) -> Downstream {
         Downstream::new(
             "inventory",
             self.config.inventory_url.clone(),
-            self.inventory_breaker.clone(),
-            self.config.request_timeout,
+            self.inventory.clone(),
+            self.policy(),
             self.inventory_credentials.clone(),
             self.metrics.clone(),
         )
@@ -93,8 +139,8 @@ impl Dependencies {
         Downstream::new(
             "pricing",
             self.config.pricing_url.clone(),
-            self.pricing_breaker.clone(),
-            self.config.request_timeout,
+            self.pricing.clone(),
+            self.policy(),
             Credentials::None,
             self.metrics.clone(),
         )
@@ -122,21 +168,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     );
 
     let mut registry = Registry::default();
-    let breaker_metrics = BreakerMetrics::register(&mut registry);
-    let metrics = OrderMetrics::register(&mut registry);
-
-    // One breaker per dependency for the whole process, shared by the workers.
-    let breaker = |name| {
-        let breaker = CircuitBreaker::new(name, config.breaker, clock.clone());
-        Arc::new(breaker.with_metrics(breaker_metrics.clone()))
-    };
-    let deps = Dependencies {
-        inventory_breaker: breaker("inventory"),
-        pricing_breaker: breaker("pricing"),
-        inventory_credentials: inventory_credentials(&config),
-        metrics,
-        config: Arc::new(config),
-    };
+    let deps = Dependencies::new(config, &clock, &mut registry);
     let events = Events::connect(&deps, &store, &mut registry).await?;
 
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
@@ -177,6 +209,10 @@ fn worker(
         deps.config.service_token.clone(),
         &[ControlChaos::NAME],
     ));
+    let limits = web::Data::new(OrderLimits {
+        deadline: deps.config.calls.order_deadline,
+        in_flight: deps.orders_bulkhead.clone(),
+    });
     move |cfg| {
         let inventory = deps.inventory();
         let pricing = deps.pricing();
@@ -193,6 +229,7 @@ fn worker(
             .app_data(web::Data::new(PricingClient::new(pricing)))
             .app_data(web::Data::new(checks))
             .app_data(web::Data::new(deps.metrics.clone()))
+            .app_data(limits.clone())
             .app_data(events.state.clone())
             .configure(routes);
     }

@@ -38,6 +38,13 @@
 //! - [`cors`] (config): CORS from `CORS_ALLOWED_ORIGINS`.
 //! - [`breaker`] (metrics, problem, timestamp): the circuit breaker, with an
 //!   injectable clock.
+//! - [`bulkhead`] (metrics): limits on work in flight that refuse at once
+//!   instead of queueing.
+//! - [`retry`] (config, breaker): retries within a budget (the Finagle /
+//!   tower model), jittered exponential backoff, `Retry-After`.
+//! - [`deadline`] (paths, problem): `X-Request-Timeout-Ms`: the request's
+//!   [`deadline::Deadline`], read as it arrives and enforced before the
+//!   handler starts (504 `deadline_exceeded`).
 //!
 //! What the services register and the middleware around them:
 //!
@@ -84,10 +91,12 @@
 pub mod access_log;
 pub mod auth;
 pub mod breaker;
+pub mod bulkhead;
 pub mod chaos;
 pub mod config;
 pub mod cors;
 pub mod db;
+pub mod deadline;
 pub mod events;
 pub mod health;
 pub mod healthcheck;
@@ -101,6 +110,7 @@ pub mod periodic;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod retry;
 pub mod server;
 pub mod service;
 pub mod sku;

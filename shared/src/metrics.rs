@@ -38,6 +38,10 @@ pub mod names {
     pub const BREAKER_REJECTED_CALLS: &str = "circuit_breaker_rejected_calls";
     pub const DEPENDENCY_CALLS: &str = "dependency_calls";
     pub const DEPENDENCY_CALL_DURATION: &str = "dependency_call_duration_seconds";
+    pub const DEPENDENCY_RETRIES: &str = "dependency_retries";
+    pub const RETRY_BUDGET_EXHAUSTED: &str = "retry_budget_exhausted";
+    pub const BULKHEAD_REJECTED: &str = "bulkhead_rejected";
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
     pub const ORDERS: &str = "orders";
     pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
     pub const RESERVATIONS: &str = "reservations";

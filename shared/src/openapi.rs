@@ -14,7 +14,7 @@
 //!   framework gives (400/413/415 for a JSON body, 400 for a query string, 401
 //!   behind the `SERVICE_TOKEN` check ([`crate::auth::ServiceToken`]), 401, 403
 //!   and 503 behind a signed-token check ([`crate::auth`]), 500 and the fault
-//!   injection's 503).
+//!   injection's 503, the deadline's 400 and 504 ([`crate::deadline`])).
 //! - [`serve`] renders the document once per worker, serves it, and gives
 //!   [`crate::problem::not_found`] the table of methods per path that its 405
 //!   answers put in `Allow`.
@@ -59,7 +59,9 @@ const DESCRIPTION: &str = "\
 JSON in and out. Every error is `application/problem+json` (RFC 9457) with a stable \
 snake_case `code`; branch on it. Every response carries `X-Request-Id` (the caller's, \
 when it sent a sane one, else a new one), which problem bodies repeat as `request_id`. \
-Money is a decimal number with at most two places, beside its `currency`.";
+Money is a decimal number with at most two places, beside its `currency`. A caller may send \
+`X-Request-Timeout-Ms` (whole milliseconds it will wait): work not started by then is not \
+started, and the answer is 504 `deadline_exceeded`.";
 
 /// Completes the description collected from a service's routes: title and
 /// version, the plumbing's own paths and schemas, and the framework's problem
@@ -251,6 +253,18 @@ fn add_framework_responses(operation: &mut Operation, exempt_from_chaos: bool) {
             "503",
             "`chaos_injected`: fault injection (`CHAOS_FAILURE_RATE`) is on; retry.",
         );
+        // The deadline middlewares (`crate::deadline`) leave the same paths alone.
+        add_problem(
+            operation,
+            "400",
+            "`invalid_request_timeout`: `X-Request-Timeout-Ms` is not a whole number of milliseconds.",
+        );
+        add_problem(
+            operation,
+            "504",
+            "`deadline_exceeded`: the deadline the caller sent (`X-Request-Timeout-Ms`) passed before \
+             the work could start; nothing was done.",
+        );
     }
 }
 
@@ -395,7 +409,7 @@ mod tests {
         add_framework_responses(&mut operation, false);
         assert_eq!(
             statuses(&operation),
-            ["200", "400", "413", "415", "500", "503"]
+            ["200", "400", "413", "415", "500", "503", "504"]
         );
         let RefOr::T(bad_request) = &operation.responses.responses["400"] else {
             panic!("inline response");

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! request ─▶ request id ─▶ span + access log ─▶ HTTP metrics ─▶ CORS
-//!         ─▶ problem bodies for bare errors ─▶ caller (bearer token) ─▶ rate limits
-//!         ─▶ chaos ─▶ routes
+//!         ─▶ problem bodies for bare errors ─▶ deadline read ─▶ caller (bearer token)
+//!         ─▶ rate limits ─▶ chaos ─▶ deadline enforced ─▶ routes
 //! ```
 //!
 //! The routes are the service's, the health routes, and with
@@ -25,6 +25,10 @@
 //! The caller is known before the rate limits (their key is its subject when
 //! it has one) and before fault injection, so a bad token is refused even
 //! when chaos is on.
+//! The caller's deadline (`X-Request-Timeout-Ms`) is read as the request
+//! arrives, before anything can delay it, and enforced last, after chaos, so
+//! that a request held past its deadline (by an injected delay, or by a wait
+//! for a token check) is answered 504 and its handler never starts.
 //!
 //! Shutdown is ours rather than actix's: on SIGTERM readiness turns 503 at
 //! once, the listener stays open for `drain_delay` so load balancers notice,
@@ -49,7 +53,8 @@ use crate::openapi::ApiConfig;
 use crate::rate_limit::RateLimits;
 use crate::service::ServiceInfo;
 use crate::{
-    access_log, auth, chaos, cors, health, metrics, openapi, paths, problem, rate_limit, request_id,
+    access_log, auth, chaos, cors, deadline, health, metrics, openapi, paths, problem, rate_limit,
+    request_id,
 };
 
 /// A bound, running (once awaited) server.
@@ -116,9 +121,11 @@ where
         // registered; the description is completed and served below.
         let (app, api) = App::new()
             .configure(|cfg| data.register(cfg))
+            .wrap(from_fn(deadline::enforce))
             .wrap(from_fn(chaos::middleware))
             .wrap(from_fn(rate_limit::middleware))
             .wrap(from_fn(auth::middleware))
+            .wrap(from_fn(deadline::stamp))
             .wrap(ErrorHandlers::new().default_handler(problem::replace_bare_error))
             .wrap(cors::cors(&origins))
             .wrap(from_fn(metrics::middleware))

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use shared::auth::Authorized;
+use shared::deadline::RequestDeadline;
 use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
 use shared::timestamp::{now_ms, to_rfc3339};
@@ -94,6 +95,9 @@ fn reservation_id(raw: &str) -> Result<ReservationId, Error> {
 }
 
 /// Reserves stock for every line, or for none; repeating a `reservation_id` is safe.
+///
+/// With `X-Request-Timeout-Ms`, nothing is reserved once that time has passed
+/// (504 `deadline_exceeded`), even when the request was already being served.
 #[utoipa::path(
     tag = "reservations",
     security(("service_token" = []), ("bearer_token" = [])),
@@ -116,16 +120,18 @@ pub async fn create_reservation(
     store: web::Data<Store>,
     ttl: web::Data<ReservationTtl>,
     metrics: web::Data<InventoryMetrics>,
+    deadline: RequestDeadline,
     body: web::Json<CreateReservationRequest>,
 ) -> Result<HttpResponse, Error> {
     let new = NewReservation::try_from(body.into_inner())?;
-    let outcome = store.reserve(&new, now_ms(), ttl.0).await?;
+    let outcome = store.reserve(&new, now_ms(), ttl.0, deadline).await?;
     metrics.reservation(outcome.label());
     let (status, reservation) = match outcome {
         ReserveOutcome::Created(r) => (StatusCode::CREATED, r),
         ReserveOutcome::Existing(r) => (StatusCode::OK, r),
         ReserveOutcome::InsufficientStock(skus) => return Err(Error::InsufficientStock { skus }),
         ReserveOutcome::UnknownSkus(skus) => return Err(Error::UnknownSku { skus }),
+        ReserveOutcome::TooLate => return Err(Error::DeadlineExceeded),
     };
     Ok(HttpResponse::build(status).json(ReservationResponse::from(reservation)))
 }

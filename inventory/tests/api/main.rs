@@ -3,6 +3,7 @@
 mod auth;
 mod auth_keys;
 mod catalogue;
+mod deadlines;
 mod events;
 mod helpers;
 mod items;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
 
-use super::{CallError, Downstream};
+use super::{Call, CallError, Downstream};
 use crate::domain::{Lines, OrderId, Sku};
 
 #[derive(Clone)]
@@ -83,6 +83,16 @@ pub enum InventoryError {
     /// request it does not accept). Not worth retrying.
     #[error("inventory answered {status} {code}")]
     Refused { status: StatusCode, code: String },
+    /// The call's deadline passed before an answer came.
+    #[error("the deadline passed before inventory answered")]
+    DeadlineExceeded {
+        /// Whether the call may have reached inventory (so a compensating
+        /// release is worth making).
+        may_have_landed: bool,
+    },
+    /// Too many calls to inventory in flight here: not sent.
+    #[error("too many calls to inventory in flight")]
+    Busy,
     /// No usable answer: down, slow, failing, or its breaker is open.
     #[error("{cause}")]
     Unavailable {
@@ -107,6 +117,14 @@ impl InventoryError {
 
 impl From<CallError> for InventoryError {
     fn from(e: CallError) -> Self {
+        if let CallError::Busy(_) = e {
+            return Self::Busy;
+        }
+        if e.is_deadline() {
+            return Self::DeadlineExceeded {
+                may_have_landed: e.may_have_landed(),
+            };
+        }
         match (e.client_error(), e.problem_code()) {
             (Some(StatusCode::CONFLICT), Some("insufficient_stock")) => Self::InsufficientStock {
                 skus: e.problem_skus(),
@@ -142,6 +160,7 @@ impl InventoryClient {
         request_id: &RequestId,
         order_id: &OrderId,
         lines: &Lines,
+        call: Call,
     ) -> Result<Reservation, InventoryError> {
         let body = ReserveRequest {
             reservation_id: order_id.as_str(),
@@ -155,7 +174,7 @@ impl InventoryClient {
         };
         let (_, reservation) = self
             .0
-            .send_for(Method::POST, "/reservations", Some(&body), request_id)
+            .send_for(Method::POST, "/reservations", Some(&body), request_id, call)
             .await?;
         Ok(reservation)
     }
@@ -168,6 +187,7 @@ impl InventoryClient {
         &self,
         request_id: &RequestId,
         order_id: &OrderId,
+        call: Call,
     ) -> Result<Reservation, InventoryError> {
         let path = format!("/reservations/{order_id}/confirm");
         let (_, reservation) = self
@@ -177,12 +197,16 @@ impl InventoryClient {
                 &path,
                 Some(&serde_json::json!({})),
                 request_id,
+                call,
             )
             .await?;
         Ok(reservation)
     }
 
     /// Gives the stock back. Idempotent; releasing an unknown id is fine.
+    ///
+    /// A compensation, so it runs on a budget of its own
+    /// (`COMPENSATION_TIMEOUT_MS`), not on whatever the order had left.
     ///
     /// # Errors
     /// See [`InventoryError`].
@@ -192,8 +216,9 @@ impl InventoryClient {
         order_id: &OrderId,
     ) -> Result<(), InventoryError> {
         let path = format!("/reservations/{order_id}");
+        let call = Call::compensation(self.0.policy());
         self.0
-            .send(Method::DELETE, &path, None::<&()>, request_id)
+            .send(Method::DELETE, &path, None::<&()>, request_id, call)
             .await?;
         Ok(())
     }
@@ -207,7 +232,12 @@ mod tests {
 
     fn answered(status: u16, problem: serde_json::Value) -> InventoryError {
         let status = StatusCode::from_u16(status).expect("a status");
-        CallError::Status { status, problem }.into()
+        CallError::Status {
+            status,
+            problem,
+            retry_after: None,
+        }
+        .into()
     }
 
     #[test]

@@ -10,9 +10,30 @@
 //!    unreachable dependency; a token the dependency refuses with 401 is
 //!    dropped, so that the next call fetches a new one);
 //! 3. the whole exchange, connect to last body byte, is bounded by the
-//!    request timeout;
-//! 4. the outcome is reported to the breaker: 5xx, timeouts and transport
-//!    errors count as failures, a 4xx does not (it is the caller's fault).
+//!    request timeout or by the call's [`Deadline`], whichever comes first;
+//!    the time left, less [`CallPolicy::margin`], travels along as
+//!    `X-Request-Timeout-Ms`, and a call with no time left is not made;
+//! 4. a call that fails on the way (a connection error, a timeout, a 502,
+//!    503 or 504) is tried again, up to `RETRY_MAX_ATTEMPTS` attempts in all,
+//!    after a jittered exponential backoff or the dependency's `Retry-After`
+//!    if longer, never when the wait would end past the deadline, and only
+//!    while the dependency's [`RetryBudget`] has a retry to give. Every call
+//!    made through here is safe to repeat: a reservation carries its id
+//!    (inventory holds stock once per id), confirm and release are
+//!    idempotent, and a price quote changes nothing;
+//! 0. (before all of it) the dependency's [`Bulkhead`] is asked for a slot:
+//!    past `*_MAX_IN_FLIGHT` calls in flight the call is refused at once
+//!    ([`CallError::Busy`]), never queued. A compensating release skips it:
+//!    shedding an undo would leave stock held until its reservation expires;
+//! 5. the outcome is reported to the breaker, once per call however many
+//!    attempts it took: the permit is taken before the first attempt and
+//!    settled with the last one's outcome. A retry that succeeds is one
+//!    success, and three failed attempts are one failure, not three, so
+//!    retries neither open the breaker sooner nor hide that a dependency
+//!    failed. 5xx, timeouts and transport errors count as failures, a 4xx
+//!    does not (it is the caller's fault), and neither does a call cut short
+//!    by the caller's deadline (it says how little time the caller had, not
+//!    how the dependency is doing).
 //!
 //! The awc client inside is per worker (awc clients are not `Send`), created
 //! once when the worker starts, so no request pays for client set-up and
@@ -33,9 +54,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::auth::client::{AccessToken, TokenSource};
 use shared::breaker::{CircuitBreaker, Rejected};
+use shared::bulkhead::{Bulkhead, Full};
+use shared::deadline::{self, Deadline};
 use shared::health::{CheckOutcome, HealthCheck};
 use shared::problem::RETRY_SOON;
 use shared::request_id::{self, RequestId};
+use shared::retry::{Backoff, RetryBudget, RetryConfig, next_delay};
 
 use crate::domain::Sku;
 use crate::metrics::OrderMetrics;
@@ -62,21 +86,38 @@ pub enum CallError {
     #[error("transport error: {0}")]
     Transport(String),
     #[error("answered {status}")]
-    Status { status: StatusCode, problem: Value },
+    Status {
+        status: StatusCode,
+        problem: Value,
+        /// The answer's `Retry-After`, if it had one.
+        retry_after: Option<Duration>,
+    },
     #[error("unreadable answer: {0}")]
     Decode(String),
     /// This service's own token could not be had: the request was not sent.
     #[error("no access token for the call: {0}")]
     Credentials(String),
+    /// The call's deadline passed (or left too little to try): before the
+    /// call was sent, while waiting for its answer, or at the dependency
+    /// (its 504 `deadline_exceeded`).
+    #[error("the deadline passed ({})", if *sent { "after the call was sent" } else { "the call was not sent" })]
+    DeadlineExceeded { sent: bool },
+    /// Too many calls to this dependency in flight: not sent.
+    #[error(transparent)]
+    Busy(#[from] Full),
 }
 
 impl CallError {
-    /// Whether this outcome counts against the dependency's breaker.
-    fn is_failure(&self) -> bool {
+    /// Whether this outcome counts against the dependency's breaker;
+    /// `None` when it says nothing about the dependency either way.
+    fn is_failure(&self) -> Option<bool> {
         match self {
-            Self::Status { status, .. } => status.is_server_error(),
-            Self::BreakerOpen(_) => false,
-            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => true,
+            Self::Status { status, .. } => Some(status.is_server_error()),
+            Self::BreakerOpen(_) | Self::Busy(_) => Some(false),
+            Self::DeadlineExceeded { .. } => None,
+            Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => {
+                Some(true)
+            }
         }
     }
 
@@ -88,15 +129,48 @@ impl CallError {
             Self::Transport(_) => "transport",
             Self::Decode(_) => "decode",
             Self::Credentials(_) => "credentials",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Busy(_) => "busy",
             Self::Status { status, .. } if status.is_server_error() => "server_error",
             Self::Status { .. } => "client_error",
         }
     }
 
-    /// Whether the request may have reached the dependency and changed
+    /// Whether trying the same call again may work: the failures of the way
+    /// there (connection errors, timeouts) and of gateways (502, 503, 504).
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::Timeout(_) => true,
+            Self::Status { status, .. } => matches!(status.as_u16(), 502..=504),
+            Self::BreakerOpen(_)
+            | Self::Busy(_)
+            | Self::Decode(_)
+            | Self::Credentials(_)
+            | Self::DeadlineExceeded { .. } => false,
+        }
+    }
+
+    /// The wait the dependency asked for before a retry.
+    fn asked_wait(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the call may have reached the dependency and changed
     /// something there (so a compensating call is worth making).
     pub fn may_have_landed(&self) -> bool {
-        !matches!(self, Self::BreakerOpen(_) | Self::Credentials(_))
+        match self {
+            Self::BreakerOpen(_) | Self::Credentials(_) | Self::Busy(_) => false,
+            Self::DeadlineExceeded { sent } => *sent,
+            _ => true,
+        }
+    }
+
+    /// Whether the call's deadline ran out.
+    pub fn is_deadline(&self) -> bool {
+        matches!(self, Self::DeadlineExceeded { .. })
     }
 
     /// When a caller should retry, as far as this error tells.
@@ -196,6 +270,64 @@ impl Credentials {
     }
 }
 
+/// How calls to one dependency spend their time.
+#[derive(Clone, Debug)]
+pub struct CallPolicy {
+    /// The most one call may take (`REQUEST_TIMEOUT_MS`), deadline or not.
+    pub timeout: Duration,
+    /// Taken off the time left before it is sent as `X-Request-Timeout-Ms`.
+    pub margin: Duration,
+    /// The budget of a compensating call of its own ([`Call::compensation`]).
+    pub compensation: Duration,
+}
+
+/// What one call may spend: its deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    deadline: Deadline,
+    /// Whether the dependency's bulkhead may refuse it.
+    sheddable: bool,
+}
+
+impl Call {
+    /// A call of the flow that owns `deadline` (an order's budget).
+    pub fn within(deadline: Deadline) -> Self {
+        Self {
+            deadline,
+            sheddable: true,
+        }
+    }
+
+    /// A compensating call: it gets a budget of its own from now, since the
+    /// flow's may be spent by the time something needs undoing.
+    pub fn compensation(policy: &CallPolicy) -> Self {
+        Self {
+            deadline: Deadline::after(policy.compensation),
+            sheddable: false,
+        }
+    }
+
+    pub fn deadline(self) -> Deadline {
+        self.deadline
+    }
+}
+
+/// A dependency's retry settings and its budget (shared by the workers).
+#[derive(Clone)]
+pub struct Retries {
+    pub config: RetryConfig,
+    pub budget: Arc<RetryBudget>,
+}
+
+/// What stands between the order flow and one dependency, shared by the
+/// workers: its breaker, its retry budget and its bulkhead.
+#[derive(Clone)]
+pub struct Guards {
+    pub breaker: Arc<CircuitBreaker>,
+    pub retries: Retries,
+    pub bulkhead: Bulkhead,
+}
+
 /// One dependency: base URL, worker-local HTTP client, shared breaker.
 #[derive(Clone)]
 pub struct Downstream {
@@ -203,7 +335,9 @@ pub struct Downstream {
     base_url: String,
     http: awc::Client,
     breaker: Arc<CircuitBreaker>,
-    timeout: Duration,
+    policy: CallPolicy,
+    retries: Retries,
+    bulkhead: Bulkhead,
     credentials: Credentials,
     metrics: OrderMetrics,
 }
@@ -212,14 +346,19 @@ impl Downstream {
     pub fn new(
         name: &'static str,
         base_url: String,
-        breaker: Arc<CircuitBreaker>,
-        timeout: Duration,
+        guards: Guards,
+        policy: CallPolicy,
         credentials: Credentials,
         metrics: OrderMetrics,
     ) -> Self {
+        let Guards {
+            breaker,
+            retries,
+            bulkhead,
+        } = guards;
         let http = awc::Client::builder()
             .disable_redirects()
-            .timeout(timeout)
+            .timeout(policy.timeout)
             .add_default_header((
                 header::USER_AGENT,
                 concat!("order/", env!("CARGO_PKG_VERSION")),
@@ -230,13 +369,20 @@ impl Downstream {
             base_url,
             http,
             breaker,
-            timeout,
+            policy,
+            retries,
+            bulkhead,
             credentials,
             metrics,
         }
     }
 
-    /// Sends one request through the breaker; returns the 2xx status and body.
+    pub fn policy(&self) -> &CallPolicy {
+        &self.policy
+    }
+
+    /// Sends one call through the breaker, with retries; returns the 2xx
+    /// status and body.
     ///
     /// # Errors
     /// See [`CallError`].
@@ -246,20 +392,100 @@ impl Downstream {
         path: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
+        call: Call,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let started = Instant::now();
+        // Held until the call, retries and all, is over.
+        let _slot = match call.sheddable.then(|| self.bulkhead.try_acquire()) {
+            Some(Err(full)) => {
+                self.metrics
+                    .dependency_call(self.name, "busy", Duration::ZERO);
+                return Err(full.into());
+            }
+            slot => slot,
+        };
         let permit = match self.breaker.try_acquire() {
             Ok(permit) => permit,
             Err(rejected) => {
                 self.metrics
-                    .dependency_call(self.name, "rejected", started.elapsed());
+                    .dependency_call(self.name, "rejected", Duration::ZERO);
                 return Err(rejected.into());
             }
         };
-        let outcome = self.call(method.clone(), path, body, request_id).await;
-        permit.record(outcome.as_ref().err().is_none_or(|e| !e.is_failure()));
-        self.report(&method, path, &outcome, started.elapsed());
+        self.retries.budget.deposit();
+        let mut attempt = 1;
+        let outcome = loop {
+            let started = Instant::now();
+            let outcome = self.attempt(&method, path, body, request_id, call).await;
+            self.report(&method, path, &outcome, started.elapsed());
+            if attempt > 1 {
+                let usable = outcome.as_ref().err().is_none_or(|e| !e.is_retryable());
+                self.metrics.retried(self.name, usable);
+            }
+            match &outcome {
+                Err(e) if attempt < self.retries.config.max_attempts && e.is_retryable() => {
+                    let Some(wait) = self.retry_wait(e, attempt, call) else {
+                        break outcome;
+                    };
+                    tracing::info!(dependency = self.name, %method, path, attempt, error = %e,
+                        wait_ms = shared::timestamp::millis(wait), "retrying the call");
+                    actix_web::rt::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => break outcome,
+            }
+        };
+        match outcome
+            .as_ref()
+            .err()
+            .map_or(Some(false), CallError::is_failure)
+        {
+            Some(failure) => permit.record(!failure),
+            // Dropped unreported: neither for nor against the dependency.
+            None => drop(permit),
+        }
         outcome
+    }
+
+    /// How long to wait before retrying after `error` on attempt number
+    /// `attempt`; `None` when no retry is to be made: the wait would end
+    /// past the deadline, or the budget has no retry left (counted).
+    fn retry_wait(&self, error: &CallError, attempt: u32, call: Call) -> Option<Duration> {
+        let config = &self.retries.config;
+        let backoff = Backoff {
+            base: config.base_delay,
+            max: config.max_delay,
+        };
+        let delay = backoff.delay(attempt, &mut rand::rng());
+        let left = call.deadline.remaining();
+        let wait = next_delay(delay, error.asked_wait(), left, self.policy.margin)?;
+        if !self.retries.budget.try_withdraw() {
+            self.metrics.retry_budget_exhausted(self.name);
+            tracing::warn!(dependency = self.name, "retry budget spent: not retrying");
+            return None;
+        }
+        Some(wait)
+    }
+
+    /// One attempt at a call, bounded by the smaller of the timeout and
+    /// the time left; not made when less than the margin is left.
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+        call: Call,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let left = call.deadline.remaining();
+        if left <= self.policy.margin {
+            return Err(CallError::DeadlineExceeded { sent: false });
+        }
+        let bound = Bound {
+            timeout: self.policy.timeout.min(left),
+            by_deadline: left < self.policy.timeout,
+        };
+        self.call(method.clone(), path, body, request_id, call, bound)
+            .await
     }
 
     /// One exchange with this service's credentials: a token that cannot be
@@ -271,17 +497,24 @@ impl Downstream {
         path: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
+        call: Call,
+        bound: Bound,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let bearer = tokio::time::timeout(self.timeout, self.credentials.bearer())
+        let bearer = tokio::time::timeout(bound.timeout, self.credentials.bearer())
             .await
             .map_err(|_| {
-                let waited = self.timeout;
+                let waited = bound.timeout;
                 CallError::Credentials(format!(
                     "the token endpoint did not answer within {waited:?}"
                 ))
             })??;
-        let request = self.request(method, path, request_id, &bearer);
-        let outcome = self.exchange(request, body).await;
+        let request = self
+            .request(method, path, request_id, &bearer)
+            .insert_header((
+                deadline::HEADER,
+                call.deadline.header_value(self.policy.margin),
+            ));
+        let outcome = self.exchange(request, body, bound).await;
         if let Err(CallError::Status { status, .. }) = &outcome
             && *status == StatusCode::UNAUTHORIZED
         {
@@ -318,14 +551,16 @@ impl Downstream {
         &self,
         request: awc::ClientRequest,
         body: Option<&impl Serialize>,
+        bound: Bound,
     ) -> Result<(StatusCode, Bytes), CallError> {
+        let request = request.timeout(bound.timeout);
         let exchange = async {
             let sent = match body {
                 Some(body) => request.send_json(body).await,
                 None => request.send().await,
             };
             let mut response = sent.map_err(|e| match e {
-                awc::error::SendRequestError::Timeout => CallError::Timeout(self.timeout),
+                awc::error::SendRequestError::Timeout => bound.timed_out(),
                 other => CallError::Transport(other.to_string()),
             })?;
             let bytes = response
@@ -333,16 +568,24 @@ impl Downstream {
                 .limit(MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| CallError::Transport(e.to_string()))?;
-            Ok::<_, CallError>((response.status(), bytes))
+            let retry_after = shared::retry::retry_after(response.headers());
+            Ok::<_, CallError>((response.status(), retry_after, bytes))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(CallError::Timeout(self.timeout)),
+        match tokio::time::timeout(bound.timeout, exchange).await {
+            Err(_) => Err(bound.timed_out()),
             Ok(Err(e)) => Err(e),
-            Ok(Ok((status, bytes))) if status.is_success() => Ok((status, bytes)),
-            Ok(Ok((status, bytes))) => Err(CallError::Status {
-                status,
-                problem: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            }),
+            Ok(Ok((status, _, bytes))) if status.is_success() => Ok((status, bytes)),
+            Ok(Ok((status, retry_after, bytes))) => {
+                let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                if status == StatusCode::GATEWAY_TIMEOUT && problem["code"] == deadline::EXCEEDED {
+                    return Err(CallError::DeadlineExceeded { sent: true });
+                }
+                Err(CallError::Status {
+                    status,
+                    problem,
+                    retry_after,
+                })
+            }
         }
     }
 
@@ -379,10 +622,29 @@ impl Downstream {
         path: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
+        call: Call,
     ) -> Result<(StatusCode, T), CallError> {
-        let (status, bytes) = self.send(method, path, body, request_id).await?;
+        let (status, bytes) = self.send(method, path, body, request_id, call).await?;
         let value = serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))?;
         Ok((status, value))
+    }
+}
+
+/// How long one attempt may take, and whether the deadline set that.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    timeout: Duration,
+    by_deadline: bool,
+}
+
+impl Bound {
+    /// The error for an attempt that ran out of its time.
+    fn timed_out(self) -> CallError {
+        if self.by_deadline {
+            CallError::DeadlineExceeded { sent: true }
+        } else {
+            CallError::Timeout(self.timeout)
+        }
     }
 }
 

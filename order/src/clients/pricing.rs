@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use shared::money::Money;
 use shared::request_id::RequestId;
 
-use super::{CallError, Downstream};
+use super::{Call, CallError, Downstream};
 use crate::domain::{Lines, Sku, UnitPrice};
 
 #[derive(Clone)]
@@ -50,6 +50,7 @@ impl PricingClient {
         &self,
         request_id: &RequestId,
         lines: &Lines,
+        call: Call,
     ) -> Result<Vec<PriceOut>, CallError> {
         let body = BulkRequest {
             items: lines
@@ -62,7 +63,7 @@ impl PricingClient {
         };
         let (_, response): (_, BulkResponse) = self
             .0
-            .send_for(Method::POST, "/price/bulk", Some(&body), request_id)
+            .send_for(Method::POST, "/price/bulk", Some(&body), request_id, call)
             .await?;
         Ok(response.prices)
     }

@@ -241,9 +241,14 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
         (status = 502, description = "`inventory_refused`: inventory refused this service's call.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 503, description = "`inventory_unavailable`: inventory cannot be reached or its breaker is open; \
-            nothing was held. Retry after `Retry-After` seconds.",
+            nothing was held. `dependency_busy`: too many calls to inventory in flight (`INVENTORY_MAX_IN_FLIGHT`); \
+            `too_many_orders`: too many orders being placed at once (`ORDERS_MAX_IN_FLIGHT`): refused at once, not queued. \
+            Retry after `Retry-After` seconds.",
             body = ProblemDetails, content_type = PROBLEM_JSON,
             headers(("Retry-After" = String, description = "Seconds to wait."))),
+        (status = 504, description = "`deadline_exceeded`: the order's deadline (`ORDER_DEADLINE_MS`, or a shorter \
+            `X-Request-Timeout-Ms`) passed while it was being placed; it ended `failed` and holds no stock.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
 #[post("/orders")]

@@ -13,8 +13,12 @@ use shared::breaker::{BreakerConfig, ManualClock};
 use shared::config::ServerConfig;
 use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
 
+use crate::proxy::{Fault, Proxy};
+
 pub struct Stack {
     pub order: Spawned,
+    /// Between the order service and inventory, when the test asked for one.
+    pub proxy: Option<Proxy>,
     order_config: order::config::Config,
     pub inventory: Option<Spawned>,
     pub pricing: Option<Spawned>,
@@ -31,6 +35,9 @@ pub struct StackConfig {
     pub order: order::config::Config,
     pub inventory: inventory::config::Config,
     pub pricing: pricing::config::Config,
+    /// Put a [`Proxy`] between order and inventory: its plan of faults, then
+    /// what it does once the plan is used up.
+    pub inventory_proxy: Option<(Vec<Fault>, Fault)>,
 }
 
 pub async fn spawn_stack() -> Stack {
@@ -70,7 +77,9 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
             service_token: None,
             reservation_ttl: Duration::from_secs(60),
             events: shared::config::EventsConfig::off(),
+            calls: order::config::CallConfig::default(),
         },
+        inventory_proxy: None,
     };
     adjust(&mut config);
 
@@ -80,6 +89,13 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
     config.inventory.server.port = inventory.port;
     config.pricing.server.port = pricing.port;
     config.order.inventory_url = format!("http://127.0.0.1:{}", inventory.port);
+    let proxy = match &config.inventory_proxy {
+        Some((plan, then)) => Some(Proxy::start(&config.order.inventory_url, plan, *then).await),
+        None => None,
+    };
+    if let Some(proxy) = &proxy {
+        config.order.inventory_url = proxy.url.clone();
+    }
     config.order.pricing_url = format!("http://127.0.0.1:{}", pricing.port);
 
     let clock = ManualClock::default();
@@ -87,6 +103,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
     config.order.server.port = order.port;
     Stack {
         order,
+        proxy,
         order_config: config.order,
         inventory_client: inventory.client.clone(),
         inventory: Some(inventory),
@@ -153,6 +170,27 @@ impl Stack {
             .await
     }
 
+    /// [`Stack::place`] with `X-Request-Timeout-Ms: timeout_ms`.
+    pub async fn place_within(&self, timeout_ms: &str, items: &[(&str, u64)]) -> TestResponse {
+        self.order
+            .client
+            .send(
+                actix_web::http::Method::POST,
+                "/orders",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-request-timeout-ms", timeout_ms),
+                ],
+                Some(order_body("c1", items).to_string().into_bytes()),
+            )
+            .await
+    }
+
+    /// The value of one series (`name{labels}`) of the order service's metrics, 0 if absent.
+    pub async fn order_metric(&self, series: &str) -> f64 {
+        metric(&self.order.client, series).await
+    }
+
     pub async fn stock(&self, sku: &str) -> i64 {
         let res = self.inventory_client.get(&format!("/items/{sku}")).await;
         res.assert_status(200);
@@ -217,4 +255,16 @@ impl Stack {
         assert!(self.inventory.is_none(), "inventory already running");
         self.inventory = Some(start_inventory(self.inventory_config.clone()).await);
     }
+}
+
+/// The value of one series (`name{labels}`) on `client`'s `/metrics`, 0 if absent.
+pub async fn metric(client: &TestClient, series: &str) -> f64 {
+    let res = client.get("/metrics").await;
+    res.assert_status(200);
+    res.text
+        .lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0.0)
 }

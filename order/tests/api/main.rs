@@ -2,7 +2,9 @@
 //! pricing servers that the tests stop, slow down and restart.
 
 mod auth;
+mod bulkheads;
 mod consumers;
+mod deadlines;
 mod durability;
 mod events;
 mod helpers;
@@ -11,6 +13,8 @@ mod live;
 mod metrics;
 mod openapi;
 mod orders;
+mod proxy;
 mod replicas;
 mod resilience;
+mod retries;
 mod telemetry;

@@ -259,9 +259,19 @@ async fn degraded_dependencies_move_breakers_and_fallbacks(stack: &mut Stack, up
                 r#"circuit_breaker_rejected_calls_total{dependency="pricing"}"#,
                 1.0,
             ),
+            // Each of the two failing quotes is three attempts (RETRY_MAX_ATTEMPTS),
+            // and one outcome for the breaker.
             (
                 r#"dependency_calls_total{dependency="pricing",outcome="transport"}"#,
-                2.0,
+                6.0,
+            ),
+            (
+                r#"dependency_retries_total{dependency="pricing",outcome="failure"}"#,
+                4.0,
+            ),
+            (
+                r#"dependency_retries_total{dependency="pricing",outcome="success"}"#,
+                0.0,
             ),
             (
                 r#"dependency_calls_total{dependency="pricing",outcome="rejected"}"#,
@@ -269,13 +279,17 @@ async fn degraded_dependencies_move_breakers_and_fallbacks(stack: &mut Stack, up
             ),
             (
                 r#"dependency_call_duration_seconds_count{dependency="pricing"}"#,
-                2.0,
+                6.0,
             ),
-            // The failed order's reserve and its compensating release both fail,
-            // which opens inventory's breaker too.
+            // The failed order's reserve and its compensating release both fail
+            // (three attempts each), which opens inventory's breaker too.
             (
                 r#"dependency_calls_total{dependency="inventory",outcome="transport"}"#,
-                2.0,
+                6.0,
+            ),
+            (
+                r#"retry_budget_exhausted_total{dependency="inventory"}"#,
+                0.0,
             ),
             (
                 r#"dependency_calls_total{dependency="inventory",outcome="success"}"#,

@@ -288,7 +288,9 @@ async fn the_service_token_is_sent_to_inventory() {
 
 #[actix_web::test]
 async fn two_hundred_concurrent_orders_for_fifty_units_confirm_exactly_fifty() {
-    let stack = spawn_stack().await;
+    // Room for all 200 at once: this is about stock, not load shedding
+    // (past INVENTORY_MAX_IN_FLIGHT, 64 by default, orders get 503 dependency_busy).
+    let stack = spawn_stack_with(|c| c.order.calls.inventory_max_in_flight = 200).await;
     let attempts = (0..200).map(|i| {
         let stack = &stack;
         async move { stack.place(&format!("c{i}"), &[("A001", 1)]).await }

@@ -10,7 +10,8 @@ use crate::helpers::{order_body, spawn_stack, spawn_stack_with};
 
 #[actix_web::test]
 async fn three_hundred_orders_over_two_replicas_each_confirm_exactly_the_stock() {
-    let stack = spawn_stack().await;
+    // Room for all 150 per replica at once: this is about stock, not load shedding.
+    let stack = spawn_stack_with(|c| c.order.calls.inventory_max_in_flight = 300).await;
     let inventory_b = stack.inventory_replica().await;
     let order_b = stack
         .order_replica(format!("http://127.0.0.1:{}", inventory_b.port))

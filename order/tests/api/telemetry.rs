@@ -128,6 +128,8 @@ async fn with_an_otlp_endpoint_spans_are_exported_and_traceparent_is_propagated(
             format!("http://127.0.0.1:{fake_port}"),
         )
         .env("SHUTDOWN_DRAIN_MS", "0")
+        // The fake pricing answers 503: one attempt, so one traceparent to read.
+        .env("RETRY_MAX_ATTEMPTS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
