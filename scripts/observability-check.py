@@ -533,7 +533,11 @@ def counter_checks(traffic, args):
         ('reservations_total{outcome="confirmed"}', orders, exact),
         ('reservations_total{outcome="released"}', traffic.released, exact),
         ("reservations_expired_total", len(traffic.to_expire), exact),
-        ('dependency_calls_total{job="order",dependency="pricing"}', orders, exact),
+        # dependency_calls_total counts attempts: less the retries, one call per order.
+        ('sum(dependency_calls_total{job="order",dependency="pricing"})'
+         ' - sum(dependency_retries_total{job="order",dependency="pricing"})', orders, exact),
+        # Pricing killed: its refused connections are retried until the breaker opens.
+        ('dependency_retries_total{job="order",dependency="pricing",outcome="failure"}', 1, at_least),
         ('dependency_calls_total{job="order",dependency="inventory",outcome="success"}', 2 * orders, exact),
         ('circuit_breaker_transitions_total{dependency="pricing",from="closed",to="open"}', 1, exact),
         ('circuit_breaker_transitions_total{dependency="pricing",from="half_open",to="closed"}', 1, exact),
