@@ -164,11 +164,14 @@ start_services() {
 }
 
 # The breaker's reset time is short so that a fault's aftermath does not spill
-# into the next fault's window.
+# into the next fault's window. An order's deadline stays below the reservation
+# TTL, as in production (5 s against 60 s): the short TTL here would otherwise
+# let a reservation expire while a slow price quote still had time.
 start_order() { # [extra VAR=value ...]
   ip netns exec "$prefix-ord" "${service_env[@]}" PORT=7002 DATA_DIR="$work/ord" \
     INVENTORY_URL="http://${addr[inv]}:7001" PRICING_URL="http://${addr[pri]}:7003" \
-    BREAKER_RESET_TIMEOUT_MS=1000 "$@" "$bin/order" >>"$work/order.log" 2>&1 &
+    BREAKER_RESET_TIMEOUT_MS=1000 ORDER_DEADLINE_MS=$((ttl_ms * 9 / 10)) \
+    "$@" "$bin/order" >>"$work/order.log" 2>&1 &
   order_pid=$!
   pids+=("$order_pid")
   ready ord 7002 "$order_pid"

@@ -62,6 +62,9 @@ pub struct OrderLimits {
     pub deadline: std::time::Duration,
     /// Orders being placed at once (`ORDERS_MAX_IN_FLIGHT`), shared by the workers.
     pub in_flight: Bulkhead,
+    /// The time the price quote leaves for the confirm after it: one call's
+    /// timeout (`REQUEST_TIMEOUT_MS`), at most half of `deadline`.
+    pub confirm_reserve: std::time::Duration,
 }
 
 /// One piece of app data, registered by `startup` on every worker.
@@ -239,9 +242,11 @@ impl Saga {
     /// store failure fails the order (stock is held by then: released).
     async fn prices(&self, id: &OrderId, order: &NewOrder) -> Result<Prices, Error> {
         let asked_at = now_ms();
-        let quote = self
-            .pricing
-            .quote(&self.request_id, &order.lines, self.call);
+        // Pricing is optional (the last-seen prices stand in), so its quote,
+        // retries included, may not spend the time the confirm needs: it ends
+        // a confirm's worth before the order's deadline, and then falls back.
+        let call = self.call.leaving(self.limits.confirm_reserve);
+        let quote = self.pricing.quote(&self.request_id, &order.lines, call);
         let quoted = match quote.await {
             Ok(quotes) => {
                 let by_sku = quotes
@@ -255,7 +260,9 @@ impl Saga {
                 });
             }
             // No time left to confirm either: the order ends here.
-            Err(e) if e.is_deadline() => return Err(self.out_of_time(id, "pricing", true).await),
+            Err(e) if e.is_deadline() && self.call.deadline().expired() => {
+                return Err(self.out_of_time(id, "pricing", true).await);
+            }
             Err(e) => e,
         };
         tracing::warn!(error = %quoted, "pricing unavailable; using last-seen prices");

@@ -212,6 +212,12 @@ fn worker(
     let limits = web::Data::new(OrderLimits {
         deadline: deps.config.calls.order_deadline,
         in_flight: deps.orders_bulkhead.clone(),
+        // A confirm's worth of time, but never more than half the budget, so
+        // that a long REQUEST_TIMEOUT_MS cannot leave the quote no time at all.
+        confirm_reserve: deps
+            .config
+            .request_timeout
+            .min(deps.config.calls.order_deadline / 2),
     });
     move |cfg| {
         let inventory = deps.inventory();

@@ -102,6 +102,19 @@ impl Deadline {
         self.remaining().is_zero()
     }
 
+    /// The deadline `reserve` before this one (for a step that must leave
+    /// time for those after it); already passed when the reserve is larger
+    /// than what the clock can go back.
+    #[must_use]
+    pub fn earlier_by(self, reserve: Duration) -> Self {
+        Self(
+            self.0
+                .checked_sub(reserve)
+                .unwrap_or_else(Instant::now)
+                .min(self.0),
+        )
+    }
+
     /// The earlier of this deadline and `other`.
     #[must_use]
     pub fn min(self, other: Option<Deadline>) -> Self {
@@ -259,5 +272,15 @@ mod tests {
         assert_eq!(later.min(None), later);
         assert!(!RequestDeadline(None).expired());
         assert!(RequestDeadline(Some(Deadline::at(now))).expired());
+    }
+
+    #[test]
+    fn a_deadline_earlier_by_a_reserve_leaves_that_reserve() {
+        let now = Instant::now();
+        let deadline = Deadline::at(now + Duration::from_millis(5000));
+        let earlier = deadline.earlier_by(Duration::from_millis(2000));
+        assert_eq!(earlier.remaining_at(now), Duration::from_millis(3000));
+        let gone = deadline.earlier_by(Duration::from_millis(9000));
+        assert!(gone.remaining_at(now).is_zero());
     }
 }

@@ -33,7 +33,9 @@
 //!    failed. 5xx, timeouts and transport errors count as failures, a 4xx
 //!    does not (it is the caller's fault), and neither does a call cut short
 //!    by the caller's deadline (it says how little time the caller had, not
-//!    how the dependency is doing).
+//!    how the dependency is doing), unless an earlier attempt of it had
+//!    failed on the dependency's account: a slow dependency whose retry the
+//!    deadline cut short still counts as failing.
 //!
 //! The awc client inside is per worker (awc clients are not `Send`), created
 //! once when the worker starts, so no request pays for client set-up and
@@ -310,6 +312,16 @@ impl Call {
     pub fn deadline(self) -> Deadline {
         self.deadline
     }
+
+    /// The same call, made to end `reserve` sooner: for an optional step
+    /// that must leave the steps after it their time.
+    #[must_use]
+    pub fn leaving(self, reserve: Duration) -> Self {
+        Self {
+            deadline: self.deadline.earlier_by(reserve),
+            ..self
+        }
+    }
 }
 
 /// A dependency's retry settings and its budget (shared by the workers).
@@ -413,6 +425,9 @@ impl Downstream {
         };
         self.retries.budget.deposit();
         let mut attempt = 1;
+        // An attempt that failed on the dependency's account, before a last
+        // one cut short by the deadline: the call still counts as failed.
+        let mut failed_before = false;
         let outcome = loop {
             let started = Instant::now();
             let outcome = self.attempt(&method, path, body, request_id, call).await;
@@ -423,6 +438,7 @@ impl Downstream {
             }
             match &outcome {
                 Err(e) if attempt < self.retries.config.max_attempts && e.is_retryable() => {
+                    failed_before |= e.is_failure() == Some(true);
                     let Some(wait) = self.retry_wait(e, attempt, call) else {
                         break outcome;
                     };
@@ -434,11 +450,11 @@ impl Downstream {
                 _ => break outcome,
             }
         };
-        match outcome
+        let verdict = outcome
             .as_ref()
             .err()
-            .map_or(Some(false), CallError::is_failure)
-        {
+            .map_or(Some(false), CallError::is_failure);
+        match verdict.or(failed_before.then_some(true)) {
             Some(failure) => permit.record(!failure),
             // Dropped unreported: neither for nor against the dependency.
             None => drop(permit),

@@ -89,3 +89,24 @@ async fn the_deadline_travels_downstream_smaller_than_it_came() {
         assert!(3000 < *second && *second <= 5000 - 20, "sent {second}");
     }
 }
+
+#[actix_web::test]
+async fn a_slow_pricing_leaves_the_confirm_its_time_and_the_order_is_taken_without_it() {
+    // Pricing answers after 1500 ms; the order has 1200 ms and keeps 600 ms
+    // (half its budget, as the request timeout is longer) for the confirm:
+    // the quote is given up after 600 ms and the order is taken as pricing
+    // being down would have it (never priced here: pending_pricing) instead
+    // of running out of time.
+    let stack = spawn_stack_with(|c| {
+        c.pricing.server.chaos = slow(Duration::from_millis(1500));
+        c.order.request_timeout = Duration::from_secs(5);
+        c.order.calls.order_deadline = Duration::from_millis(1200);
+    })
+    .await;
+    let res = stack.place("c1", &[("A001", 1)]).await;
+    res.assert_status(201);
+    assert_eq!(res.body["status"], "pending_pricing");
+    assert_eq!(stack.stock("A001").await, 49, "the stock is confirmed");
+    let stage = r#"deadline_exceeded_total{stage="pricing"}"#;
+    assert_eq!(stack.order_metric(stage).await, 0.0);
+}

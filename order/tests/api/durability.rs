@@ -102,6 +102,7 @@ fn order_process(config: &order::config::Config, port: u16) -> Child {
         .env("PRICING_URL", &config.pricing_url)
         .env("RESERVATION_TTL_MS", "1500")
         .env("REQUEST_TIMEOUT_MS", "20000")
+        .env("ORDER_DEADLINE_MS", "60000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
