@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
 
-use crate::config::LogFormat;
+use crate::config::{ChaosConfig, LogFormat};
 
 pub mod issuer;
 pub mod nats;
@@ -77,6 +77,15 @@ pub fn captured_logs() -> Vec<Value> {
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
+}
+
+/// Chaos that holds every request back by `by`: a slow service.
+pub fn slow(by: Duration) -> ChaosConfig {
+    ChaosConfig {
+        delay_rate: 1.0,
+        delay: (by, by),
+        failure_rate: 0.0,
+    }
 }
 
 /// An HTTP client bound to one server's base URL.

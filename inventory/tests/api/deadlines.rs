@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use serde_json::json;
-use shared::config::ChaosConfig;
 use shared::testing::TestResponse;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
@@ -39,11 +38,7 @@ async fn an_expired_request_timeout_reserves_nothing_and_answers_504() {
 #[actix_web::test]
 async fn a_request_held_by_chaos_past_its_deadline_is_not_served() {
     let app = spawn_app_with(|c| {
-        c.server.chaos = ChaosConfig {
-            delay_rate: 1.0,
-            delay: (Duration::from_millis(300), Duration::from_millis(300)),
-            failure_rate: 0.0,
-        };
+        c.server.chaos = shared::testing::slow(Duration::from_millis(300));
     })
     .await;
     // 50 ms left when it arrives; the injected delay alone takes 300 ms.

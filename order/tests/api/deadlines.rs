@@ -3,18 +3,10 @@
 
 use std::time::Duration;
 
-use shared::config::ChaosConfig;
+use shared::testing::slow;
 
 use crate::helpers::{metric, spawn_stack_with};
 use crate::proxy::{Fault, header};
-
-fn slow(by: Duration) -> ChaosConfig {
-    ChaosConfig {
-        delay_rate: 1.0,
-        delay: (by, by),
-        failure_rate: 0.0,
-    }
-}
 
 #[actix_web::test]
 async fn a_deadline_shorter_than_inventorys_delay_is_504_and_takes_no_stock() {

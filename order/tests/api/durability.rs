@@ -4,7 +4,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared::config::ChaosConfig;
 use shared::testing::TestClient;
 
 use crate::helpers::{order_body, spawn_stack, spawn_stack_with};
@@ -135,11 +134,7 @@ async fn an_order_process_killed_mid_saga_loses_no_stock_and_its_order_is_resolv
     let stack = spawn_stack_with(|c| {
         c.inventory.reservation_ttl = Duration::from_millis(1500);
         // The saga will sit in the pricing call, after reserving, when the process dies.
-        c.pricing.server.chaos = ChaosConfig {
-            delay_rate: 1.0,
-            delay: (Duration::from_secs(15), Duration::from_secs(15)),
-            failure_rate: 0.0,
-        };
+        c.pricing.server.chaos = shared::testing::slow(Duration::from_secs(15));
     })
     .await;
     let port = free_port();

@@ -156,32 +156,25 @@ impl Stack {
     }
 
     pub async fn place_with_key(&self, key: &str, body: &Value) -> TestResponse {
-        self.order
-            .client
-            .send(
-                actix_web::http::Method::POST,
-                "/orders",
-                &[
-                    ("content-type", "application/json"),
-                    ("idempotency-key", key),
-                ],
-                Some(body.to_string().into_bytes()),
-            )
-            .await
+        self.post_order(("idempotency-key", key), body).await
     }
 
     /// [`Stack::place`] with `X-Request-Timeout-Ms: timeout_ms`.
     pub async fn place_within(&self, timeout_ms: &str, items: &[(&str, u64)]) -> TestResponse {
+        let body = order_body("c1", items);
+        self.post_order(("x-request-timeout-ms", timeout_ms), &body)
+            .await
+    }
+
+    /// `POST /orders` with `body` and one more header.
+    async fn post_order(&self, header: (&str, &str), body: &Value) -> TestResponse {
         self.order
             .client
             .send(
                 actix_web::http::Method::POST,
                 "/orders",
-                &[
-                    ("content-type", "application/json"),
-                    ("x-request-timeout-ms", timeout_ms),
-                ],
-                Some(order_body("c1", items).to_string().into_bytes()),
+                &[("content-type", "application/json"), header],
+                Some(body.to_string().into_bytes()),
             )
             .await
     }

@@ -2,17 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use shared::config::ChaosConfig;
+use shared::testing::slow;
 
 use crate::helpers::{spawn_stack, spawn_stack_with};
-
-fn slow(by: Duration) -> ChaosConfig {
-    ChaosConfig {
-        delay_rate: 1.0,
-        delay: (by, by),
-        failure_rate: 0.0,
-    }
-}
 
 #[actix_web::test]
 async fn with_pricing_down_orders_are_priced_from_the_last_prices_seen() {

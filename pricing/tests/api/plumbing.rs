@@ -182,11 +182,7 @@ async fn chaos_fails_requests_but_never_health() {
 #[actix_web::test]
 async fn chaos_delays_requests_by_the_configured_time() {
     let app = spawn_app_with(|c| {
-        c.server.chaos = ChaosConfig {
-            delay_rate: 1.0,
-            delay: (Duration::from_millis(200), Duration::from_millis(200)),
-            failure_rate: 0.0,
-        };
+        c.server.chaos = shared::testing::slow(Duration::from_millis(200));
     })
     .await;
     let started = std::time::Instant::now();
@@ -198,11 +194,7 @@ async fn chaos_delays_requests_by_the_configured_time() {
 async fn shutdown_turns_readiness_off_and_lets_in_flight_requests_finish() {
     let app = spawn_app_with(|c| {
         // Every business request takes 300 ms, so one is in flight when the drain starts.
-        c.server.chaos = ChaosConfig {
-            delay_rate: 1.0,
-            delay: (Duration::from_millis(300), Duration::from_millis(300)),
-            failure_rate: 0.0,
-        };
+        c.server.chaos = shared::testing::slow(Duration::from_millis(300));
     })
     .await;
     let client = app.client.clone();
