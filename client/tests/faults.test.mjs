@@ -7,21 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, newPage, openShop, screenshot, startStack, textOf, waitFor,
+  launchBrowser, newPage, openShop, orderFromCart, screenshot, startStack, textOf, waitFor,
 } from './harness.mjs';
-
-async function orderOne(page, sku, customerId) {
-  await page.click(`[data-testid="add-${sku}"]`);
-  await page.fill('#customer-id', customerId);
-  await page.click('[data-testid="place-order"]');
-  const card = page.locator('[data-testid="order-result"] article.order');
-  const problem = page.locator('[data-testid="order-result"] [data-testid="problem"]');
-  await card.or(problem).first().waitFor();
-  if (await problem.count()) {
-    throw new Error(`the order was refused: ${await problem.innerText()}`);
-  }
-  return card;
-}
 
 describe('fault control from the resilience panel', () => {
   let stack;
@@ -53,7 +40,7 @@ describe('fault control from the resilience panel', () => {
     }, 'chaos-break-pricing');
     await waitFor(page, 'both breakers closed', () => ['inventory', 'pricing']
       .every((d) => document.querySelector(`[data-testid="breaker-${d}"]`)?.dataset.state === 'closed'));
-    const live = await orderOne(page, 'A002', 'fay');
+    const live = await orderFromCart(page, [['A002', 1]], 'fay');
     assert.equal(await live.getAttribute('data-pricing'), 'live');
     await waitFor(page, 'a known fallback share of 0 %',
       () => document.querySelector('[data-testid="fallback-share"]')?.dataset.share === '0');
@@ -65,7 +52,7 @@ describe('fault control from the resilience panel', () => {
     const direct = await fetch(`${stack.urls.pricing}/price/A001`);
     assert.ok(direct.status >= 500, `pricing answers ${direct.status} at once`);
 
-    const fallback = await orderOne(page, 'A002', 'fay');
+    const fallback = await orderFromCart(page, [['A002', 1]], 'fay');
     assert.equal(await fallback.getAttribute('data-pricing'), 'fallback');
     await waitFor(page, 'the pricing breaker open',
       () => document.querySelector('[data-testid="breaker-pricing"]').dataset.state === 'open');

@@ -324,3 +324,24 @@ export async function screenshot(page, name) {
 export async function horizontalOverflow(page) {
   return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
 }
+
+/** Puts `lines` ([sku, quantity] pairs) in the cart and places the order as
+ * `customerId`; the order card, or an error naming the problem shown. */
+export async function orderFromCart(page, lines, customerId) {
+  for (const [sku, quantity] of lines) {
+    await page.click(`[data-testid="add-${sku}"]`);
+    if (quantity > 1) {
+      await page.fill(`[data-testid="qty-${sku}"]`, String(quantity));
+      await page.press(`[data-testid="qty-${sku}"]`, 'Tab');
+    }
+  }
+  await page.fill('#customer-id', customerId);
+  await page.click('[data-testid="place-order"]');
+  const card = page.locator('[data-testid="order-result"] article.order');
+  const problem = page.locator('[data-testid="order-result"] [data-testid="problem"]');
+  await card.or(problem).first().waitFor();
+  if (await problem.count()) {
+    throw new Error(`the order was refused: ${await problem.innerText()}`);
+  }
+  return card;
+}

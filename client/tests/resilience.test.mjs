@@ -5,27 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PHONE, launchBrowser, newPage, openShop, screenshot, startStack, textOf, waitFor,
+  PHONE, launchBrowser, newPage, openShop, orderFromCart, screenshot, startStack, textOf, waitFor,
 } from './harness.mjs';
-
-async function orderFromCart(page, lines, customerId) {
-  for (const [sku, quantity] of lines) {
-    await page.click(`[data-testid="add-${sku}"]`);
-    if (quantity > 1) {
-      await page.fill(`[data-testid="qty-${sku}"]`, String(quantity));
-      await page.press(`[data-testid="qty-${sku}"]`, 'Tab');
-    }
-  }
-  await page.fill('#customer-id', customerId);
-  await page.click('[data-testid="place-order"]');
-  const card = page.locator('[data-testid="order-result"] article.order');
-  const problem = page.locator('[data-testid="order-result"] [data-testid="problem"]');
-  await card.or(problem).first().waitFor();
-  if (await problem.count()) {
-    throw new Error(`the order was refused: ${await problem.innerText()}`);
-  }
-  return card;
-}
 
 describe('when the pricing service goes down', () => {
   let stack;
