@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# Throughput and latency of the services, release build, chaos off, a benchmark
-# catalogue with ample stock, wrk (Debian) on the same machine as the services.
-# Prints one table: rps, p50, p99, non-2xx answers, and each service's peak RSS;
-# POST /orders is measured flat out (wrk) and at a steady 1,000 orders/s (oha,
-# from crates.io, built once into .cache/oha: about 7 minutes on 2 cores).
-# Rows marked `bare` are the yardstick: bare actix-web handlers (a fixed item; the
-# order flow's two downstream calls and nothing else; order/examples/baseline.rs).
+# Throughput, latency and CPU cost of the services against the performance
+# targets: release build, chaos off, a benchmark catalogue with ample stock, the
+# load tools (wrk flat out; oha at a steady rate, from crates.io, built once into
+# .cache/oha: about 7 minutes on 2 cores) on the same machine as the services.
+# The measuring is bench/run.py (its docstring lists the rows): per store
+#   - GET /items/{sku} against the bare yardstick's (order/examples/baseline.rs:
+#     bare actix-web handlers, a fixed item; the order flow's two downstream calls
+#     and nothing else), measured in the same run;
+#   - POST /orders flat out (wrk), and at a steady 1,000/s three times (oha, latency
+#     counted from when each request was due), with the CPU time per order of each
+#     steady run (the services; on PostgreSQL also every server process);
+#   - the same order rows with access control (identity, a customer's bearer token
+#     on every order) and events (a real nats-server with JetStream) on, against a
+#     fresh stack with both off;
+#   - on PostgreSQL, a soak: 500 orders/s for SOAK_MINUTES, RSS and p99 per minute;
+#   - GET /price/{sku}, POST /price/bulk and each service's peak RSS (info).
+# It prints each row beside its target with PASS, MISS or info and writes the same
+# to bench/results/latest.json (scripts/bench-readme.py puts it in the README).
 # Then each service's time from process start to /health/ready on the embedded
-# store (bench/startup.py).
+# store (bench/startup.py), and the resilience, events and packet-loss runs.
 # Not part of the test suite: figures depend on the machine.
 #
 #   scripts/bench.sh                 # SQLite, then PostgreSQL (throwaway cluster), then
 #                                    # the resilience run (SQLite)
 #   STORES=sqlite scripts/bench.sh   # one store only
+#   SOAK=off SOAK_MINUTES=10         # skip the soak; its length
+#   AUTH_EVENTS=off                  # skip the access-control-and-events rows
+#   AUTH_EVENTS_ROUNDS=1             # off/on pairs taken in turns
+#   BIN_DIR=target/release           # binaries measured; when set, nothing is built
 #   RESILIENCE=off scripts/bench.sh  # skip the resilience run
 #   EVENTS=off scripts/bench.sh      # skip the events run
 #   scripts/bench.sh --events        # only the events run
 #   NETLOSS=off scripts/bench.sh     # skip the packet-loss run (it needs root; skipped otherwise)
 #   scripts/bench.sh --netloss       # only the packet-loss run (PROFILE=debug: the debug build)
+#   scripts/bench.sh --store sqlite  # one store's rows only (PostgreSQL: inside with-postgres.sh)
 #   DURATION=10s CONNECTIONS=32 THREADS=2 scripts/bench.sh
 #
 # The resilience run sends a steady 100 orders/s for 60 s while pricing is killed
@@ -39,8 +55,8 @@
 # netem), and sends 20 single-unit orders/s for 30 s twice: with the order
 # service's retries on (its defaults), then off (RETRY_MAX_ATTEMPTS=1); it prints
 # the share of orders placed each time.
-# Ports 27001-27004 and 27101-27103 lie below Linux's ephemeral range
-# (32768-60999), where outbound connections could already hold them.
+# Ports 27001-27010 (BENCH_PORT_BASE=27000 moves them) and 27101-27103 lie below
+# Linux's ephemeral range (32768-60999), where outbound connections could already hold them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,29 +65,42 @@ connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
 stores=${STORES:-sqlite postgres}
 
+export DURATION=$duration CONNECTIONS=$connections THREADS=$threads
+export OHA=${OHA:-.cache/oha/bin/oha}
+
 if [ -z "${1:-}" ]; then
   need=()
   command -v wrk >/dev/null || need+=(wrk)
   command -v jq >/dev/null || need+=(jq)
+  [ "${AUTH_EVENTS:-on}${EVENTS:-on}" = offoff ] || command -v nats-server >/dev/null || need+=(nats-server)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
   fi
-  if [ ! -x .cache/oha/bin/oha ]; then
+  if [ ! -x "$OHA" ]; then
     echo "Building oha (once)..."
     cargo install oha --version 1.16.0 --locked --quiet --root .cache/oha
   fi
-  echo "Building (release)..."
-  cargo build --release --bins --example baseline --example event_latency --quiet
-  printf '%-10s %-22s %10s %9s %9s %8s\n' store endpoint rps p50_ms p99_ms non_2xx
+  if [ -z "${BIN_DIR:-}" ]; then
+    echo "Building (release)..."
+    cargo build --release --bins --example baseline --example event_latency --quiet
+  fi
+  export BIN_DIR=${BIN_DIR:-target/release}
+  parts=$(mktemp -d)
+  trap 'rm -rf "$parts"' EXIT
+  failed=0
   for store in $stores; do
+    echo "== $store"
     if [ "$store" = postgres ]; then
-      scripts/with-postgres.sh bash "$0" --store postgres
+      scripts/with-postgres.sh python3 bench/run.py store postgres "$parts" || failed=1
     else
-      bash "$0" --store sqlite
+      python3 bench/run.py store "$store" "$parts" || failed=1
     fi
   done
   echo
-  python3 bench/startup.py target/release 5
+  python3 bench/run.py report "$parts" bench/results/latest.json
+  [ "$failed" = 0 ] || { echo "a store's run failed: its rows are missing or partial" >&2; exit 1; }
+  echo
+  python3 bench/startup.py "$BIN_DIR" 5
   [ "${RESILIENCE:-on}" = off ] || { echo; bash "$0" --resilience; }
   [ "${EVENTS:-on}" = off ] || { echo; bash "$0" --events; }
   [ "${NETLOSS:-on}" = off ] || { echo; bash "$0" --netloss; }
@@ -184,93 +213,14 @@ PY
   exit
 fi
 
-# --store STORE: one run against one store (inside with-postgres.sh for postgres).
-store=$2
-data_dir=$(mktemp -d)
-pids=()
-cleanup() {
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-  wait 2>/dev/null || true
-  rm -rf "$data_dir"
-}
-trap cleanup EXIT
-
-inventory_db="sqlite://$data_dir/inventory.db"
-order_db="sqlite://$data_dir/order.db"
-if [ "$store" = postgres ]; then
-  createdb bench_inventory
-  createdb bench_order
-  base="postgres://$PGUSER@127.0.0.1:$PGPORT"
-  inventory_db="$base/bench_inventory"
-  order_db="$base/bench_order"
+# --store STORE: one store's rows (inside with-postgres.sh for postgres), printed as
+# they are measured; bench/run.py report merges such parts into latest.json.
+if [ "$1" = --store ]; then
+  export BIN_DIR=${BIN_DIR:-target/release}
+  parts=$(mktemp -d)
+  trap 'rm -rf "$parts"' EXIT
+  python3 bench/run.py store "${2:?sqlite or postgres}" "$parts"
+  exit
 fi
-
-export HOST=127.0.0.1 RUST_LOG=warn
-PORT=27001 DATABASE_URL=$inventory_db INVENTORY_CATALOG=bench/inventory-catalog.json \
-  target/release/inventory & pids+=($!)
-PORT=27003 target/release/pricing & pids+=($!)
-PORT=27002 DATABASE_URL=$order_db INVENTORY_URL=http://127.0.0.1:27001 \
-  PRICING_URL=http://127.0.0.1:27003 target/release/order & pids+=($!)
-for port in 27001 27002 27003; do
-  for _ in $(seq 1 200); do
-    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
-    sleep 0.05
-  done
-done
-
-# wrk's latency figures come as 1.23us / 4.56ms / 1.2s: print them in ms.
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}'; }
-
-measure() { # label, url, [lua script]
-  local label=$1 url=$2 script=${3:-}
-  local out
-  out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency ${script:+-s "$script"} "$url")
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-  p50=$(awk '$1 == "50%" {print $2}' <<<"$out" | to_ms)
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out" | to_ms)
-  errors=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  printf '%-10s %-22s %10s %9s %9s %8s\n' "$store" "$label" "$rps" "$p50" "$p99" "${errors:-0}"
-}
-
-measure "GET /items/{sku}" http://127.0.0.1:27001/items/A001
-measure "GET /price/{sku}" http://127.0.0.1:27003/price/A001
-measure "POST /price/bulk" http://127.0.0.1:27003/price/bulk bench/post-bulk.lua
-measure "POST /orders" http://127.0.0.1:27002/orders bench/post-order.lua
-
-# A steady rate rather than as fast as it goes: oha sends on a fixed schedule
-# (one request every millisecond at 1,000/s, whatever the answers' pace) and,
-# with --latency-correction, counts each latency from the moment the request was
-# due, so a stall is charged to every request it delayed (no coordinated
-# omission). Up to 100 requests in flight.
-steady() { # label, rate
-  local out rps p50 p99 errors
-  out=$(.cache/oha/bin/oha -z "$duration" -q "$2" -c 100 --latency-correction --no-tui \
-    --output-format json -m POST -T application/json \
-    -d '{"customer_id": "bench", "items": [{"sku": "A002", "quantity": 1}]}' http://127.0.0.1:27002/orders)
-  rps=$(jq -r '.summary.requestsPerSec | round' <<<"$out")
-  p50=$(jq -r '.latencyPercentiles.p50 * 1000 * 100 | round / 100' <<<"$out")
-  p99=$(jq -r '.latencyPercentiles.p99 * 1000 * 100 | round / 100' <<<"$out")
-  errors=$(jq -r '[.statusCodeDistribution | to_entries[] | select(.key | startswith("2") | not) | .value] | add // 0' <<<"$out")
-  # Requests still in flight when the run ends are "aborted due to deadline": not failures.
-  errors=$((errors + $(jq -r '[.errorDistribution | to_entries[] | select(.key != "aborted due to deadline") | .value] | add // 0' <<<"$out")))
-  printf '%-10s %-22s %10s %9s %9s %8s\n' "$store" "$1" "$rps" "$p50" "$p99" "$errors"
-}
-steady "POST /orders @1000/s" 1000
-
-# The yardstick (order/examples/baseline.rs): bare actix-web handlers, one a
-# fixed item, one making the order flow's two downstream calls (a reservation,
-# a bulk quote) against the same inventory and pricing, and nothing else.
-if [ "$store" = sqlite ]; then
-  PORT=27004 INVENTORY_URL=http://127.0.0.1:27001 PRICING_URL=http://127.0.0.1:27003 \
-    target/release/examples/baseline & pids+=($!)
-  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:27004/items/A001 >/dev/null && break; sleep 0.05; done
-  store=bare
-  measure "GET /items/{sku}" http://127.0.0.1:27004/items/A001
-  measure "POST /orders" http://127.0.0.1:27004/orders bench/post-order.lua
-  store=sqlite
-fi
-
-rss() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
-printf '%-10s peak RSS: inventory %s, pricing %s, order %s\n' "$store" \
-  "$(rss "${pids[0]}")" "$(rss "${pids[1]}")" "$(rss "${pids[2]}")"
+echo "unknown option $1 (see the top of $0)" >&2
+exit 2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command against a throwaway PostgreSQL cluster: initdb in a temporary
 # folder, a free port on 127.0.0.1, trust authentication, fsync off (test data
-# only). Exports PGHOST, PGPORT, PGUSER and DATABASE_SERVER_URL
+# only). Exports PGHOST, PGPORT, PGUSER, PGDATA (the data folder: its postmaster.pid
+# names the server's process) and DATABASE_SERVER_URL
 # (postgres://postgres@127.0.0.1:PORT/postgres), runs the command, then stops
 # the cluster and removes the folder. Installs Debian's postgresql when missing.
 #
@@ -33,6 +34,6 @@ stop() {
 }
 trap stop EXIT
 
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATA=$dir/data
 export DATABASE_SERVER_URL="postgres://postgres@127.0.0.1:$port/postgres"
 "$@"
