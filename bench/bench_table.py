@@ -2,6 +2,8 @@
 (stored in the JSON as "summary", which scripts/bench-readme.py puts in the README),
 and the printed table."""
 
+import re
+
 
 def n(value):
     """1234.5 -> "1,235"."""
@@ -29,7 +31,8 @@ def flat(m):
 
 
 def summary(row):
-    m, kind = row["measured"], row["id"].rstrip("0123456789").rstrip("_")
+    # Numbered rows (order_steady_2, secured_order_flat_1) are worded as their kind.
+    m, kind = row["measured"], re.sub(r"_\d+$", "", row["id"])
     if kind in ("get_items", "order_flat"):
         return f"{flat(m)}; bare {n(m['bare_rps'])} rps; {pct(m['ratio'])} of bare"
     if kind in ("get_price", "price_bulk", "bare_get_items", "bare_order"):
