@@ -29,6 +29,40 @@ use crate::events;
 /// takes the rest, so one round never holds the writer for long.
 const EXPIRY_BATCH: i64 = 500;
 
+/// PostgreSQL's code for a broken CHECK constraint (here `stock >= 0`).
+const CHECK_VIOLATION: &str = "23514";
+
+/// A reservation in one statement on PostgreSQL (see [`Store::reserve`]):
+/// `$1` the lines as JSON (`[{"sku", "quantity"}]`), `$2` the id, `$3` now,
+/// `$4` the expiry, `$5` the number of lines. Returns the reservation's lines
+/// (NULL when nothing was reserved).
+const RESERVE_IN_ONE_STATEMENT: &str = "\
+    WITH wanted AS ( \
+        SELECT w.sku, w.quantity FROM json_to_recordset($1::json) AS w(sku text, quantity bigint) \
+    ), known AS ( \
+        SELECT i.sku, i.name, i.category, w.quantity FROM items i JOIN wanted w ON w.sku = i.sku \
+        ORDER BY i.sku FOR UPDATE OF i \
+    ), reservation AS ( \
+        INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
+        SELECT $2, 'reserved', json_agg(json_build_object('sku', sku, 'name', name, \
+            'category', category, 'quantity', quantity))::text, $3, $4, $3 \
+        FROM known HAVING count(*) = $5 \
+        ON CONFLICT (id) DO NOTHING RETURNING lines \
+    ), taken AS ( \
+        UPDATE items SET stock = items.stock - w.quantity FROM wanted w \
+        WHERE items.sku = w.sku AND EXISTS (SELECT 1 FROM reservation) \
+    ) \
+    SELECT (SELECT lines FROM reservation) AS lines";
+
+/// What the one-statement reservation did.
+enum Taken {
+    Reserved(Vec<ReservedLine>),
+    /// Some line had too little stock: nothing was written.
+    Short,
+    /// The id was used before, or a sku is unknown: nothing was written.
+    Nothing,
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Inventory's data. Cheap to clone (the pools are shared).
@@ -302,6 +336,24 @@ impl Store {
         if deadline.expired() {
             return Ok(ReserveOutcome::TooLate);
         }
+        if !self.db.is_sqlite() {
+            let taken = Self::reserve_in_one_statement(&mut conn, new, now, expires_at).await?;
+            drop(conn);
+            return match taken {
+                Taken::Reserved(lines) => Ok(ReserveOutcome::Created(Reservation {
+                    id: id.clone(),
+                    status: ReservationStatus::Reserved,
+                    created_at: now,
+                    expires_at: Some(expires_at),
+                    lines,
+                })),
+                Taken::Short => self.insufficient(new).await,
+                Taken::Nothing => {
+                    let skus = new.lines.skus().cloned().collect();
+                    self.not_reserved(id, skus, now).await
+                }
+            };
+        }
         let mut tx = conn.begin().await?;
         let (lines, short) = Self::take_stock(&mut tx, new).await?;
         if short.is_empty() {
@@ -330,6 +382,17 @@ impl Store {
         // Stock is short, or the id was used before: either way nothing is held.
         tx.rollback().await?;
         drop(conn); // reading the first reservation back may expire it, which needs the writer
+        self.not_reserved(id, short, now).await
+    }
+
+    /// Why nothing was reserved under `id`: the id was used before, or some
+    /// of the `short` skus (all of the request's when unknown) do not exist.
+    async fn not_reserved(
+        &self,
+        id: &ReservationId,
+        short: Vec<Sku>,
+        now: i64,
+    ) -> anyhow::Result<ReserveOutcome> {
         if let Some(existing) = self.get_reservation(id, now).await? {
             return Ok(ReserveOutcome::Existing(existing));
         }
@@ -344,6 +407,73 @@ impl Store {
         } else {
             ReserveOutcome::UnknownSkus(unknown)
         })
+    }
+
+    /// Reserves on PostgreSQL in one statement, so that a popular item's row
+    /// is locked only while the server runs it, not across the round trips
+    /// of a transaction (every order of one item queues on that lock). The
+    /// items are locked in sku order, the reservation is inserted only when
+    /// every sku exists and the id is new, and the stock is taken only when
+    /// it was; a line without enough stock breaks the `stock >= 0` check and
+    /// the whole statement undoes itself.
+    async fn reserve_in_one_statement(
+        conn: &mut AnyConnection,
+        new: &NewReservation,
+        now: i64,
+        expires_at: i64,
+    ) -> anyhow::Result<Taken> {
+        let wanted: Vec<_> = new
+            .lines
+            .iter()
+            .map(|(sku, quantity)| serde_json::json!({"sku": sku, "quantity": quantity.get()}))
+            .collect();
+        let row = sqlx::query(RESERVE_IN_ONE_STATEMENT)
+            .bind(serde_json::Value::Array(wanted).to_string())
+            .bind(new.id.as_str())
+            .bind(now)
+            .bind(expires_at)
+            .bind(i64::try_from(new.lines.iter().len()).context("too many lines")?)
+            .fetch_one(conn)
+            .await;
+        let row = match row {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(CHECK_VIOLATION) => {
+                return Ok(Taken::Short);
+            }
+            row => row?,
+        };
+        Ok(match row.try_get::<Option<String>, _>("lines")? {
+            Some(json) => {
+                let mut lines = lines_from(Some(json))?;
+                lines.sort_by(|a, b| a.sku.cmp(&b.sku));
+                Taken::Reserved(lines)
+            }
+            None => Taken::Nothing,
+        })
+    }
+
+    /// The skus of `new` whose stock is below the quantity asked.
+    async fn insufficient(&self, new: &NewReservation) -> anyhow::Result<ReserveOutcome> {
+        let sql = format!(
+            "SELECT sku, stock FROM items WHERE sku IN ({})",
+            placeholders(1, new.lines.iter().len())
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query_as::<Any, (String, i64)>(AssertSqlSafe(sql));
+        for sku in new.lines.skus() {
+            query = query.bind(sku.as_str());
+        }
+        let stock = query.fetch_all(&mut *self.db.read().await?).await?;
+        let short = new
+            .lines
+            .iter()
+            .filter(|(sku, quantity)| {
+                !stock
+                    .iter()
+                    .any(|(s, left)| s == sku.as_str() && *left >= i64::from(*quantity))
+            })
+            .map(|(sku, _)| sku.clone())
+            .collect();
+        Ok(ReserveOutcome::InsufficientStock(short))
     }
 
     /// Takes each line's quantity from its item where there is enough;

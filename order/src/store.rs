@@ -2,6 +2,8 @@
 //! the outbox row of each status change (written in the change's transaction).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
@@ -28,6 +30,43 @@ const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_c
 pub struct Store {
     db: Database,
     outbox: Outbox,
+    written: Arc<WrittenPrices>,
+}
+
+/// How often a live price that has not changed is written again as the
+/// last seen.
+const REWRITE_UNCHANGED_PRICE_AFTER: Duration = Duration::from_secs(1);
+
+/// The live prices this process last wrote as the last seen, and when. Every
+/// order of an item sees that item's price, and writing the same price over
+/// itself a thousand times a second is a thousand writes of one row, which
+/// queue on its lock: an unchanged price is written again only after
+/// [`REWRITE_UNCHANGED_PRICE_AFTER`]. A changed one is written at once. So
+/// the stored price trails the live one by at most that long, as seen by
+/// this process (another replica, or a price event, may have written in
+/// between: the next write here settles it).
+#[derive(Default)]
+struct WrittenPrices(Mutex<HashMap<Sku, (UnitPrice, Instant)>>);
+
+impl WrittenPrices {
+    /// The prices of `live` that are due for writing at `now`.
+    fn due(&self, live: &HashMap<Sku, UnitPrice>, now: Instant) -> HashMap<Sku, UnitPrice> {
+        let written = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        live.iter()
+            .filter(|(sku, price)| match written.get(*sku) {
+                Some((same, at)) => {
+                    same != *price || now.duration_since(*at) >= REWRITE_UNCHANGED_PRICE_AFTER
+                }
+                None => true,
+            })
+            .map(|(sku, price)| (sku.clone(), price.clone()))
+            .collect()
+    }
+
+    fn wrote(&self, prices: HashMap<Sku, UnitPrice>, at: Instant) {
+        let mut written = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        written.extend(prices.into_iter().map(|(sku, price)| (sku, (price, at))));
+    }
 }
 
 /// A consumer's handling of one event: recorded in the inbox in the same
@@ -195,6 +234,7 @@ impl Store {
         let store = Self {
             db,
             outbox: Outbox::off(),
+            written: Arc::default(),
         };
         let moved = store
             .move_legacy_lines()
@@ -326,9 +366,13 @@ impl Store {
     }
 
     /// Records `order` (no longer pending: its status, prices and total) over
-    /// its pending row, with its event, and, for live prices, remembers them
-    /// as the last seen for each sku as of `priced_at` (when pricing was
-    /// asked; a price seen later is kept): one transaction.
+    /// its pending row, with its event, in one transaction; then, for live
+    /// prices, remembers them as the last seen for each sku as of `priced_at`
+    /// (when pricing was asked; a price seen later is kept). The prices are a
+    /// statement of their own, after the commit: every order of an item
+    /// writes that item's row, and on PostgreSQL a row written inside the
+    /// order's transaction stays locked across its remaining round trips, so
+    /// the orders of a popular item would queue on it.
     ///
     /// # Errors
     /// On a database error, or when the order is no longer pending.
@@ -342,11 +386,7 @@ impl Store {
         let id = order.id.as_str();
         let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
         let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        if !live_prices.is_empty() {
-            upsert_prices(&mut tx, live_prices, priced_at).await?;
-        }
-        let updated = sqlx::query(
+        let update = sqlx::query(
             "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
              lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'",
         )
@@ -356,15 +396,44 @@ impl Store {
         .bind(order.total.map(Money::cents))
         .bind(lines_json(&lines)?)
         .bind(order.updated_at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        anyhow::ensure!(updated == 1, "order {id} is no longer pending");
-        self.append_event(&mut tx, order).await?;
-        tx.commit().await?;
-        self.outbox.committed();
+        .bind(id);
+        let not_pending = || anyhow::anyhow!("order {id} is no longer pending");
+        if self.outbox.is_on() {
+            let mut tx = conn.begin().await?;
+            if update.execute(&mut *tx).await?.rows_affected() != 1 {
+                return Err(not_pending());
+            }
+            self.append_event(&mut tx, order).await?;
+            tx.commit().await?;
+            self.outbox.committed();
+        } else if update.execute(&mut *conn).await?.rows_affected() != 1 {
+            // One statement is a transaction of its own: no BEGIN and COMMIT
+            // round trips when there is no event to write with it.
+            return Err(not_pending());
+        }
+        self.remember_live_prices(&mut conn, live_prices, priced_at)
+            .await;
         Ok(())
+    }
+
+    /// Writes the live prices due for writing (see [`WrittenPrices`]) as the
+    /// last seen. The order stands whatever happens here: the prices only
+    /// serve as a fallback, and the next order or price event writes them.
+    async fn remember_live_prices(
+        &self,
+        conn: &mut AnyConnection,
+        live: &HashMap<Sku, UnitPrice>,
+        priced_at: i64,
+    ) {
+        let now = Instant::now();
+        let due = self.written.due(live, now);
+        if due.is_empty() {
+            return;
+        }
+        match upsert_prices(conn, &due, priced_at).await {
+            Ok(()) => self.written.wrote(due, now),
+            Err(e) => tracing::warn!(error = %e, "remembering the order's live prices failed"),
+        }
     }
 
     /// Ends a pending order as `rejected` or `failed`, with the reason;

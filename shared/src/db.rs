@@ -10,10 +10,8 @@ use anyhow::Context;
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
-use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, Connection, Executor};
 
 use crate::config::DatabaseConfig;
 use crate::health::{CheckOutcome, HealthCheck};
@@ -30,12 +28,14 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// which sleeps for milliseconds at a time and ruins tail latency under load.
 /// Reads have their own connections and, in WAL mode, never wait for the writer.
 ///
-/// SQLite connections are kept in deadpool pools rather than sqlx's: sqlx
-/// pings every connection handed back to its pool, and each SQLite statement
-/// (a ping too) is a round trip to the connection's own thread, on the single
-/// writer's critical path. A file connection cannot go stale, so no check is
-/// needed. PostgreSQL keeps sqlx's pool and its check: a network connection
-/// can go stale.
+/// Connections are kept in deadpool pools rather than sqlx's: sqlx pings
+/// every connection handed back to its pool and, by default, every one taken
+/// out of it: two round trips per borrow, which on PostgreSQL were as many
+/// round trips as the statements of an order themselves, and on SQLite each
+/// a hop to the connection's own thread on the single writer's critical path.
+/// A file connection cannot go stale, so SQLite's are never checked. A
+/// PostgreSQL connection is checked (pinged) only when it may be stale or
+/// left something half done: see [`PostgresConnections`].
 ///
 /// SQLite copies the WAL back into the database file (a checkpoint, with an
 /// fsync) inside whichever commit takes the WAL past 1,000 pages, so that one
@@ -96,7 +96,7 @@ async fn checkpoint_every(interval: Duration, connections: SqliteConnections) {
 
 #[derive(Clone)]
 enum Pools {
-    Postgres(AnyPool),
+    Postgres(PostgresPool),
     Sqlite {
         reads: SqlitePool,
         writes: SqlitePool,
@@ -104,6 +104,43 @@ enum Pools {
 }
 
 type SqlitePool = managed::Pool<SqliteConnections>;
+type PostgresPool = managed::Pool<PostgresConnections>;
+
+/// A connection idle for longer than this is pinged before it is handed out:
+/// the server, a proxy or a firewall may have closed it meanwhile.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(2);
+
+/// Opens PostgreSQL connections, and checks one before it is handed out again
+/// only when it may be unusable: when it sat idle for [`IDLE_CHECK_AFTER`], or
+/// when its last borrower left something unsent (a transaction dropped by a
+/// cancelled request queues its ROLLBACK, which the ping sends, so no row
+/// stays locked while the connection waits in the pool). A connection the
+/// server closed under a busy service fails the statement it was used for;
+/// that failure leaves its message unsent, so the next check finds the
+/// connection broken and drops it.
+struct PostgresConnections {
+    url: String,
+}
+
+impl managed::Manager for PostgresConnections {
+    type Type = AnyConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<AnyConnection, sqlx::Error> {
+        AnyConnection::connect(&self.url).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut AnyConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<sqlx::Error> {
+        if metrics.last_used() >= IDLE_CHECK_AFTER || conn.should_flush() {
+            conn.ping().await?;
+        }
+        Ok(())
+    }
+}
 
 /// Opens SQLite connections with the pragmas every connection needs.
 struct SqliteConnections {
@@ -160,15 +197,23 @@ fn is_busy(err: &sqlx::Error) -> bool {
 }
 
 fn sqlite_pool(url: &str, size: usize) -> anyhow::Result<SqlitePool> {
-    managed::Pool::builder(SqliteConnections {
-        url: url.to_owned(),
-    })
-    .max_size(size)
-    .wait_timeout(Some(ACQUIRE_TIMEOUT))
-    .create_timeout(Some(ACQUIRE_TIMEOUT))
-    .runtime(deadpool::Runtime::Tokio1)
-    .build()
-    .context("building the SQLite connection pool")
+    pool(
+        SqliteConnections {
+            url: url.to_owned(),
+        },
+        size,
+    )
+}
+
+fn pool<M: managed::Manager>(manager: M, size: usize) -> anyhow::Result<managed::Pool<M>> {
+    managed::Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(ACQUIRE_TIMEOUT))
+        .create_timeout(Some(ACQUIRE_TIMEOUT))
+        .recycle_timeout(Some(ACQUIRE_TIMEOUT))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .context("building the database connection pool")
 }
 
 /// A connection borrowed from a [`Database`]; it goes back when dropped.
@@ -176,7 +221,7 @@ fn sqlite_pool(url: &str, size: usize) -> anyhow::Result<SqlitePool> {
 pub struct Conn(Borrowed);
 
 enum Borrowed {
-    Postgres(PoolConnection<Any>),
+    Postgres(Object<PostgresConnections>),
     Sqlite(Object<SqliteConnections>),
 }
 
@@ -213,16 +258,20 @@ impl Database {
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         if !config.url.starts_with("sqlite:") {
-            let pool = AnyPoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect(&config.url)
-                .await
-                .context("connecting to the postgres database")?;
-            return Ok(Self {
+            let connections = PostgresConnections {
+                url: config.url.clone(),
+            };
+            let pool = pool(connections, config.max_connections as usize)?;
+            let db = Self {
                 pools: Pools::Postgres(pool),
                 _checkpoints: None,
-            });
+            };
+            drop(
+                db.read()
+                    .await
+                    .context("connecting to the postgres database")?,
+            );
+            return Ok(db);
         }
         let mut url = config.url.clone();
         if url.contains(":memory:") || url.contains("mode=memory") {
@@ -372,22 +421,24 @@ impl Database {
     }
 }
 
-async fn postgres(pool: &AnyPool) -> anyhow::Result<Conn> {
-    let conn = pool
-        .acquire()
-        .await
-        .context("acquiring a database connection")?;
-    Ok(Conn(Borrowed::Postgres(conn)))
+async fn postgres(pool: &PostgresPool) -> anyhow::Result<Conn> {
+    Ok(Conn(Borrowed::Postgres(borrow(pool).await?)))
 }
 
 async fn sqlite(pool: &SqlitePool) -> anyhow::Result<Conn> {
-    let conn = pool.get().await.map_err(|e| match e {
+    Ok(Conn(Borrowed::Sqlite(borrow(pool).await?)))
+}
+
+async fn borrow<M>(pool: &managed::Pool<M>) -> anyhow::Result<Object<M>>
+where
+    M: managed::Manager<Error = sqlx::Error>,
+{
+    pool.get().await.map_err(|e| match e {
         managed::PoolError::Backend(e) => {
-            anyhow::Error::new(e).context("opening the sqlite database")
+            anyhow::Error::new(e).context("connecting to the database")
         }
         e => anyhow::anyhow!("acquiring a database connection: {e}"),
-    })?;
-    Ok(Conn(Borrowed::Sqlite(conn)))
+    })
 }
 
 /// `$first, $first+1, …` for `count` parameters.
