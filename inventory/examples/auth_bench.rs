@@ -31,6 +31,7 @@ async fn start(auth: AuthConfig) -> (Spawned, TestDatabase) {
         database: db.config.clone(),
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(3600),
+        item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
         events: shared::config::EventsConfig::off(),
     };

@@ -16,6 +16,8 @@ pub struct Config {
     pub catalog: Catalog,
     /// How long a reservation holds stock unless confirmed.
     pub reservation_ttl: Duration,
+    /// How long `GET /items/{sku}` may answer from memory (zero: never).
+    pub item_cache_ttl: Duration,
     /// When set, reservation endpoints need `Authorization: Bearer <token>`.
     pub service_token: Option<String>,
     /// `NATS_URL` and `EVENTS_*`: off (no outbox rows, no broker) unless set.
@@ -38,6 +40,7 @@ impl Config {
             database: DatabaseConfig::from_env(env, "inventory")?,
             catalog,
             reservation_ttl: env.millis("RESERVATION_TTL_MS", 60_000, 1)?,
+            item_cache_ttl: env.millis("ITEM_CACHE_TTL_MS", 500, 0)?,
             service_token: env.optional("SERVICE_TOKEN"),
             events: EventsConfig::from_env(env)?,
         })
@@ -53,6 +56,9 @@ mod tests {
         let config = Config::from(&Env::from_pairs([])).expect("defaults");
         assert_eq!(config.server.port, 7001);
         assert_eq!(config.reservation_ttl, Duration::from_secs(60));
+        assert_eq!(config.item_cache_ttl, Duration::from_millis(500));
+        let off = Config::from(&Env::from_pairs([("ITEM_CACHE_TTL_MS", "0")])).expect("0 is off");
+        assert_eq!(off.item_cache_ttl, Duration::ZERO);
         assert!(config.database.url.ends_with("/inventory.db"));
         assert!(config.service_token.is_none());
         assert!(!config.events.is_on());

@@ -34,7 +34,9 @@ const SERVICE: &str = "inventory";
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let broker = Broker::connect(&config.events, SERVICE).await?;
     let outbox = Outbox::for_broker(broker.as_ref());
-    let store = Store::connect(&config.database, outbox.clone()).await?;
+    let store = Store::connect(&config.database, outbox.clone())
+        .await?
+        .with_item_cache(config.item_cache_ttl);
     let seeded = store.seed_if_empty(&config.catalog.items).await?;
     tracing::info!(
         database = shared::db::backend_name(&config.database.url),

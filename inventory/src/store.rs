@@ -8,12 +8,14 @@
 //! (`… WHERE status = 'reserved'`), which makes confirm, release and expiry
 //! race-free against each other on any number of replicas.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
 use shared::deadline::RequestDeadline;
+use shared::read_cache::ReadCache;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
 use shared::auth::Actor;
@@ -72,7 +74,12 @@ pub struct Store {
     /// Where catalogue changes and expiries write their events, in their
     /// own transaction (a no-op while events are off).
     outbox: Outbox,
+    /// Items as `GET /items/{sku}` last read them (see [`Store::get_item`]).
+    items: Arc<ReadCache<Sku, Item>>,
 }
+
+/// Most items kept in memory at once.
+const ITEM_CACHE_CAPACITY: usize = 10_000;
 
 /// What became of a reservation request.
 #[derive(Debug)]
@@ -205,7 +212,11 @@ impl Store {
         db.migrate(&MIGRATOR)
             .await
             .context("migrating the inventory store")?;
-        let store = Self { db, outbox };
+        let store = Self {
+            db,
+            outbox,
+            items: Arc::new(ReadCache::new(Duration::ZERO, 0)),
+        };
         let moved = store
             .move_legacy_lines()
             .await
@@ -217,6 +228,20 @@ impl Store {
             );
         }
         Ok(store)
+    }
+
+    /// The store with `GET /items/{sku}` answered from memory for up to
+    /// `ttl` (zero: never).
+    #[must_use]
+    pub fn with_item_cache(mut self, ttl: Duration) -> Self {
+        self.items = Arc::new(ReadCache::new(ttl, ITEM_CACHE_CAPACITY));
+        self
+    }
+
+    /// Forgets the cached items of `skus`, which this process has just
+    /// changed (call it once the change is committed).
+    fn changed<'a>(&self, skus: impl IntoIterator<Item = &'a Sku>) {
+        self.items.forget(skus);
     }
 
     pub fn database(&self) -> &Database {
@@ -281,10 +306,27 @@ impl Store {
         rows.iter().map(item_from).collect()
     }
 
+    /// The item `sku`, from memory when read less than the cache's time
+    /// ago and not changed by this process since. The stock shown may be
+    /// that old when another replica changed it; reservations always take
+    /// stock from the database's figure.
+    ///
     /// # Errors
     /// On a database error.
-    #[tracing::instrument(skip_all, fields(sku))]
     pub async fn get_item(&self, sku: &Sku) -> anyhow::Result<Option<Item>> {
+        let miss = match self.items.get(sku) {
+            Ok(item) => return Ok(Some(item)),
+            Err(miss) => miss,
+        };
+        let item = self.read_item(sku).await?;
+        if let Some(item) = &item {
+            self.items.fill(sku.clone(), item.clone(), miss);
+        }
+        Ok(item)
+    }
+
+    #[tracing::instrument(skip_all, fields(sku))]
+    async fn read_item(&self, sku: &Sku) -> anyhow::Result<Option<Item>> {
         let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
             .bind(sku.as_str())
             .fetch_optional(&mut *self.db.read().await?)
@@ -340,13 +382,13 @@ impl Store {
             let taken = Self::reserve_in_one_statement(&mut conn, new, now, expires_at).await?;
             drop(conn);
             return match taken {
-                Taken::Reserved(lines) => Ok(ReserveOutcome::Created(Reservation {
+                Taken::Reserved(lines) => Ok(ReserveOutcome::Created(self.reserved(Reservation {
                     id: id.clone(),
                     status: ReservationStatus::Reserved,
                     created_at: now,
                     expires_at: Some(expires_at),
                     lines,
-                })),
+                }))),
                 Taken::Short => self.insufficient(new).await,
                 Taken::Nothing => {
                     let skus = new.lines.skus().cloned().collect();
@@ -370,19 +412,25 @@ impl Store {
             .rows_affected();
             if inserted == 1 {
                 tx.commit().await?;
-                return Ok(ReserveOutcome::Created(Reservation {
+                return Ok(ReserveOutcome::Created(self.reserved(Reservation {
                     id: id.clone(),
                     status: ReservationStatus::Reserved,
                     created_at: now,
                     expires_at: Some(expires_at),
                     lines,
-                }));
+                })));
             }
         }
         // Stock is short, or the id was used before: either way nothing is held.
         tx.rollback().await?;
         drop(conn); // reading the first reservation back may expire it, which needs the writer
         self.not_reserved(id, short, now).await
+    }
+
+    /// `reservation`, just committed: its items' stock changed.
+    fn reserved(&self, reservation: Reservation) -> Reservation {
+        self.changed(reservation.lines.iter().map(|l| &l.sku));
+        reservation
     }
 
     /// Why nothing was reserved under `id`: the id was used before, or some
@@ -571,8 +619,10 @@ impl Store {
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
+        let mut lines = Vec::new();
         if let Some(row) = released {
-            Self::restore_stock(&mut tx, &lines_from(row.try_get("lines")?)?).await?;
+            lines = lines_from(row.try_get("lines")?)?;
+            Self::restore_stock(&mut tx, &lines).await?;
         } else {
             sqlx::query(
                 "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
@@ -584,6 +634,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.changed(lines.iter().map(|l| &l.sku));
         Ok(())
     }
 
@@ -609,6 +660,7 @@ impl Store {
             .await?;
         tx.commit().await?;
         self.outbox.committed();
+        self.changed(lines.iter().map(|l| &l.sku));
         Ok(true)
     }
 
@@ -718,6 +770,7 @@ impl Store {
         }
         tx.commit().await?;
         self.outbox.committed();
+        self.changed([sku]);
         Ok(if created {
             PutItemOutcome::Created(item)
         } else {
@@ -804,7 +857,7 @@ impl Store {
         let Some(row) = adjusted else {
             tx.rollback().await?;
             drop(conn);
-            return Ok(match self.get_item(sku).await? {
+            return Ok(match self.read_item(sku).await? {
                 Some(item) => AdjustOutcome::Insufficient(item),
                 None => AdjustOutcome::NotFound,
             });
@@ -823,6 +876,7 @@ impl Store {
             .await?;
         tx.commit().await?;
         self.outbox.committed();
+        self.changed([sku]);
         Ok(AdjustOutcome::Adjusted(item))
     }
 

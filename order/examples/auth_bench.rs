@@ -30,6 +30,7 @@ async fn dependencies() -> (Spawned, Spawned, Vec<TestDatabase>) {
         database: inventory_db.config.clone(),
         catalog: inventory::domain::Catalog::shipped(),
         reservation_ttl: Duration::from_secs(3600),
+        item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
         events: shared::config::EventsConfig::off(),
     });

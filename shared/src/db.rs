@@ -4,7 +4,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
@@ -106,37 +106,43 @@ enum Pools {
 type SqlitePool = managed::Pool<SqliteConnections>;
 type PostgresPool = managed::Pool<PostgresConnections>;
 
-/// A connection idle for longer than this is pinged before it is handed out:
-/// the server, a proxy or a firewall may have closed it meanwhile.
-const IDLE_CHECK_AFTER: Duration = Duration::from_secs(2);
+/// How often a PostgreSQL connection in use is checked (pinged) at most.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Opens PostgreSQL connections, and checks one before it is handed out again
-/// only when it may be unusable: when it sat idle for [`IDLE_CHECK_AFTER`], or
-/// when its last borrower left something unsent (a transaction dropped by a
-/// cancelled request queues its ROLLBACK, which the ping sends, so no row
-/// stays locked while the connection waits in the pool). A connection the
-/// server closed under a busy service fails the statement it was used for;
-/// that failure leaves its message unsent, so the next check finds the
-/// connection broken and drops it.
+/// Opens PostgreSQL connections, and pings one before handing it out again
+/// only when its last check is [`CHECK_EVERY`] old, or when its last
+/// borrower left something unsent (a transaction dropped by a cancelled
+/// request queues its ROLLBACK, which the ping sends, so no row stays locked
+/// while the connection waits in the pool). A busy service so pings each
+/// connection about once a second instead of twice per borrow; a connection
+/// the server closed (a restart, a fail-over, an idle timeout) fails the
+/// statements it is used for until its next check, at most a second later,
+/// drops it.
 struct PostgresConnections {
     url: String,
 }
 
+/// A PostgreSQL connection and when it was last known to work.
+struct Checked {
+    conn: AnyConnection,
+    checked_at: Instant,
+}
+
 impl managed::Manager for PostgresConnections {
-    type Type = AnyConnection;
+    type Type = Checked;
     type Error = sqlx::Error;
 
-    async fn create(&self) -> Result<AnyConnection, sqlx::Error> {
-        AnyConnection::connect(&self.url).await
+    async fn create(&self) -> Result<Checked, sqlx::Error> {
+        Ok(Checked {
+            conn: AnyConnection::connect(&self.url).await?,
+            checked_at: Instant::now(),
+        })
     }
 
-    async fn recycle(
-        &self,
-        conn: &mut AnyConnection,
-        metrics: &Metrics,
-    ) -> RecycleResult<sqlx::Error> {
-        if metrics.last_used() >= IDLE_CHECK_AFTER || conn.should_flush() {
-            conn.ping().await?;
+    async fn recycle(&self, c: &mut Checked, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        if c.checked_at.elapsed() >= CHECK_EVERY || c.conn.should_flush() {
+            c.conn.ping().await?;
+            c.checked_at = Instant::now();
         }
         Ok(())
     }
@@ -230,7 +236,7 @@ impl Deref for Conn {
 
     fn deref(&self) -> &AnyConnection {
         match &self.0 {
-            Borrowed::Postgres(conn) => conn,
+            Borrowed::Postgres(checked) => &checked.conn,
             Borrowed::Sqlite(conn) => conn,
         }
     }
@@ -239,7 +245,7 @@ impl Deref for Conn {
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
-            Borrowed::Postgres(conn) => conn,
+            Borrowed::Postgres(checked) => &mut checked.conn,
             Borrowed::Sqlite(conn) => conn,
         }
     }

@@ -25,6 +25,8 @@
 //! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
 //! - [`paging`]: page sizes for listings (`?limit=`: default, largest, and
 //!   the change-history query that refuses a limit outside them).
+//! - [`read_cache`]: an in-process cache of rows read far more often than
+//!   they change, forgotten at once on the process's own writes.
 //!
 //! Errors and process set-up:
 //!
@@ -109,6 +111,7 @@ pub mod paths;
 pub mod periodic;
 pub mod problem;
 pub mod rate_limit;
+pub mod read_cache;
 pub mod request_id;
 pub mod retry;
 pub mod server;

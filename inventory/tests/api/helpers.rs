@@ -24,6 +24,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         database: db.config.clone(),
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(60),
+        item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
         events: shared::config::EventsConfig::off(),
     }

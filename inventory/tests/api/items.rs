@@ -1,4 +1,8 @@
-use crate::helpers::spawn_app;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_config};
 
 #[actix_web::test]
 async fn list_items_returns_the_seeded_catalogue() {
@@ -77,4 +81,53 @@ async fn readiness_checks_the_database() {
     let res = app.get("/health").await;
     assert_eq!(res.body["service"], "inventory");
     assert_eq!(res.body["checks"]["database"]["required"], true);
+}
+
+/// `GET /items/{sku}` answers from memory for `ITEM_CACHE_TTL_MS`: a change
+/// made through another replica shows once that has passed, one made
+/// through this replica at once.
+#[actix_web::test]
+async fn an_item_is_cached_until_this_replica_changes_it() {
+    let a = spawn_app_with(|c| c.item_cache_ttl = Duration::from_secs(60)).await;
+    let b = shared::testing::spawn(
+        inventory::startup::build(test_config(&a.db))
+            .await
+            .expect("a second replica starts"),
+    );
+    assert_eq!(a.stock("A001").await, 50);
+    b.client
+        .post_json(
+            "/reservations",
+            &json!({"reservation_id": "via-b", "lines": [{"sku": "A001", "quantity": 2}]}),
+        )
+        .await
+        .assert_status(201);
+    assert_eq!(a.stock("A001").await, 50, "served from a's memory");
+    let listed = a.get("/items?skus=A001").await;
+    assert_eq!(
+        listed.body["items"][0]["stock"], 48,
+        "lists read the database"
+    );
+
+    a.reserve("via-a", &[("A001", 1)]).await.assert_status(201);
+    assert_eq!(a.stock("A001").await, 47, "a's own change is seen at once");
+    a.release("via-a").await.assert_status(204);
+    assert_eq!(a.stock("A001").await, 48);
+
+    let uncached = spawn_app_with(|c| c.item_cache_ttl = Duration::ZERO).await;
+    let other = shared::testing::spawn(
+        inventory::startup::build(test_config(&uncached.db))
+            .await
+            .expect("a second replica starts"),
+    );
+    assert_eq!(uncached.stock("A002").await, 200);
+    other
+        .client
+        .post_json(
+            "/reservations",
+            &json!({"reservation_id": "r", "lines": [{"sku": "A002", "quantity": 3}]}),
+        )
+        .await
+        .assert_status(201);
+    assert_eq!(uncached.stock("A002").await, 197, "with the cache off");
 }

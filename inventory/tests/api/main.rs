@@ -3,6 +3,7 @@
 mod auth;
 mod auth_keys;
 mod catalogue;
+mod connections;
 mod deadlines;
 mod events;
 mod helpers;

@@ -38,6 +38,7 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
         },
         catalog: Catalog::shipped(),
         reservation_ttl: Duration::from_secs(60),
+        item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
         events: shared::config::EventsConfig::off(),
     };

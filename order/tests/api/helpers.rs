@@ -55,6 +55,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
             database: inventory_db.config.clone(),
             catalog: inventory::domain::Catalog::shipped(),
             reservation_ttl: Duration::from_secs(60),
+            item_cache_ttl: std::time::Duration::from_millis(500),
             service_token: None,
             events: shared::config::EventsConfig::off(),
         },
