@@ -20,7 +20,8 @@
 #      reordering, iptables partitions, under an order load, invariants checked per fault
 #   7. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
 #      then Prometheus's configuration, rules and alert unit tests (promtool) and the
-#      Grafana dashboards (scripts/check-observability.sh)
+#      Grafana dashboards (scripts/check-observability.sh), and the README's benchmark
+#      table against bench/results/latest.json (scripts/bench-readme.py --check)
 #   8. the web client in headless Chromium (scripts/browser-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +105,9 @@ scripts/check-k8s.sh
 
 section "Prometheus configuration, rules and alert tests; Grafana dashboards (offline)"
 scripts/check-observability.sh
+
+section "the README's benchmark table against bench/results/latest.json"
+python3 scripts/bench-readme.py --check
 
 section "web client in a browser"
 scripts/browser-test.sh

@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, test_config};
+use shared::testing::{Spawned, spawn};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_config};
 
 #[actix_web::test]
 async fn list_items_returns_the_seeded_catalogue() {
@@ -83,25 +85,37 @@ async fn readiness_checks_the_database() {
     assert_eq!(res.body["checks"]["database"]["required"], true);
 }
 
+/// A second inventory on `app`'s database.
+async fn replica_of(app: &TestApp) -> Spawned {
+    spawn(
+        inventory::startup::build(test_config(&app.db))
+            .await
+            .expect("a second replica starts"),
+    )
+}
+
+/// Reserves `quantity` of `sku` through `replica`.
+async fn reserve_via(replica: &Spawned, id: &str, sku: &str, quantity: u64) {
+    let lines = json!([{"sku": sku, "quantity": quantity}]);
+    replica
+        .client
+        .post_json(
+            "/reservations",
+            &json!({"reservation_id": id, "lines": lines}),
+        )
+        .await
+        .assert_status(201);
+}
+
 /// `GET /items/{sku}` answers from memory for `ITEM_CACHE_TTL_MS`: a change
 /// made through another replica shows once that has passed, one made
 /// through this replica at once.
 #[actix_web::test]
 async fn an_item_is_cached_until_this_replica_changes_it() {
     let a = spawn_app_with(|c| c.item_cache_ttl = Duration::from_secs(60)).await;
-    let b = shared::testing::spawn(
-        inventory::startup::build(test_config(&a.db))
-            .await
-            .expect("a second replica starts"),
-    );
+    let b = replica_of(&a).await;
     assert_eq!(a.stock("A001").await, 50);
-    b.client
-        .post_json(
-            "/reservations",
-            &json!({"reservation_id": "via-b", "lines": [{"sku": "A001", "quantity": 2}]}),
-        )
-        .await
-        .assert_status(201);
+    reserve_via(&b, "via-b", "A001", 2).await;
     assert_eq!(a.stock("A001").await, 50, "served from a's memory");
     let listed = a.get("/items?skus=A001").await;
     assert_eq!(
@@ -115,19 +129,8 @@ async fn an_item_is_cached_until_this_replica_changes_it() {
     assert_eq!(a.stock("A001").await, 48);
 
     let uncached = spawn_app_with(|c| c.item_cache_ttl = Duration::ZERO).await;
-    let other = shared::testing::spawn(
-        inventory::startup::build(test_config(&uncached.db))
-            .await
-            .expect("a second replica starts"),
-    );
+    let other = replica_of(&uncached).await;
     assert_eq!(uncached.stock("A002").await, 200);
-    other
-        .client
-        .post_json(
-            "/reservations",
-            &json!({"reservation_id": "r", "lines": [{"sku": "A002", "quantity": 3}]}),
-        )
-        .await
-        .assert_status(201);
+    reserve_via(&other, "r", "A002", 3).await;
     assert_eq!(uncached.stock("A002").await, 197, "with the cache off");
 }
