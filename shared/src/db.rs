@@ -111,9 +111,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Opens PostgreSQL connections, and pings one before handing it out again
 /// only when its last check is [`CHECK_EVERY`] old, or when its last
-/// borrower left something unsent (a transaction dropped by a cancelled
-/// request queues its ROLLBACK, which the ping sends, so no row stays locked
-/// while the connection waits in the pool). A busy service so pings each
+/// borrower left something unsent (normally sent already as the borrower
+/// let go: see [`Conn`]'s `Drop`). A busy service so pings each
 /// connection about once a second instead of twice per borrow; a connection
 /// the server closed (a restart, a fail-over, an idle timeout) fails the
 /// statements it is used for until its next check, at most a second later,
@@ -227,16 +226,19 @@ fn pool<M: managed::Manager>(manager: M, size: usize) -> anyhow::Result<managed:
 pub struct Conn(Borrowed);
 
 enum Borrowed {
-    Postgres(Object<PostgresConnections>),
+    /// `None` only while being dropped.
+    Postgres(Option<Object<PostgresConnections>>),
     Sqlite(Object<SqliteConnections>),
 }
+
+const RETURNED: &str = "a connection is there until dropped";
 
 impl Deref for Conn {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
         match &self.0 {
-            Borrowed::Postgres(checked) => &checked.conn,
+            Borrowed::Postgres(checked) => &checked.as_ref().expect(RETURNED).conn,
             Borrowed::Sqlite(conn) => conn,
         }
     }
@@ -245,9 +247,34 @@ impl Deref for Conn {
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
-            Borrowed::Postgres(checked) => &mut checked.conn,
+            Borrowed::Postgres(checked) => &mut checked.as_mut().expect(RETURNED).conn,
             Borrowed::Sqlite(conn) => conn,
         }
+    }
+}
+
+impl Drop for Conn {
+    /// A transaction dropped unfinished (its request was cancelled, e.g. by
+    /// a caller that gave up) has queued its ROLLBACK without sending it; the
+    /// rows it locked stay locked until it is sent. It is sent now, in the
+    /// background, and the connection goes back to the pool after, or is
+    /// dropped if that fails, rather than wait for its next borrower.
+    fn drop(&mut self) {
+        let Borrowed::Postgres(checked) = &mut self.0 else {
+            return;
+        };
+        let Some(mut checked) = checked.take_if(|c| c.conn.should_flush()) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // the pool's check sends it at the next borrow
+        };
+        runtime.spawn(async move {
+            match checked.conn.ping().await {
+                Ok(()) => checked.checked_at = Instant::now(),
+                Err(_) => drop(Object::take(checked)),
+            }
+        });
     }
 }
 
@@ -428,7 +455,7 @@ impl Database {
 }
 
 async fn postgres(pool: &PostgresPool) -> anyhow::Result<Conn> {
-    Ok(Conn(Borrowed::Postgres(borrow(pool).await?)))
+    Ok(Conn(Borrowed::Postgres(Some(borrow(pool).await?))))
 }
 
 async fn sqlite(pool: &SqlitePool) -> anyhow::Result<Conn> {

@@ -1,9 +1,11 @@
 //! The database connections on PostgreSQL: pooled without a ping per borrow,
-//! yet a connection the server closed is replaced. (On SQLite, which has no
-//! server to close them, these tests have nothing to check.)
+//! yet a connection the server closed is replaced, and a transaction dropped
+//! unfinished frees its rows at once. (On SQLite, which has no server to
+//! close them and one writer, these tests have nothing to check.)
 
 use std::time::{Duration, Instant};
 
+use shared::db::Database;
 use sqlx::{AnyConnection, Connection};
 
 use crate::helpers::spawn_app;
@@ -46,4 +48,38 @@ async fn connections_the_server_closed_are_replaced_within_seconds() {
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+#[actix_web::test]
+async fn a_transaction_dropped_unfinished_frees_its_rows_at_once() {
+    let app = spawn_app().await;
+    let url = &app.db.config.url;
+    if url.starts_with("sqlite:") {
+        return;
+    }
+    let db = Database::connect(&app.db.config).await.expect("connects");
+    {
+        let mut conn = db.write().await.expect("a connection");
+        let mut tx = conn.begin().await.expect("begins");
+        sqlx::query("UPDATE items SET stock = stock + 1 WHERE sku = 'A001'")
+            .execute(&mut *tx)
+            .await
+            .expect("locks A001");
+        // Dropped unfinished here, as by a request cancelled mid-way; the
+        // connection is not borrowed again.
+    }
+    let mut other = AnyConnection::connect(url).await.expect("connects");
+    sqlx::query("SET lock_timeout = '5s'")
+        .execute(&mut other)
+        .await
+        .expect("sets");
+    sqlx::query("UPDATE items SET stock = stock - 1 WHERE sku = 'A001'")
+        .execute(&mut other)
+        .await
+        .expect("A001 was freed by the rollback");
+    let listed = app.get("/items?skus=A001").await;
+    assert_eq!(
+        listed.body["items"][0]["stock"], 49,
+        "the +1 was rolled back"
+    );
 }
