@@ -299,11 +299,7 @@ impl Database {
                 pools: Pools::Postgres(pool),
                 _checkpoints: None,
             };
-            drop(
-                db.read()
-                    .await
-                    .context("connecting to the postgres database")?,
-            );
+            first_connection(&db).await?;
             return Ok(db);
         }
         let mut url = config.url.clone();
@@ -450,6 +446,25 @@ impl Database {
         match &self.pools {
             Pools::Postgres(pool) => postgres(pool).await,
             Pools::Sqlite { writes, .. } => sqlite(writes).await,
+        }
+    }
+}
+
+/// Opens the first PostgreSQL connection, waiting up to [`ACQUIRE_TIMEOUT`]
+/// for a server that is not listening yet: one started beside the services
+/// (by compose, say) takes a moment to.
+async fn first_connection(db: &Database) -> anyhow::Result<()> {
+    let deadline = Instant::now() + ACQUIRE_TIMEOUT;
+    loop {
+        match db.read().await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(e.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Io(_))) =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.context("connecting to the postgres database")),
         }
     }
 }
