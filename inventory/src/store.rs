@@ -3,7 +3,7 @@
 //! Every method that changes stock is one transaction whose first statement
 //! writes: on SQLite that takes the write lock up front (no lock-upgrade
 //! deadlocks), on PostgreSQL it row-locks what it changes (a reservation
-//! there is a single statement: see [`RESERVE_IN_ONE_STATEMENT`]). Stock
+//! there is a single statement: see `RESERVE_IN_ONE_STATEMENT`). Stock
 //! moves only through conditional updates (`… WHERE stock >= $1`) or under
 //! the `stock >= 0` check, so it cannot go negative whatever the concurrency. Status changes are conditional too
 //! (`… WHERE status = 'reserved'`), which makes confirm, release and expiry
