@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use shared::config::DatabaseConfig;
 use shared::db::{Database, placeholders};
+use shared::events::outbox::AnyQuery;
 use shared::events::{Inbox, Outbox};
 use shared::money::Money;
 use sqlx::any::AnyRow;
@@ -32,6 +33,11 @@ pub struct Store {
     outbox: Outbox,
     written: Arc<WrittenPrices>,
 }
+
+/// A pending order's completion: its status, prices and total
+/// ([`completion`] binds them).
+const COMPLETE: &str = "UPDATE orders SET status = $1, pricing = $2, currency = $3, \
+     total_cents = $4, lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'";
 
 /// How often a live price that has not changed is written again as the
 /// last seen.
@@ -125,6 +131,20 @@ impl TryFrom<StoredLine> for OrderLine {
             discount_percent: line.discount_percent,
             line_total: line.line_total_cents.map(Money::from_cents),
         })
+    }
+}
+
+/// Binds [`COMPLETE`]'s parameters for `order`, whose lines are `lines`.
+fn completion<'q>(order: &'q Order, lines: String) -> impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q> {
+    move |query| {
+        query
+            .bind(order.status.as_str())
+            .bind(order.pricing.map(PricingSource::as_str))
+            .bind(order.currency.as_deref())
+            .bind(order.total.map(Money::cents))
+            .bind(lines)
+            .bind(order.updated_at)
+            .bind(order.id.as_str())
     }
 }
 
@@ -385,31 +405,29 @@ impl Store {
     ) -> anyhow::Result<()> {
         let id = order.id.as_str();
         let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
+        let lines = lines_json(&lines)?;
         let mut conn = self.db.write().await?;
-        let update = sqlx::query(
-            "UPDATE orders SET status = $1, pricing = $2, currency = $3, total_cents = $4, \
-             lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'",
-        )
-        .bind(order.status.as_str())
-        .bind(order.pricing.map(PricingSource::as_str))
-        .bind(order.currency.as_deref())
-        .bind(order.total.map(Money::cents))
-        .bind(lines_json(&lines)?)
-        .bind(order.updated_at)
-        .bind(id);
-        let not_pending = || anyhow::anyhow!("order {id} is no longer pending");
-        if self.outbox.is_on() {
-            let mut tx = conn.begin().await?;
-            if update.execute(&mut *tx).await?.rows_affected() != 1 {
-                return Err(not_pending());
+        // With its event, the update is one trip to the database; alone, one
+        // statement is a transaction of its own. Either way no BEGIN and
+        // COMMIT round trips while this item's order row is written.
+        let event = if self.outbox.is_on() {
+            order_event(order)?
+        } else {
+            None
+        };
+        let completed = match event {
+            Some(event) => {
+                self.outbox
+                    .change_with_event(&mut conn, COMPLETE, 7, completion(order, lines), &event)
+                    .await?
             }
-            self.append_event(&mut tx, order).await?;
-            tx.commit().await?;
-            self.outbox.committed();
-        } else if update.execute(&mut *conn).await?.rows_affected() != 1 {
-            // One statement is a transaction of its own: no BEGIN and COMMIT
-            // round trips when there is no event to write with it.
-            return Err(not_pending());
+            None => {
+                let update = completion(order, lines)(sqlx::query(COMPLETE));
+                update.execute(&mut *conn).await?.rows_affected() == 1
+            }
+        };
+        if !completed {
+            anyhow::bail!("order {id} is no longer pending");
         }
         self.remember_live_prices(&mut conn, live_prices, priced_at)
             .await;

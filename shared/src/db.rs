@@ -147,19 +147,27 @@ impl managed::Manager for PostgresConnections {
     }
 }
 
-/// Opens SQLite connections with the pragmas every connection needs.
+/// Opens SQLite connections with the pragmas every connection needs, and
+/// closes rather than reuses one whose last borrower may have left a
+/// transaction of its own open (see [`Conn::run_script`]).
 struct SqliteConnections {
     url: String,
 }
 
+/// An SQLite connection, and whether a script on it did not finish.
+struct SqliteConn {
+    conn: AnyConnection,
+    unfinished: bool,
+}
+
 impl managed::Manager for SqliteConnections {
-    type Type = AnyConnection;
+    type Type = SqliteConn;
     type Error = sqlx::Error;
 
     /// Opens a connection. Replicas opening a fresh file at the same moment
     /// can find it locked while one of them switches it to WAL, a moment in
     /// which SQLite answers "busy" without waiting: those attempts are retried.
-    async fn create(&self) -> Result<AnyConnection, sqlx::Error> {
+    async fn create(&self) -> Result<SqliteConn, sqlx::Error> {
         let mut attempt = 1;
         loop {
             match self.open().await {
@@ -167,15 +175,27 @@ impl managed::Manager for SqliteConnections {
                     tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
                     attempt += 1;
                 }
-                result => return result,
+                result => {
+                    return result.map(|conn| SqliteConn {
+                        conn,
+                        unfinished: false,
+                    });
+                }
             }
         }
     }
 
-    /// Nothing to check: the connection is an open file on this machine. A
-    /// transaction abandoned by a cancelled request was already rolled back by
-    /// sqlx, in order, on the connection's own thread.
-    async fn recycle(&self, _: &mut AnyConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
+    /// Otherwise nothing to check: the connection is an open file on this
+    /// machine. A transaction abandoned by a cancelled request was already
+    /// rolled back by sqlx, in order, on the connection's own thread; one a
+    /// script began itself was not, and the connection is closed instead
+    /// (SQLite rolls back what a closing connection left open).
+    async fn recycle(&self, c: &mut SqliteConn, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        if c.unfinished {
+            return Err(managed::RecycleError::message(
+                "a script on this connection did not finish",
+            ));
+        }
         Ok(())
     }
 }
@@ -239,7 +259,7 @@ impl Deref for Conn {
     fn deref(&self) -> &AnyConnection {
         match &self.0 {
             Borrowed::Postgres(checked) => &checked.as_ref().expect(RETURNED).conn,
-            Borrowed::Sqlite(conn) => conn,
+            Borrowed::Sqlite(c) => &c.conn,
         }
     }
 }
@@ -248,8 +268,42 @@ impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
             Borrowed::Postgres(checked) => &mut checked.as_mut().expect(RETURNED).conn,
-            Borrowed::Sqlite(conn) => conn,
+            Borrowed::Sqlite(c) => &mut c.conn,
         }
+    }
+}
+
+impl Conn {
+    /// Runs `script`: several SQLite statements, framed by its own `BEGIN
+    /// IMMEDIATE` and `COMMIT`, whose `$n` parameters are numbered across
+    /// all of them. It takes one trip to the connection's thread where a
+    /// transaction through sqlx takes one per statement, and so holds the
+    /// single writer for the time SQLite needs rather than for as long as the
+    /// calling task takes to be scheduled again between statements. Returns
+    /// the rows its statements return.
+    ///
+    /// A script that fails or is cancelled part of the way may leave its
+    /// transaction open, where sqlx would not know to roll it back: the
+    /// connection is then closed rather than handed out again, so that no
+    /// later statement joins that transaction.
+    ///
+    /// PostgreSQL does not take several statements with parameters in one
+    /// query: there, write one statement (a `WITH` for several changes).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn run_script(
+        &mut self,
+        script: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
+        let Borrowed::Sqlite(c) = &mut self.0 else {
+            anyhow::bail!("a script of several statements is for SQLite only");
+        };
+        c.unfinished = true;
+        // All the rows: a fetch that stops at the first would stop the script.
+        let rows = script.fetch_all(&mut c.conn).await?;
+        c.unfinished = false;
+        Ok(rows)
     }
 }
 
@@ -583,6 +637,56 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
             tokio::time::sleep(CHECKPOINT_INTERVAL).await;
         }
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    async fn count(db: &Database) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *db.read().await.expect("reader"))
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn a_script_that_fails_half_way_leaves_no_transaction_open_for_the_next_writer() {
+        let dir = std::env::temp_dir().join(format!("db-script-{}", uuid::Uuid::new_v4()));
+        let db = Database::connect(&DatabaseConfig::sqlite_file(&dir.join("data.db")))
+            .await
+            .expect("opens");
+        let mut conn = db.write().await.expect("writer");
+        conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
+            .await
+            .expect("table");
+        let script = sqlx::query(
+            "BEGIN IMMEDIATE; INSERT INTO t (x) VALUES ($1); \
+             INSERT INTO missing (x) VALUES ($1); COMMIT",
+        )
+        .bind(1_i64);
+        assert!(conn.run_script(script).await.is_err(), "the script fails");
+        drop(conn);
+
+        // The first INSERT ran inside the script's open transaction. A writer
+        // handed that connection would join it: its row would never commit.
+        sqlx::query("INSERT INTO t (x) VALUES (2)")
+            .execute(&mut *db.write().await.expect("writer"))
+            .await
+            .expect("insert");
+        assert_eq!(count(&db).await, 1, "the next write is committed, alone");
+
+        let script = sqlx::query(
+            "BEGIN IMMEDIATE; INSERT INTO t (x) VALUES ($1); SELECT COUNT(*) AS n FROM t; COMMIT",
+        )
+        .bind(3_i64);
+        let rows = db
+            .write()
+            .await
+            .expect("writer")
+            .run_script(script)
+            .await
+            .expect("runs");
+        let n: i64 = sqlx::Row::try_get(&rows[0], "n").expect("n");
+        assert_eq!((n, count(&db).await), (2, 2), "a script that ends commits");
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -191,3 +191,79 @@ async fn loop_until_resolved(client: &TestClient) -> Value {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The outbox rows, as (subject, the order id in the event).
+async fn outbox_rows(db: &shared::db::Database) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject, event FROM outbox ORDER BY id")
+            .fetch_all(&mut *db.read().await.expect("reader"))
+            .await
+            .expect("outbox");
+    rows.into_iter()
+        .map(|(subject, event)| {
+            let event: serde_json::Value = serde_json::from_str(&event).expect("json");
+            (
+                subject,
+                event["data"]["order_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn an_order_completes_with_its_event_or_not_at_all() {
+    use order::domain::{NewOrder, OrderId, OrderStatus, PricingSource};
+    use shared::events::Outbox;
+    let db = shared::testing::TestDatabase::create("order").await;
+    let store = order::store::Store::connect(&db.config)
+        .await
+        .expect("store")
+        .with_outbox(Outbox::on());
+    let new = NewOrder::parse("c-1", &[("A001".to_owned(), 1)]).expect("order");
+    let (placed, ended) = (OrderId::generate(), OrderId::generate());
+    for id in [&placed, &ended] {
+        store
+            .record_pending(id, &new, None, 1)
+            .await
+            .expect("pending");
+    }
+    assert!(
+        store
+            .end(&ended, OrderStatus::Rejected, "test", 2)
+            .await
+            .expect("ends")
+    );
+
+    let mut order = store.get(&placed).await.expect("get").expect("there");
+    (order.status, order.pricing, order.updated_at) =
+        (OrderStatus::Confirmed, Some(PricingSource::Live), 3);
+    store
+        .complete(&order, &Default::default(), 3)
+        .await
+        .expect("completes");
+    let stored = store.get(&placed).await.expect("get").expect("there");
+    assert_eq!(stored.status, OrderStatus::Confirmed);
+
+    // No longer pending: neither the row nor the outbox changes.
+    let mut late = store.get(&ended).await.expect("get").expect("there");
+    (late.status, late.updated_at) = (OrderStatus::Confirmed, 4);
+    let refused = store.complete(&late, &Default::default(), 4).await;
+    assert!(refused.is_err(), "a rejected order cannot be completed");
+    let ended_row = store.get(&ended).await.expect("get").expect("there");
+    assert_eq!(ended_row.status, OrderStatus::Rejected);
+    let rows = outbox_rows(store.database()).await;
+    let expected = [
+        ("shop.order.rejected".to_owned(), ended.as_str().to_owned()),
+        (
+            "shop.order.confirmed".to_owned(),
+            placed.as_str().to_owned(),
+        ),
+    ];
+    assert_eq!(
+        rows, expected,
+        "one event per change made, none for the refused one"
+    );
+}

@@ -19,11 +19,19 @@
 
 use std::sync::Arc;
 
-use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::{Any, AnyConnection, AssertSqlSafe};
 use tokio::sync::Notify;
 
 use super::envelope::CloudEvent;
+use crate::db::{Conn, placeholders};
 use crate::{telemetry, timestamp};
+
+/// A query on either store.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments>;
+
+/// The outbox's columns, in the order [`Outbox::bind_row`] binds them.
+const COLUMNS: &str = "id, subject, event, traceparent, created_at";
 
 /// Where a service's store writes its events; a no-op while events are off.
 #[derive(Clone)]
@@ -72,18 +80,77 @@ impl Outbox {
         if !self.on {
             return Ok(());
         }
-        let traceparent = telemetry::current_traceparent();
-        sqlx::query(
-            "INSERT INTO outbox (id, subject, event, traceparent, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&event.id)
-        .bind(&event.event_type)
-        .bind(serde_json::to_string(event)?)
-        .bind(traceparent)
-        .bind(timestamp::now_ms())
-        .execute(tx)
-        .await?;
+        let insert = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO outbox ({COLUMNS}) VALUES ({})",
+            placeholders(1, 5)
+        )));
+        Self::bind_row(insert, event)?.execute(tx).await?;
         Ok(())
+    }
+
+    /// Applies `change` and, if it changed a row, writes `event` with it:
+    /// atomically, and in one trip to the database where a transaction takes
+    /// four (BEGIN, the change, the row, COMMIT). `change` is one UPDATE or
+    /// INSERT of at most one row, without RETURNING, whose parameters
+    /// `$1`..`$params` `bind` binds. Returns whether the row changed. With
+    /// the outbox off, only the change is made.
+    ///
+    /// On PostgreSQL it is one statement (the change in a `WITH`, the row
+    /// inserted for each row it returns); on SQLite, whose `WITH` cannot
+    /// write, one script (see [`Conn::run_script`]).
+    ///
+    /// # Errors
+    /// On a database error; nothing is written then.
+    pub async fn change_with_event<'q>(
+        &self,
+        conn: &mut Conn,
+        change: &str,
+        params: usize,
+        bind: impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+        event: &CloudEvent,
+    ) -> anyhow::Result<bool> {
+        if !self.on {
+            let query = bind(sqlx::query(AssertSqlSafe(change.to_owned())));
+            return Ok(query.execute(&mut **conn).await?.rows_affected() == 1);
+        }
+        let row = placeholders(params + 1, 5);
+        let changed = if conn.backend_name() == "SQLite" {
+            // changes(): the rows the last INSERT, UPDATE or DELETE changed.
+            let script = format!(
+                "BEGIN IMMEDIATE; {change}; \
+                 INSERT INTO outbox ({COLUMNS}) SELECT {row} WHERE changes() = 1; \
+                 SELECT changes() AS written; COMMIT"
+            );
+            let query = Self::bind_row(bind(sqlx::query(AssertSqlSafe(script))), event)?;
+            let rows = conn.run_script(query).await?;
+            let written: i64 = match rows.first() {
+                Some(row) => sqlx::Row::try_get(row, "written")?,
+                None => anyhow::bail!("the outbox script returned no row"),
+            };
+            written == 1
+        } else {
+            let statement = format!(
+                "WITH change AS ({change} RETURNING 1) \
+                 INSERT INTO outbox ({COLUMNS}) SELECT {row} FROM change"
+            );
+            let query = Self::bind_row(bind(sqlx::query(AssertSqlSafe(statement))), event)?;
+            query.execute(&mut **conn).await?.rows_affected() == 1
+        };
+        if changed {
+            self.committed();
+        }
+        Ok(changed)
+    }
+
+    /// Binds `event`'s outbox row, its [`COLUMNS`], after `query`'s own
+    /// parameters, with the current trace context.
+    fn bind_row<'q>(query: AnyQuery<'q>, event: &CloudEvent) -> anyhow::Result<AnyQuery<'q>> {
+        Ok(query
+            .bind(event.id.clone())
+            .bind(event.event_type.clone())
+            .bind(serde_json::to_string(event)?)
+            .bind(telemetry::current_traceparent())
+            .bind(timestamp::now_ms()))
     }
 
     /// Tells the relay that rows were committed.
