@@ -274,6 +274,11 @@ impl DerefMut for Conn {
 }
 
 impl Conn {
+    /// Whether this is a connection to an SQLite file (else to PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.0, Borrowed::Sqlite(_))
+    }
+
     /// Runs `script`: several SQLite statements, framed by its own `BEGIN
     /// IMMEDIATE` and `COMMIT`, whose `$n` parameters are numbered across
     /// all of them. It takes one trip to the connection's thread where a

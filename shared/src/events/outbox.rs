@@ -114,7 +114,7 @@ impl Outbox {
             return Ok(query.execute(&mut **conn).await?.rows_affected() == 1);
         }
         let row = placeholders(params + 1, 5);
-        let changed = if conn.backend_name() == "SQLite" {
+        let changed = if conn.is_sqlite() {
             // changes(): the rows the last INSERT, UPDATE or DELETE changed.
             let script = format!(
                 "BEGIN IMMEDIATE; {change}; \
