@@ -35,9 +35,10 @@ pub struct Store {
 }
 
 /// A pending order's completion: its status, prices and total
-/// ([`completion`] binds them).
+/// ([`completion`] binds its [`COMPLETE_PARAMS`] parameters).
 const COMPLETE: &str = "UPDATE orders SET status = $1, pricing = $2, currency = $3, \
      total_cents = $4, lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'";
+const COMPLETE_PARAMS: usize = 7;
 
 /// How often a live price that has not changed is written again as the
 /// last seen.
@@ -409,7 +410,7 @@ impl Store {
         let mut conn = self.db.write().await?;
         // With its event, the update is one trip to the database; alone, one
         // statement is a transaction of its own. Either way no BEGIN and
-        // COMMIT round trips while this item's order row is written.
+        // COMMIT round trips while the order's row is locked.
         let event = if self.outbox.is_on() {
             order_event(order)?
         } else {
@@ -418,7 +419,13 @@ impl Store {
         let completed = match event {
             Some(event) => {
                 self.outbox
-                    .change_with_event(&mut conn, COMPLETE, 7, completion(order, lines), &event)
+                    .change_with_event(
+                        &mut conn,
+                        COMPLETE,
+                        COMPLETE_PARAMS,
+                        completion(order, lines),
+                        &event,
+                    )
                     .await?
             }
             None => {
