@@ -5,9 +5,10 @@
 //! deadlocks), on PostgreSQL it row-locks what it changes (a reservation
 //! there is a single statement: see `RESERVE_IN_ONE_STATEMENT`). Stock
 //! moves only through conditional updates (`… WHERE stock >= $1`) or under
-//! the `stock >= 0` check, so it cannot go negative whatever the concurrency. Status changes are conditional too
-//! (`… WHERE status = 'reserved'`), which makes confirm, release and expiry
-//! race-free against each other on any number of replicas.
+//! the `stock >= 0` check, so it cannot go negative whatever the concurrency.
+//! Status changes are conditional too (`… WHERE status = 'reserved'`), which
+//! makes confirm, release and expiry race-free against each other on any
+//! number of replicas.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::config::DatabaseConfig;
-use shared::db::{Database, placeholders};
-use shared::events::outbox::AnyQuery;
+use shared::db::{AnyQuery, Database, placeholders};
 use shared::events::{Inbox, Outbox};
 use shared::money::Money;
 use sqlx::any::AnyRow;
@@ -523,7 +522,7 @@ impl Store {
     /// `None` when the inbox had `handled` already (then nothing changed).
     async fn change_status(
         &self,
-        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        update: AnyQuery<'_>,
         handled: Option<Handled<'_>>,
     ) -> anyhow::Result<Option<bool>> {
         let mut conn = self.db.write().await?;

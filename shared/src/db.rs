@@ -241,6 +241,9 @@ fn pool<M: managed::Manager>(manager: M, size: usize) -> anyhow::Result<managed:
         .context("building the database connection pool")
 }
 
+/// A query on either store.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// A connection borrowed from a [`Database`]; it goes back when dropped.
 /// Use it as `&mut *conn` wherever sqlx takes an executor.
 pub struct Conn(Borrowed);
@@ -299,7 +302,7 @@ impl Conn {
     /// On a database error.
     pub async fn run_script(
         &mut self,
-        script: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        script: AnyQuery<'_>,
     ) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
         let Borrowed::Sqlite(c) = &mut self.0 else {
             anyhow::bail!("a script of several statements is for SQLite only");

@@ -19,16 +19,12 @@
 
 use std::sync::Arc;
 
-use sqlx::any::AnyArguments;
-use sqlx::{Any, AnyConnection, AssertSqlSafe};
+use sqlx::{AnyConnection, AssertSqlSafe};
 use tokio::sync::Notify;
 
 use super::envelope::CloudEvent;
-use crate::db::{Conn, placeholders};
+use crate::db::{AnyQuery, Conn, placeholders};
 use crate::{telemetry, timestamp};
-
-/// A query on either store.
-pub type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments>;
 
 /// The outbox's columns, in the order [`Outbox::bind_row`] binds them.
 const COLUMNS: &str = "id, subject, event, traceparent, created_at";
