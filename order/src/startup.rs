@@ -282,7 +282,7 @@ impl Events {
         start_relay(store, broker, &self.metrics, lifecycle);
         self.consumers.start(broker, &self.metrics, lifecycle);
         self.state
-            .set_feed(Feed::start(broker, &FEED_PRODUCERS, lifecycle));
+            .set_feed(Feed::new(broker, &FEED_PRODUCERS, lifecycle));
     }
 }
 

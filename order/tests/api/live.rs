@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::events::CloudEvent;
+use shared::events::broker::stream_name;
 use shared::testing::issuer::TestIssuer;
 use shared::testing::nats::NatsServer;
 
@@ -94,6 +95,75 @@ async fn the_stream_relays_the_shops_events_as_server_sent_events() {
         .unwrap_or_else(|| panic!("not an event published: {frame:?}"));
     assert_eq!(frame.event, "shop.inventory.stock_changed");
     assert_eq!(frame.data, serde_json::to_value(event).expect("json"));
+}
+
+/// The consumers JetStream holds on order's own stream: only the live
+/// feed's followers consume it.
+async fn order_stream_consumers(nats: &NatsServer) -> Vec<String> {
+    let stream = nats
+        .jetstream()
+        .await
+        .get_stream(stream_name("order"))
+        .await
+        .expect("order's stream");
+    let names: Vec<_> = stream.consumer_names().collect().await;
+    names.into_iter().map(|n| n.expect("a name")).collect()
+}
+
+/// Places orders until `listener` sees one (its follower attaches a moment
+/// after it arrives); returns that order's id.
+async fn place_until_seen(stack: &Stack, listener: &mut Listener) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = stack.place("c1", &[("A002", 1)]).await;
+        res.assert_status(201);
+        let id = res.body["order_id"].as_str().expect("id").to_owned();
+        let seen = actix_web::rt::time::timeout(Duration::from_secs(2), listener.until(&id)).await;
+        if seen.is_ok() {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "the listener never saw an order");
+    }
+}
+
+#[actix_web::test]
+async fn the_feed_follows_the_streams_only_while_someone_listens() {
+    let nats = NatsServer::start().await;
+    let _broker = producer_streams(&nats).await;
+    let stack = spawn_stack_with({
+        let events = nats.events_config();
+        move |c| c.order.events = events
+    })
+    .await;
+    // Nobody listens: order's events are published, and nothing reads them.
+    stack.place("c1", &[("A002", 1)]).await.assert_status(201);
+    nats.wait_for_messages(&stream_name("order"), 1).await;
+    for _ in 0..20 {
+        assert_eq!(order_stream_consumers(&nats).await, Vec::<String>::new());
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The first listener starts the followers.
+    let mut first = Listener::open(&stack, None).await;
+    place_until_seen(&stack, &mut first).await;
+    let followed = order_stream_consumers(&nats).await;
+    assert_eq!(followed.len(), 1, "{followed:?}");
+    // The last listener leaves (its connection is found closed when events
+    // are written to it): the follower stops, so the next listener starts a
+    // consumer of its own. JetStream forgets a stopped one only after its
+    // inactivity threshold, so the old one may still be listed.
+    drop(first);
+    for _ in 0..3 {
+        stack.place("c1", &[("A002", 1)]).await.assert_status(201);
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
+    let mut second = Listener::open(&stack, None).await;
+    place_until_seen(&stack, &mut second).await;
+    let now = order_stream_consumers(&nats).await;
+    assert!(
+        now.iter().any(|name| !followed.contains(name)),
+        "no new consumer: {followed:?} then {now:?}"
+    );
 }
 
 #[actix_web::test]
