@@ -37,15 +37,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL connection is checked (pinged) only when it may be stale or
 /// left something half done: see [`PostgresConnections`].
 ///
-/// SQLite copies the WAL back into the database file (a checkpoint, with an
-/// fsync) inside whichever commit takes the WAL past 1,000 pages, so that one
-/// request, and every writer queued behind it, waits for everyone's writes.
-/// A background task therefore checkpoints every [`CHECKPOINT_INTERVAL`], on
-/// a connection of its own and in PASSIVE mode (it never blocks readers or the
-/// writer), so the commit that sets off SQLite's own checkpoint finds little
-/// left to copy. SQLite's own checkpoint stays on: a PASSIVE one alone never
-/// catches up with a steady stream of writes, and the WAL would grow without
-/// bound.
+/// SQLite copies the WAL back into the database file in a checkpoint, which
+/// ends with an fsync. Left to itself it does so inside whichever commit
+/// takes the WAL past 1,000 pages, so that one request, and every writer
+/// queued behind it, waits for the copy and the fsync: under load, several
+/// times a second. Commits therefore never checkpoint here
+/// (`wal_autocheckpoint = 0`); a background task does, every
+/// [`CHECKPOINT_INTERVAL`]:
+/// - in PASSIVE mode on a connection of its own, which blocks neither readers
+///   nor the writer;
+/// - and, when the WAL has grown past [`WAL_CATCH_UP_PAGES`] anyway (a PASSIVE
+///   checkpoint never catches up with a steady stream of commits, and the WAL
+///   starts over only once it has), once more on the writer's connection, whose
+///   commits wait meanwhile: what is left to copy is what the last moments
+///   wrote, and the next commit starts the WAL over.
 #[derive(Clone)]
 pub struct Database {
     pools: Pools,
@@ -56,6 +61,10 @@ pub struct Database {
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The size of the WAL, in pages, past which a checkpoint holds the writer
+/// to catch up (16,384 pages of 4 KiB: 64 MiB; 1 MiB in the unit tests).
+const WAL_CATCH_UP_PAGES: i64 = if cfg!(test) { 256 } else { 16_384 };
+
 /// A background task, aborted when dropped.
 struct Background(tokio::task::JoinHandle<()>);
 
@@ -65,8 +74,8 @@ impl Drop for Background {
     }
 }
 
-/// Checkpoints the WAL every `interval` on a connection of its own.
-async fn checkpoint_every(interval: Duration, connections: SqliteConnections) {
+/// Checkpoints the WAL every `interval`: see [`Database`].
+async fn checkpoint_every(interval: Duration, connections: SqliteConnections, writes: SqlitePool) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn = None;
@@ -82,15 +91,36 @@ async fn checkpoint_every(interval: Duration, connections: SqliteConnections) {
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        match c.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            Ok(_) => {}
-            // Another process sharing the file is checkpointing it.
-            Err(e) if is_busy(&e) => {}
+        let pages = match checkpoint(c).await {
+            Ok(pages) => pages,
             Err(e) => {
                 tracing::warn!(error = %e, "checkpointing the WAL failed; reconnecting");
                 conn = None;
+                continue;
+            }
+        };
+        if pages > WAL_CATCH_UP_PAGES {
+            let caught_up = match sqlite(&writes).await {
+                Ok(mut writer) => checkpoint(&mut writer).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = caught_up {
+                tracing::warn!(error = %format_args!("{e:#}"), "catching up with the WAL failed");
             }
         }
+    }
+}
+
+/// A PASSIVE checkpoint on `conn`; returns the WAL's size in pages (0 when
+/// another process sharing the file is checkpointing it).
+async fn checkpoint(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(conn)
+        .await
+    {
+        Ok((_, pages, _)) => Ok(pages),
+        Err(e) if is_busy(&e) => Ok(0),
+        Err(e) => Err(e),
     }
 }
 
@@ -208,8 +238,10 @@ impl SqliteConnections {
         conn.execute("PRAGMA busy_timeout = 10000").await?;
         conn.execute("PRAGMA journal_mode = WAL").await?;
         conn.execute("PRAGMA synchronous = NORMAL").await?;
-        // A WAL that a burst grew past 16 MiB is cut back when it starts over.
-        conn.execute("PRAGMA journal_size_limit = 16777216").await?;
+        // Checkpoints are the background task's (see `Database`), not commits'.
+        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+        // A WAL that a burst grew past 64 MiB is cut back when it starts over.
+        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
         conn.execute("PRAGMA foreign_keys = ON").await?;
         Ok(conn)
     }
@@ -405,6 +437,7 @@ impl Database {
         let checkpoints = tokio::spawn(checkpoint_every(
             CHECKPOINT_INTERVAL,
             SqliteConnections { url: url.clone() },
+            writes.clone(),
         ));
         let db = Self {
             pools: Pools::Sqlite {
@@ -645,6 +678,43 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
             tokio::time::sleep(CHECKPOINT_INTERVAL).await;
         }
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_wal_starts_over_under_a_steady_stream_of_commits() {
+        let dir = std::env::temp_dir().join(format!("db-wal-{}", uuid::Uuid::new_v4()));
+        let db = Database::connect(&DatabaseConfig::sqlite_file(&dir.join("data.db")))
+            .await
+            .expect("opens");
+        let mut conn = db.write().await.expect("writer");
+        conn.execute("CREATE TABLE blobs (b BLOB NOT NULL)")
+            .await
+            .expect("table");
+        drop(conn);
+        // Commits back to back, a few pages each: commits do not checkpoint,
+        // and a PASSIVE checkpoint alone never catches up with them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let (mut commits, mut largest) = (0_u64, 0);
+        while std::time::Instant::now() < deadline {
+            sqlx::query("INSERT INTO blobs (b) VALUES (zeroblob(8000))")
+                .execute(&mut *db.write().await.expect("writer"))
+                .await
+                .expect("insert");
+            commits += 1;
+            largest = largest.max(size(&dir.join("data.db-wal")));
+        }
+        // Unbounded, the WAL would hold every commit: it starts over instead.
+        let written = commits * 8000;
+        assert!(
+            written > 40 * 4096 * WAL_CATCH_UP_PAGES.unsigned_abs(),
+            "only {commits} commits: too few to tell"
+        );
+        assert!(
+            largest < written / 4,
+            "the WAL grew to {largest} bytes over {commits} commits"
+        );
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }
