@@ -650,6 +650,22 @@ mod tests {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     }
 
+    /// A database in a fresh folder (`data.db`) with one table made by
+    /// `create`; returns the folder too, to look at the files and remove.
+    async fn fresh(create: &'static str) -> (std::path::PathBuf, Database) {
+        let dir = std::env::temp_dir().join(format!("db-test-{}", uuid::Uuid::new_v4()));
+        let db = Database::connect(&DatabaseConfig::sqlite_file(&dir.join("data.db")))
+            .await
+            .expect("opens");
+        db.write()
+            .await
+            .expect("writer")
+            .execute(create)
+            .await
+            .expect("table");
+        (dir, db)
+    }
+
     #[tokio::test]
     async fn the_wal_is_checkpointed_in_the_background() {
         let dir = std::env::temp_dir().join(format!("db-checkpoint-{}", uuid::Uuid::new_v4()));
@@ -684,15 +700,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_wal_starts_over_under_a_steady_stream_of_commits() {
-        let dir = std::env::temp_dir().join(format!("db-wal-{}", uuid::Uuid::new_v4()));
-        let db = Database::connect(&DatabaseConfig::sqlite_file(&dir.join("data.db")))
-            .await
-            .expect("opens");
-        let mut conn = db.write().await.expect("writer");
-        conn.execute("CREATE TABLE blobs (b BLOB NOT NULL)")
-            .await
-            .expect("table");
-        drop(conn);
+        let (dir, db) = fresh("CREATE TABLE blobs (b BLOB NOT NULL)").await;
         // Commits back to back, a few pages each: commits do not checkpoint,
         // and a PASSIVE checkpoint alone never catches up with them.
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -728,14 +736,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_script_that_fails_half_way_leaves_no_transaction_open_for_the_next_writer() {
-        let dir = std::env::temp_dir().join(format!("db-script-{}", uuid::Uuid::new_v4()));
-        let db = Database::connect(&DatabaseConfig::sqlite_file(&dir.join("data.db")))
-            .await
-            .expect("opens");
+        let (dir, db) = fresh("CREATE TABLE t (x INTEGER NOT NULL)").await;
         let mut conn = db.write().await.expect("writer");
-        conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
-            .await
-            .expect("table");
         let script = sqlx::query(
             "BEGIN IMMEDIATE; INSERT INTO t (x) VALUES ($1); \
              INSERT INTO missing (x) VALUES ($1); COMMIT",

@@ -41,15 +41,22 @@ fn stock_changed(n: u32) -> CloudEvent {
     CloudEvent::new("inventory", "shop.inventory.stock_changed", "A005", &data).expect("event")
 }
 
-#[actix_web::test]
-async fn the_stream_relays_the_shops_events_as_server_sent_events() {
-    let nats = NatsServer::start().await;
-    let _broker = producer_streams(&nats).await;
+/// A stack whose order service has events on, and the producers' streams
+/// (the broker that made them is kept for the test's length).
+async fn events_stack(nats: &NatsServer) -> (Stack, shared::events::Broker) {
+    let broker = producer_streams(nats).await;
     let stack = spawn_stack_with({
         let events = nats.events_config();
         move |c| c.order.events = events
     })
     .await;
+    (stack, broker)
+}
+
+#[actix_web::test]
+async fn the_stream_relays_the_shops_events_as_server_sent_events() {
+    let nats = NatsServer::start().await;
+    let (stack, _broker) = events_stack(&nats).await;
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(60))
         .finish();
@@ -129,12 +136,7 @@ async fn place_until_seen(stack: &Stack, listener: &mut Listener) -> String {
 #[actix_web::test]
 async fn the_feed_follows_the_streams_only_while_someone_listens() {
     let nats = NatsServer::start().await;
-    let _broker = producer_streams(&nats).await;
-    let stack = spawn_stack_with({
-        let events = nats.events_config();
-        move |c| c.order.events = events
-    })
-    .await;
+    let (stack, _broker) = events_stack(&nats).await;
     // Nobody listens: order's events are published, and nothing reads them.
     stack.place("c1", &[("A002", 1)]).await.assert_status(201);
     nats.wait_for_messages(&stream_name("order"), 1).await;
