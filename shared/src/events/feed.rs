@@ -7,9 +7,9 @@
 //! first listener starts the followers, and a follower stops within
 //! [`IDLE_CHECK`] of the last listener going (a listener is gone once its
 //! closed connection is found, when an event or a keep-alive is written to
-//! it). A listener sees the events published from a moment after it arrived. A listener too slow to keep up
-//! skips what it missed (it is told how many) instead of holding the others
-//! back.
+//! it). A listener sees the events published from a moment after it arrived.
+//! A listener too slow to keep up skips what it missed (it is told how many)
+//! instead of holding the others back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
