@@ -668,16 +668,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_wal_is_checkpointed_in_the_background() {
-        let dir = std::env::temp_dir().join(format!("db-checkpoint-{}", uuid::Uuid::new_v4()));
+        let (dir, db) = fresh("CREATE TABLE blobs (b BLOB NOT NULL)").await;
         let file = dir.join("data.db");
-        let config = DatabaseConfig::sqlite_file(&file);
-        let db = Database::connect(&config).await.expect("opens");
         let mut conn = db.write().await.expect("writer");
-        conn.execute("CREATE TABLE blobs (b BLOB NOT NULL)")
-            .await
-            .expect("table");
-        // About 500 pages: half of what sets off SQLite's own checkpoint, so
-        // without the background one the rows would stay in the WAL.
+        // About 500 pages. Commits do not checkpoint, so without the
+        // background task the rows would stay in the WAL.
         for _ in 0..50 {
             sqlx::query("INSERT INTO blobs (b) VALUES (zeroblob(40000))")
                 .execute(&mut *conn)

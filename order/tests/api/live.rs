@@ -118,8 +118,8 @@ async fn order_stream_consumers(nats: &NatsServer) -> Vec<String> {
 }
 
 /// Places orders until `listener` sees one (its follower attaches a moment
-/// after it arrives); returns that order's id.
-async fn place_until_seen(stack: &Stack, listener: &mut Listener) -> String {
+/// after it arrives).
+async fn place_until_seen(stack: &Stack, listener: &mut Listener) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let res = stack.place("c1", &[("A002", 1)]).await;
@@ -127,7 +127,7 @@ async fn place_until_seen(stack: &Stack, listener: &mut Listener) -> String {
         let id = res.body["order_id"].as_str().expect("id").to_owned();
         let seen = actix_web::rt::time::timeout(Duration::from_secs(2), listener.until(&id)).await;
         if seen.is_ok() {
-            return id;
+            return;
         }
         assert!(Instant::now() < deadline, "the listener never saw an order");
     }
