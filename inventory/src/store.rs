@@ -10,6 +10,7 @@
 //! makes confirm, release and expiry race-free against each other on any
 //! number of replicas.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,6 +202,22 @@ fn reservation_from(row: &sqlx::any::AnyRow, id: &ReservationId) -> anyhow::Resu
         expires_at: row.try_get("expires_at")?,
         lines: lines_from(row.try_get("lines")?)?,
     })
+}
+
+/// Confirms those of `ids` ids (`$2`…) still held at `$1`, returning them.
+///
+/// The status and expiry tests are one expression (`IS TRUE`) on purpose: as
+/// two terms, SQLite looks the rows up through `reservations_due` whenever
+/// more than one id is named (it guesses that an equality on an index
+/// narrows to ten rows) and then reads every reservation still held, which
+/// flat out is thousands, instead of finding the ids by their key.
+fn confirm_sql(ids: usize) -> String {
+    format!(
+        "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
+         WHERE id IN ({}) AND (status = 'reserved' AND expires_at > $1) IS TRUE \
+         RETURNING id, status, created_at, expires_at, lines",
+        placeholders(2, ids)
+    )
 }
 
 impl Store {
@@ -577,30 +594,55 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    #[tracing::instrument(skip_all, fields(reservation_id = id.as_str()))]
     pub async fn confirm(&self, id: &ReservationId, now: i64) -> anyhow::Result<ConfirmOutcome> {
-        let confirmed = sqlx::query(
-            "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
-             WHERE id = $2 AND status = 'reserved' AND expires_at > $1 RETURNING created_at, lines",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .fetch_optional(&mut *self.db.write().await?)
-        .await?;
-        if let Some(row) = confirmed {
-            return Ok(ConfirmOutcome::Confirmed(Reservation {
-                id: id.clone(),
-                status: ReservationStatus::Confirmed,
-                created_at: row.try_get("created_at")?,
-                expires_at: None,
-                lines: lines_from(row.try_get("lines")?)?,
-            }));
+        let mut outcomes = self.confirm_all(std::slice::from_ref(id), now).await?;
+        Ok(outcomes
+            .pop()
+            .map_or(ConfirmOutcome::NotFound, |(_, outcome)| outcome))
+    }
+
+    /// Keeps the stock of every reservation in `ids` for good, in one
+    /// statement; says what became of each, in the order asked.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservations = ids.len()))]
+    pub async fn confirm_all(
+        &self,
+        ids: &[ReservationId],
+        now: i64,
+    ) -> anyhow::Result<Vec<(ReservationId, ConfirmOutcome)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(match self.get_reservation(id, now).await? {
-            None => ConfirmOutcome::NotFound,
-            Some(r) if r.status == ReservationStatus::Confirmed => ConfirmOutcome::Confirmed(r),
-            Some(r) => ConfirmOutcome::TooLate(r),
-        })
+        // Only `$n` placeholders are formatted into it; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(confirm_sql(ids.len()))).bind(now);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&mut *self.db.write().await?).await?;
+        let mut confirmed = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id = ReservationId::parse(&row.try_get::<String, _>("id")?)?;
+            let reservation = reservation_from(row, &id)?;
+            confirmed.insert(id.as_str().to_owned(), reservation);
+        }
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Not confirmed just now: confirmed before, too late, or unknown.
+            let outcome = match confirmed.remove(id.as_str()) {
+                Some(r) => ConfirmOutcome::Confirmed(r),
+                None => match self.get_reservation(id, now).await? {
+                    None => ConfirmOutcome::NotFound,
+                    Some(r) if r.status == ReservationStatus::Confirmed => {
+                        ConfirmOutcome::Confirmed(r)
+                    }
+                    Some(r) => ConfirmOutcome::TooLate(r),
+                },
+            };
+            outcomes.push((id.clone(), outcome));
+        }
+        Ok(outcomes)
     }
 
     /// Gives a reservation's stock back, whether it was reserved or confirmed.
@@ -994,5 +1036,40 @@ impl Store {
         self.db
             .move_lines_into_rows("reservations", "reservation_lines", lines)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::config::DatabaseConfig;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn confirming_finds_the_reservations_by_their_key_however_many() {
+        let dir = std::env::temp_dir().join(format!("inventory-plan-{}", std::process::id()));
+        let config = DatabaseConfig::sqlite_file(&dir.join("inventory.db"));
+        let store = Store::connect(&config, Outbox::off()).await.expect("store");
+        for ids in [1, 2, 100] {
+            let explain = format!("EXPLAIN QUERY PLAN {}", confirm_sql(ids));
+            let mut query = sqlx::query(AssertSqlSafe(explain)).bind(0_i64);
+            for i in 0..ids {
+                query = query.bind(format!("r{i}"));
+            }
+            let rows = query
+                .fetch_all(&mut *store.db.read().await.expect("reader"))
+                .await
+                .expect("a plan");
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|row| row.try_get("detail").expect("detail"))
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.contains("(id=?)")) && plan.len() == 1,
+                "{ids} ids: {plan:?}"
+            );
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

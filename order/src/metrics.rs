@@ -5,6 +5,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use shared::metrics::{LatencyFamily, Registry, latency_family, names};
 
 use crate::domain::{OrderStatus, PricingSource};
@@ -49,6 +50,7 @@ pub struct OrderMetrics {
     deadlines: Family<StageLabels, Counter>,
     retries: Family<CallLabels, Counter>,
     budget_exhausted: Family<DependencyLabels, Counter>,
+    confirm_batches: Histogram,
 }
 
 /// The dependencies whose retry series are present (at 0) from the start.
@@ -73,6 +75,8 @@ impl OrderMetrics {
             deadlines: Family::default(),
             retries: Family::default(),
             budget_exhausted: Family::default(),
+            // 1, 2, 4, … 128: inventory takes at most 100 at once.
+            confirm_batches: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
         };
         registry.register(
             names::ORDERS,
@@ -108,6 +112,11 @@ impl OrderMetrics {
             names::RETRY_BUDGET_EXHAUSTED,
             "Retries not made because the dependency's retry budget was spent",
             metrics.budget_exhausted.clone(),
+        );
+        registry.register(
+            names::ORDER_CONFIRM_BATCH_SIZE,
+            "Orders confirmed per call to inventory (orders reaching the confirm together share one call)",
+            metrics.confirm_batches.clone(),
         );
         for dependency in DEPENDENCIES {
             for outcome in ["success", "failure"] {
@@ -172,6 +181,12 @@ impl OrderMetrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// One confirmation call to inventory, made for `orders` orders.
+    pub fn confirm_batch(&self, orders: usize) {
+        #[allow(clippy::cast_precision_loss)] // at most 100
+        self.confirm_batches.observe(orders as f64);
     }
 
     /// A retry to `dependency` was not made: its budget was spent.

@@ -32,7 +32,7 @@ use shared::problem::RETRY_SOON;
 use shared::request_id::RequestId;
 use shared::timestamp::now_ms;
 
-use crate::clients::{Call, InventoryClient, InventoryError, PricingClient};
+use crate::clients::{Call, Confirmations, InventoryClient, InventoryError, PricingClient};
 use crate::domain::{
     IdempotencyKey, NewOrder, Order, OrderId, OrderStatus, PricingSource, Sku, UnitPrice,
     price_lines,
@@ -47,6 +47,7 @@ use crate::store::{Recorded, Store};
 pub struct Saga {
     store: web::Data<Store>,
     inventory: web::Data<InventoryClient>,
+    confirmations: web::Data<Confirmations>,
     pricing: web::Data<PricingClient>,
     metrics: web::Data<OrderMetrics>,
     request_id: RequestId,
@@ -87,6 +88,7 @@ impl FromRequest for Saga {
             Ok(Self {
                 store: app_data(req)?,
                 inventory: app_data(req)?,
+                confirmations: app_data(req)?,
                 pricing: app_data(req)?,
                 metrics: app_data(req)?,
                 request_id: RequestId::from_request(req, payload).into_inner()?,
@@ -284,11 +286,11 @@ impl Saga {
     /// Keeps the reserved stock for good, or releases it and fails the order.
     async fn confirm(&self, id: &OrderId) -> Result<(), Error> {
         match self
-            .inventory
+            .confirmations
             .confirm(&self.request_id, id, self.call)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             // The stock is held by now, whether or not the confirm landed.
             Err(InventoryError::DeadlineExceeded { .. }) => {
                 Err(self.out_of_time(id, "confirm", true).await)

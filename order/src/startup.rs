@@ -25,8 +25,8 @@ use shared::service::ServiceInfo;
 use shared::auth::client::TokenSource;
 
 use crate::clients::{
-    CallPolicy, Credentials, DependencyCheck, Downstream, Guards, InventoryClient, PricingClient,
-    Retries,
+    CallPolicy, Confirmations, Credentials, DependencyCheck, Downstream, Guards, InventoryClient,
+    PricingClient, Retries,
 };
 use crate::config::Config;
 use crate::consumers::{self, InventoryFactory};
@@ -231,6 +231,10 @@ fn worker(
         }
         cfg.app_data(store.clone())
             .app_data(token.clone())
+            .app_data(web::Data::new(Confirmations::start(
+                InventoryClient::new(inventory.clone()),
+                deps.metrics.clone(),
+            )))
             .app_data(web::Data::new(InventoryClient::new(inventory)))
             .app_data(web::Data::new(PricingClient::new(pricing)))
             .app_data(web::Data::new(checks))

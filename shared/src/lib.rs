@@ -27,6 +27,8 @@
 //!   the change-history query that refuses a limit outside them).
 //! - [`read_cache`]: an in-process cache of rows read far more often than
 //!   they change, forgotten at once on the process's own writes.
+//! - [`batch`]: calls made at the same moment sent as one, without waiting
+//!   for a batch to fill ("smart batching").
 //!
 //! Errors and process set-up:
 //!
@@ -92,6 +94,7 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod batch;
 pub mod breaker;
 pub mod bulkhead;
 pub mod chaos;

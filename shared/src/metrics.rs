@@ -44,6 +44,7 @@ pub mod names {
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
     pub const ORDERS: &str = "orders";
     pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
+    pub const ORDER_CONFIRM_BATCH_SIZE: &str = "order_confirm_batch_size";
     pub const RESERVATIONS: &str = "reservations";
     pub const RESERVATIONS_EXPIRED: &str = "reservations_expired";
     pub const IDENTITY_ACCOUNTS_CREATED: &str = "identity_accounts_created";

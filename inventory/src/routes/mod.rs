@@ -20,9 +20,10 @@ pub fn routes(cfg: &mut ApiConfig<'_>) {
         .service(catalogue::put_item) // PUT /items/{sku}
         .service(catalogue::adjust_stock) // POST /items/{sku}/stock
         .service(catalogue::item_history) // GET /items/{sku}/history
+        // Only the order service holds stock: each reservation handler needs
+        // the reservation scope (or SERVICE_TOKEN), see `crate::scopes`.
+        .service(reservations::confirm_reservations) // POST /reservation-confirmations
         .service(
-            // Only the order service holds stock: each handler needs the
-            // reservation scope (or SERVICE_TOKEN), see `crate::scopes`.
             scope("/reservations")
                 .service(reservations::create_reservation) // POST /reservations
                 .service(reservations::get_reservation) // GET /reservations/{id}

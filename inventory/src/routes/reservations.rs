@@ -203,6 +203,85 @@ pub async fn confirm_reservation(
     }
 }
 
+/// Most reservations one `POST /reservation-confirmations` may name.
+const MAX_CONFIRMED_AT_ONCE: usize = 100;
+
+/// Reservations to keep for good, in one call.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reservation_ids": ["order-42", "order-43"]}))]
+pub struct ConfirmAllRequest {
+    /// 1 to 100 reservation ids; an id named twice is confirmed once.
+    #[schema(min_items = 1, max_items = 100, value_type = Vec<ReservationId>)]
+    reservation_ids: Vec<String>,
+}
+
+/// What became of each reservation asked for.
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmAllResponse {
+    /// The reservations found, in the order asked, each as it now stands:
+    /// `confirmed` (now or before), or `expired` or `released` when it was
+    /// too late to keep it (its stock is back on sale).
+    reservations: Vec<ReservationResponse>,
+    /// The ids that name no reservation.
+    #[schema(value_type = Vec<ReservationId>)]
+    not_found: Vec<String>,
+}
+
+/// Keeps many reservations' stock for good in one call: what
+/// `POST /reservations/{id}/confirm` does for each, answered per id.
+#[utoipa::path(
+    tag = "reservations",
+    security(("service_token" = []), ("bearer_token" = [])),
+    responses(
+        (status = 200, description = "Each reservation as it now stands, and the ids that name none.",
+            body = ConfirmAllResponse),
+        (status = 400, description = "`invalid_request`: not 1 to 100 ids, or one that cannot be a reservation id.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+    )
+)]
+#[post("/reservation-confirmations")]
+#[tracing::instrument(skip_all)]
+pub async fn confirm_reservations(
+    _: Authorized<ReserveStock>,
+    store: web::Data<Store>,
+    metrics: web::Data<InventoryMetrics>,
+    body: web::Json<ConfirmAllRequest>,
+) -> Result<HttpResponse, Error> {
+    let mut asked = body.into_inner().reservation_ids;
+    if !(1..=MAX_CONFIRMED_AT_ONCE).contains(&asked.len()) {
+        return Err(Error::InvalidRequest(format!(
+            "reservation_ids: name 1 to {MAX_CONFIRMED_AT_ONCE} reservations, not {}",
+            asked.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    asked.retain(|id| seen.insert(id.clone()));
+    let ids = asked
+        .iter()
+        .map(|raw| ReservationId::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut not_found = Vec::new();
+    let mut reservations = Vec::with_capacity(ids.len());
+    for (id, outcome) in store.confirm_all(&ids, now_ms()).await? {
+        match outcome {
+            ConfirmOutcome::Confirmed(r) => {
+                metrics.reservation("confirmed");
+                reservations.push(ReservationResponse::from(r));
+            }
+            ConfirmOutcome::TooLate(r) => {
+                metrics.reservation("too_late");
+                reservations.push(ReservationResponse::from(r));
+            }
+            ConfirmOutcome::NotFound => not_found.push(id.as_str().to_owned()),
+        }
+    }
+    Ok(HttpResponse::Ok().json(ConfirmAllResponse {
+        reservations,
+        not_found,
+    }))
+}
+
 /// Releases the stock (reserved or confirmed); idempotent.
 #[utoipa::path(
     tag = "reservations",

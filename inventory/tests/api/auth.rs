@@ -56,6 +56,16 @@ async fn reservations_need_the_reserve_scope_once_a_token_is_sent() {
         .get("/reservations/r-service")
         .await
         .assert_status(200);
+    let confirm = json!({"reservation_ids": ["r-service"]});
+    customer
+        .post_json("/reservation-confirmations", &confirm)
+        .await
+        .assert_problem(403, "forbidden");
+    let confirmed = service
+        .post_json("/reservation-confirmations", &confirm)
+        .await;
+    confirmed.assert_status(200);
+    assert_eq!(confirmed.body["reservations"][0]["status"], "confirmed");
 
     // Not required: an anonymous caller is served as without auth.
     reserve_with(client, "r-anonymous").await.assert_status(201);

@@ -75,6 +75,17 @@ impl TestApp {
             .await
     }
 
+    /// `POST /reservation-confirmations` for `ids`.
+    pub async fn confirm_all(&self, ids: &[&str]) -> TestResponse {
+        self.server
+            .client
+            .post_json(
+                "/reservation-confirmations",
+                &json!({ "reservation_ids": ids }),
+            )
+            .await
+    }
+
     /// `PUT /items/{sku}` as `client` (the app's own client is anonymous).
     pub async fn put_item(&self, client: &TestClient, sku: &str, body: &Value) -> TestResponse {
         client.put_json(&format!("/items/{sku}"), body).await

@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/reservations"),
     ("GET", "/reservations/{id}"),
     ("DELETE", "/reservations/{id}"),
+    ("POST", "/reservation-confirmations"),
     ("POST", "/reservations/{id}/confirm"),
     ("GET", "/health"),
     ("GET", "/health/live"),
@@ -47,7 +48,7 @@ async fn the_reservation_endpoints_document_both_token_schemes() {
     let api = ApiDescription::fetch(&app.server.client).await;
     for (method, path) in ROUTES {
         let operation = &api.doc["paths"][path][method.to_lowercase()];
-        let guarded = path.starts_with("/reservations");
+        let guarded = path.starts_with("/reservation");
         assert_eq!(
             operation["security"] == json!([{"service_token": []}, {"bearer_token": []}]),
             guarded,

@@ -79,6 +79,100 @@ async fn confirm_keeps_the_stock_and_is_idempotent() {
 }
 
 #[actix_web::test]
+async fn many_reservations_are_confirmed_in_one_call_each_answered_for_itself() {
+    let app = spawn_app_with(|c| c.reservation_ttl = Duration::from_millis(300)).await;
+    app.reserve("kept", &[("B001", 2)]).await.assert_status(201);
+    app.reserve("before", &[("B001", 1)])
+        .await
+        .assert_status(201);
+    app.confirm("before").await.assert_status(200);
+    app.reserve("gone", &[("B001", 3)]).await.assert_status(201);
+    app.release("gone").await.assert_status(204);
+    app.reserve("late", &[("A001", 4)]).await.assert_status(201);
+    std::thread::sleep(Duration::from_millis(350)); // "kept" and "late" expire
+    app.reserve("fresh", &[("A001", 1)])
+        .await
+        .assert_status(201);
+
+    let asked = ["fresh", "nope", "before", "late", "gone", "fresh"];
+    let res = app.confirm_all(&asked).await;
+    res.assert_status(200);
+    let by_id: Vec<(&str, &str)> = res.body["reservations"]
+        .as_array()
+        .expect("reservations")
+        .iter()
+        .map(|r| {
+            let status = r["status"].as_str().expect("status");
+            (r["reservation_id"].as_str().expect("id"), status)
+        })
+        .collect();
+    assert_eq!(
+        by_id,
+        [
+            ("fresh", "confirmed"),
+            ("before", "confirmed"),
+            ("late", "expired"),
+            ("gone", "released"),
+        ],
+        "each found once, in the order asked: {}",
+        res.body
+    );
+    assert_eq!(res.body["not_found"], json!(["nope"]));
+    assert!(res.body["reservations"][0]["expires_at"].is_null());
+    assert_eq!(
+        app.get("/reservations/fresh").await.body["status"],
+        "confirmed"
+    );
+    // Only the confirmed reservations still hold stock.
+    assert_eq!(app.stock("A001").await, 49);
+    assert_eq!(app.stock("B001").await, 19);
+    app.confirm("kept")
+        .await
+        .assert_problem(409, "reservation_expired");
+
+    let metrics = app.get("/metrics").await.text;
+    for line in [
+        r#"reservations_total{outcome="confirmed"} 3"#,
+        r#"reservations_total{outcome="too_late"} 3"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+#[actix_web::test]
+async fn confirming_none_more_than_a_hundred_or_a_bad_id_is_400() {
+    let app = spawn_app().await;
+    app.confirm_all(&[])
+        .await
+        .assert_problem(400, "invalid_request");
+    app.reserve("r1", &[("A001", 1)]).await.assert_status(201);
+    app.confirm_all(&["r1", "not an id!"])
+        .await
+        .assert_problem(400, "invalid_request");
+    assert_eq!(
+        app.get("/reservations/r1").await.body["status"],
+        "reserved",
+        "nothing confirmed"
+    );
+    let ids: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    app.confirm_all(&ids)
+        .await
+        .assert_problem(400, "invalid_request");
+    let res = app.confirm_all(&ids[..100]).await;
+    res.assert_status(200);
+    assert_eq!(res.body["not_found"].as_array().map(Vec::len), Some(100));
+    app.server
+        .client
+        .post_json(
+            "/reservation-confirmations",
+            &json!({"reservation_ids": "r1"}),
+        )
+        .await
+        .assert_problem(400, "invalid_request");
+}
+
+#[actix_web::test]
 async fn release_returns_the_stock_of_reserved_and_confirmed_reservations() {
     let app = spawn_app().await;
     app.reserve("r1", &[("B001", 2)]).await.assert_status(201);

@@ -31,6 +31,60 @@ struct LineOut<'a> {
     quantity: u32,
 }
 
+/// Most reservations inventory confirms in one call (its published limit).
+pub const MAX_CONFIRMED_AT_ONCE: usize = 100;
+
+#[derive(Serialize)]
+struct ConfirmAllRequest<'a> {
+    reservation_ids: Vec<&'a str>,
+}
+
+/// Inventory's answer to confirming many reservations at once.
+#[derive(Debug, Deserialize)]
+pub struct ConfirmedAll {
+    /// Each reservation found, as it now stands.
+    reservations: Vec<Confirmed>,
+    /// The ids that name no reservation.
+    #[serde(default)]
+    not_found: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Confirmed {
+    reservation_id: String,
+    status: ReservationStatus,
+}
+
+impl ConfirmedAll {
+    /// What became of `id`'s reservation, as the single confirm would have
+    /// said it: kept, [`InventoryError::Expired`] when it was too late, a
+    /// refusal when inventory has no such reservation.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn outcome(&self, id: &OrderId) -> Result<(), InventoryError> {
+        let found = self
+            .reservations
+            .iter()
+            .find(|r| r.reservation_id == id.as_str());
+        match found.map(|r| r.status) {
+            Some(ReservationStatus::Confirmed) => Ok(()),
+            Some(_) => Err(InventoryError::Expired),
+            None if self.not_found.iter().any(|missing| missing == id.as_str()) => {
+                Err(InventoryError::Refused {
+                    status: StatusCode::NOT_FOUND,
+                    code: "reservation_not_found".to_owned(),
+                })
+            }
+            None => Err(InventoryError::Unavailable {
+                retry_after: RETRY_SOON,
+                may_have_landed: true,
+                cause: CallError::Decode(format!("the answer did not mention {id}")),
+            }),
+        }
+    }
+}
+
 /// Where a reservation stands at inventory.
 ///
 /// The same four cases as inventory's own `ReservationStatus`, on purpose not
@@ -68,7 +122,7 @@ pub struct ReservedItem {
 }
 
 /// Why inventory did not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InventoryError {
     /// 409 `insufficient_stock`: nothing was held.
     #[error("not enough stock for {skus:?}")]
@@ -179,28 +233,27 @@ impl InventoryClient {
         Ok(reservation)
     }
 
-    /// Keeps the reserved stock for good. Idempotent.
+    /// Keeps the reserved stock of every order in `ids` for good, in one
+    /// call of at most [`MAX_CONFIRMED_AT_ONCE`]. Idempotent.
     ///
     /// # Errors
-    /// See [`InventoryError`]; [`InventoryError::Expired`] when it is too late.
-    pub async fn confirm(
+    /// See [`InventoryError`]: why the call as a whole failed. Each order's
+    /// own outcome is in the answer ([`ConfirmedAll::outcome`]).
+    pub async fn confirm_all(
         &self,
         request_id: &RequestId,
-        order_id: &OrderId,
+        ids: &[&OrderId],
         call: Call,
-    ) -> Result<Reservation, InventoryError> {
-        let path = format!("/reservations/{order_id}/confirm");
-        let (_, reservation) = self
+    ) -> Result<ConfirmedAll, InventoryError> {
+        let body = ConfirmAllRequest {
+            reservation_ids: ids.iter().map(|id| id.as_str()).collect(),
+        };
+        let path = "/reservation-confirmations";
+        let (_, confirmed) = self
             .0
-            .send_for(
-                Method::POST,
-                &path,
-                Some(&serde_json::json!({})),
-                request_id,
-                call,
-            )
+            .send_for(Method::POST, path, Some(&body), request_id, call)
             .await?;
-        Ok(reservation)
+        Ok(confirmed)
     }
 
     /// Gives the stock back. Idempotent; releasing an unknown id is fine.

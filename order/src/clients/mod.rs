@@ -41,6 +41,7 @@
 //! once when the worker starts, so no request pays for client set-up and
 //! connections are pooled.
 
+mod confirmations;
 mod inventory;
 mod pricing;
 
@@ -66,6 +67,7 @@ use shared::retry::{Backoff, RetryBudget, RetryConfig, next_delay};
 use crate::domain::Sku;
 use crate::metrics::OrderMetrics;
 
+pub use confirmations::Confirmations;
 pub use inventory::{InventoryClient, InventoryError, Reservation, ReservationStatus};
 pub use pricing::{PriceOut, PricingClient};
 
@@ -79,7 +81,7 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a downstream call produced no usable answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("circuit breaker open")]
     BreakerOpen(#[from] Rejected),

@@ -171,6 +171,10 @@ async fn every_documented_metric_moves_by_the_traffic_sent() {
                 r#"dependency_call_duration_seconds_count{dependency="pricing"}"#,
                 2.0,
             ),
+            // One at a time, each order's confirm went alone.
+            ("order_confirm_batch_size_count", 2.0),
+            ("order_confirm_batch_size_sum", 2.0),
+            (r#"order_confirm_batch_size_bucket{le="1.0"}"#, 2.0),
         ],
     );
     assert_moved(

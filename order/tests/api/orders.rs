@@ -308,6 +308,37 @@ async fn two_hundred_concurrent_orders_for_fifty_units_confirm_exactly_fifty() {
     }
 }
 
+/// Orders that reach the confirm step together share one call to inventory,
+/// and each is still answered for its own reservation.
+#[actix_web::test]
+async fn orders_reaching_the_confirm_together_share_one_call_to_inventory() {
+    // Every inventory call takes 40 ms, so confirms queue behind those in flight.
+    let slow = shared::testing::slow(std::time::Duration::from_millis(40));
+    let stack = spawn_stack_with(|c| c.inventory.server.chaos = slow).await;
+    let calls_before = stack.order_metric("order_confirm_batch_size_count").await;
+    let orders_before = stack.order_metric("order_confirm_batch_size_sum").await;
+    let attempts = (0..24).map(|i| {
+        let stack = &stack;
+        async move { stack.place(&format!("c{i}"), &[("A001", 1)]).await }
+    });
+    let results = join_all(attempts).await;
+    for res in &results {
+        res.assert_status(201);
+        let id = res.body["order_id"].as_str().expect("an order id");
+        let reservation = stack
+            .inventory_client
+            .get(&format!("/reservations/{id}"))
+            .await;
+        assert_eq!(reservation.body["status"], "confirmed", "{id}");
+    }
+    assert_eq!(stack.stock("A001").await, 50 - 24);
+    let calls = stack.order_metric("order_confirm_batch_size_count").await - calls_before;
+    let orders = stack.order_metric("order_confirm_batch_size_sum").await - orders_before;
+    assert_eq!(orders, 24.0, "every order confirmed through a call, once");
+    // Two workers with two calls in flight each: at most four went alone.
+    assert!(calls <= 12.0, "{calls} confirmation calls for 24 orders");
+}
+
 #[actix_web::test]
 async fn the_request_id_is_echoed_by_the_order_service() {
     let stack = spawn_stack().await;

@@ -43,7 +43,7 @@ async fn the_request_id_reaches_inventorys_log_lines_for_the_downstream_calls() 
         paths.contains(&"/reservations"),
         "inventory lines: {inventory:?}"
     );
-    assert!(paths.iter().any(|p| p.ends_with("/confirm")), "{paths:?}");
+    assert!(paths.contains(&"/reservation-confirmations"), "{paths:?}");
     let access = inventory
         .iter()
         .find(|l| l["message"] == "request completed")

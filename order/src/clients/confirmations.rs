@@ -1,0 +1,125 @@
+//! The confirm step of the orders placed at the same moment, sent to
+//! inventory as one call.
+//!
+//! Every order confirms its reservation before it is answered 201, as the
+//! contract's saga says; but when many orders reach that step together, one
+//! `POST /reservation-confirmations` confirms them all, through the same
+//! breaker, bulkhead and retries as any call. A worker keeps at most
+//! [`IN_FLIGHT`] such calls going at once, and the orders that arrive while
+//! they are busy leave together in the next ([`shared::batch`]): an order
+//! alone still goes at once, so a quiet shop pays no wait for this.
+//!
+//! The call takes the request id and the trace of the order that opened the
+//! batch; every other order of the batch logs that request id beside its own
+//! (`confirmed_with`), so that inventory's log lines for it can be found. The
+//! call carries the latest deadline of its orders, and each order stops
+//! waiting at its own: an order out of time is answered 504 and releases its
+//! stock like any other (a confirm that lands after the release finds the
+//! reservation released and keeps nothing).
+
+use std::num::NonZeroUsize;
+
+use shared::batch::{Batcher, Limits};
+use shared::problem::RETRY_SOON;
+use shared::request_id::RequestId;
+use tracing::Instrument;
+
+use super::inventory::MAX_CONFIRMED_AT_ONCE;
+use super::{Call, CallError, InventoryClient, InventoryError};
+use crate::domain::OrderId;
+use crate::metrics::OrderMetrics;
+
+/// Confirmation calls a worker keeps in flight at once.
+const IN_FLIGHT: usize = 2;
+
+/// One order waiting for its confirm.
+struct Waiting {
+    order_id: OrderId,
+    request_id: RequestId,
+    call: Call,
+    /// The order's span, for the batch's trace and log lines.
+    span: tracing::Span,
+}
+
+/// A worker's confirmations; see the module documentation.
+pub struct Confirmations(Batcher<Waiting, Result<(), InventoryError>>);
+
+impl Confirmations {
+    /// Starts the worker's batcher, which calls inventory through `client`
+    /// and counts each call's orders in `metrics`.
+    pub fn start(client: InventoryClient, metrics: OrderMetrics) -> Self {
+        let limits = Limits {
+            max_items: NonZeroUsize::new(MAX_CONFIRMED_AT_ONCE).unwrap_or(NonZeroUsize::MIN),
+            in_flight: NonZeroUsize::new(IN_FLIGHT).unwrap_or(NonZeroUsize::MIN),
+        };
+        Self(Batcher::start(limits, move |batch: Vec<Waiting>| {
+            metrics.confirm_batch(batch.len());
+            confirm_batch(client.clone(), batch)
+        }))
+    }
+
+    /// Keeps the order's reserved stock for good. Idempotent.
+    ///
+    /// # Errors
+    /// See [`InventoryError`]: [`InventoryError::Expired`] when it is too
+    /// late, [`InventoryError::DeadlineExceeded`] when the order's deadline
+    /// passes first.
+    pub async fn confirm(
+        &self,
+        request_id: &RequestId,
+        order_id: &OrderId,
+        call: Call,
+    ) -> Result<(), InventoryError> {
+        let waiting = Waiting {
+            order_id: order_id.clone(),
+            request_id: request_id.clone(),
+            call,
+            span: tracing::Span::current(),
+        };
+        let answer = self.0.submit(waiting);
+        match tokio::time::timeout(call.deadline().remaining(), answer).await {
+            Ok(Some(answer)) => answer,
+            // The worker is stopping: whether the confirm landed is unknown.
+            Ok(None) => Err(InventoryError::Unavailable {
+                retry_after: RETRY_SOON,
+                may_have_landed: true,
+                cause: CallError::Transport("the worker stopped before inventory answered".into()),
+            }),
+            Err(_) => Err(InventoryError::DeadlineExceeded {
+                may_have_landed: true,
+            }),
+        }
+    }
+}
+
+/// Confirms a batch in one call and answers each order for itself.
+async fn confirm_batch(
+    client: InventoryClient,
+    batch: Vec<Waiting>,
+) -> Vec<Result<(), InventoryError>> {
+    let Some(first) = batch.first() else {
+        return Vec::new();
+    };
+    for other in &batch[1..] {
+        tracing::debug!(parent: &other.span, confirmed_with = %first.request_id,
+            batch = batch.len(), "confirming in a batch");
+    }
+    // As long as its most patient order may wait.
+    let call = batch
+        .iter()
+        .map(|w| w.call)
+        .max_by_key(|call| call.deadline())
+        .unwrap_or(first.call);
+    let ids: Vec<&OrderId> = batch.iter().map(|w| &w.order_id).collect();
+    let answer = client
+        .confirm_all(&first.request_id, &ids, call)
+        .instrument(first.span.clone())
+        .await;
+    batch
+        .iter()
+        .map(|w| match &answer {
+            Ok(confirmed) => confirmed.outcome(&w.order_id),
+            Err(e) => Err(e.clone()),
+        })
+        .collect()
+}
