@@ -121,7 +121,9 @@ impl Saga {
     /// # Errors
     /// Rejections (stock, sku), inventory unavailability, idempotency
     /// conflicts and store failures; see [`Error`].
-    #[tracing::instrument(skip_all, fields(order_id))]
+    // `confirmed_with`: the request id of the call that confirmed this order
+    // with others (see `crate::clients::Confirmations`).
+    #[tracing::instrument(skip_all, fields(order_id, confirmed_with))]
     pub async fn place(
         &self,
         order: NewOrder,

@@ -10,8 +10,9 @@
 //! alone still goes at once, so a quiet shop pays no wait for this.
 //!
 //! The call takes the request id and the trace of the order that opened the
-//! batch; every other order of the batch logs that request id beside its own
-//! (`confirmed_with`), so that inventory's log lines for it can be found. The
+//! batch; every other order of the batch records that request id on its own
+//! span (`confirmed_with`, on its log lines from then on, "order placed"
+//! among them), so that inventory's log lines for it can be found. The
 //! call carries the latest deadline of its orders, and each order stops
 //! waiting at its own: an order out of time is answered 504 and releases its
 //! stock like any other (a confirm that lands after the release finds the
@@ -37,7 +38,7 @@ struct Waiting {
     order_id: OrderId,
     request_id: RequestId,
     call: Call,
-    /// The order's span, for the batch's trace and log lines.
+    /// The order's span: the batch's trace, or where `confirmed_with` goes.
     span: tracing::Span,
 }
 
@@ -101,8 +102,9 @@ async fn confirm_batch(
         return Vec::new();
     };
     for other in &batch[1..] {
-        tracing::debug!(parent: &other.span, confirmed_with = %first.request_id,
-            batch = batch.len(), "confirming in a batch");
+        other
+            .span
+            .record("confirmed_with", first.request_id.as_str());
     }
     // As long as its most patient order may wait.
     let call = batch

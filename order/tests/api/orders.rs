@@ -337,6 +337,23 @@ async fn orders_reaching_the_confirm_together_share_one_call_to_inventory() {
     assert_eq!(orders, 24.0, "every order confirmed through a call, once");
     // Two workers with two calls in flight each: at most four went alone.
     assert!(calls <= 12.0, "{calls} confirmation calls for 24 orders");
+
+    // Each order that rode on another's call names that call's request id.
+    let ours: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.body["order_id"].as_str())
+        .collect();
+    let placed: Vec<serde_json::Value> = shared::testing::captured_logs()
+        .into_iter()
+        .filter(|l| l["message"] == "order placed")
+        .filter(|l| ours.iter().any(|id| l["span"]["order_id"] == *id))
+        .collect();
+    assert_eq!(placed.len(), 24);
+    let riders = placed
+        .iter()
+        .filter(|l| l["span"]["confirmed_with"].is_string())
+        .count();
+    assert_eq!(riders as f64, orders - calls, "{placed:?}");
 }
 
 #[actix_web::test]
