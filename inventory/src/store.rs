@@ -119,6 +119,18 @@ pub enum ConfirmOutcome {
     NotFound,
 }
 
+impl ConfirmOutcome {
+    /// The `outcome` label of the reservation metrics; `None` for an id
+    /// that names no reservation (not counted).
+    pub fn label(&self) -> Option<&'static str> {
+        match self {
+            Self::Confirmed(_) => Some("confirmed"),
+            Self::TooLate(_) => Some("too_late"),
+            Self::NotFound => None,
+        }
+    }
+}
+
 /// What became of a `PUT /items/{sku}`.
 #[derive(Debug)]
 pub enum PutItemOutcome {
@@ -623,9 +635,9 @@ impl Store {
         let rows = query.fetch_all(&mut *self.db.write().await?).await?;
         let mut confirmed = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let id = ReservationId::parse(&row.try_get::<String, _>("id")?)?;
-            let reservation = reservation_from(row, &id)?;
-            confirmed.insert(id.as_str().to_owned(), reservation);
+            let raw: String = row.try_get("id")?;
+            let reservation = reservation_from(row, &ReservationId::parse(&raw)?)?;
+            confirmed.insert(raw, reservation);
         }
         let mut outcomes = Vec::with_capacity(ids.len());
         for id in ids {

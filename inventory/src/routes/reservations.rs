@@ -185,18 +185,16 @@ pub async fn confirm_reservation(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
-    match store.confirm(&id, now_ms()).await? {
-        ConfirmOutcome::Confirmed(r) => {
-            metrics.reservation("confirmed");
-            Ok(HttpResponse::Ok().json(ReservationResponse::from(r)))
-        }
-        ConfirmOutcome::TooLate(r) => {
-            metrics.reservation("too_late");
-            Err(Error::ReservationExpired {
-                id: r.id.as_str().to_owned(),
-                status: r.status,
-            })
-        }
+    let outcome = store.confirm(&id, now_ms()).await?;
+    if let Some(label) = outcome.label() {
+        metrics.reservation(label);
+    }
+    match outcome {
+        ConfirmOutcome::Confirmed(r) => Ok(HttpResponse::Ok().json(ReservationResponse::from(r))),
+        ConfirmOutcome::TooLate(r) => Err(Error::ReservationExpired {
+            id: r.id.as_str().to_owned(),
+            status: r.status,
+        }),
         ConfirmOutcome::NotFound => Err(Error::ReservationNotFound {
             id: path.into_inner(),
         }),
@@ -264,13 +262,11 @@ pub async fn confirm_reservations(
     let mut not_found = Vec::new();
     let mut reservations = Vec::with_capacity(ids.len());
     for (id, outcome) in store.confirm_all(&ids, now_ms()).await? {
+        if let Some(label) = outcome.label() {
+            metrics.reservation(label);
+        }
         match outcome {
-            ConfirmOutcome::Confirmed(r) => {
-                metrics.reservation("confirmed");
-                reservations.push(ReservationResponse::from(r));
-            }
-            ConfirmOutcome::TooLate(r) => {
-                metrics.reservation("too_late");
+            ConfirmOutcome::Confirmed(r) | ConfirmOutcome::TooLate(r) => {
                 reservations.push(ReservationResponse::from(r));
             }
             ConfirmOutcome::NotFound => not_found.push(id.as_str().to_owned()),

@@ -5,7 +5,7 @@
 //! contract's saga says; but when many orders reach that step together, one
 //! `POST /reservation-confirmations` confirms them all, through the same
 //! breaker, bulkhead and retries as any call. A worker keeps at most
-//! [`IN_FLIGHT`] such calls going at once, and the orders that arrive while
+//! two such calls ([`LIMITS`]) going at once, and the orders that arrive while
 //! they are busy leave together in the next ([`shared::batch`]): an order
 //! alone still goes at once, so a quiet shop pays no wait for this.
 //!
@@ -30,8 +30,12 @@ use super::{Call, CallError, InventoryClient, InventoryError};
 use crate::domain::OrderId;
 use crate::metrics::OrderMetrics;
 
-/// Confirmation calls a worker keeps in flight at once.
-const IN_FLIGHT: usize = 2;
+/// How many orders one call confirms at most (inventory's limit), and how
+/// many such calls a worker keeps in flight at once.
+const LIMITS: Limits = Limits {
+    max_items: NonZeroUsize::new(MAX_CONFIRMED_AT_ONCE).expect("inventory takes some"),
+    in_flight: NonZeroUsize::new(2).expect("not zero"),
+};
 
 /// One order waiting for its confirm.
 struct Waiting {
@@ -49,11 +53,7 @@ impl Confirmations {
     /// Starts the worker's batcher, which calls inventory through `client`
     /// and counts each call's orders in `metrics`.
     pub fn start(client: InventoryClient, metrics: OrderMetrics) -> Self {
-        let limits = Limits {
-            max_items: NonZeroUsize::new(MAX_CONFIRMED_AT_ONCE).unwrap_or(NonZeroUsize::MIN),
-            in_flight: NonZeroUsize::new(IN_FLIGHT).unwrap_or(NonZeroUsize::MIN),
-        };
-        Self(Batcher::start(limits, move |batch: Vec<Waiting>| {
+        Self(Batcher::start(LIMITS, move |batch: Vec<Waiting>| {
             metrics.confirm_batch(batch.len());
             confirm_batch(client.clone(), batch)
         }))
