@@ -59,6 +59,7 @@
 # Linux's ephemeral range (32768-60999), where outbound connections could already hold them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/need.sh
 
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
@@ -69,13 +70,8 @@ export DURATION=$duration CONNECTIONS=$connections THREADS=$threads
 export OHA=${OHA:-.cache/oha/bin/oha}
 
 if [ -z "${1:-}" ]; then
-  need=()
-  command -v wrk >/dev/null || need+=(wrk)
-  command -v jq >/dev/null || need+=(jq)
-  [ "${AUTH_EVENTS:-on}${EVENTS:-on}" = offoff ] || command -v nats-server >/dev/null || need+=(nats-server)
-  if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
+  need wrk:wrk jq:jq
+  [ "${AUTH_EVENTS:-on}${EVENTS:-on}" = offoff ] || need nats-server:nats-server
   if [ ! -x "$OHA" ]; then
     echo "Building oha (once)..."
     cargo install oha --version 1.16.0 --locked --quiet --root .cache/oha
@@ -108,7 +104,7 @@ if [ -z "${1:-}" ]; then
 fi
 
 if [ "$1" = --events ]; then
-  command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; }
+  need nats-server:nats-server
   [ -x target/release/order ] && [ -x target/release/examples/event_latency ] ||
     cargo build --release --bins --example event_latency --quiet
   exec bash bench/events.sh "$duration" "$connections" "$threads"

@@ -21,15 +21,8 @@ prom=observability/prometheus
 fail() { echo "observability check: FAILED: $*" >&2; exit 1; }
 step() { echo "observability check: $*"; }
 
-if ! command -v promtool >/dev/null 2>&1; then
-  step "promtool missing: installing the Debian package prometheus"
-  sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
-  command -v apt-get >/dev/null 2>&1 || fail "no promtool and no apt-get (install prometheus's promtool)"
-  "${sudo[@]}" apt-get update -qq && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq prometheus >/dev/null || fail "apt-get install prometheus"
-  command -v promtool >/dev/null 2>&1 || fail "prometheus installed but promtool not on PATH"
-fi
+. scripts/lib/need.sh
+need promtool:prometheus || fail "promtool (Debian package prometheus)"
 step "$(promtool --version 2>&1 | head -n 1)"
 
 work=$(mktemp -d)

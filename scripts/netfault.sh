@@ -51,9 +51,10 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "netfault: needs root (network namespaces, tc, iptables): not run" >&2
   exit 77
 fi
-for tool in ip iptables tc python3 curl; do
-  command -v "$tool" >/dev/null || { echo "netfault: $tool is missing" >&2; exit 2; }
-done
+# Debian's iptables is the nf_tables flavour (iptables-nft): it talks to the kernel
+# itself and needs no `nft` command.
+. scripts/lib/need.sh
+need ip:iproute2 tc:iproute2 iptables:iptables python3:python3 curl:curl || exit 2
 
 mode=${1:-faults}
 window=${NETFAULT_WINDOW:-20}

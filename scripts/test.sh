@@ -16,35 +16,30 @@
 #      when missing): its own local stack driven with known traffic, every counter's move,
 #      dashboard query and rule checked (scripts/observability-check.py)
 #   6. real network faults (scripts/netfault.sh, root only: skipped with a line saying so
-#      otherwise): the services in network namespaces, tc netem / NFQUEUE delay, loss and
+#      otherwise, a failure under CI=true; iptables installed when missing): the services in network namespaces, tc netem / NFQUEUE delay, loss and
 #      reordering, iptables partitions, under an order load, invariants checked per fault
 #   7. the Kubernetes manifests, rendered and checked offline (scripts/check-k8s.sh),
 #      then Prometheus's configuration, rules and alert unit tests (promtool) and the
 #      Grafana dashboards (scripts/check-observability.sh), and the README's benchmark
 #      table against bench/results/latest.json (scripts/bench-readme.py --check)
-#   8. the web client in headless Chromium (scripts/browser-test.sh)
+#   8. the web client in headless Chromium (scripts/browser-test.sh; Debian's chromium and
+#      nginx, for the gateway tests, installed when missing)
+#
+# Every tool a step needs is installed when missing (scripts/lib/need.sh); one that cannot
+# be is an error naming its package. Under CI=true no step and no test skips itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 section() { printf '\n== %s ==\n' "$*"; }
 
-need_apt=()
-for tool in curl jq python3; do
-  command -v "$tool" >/dev/null || need_apt+=("$tool")
-done
-# The events tests start a real nats-server (JetStream). Debian puts it in /usr/sbin,
-# which is not on every user's PATH: looked for there too.
-nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || true)}
-[ -z "$nats_server" ] && [ -x /usr/sbin/nats-server ] && nats_server=/usr/sbin/nats-server
-[ -z "$nats_server" ] && need_apt+=(nats-server)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  section "installing ${need_apt[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+. scripts/lib/need.sh
+# The events tests start a real nats-server (JetStream); Debian puts it in /usr/sbin.
+need curl:curl jq:jq python3:python3
+[ -n "${NATS_SERVER_BIN:-}" ] || need nats-server:nats-server
 # Inherited by every cargo test below, the PostgreSQL pass (scripts/with-postgres.sh
 # runs its command as this user, with this environment) and the local stacks
 # (scripts/run-local.sh starts this nats-server too).
-export NATS_SERVER_BIN=${nats_server:-/usr/sbin/nats-server}
+export NATS_SERVER_BIN=${NATS_SERVER_BIN:-$(have nats-server)}
 
 section "format and lints"
 cargo fmt --all -- --check
@@ -63,6 +58,7 @@ section "tests (PostgreSQL)"
 # with tokens required, one database per service.
 scripts/with-postgres.sh sh -c \
   'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api &&
+   TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared --test events two_relays_on_one_postgresql_outbox &&
    scripts/auth-journey.sh'
 
 section "the seed's curl commands against the local stack"
@@ -97,7 +93,7 @@ section "real network faults (namespaces, netem, iptables partitions)"
 if [ "$(id -u)" -eq 0 ]; then
   PROFILE=debug scripts/netfault.sh
 else
-  echo "skipped: scripts/netfault.sh needs root (run as root to include it)"
+  skip_or_fail "scripts/netfault.sh needs root (run as root to include it)"
 fi
 
 section "Kubernetes manifests"
