@@ -9,6 +9,7 @@ use shared::config::{DatabaseConfig, Env, ServerConfig};
 
 use crate::clients::ClientConfig;
 use crate::domain::Email;
+use crate::hashing::HashingSettings;
 use crate::keys::KeySource;
 use crate::seed::SeedAccount;
 use crate::throttle::ThrottleSettings;
@@ -27,6 +28,9 @@ pub struct Config {
     /// The tokens' `aud`.
     pub audience: String,
     pub keys: KeySource,
+    /// `IDENTITY_ALLOW_PUBLISHED_KEYS`: start with a key published in this
+    /// repository (development only; refused otherwise).
+    pub allow_published_keys: bool,
     pub clients: Vec<ClientConfig>,
     /// Accounts whose session tokens carry the operator scopes.
     pub operators: Vec<Email>,
@@ -35,6 +39,8 @@ pub struct Config {
     pub accounts: std::sync::Arc<[SeedAccount]>,
     pub token_ttl: Duration,
     pub sign_in_throttle: ThrottleSettings,
+    /// How many passwords are hashed at once, and how long a request waits for its turn.
+    pub hashing: HashingSettings,
 }
 
 impl Config {
@@ -53,6 +59,7 @@ impl Config {
             issuer: env.http_url("IDENTITY_ISSUER", "http://localhost:7004")?,
             audience: env.string("IDENTITY_AUDIENCE", "shop"),
             keys: key_source(env)?,
+            allow_published_keys: env.parse("IDENTITY_ALLOW_PUBLISHED_KEYS", false)?,
             clients: clients(env)?,
             operators: operators(env)?,
             accounts: match json_setting(env, "IDENTITY_ACCOUNTS")? {
@@ -70,6 +77,16 @@ impl Config {
                     12,
                     1,
                 )?),
+            },
+            hashing: HashingSettings {
+                max_in_flight: env.at_least_as(
+                    "IDENTITY_HASHING_MAX_IN_FLIGHT",
+                    HashingSettings::default_max_in_flight()
+                        .try_into()
+                        .unwrap_or(1),
+                    1,
+                )?,
+                queue_wait: env.millis("IDENTITY_HASHING_QUEUE_MS", 1000, 0)?,
             },
         })
     }
@@ -152,6 +169,12 @@ mod tests {
         assert!(config.clients.is_empty() && config.operators.is_empty());
         assert_eq!(config.sign_in_throttle.burst.get(), 5);
         assert_eq!(config.sign_in_throttle.interval, Duration::from_secs(12));
+        assert!(!config.allow_published_keys);
+        assert_eq!(
+            config.hashing.max_in_flight,
+            HashingSettings::default_max_in_flight()
+        );
+        assert_eq!(config.hashing.queue_wait, Duration::from_secs(1));
     }
 
     #[test]
@@ -162,6 +185,9 @@ mod tests {
             ("IDENTITY_SIGNIN_FAILURE_BURST", "0"),
             ("IDENTITY_SIGNIN_FAILURE_INTERVAL_S", "soon"),
             ("IDENTITY_OPERATORS", "root"),
+            ("IDENTITY_ALLOW_PUBLISHED_KEYS", "yes"),
+            ("IDENTITY_HASHING_MAX_IN_FLIGHT", "0"),
+            ("IDENTITY_HASHING_QUEUE_MS", "soon"),
             (
                 "IDENTITY_CLIENTS",
                 r#"[{"client_id":"a","client_secret":"hunter22","scopes":["x"]}]"#,

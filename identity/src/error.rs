@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 
 use crate::domain::ParseError;
 
+/// `Retry-After` of a 503 `busy`: a hashing slot frees within tens of milliseconds.
+const RETRY_BUSY: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the email is taken")]
@@ -20,6 +23,9 @@ pub enum Error {
     InvalidCredentials,
     #[error("too many failed sign-ins")]
     SignInThrottled { retry_after: Duration },
+    /// No password-hashing slot came free in time (see [`crate::hashing`]).
+    #[error("too many passwords are being checked")]
+    Busy,
     #[error("{0}")]
     InvalidRequest(String),
     #[error("{0:?}")]
@@ -101,6 +107,9 @@ impl Error {
             )
             .detail("Too many failed sign-ins for this email; try again after Retry-After seconds.")
             .retry_after(*retry_after),
+            Self::Busy => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "Busy")
+                .detail("Too many passwords are being checked right now; nothing was done. Retry after Retry-After seconds.")
+                .retry_after(RETRY_BUSY),
             Self::InvalidRequest(detail) => Problem::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",

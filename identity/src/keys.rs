@@ -62,14 +62,28 @@ pub struct Jwk {
     pub alg: &'static str,
 }
 
+/// The RFC 7638 thumbprints (`kid`s) of the private keys published in this
+/// project's repository, now or in its history: anyone can sign tokens with
+/// them, so identity refuses to start with one unless
+/// `IDENTITY_ALLOW_PUBLISHED_KEYS=true` (development only). A test scans the
+/// repository for private keys and fails on one missing from this list.
+pub const PUBLISHED_KEYS: &[&str] = &[
+    // The throwaway key of the Kubernetes manifests (k8s/base/secret.yaml at first).
+    "yQCmF-sNayuRmXmeR_ZEg7IDi4E3Xli_vymCm16dn9w",
+    // identity/tests/fixtures/published-signing-key.pem: the refusal's own test.
+    "DLElbdJdyB-laq_ctf78jN4W9AY8c17iDmhYwZe6vb8",
+];
+
 /// One private key, ready to sign, with its public JWK.
 pub struct SigningKey {
     encoding: EncodingKey,
     jwk: Jwk,
+    /// Where it was read from, for messages: a file, or the variable.
+    origin: String,
 }
 
 impl SigningKey {
-    fn from_secret(secret: &SecretKey) -> anyhow::Result<Self> {
+    fn from_secret(secret: &SecretKey, origin: String) -> anyhow::Result<Self> {
         let der = secret
             .to_pkcs8_der()
             .context("encoding the key as PKCS#8")?;
@@ -79,6 +93,7 @@ impl SigningKey {
         };
         let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
         Ok(Self {
+            origin,
             encoding: EncodingKey::from_ec_der(der.as_bytes()),
             jwk: Jwk {
                 kid: thumbprint(&x, &y),
@@ -126,6 +141,7 @@ impl KeySet {
     /// When a file cannot be read, holds no P-256 PKCS#8 key, or the generated
     /// key cannot be written.
     pub fn load(source: &KeySource) -> anyhow::Result<Self> {
+        // Each secret with where it came from.
         let mut secrets = Vec::new();
         match source {
             KeySource::Files(paths) => {
@@ -133,19 +149,25 @@ impl KeySet {
                     let pem = std::fs::read_to_string(path).with_context(|| {
                         format!("IDENTITY_SIGNING_KEY_FILES: reading {}", path.display())
                     })?;
-                    secrets.extend(parse_pems(&pem).with_context(|| {
-                        format!("IDENTITY_SIGNING_KEY_FILES: {}", path.display())
-                    })?);
+                    let origin = format!("IDENTITY_SIGNING_KEY_FILES: {}", path.display());
+                    let keys = parse_pems(&pem).with_context(|| origin.clone())?;
+                    secrets.extend(keys.into_iter().map(|k| (k, origin.clone())));
                 }
             }
             KeySource::Pem(pem) => {
-                secrets = parse_pems(pem).context("IDENTITY_SIGNING_KEYS")?;
+                let keys = parse_pems(pem).context("IDENTITY_SIGNING_KEYS")?;
+                secrets.extend(
+                    keys.into_iter()
+                        .map(|k| (k, "IDENTITY_SIGNING_KEYS".into())),
+                );
             }
-            KeySource::Generated(path) => secrets.push(generated(path)?),
+            KeySource::Generated(path) => {
+                secrets.push((generated(path)?, path.display().to_string()));
+            }
         }
         let keys = secrets
-            .iter()
-            .map(SigningKey::from_secret)
+            .into_iter()
+            .map(|(secret, origin)| SigningKey::from_secret(&secret, origin))
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(!keys.is_empty(), "no signing key was configured");
         Ok(Self { keys })
@@ -155,6 +177,35 @@ impl KeySet {
     pub fn current(&self) -> &SigningKey {
         // `load` refuses an empty set.
         &self.keys[0]
+    }
+
+    /// Refuses a key published in this repository ([`PUBLISHED_KEYS`]),
+    /// naming where it was read from; with `allow` (development), warns instead.
+    ///
+    /// # Errors
+    /// When a key is published and `allow` is false.
+    pub fn refuse_published(&self, allow: bool) -> anyhow::Result<()> {
+        for key in self
+            .keys
+            .iter()
+            .filter(|k| PUBLISHED_KEYS.contains(&k.kid()))
+        {
+            anyhow::ensure!(
+                allow,
+                "the signing key from {} is published in this project's repository \
+                 (kid {}): anyone can sign tokens with it. Configure a key of your own, \
+                 or set IDENTITY_ALLOW_PUBLISHED_KEYS=true for development only",
+                key.origin,
+                key.kid()
+            );
+            tracing::warn!(
+                kid = key.kid(),
+                origin = key.origin.as_str(),
+                "signing with a key published in this project's repository: anyone can \
+                 sign tokens with it (IDENTITY_ALLOW_PUBLISHED_KEYS=true: development only)"
+            );
+        }
+        Ok(())
     }
 
     /// Every public key, the signing one first.

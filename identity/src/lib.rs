@@ -11,6 +11,7 @@
 //! - [`config`]: environment -> [`config::Config`].
 //! - [`domain`]: validated types (`Email`, `Password`, `Scope`, …).
 //! - [`passwords`]: argon2id hashing and verification.
+//! - [`hashing`]: the bounded pool requests hash on (503 `busy` beyond it).
 //! - [`keys`]: signing keys (loaded or generated) and their JWKs.
 //! - [`tokens`]: signing access tokens.
 //! - [`clients`]: OAuth clients and HTTP Basic authentication.
@@ -26,6 +27,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hashing;
 pub mod keys;
 pub mod metrics;
 pub mod passwords;

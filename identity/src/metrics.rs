@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use shared::metrics::{Registry, names};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,12 +54,24 @@ impl Grant {
     }
 }
 
-/// Accounts created, sign-ins by outcome, tokens by grant.
+/// Accounts created, sign-ins by outcome, tokens by grant, password hashing.
 #[derive(Clone)]
 pub struct IdentityMetrics {
     accounts: Counter,
     sign_ins: Family<OutcomeLabels, Counter>,
     tokens: Family<GrantLabels, Counter>,
+    hashes: Counter,
+    hashes_in_flight: Gauge,
+    hashes_refused: Counter,
+}
+
+/// One argon2 computation under way; dropping it ends it in the gauge.
+pub struct HashInFlight(Gauge);
+
+impl Drop for HashInFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl IdentityMetrics {
@@ -67,6 +80,9 @@ impl IdentityMetrics {
             accounts: Counter::default(),
             sign_ins: Family::default(),
             tokens: Family::default(),
+            hashes: Counter::default(),
+            hashes_in_flight: Gauge::default(),
+            hashes_refused: Counter::default(),
         };
         registry.register(
             names::IDENTITY_ACCOUNTS_CREATED,
@@ -82,6 +98,21 @@ impl IdentityMetrics {
             names::IDENTITY_TOKENS_ISSUED,
             "Access tokens issued, by grant (session, client_credentials)",
             metrics.tokens.clone(),
+        );
+        registry.register(
+            names::IDENTITY_PASSWORD_HASHES,
+            "Argon2 computations run for requests (hashing at sign-up, verifying at sign-in)",
+            metrics.hashes.clone(),
+        );
+        registry.register(
+            names::IDENTITY_PASSWORD_HASHES_IN_FLIGHT,
+            "Argon2 computations running now (at most IDENTITY_HASHING_MAX_IN_FLIGHT)",
+            metrics.hashes_in_flight.clone(),
+        );
+        registry.register(
+            names::IDENTITY_PASSWORD_HASHES_REFUSED,
+            "Requests answered 503 busy because no hashing slot came free in time",
+            metrics.hashes_refused.clone(),
         );
         // Every series exists (at 0) from the start.
         for outcome in SignInOutcome::ALL {
@@ -115,5 +146,16 @@ impl IdentityMetrics {
                 grant: grant.label(),
             })
             .inc();
+    }
+
+    /// An argon2 computation starts; it ends when the guard is dropped.
+    pub fn hash_started(&self) -> HashInFlight {
+        self.hashes.inc();
+        self.hashes_in_flight.inc();
+        HashInFlight(self.hashes_in_flight.clone())
+    }
+
+    pub fn hash_refused(&self) {
+        self.hashes_refused.inc();
     }
 }

@@ -1,18 +1,28 @@
-//! Accounts provisioned by configuration (`IDENTITY_ACCOUNTS`), created at
-//! start-up when missing.
+//! Accounts provisioned by configuration (`IDENTITY_ACCOUNTS`), brought in
+//! line with it at every start.
 //!
-//! This is how operator accounts come to exist: an email listed in
-//! `IDENTITY_OPERATORS` cannot be signed up through `POST /accounts`
-//! (whoever registered it first would otherwise hold the operator scopes), so
-//! it is provisioned here, or by hand in the store. An account that exists
-//! already is left as it is: its password is not reset by a restart.
+//! This is how operator accounts come to exist, and the only way: operator
+//! scopes attach only to accounts marked provisioned (see
+//! [`crate::store::Origin`]). An email listed in `IDENTITY_OPERATORS` cannot
+//! be signed up through `POST /accounts` either, but it may have been before
+//! it was listed. So, for each configured account:
+//! - none with its email: created, provisioned;
+//! - one whose password is the configured one: marked provisioned and kept
+//!   (an account provisioned before the mark existed, or by an earlier start);
+//! - a provisioned one with another password: the configured password
+//!   replaces it (the configuration changed);
+//! - one signed up by someone else, with another password: **taken over**. It
+//!   gets the configured password and name and a new customer id, so the
+//!   password its registrant chose never works, and nothing issued to or
+//!   placed by that registrant (tokens, whose `sub` is the old id; orders)
+//!   belongs to the operator. Logged as a warning naming both ids.
 
 use anyhow::Context;
 use serde::Deserialize;
 
 use crate::domain::{CustomerId, Email, Name, Password};
 use crate::passwords::Hasher;
-use crate::store::{NewAccount, Store};
+use crate::store::{NewAccount, Origin, Store};
 
 /// One account to provision. Its `Debug` shows no password.
 #[derive(Debug)]
@@ -58,7 +68,20 @@ impl SeedAccount {
     }
 }
 
-/// Creates the accounts that do not exist yet; returns how many were created.
+/// What provisioning did to one configured account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    Created,
+    /// Already provisioned with this password: left as it was.
+    Unchanged,
+    /// The account keeps its id and now holds the configured credentials.
+    Updated,
+    /// Someone else's account: new id, configured credentials.
+    TakenOver,
+}
+
+/// Brings every configured account in line with the configuration (see the
+/// module's doc); returns what was done to each, in order.
 ///
 /// # Errors
 /// When hashing or the store fails.
@@ -66,29 +89,77 @@ pub async fn provision(
     store: &Store,
     hasher: &Hasher,
     accounts: &[SeedAccount],
-) -> anyhow::Result<usize> {
-    let mut created = 0;
+) -> anyhow::Result<Vec<Provisioned>> {
+    let mut done = Vec::with_capacity(accounts.len());
     for account in accounts {
-        if store.credentials(&account.email).await?.is_some() {
-            continue;
-        }
-        // At start-up, before serving: hashing on this thread blocks nobody.
-        let password_hash = hasher.hash(&account.password)?;
-        let new = NewAccount {
-            customer_id: CustomerId::generate(),
+        done.push(provision_one(store, hasher, account).await?);
+    }
+    Ok(done)
+}
+
+async fn provision_one(
+    store: &Store,
+    hasher: &Hasher,
+    account: &SeedAccount,
+) -> anyhow::Result<Provisioned> {
+    // At start-up, before serving: hashing on this thread blocks nobody.
+    let new = |customer_id| -> anyhow::Result<NewAccount> {
+        Ok(NewAccount {
+            customer_id,
             email: account.email.clone(),
             name: account.name.clone(),
-            password_hash,
+            password_hash: hasher.hash(&account.password)?,
+            origin: Origin::Provisioned,
+        })
+    };
+    // A second look when the first one raced a sign-up on another replica.
+    for _ in 0..2 {
+        let Some(existing) = store.credentials(&account.email).await? else {
+            let created = new(CustomerId::generate())?;
+            if store.create_account(&created).await? {
+                tracing::info!(
+                    customer_id = created.customer_id.as_str(),
+                    "provisioned account created"
+                );
+                return Ok(Provisioned::Created);
+            }
+            continue;
         };
-        if store.create_account(&new).await? {
-            tracing::info!(
-                customer_id = new.customer_id.as_str(),
-                "provisioned account created"
-            );
-            created += 1;
+        let same_password = hasher.verify(&account.password, Some(&existing.password_hash));
+        let (customer_id, outcome) = match (existing.origin, same_password) {
+            (Origin::Provisioned, true) => return Ok(Provisioned::Unchanged),
+            (_, true) | (Origin::Provisioned, false) => {
+                (existing.customer_id.clone(), Provisioned::Updated)
+            }
+            (Origin::SignedUp, false) => (CustomerId::generate(), Provisioned::TakenOver),
+        };
+        let account = new(customer_id)?;
+        if store.provision_over(&account).await? {
+            log(outcome, &existing.customer_id, &account);
+            return Ok(outcome);
         }
     }
-    Ok(created)
+    anyhow::bail!(
+        "provisioning {}: the account changed under us twice",
+        account.email.as_str()
+    )
+}
+
+fn log(outcome: Provisioned, before: &CustomerId, after: &NewAccount) {
+    if outcome == Provisioned::TakenOver {
+        tracing::warn!(
+            email = after.email.as_str(),
+            previous_customer_id = before.as_str(),
+            customer_id = after.customer_id.as_str(),
+            "an account signed up with a provisioned email was taken over: the configured \
+             password replaces its own, and it has a new customer id"
+        );
+    } else {
+        tracing::info!(
+            customer_id = after.customer_id.as_str(),
+            "provisioned account updated"
+        );
+    }
 }
 
 #[cfg(test)]

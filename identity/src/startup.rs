@@ -1,15 +1,18 @@
 //! Wires configuration, the store, the keys, the throttle and the routes into a server.
 
+use actix_web::http::Method;
 use actix_web::web;
 use anyhow::Context;
 use shared::db::DatabaseCheck;
 use shared::health::HealthChecks;
 use shared::metrics::Registry;
+use shared::rate_limit::SignInRoutes;
 use shared::server::Server;
 use shared::service::ServiceInfo;
 
 use crate::clients::ClientRegistry;
 use crate::config::Config;
+use crate::hashing::HashingPool;
 use crate::keys::KeySet;
 use crate::metrics::IdentityMetrics;
 use crate::passwords::Hasher;
@@ -38,15 +41,21 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let metrics = web::Data::new(IdentityMetrics::register(&mut registry));
     let info = ServiceInfo::new("identity", env!("CARGO_PKG_VERSION"));
     let store_data = web::Data::new(store);
-    let hasher = web::Data::new(Hasher::new()?);
+    let hasher = Hasher::new()?;
     let provisioned = crate::seed::provision(&store_data, &hasher, &config.accounts).await?;
     if !config.accounts.is_empty() {
         tracing::info!(
-            provisioned,
             listed = config.accounts.len(),
+            ?provisioned,
             "accounts provisioned"
         );
     }
+    let hashing = web::Data::new(HashingPool::new(
+        hasher,
+        config.hashing,
+        metrics.get_ref().clone(),
+    ));
+    let sign_in_routes = web::Data::new(sign_in_routes());
     let issuer = web::Data::new(issuer);
     let clients = web::Data::new(ClientRegistry::new(&config.clients));
     let operators = web::Data::new(Operators(config.operators.clone()));
@@ -54,7 +63,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let server = shared::server::start(info, &config.server, registry, move |cfg| {
         let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
         cfg.app_data(store_data.clone())
-            .app_data(hasher.clone())
+            .app_data(hashing.clone())
+            .app_data(sign_in_routes.clone())
             .app_data(issuer.clone())
             .app_data(clients.clone())
             .app_data(operators.clone())
@@ -73,6 +83,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 /// The signing keys, loaded (or generated), behind the token issuer.
 fn token_issuer(config: &Config) -> anyhow::Result<TokenIssuer> {
     let keys = KeySet::load(&config.keys).context("loading the signing keys")?;
+    keys.refuse_published(config.allow_published_keys)?;
     tracing::info!(
         signing_kid = keys.current().kid(),
         published = keys.jwks().len(),
@@ -84,6 +95,16 @@ fn token_issuer(config: &Config) -> anyhow::Result<TokenIssuer> {
         config.audience.clone(),
         config.token_ttl,
     ))
+}
+
+/// The routes anyone may call with a password or a client secret: they
+/// spend `RATE_LIMIT_SIGNIN_PER_MIN`, per address, not the writes quota.
+fn sign_in_routes() -> SignInRoutes {
+    SignInRoutes::new([
+        (Method::POST, "/accounts"),
+        (Method::POST, "/sessions"),
+        (Method::POST, "/token"),
+    ])
 }
 
 /// Forgets old sign-in failures every [`SWEEP_INTERVAL`] until draining.

@@ -1,36 +1,39 @@
-//! The per-account sign-in throttle: a few failed passwords, then one more
-//! per interval. Always on.
+//! The per-account sign-in throttle: a few guesses, then one more per
+//! interval. Always on.
 //!
 //! Keyed by the normalised email whether or not an account has it, so that
-//! being throttled says nothing about whether the account exists. Only failed
-//! attempts spend a cell (governor's keyed GCRA, `burst` cells refilled one
-//! per `interval`); a successful sign-in spends nothing. Once the failures have
-//! emptied the bucket the email is *locked* until the next cell comes back,
-//! and while locked every attempt, right password or not, is answered 429
-//! before any hashing (so a locked account also costs no CPU).
+//! being throttled says nothing about whether the account exists.
+//!
+//! An attempt is *taken before the password is checked*, atomically (one
+//! lock around look and spend): however many guesses for one email arrive at
+//! once, at most `burst` of them are ever checked in a window, and the rest
+//! are answered 429 before any hashing. A successful sign-in gives its
+//! attempt back, so the owner signing in spends nothing; so does an attempt
+//! that was never checked (the hashing pool was busy). A failed one stays
+//! spent. (A keyed governor limiter, used before, cannot give a cell back,
+//! which is why the bucket is kept here: a GCRA, one instant per email.)
+//!
+//! Once `burst` attempts are spent the email is *locked* until the next one
+//! comes back, one per `interval`; while locked every attempt, right password
+//! or not, is answered 429 unchecked (so a locked account also costs no CPU).
 //!
 //! Worst case for the real owner: an attacker who keeps guessing gets
 //! `burst` guesses, then one per `interval`; the owner is locked out while the
-//! attack lasts (apart from the moment a cell comes back, which the attacker
-//! and the owner race for), and **at most one `interval` after the attacker's
-//! last attempt** the owner can sign in again: attempts made while locked spend
-//! nothing, so they cannot push the lock further out. With the defaults (5,
-//! 12 s) that is 5 guesses a minute at most, and 12 s of lock-out after an
+//! attack lasts (apart from the moment an attempt comes back, which the
+//! attacker and the owner race for), and **at most one `interval` after the
+//! attacker's last attempt** the owner can sign in again: refused attempts
+//! spend nothing, so they cannot push the lock further out. With the defaults
+//! (5, 12 s) that is 5 guesses a minute at most, and 12 s of lock-out after an
 //! attack stops.
 //!
-//! Memory: one small entry per email that failed recently. Every
-//! [`SWEEP_INTERVAL`] the entries whose bucket is full again, and the locks
-//! that ended, are dropped (`retain_recent`).
+//! Memory: one instant per email that failed recently. Every
+//! [`SWEEP_INTERVAL`] the entries whose allowance is whole again are dropped
+//! (`retain_recent`).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 
 use crate::domain::Email;
 
@@ -40,86 +43,118 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// The throttle's settings (`IDENTITY_SIGNIN_FAILURE_BURST`, `IDENTITY_SIGNIN_FAILURE_INTERVAL_S`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleSettings {
-    /// Failed attempts allowed in a row before the lock.
+    /// Attempts allowed in a row before the lock.
     pub burst: NonZeroU32,
-    /// One more failed attempt is allowed per interval after that.
+    /// One more attempt is allowed per interval after that.
     pub interval: Duration,
 }
 
-type Limiter =
-    RateLimiter<Email, DefaultKeyedStateStore<Email>, DefaultClock, StateInformationMiddleware>;
-
 /// Shared by all workers.
 pub struct SignInThrottle {
-    failures: Limiter,
-    /// When each locked email may try again. A lookup here is the check made
-    /// before verifying: governor has no way to look without spending a cell.
-    locked_until: Mutex<HashMap<Email, Instant>>,
+    interval: Duration,
+    /// How far ahead of "now" the allowance may run: `(burst - 1) * interval`.
+    tolerance: Duration,
+    /// Per email, the GCRA's theoretical arrival time: the allowance is whole
+    /// when it is in the past, and each attempt taken pushes it one interval on.
+    next_free: Mutex<HashMap<Email, Instant>>,
+}
+
+/// One attempt taken from an email's allowance. Dropped, it stays spent;
+/// [`Attempt::give_back`] returns it (a success, or a guess never checked).
+#[must_use = "an attempt is given back on success, spent otherwise"]
+pub struct Attempt<'a> {
+    throttle: &'a SignInThrottle,
+    email: Email,
 }
 
 impl SignInThrottle {
     /// # Errors
     /// When the interval is zero.
     pub fn new(settings: ThrottleSettings) -> anyhow::Result<Self> {
-        let quota = Quota::with_period(settings.interval)
-            .ok_or_else(|| anyhow::anyhow!("the sign-in interval must be above zero"))?
-            .allow_burst(settings.burst);
+        anyhow::ensure!(
+            !settings.interval.is_zero(),
+            "the sign-in interval must be above zero"
+        );
         Ok(Self {
-            failures: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
-            locked_until: Mutex::new(HashMap::new()),
+            interval: settings.interval,
+            tolerance: settings.interval * (settings.burst.get() - 1),
+            next_free: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Before verifying: `Err(wait)` while `email` is locked.
+    /// Takes one of `email`'s attempts, or says how long it is locked.
     ///
     /// # Errors
-    /// With how long the lock lasts.
-    pub fn check(&self, email: &Email) -> Result<(), Duration> {
+    /// With the time until an attempt comes back, when none is left.
+    pub fn try_attempt(&self, email: &Email) -> Result<Attempt<'_>, Duration> {
         let now = Instant::now();
-        match self.locks().get(email) {
-            Some(until) if *until > now => Err(*until - now),
-            _ => Ok(()),
+        let mut map = self.map();
+        let tat = map.get(email).map_or(now, |t| (*t).max(now));
+        let ahead = tat - now;
+        if ahead > self.tolerance {
+            return Err(ahead - self.tolerance);
+        }
+        map.insert(email.clone(), tat + self.interval);
+        Ok(Attempt {
+            throttle: self,
+            email: email.clone(),
+        })
+    }
+
+    /// How long `email` is locked now, if it is.
+    fn locked_for(&self, email: &Email) -> Option<Duration> {
+        let now = Instant::now();
+        let ahead = self.map().get(email)?.saturating_duration_since(now);
+        ahead.checked_sub(self.tolerance).filter(|d| !d.is_zero())
+    }
+
+    fn give_back(&self, email: &Email) {
+        let mut map = self.map();
+        if let Some(tat) = map.get_mut(email) {
+            match tat.checked_sub(self.interval) {
+                Some(earlier) => *tat = earlier,
+                None => {
+                    map.remove(email);
+                }
+            }
         }
     }
 
-    /// After a failed attempt: spends a cell; when that empties the bucket,
-    /// locks `email` until the next cell and returns how long that is.
-    pub fn record_failure(&self, email: &Email) -> Option<Duration> {
-        let now = Instant::now();
-        let wait = match self.failures.check_key(email) {
-            Ok(snapshot) if snapshot.remaining_burst_capacity() > 0 => return None,
-            // The last cell is spent: a second look is refused without
-            // spending anything, and says when the next cell comes.
-            Ok(_) => match self.failures.check_key(email) {
-                Err(not_until) => not_until.wait_time_from(self.failures.clock().now()),
-                Ok(_) => return None,
-            },
-            Err(not_until) => not_until.wait_time_from(self.failures.clock().now()),
-        };
-        self.locks().insert(email.clone(), now + wait);
-        Some(wait)
-    }
-
-    /// Drops what no longer matters: full buckets and ended locks.
+    /// Drops the emails whose allowance is whole again.
     pub fn retain_recent(&self) {
-        self.failures.retain_recent();
-        self.failures.shrink_to_fit();
         let now = Instant::now();
-        self.locks().retain(|_, until| *until > now);
+        let mut map = self.map();
+        map.retain(|_, tat| *tat > now);
+        map.shrink_to_fit();
     }
 
     /// How many emails the throttle holds state for (for the memory bound's test).
     pub fn len(&self) -> usize {
-        self.failures.len()
+        self.map().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.failures.is_empty()
+        self.map().is_empty()
     }
 
-    fn locks(&self) -> std::sync::MutexGuard<'_, HashMap<Email, Instant>> {
-        // The map stays consistent whatever panicked while holding it.
-        self.locked_until.lock().unwrap_or_else(|e| e.into_inner())
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Email, Instant>> {
+        // The map stays consistent whatever panicked while holding it: every
+        // change is one insert, assignment or removal.
+        self.next_free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Attempt<'_> {
+    /// The attempt did not count against the email: it succeeded, or the
+    /// password was never checked.
+    pub fn give_back(self) {
+        self.throttle.give_back(&self.email);
+    }
+
+    /// The attempt failed and stays spent; returns how long the email is now
+    /// locked, when this was its last attempt.
+    pub fn spend(self) -> Option<Duration> {
+        self.throttle.locked_for(&self.email)
     }
 }
 
@@ -131,32 +166,63 @@ mod tests {
         Email::parse(s).expect("valid")
     }
 
-    #[test]
-    fn burst_failures_then_locked_until_a_cell_returns() {
-        let throttle = SignInThrottle::new(ThrottleSettings {
-            burst: NonZeroU32::new(3).expect("non-zero"),
+    fn throttle(burst: u32) -> SignInThrottle {
+        SignInThrottle::new(ThrottleSettings {
+            burst: NonZeroU32::new(burst).expect("non-zero"),
             interval: Duration::from_secs(600),
         })
-        .expect("throttle");
+        .expect("throttle")
+    }
+
+    #[test]
+    fn burst_failures_then_locked_until_an_attempt_returns() {
+        let throttle = throttle(3);
         let ada = email("ada@example.com");
         for _ in 0..2 {
-            assert_eq!(throttle.check(&ada), Ok(()));
-            assert_eq!(throttle.record_failure(&ada), None);
+            let attempt = throttle.try_attempt(&ada).expect("an attempt");
+            assert_eq!(attempt.spend(), None);
         }
-        assert_eq!(throttle.check(&ada), Ok(()));
         let wait = throttle
-            .record_failure(&ada)
+            .try_attempt(&ada)
+            .expect("the third attempt")
+            .spend()
             .expect("the third failure locks");
         assert!(
             wait > Duration::from_secs(590) && wait <= Duration::from_secs(600),
             "{wait:?}"
         );
-        let left = throttle.check(&ada).expect_err("locked");
+        let left = throttle.try_attempt(&ada).err().expect("locked");
         assert!(left <= wait);
         // Another email is not affected, and retaining keeps the lock.
-        assert_eq!(throttle.check(&email("bob@example.com")), Ok(()));
+        assert!(throttle.try_attempt(&email("bob@example.com")).is_ok());
         throttle.retain_recent();
-        assert!(throttle.check(&ada).is_err());
-        assert_eq!(throttle.len(), 1);
+        assert!(throttle.try_attempt(&ada).is_err());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_before_they_fail() {
+        let throttle = throttle(2);
+        let ada = email("ada@example.com");
+        // Two guesses being checked at once hold the whole allowance: a third
+        // arriving meanwhile is refused, whatever the first two turn out to be.
+        let first = throttle.try_attempt(&ada).expect("first");
+        let second = throttle.try_attempt(&ada).expect("second");
+        assert!(throttle.try_attempt(&ada).is_err());
+        // A success gives its attempt back.
+        first.give_back();
+        let third = throttle.try_attempt(&ada).expect("given back");
+        drop((second, third));
+        assert!(throttle.try_attempt(&ada).is_err(), "dropped = spent");
+    }
+
+    #[test]
+    fn successes_spend_nothing_and_whole_allowances_are_forgotten() {
+        let throttle = throttle(1);
+        let ada = email("ada@example.com");
+        for _ in 0..5 {
+            throttle.try_attempt(&ada).expect("an attempt").give_back();
+        }
+        throttle.retain_recent();
+        assert!(throttle.is_empty());
     }
 }

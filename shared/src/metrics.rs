@@ -50,6 +50,9 @@ pub mod names {
     pub const IDENTITY_ACCOUNTS_CREATED: &str = "identity_accounts_created";
     pub const IDENTITY_SIGN_INS: &str = "identity_sign_ins";
     pub const IDENTITY_TOKENS_ISSUED: &str = "identity_tokens_issued";
+    pub const IDENTITY_PASSWORD_HASHES: &str = "identity_password_hashes";
+    pub const IDENTITY_PASSWORD_HASHES_IN_FLIGHT: &str = "identity_password_hashes_in_flight";
+    pub const IDENTITY_PASSWORD_HASHES_REFUSED: &str = "identity_password_hashes_refused";
     pub const EVENTS_OUTBOX_DEPTH: &str = "events_outbox_depth";
     pub const EVENTS_OUTBOX_OLDEST_AGE: &str = "events_outbox_oldest_age_seconds";
     pub const EVENTS_PUBLISHED: &str = "events_published";

@@ -6,12 +6,12 @@ use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
 use utoipa::ToSchema;
 
-use super::{Operators, off_the_workers};
+use super::Operators;
 use crate::domain::{CustomerId, Email, Name, Password};
 use crate::error::Error;
+use crate::hashing::HashingPool;
 use crate::metrics::IdentityMetrics;
-use crate::passwords::Hasher;
-use crate::store::{NewAccount, Store};
+use crate::store::{NewAccount, Origin, Store};
 
 /// A new account. (No `Debug`: it holds a password.)
 #[derive(Deserialize, ToSchema)]
@@ -49,34 +49,39 @@ pub struct AccountResponse {
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 409, description = "`email_taken`: an account has this email (compared case-insensitively).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 503, description = "`busy`: too many passwords are being hashed; nothing was created. See `Retry-After`.",
+            body = ProblemDetails, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 #[post("/accounts")]
 #[tracing::instrument(skip_all)]
 pub async fn create_account(
     store: web::Data<Store>,
-    hasher: web::Data<Hasher>,
+    hashing: web::Data<HashingPool>,
     metrics: web::Data<IdentityMetrics>,
     operators: web::Data<Operators>,
     body: web::Json<CreateAccountRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
-    // Operators are provisioned (`IDENTITY_ACCOUNTS`), never signed up:
-    // whoever registered an operator's email first would hold its scopes.
+    let name = Name::parse(&body.name)?;
+    // Checked before hashing: an oversized password costs nothing (and says
+    // nothing about the email: only the input is looked at).
+    let password = Password::new_for(body.password, &email)?;
+    let password_hash = hashing.run(move |hasher| hasher.hash(&password)).await??;
+    // Operators are provisioned (`IDENTITY_ACCOUNTS`), never signed up. Refused
+    // only after hashing, like any taken email: answering sooner would tell
+    // by its speed which emails are operators'.
     if operators.0.contains(&email) {
         return Err(Error::EmailTaken);
     }
-    let name = Name::parse(&body.name)?;
-    // Checked before hashing: an oversized password costs nothing.
-    let password = Password::new_for(body.password, &email)?;
-    let hasher = hasher.into_inner();
-    let password_hash = off_the_workers(move || hasher.hash(&password)).await??;
     let account = NewAccount {
         customer_id: CustomerId::generate(),
         email,
         name,
         password_hash,
+        origin: Origin::SignedUp,
     };
     if !store.create_account(&account).await? {
         return Err(Error::EmailTaken);

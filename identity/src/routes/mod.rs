@@ -29,14 +29,3 @@ fn no_store(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
 }
-
-/// Runs CPU-heavy work (password hashing) on the blocking pool.
-async fn off_the_workers<T, F>(work: F) -> Result<T, crate::error::Error>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    actix_web::web::block(work)
-        .await
-        .map_err(|e| anyhow::anyhow!("the blocking pool failed: {e}").into())
-}

@@ -6,17 +6,31 @@ use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
 use utoipa::ToSchema;
 
-use super::{no_store, off_the_workers};
-use crate::domain::{CustomerId, Email, Password, Scope, Scopes};
+use super::no_store;
+use crate::domain::{Email, Password, Scope, Scopes};
 use crate::error::Error;
+use crate::hashing::HashingPool;
 use crate::metrics::{Grant, IdentityMetrics, SignInOutcome};
-use crate::passwords::Hasher;
-use crate::store::Store;
-use crate::throttle::SignInThrottle;
+use crate::store::{Credentials, Origin, Store};
+use crate::throttle::{Attempt, SignInThrottle};
 use crate::tokens::TokenIssuer;
 
-/// `IDENTITY_OPERATORS`: whose session tokens carry the operator scopes.
+/// `IDENTITY_OPERATORS`: whose session tokens carry the operator scopes,
+/// when their account was provisioned.
 pub struct Operators(pub Vec<Email>);
+
+impl Operators {
+    /// The scopes of a session for `email`'s verified `credentials`: the
+    /// operator's only when the configuration provisioned these credentials,
+    /// never for an account someone signed up with an operator's email.
+    fn scopes_for(&self, email: &Email, credentials: &Credentials) -> Scopes {
+        if credentials.origin == Origin::Provisioned && self.0.contains(email) {
+            Scope::OPERATOR.into_iter().collect()
+        } else {
+            Scopes::default()
+        }
+    }
+}
 
 /// Credentials. (No `Debug`: it holds a password.)
 #[derive(Deserialize, ToSchema)]
@@ -52,13 +66,16 @@ pub struct SessionResponse {
         (status = 429, description = "`rate_limited`: too many failed sign-ins for this email; see `Retry-After`.",
             body = ProblemDetails, content_type = PROBLEM_JSON,
             headers(("Retry-After" = u64, description = "Seconds until another attempt is allowed."))),
+        (status = 503, description = "`busy`: too many passwords are being checked; this attempt was not counted. See `Retry-After`.",
+            body = ProblemDetails, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 #[post("/sessions")]
 #[tracing::instrument(skip_all)]
 pub async fn create_session(
     store: web::Data<Store>,
-    hasher: web::Data<Hasher>,
+    hashing: web::Data<HashingPool>,
     throttle: web::Data<SignInThrottle>,
     issuer: web::Data<TokenIssuer>,
     operators: web::Data<Operators>,
@@ -66,22 +83,21 @@ pub async fn create_session(
     body: web::Json<CreateSessionRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    let outcome = authenticate(&store, hasher.into_inner(), &throttle, body).await;
-    let (customer_id, email) = match outcome {
+    let outcome = authenticate(&store, &hashing, &throttle, body).await;
+    let (credentials, email) = match outcome {
         Ok(found) => found,
         Err(e) => {
-            metrics.sign_in(match e {
-                Error::SignInThrottled { .. } => SignInOutcome::Throttled,
-                _ => SignInOutcome::InvalidCredentials,
-            });
+            match e {
+                Error::SignInThrottled { .. } => metrics.sign_in(SignInOutcome::Throttled),
+                Error::InvalidCredentials => metrics.sign_in(SignInOutcome::InvalidCredentials),
+                // Busy or broken: no verdict on the credentials.
+                _ => {}
+            }
             return Err(e);
         }
     };
-    let scopes: Scopes = if operators.0.contains(&email) {
-        Scope::OPERATOR.into_iter().collect()
-    } else {
-        Scopes::default()
-    };
+    let customer_id = credentials.customer_id.clone();
+    let scopes = operators.scopes_for(&email, &credentials);
     let token = issuer.issue(customer_id.as_str(), &scopes)?;
     metrics.sign_in(SignInOutcome::Success);
     metrics.token_issued(Grant::Session);
@@ -93,37 +109,53 @@ pub async fn create_session(
     }))
 }
 
-/// The account these credentials are for; the throttle is checked first and
-/// a failure spends one of the email's attempts (see [`crate::throttle`]).
+/// The account these credentials are for. One of the email's attempts is
+/// taken first, atomically, so that a wave of guesses in parallel gets no more
+/// checked than one after another; a success, or a guess never checked, gives
+/// it back (see [`crate::throttle`]).
 async fn authenticate(
     store: &Store,
-    hasher: std::sync::Arc<Hasher>,
+    hashing: &HashingPool,
     throttle: &SignInThrottle,
     body: CreateSessionRequest,
-) -> Result<(CustomerId, Email), Error> {
+) -> Result<(Credentials, Email), Error> {
     // No account has a malformed email: nothing to throttle or to verify.
     let email = Email::parse(&body.email).map_err(|_| Error::InvalidCredentials)?;
-    throttle
-        .check(&email)
+    let attempt = throttle
+        .try_attempt(&email)
         .map_err(|retry_after| Error::SignInThrottled { retry_after })?;
-    let fail = || {
-        if let Some(locked_for) = throttle.record_failure(&email) {
-            tracing::warn!(
-                locked_for_s = locked_for.as_secs(),
-                "sign-ins throttled for an email"
-            );
-        }
-        Err(Error::InvalidCredentials)
-    };
     // An oversized password is refused unhashed (no account has one).
     let Ok(password) = Password::for_sign_in(body.password) else {
-        return fail();
+        return Err(failed(attempt));
     };
-    let credentials = store.credentials(&email).await?;
-    let stored = credentials.as_ref().map(|c| c.password_hash.clone());
-    let verified = off_the_workers(move || hasher.verify(&password, stored.as_deref())).await?;
-    match credentials {
-        Some(c) if verified => Ok((c.customer_id, email)),
-        _ => fail(),
+    let checked = async {
+        let credentials = store.credentials(&email).await?;
+        let stored = credentials.as_ref().map(|c| c.password_hash.clone());
+        let verified = hashing
+            .run(move |hasher| hasher.verify(&password, stored.as_deref()))
+            .await?;
+        Ok::<_, Error>(credentials.filter(|_| verified))
+    };
+    match checked.await {
+        Ok(Some(credentials)) => {
+            attempt.give_back();
+            Ok((credentials, email))
+        }
+        Ok(None) => Err(failed(attempt)),
+        Err(e) => {
+            attempt.give_back();
+            Err(e)
+        }
     }
+}
+
+/// A wrong password: the attempt stays spent.
+fn failed(attempt: Attempt<'_>) -> Error {
+    if let Some(locked_for) = attempt.spend() {
+        tracing::warn!(
+            locked_for_s = locked_for.as_secs(),
+            "sign-ins throttled for an email"
+        );
+    }
+    Error::InvalidCredentials
 }

@@ -109,3 +109,53 @@ async fn successful_sign_ins_spend_nothing() {
             .assert_status(200);
     }
 }
+
+#[actix_web::test]
+async fn a_wave_of_forty_parallel_guesses_gets_the_burst_checked_and_no_more() {
+    use futures::StreamExt;
+
+    let app = spawn_app_with(|c| {
+        c.sign_in_throttle.interval = Duration::from_secs(600);
+    })
+    .await;
+    app.sign_up("ada@example.com", PASSWORD)
+        .await
+        .assert_status(201);
+    let hashes_before = app.metric("identity_password_hashes_total").await;
+
+    let guesses: Vec<String> = (0..40).map(|i| format!("parallel guess {i}")).collect();
+    let mut wave: futures::stream::FuturesUnordered<_> = guesses
+        .iter()
+        .map(|guess| app.sign_in("ada@example.com", guess))
+        .collect();
+    let mut statuses = Vec::new();
+    let mut right = None;
+    while let Some(res) = wave.next().await {
+        statuses.push(res.status.as_u16());
+        // The first 429 says the burst is taken; the owner's right password,
+        // sent now amid the wave, must not get through.
+        if res.status == 429 && right.is_none() {
+            right = Some(app.sign_in("ada@example.com", PASSWORD).await);
+        }
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        (checked, throttled),
+        (5, 35),
+        "guesses checked out of a wave of 40: {statuses:?}"
+    );
+    right
+        .expect("the wave ran into the throttle")
+        .assert_problem(429, "rate_limited");
+    assert_eq!(
+        app.metric(r#"identity_sign_ins_total{outcome="invalid_credentials"}"#)
+            .await,
+        5.0
+    );
+    assert_eq!(
+        app.metric("identity_password_hashes_total").await,
+        hashes_before + 5.0,
+        "only the checked guesses were hashed"
+    );
+}

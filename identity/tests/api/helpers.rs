@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use identity::clients::{ClientConfig, Secret};
 use identity::config::Config;
 use identity::domain::{Email, Scope};
+use identity::hashing::HashingSettings;
 use identity::keys::{KeySource, generate_pem};
 use identity::seed::SeedAccount;
 use identity::throttle::ThrottleSettings;
@@ -29,7 +30,7 @@ pub const CLIENT_SECRET: &str = "order-s3cret";
 
 pub struct TestApp {
     pub server: Spawned,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 /// Identity's settings for tests: a free port, one fresh key, one client, one operator.
@@ -40,6 +41,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         issuer: ISSUER.into(),
         audience: "shop".into(),
         keys: KeySource::Pem(generate_pem().expect("a key")),
+        allow_published_keys: false,
         clients: vec![ClientConfig {
             client_id: CLIENT_ID.into(),
             client_secret: Secret::new(CLIENT_SECRET),
@@ -56,6 +58,12 @@ pub fn test_config(db: &TestDatabase) -> Config {
             burst: NonZeroU32::new(5).expect("non-zero"),
             interval: Duration::from_secs(12),
         },
+        // Tests run side by side on few cores: a generous wait keeps 503s
+        // for the tests that ask for them.
+        hashing: HashingSettings {
+            max_in_flight: 2,
+            queue_wait: Duration::from_secs(30),
+        },
     }
 }
 
@@ -66,14 +74,19 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     init_tracing();
     let db = TestDatabase::create("identity").await;
-    let mut config = test_config(&db);
+    let server = spawn_on(&db, adjust).await;
+    TestApp { server, db }
+}
+
+/// Identity on `db` (a restart, when it served `db` before).
+pub async fn spawn_on(db: &TestDatabase, adjust: impl FnOnce(&mut Config)) -> Spawned {
+    let mut config = test_config(db);
     adjust(&mut config);
-    let server = spawn(
+    spawn(
         identity::startup::build(config)
             .await
             .expect("identity starts"),
-    );
-    TestApp { server, _db: db }
+    )
 }
 
 /// `Authorization: Basic` as RFC 6749 §2.3.1 builds it: each part form-urlencoded.
@@ -86,6 +99,12 @@ pub fn basic(id: &str, secret: &str) -> String {
 }
 
 impl TestApp {
+    /// Stops identity and starts it again on the same database, configured anew.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        self.server.stop().await;
+        self.server = spawn_on(&self.db, adjust).await;
+    }
+
     pub fn client(&self) -> &TestClient {
         &self.server.client
     }
@@ -138,6 +157,19 @@ impl TestApp {
         jsonwebtoken::decode::<Value>(token, &key, &validation)
             .expect("the token verifies")
             .claims
+    }
+
+    /// The scopes of a token this identity issued, sorted.
+    pub async fn scopes_of(&self, token: &str) -> Vec<String> {
+        let claims = self.verify(token).await;
+        let mut scopes: Vec<String> = claims["scope"]
+            .as_str()
+            .expect("scope")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        scopes.sort_unstable();
+        scopes
     }
 
     /// The value of one metric series (`name{labels}`), 0 when absent.
