@@ -21,7 +21,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::domain::{CustomerId, Email, Name, Password};
-use crate::passwords::Hasher;
+use crate::passwords::{Hasher, Memory};
 use crate::store::{NewAccount, Origin, Store};
 
 /// One account to provision. Its `Debug` shows no password.
@@ -91,8 +91,9 @@ pub async fn provision(
     accounts: &[SeedAccount],
 ) -> anyhow::Result<Vec<Provisioned>> {
     let mut done = Vec::with_capacity(accounts.len());
+    let mut memory = Memory::default();
     for account in accounts {
-        done.push(provision_one(store, hasher, account).await?);
+        done.push(provision_one(store, hasher, &mut memory, account).await?);
     }
     Ok(done)
 }
@@ -100,22 +101,23 @@ pub async fn provision(
 async fn provision_one(
     store: &Store,
     hasher: &Hasher,
+    memory: &mut Memory,
     account: &SeedAccount,
 ) -> anyhow::Result<Provisioned> {
     // At start-up, before serving: hashing on this thread blocks nobody.
-    let new = |customer_id| -> anyhow::Result<NewAccount> {
+    let new = |customer_id, memory: &mut Memory| -> anyhow::Result<NewAccount> {
         Ok(NewAccount {
             customer_id,
             email: account.email.clone(),
             name: account.name.clone(),
-            password_hash: hasher.hash(&account.password)?,
+            password_hash: hasher.hash(&account.password, memory)?,
             origin: Origin::Provisioned,
         })
     };
     // A second look when the first one raced a sign-up on another replica.
     for _ in 0..2 {
         let Some(existing) = store.credentials(&account.email).await? else {
-            let created = new(CustomerId::generate())?;
+            let created = new(CustomerId::generate(), memory)?;
             if store.create_account(&created).await? {
                 tracing::info!(
                     customer_id = created.customer_id.as_str(),
@@ -125,7 +127,7 @@ async fn provision_one(
             }
             continue;
         };
-        let same_password = hasher.verify(&account.password, Some(&existing.password_hash));
+        let same_password = hasher.verify(&account.password, Some(&existing.password_hash), memory);
         let (customer_id, outcome) = match (existing.origin, same_password) {
             (Origin::Provisioned, true) => return Ok(Provisioned::Unchanged),
             (_, true) | (Origin::Provisioned, false) => {
@@ -133,7 +135,7 @@ async fn provision_one(
             }
             (Origin::SignedUp, false) => (CustomerId::generate(), Provisioned::TakenOver),
         };
-        let account = new(customer_id)?;
+        let account = new(customer_id, memory)?;
         if store.provision_over(&account).await? {
             log(outcome, &existing.customer_id, &account);
             return Ok(outcome);

@@ -54,7 +54,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         hasher,
         config.hashing,
         metrics.get_ref().clone(),
-    ));
+    )?);
     let sign_in_routes = web::Data::new(sign_in_routes());
     let issuer = web::Data::new(issuer);
     let clients = web::Data::new(ClientRegistry::new(&config.clients));

@@ -32,7 +32,10 @@ async fn an_operator_email_signed_up_in_advance_is_taken_over_at_provisioning() 
     let earlier = app.sign_in(OPERATOR, SQUATTER_PASSWORD).await;
     earlier.assert_status(200);
     let claims = app.verify(token(&earlier)).await;
-    assert_eq!((&claims["scope"], &claims["sub"]), (&"".into(), &squatter_id));
+    assert_eq!(
+        (&claims["scope"], &claims["sub"]),
+        (&"".into(), &squatter_id)
+    );
 
     // The operator is configured (listed and provisioned) and identity restarts.
     app.restart_with(|_| {}).await;
