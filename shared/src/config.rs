@@ -792,6 +792,9 @@ pub struct EventsConfig {
     /// `EVENTS_ACK_WAIT_MS`: how long a consumer may hold an event unacknowledged
     /// (a crashed consumer's events come back after this).
     pub ack_wait: Duration,
+    /// `EVENTS_STREAMS_PER_CALLER`: live-feed streams one caller (token
+    /// subject, else client address) may hold open at once.
+    pub streams_per_caller: usize,
 }
 
 impl EventsConfig {
@@ -814,6 +817,7 @@ impl EventsConfig {
                 Duration::from_secs(30),
             ],
             ack_wait: Duration::from_secs(30),
+            streams_per_caller: 4,
         }
     }
 
@@ -867,6 +871,7 @@ impl EventsConfig {
             redelivery_backoff: env
                 .millis_list("EVENTS_REDELIVERY_BACKOFF_MS", &off.redelivery_backoff)?,
             ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
+            streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
         })
     }
 
