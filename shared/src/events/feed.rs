@@ -348,7 +348,7 @@ impl Listener {
                         b": the token expired: reconnect with a fresh one\n\n",
                     ));
                 }
-                Some(end) => KEEP_ALIVE.min(end - Instant::now()),
+                Some(end) => KEEP_ALIVE.min(end.saturating_duration_since(Instant::now())),
                 None => KEEP_ALIVE,
             };
             return Some(
