@@ -256,3 +256,55 @@ pub fn public_form(event: &CloudEvent) -> Option<serde_json::Value> {
     }
     Some(value)
 }
+
+#[cfg(test)]
+mod public_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(event_type: &str, subject: &str, data: &serde_json::Value) -> CloudEvent {
+        CloudEvent::new("test", event_type, subject, data).expect("an event")
+    }
+
+    #[test]
+    fn public_forms_keep_the_shop_front_and_drop_who_and_which_order() {
+        let stock = event(
+            "shop.inventory.stock_changed",
+            "A001",
+            &json!({"sku": "A001", "stock": 7, "actor": "staff-7"}),
+        );
+        let public = public_form(&stock).expect("public");
+        assert_eq!(public["subject"], "A001");
+        assert_eq!(public["data"], json!({"sku": "A001", "stock": 7}));
+        let expiry = event(
+            "shop.inventory.reservation_expired",
+            "r-1",
+            &json!({"reservation_id": "r-1", "lines": [{"sku": "A001", "quantity": 1}]}),
+        );
+        let public = public_form(&expiry).expect("public");
+        assert!(public.get("subject").is_none(), "{public}");
+        assert_eq!(
+            public["data"],
+            json!({"lines": [{"sku": "A001", "quantity": 1}]})
+        );
+        let order = event("shop.order.confirmed", "o-1", &json!({"customer_id": "c1"}));
+        assert_eq!(public_form(&order), None);
+    }
+
+    #[test]
+    fn customers_get_their_own_orders_whole_and_the_rest_public() {
+        let mine = event("shop.order.confirmed", "o-1", &json!({"customer_id": "c1"}));
+        let theirs = event("shop.order.confirmed", "o-2", &json!({"customer_id": "c2"}));
+        let stock = event(
+            "shop.inventory.stock_changed",
+            "A001",
+            &json!({"sku": "A001"}),
+        );
+        let c1 = Audience::Own("c1".into());
+        assert_eq!(c1.shows(&mine), Shown::Whole);
+        assert_eq!(c1.shows(&theirs), Shown::Public);
+        assert_eq!(c1.shows(&stock), Shown::Public);
+        assert_eq!(Audience::Everything.shows(&stock), Shown::Whole);
+        assert_eq!(Audience::Public.shows(&mine), Shown::Public);
+    }
+}

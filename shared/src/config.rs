@@ -981,6 +981,16 @@ mod tests {
     }
 
     #[test]
+    fn streams_per_caller_default_to_four_and_take_no_zero() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        assert_eq!(events(&[]).expect("defaults").streams_per_caller, 4);
+        let set = events(&[("EVENTS_STREAMS_PER_CALLER", "2")]).expect("valid");
+        assert_eq!(set.streams_per_caller, 2);
+        assert!(events(&[("EVENTS_STREAMS_PER_CALLER", "0")]).is_err());
+    }
+
+    #[test]
     fn https_providers_are_accepted() {
         let auth = |pairs: &[(&str, &str)]| AuthConfig::from_env(&Env::from_pairs(pairs.to_vec()));
         let config = auth(&[("AUTH_ISSUER", "https://id.example/")]).expect("https discovery");

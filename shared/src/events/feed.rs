@@ -455,3 +455,30 @@ async fn pass_on(feed: &Feed, broker: &Broker, name: &str) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u32) -> Arc<Frame> {
+        let event = CloudEvent::new("test", "shop.test.happened", "s", &n).expect("an event");
+        let whole = frame_bytes(&event, "{}");
+        Arc::new(Frame {
+            event,
+            whole,
+            public: None,
+        })
+    }
+
+    #[test]
+    fn a_listener_coming_back_gets_what_followed_its_last_event_or_nothing() {
+        let recent: VecDeque<_> = (0..5).map(frame).collect();
+        let ids = |frames: VecDeque<Arc<Frame>>| -> Vec<String> {
+            frames.iter().map(|f| f.event.id.clone()).collect()
+        };
+        let all = ids(recent.clone());
+        assert_eq!(ids(after(&recent, &all[1])), all[2..]);
+        assert_eq!(ids(after(&recent, &all[4])), Vec::<String>::new());
+        assert_eq!(ids(after(&recent, "not-held")), Vec::<String>::new());
+    }
+}
