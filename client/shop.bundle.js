@@ -2994,8 +2994,9 @@ modules["js/activity.js"] = (function () {
     const lines = Array.isArray(data.lines) ? data.lines : [];
     const what = lines.slice(0, 3).map((line) => `${number(line && line.quantity) ?? '?'} × ${text(line && line.sku) || '?'}`);
     if (lines.length > 3) what.push(`${lines.length - 3} more`);
+    // A listener without a token is not told which reservation (nor whose).
     const id = text(data.reservation_id);
-    return `Reservation ${id ? shortId(id) : '?'} expired${what.length ? `: ${what.join(', ')} back in stock` : ''}`;
+    return `${id ? `Reservation ${shortId(id)}` : 'A reservation'} expired${what.length ? `: ${what.join(', ')} back in stock` : ''}`;
   }
 
   function describePrice(data) {
