@@ -792,6 +792,9 @@ pub struct EventsConfig {
     /// `EVENTS_ACK_WAIT_MS`: how long a consumer may hold an event unacknowledged
     /// (a crashed consumer's events come back after this).
     pub ack_wait: Duration,
+    /// `EVENTS_STREAMS_PER_CALLER`: live-feed streams one caller (token
+    /// subject, else client address) may hold open at once.
+    pub streams_per_caller: usize,
 }
 
 impl EventsConfig {
@@ -814,6 +817,7 @@ impl EventsConfig {
                 Duration::from_secs(30),
             ],
             ack_wait: Duration::from_secs(30),
+            streams_per_caller: 4,
         }
     }
 
@@ -867,6 +871,7 @@ impl EventsConfig {
             redelivery_backoff: env
                 .millis_list("EVENTS_REDELIVERY_BACKOFF_MS", &off.redelivery_backoff)?,
             ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
+            streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
         })
     }
 
@@ -973,6 +978,16 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(trusted, ["172.16.0.0/12", "fd00::/8", "10.1.2.3/32"]);
+    }
+
+    #[test]
+    fn streams_per_caller_default_to_four_and_take_no_zero() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        assert_eq!(events(&[]).expect("defaults").streams_per_caller, 4);
+        let set = events(&[("EVENTS_STREAMS_PER_CALLER", "2")]).expect("valid");
+        assert_eq!(set.streams_per_caller, 2);
+        assert!(events(&[("EVENTS_STREAMS_PER_CALLER", "0")]).is_err());
     }
 
     #[test]

@@ -133,6 +133,15 @@ impl Caller {
         }
     }
 
+    /// When the caller's token expires (`exp`, seconds since the epoch), for
+    /// a caller with a verified token.
+    pub fn expires_at(&self) -> Option<u64> {
+        match &self.who {
+            Who::Bearer(claims) => Some(claims.expires_at),
+            Who::Anonymous | Who::Service => None,
+        }
+    }
+
     /// Whether the caller holds `scope` (an anonymous caller holds none).
     pub fn has_scope(&self, scope: &str) -> bool {
         match &self.who {
