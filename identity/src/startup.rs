@@ -94,7 +94,8 @@ fn token_issuer(config: &Config) -> anyhow::Result<TokenIssuer> {
 /// `chaos:write` as every other service's does (fail closed).
 fn server_config(config: &Config, issuer: &TokenIssuer) -> anyhow::Result<ServerConfig> {
     let mut server = config.server.clone();
-    if !server.auth.is_on() && !(config.operators.is_empty() && config.clients.is_empty()) {
+    let issues_scopes = !config.operators.is_empty() || !config.clients.is_empty();
+    if issues_scopes && !server.auth.is_on() {
         let jwks = serde_json::from_value(serde_json::json!({ "keys": issuer.keys().jwks() }))
             .context("reading back the published keys")?;
         server.auth = AuthConfig::own_tokens(issuer.issuer(), &config.audience, jwks);
