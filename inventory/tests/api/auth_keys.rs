@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::json;
 use shared::config::AuthConfig;
-use shared::testing::issuer::{TestIssuer, TestKey};
+use shared::testing::issuer::TestIssuer;
 use shared::testing::{TestClient, TestResponse, captured_logs, eventually};
 
 use crate::helpers::{TestApp, spawn_app_with};
@@ -156,39 +156,42 @@ async fn discovery_speaking_for_another_issuer_is_refused_and_logged() {
     assert!(logged, "the mismatch is not logged");
 }
 
+/// A rotation, then the old key withdrawn (as when it leaked): its tokens,
+/// remembered ones included, stop passing within one refresh period, while
+/// the new key's pass throughout.
 #[actix_web::test]
 async fn a_withdrawn_key_and_its_remembered_tokens_are_refused_within_one_refresh_period() {
-    let issuer = TestIssuer::start();
+    let mut issuer = TestIssuer::start();
     // The set stands one second (the floor set here is 0).
     issuer.set_max_age(Some(1));
     let app = app_with(trusting(&issuer, Duration::ZERO)).await;
     let client = &app.server.client;
-    let compromised = TestKey::generate();
-    issuer.publish(&compromised);
-    let theirs = compromised.sign(&issuer.claims("order", &[RESERVE]));
-    let ours = issuer.token("order", &[RESERVE]);
-    reserve(client, &theirs, "r1").await.assert_status(201);
+    let old_key = issuer.signer().clone();
+    let old = issuer.token("order", &[RESERVE]);
+    reserve(client, &old, "r1").await.assert_status(201);
     // Verified once: now remembered, and answered from memory.
-    read(client, &theirs).await.assert_status(200);
+    read(client, &old).await.assert_status(200);
+    issuer.rotate();
+    let new = issuer.token("order", &[RESERVE]);
+    read(client, &new).await.assert_status(200);
+    read(client, &old).await.assert_status(200);
 
-    issuer.withdraw(&compromised);
+    issuer.withdraw(&old_key);
     let took = eventually(
         "the withdrawn key's token to be refused",
         PATIENCE,
-        async || read(client, &theirs).await.status == 401,
+        async || read(client, &old).await.status == 401,
     )
     .await;
     eprintln!(
         "a withdrawn key's token was refused {:.2} s after the withdrawal (max-age 1 s)",
         took.as_secs_f64()
     );
-    read(client, &theirs)
-        .await
-        .assert_problem(401, "unauthorized");
-    read(client, &ours).await.assert_status(200);
+    read(client, &old).await.assert_problem(401, "unauthorized");
+    read(client, &new).await.assert_status(200);
     // A token it signs from now on is refused too.
-    let fresh = compromised.sign(&issuer.claims("order", &[RESERVE]));
-    read(client, &fresh)
+    let forged = old_key.sign(&issuer.claims("order", &[RESERVE]));
+    read(client, &forged)
         .await
         .assert_problem(401, "unauthorized");
 }
