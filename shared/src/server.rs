@@ -187,7 +187,8 @@ impl AppData {
         let rate_limits = web::Data::new(RateLimits::new(&config.rate_limits, &mut registry));
         rate_limit::spawn_pruning(rate_limits.clone(), lifecycle.clone());
         let authenticator = web::Data::new(Authenticator::new(&config.auth, &mut registry));
-        auth::spawn_key_refresh(authenticator.clone(), lifecycle.clone());
+        let (keys, draining) = (authenticator.clone(), lifecycle.clone());
+        actix_web::rt::spawn(async move { keys.keep_keys_fresh(|| draining.is_draining()).await });
         Self {
             rate_limits,
             http_metrics: web::Data::new(HttpMetrics::register(&mut registry)),

@@ -51,7 +51,6 @@ use serde::Deserialize;
 use super::http::ProviderHttp;
 use super::keys::{Key, Keys, max_age, refresh_period, usable_keys};
 use crate::config::AuthConfig;
-use crate::health::Lifecycle;
 use crate::metrics::{Registry, names};
 
 /// Accepted clock skew between the provider and this service, in seconds.
@@ -330,14 +329,14 @@ impl Verifier {
         keys.get(kid).cloned()
     }
 
-    /// Refreshes the keys whenever the set held is due, until `lifecycle`
-    /// drains; nothing is fetched before the first token asks for a key.
-    /// Spawned once per service (see [`super::spawn_key_refresh`]).
-    pub async fn keep_fresh(&self, lifecycle: &Lifecycle) {
+    /// Refreshes the keys whenever the set held is due, until `draining`
+    /// says stop; nothing is fetched before the first token asks for a key.
+    /// Run once per service, beside its server.
+    pub async fn keep_fresh(&self, draining: impl Fn() -> bool) {
         if self.given_keys.is_some() {
             return;
         }
-        while !lifecycle.is_draining() {
+        while !draining() {
             let due = self.last_fetch.lock().await.map(|f| f.next_refresh);
             let pause = match due {
                 Some(due) => due.saturating_duration_since(Instant::now()),

@@ -56,7 +56,6 @@ pub use jwt::{Claims, TokenError};
 pub use service_token::ServiceToken;
 
 use crate::config::AuthConfig;
-use crate::health::Lifecycle;
 use crate::metrics::Registry;
 use crate::paths;
 use crate::problem::{Problem, RETRY_SOON};
@@ -87,6 +86,14 @@ impl Authenticator {
         }
     }
 
+    /// Keeps the signing keys fresh in the background until `draining` says
+    /// stop ([`jwt::Verifier::keep_fresh`]); returns at once with auth off.
+    pub async fn keep_keys_fresh(&self, draining: impl Fn() -> bool) {
+        if let Some(verifier) = &self.verifier {
+            verifier.keep_fresh(draining).await;
+        }
+    }
+
     /// Who sent `req`: see the module documentation.
     async fn identify(&self, req: &ServiceRequest) -> Result<Caller, AuthError> {
         let service = req.app_data::<web::Data<ServiceToken>>();
@@ -104,18 +111,6 @@ impl Authenticator {
             None => Who::Anonymous,
         };
         Ok(Caller { who, rules })
-    }
-}
-
-/// Keeps `authenticator`'s signing keys fresh in the background until
-/// `lifecycle` drains ([`jwt::Verifier::keep_fresh`]); nothing with auth off.
-pub fn spawn_key_refresh(authenticator: web::Data<Authenticator>, lifecycle: Lifecycle) {
-    if authenticator.verifier.is_some() {
-        actix_web::rt::spawn(async move {
-            if let Some(verifier) = &authenticator.verifier {
-                verifier.keep_fresh(&lifecycle).await;
-            }
-        });
     }
 }
 
