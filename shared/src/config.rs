@@ -577,7 +577,9 @@ pub struct AuthConfig {
     /// the issuer's discovery document.
     pub jwks_url: Option<String>,
     /// `AUTH_REQUIRED` (default false): anonymous callers get 401 where a
-    /// route needs someone, instead of being served as without auth.
+    /// route needs a customer (the customer routes, the event stream),
+    /// instead of being served as without auth. Routes that need a scope need
+    /// a token whenever `issuer` is set, whatever this says (fail closed).
     pub required: bool,
     /// `AUTH_JWKS_REFRESH_MS` (default 30000, at least
     /// [`JWKS_REFRESH_FLOOR_MS`]): the keys are fetched at most this often,

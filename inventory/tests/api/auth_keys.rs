@@ -194,6 +194,13 @@ async fn a_withdrawn_key_and_its_remembered_tokens_are_refused_within_one_refres
     read(client, &forged)
         .await
         .assert_problem(401, "unauthorized");
+    let logged = captured_logs().into_iter().any(|line| {
+        line["issuer"] == issuer.issuer.as_str()
+            && line["withdrawn"]
+                .as_str()
+                .is_some_and(|kids| kids.contains(&old_key.kid))
+    });
+    assert!(logged, "the withdrawal is not logged");
 }
 
 #[actix_web::test]

@@ -379,28 +379,33 @@ impl Verifier {
 
     /// Makes `fresh` the keys in use, and forgets the tokens verified with a
     /// key it no longer holds (withdrawn, or replaced under the same `kid`).
+    /// Logged at info when the set changed, else at debug (every period).
     fn install(&self, fresh: Keys, period: Duration) {
-        let withdrawn: HashSet<String> = {
+        let (withdrawn, added, count) = {
             let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-            let gone = keys
-                .iter()
-                .filter(|(kid, key)| !fresh.get(*kid).is_some_and(|f| f.same_as(key)))
-                .map(|(kid, _)| kid.clone())
-                .collect();
+            let differ = |from: &Keys, to: &Keys| -> HashSet<String> {
+                let kept = |kid: &String, key: &Key| to.get(kid).is_some_and(|k| k.same_as(key));
+                from.iter()
+                    .filter(|(kid, key)| !kept(kid, key))
+                    .map(|(kid, _)| kid.clone())
+                    .collect()
+            };
+            let changes = (differ(&keys, &fresh), differ(&fresh, &keys), fresh.len());
             *keys = Arc::new(fresh);
-            gone
+            changes
         };
-        let keys = self.keys.read().map(|k| k.len()).unwrap_or_default();
-        let refresh_s = period.as_secs();
-        if withdrawn.is_empty() {
-            tracing::debug!(issuer = %self.issuer, keys, refresh_s, "signing keys fetched");
+        let (issuer, refresh_s) = (&self.issuer, period.as_secs());
+        if withdrawn.is_empty() && added.is_empty() {
+            tracing::debug!(%issuer, keys = count, refresh_s, "signing keys fetched, unchanged");
             return;
         }
-        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
-        remembered.retain(|_, r| !withdrawn.contains(&r.kid));
+        if !withdrawn.is_empty() {
+            let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+            remembered.retain(|_, r| !withdrawn.contains(&r.kid));
+        }
         tracing::info!(
-            issuer = %self.issuer, keys, refresh_s, withdrawn = ?withdrawn,
-            "signing keys fetched; the withdrawn ones and their tokens are no longer accepted"
+            %issuer, keys = count, refresh_s, ?added, ?withdrawn,
+            "signing keys fetched; withdrawn ones, and the tokens they signed, are refused"
         );
     }
 
