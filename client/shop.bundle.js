@@ -2865,6 +2865,12 @@ modules["js/activity.js"] = (function () {
    * the token ends the session as any call's does (api.js), and the feed says why.
    * It sends `Last-Event-ID` once it knows one.
    *
+   * A stream opened with a token ends when the token expires (the service closes it).
+   * A stream the service ends after it was live a while is opened again at once, as
+   * whoever is signed in now (a token about to expire ends the session first, as at
+   * `exp`), with `Last-Event-ID`: the service sends the events missed in between, and
+   * the badge stays "Live". Signing in or out while live keeps the badge too.
+   *
    * The badge says how the stream is: "Connecting…", "Live", "Reconnecting…" (asking
    * again after 3 s, or the stream's `retry:`, doubling up to 30 s), or "Off" when the
    * order service answers 503 `events_off` (events need NATS_URL; asked again every
@@ -2916,6 +2922,8 @@ modules["js/activity.js"] = (function () {
   const MAX_RETRY_MS = 30_000;
   const OFF_RETRY_MS = 60_000;
   const CONNECT_TIMEOUT_MS = 10_000;
+  /** A token this close to its `exp` is not sent to reopen the stream. */
+  const EXPIRY_MARGIN_MS = 5_000;
   /** Longest piece of event text shown; the rest is cut. */
   const MAX_TEXT = 80;
 
@@ -2986,8 +2994,9 @@ modules["js/activity.js"] = (function () {
     const lines = Array.isArray(data.lines) ? data.lines : [];
     const what = lines.slice(0, 3).map((line) => `${number(line && line.quantity) ?? '?'} × ${text(line && line.sku) || '?'}`);
     if (lines.length > 3) what.push(`${lines.length - 3} more`);
+    // A listener without a token is not told which reservation (nor whose).
     const id = text(data.reservation_id);
-    return `Reservation ${id ? shortId(id) : '?'} expired${what.length ? `: ${what.join(', ')} back in stock` : ''}`;
+    return `${id ? `Reservation ${shortId(id)}` : 'A reservation'} expired${what.length ? `: ${what.join(', ')} back in stock` : ''}`;
   }
 
   function describePrice(data) {
@@ -3145,11 +3154,14 @@ modules["js/activity.js"] = (function () {
     async function follow(response, controller) {
       const parser = createSseParser({ lastEventId });
       const reader = response.body.getReader();
+      const since = Date.now();
+      let ended = false; // the service ended the stream (rather than the connection failing)
       failures = 0;
       setStatus('live', notice);
       try {
         for (;;) {
           const { done, value } = await reader.read();
+          if (done) ended = true;
           if (done || stream !== controller) break;
           const events = parser.push(value);
           lastEventId = parser.lastEventId;
@@ -3161,7 +3173,26 @@ modules["js/activity.js"] = (function () {
       }
       if (stream !== controller) return;
       controller.abort();
+      // A stream that ends at once again and again is a fault, not an expiry: back off.
+      if (ended && Date.now() - since >= MIN_RETRY_MS) {
+        reopen();
+        return;
+      }
       failed((s) => `The connection dropped; reconnecting in ${s} s.`);
+    }
+
+    /**
+     * Opens the stream again at once after the service ended it (its token expired, or
+     * the service is restarting), keeping the badge as it is. A token that expires
+     * within EXPIRY_MARGIN_MS ends the session here, as it would at `exp`: the service's
+     * clock may be a little ahead, and a token it calls expired would read as refused.
+     */
+    function reopen() {
+      stream = null;
+      const current = session.current;
+      // Its listener, onSession, forgets someone's own orders as a sign-out does.
+      if (current && current.exp * 1000 - Date.now() < EXPIRY_MARGIN_MS) session.end('expired');
+      schedule(0);
     }
 
     async function connect() {
@@ -3208,7 +3239,9 @@ modules["js/activity.js"] = (function () {
       if (stream) stream.abort();
       stream = null;
       failures = 0;
-      setStatus('connecting', notice);
+      // Live, it stays live: the stream opens again at once, with Last-Event-ID.
+      if (root.dataset.status === 'live') fill(note, notice);
+      else setStatus('connecting', notice);
       schedule(0);
     }
 

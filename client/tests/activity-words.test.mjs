@@ -40,6 +40,11 @@ test('stock, reservation and price events read as what changed', () => {
     type: 'shop.inventory.reservation_expired',
     data: { reservation_id: ORDER_ID, lines: [{ sku: 'A001', quantity: 2 }], expired_at: '2025-01-01T00:00:00Z' },
   }), 'Reservation 099a8057 expired: 2 × A001 back in stock');
+  // Its public form, as a listener without a token gets it: no reservation id.
+  assert.equal(describeEvent({
+    type: 'shop.inventory.reservation_expired',
+    data: { lines: [{ sku: 'A001', quantity: 1 }] },
+  }), 'A reservation expired: 1 × A001 back in stock');
   assert.equal(describeEvent({
     type: 'shop.pricing.price_changed',
     data: { sku: 'SKU-1', price: '849.99', currency: 'USD', previous_price: '899.99', actor: 'op' },

@@ -180,3 +180,88 @@ describe('the activity feed with events on (nats-server)', () => {
     await page.close();
   });
 });
+
+describe('the activity feed across a token\'s expiry (identity, nats-server)', () => {
+  const OPERATOR = { name: 'Olga Operator', email: 'ops@shop.example', password: 'operator-password-1' };
+  const CUSTOMER = { name: 'Ana Customer', email: 'ana@shop.example', password: 'customer-password-1' };
+  // Tokens live this long: the order service ends a stream opened with one at its expiry.
+  const TOKEN_TTL_S = 6;
+  let stack;
+  let browser;
+  let skip = null;
+
+  before(async () => {
+    if (!natsServerBinary()) {
+      skip = 'nats-server is not installed (or set NATS_SERVER_BIN)';
+      return;
+    }
+    stack = await startStack({
+      services: ['inventory', 'pricing', 'order', 'identity'],
+      auth: { operators: [OPERATOR] },
+      events: true,
+      env: { identity: { ACCESS_TOKEN_TTL_S: String(TOKEN_TTL_S) } },
+    });
+    skip = unavailable(await streamAnswer(stack), true);
+    if (!skip) browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  /** A restock of `sku` by the operator (a fresh token each time: they expire quickly). */
+  async function restock(sku, delta) {
+    const { access_token: token } = await call(`${stack.urls.identity}/sessions`, 'POST',
+      { email: OPERATOR.email, password: OPERATOR.password });
+    const response = await fetch(`${stack.urls.inventory}/items/${sku}/stock`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ delta, reason: 'restock' }),
+    });
+    assert.equal(response.status, 200, await response.text());
+  }
+
+  test('signing in, and the token expiring, reopen the stream at once: Live throughout, Last-Event-ID sent', async (t) => {
+    if (skip) return t.skip(skip);
+    const page = await newPage(browser);
+    const streams = [];
+    page.on('request', (request) => {
+      if (request.url().endsWith('/events/stream')) streams.push(request.headers());
+    });
+    await openShop(page, stack.pageUrl());
+    await waitFor(page, 'the feed to be live',
+      () => document.querySelector('[data-testid="activity"]').dataset.status === 'live');
+    await restock('C001', 1);
+    await waitForLine(page, 'the first restock', 'shop.inventory.stock_changed', /^Stock of C001 changed/);
+    // Every status the badge takes from now on.
+    await page.evaluate(() => {
+      const root = document.querySelector('[data-testid="activity"]');
+      window.feedStatuses = [];
+      new MutationObserver(() => window.feedStatuses.push(root.dataset.status))
+        .observe(root, { attributes: true, attributeFilter: ['data-status'] });
+    });
+    await page.click('[data-testid="show-sign-up"]');
+    await page.locator('[data-testid="account-form"][data-mode="sign-up"]').waitFor();
+    await page.fill('#account-name', CUSTOMER.name);
+    await page.fill('#account-email', CUSTOMER.email);
+    await page.fill('#account-password', CUSTOMER.password);
+    await page.click('[data-testid="account-submit"]');
+    await page.locator('[data-testid="account-who"]').waitFor();
+    // The token expires: the session ends and the service ends the stream; the feed
+    // carries on signed out, and a restock after it still shows.
+    await waitFor(page, 'the session to expire', () => sessionStorage.getItem('shop.session') === null,
+      undefined, (TOKEN_TTL_S + 10) * 1000);
+    await restock('C002', 2);
+    await waitForLine(page, 'the restock after the expiry', 'shop.inventory.stock_changed', /^Stock of C002 changed/);
+    const statuses = await page.evaluate(() => window.feedStatuses);
+    assert.ok(statuses.every((s) => s === 'live'), `the badge left Live: ${statuses.join(', ')}`);
+    assert.equal(await textOf(page, 'activity-status'), 'Live');
+    const signedIn = streams.findIndex((h) => h.authorization);
+    assert.ok(signedIn > 0, `no stream opened with the token: ${streams.length} streams`);
+    for (const headers of streams.slice(signedIn)) assert.ok(headers['last-event-id'], JSON.stringify(headers));
+    assert.ok(streams.slice(signedIn + 1).some((h) => !h.authorization), 'no stream reopened signed out');
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});

@@ -3,6 +3,7 @@
 use actix_web::http::Method;
 use actix_web::web;
 use anyhow::Context;
+use shared::config::{AuthConfig, ServerConfig};
 use shared::db::DatabaseCheck;
 use shared::health::HealthChecks;
 use shared::metrics::Registry;
@@ -60,7 +61,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let clients = web::Data::new(ClientRegistry::new(&config.clients));
     let operators = web::Data::new(Operators(config.operators.clone()));
     let throttle_data = throttle.clone();
-    let server = shared::server::start(info, &config.server, registry, move |cfg| {
+    let server_config = server_config(&config, &issuer)?;
+    let server = shared::server::start(info, &server_config, registry, move |cfg| {
         let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
         cfg.app_data(store_data.clone())
             .app_data(hashing.clone())
@@ -105,6 +107,21 @@ fn sign_in_routes() -> SignInRoutes {
         (Method::POST, "/sessions"),
         (Method::POST, "/token"),
     ])
+}
+
+/// The server settings; once identity can issue a token with a scope
+/// (operators or clients) and trusts no issuer (`AUTH_ISSUER`), it verifies
+/// the tokens it signs itself, so that its own `/admin/chaos` needs
+/// `chaos:write` as every other service's does (fail closed).
+fn server_config(config: &Config, issuer: &TokenIssuer) -> anyhow::Result<ServerConfig> {
+    let mut server = config.server.clone();
+    let issues_scopes = !config.operators.is_empty() || !config.clients.is_empty();
+    if issues_scopes && !server.auth.is_on() {
+        let jwks = serde_json::from_value(serde_json::json!({ "keys": issuer.keys().jwks() }))
+            .context("reading back the published keys")?;
+        server.auth = AuthConfig::own_tokens(issuer.issuer(), &config.audience, jwks);
+    }
+    Ok(server)
 }
 
 /// Forgets old sign-in failures every [`SWEEP_INTERVAL`] until draining.

@@ -60,6 +60,9 @@ pub enum Error {
     /// The live feed has as many listeners as it takes.
     #[error("the live feed is full")]
     FeedFull,
+    /// The caller holds as many live-feed streams as one caller may.
+    #[error("the caller holds as many streams as it may")]
+    TooManyStreams,
     /// The events broker did not answer.
     #[error("the events broker is unavailable: {0:#}")]
     EventsUnavailable(anyhow::Error),
@@ -74,6 +77,10 @@ pub enum Error {
 
 /// How long a listener refused by a full feed is asked to wait.
 const FEED_RETRY: Duration = Duration::from_secs(30);
+/// A caller over its streams usually has one it no longer reads (a closed
+/// tab): the feed finds it gone when a write to it fails, the second one
+/// after the close, so within two keep-alives (15 s each; measured: 30 s).
+const STREAMS_RETRY: Duration = Duration::from_secs(30);
 
 /// `insufficient_stock`, `unknown_sku`: a problem listing the skus at fault.
 /// (`order_in_progress` and `idempotency_key_reused` name the `order_id` instead.)
@@ -203,6 +210,13 @@ impl Error {
             )
             .detail("The live feed has as many listeners as it takes; retry later.")
             .retry_after(FEED_RETRY),
+            Self::TooManyStreams => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                "Too many streams",
+            )
+            .detail("You hold as many live-feed streams as one caller may (EVENTS_STREAMS_PER_CALLER); close one first.")
+            .retry_after(STREAMS_RETRY),
             Self::EventsUnavailable(_) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "events_unavailable",

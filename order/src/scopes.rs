@@ -14,6 +14,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use shared::auth::{Caller, Scope};
 use shared::events::CloudEvent;
+use shared::events::feed::Shown;
 
 use crate::events::ORDER_EVENTS;
 
@@ -186,41 +187,124 @@ mod tests {
     }
 }
 
-/// Which of the shop's events a listener of the live feed is shown: the
-/// catalogue's (stock, prices, expiries) to anyone; order events as the
-/// orders themselves are (the rule of [`Access`]): every one where orders are
-/// open or to [`OrdersAdmin`], a customer's own otherwise, none to an
-/// anonymous listener where tokens are required.
+/// What a listener of the live feed is shown: every event whole where
+/// orders are open (no tokens verified) or to [`OrdersAdmin`]; a customer's
+/// own orders' events whole; everything else in its [`public_form`] (none
+/// for order events). With tokens verified, a listener without one is shown
+/// public forms only, whether or not tokens are required.
 #[derive(Debug, Clone)]
 pub enum Audience {
     Everything,
     Own(String),
-    Catalogue,
+    Public,
 }
 
 impl Audience {
-    pub fn of(caller: &Caller) -> Self {
+    /// The audience of `caller`; `tokens_on`: tokens are verified here.
+    pub fn of(caller: &Caller, tokens_on: bool) -> Self {
         match Access::of(caller) {
-            Ok(Access::Open | Access::Admin(_)) => Self::Everything,
+            Ok(Access::Admin(_)) => Self::Everything,
+            Ok(Access::Open) if !tokens_on => Self::Everything,
             Ok(Access::Customer(subject)) => Self::Own(subject),
-            Err(_) => Self::Catalogue,
+            Ok(Access::Open) | Err(_) => Self::Public,
         }
     }
 
-    pub fn shows(&self, event: &CloudEvent) -> bool {
-        if !event.event_type.starts_with(ORDER_EVENTS) {
-            return true;
-        }
+    pub fn shows(&self, event: &CloudEvent) -> Shown {
         match self {
-            Self::Everything => true,
-            Self::Catalogue => false,
-            Self::Own(subject) => {
-                event
-                    .data
-                    .get("customer_id")
-                    .and_then(serde_json::Value::as_str)
-                    == Some(subject)
+            Self::Everything => Shown::Whole,
+            Self::Own(subject) if is_order_of(event, subject) => Shown::Whole,
+            Self::Own(_) | Self::Public => Shown::Public,
+        }
+    }
+}
+
+fn is_order_of(event: &CloudEvent, subject: &str) -> bool {
+    event.event_type.starts_with(ORDER_EVENTS)
+        && event
+            .data
+            .get("customer_id")
+            .and_then(serde_json::Value::as_str)
+            == Some(subject)
+}
+
+/// Fields of an event's `data` that name someone (the staff member who made
+/// a change, a customer) or an order or reservation: not for the public.
+const PRIVATE_FIELDS: [&str; 4] = ["actor", "customer_id", "order_id", "reservation_id"];
+
+/// The public form of `event`, as the shop front needs it (sku, stock,
+/// price): none for an order event; others without [`PRIVATE_FIELDS`], and
+/// without their `subject` when it is one of those (a reservation's id).
+pub fn public_form(event: &CloudEvent) -> Option<serde_json::Value> {
+    if event.event_type.starts_with(ORDER_EVENTS) {
+        return None;
+    }
+    let mut value = serde_json::to_value(event).ok()?;
+    let mut subject_private = false;
+    if let Some(data) = value
+        .get_mut("data")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for field in PRIVATE_FIELDS {
+            if let Some(removed) = data.remove(field) {
+                subject_private |= removed.as_str() == Some(event.subject.as_str());
             }
         }
+    }
+    if subject_private {
+        value.as_object_mut()?.remove("subject");
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod public_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(event_type: &str, subject: &str, data: &serde_json::Value) -> CloudEvent {
+        CloudEvent::new("test", event_type, subject, data).expect("an event")
+    }
+
+    #[test]
+    fn public_forms_keep_the_shop_front_and_drop_who_and_which_order() {
+        let stock = event(
+            "shop.inventory.stock_changed",
+            "A001",
+            &json!({"sku": "A001", "stock": 7, "actor": "staff-7"}),
+        );
+        let public = public_form(&stock).expect("public");
+        assert_eq!(public["subject"], "A001");
+        assert_eq!(public["data"], json!({"sku": "A001", "stock": 7}));
+        let expiry = event(
+            "shop.inventory.reservation_expired",
+            "r-1",
+            &json!({"reservation_id": "r-1", "lines": [{"sku": "A001", "quantity": 1}]}),
+        );
+        let public = public_form(&expiry).expect("public");
+        assert!(public.get("subject").is_none(), "{public}");
+        assert_eq!(
+            public["data"],
+            json!({"lines": [{"sku": "A001", "quantity": 1}]})
+        );
+        let order = event("shop.order.confirmed", "o-1", &json!({"customer_id": "c1"}));
+        assert_eq!(public_form(&order), None);
+    }
+
+    #[test]
+    fn customers_get_their_own_orders_whole_and_the_rest_public() {
+        let mine = event("shop.order.confirmed", "o-1", &json!({"customer_id": "c1"}));
+        let theirs = event("shop.order.confirmed", "o-2", &json!({"customer_id": "c2"}));
+        let stock = event(
+            "shop.inventory.stock_changed",
+            "A001",
+            &json!({"sku": "A001"}),
+        );
+        let c1 = Audience::Own("c1".into());
+        assert_eq!(c1.shows(&mine), Shown::Whole);
+        assert_eq!(c1.shows(&theirs), Shown::Public);
+        assert_eq!(c1.shows(&stock), Shown::Public);
+        assert_eq!(Audience::Everything.shows(&stock), Shown::Whole);
+        assert_eq!(Audience::Public.shows(&mine), Shown::Public);
     }
 }

@@ -35,6 +35,7 @@ use crate::metrics::OrderMetrics;
 use crate::recovery;
 use crate::routes::{EventsState, routes};
 use crate::saga::OrderLimits;
+use crate::scopes::public_form;
 use crate::store::Store;
 use shared::bulkhead::{Bulkhead, BulkheadMetrics};
 use shared::retry::RetryBudget;
@@ -268,7 +269,13 @@ impl Events {
             Arc::new(move || InventoryClient::new(deps.inventory()))
         };
         let consumers = consumers::consumers(store, inventory, &deps.metrics);
-        let state = web::Data::new(EventsState::new(broker.clone(), consumers.clone()));
+        // With tokens verified, a listener without one sees events' public form.
+        let tokens_on = deps.config.server.auth.issuer.is_some();
+        let state = web::Data::new(EventsState::new(
+            broker.clone(),
+            consumers.clone(),
+            tokens_on,
+        ));
         Ok(Self {
             broker,
             metrics,
@@ -286,7 +293,7 @@ impl Events {
         start_relay(store, broker, &self.metrics, lifecycle);
         self.consumers.start(broker, &self.metrics, lifecycle);
         self.state
-            .set_feed(Feed::new(broker, &FEED_PRODUCERS, lifecycle));
+            .set_feed(Feed::new(broker, &FEED_PRODUCERS, lifecycle, public_form));
     }
 }
 

@@ -14,7 +14,7 @@
 //! ([`paths::CHAOS_CONTROL`]), which read and change the settings; the next
 //! request sees a change. They need the [`ControlChaos`] scope (or the
 //! service token where the service registers one granting it) as soon as a
-//! token could be presented at all ([`Caller::require_granted`]); with no
+//! token could be presented at all ([`Caller::require_scope`]); with no
 //! access control configured they are open, as the local demo wants. With
 //! the switch off the path does not exist (404).
 //!
@@ -444,7 +444,7 @@ impl FromRequest for Controller {
         let result = Caller::from_request(req, payload)
             .into_inner()
             .and_then(|caller| {
-                caller.require_granted(ControlChaos::NAME)?;
+                caller.require_scope(ControlChaos::NAME)?;
                 Ok(Self(caller.actor()))
             });
         std::future::ready(result)

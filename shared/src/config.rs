@@ -577,10 +577,14 @@ pub struct AuthConfig {
     /// the issuer's discovery document.
     pub jwks_url: Option<String>,
     /// `AUTH_REQUIRED` (default false): anonymous callers get 401 where a
-    /// route needs someone, instead of being served as without auth.
+    /// route needs a customer (the customer routes, the event stream),
+    /// instead of being served as without auth. Routes that need a scope need
+    /// a token whenever `issuer` is set, whatever this says (fail closed).
     pub required: bool,
-    /// `AUTH_JWKS_REFRESH_MS` (default 30000): an unknown `kid` refetches the
-    /// keys at most this often, so forged `kid`s cannot hammer the provider.
+    /// `AUTH_JWKS_REFRESH_MS` (default 30000, at least
+    /// [`JWKS_REFRESH_FLOOR_MS`]): the keys are fetched at most this often,
+    /// so forged `kid`s cannot hammer the provider; also the shortest time a
+    /// fetched key set stands (see [`crate::auth::keys`]).
     pub jwks_refresh: Duration,
     /// `AUTH_CLIENT_ID` and `AUTH_CLIENT_SECRET` (with `AUTH_TOKEN_URL`): this
     /// service's own client credentials, for the calls it makes.
@@ -588,7 +592,15 @@ pub struct AuthConfig {
     /// `AUTH_CA_FILE`: CAs trusted for the provider's https URLs besides
     /// Mozilla's roots (a provider behind a private CA).
     pub extra_roots: ExtraRoots,
+    /// The issuer's keys handed over in-process instead of fetched: for the
+    /// provider itself verifying its own tokens ([`AuthConfig::own_tokens`]).
+    /// Never read from the environment.
+    pub given_keys: Option<std::sync::Arc<jsonwebtoken::jwk::JwkSet>>,
 }
+
+/// The least `AUTH_JWKS_REFRESH_MS`: a smaller one is a start-up error (a
+/// forged `kid` per request would otherwise be a fetch per request).
+pub const JWKS_REFRESH_FLOOR_MS: u64 = 1000;
 
 impl AuthConfig {
     /// No verification and no credentials: every caller is served.
@@ -601,6 +613,18 @@ impl AuthConfig {
             jwks_refresh: Duration::from_secs(30),
             client: None,
             extra_roots: ExtraRoots::none(),
+            given_keys: None,
+        }
+    }
+
+    /// The provider's own settings for verifying the tokens it issues with
+    /// `keys`: nothing fetched, tokens optional.
+    pub fn own_tokens(issuer: &str, audience: &str, keys: jsonwebtoken::jwk::JwkSet) -> Self {
+        Self {
+            issuer: Some(issuer.to_owned()),
+            audience: audience.to_owned(),
+            given_keys: Some(std::sync::Arc::new(keys)),
+            ..Self::off()
         }
     }
 
@@ -613,7 +637,8 @@ impl AuthConfig {
     /// When a URL is not http(s), `AUTH_REQUIRED` is not a boolean or is set
     /// without `AUTH_ISSUER`, only one of the client id and secret is set, or
     /// they are set with neither `AUTH_TOKEN_URL` nor `AUTH_ISSUER`, or
-    /// `AUTH_CA_FILE` cannot be read or holds no usable CA certificate.
+    /// `AUTH_CA_FILE` cannot be read or holds no usable CA certificate, or
+    /// `AUTH_JWKS_REFRESH_MS` is under [`JWKS_REFRESH_FLOOR_MS`].
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let issuer = env.optional("AUTH_ISSUER");
         if let Some(issuer) = &issuer
@@ -647,13 +672,14 @@ impl AuthConfig {
             audience: env.string("AUTH_AUDIENCE", "shop"),
             jwks_url,
             required,
-            jwks_refresh: env.millis("AUTH_JWKS_REFRESH_MS", 30_000, 0)?,
+            jwks_refresh: env.millis("AUTH_JWKS_REFRESH_MS", 30_000, JWKS_REFRESH_FLOOR_MS)?,
             client,
             extra_roots: match env.optional("AUTH_CA_FILE") {
                 Some(path) => ExtraRoots::from_pem_file(std::path::Path::new(&path))
                     .map_err(|reason| ConfigError::new("AUTH_CA_FILE", &path, reason))?,
                 None => ExtraRoots::none(),
             },
+            given_keys: None,
         })
     }
 }
@@ -792,6 +818,9 @@ pub struct EventsConfig {
     /// `EVENTS_ACK_WAIT_MS`: how long a consumer may hold an event unacknowledged
     /// (a crashed consumer's events come back after this).
     pub ack_wait: Duration,
+    /// `EVENTS_STREAMS_PER_CALLER`: live-feed streams one caller (token
+    /// subject, else client address) may hold open at once.
+    pub streams_per_caller: usize,
 }
 
 impl EventsConfig {
@@ -814,6 +843,7 @@ impl EventsConfig {
                 Duration::from_secs(30),
             ],
             ack_wait: Duration::from_secs(30),
+            streams_per_caller: 4,
         }
     }
 
@@ -867,6 +897,7 @@ impl EventsConfig {
             redelivery_backoff: env
                 .millis_list("EVENTS_REDELIVERY_BACKOFF_MS", &off.redelivery_backoff)?,
             ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
+            streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
         })
     }
 
@@ -973,6 +1004,32 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(trusted, ["172.16.0.0/12", "fd00::/8", "10.1.2.3/32"]);
+    }
+
+    #[test]
+    fn streams_per_caller_default_to_four_and_take_no_zero() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        assert_eq!(events(&[]).expect("defaults").streams_per_caller, 4);
+        let set = events(&[("EVENTS_STREAMS_PER_CALLER", "2")]).expect("valid");
+        assert_eq!(set.streams_per_caller, 2);
+        assert!(events(&[("EVENTS_STREAMS_PER_CALLER", "0")]).is_err());
+    }
+
+    #[test]
+    fn a_jwks_refresh_under_the_floor_stops_start_up_naming_it() {
+        let refresh = |ms: &str| {
+            AuthConfig::from_env(&Env::from_pairs([
+                ("AUTH_ISSUER", "https://id.example"),
+                ("AUTH_JWKS_REFRESH_MS", ms),
+            ]))
+        };
+        for ms in ["0", "999"] {
+            let err = refresh(ms).expect_err(ms);
+            assert_eq!(err.name, "AUTH_JWKS_REFRESH_MS", "{err}");
+        }
+        let config = refresh("1000").expect("the floor itself");
+        assert_eq!(config.jwks_refresh, Duration::from_secs(1));
     }
 
     #[test]

@@ -57,7 +57,7 @@
 //! - [`sku`] (validate, openapi): the stock-keeping unit all services share.
 //! - [`lines`] (sku): sku lines with quantities, their limits, and the
 //!   `skus`-or-`items` request shape.
-//! - [`auth`] (config, paths, problem): who is calling (a verified bearer
+//! - [`auth`] (config, paths, metrics, problem): who is calling (a verified bearer
 //!   token, the `SERVICE_TOKEN`, or nobody) and the scope checks on it; the
 //!   service's own token for its calls (client credentials); the https
 //!   client (rustls) that fetches keys and tokens from the provider.

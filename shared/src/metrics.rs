@@ -42,6 +42,7 @@ pub mod names {
     pub const RETRY_BUDGET_EXHAUSTED: &str = "retry_budget_exhausted";
     pub const BULKHEAD_REJECTED: &str = "bulkhead_rejected";
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+    pub const AUTH_KEY_FETCHES: &str = "auth_key_fetches";
     pub const ORDERS: &str = "orders";
     pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
     pub const ORDER_CONFIRM_BATCH_SIZE: &str = "order_confirm_batch_size";

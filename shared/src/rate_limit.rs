@@ -42,7 +42,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
+use actix_web::{HttpMessage, HttpRequest, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -250,22 +250,31 @@ impl RateLimits {
         }
         let class = class_of(req);
         let limiter = self.limiter(class)?;
-        let subject = if class == Class::SignIn {
-            None
+        let key = if class == Class::SignIn {
+            self.address_of(req.request())?
         } else {
-            subject_of(req)
-        };
-        let key = match subject {
-            Some(subject) => Key::Subject(subject),
-            // Requests always have a peer on a real socket; one without
-            // (an in-process test request) is not limited.
-            None => Key::Address(client_address(
-                req.peer_addr()?.ip(),
-                forwarded_for(req.headers()),
-                &self.trusted_proxies,
-            )),
+            self.caller_of(req.request())?
         };
         Some((limiter, key))
+    }
+
+    /// Who `req` is for per-caller limits (these quotas, the live feed's
+    /// streams): its verified token's subject, else its client address.
+    /// `None` for a request without a peer (an in-process test request):
+    /// requests on a real socket always have one.
+    pub fn caller_of(&self, req: &HttpRequest) -> Option<Key> {
+        match subject_of(req) {
+            Some(subject) => Some(Key::Subject(subject)),
+            None => self.address_of(req),
+        }
+    }
+
+    fn address_of(&self, req: &HttpRequest) -> Option<Key> {
+        Some(Key::Address(client_address(
+            req.peer_addr()?.ip(),
+            forwarded_for(req.headers()),
+            &self.trusted_proxies,
+        )))
     }
 }
 
@@ -290,7 +299,7 @@ fn class_of(req: &ServiceRequest) -> Class {
 }
 
 /// The verified caller of `req`, if any.
-fn subject_of(req: &ServiceRequest) -> Option<String> {
+fn subject_of(req: &HttpRequest) -> Option<String> {
     // `crate::auth::middleware` runs first and leaves the caller it verified.
     let extensions = req.extensions();
     let caller = extensions.get::<crate::auth::Caller>()?;

@@ -176,7 +176,8 @@ struct AppData {
 }
 
 impl AppData {
-    /// The shared state of `config`'s server; starts the rate limiters' pruning.
+    /// The shared state of `config`'s server; starts the rate limiters'
+    /// pruning and the signing keys' refresh.
     fn new(
         info: ServiceInfo,
         config: &ServerConfig,
@@ -185,6 +186,9 @@ impl AppData {
     ) -> Self {
         let rate_limits = web::Data::new(RateLimits::new(&config.rate_limits, &mut registry));
         rate_limit::spawn_pruning(rate_limits.clone(), lifecycle.clone());
+        let authenticator = web::Data::new(Authenticator::new(&config.auth, &mut registry));
+        let (keys, draining) = (authenticator.clone(), lifecycle.clone());
+        actix_web::rt::spawn(async move { keys.keep_keys_fresh(|| draining.is_draining()).await });
         Self {
             rate_limits,
             http_metrics: web::Data::new(HttpMetrics::register(&mut registry)),
@@ -193,7 +197,7 @@ impl AppData {
             lifecycle: web::Data::new(lifecycle.clone()),
             chaos: web::Data::new(Chaos::new(&config.chaos)),
             chaos_control: config.chaos_control,
-            authenticator: web::Data::new(Authenticator::new(&config.auth)),
+            authenticator,
             body_limit: config.body_limit,
         }
     }

@@ -348,3 +348,20 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Polls `done` every 50 ms until it holds, and returns how long that took.
+///
+/// # Panics
+/// When it still does not hold after `within` (the message names `what`).
+pub async fn eventually(
+    what: &str,
+    within: Duration,
+    mut done: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let started = std::time::Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < within, "timed out waiting for {what}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}

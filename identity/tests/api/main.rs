@@ -3,6 +3,7 @@
 mod accounts;
 mod binary;
 mod brute_force;
+mod chaos;
 mod discovery;
 mod hashing;
 mod helpers;

@@ -6,8 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use shared::testing::TestClient;
 use shared::testing::issuer::{TestIssuer, TestKey};
+use shared::testing::{TestClient, captured_logs};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -33,7 +33,7 @@ async fn app_trusting(issuer: &TestIssuer, required: bool, service_token: Option
 }
 
 #[actix_web::test]
-async fn reservations_need_the_reserve_scope_once_a_token_is_sent() {
+async fn reservations_need_the_reserve_scope_once_an_issuer_is_set() {
     let issuer = TestIssuer::start();
     let app = app_trusting(&issuer, false, None).await;
     let client = &app.server.client;
@@ -67,8 +67,10 @@ async fn reservations_need_the_reserve_scope_once_a_token_is_sent() {
     confirmed.assert_status(200);
     assert_eq!(confirmed.body["reservations"][0]["status"], "confirmed");
 
-    // Not required: an anonymous caller is served as without auth.
-    reserve_with(client, "r-anonymous").await.assert_status(201);
+    // Not required, but the route names a scope: fail closed.
+    reserve_with(client, "r-anonymous")
+        .await
+        .assert_problem(401, "unauthorized");
     // Public reads never need a token.
     client.get("/items/A001").await.assert_status(200);
 }
@@ -154,6 +156,27 @@ async fn rs256_tokens_of_an_rsa_key_are_accepted() {
     reserve_with(&app.server.client.with_bearer(&token), "r1")
         .await
         .assert_status(201);
+}
+
+#[actix_web::test]
+async fn access_token_types_and_no_type_pass() {
+    let issuer = TestIssuer::start();
+    let app = app_trusting(&issuer, true, None).await;
+    let claims = issuer.claims("order", &[RESERVE]);
+    for (n, typ) in [
+        None,
+        Some("JWT"),
+        Some("at+jwt"),
+        Some("application/AT+JWT"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let token = issuer.signer().sign_typed(&claims, typ);
+        reserve_with(&app.server.client.with_bearer(&token), &format!("r{n}"))
+            .await
+            .assert_status(201);
+    }
 }
 
 #[actix_web::test]
@@ -388,6 +411,36 @@ async fn es256_under_the_kid_of_an_rsa_key_is_refused() {
         ec.sign(&issuer.claims("order", &[RESERVE]))
     })
     .await;
+}
+
+#[actix_web::test]
+async fn a_token_of_another_type_than_an_access_token_is_refused() {
+    for typ in ["dpop+jwt", "logout+jwt", "secevent+jwt"] {
+        assert_refused("type (typ)", |issuer| {
+            let claims = issuer.claims("order", &[RESERVE]);
+            issuer.signer().sign_typed(&claims, Some(typ))
+        })
+        .await;
+    }
+}
+
+#[actix_web::test]
+async fn a_token_of_an_rsa_key_under_2048_bits_is_refused_and_the_key_logged() {
+    let short = TestKey::short_rsa();
+    let kid = short.kid.clone();
+    assert_refused("not one of the issuer's", |issuer| {
+        issuer.publish(&short);
+        short.sign(&issuer.claims("order", &[RESERVE]))
+    })
+    .await;
+    let logged = captured_logs().into_iter().any(|line| {
+        line["kid"] == kid.as_str()
+            && line["bits"] == 1024
+            && line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("RSA key is too short"))
+    });
+    assert!(logged, "the short key is not logged");
 }
 
 /// A 1 MB `Authorization` header never reaches the verifier: actix's HTTP/1

@@ -1,6 +1,7 @@
-//! How inventory gets its provider's signing keys: rotation, the limit on
-//! refetches that forged key ids cannot get round, and a provider that cannot
-//! be reached or speaks for another issuer (503, never 401 or 500).
+//! How inventory gets its provider's signing keys: rotation, withdrawal, the
+//! background refresh, the limit on refetches that forged key ids cannot get
+//! round, and a provider that cannot be reached or speaks for another issuer
+//! (503, never 401 or 500).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use futures::future::join_all;
 use serde_json::json;
 use shared::config::AuthConfig;
 use shared::testing::issuer::TestIssuer;
-use shared::testing::{TestClient, TestResponse, captured_logs};
+use shared::testing::{TestClient, TestResponse, captured_logs, eventually};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -35,6 +36,14 @@ async fn reserve(client: &TestClient, token: &str, id: &str) -> TestResponse {
         )
         .await
 }
+
+/// A call every verification reaches, that changes nothing.
+async fn read(client: &TestClient, token: &str) -> TestResponse {
+    client.with_bearer(token).get("/reservations/r1").await
+}
+
+/// How long a test waits for what should take about a second.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 #[track_caller]
 fn assert_unavailable(res: &TestResponse) {
@@ -145,4 +154,89 @@ async fn discovery_speaking_for_another_issuer_is_refused_and_logged() {
                 .is_some_and(|e| e.contains(&impostor) && e.contains("is for issuer"))
     });
     assert!(logged, "the mismatch is not logged");
+}
+
+/// A rotation, then the old key withdrawn (as when it leaked): its tokens,
+/// remembered ones included, stop passing within one refresh period, while
+/// the new key's pass throughout.
+#[actix_web::test]
+async fn a_withdrawn_key_and_its_remembered_tokens_are_refused_within_one_refresh_period() {
+    let mut issuer = TestIssuer::start();
+    // The set stands one second (the floor set here is 0).
+    issuer.set_max_age(Some(1));
+    let app = app_with(trusting(&issuer, Duration::ZERO)).await;
+    let client = &app.server.client;
+    let old_key = issuer.signer().clone();
+    let old = issuer.token("order", &[RESERVE]);
+    reserve(client, &old, "r1").await.assert_status(201);
+    // Verified once: now remembered, and answered from memory.
+    read(client, &old).await.assert_status(200);
+    issuer.rotate();
+    let new = issuer.token("order", &[RESERVE]);
+    read(client, &new).await.assert_status(200);
+    read(client, &old).await.assert_status(200);
+
+    issuer.withdraw(&old_key);
+    let took = eventually(
+        "the withdrawn key's token to be refused",
+        PATIENCE,
+        async || read(client, &old).await.status == 401,
+    )
+    .await;
+    eprintln!(
+        "a withdrawn key's token was refused {:.2} s after the withdrawal (max-age 1 s)",
+        took.as_secs_f64()
+    );
+    read(client, &old).await.assert_problem(401, "unauthorized");
+    read(client, &new).await.assert_status(200);
+    // A token it signs from now on is refused too.
+    let forged = old_key.sign(&issuer.claims("order", &[RESERVE]));
+    read(client, &forged)
+        .await
+        .assert_problem(401, "unauthorized");
+    let logged = captured_logs().into_iter().any(|line| {
+        line["issuer"] == issuer.issuer.as_str()
+            && line["withdrawn"]
+                .as_str()
+                .is_some_and(|kids| kids.contains(&old_key.kid))
+    });
+    assert!(logged, "the withdrawal is not logged");
+}
+
+#[actix_web::test]
+async fn keys_are_refetched_as_the_provider_asks_and_a_failed_refresh_keeps_the_last_good_set() {
+    let issuer = TestIssuer::start();
+    issuer.set_max_age(Some(1));
+    let app = app_with(trusting(&issuer, Duration::ZERO)).await;
+    let client = &app.server.client;
+    let token = issuer.token("order", &[RESERVE]);
+    reserve(client, &token, "r1").await.assert_status(201);
+    // No request asks for it: the background refresh fetches again.
+    eventually("a background refresh", PATIENCE, async || {
+        issuer.jwks_fetches() >= 3
+    })
+    .await;
+
+    issuer.set_reachable(false);
+    let failed = r#"auth_key_fetches_total{outcome="failed"} "#;
+    eventually("a failed refresh to be counted", PATIENCE, async || {
+        client
+            .get("/metrics")
+            .await
+            .text
+            .lines()
+            .any(|l| l.starts_with(failed))
+    })
+    .await;
+    // The last good set stays in use: remembered and new tokens pass.
+    read(client, &token).await.assert_status(200);
+    read(client, &issuer.token("order", &[RESERVE]))
+        .await
+        .assert_status(200);
+    let logged = captured_logs().into_iter().any(|line| {
+        line["issuer"] == issuer.issuer.as_str()
+            && line["message"] == "fetching the signing keys failed"
+            && line["keys_kept"] == 1
+    });
+    assert!(logged, "the failed refresh is not logged");
 }

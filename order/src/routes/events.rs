@@ -3,20 +3,26 @@
 //! `POST /admin/dead-letters/{sequence}/replay`, `orders:admin`).
 
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::header::HeaderName;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use shared::auth::{Authorized, Caller};
+use shared::auth::{AuthError, Authorized, Caller, TokenError};
 use shared::events::Broker;
 use shared::events::consumer::{Consumers, Effect};
 use shared::events::dead_letters::{DeadLetter, ReplayError};
-use shared::events::feed::Feed;
+use shared::events::feed::{Feed, Listen, Refused};
 use shared::openapi::PROBLEM_JSON;
 use shared::problem::ProblemDetails;
+use shared::rate_limit::RateLimits;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::Error;
 use crate::scopes::{Audience, OrdersAdmin};
+
+/// The header of the last event a reconnecting listener saw (SSE).
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// Most dead letters listed at once, and how many when the query says nothing.
 const MAX_DEAD_LETTERS: u32 = 200;
@@ -28,14 +34,17 @@ pub struct EventsState {
     broker: Option<Broker>,
     consumers: Consumers,
     feed: OnceLock<Feed>,
+    /// Tokens are verified: a listener without one is shown public forms.
+    tokens_on: bool,
 }
 
 impl EventsState {
-    pub fn new(broker: Option<Broker>, consumers: Consumers) -> Self {
+    pub fn new(broker: Option<Broker>, consumers: Consumers, tokens_on: bool) -> Self {
         Self {
             broker,
             consumers,
             feed: OnceLock::new(),
+            tokens_on,
         }
     }
 
@@ -52,17 +61,31 @@ impl EventsState {
 /// The shop's events (order, inventory, pricing) as they happen.
 ///
 /// With access control on, order events are shown as the orders themselves
-/// are: a customer's token sees its own, `orders:admin` all; where tokens are
-/// required, an anonymous listener sees the catalogue's events only.
+/// are: a customer's token sees its own, `orders:admin` all. Everything else
+/// is shown in its public form, and so is everything to a listener without a
+/// token: catalogue events without who made the change or a reservation's
+/// id, and no order events.
 ///
 /// Each event is one frame: `event:` its type, `id:` its id, `data:` the
 /// CloudEvent (JSON, one line). Comment lines keep an idle connection open.
+/// A listener that sends `Last-Event-ID` first gets the later events the feed
+/// still holds. A stream opened with a token ends when the token expires:
+/// the listener reconnects with a fresh one (and `Last-Event-ID`). One
+/// caller (token subject, else address) holds at most
+/// `EVENTS_STREAMS_PER_CALLER` streams at once.
 #[utoipa::path(
     tag = "events",
+    params(("Last-Event-ID" = Option<String>, Header,
+        description = "The id of the last event seen: the later ones the feed still holds come first.")),
     responses(
-        (status = 200, description = "The stream, until the listener leaves.",
+        (status = 200, description = "The stream, until the listener leaves or its token expires.",
             body = String, content_type = "text/event-stream",
             example = "event: shop.order.confirmed\nid: 0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b\ndata: {\"specversion\":\"1.0\",...}\n\n"),
+        (status = 401, description = "`unauthorized`: the token is not valid (expired included).",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
+        (status = 429, description = "`too_many_streams`: this caller holds as many streams as one \
+            may (`Retry-After`).",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 503, description = "`events_off`: events are not configured (`NATS_URL` unset); \
             `too_many_listeners`: the feed has as many listeners as it takes (`Retry-After`).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
@@ -70,16 +93,52 @@ impl EventsState {
 )]
 #[get("/events/stream")]
 pub async fn event_stream(
+    req: HttpRequest,
     caller: Caller,
     state: web::Data<EventsState>,
 ) -> Result<HttpResponse, Error> {
     state.broker()?;
     let feed = state.feed.get().ok_or(Error::EventsOff)?;
-    if feed.is_full() {
-        return Err(Error::FeedFull);
+    let ends_at = stream_end(&caller)?;
+    // Registered by every service's server; a caller not told apart is
+    // counted in the feed's total only.
+    let key = req
+        .app_data::<web::Data<RateLimits>>()
+        .and_then(|limits| limits.caller_of(&req));
+    let admission = feed.admit(key).map_err(|refused| match refused {
+        Refused::Full => Error::FeedFull,
+        Refused::CallerFull => Error::TooManyStreams,
+    })?;
+    let audience = Audience::of(&caller, state.tokens_on);
+    Ok(feed.respond(Listen {
+        admission,
+        view: Box::new(move |event| audience.shows(event)),
+        last_event_id: last_event_id(&req),
+        ends_at,
+    }))
+}
+
+/// When a stream opened by `caller` ends: its token's expiry (`None`: no
+/// token, no end).
+///
+/// # Errors
+/// 401 when the token has expired already (the verifier allows for clock
+/// skew; a stream would end as it began).
+fn stream_end(caller: &Caller) -> Result<Option<SystemTime>, Error> {
+    let Some(exp) = caller.expires_at() else {
+        return Ok(None);
+    };
+    let ends_at = UNIX_EPOCH + Duration::from_secs(exp);
+    if ends_at <= SystemTime::now() {
+        return Err(AuthError::Invalid(TokenError::Expired).into());
     }
-    let audience = Audience::of(&caller);
-    Ok(feed.respond_filtered(Box::new(move |event| audience.shows(event))))
+    Ok(Some(ends_at))
+}
+
+/// The `Last-Event-ID` header, when it is text.
+fn last_event_id(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(LAST_EVENT_ID)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 #[derive(Deserialize, IntoParams)]

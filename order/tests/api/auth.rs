@@ -142,7 +142,8 @@ async fn required_auth_refuses_anonymous_callers() {
 }
 
 #[actix_web::test]
-async fn optional_auth_serves_anonymous_callers_as_before_but_not_others_orders() {
+async fn optional_auth_serves_anonymous_customers_as_before_but_not_others_orders_nor_admin_routes()
+{
     let issuer = TestIssuer::start();
     let stack = stack_trusting(&issuer, false).await;
     let client = &stack.order.client;
@@ -175,6 +176,23 @@ async fn optional_auth_serves_anonymous_callers_as_before_but_not_others_orders(
         .get(&format!("/orders/{id}"))
         .await
         .assert_problem(401, "unauthorized");
+    // Fail closed: the admin routes name a scope, so they need a token even
+    // though AUTH_REQUIRED is false (checked before the handler finds
+    // events off), and a customer's token is 403.
+    client
+        .get("/admin/dead-letters")
+        .await
+        .assert_problem(401, "unauthorized");
+    let replay = "/admin/dead-letters/1/replay";
+    let refused = client.post_json(replay, &json!({})).await;
+    refused.assert_problem(401, "unauthorized");
+    assert_eq!(
+        refused.header("www-authenticate").as_deref(),
+        Some("Bearer")
+    );
+    bob.post_json(replay, &json!({}))
+        .await
+        .assert_problem(403, "forbidden");
 }
 
 #[actix_web::test]

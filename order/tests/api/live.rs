@@ -17,10 +17,10 @@ use crate::helpers::{Stack, spawn_stack, spawn_stack_with};
 
 /// One SSE frame: its `event:`, `id:` and `data:` (as JSON).
 #[derive(Debug)]
-struct Frame {
-    event: String,
-    id: String,
-    data: Value,
+pub struct Frame {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
 }
 
 fn parse_frame(text: &str) -> Option<Frame> {
@@ -36,14 +36,14 @@ fn parse_frame(text: &str) -> Option<Frame> {
     })
 }
 
-fn stock_changed(n: u32) -> CloudEvent {
+pub fn stock_changed(n: u32) -> CloudEvent {
     let data = json!({"sku": "A005", "stock": 300 + n, "delta": n, "reason": "restock"});
     CloudEvent::new("inventory", "shop.inventory.stock_changed", "A005", &data).expect("event")
 }
 
 /// A stack whose order service has events on, and the producers' streams
 /// (the broker that made them is kept for the test's length).
-async fn events_stack(nats: &NatsServer) -> (Stack, shared::events::Broker) {
+pub async fn events_stack(nats: &NatsServer) -> (Stack, shared::events::Broker) {
     let broker = producer_streams(nats).await;
     let stack = spawn_stack_with({
         let events = nats.events_config();
@@ -150,15 +150,16 @@ async fn the_feed_follows_the_streams_only_while_someone_listens() {
     let followed = order_stream_consumers(&nats).await;
     assert_eq!(followed.len(), 1, "{followed:?}");
     // The last listener leaves (its connection is found closed when events
-    // are written to it): the follower stops, so the next listener starts a
-    // consumer of its own. JetStream forgets a stopped one only after its
-    // inactivity threshold, so the old one may still be listed.
+    // are written to it): the follower stops once nobody has come back for
+    // the feed's linger (5 s), so the next listener starts a consumer of its
+    // own. JetStream forgets a stopped one only after its inactivity
+    // threshold, so the old one may still be listed.
     drop(first);
     for _ in 0..3 {
         stack.place("c1", &[("A002", 1)]).await.assert_status(201);
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
-    actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
+    actix_web::rt::time::sleep(Duration::from_millis(7500)).await;
     let mut second = Listener::open(&stack, None).await;
     place_until_seen(&stack, &mut second).await;
     let now = order_stream_consumers(&nats).await;
@@ -268,21 +269,37 @@ async fn dead_letters_are_listed_and_replayed_by_orders_admin_only() {
 }
 
 /// One listener of the feed: its answer and what it has read so far.
-struct Listener {
+pub struct Listener {
     res: awc::ClientResponse,
     buffer: String,
 }
 
+/// Asks for the stream with `token` and extra `headers`, whatever the answer.
+pub async fn request_stream(
+    stack: &Stack,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> awc::ClientResponse {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let mut request = client.get(format!("{}/events/stream", stack.order.client.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.insert_header((*name, *value));
+    }
+    request.send().await.expect("the stream answers")
+}
+
 impl Listener {
-    async fn open(stack: &Stack, token: Option<&str>) -> Self {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .finish();
-        let mut request = client.get(format!("{}/events/stream", stack.order.client.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let res = request.send().await.expect("the stream opens");
+    pub async fn open(stack: &Stack, token: Option<&str>) -> Self {
+        Self::open_with(stack, token, &[]).await
+    }
+
+    pub async fn open_with(stack: &Stack, token: Option<&str>, headers: &[(&str, &str)]) -> Self {
+        let res = request_stream(stack, token, headers).await;
         assert_eq!(res.status().as_u16(), 200);
         Self {
             res,
@@ -290,35 +307,68 @@ impl Listener {
         }
     }
 
-    /// The frames up to and including the first about `marker` (a
-    /// subject); every listener is offered the same frames in the same order.
-    async fn until(&mut self, marker: &str) -> Vec<Frame> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut frames = Vec::new();
+    /// The next frame, if one comes within `wait`.
+    pub async fn next_frame(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + wait;
         loop {
             while let Some((text, rest)) = self.buffer.split_once("\n\n") {
                 let frame = parse_frame(text);
                 self.buffer = rest.to_owned();
-                if let Some(frame) = frame {
-                    let last = frame.data["subject"] == marker;
-                    frames.push(frame);
-                    if last {
-                        return frames;
-                    }
+                if frame.is_some() {
+                    return frame;
                 }
             }
-            assert!(Instant::now() < deadline, "no {marker} frame: {frames:?}");
-            if let Ok(Some(chunk)) =
-                actix_web::rt::time::timeout(Duration::from_millis(500), self.res.next()).await
-            {
-                self.buffer
-                    .push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("utf-8"));
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match actix_web::rt::time::timeout(left, self.res.next()).await {
+                Ok(Some(chunk)) => self
+                    .buffer
+                    .push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("utf-8")),
+                Ok(None) | Err(_) => return None,
             }
         }
     }
+
+    /// Reads until the server ends the stream, or `wait` passes; whether it
+    /// ended, and what was left unparsed (comments included).
+    pub async fn until_end(&mut self, wait: Duration) -> (bool, String) {
+        let deadline = Instant::now() + wait;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match actix_web::rt::time::timeout(left, self.res.next()).await {
+                Ok(Some(Ok(chunk))) => self
+                    .buffer
+                    .push_str(std::str::from_utf8(&chunk).expect("utf-8")),
+                Ok(Some(Err(_)) | None) => return (true, self.buffer.clone()),
+                Err(_) => break,
+            }
+        }
+        (false, self.buffer.clone())
+    }
+
+    /// The frames up to and including the first about `marker` (a
+    /// subject); every listener is offered the same frames in the same order.
+    pub async fn until(&mut self, marker: &str) -> Vec<Frame> {
+        self.until_frame(|frame| frame.data["subject"] == marker)
+            .await
+    }
+
+    /// The frames up to and including the first `last` says is the last.
+    pub async fn until_frame(&mut self, last: impl Fn(&Frame) -> bool) -> Vec<Frame> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut frames = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(frame) = self.next_frame(Duration::from_millis(500)).await {
+                let done = last(&frame);
+                frames.push(frame);
+                if done {
+                    return frames;
+                }
+            }
+        }
+        panic!("not the last frame awaited: {frames:?}");
+    }
 }
 
-fn order_ids(frames: &[Frame]) -> Vec<String> {
+pub fn order_ids(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
         .filter(|f| f.event.starts_with("shop.order."))

@@ -10,6 +10,7 @@ mod events;
 mod helpers;
 mod history;
 mod live;
+mod live_access;
 mod metrics;
 mod openapi;
 mod orders;

@@ -237,30 +237,39 @@ async fn customers_without_the_scope_are_forbidden() {
     );
 }
 
+/// Fail closed: once an issuer is configured, a route naming a scope needs a
+/// token whether or not `AUTH_REQUIRED` is set; reads stay open.
 #[actix_web::test]
-async fn required_auth_refuses_anonymous_price_changes() {
+async fn anonymous_price_changes_are_refused_once_an_issuer_is_set_required_or_not() {
     let issuer = TestIssuer::start();
-    let app = app_trusting(&issuer, true).await;
-    let refused = put_price(
-        &app.client,
-        "A001",
-        &json!({"base_price": 1, "discount_percent": 0}),
-    )
-    .await;
-    refused.assert_problem(401, "unauthorized");
-    assert_eq!(
-        refused.header("www-authenticate").as_deref(),
-        Some("Bearer")
-    );
-    app.client
-        .get("/price/A001/history")
-        .await
-        .assert_problem(401, "unauthorized");
-    app.client.get("/price/A001").await.assert_status(200);
-    app.client
-        .post_json("/price/bulk", &json!({"skus": ["A001"]}))
-        .await
-        .assert_status(200);
+    for required in [true, false] {
+        let app = app_trusting(&issuer, required).await;
+        let refused = put_price(
+            &app.client,
+            "A001",
+            &json!({"base_price": 1, "discount_percent": 0}),
+        )
+        .await;
+        refused.assert_problem(401, "unauthorized");
+        assert_eq!(
+            refused.header("www-authenticate").as_deref(),
+            Some("Bearer"),
+            "required: {required}"
+        );
+        app.client
+            .get("/price/A001/history")
+            .await
+            .assert_problem(401, "unauthorized");
+        assert_eq!(
+            app.client.get("/price/A001").await.body["final_price"],
+            899.99,
+            "required: {required}: the price changed"
+        );
+        app.client
+            .post_json("/price/bulk", &json!({"skus": ["A001"]}))
+            .await
+            .assert_status(200);
+    }
 }
 
 #[actix_web::test]

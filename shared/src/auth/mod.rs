@@ -14,10 +14,17 @@
 //!
 //! Handlers then state what they need: [`Authorized<S>`] as an extractor for
 //! a scope, or [`Caller::require_scope`] / [`Caller::require_subject`] where
-//! the rule depends on the data (an order's owner). An anonymous caller passes
-//! those checks exactly when nothing is enforced: `AUTH_REQUIRED` is false and
-//! no service token guards the scope. That keeps a service with auth off (or
-//! on but optional) answering the plain requests it always has.
+//! the rule depends on the data (an order's owner). The two differ for
+//! anonymous callers, and fail closed:
+//!
+//! - a scope is never held by an anonymous caller once someone could hold it:
+//!   with `AUTH_ISSUER` set, or a service token granting it, a route that
+//!   names a scope answers 401 without a token, whatever `AUTH_REQUIRED` says;
+//! - a subject is needed only with `AUTH_REQUIRED`: it governs the customer
+//!   routes alone, so that optional auth serves customers as before tokens.
+//!
+//! With no access control configured every caller passes, as in the seed's
+//! commands and the local demo.
 //!
 //! For the calls a service makes, [`client::TokenSource`] gets its own token
 //! with its client credentials (`AUTH_CLIENT_ID` / `AUTH_CLIENT_SECRET`).
@@ -31,6 +38,7 @@
 pub mod client;
 pub mod http;
 pub mod jwt;
+pub mod keys;
 mod service_token;
 
 use std::fmt;
@@ -48,6 +56,7 @@ pub use jwt::{Claims, TokenError};
 pub use service_token::ServiceToken;
 
 use crate::config::AuthConfig;
+use crate::metrics::Registry;
 use crate::paths;
 use crate::problem::{Problem, RETRY_SOON};
 
@@ -65,10 +74,23 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(config: &AuthConfig) -> Self {
+    /// The verifier of `config`, its key fetches counted in `registry`.
+    pub fn new(config: &AuthConfig, registry: &mut Registry) -> Self {
+        let verifier = jwt::Verifier::new(config);
+        if let Some(verifier) = &verifier {
+            verifier.register_metrics(registry);
+        }
         Self {
-            verifier: jwt::Verifier::new(config),
+            verifier,
             required: config.required,
+        }
+    }
+
+    /// Keeps the signing keys fresh in the background until `draining` says
+    /// stop ([`jwt::Verifier::keep_fresh`]); returns at once with auth off.
+    pub async fn keep_keys_fresh(&self, draining: impl Fn() -> bool) {
+        if let Some(verifier) = &self.verifier {
+            verifier.keep_fresh(draining).await;
         }
     }
 
@@ -104,8 +126,10 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
 /// What is enforced on anonymous callers.
 #[derive(Clone, Copy, Debug)]
 struct Rules {
+    /// `AUTH_REQUIRED`: anonymous callers need a subject (customer routes).
     required: bool,
-    /// Whether signed tokens are verified (`AUTH_ISSUER` set).
+    /// Whether signed tokens are verified (`AUTH_ISSUER` set): anonymous
+    /// callers then hold no scope.
     verifying: bool,
     service_grants: &'static [&'static str],
 }
@@ -133,6 +157,15 @@ impl Caller {
         }
     }
 
+    /// When the caller's token expires (`exp`, seconds since the epoch), for
+    /// a caller with a verified token.
+    pub fn expires_at(&self) -> Option<u64> {
+        match &self.who {
+            Who::Bearer(claims) => Some(claims.expires_at),
+            Who::Anonymous | Who::Service => None,
+        }
+    }
+
     /// Whether the caller holds `scope` (an anonymous caller holds none).
     pub fn has_scope(&self, scope: &str) -> bool {
         match &self.who {
@@ -142,39 +175,18 @@ impl Caller {
         }
     }
 
-    /// Passes a caller holding `scope`, and an anonymous one where nothing
-    /// guards it.
-    ///
-    /// # Errors
-    /// 401 for an anonymous caller where a token is needed, 403 for a token
-    /// without the scope.
-    pub fn require_scope(&self, scope: &'static str) -> Result<(), AuthError> {
-        match &self.who {
-            _ if self.has_scope(scope) => Ok(()),
-            Who::Anonymous if self.rules.required || self.rules.service_grants.contains(&scope) => {
-                Err(AuthError::Missing)
-            }
-            Who::Anonymous => Ok(()),
-            Who::Service | Who::Bearer(_) => Err(AuthError::Forbidden { scope }),
-        }
-    }
-
-    /// Like [`Caller::require_scope`], but stricter with anonymous callers:
-    /// they pass only where nobody could hold `scope`, that is with no signed
-    /// tokens verified and no service token granting it, whatever
-    /// `AUTH_REQUIRED` says. For switches that must not stay open once
-    /// access control exists (fault injection).
+    /// Passes a caller holding `scope`, and an anonymous one only where no
+    /// one could hold it: no signed tokens are verified and no service token
+    /// grants it. `AUTH_REQUIRED` plays no part (fail closed, see the module).
     ///
     /// # Errors
     /// 401 for an anonymous caller where a token could be presented, 403 for
     /// a token without the scope.
-    pub fn require_granted(&self, scope: &'static str) -> Result<(), AuthError> {
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), AuthError> {
         let rules = &self.rules;
         match &self.who {
             _ if self.has_scope(scope) => Ok(()),
-            Who::Anonymous
-                if rules.verifying || rules.required || rules.service_grants.contains(&scope) =>
-            {
+            Who::Anonymous if rules.verifying || rules.service_grants.contains(&scope) => {
                 Err(AuthError::Missing)
             }
             Who::Anonymous => Ok(()),
@@ -355,47 +367,43 @@ pub async fn middleware(
 mod tests {
     use super::*;
 
+    /// A caller of a service with auth required (which implies an issuer)
+    /// or off, and `service_grants`.
     fn caller(who: Who, required: bool, service_grants: &'static [&'static str]) -> Caller {
         Caller {
             who,
             rules: Rules {
                 required,
-                verifying: false,
+                verifying: required,
                 service_grants,
             },
         }
     }
 
+    /// Auth on (`AUTH_ISSUER` set) but `AUTH_REQUIRED` false.
+    fn optional(who: Who) -> Caller {
+        Caller {
+            who,
+            rules: Rules {
+                required: false,
+                verifying: true,
+                service_grants: &[],
+            },
+        }
+    }
+
     #[test]
-    fn granted_scopes_are_open_only_where_no_one_could_hold_them() {
-        assert!(
-            caller(Who::Anonymous, false, &[])
-                .require_granted("x:w")
-                .is_ok()
-        );
-        let mut verifying = caller(Who::Anonymous, false, &[]);
-        verifying.rules.verifying = true;
-        assert!(
-            verifying.require_scope("x:w").is_ok(),
-            "optional auth lets anonymous pass"
-        );
+    fn optional_auth_fails_closed_on_scopes_but_serves_anonymous_customers() {
         assert!(matches!(
-            verifying.require_granted("x:w"),
+            optional(Who::Anonymous).require_scope("x:w"),
             Err(AuthError::Missing)
         ));
+        assert_eq!(optional(Who::Anonymous).require_subject().ok(), Some(None));
         assert!(matches!(
-            caller(Who::Anonymous, false, &["x:w"]).require_granted("x:w"),
-            Err(AuthError::Missing)
-        ));
-        assert!(
-            caller(Who::Service, false, &["x:w"])
-                .require_granted("x:w")
-                .is_ok()
-        );
-        assert!(matches!(
-            caller(bearer(&["y:w"]), false, &[]).require_granted("x:w"),
+            optional(bearer(&["y:w"])).require_scope("x:w"),
             Err(AuthError::Forbidden { scope: "x:w" })
         ));
+        assert!(optional(bearer(&["x:w"])).require_scope("x:w").is_ok());
         assert!(
             caller(Who::Service, true, &["x:w"])
                 .require_subject()

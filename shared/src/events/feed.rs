@@ -5,27 +5,40 @@
 //! listener gets a receiver. With nobody listening no stream is followed, so
 //! the broker delivers nothing to the feed and the service reads nothing: the
 //! first listener starts the followers, and a follower stops within
-//! [`IDLE_CHECK`] of the last listener going (a listener is gone once its
-//! closed connection is found, when an event or a keep-alive is written to
-//! it). A listener sees the events published from a moment after it arrived.
-//! A listener too slow to keep up skips what it missed (it is told how many)
-//! instead of holding the others back.
+//! [`IDLE_CHECK`] once nobody has listened for [`LINGER`] (a listener is gone
+//! once its closed connection is found, when an event or a keep-alive is
+//! written to it). A listener sees the events published from a moment after
+//! it arrived, and first, when it names the last event it saw
+//! (`Last-Event-ID`), the later ones the feed still holds (the last
+//! [`BUFFER`]): a listener that reconnects at once (its stream ended with its
+//! token) misses nothing. A listener too slow to keep up skips what it missed
+//! (it is told how many) instead of holding the others back.
+//!
+//! Each listener is admitted first ([`Feed::admit`]): at most
+//! [`MAX_LISTENERS`] in all and `EVENTS_STREAMS_PER_CALLER` per caller. What
+//! it is shown of each event is the service's business ([`View`]): the whole
+//! event, its public form (the service's [`PublicForm`], computed once per
+//! event), or nothing. A stream may end at a given time (its token's expiry).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures::StreamExt;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use super::broker::{Broker, stream_name};
 use super::envelope::CloudEvent;
 use crate::health::Lifecycle;
+use crate::rate_limit::Key;
 
-/// Events buffered for a listener that falls behind.
+/// Events buffered for a listener that falls behind, and recent events kept
+/// for listeners that come back (`Last-Event-ID`).
 const BUFFER: usize = 1024;
 /// Most listeners at once; past it a listener is refused (503).
 pub const MAX_LISTENERS: usize = 1000;
@@ -34,21 +47,101 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a follower with no events to pass on looks whether anyone
 /// still listens.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// How long the streams are still followed after the last listener left:
+/// a listener reconnecting within it (its token expired, its connection
+/// dropped) finds the events it missed among the recent ones.
+const LINGER: Duration = Duration::from_secs(5);
 
-/// One event, and its frame ready to be written to listeners.
+/// One event, and its frames ready to be written to listeners.
 #[derive(Debug)]
 struct Frame {
     event: CloudEvent,
-    bytes: Bytes,
+    whole: Bytes,
+    /// The frame of the event's public form; `None`: it has none.
+    public: Option<Bytes>,
 }
 
-/// Which events one listener may see (e.g. only its own orders).
-pub type Filter = Box<dyn Fn(&CloudEvent) -> bool>;
+/// How one listener is shown one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Whole,
+    /// Its [`PublicForm`] (nothing when it has none).
+    Public,
+    Hidden,
+}
+
+/// What one listener is shown of each event.
+pub type View = Box<dyn Fn(&CloudEvent) -> Shown>;
+
+/// The public form of an event (what a listener shown [`Shown::Public`]
+/// gets), as the CloudEvent JSON to send; `None` when it has none.
+pub type PublicForm = fn(&CloudEvent) -> Option<serde_json::Value>;
+
+/// Why a listener was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The feed has [`MAX_LISTENERS`].
+    Full,
+    /// This caller holds as many streams as one caller may.
+    CallerFull,
+}
+
+/// Who listens: how many in all and per caller, and when the last one left.
+#[derive(Debug, Default)]
+struct Listeners {
+    total: usize,
+    per_caller: HashMap<Key, usize>,
+    last_left: Option<Instant>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data stays consistent whatever panicked while holding it: counts
+    // and a queue, each changed in one step.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A listener's place in the feed, given back when dropped (when its
+/// stream ends or its connection is found closed).
+pub struct Admission {
+    caller: Option<Key>,
+    listeners: Arc<Mutex<Listeners>>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut listeners = lock(&self.listeners);
+        listeners.total = listeners.total.saturating_sub(1);
+        listeners.last_left = Some(Instant::now());
+        if let Some(caller) = self.caller.take()
+            && let Some(count) = listeners.per_caller.get_mut(&caller)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                listeners.per_caller.remove(&caller);
+            }
+        }
+    }
+}
+
+/// One listener's request: its admission, what it is shown, the last event
+/// it saw, and when its stream ends (`None`: when it leaves).
+pub struct Listen {
+    pub admission: Admission,
+    pub view: View,
+    pub last_event_id: Option<String>,
+    pub ends_at: Option<SystemTime>,
+}
 
 /// The broadcast of the shop's events to SSE listeners.
 #[derive(Clone)]
 pub struct Feed {
     sender: broadcast::Sender<Arc<Frame>>,
+    /// The last [`BUFFER`] events; locked while an event is sent, so that a
+    /// listener subscribes and copies them without a gap or a repeat.
+    recent: Arc<Mutex<VecDeque<Arc<Frame>>>>,
+    listeners: Arc<Mutex<Listeners>>,
+    per_caller: usize,
+    public_form: PublicForm,
     lifecycle: Lifecycle,
     followers: Arc<[Follower]>,
 }
@@ -61,8 +154,14 @@ struct Follower {
 }
 
 impl Feed {
-    /// The feed of `producers`' streams; none is followed until someone listens.
-    pub fn new(broker: &Broker, producers: &[&'static str], lifecycle: &Lifecycle) -> Self {
+    /// The feed of `producers`' streams; none is followed until someone
+    /// listens. Each caller holds at most the broker's `streams_per_caller`.
+    pub fn new(
+        broker: &Broker,
+        producers: &[&'static str],
+        lifecycle: &Lifecycle,
+        public_form: PublicForm,
+    ) -> Self {
         let (sender, _) = broadcast::channel(BUFFER);
         let followers = producers
             .iter()
@@ -74,33 +173,77 @@ impl Feed {
             .collect();
         Self {
             sender,
+            recent: Arc::default(),
+            listeners: Arc::default(),
+            per_caller: broker.config().streams_per_caller,
+            public_form,
             lifecycle: lifecycle.clone(),
             followers,
         }
     }
 
-    /// Whether anyone listens (and the service is not draining).
+    /// Whether anyone listens, or did a moment ago (and the service is not
+    /// draining).
     fn is_heard(&self) -> bool {
-        !self.lifecycle.is_draining() && self.sender.receiver_count() > 0
+        if self.lifecycle.is_draining() {
+            return false;
+        }
+        self.sender.receiver_count() > 0
+            || lock(&self.listeners)
+                .last_left
+                .is_some_and(|left| left.elapsed() < LINGER)
     }
 
-    pub fn is_full(&self) -> bool {
-        self.sender.receiver_count() >= MAX_LISTENERS
+    /// A place for one more listener of `caller` (`None`: a caller not told
+    /// apart, counted in the total only).
+    ///
+    /// # Errors
+    /// [`Refused`] when the feed or this caller's share of it is full.
+    pub fn admit(&self, caller: Option<Key>) -> Result<Admission, Refused> {
+        let mut listeners = lock(&self.listeners);
+        if listeners.total >= MAX_LISTENERS {
+            return Err(Refused::Full);
+        }
+        if let Some(caller) = &caller {
+            let count = listeners.per_caller.entry(caller.clone()).or_default();
+            if *count >= self.per_caller {
+                return Err(Refused::CallerFull);
+            }
+            *count += 1;
+        }
+        listeners.total += 1;
+        Ok(Admission {
+            caller,
+            listeners: self.listeners.clone(),
+        })
     }
 
-    /// A `text/event-stream` answer with every event, lasting until the
-    /// listener leaves or the service drains.
-    pub fn respond(&self) -> HttpResponse {
-        self.respond_filtered(Box::new(|_| true))
-    }
-
-    /// [`Feed::respond`] with only the events `filter` lets through.
-    pub fn respond_filtered(&self, filter: Filter) -> HttpResponse {
+    /// A `text/event-stream` answer: the events after `last_event_id` the
+    /// feed still holds, then each new one, as the listener's view shows
+    /// them, until the listener leaves, its stream ends or the service drains.
+    pub fn respond(&self, listen: Listen) -> HttpResponse {
+        let (receiver, backlog) = {
+            let recent = lock(&self.recent);
+            let backlog = match &listen.last_event_id {
+                Some(id) => after(&recent, id),
+                None => VecDeque::new(),
+            };
+            (self.sender.subscribe(), backlog)
+        };
+        let ends_at = listen.ends_at.map(|at| {
+            let left = at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            Instant::now() + left
+        });
         let listener = Listener {
-            receiver: self.sender.subscribe(),
+            receiver,
+            backlog,
             lifecycle: self.lifecycle.clone(),
-            filter,
-            started: false,
+            view: listen.view,
+            ends_at,
+            state: State::Starting,
+            _admission: listen.admission,
         };
         self.follow_all();
         let body = futures::stream::unfold(listener, |mut listener| async move {
@@ -124,51 +267,125 @@ impl Feed {
             }
         }
     }
+
+    /// Passes `event` (its JSON as published) on to the listeners, and keeps
+    /// it among the recent ones.
+    fn pass(&self, event: CloudEvent, json: &str) {
+        let public = (self.public_form)(&event).map(|form| frame_bytes(&event, &form.to_string()));
+        let whole = frame_bytes(&event, json);
+        let frame = Arc::new(Frame {
+            event,
+            whole,
+            public,
+        });
+        let mut recent = lock(&self.recent);
+        if recent.len() >= BUFFER {
+            recent.pop_front();
+        }
+        recent.push_back(frame.clone());
+        let _ = self.sender.send(frame);
+    }
+}
+
+/// The frames of `recent` after the one with event id `id`; none when it is
+/// not among them (too old, or not an event of this feed).
+fn after(recent: &VecDeque<Arc<Frame>>, id: &str) -> VecDeque<Arc<Frame>> {
+    recent
+        .iter()
+        .position(|frame| frame.event.id == id)
+        .map(|at| recent.iter().skip(at + 1).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Where a listener's stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Starting,
+    Open,
+    /// Its end time came: a last comment has been written.
+    Ended,
 }
 
 /// One listener's side of the broadcast.
 struct Listener {
     receiver: broadcast::Receiver<Arc<Frame>>,
+    /// Recent events after its `Last-Event-ID`, written before new ones.
+    backlog: VecDeque<Arc<Frame>>,
     lifecycle: Lifecycle,
-    filter: Filter,
-    started: bool,
+    view: View,
+    ends_at: Option<Instant>,
+    state: State,
+    /// Held for the stream's length: dropping it gives the place back.
+    _admission: Admission,
 }
 
 impl Listener {
-    /// What to write next: the reconnection delay first, then events that
-    /// pass the filter, a keep-alive comment when idle; `None` at the end.
+    /// What to write next: the reconnection delay first, then the backlog,
+    /// then new events the view shows, a keep-alive comment when idle, a
+    /// last comment at the end time; `None` at the end.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if !self.started {
-            self.started = true;
-            return Some(Bytes::from_static(b"retry: 3000\n\n"));
+        match self.state {
+            State::Starting => {
+                self.state = State::Open;
+                return Some(Bytes::from_static(b"retry: 3000\n\n"));
+            }
+            State::Ended => return None,
+            State::Open => {}
+        }
+        while let Some(frame) = self.backlog.pop_front() {
+            if let Some(bytes) = self.shown(&frame) {
+                return Some(bytes);
+            }
         }
         loop {
             if self.lifecycle.is_draining() {
                 return None;
             }
+            let wait = match self.ends_at {
+                Some(end) if end <= Instant::now() => {
+                    self.state = State::Ended;
+                    return Some(Bytes::from_static(
+                        b": the token expired: reconnect with a fresh one\n\n",
+                    ));
+                }
+                Some(end) => KEEP_ALIVE.min(end.saturating_duration_since(Instant::now())),
+                None => KEEP_ALIVE,
+            };
             return Some(
-                match tokio::time::timeout(KEEP_ALIVE, self.receiver.recv()).await {
-                    Ok(Ok(frame)) if (self.filter)(&frame.event) => frame.bytes.clone(),
-                    Ok(Ok(_)) => continue,
+                match tokio::time::timeout(wait, self.receiver.recv()).await {
+                    Ok(Ok(frame)) => match self.shown(&frame) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    },
                     Ok(Err(broadcast::error::RecvError::Lagged(n))) => Bytes::from(format!(
                         ": {n} events skipped: this listener fell behind\n\n"
                     )),
                     Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    // The end time came: the loop writes the last comment.
+                    Err(_) if self.ends_at.is_some_and(|end| end <= Instant::now()) => continue,
                     Err(_) => Bytes::from_static(b": keep-alive\n\n"),
                 },
             );
         }
     }
+
+    /// The frame this listener is shown of `frame`'s event, if any.
+    fn shown(&self, frame: &Frame) -> Option<Bytes> {
+        match (self.view)(&frame.event) {
+            Shown::Whole => Some(frame.whole.clone()),
+            Shown::Public => frame.public.clone(),
+            Shown::Hidden => None,
+        }
+    }
 }
 
 /// The SSE frame of `event`: `event:` its type, `id:` its id, `data:` the
-/// CloudEvent on one line.
-fn frame(event: CloudEvent, json: &str) -> Frame {
-    let bytes = Bytes::from(format!(
+/// CloudEvent (`json`, the whole event or its public form) on one line.
+fn frame_bytes(event: &CloudEvent, json: &str) -> Bytes {
+    Bytes::from(format!(
         "event: {}\nid: {}\ndata: {}\n\n",
         event.event_type, event.id, json
-    ));
-    Frame { event, bytes }
+    ))
 }
 
 /// Follows one producer's stream while anyone listens, then stops; a
@@ -234,7 +451,34 @@ async fn pass_on(feed: &Feed, broker: &Broker, name: &str) -> anyhow::Result<()>
             continue;
         };
         // The CloudEvent as published is one line of JSON already.
-        let _ = feed.sender.send(Arc::new(frame(event, json.trim())));
+        feed.pass(event, json.trim());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u32) -> Arc<Frame> {
+        let event = CloudEvent::new("test", "shop.test.happened", "s", &n).expect("an event");
+        let whole = frame_bytes(&event, "{}");
+        Arc::new(Frame {
+            event,
+            whole,
+            public: None,
+        })
+    }
+
+    #[test]
+    fn a_listener_coming_back_gets_what_followed_its_last_event_or_nothing() {
+        let recent: VecDeque<_> = (0..5).map(frame).collect();
+        let ids = |frames: VecDeque<Arc<Frame>>| -> Vec<String> {
+            frames.iter().map(|f| f.event.id.clone()).collect()
+        };
+        let all = ids(recent.clone());
+        assert_eq!(ids(after(&recent, &all[1])), all[2..]);
+        assert_eq!(ids(after(&recent, &all[4])), Vec::<String>::new());
+        assert_eq!(ids(after(&recent, "not-held")), Vec::<String>::new());
+    }
 }

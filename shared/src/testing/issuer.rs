@@ -7,7 +7,7 @@
 //! often and how safely a service fetches keys.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -23,6 +23,10 @@ use crate::config::AuthConfig;
 /// A fixed 2048-bit RSA key (PKCS#1, made once with `openssl genrsa`):
 /// generating one takes seconds in a debug build.
 const RSA_PEM: &str = include_str!("../../fixtures/rsa-2048.pem");
+
+/// A fixed 1024-bit RSA key (`openssl genrsa -traditional 1024`): too short
+/// to be trusted.
+const SHORT_RSA_PEM: &str = include_str!("../../fixtures/rsa-1024.pem");
 
 /// One signing key: the private half and its public JWK.
 #[derive(Clone)]
@@ -74,10 +78,16 @@ impl TestKey {
     /// # Panics
     /// Never: the fixture is a valid key.
     pub fn rsa() -> Self {
-        let body: String = RSA_PEM
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
+        Self::rsa_from_pem(RSA_PEM)
+    }
+
+    /// A fixed 1024-bit RSA key, which verifiers must not trust.
+    pub fn short_rsa() -> Self {
+        Self::rsa_from_pem(SHORT_RSA_PEM)
+    }
+
+    fn rsa_from_pem(pem: &str) -> Self {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .expect("the RSA fixture is base64");
@@ -93,7 +103,7 @@ impl TestKey {
             kid,
             algorithm: Algorithm::RS256,
             encoding,
-            pem: RSA_PEM.to_owned(),
+            pem: pem.to_owned(),
         }
     }
 
@@ -102,8 +112,17 @@ impl TestKey {
     /// # Panics
     /// When the claims do not serialize (they are JSON already).
     pub fn sign(&self, claims: &Value) -> String {
+        self.sign_typed(claims, Some("JWT"))
+    }
+
+    /// [`TestKey::sign`] with the header's `typ` set to `typ` (or left out).
+    ///
+    /// # Panics
+    /// When the claims do not serialize (they are JSON already).
+    pub fn sign_typed(&self, claims: &Value, typ: Option<&str>) -> String {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
+        header.typ = typ.map(str::to_owned);
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing a JSON object")
     }
 }
@@ -117,6 +136,7 @@ pub struct TestIssuer {
     published: Arc<RwLock<Vec<Value>>>,
     jwks_fetches: Arc<AtomicUsize>,
     reachable: Arc<AtomicBool>,
+    max_age_s: Arc<AtomicU64>,
 }
 
 impl TestIssuer {
@@ -140,8 +160,10 @@ impl TestIssuer {
             keys: published.clone(),
             fetches: Arc::default(),
             reachable: Arc::new(AtomicBool::new(true)),
+            max_age_s: Arc::default(),
         };
         let (jwks_fetches, reachable) = (jwks.fetches.clone(), jwks.reachable.clone());
+        let max_age_s = jwks.max_age_s.clone();
         let server = HttpServer::new(move || {
             let discovery = discovery.clone();
             App::new()
@@ -167,6 +189,7 @@ impl TestIssuer {
             published,
             jwks_fetches,
             reachable,
+            max_age_s,
         }
     }
 
@@ -189,6 +212,24 @@ impl TestIssuer {
             .write()
             .expect("the key list lock")
             .push(key.jwk.clone());
+    }
+
+    /// Stops publishing `key` (a withdrawal: its tokens must stop passing).
+    ///
+    /// # Panics
+    /// When the key list's lock was poisoned by a panicking test.
+    pub fn withdraw(&self, key: &TestKey) {
+        self.published
+            .write()
+            .expect("the key list lock")
+            .retain(|jwk| jwk["kid"] != key.kid.as_str());
+    }
+
+    /// Answers the JWKS with `Cache-Control: max-age=<seconds>` (`None`: no
+    /// Cache-Control, as at start).
+    pub fn set_max_age(&self, seconds: Option<u64>) {
+        self.max_age_s
+            .store(seconds.map_or(0, |s| s.saturating_add(1)), Ordering::SeqCst);
     }
 
     /// Auth on, trusting this provider by discovery; tokens optional unless `required`.
@@ -238,6 +279,8 @@ struct Jwks {
     keys: Arc<RwLock<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
     reachable: Arc<AtomicBool>,
+    /// The `max-age` sent, in seconds, plus one; 0: no Cache-Control.
+    max_age_s: Arc<AtomicU64>,
 }
 
 async fn serve_jwks(jwks: web::Data<Jwks>) -> HttpResponse {
@@ -246,5 +289,9 @@ async fn serve_jwks(jwks: web::Data<Jwks>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().finish();
     }
     let keys = jwks.keys.read().map(|k| k.clone()).unwrap_or_default();
-    HttpResponse::Ok().json(json!({ "keys": keys }))
+    let mut response = HttpResponse::Ok();
+    if let Some(seconds) = jwks.max_age_s.load(Ordering::SeqCst).checked_sub(1) {
+        response.insert_header(("cache-control", format!("public, max-age={seconds}")));
+    }
+    response.json(json!({ "keys": keys }))
 }
