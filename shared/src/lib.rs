@@ -72,13 +72,14 @@
 //!   PostgreSQL.
 //! - [`periodic`] (health): the loop behind every background task, stopped by
 //!   draining.
-//! - [`events`] (config, health, metrics, db, periodic, telemetry, timestamp):
-//!   events through NATS JetStream (`NATS_URL`): the CloudEvents envelope,
-//!   the transactional outbox and its relay, durable consumers with an inbox
-//!   and dead letters, and the live feed as Server-Sent Events.
 //! - [`rate_limit`] (config, health, metrics, paths, periodic, problem, auth):
 //!   per-caller quotas (`RATE_LIMIT_*`, `TRUSTED_PROXIES`), off unless
 //!   configured, with the `RateLimit` headers and 429 past them.
+//! - [`events`] (config, health, metrics, db, periodic, telemetry, timestamp,
+//!   rate_limit): events through NATS JetStream (`NATS_URL`): the CloudEvents envelope,
+//!   the transactional outbox and its relay, durable consumers with an inbox
+//!   and dead letters, and the live feed as Server-Sent Events (a few
+//!   streams per caller, whom rate_limit names).
 //!
 //! The top, which puts the rest together:
 //!
