@@ -159,7 +159,7 @@ done
 
 # --- 2. what the manifests promise ----------------------------------------------
 "$py" - "$namespace" "$work" "$work/$prod_secrets" "${overlays[@]}" <<'PY' || fail "manifest rules (above)"
-import base64, json, re, sys, yaml
+import base64, ipaddress, json, re, sys, yaml
 
 namespace, work, prod_secrets, overlays = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 errors = []
@@ -311,6 +311,22 @@ def check_secrets(overlay, by_kind, config, workloads, text, demo):
     for atom in sorted(demo):
         if atom in haystack:
             err(overlay, f"a demo value of overlays/dev/demo-secrets.yaml is in the render: {atom[:12]}...")
+
+
+def check_gateway(overlay, config, workloads):
+    """GATEWAY_TRUSTED_PROXIES: addresses or CIDRs only; prod trusts its ingress controller's."""
+    if "client" not in workloads:
+        return
+    value = pod_env(workloads["client"], config).get("GATEWAY_TRUSTED_PROXIES") or ""
+    entries = value.replace(",", " ").split()
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            err(overlay, f"client: GATEWAY_TRUSTED_PROXIES entry {entry!r} is not an address or CIDR")
+    if is_prod(overlay) and not entries:
+        err(overlay, "client: behind the Ingress the gateway must trust the controller's range "
+                     "(GATEWAY_TRUSTED_PROXIES), else every customer shares one rate-limit bucket")
 
 
 PRODUCERS = ("inventory", "pricing", "order")
@@ -625,6 +641,7 @@ for overlay in overlays:
         err(overlay, "no default-deny NetworkPolicy")
     check_access_control(overlay, by_kind, config, workloads)
     check_secrets(overlay, by_kind, config, workloads, text, demo)
+    check_gateway(overlay, config, workloads)
     check_events(overlay, by_kind, config, workloads)
     if monitoring or "monitoring" in overlay:
         check_monitoring(overlay, by_kind)
