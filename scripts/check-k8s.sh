@@ -131,6 +131,8 @@ py="$venv/bin/python"
 # (prod holds no secret value of its own); then the overlay's own generator makes
 # throwaway ones in the copy, and everything is rendered.
 prod_secrets=k8s/overlays/prod/secrets
+. scripts/lib/need.sh
+need openssl:openssl || fail "openssl is needed ($prod_secrets/generate.sh makes the throwaway key with it)"
 # (observability/: the monitoring component takes the dashboards from there.)
 tar -C . --exclude="$prod_secrets/*" -cf - k8s observability | tar -C "$work" -xf -
 for f in .gitignore shop-secrets.env.example generate.sh; do
@@ -141,7 +143,7 @@ for dir in "$work"/k8s/overlays/prod*/; do
   if "${renderer[@]}" "$dir" >/dev/null 2>"$work/$name.err"; then
     fail "k8s/overlays/$name renders without the secret files in $prod_secrets: prod must hold no secret value (k8s/README.md, \"Secrets\")"
   fi
-  grep -q "secrets/shop-secrets.env" "$work/$name.err" ||
+  grep -Eq "secrets/(shop-secrets\.env|identity-signing-keys\.pem)" "$work/$name.err" ||
     { cat "$work/$name.err" >&2; fail "rendering k8s/overlays/$name without secret files failed, but not for want of them"; }
 done
 sh "$work/$prod_secrets/generate.sh" "$work/$prod_secrets" >"$work/generate.log" 2>&1 ||
@@ -300,7 +302,7 @@ def check_secrets(overlay, by_kind, config, workloads, text, demo):
     expected = read_env_file(f"{prod_secrets}/shop-secrets.env")
     expected["IDENTITY_SIGNING_KEYS"] = open(f"{prod_secrets}/identity-signing-keys.pem").read()
     secrets = {name: secret_values(s) for name, s in by_kind.get("Secret", {}).items()}
-    if [shop_secret(by_kind)] != [expected] or len(secrets) != 1:
+    if shop_secret(by_kind) != expected or len(secrets) != 1:
         err(overlay, f"the only Secret must be shop-secrets generated from {prod_secrets.split('/k8s/')[-1]} "
                      f"(shop-secrets.env, identity-signing-keys.pem) and nothing else; got {sorted(secrets)}")
     values = [v for s in secrets.values() for v in s.values()]
