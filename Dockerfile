@@ -128,6 +128,7 @@ COPY docker/gateway/nginx.conf /etc/nginx/nginx.conf
 COPY docker/gateway/security-headers.conf /etc/nginx/security-headers.conf
 COPY docker/gateway/gateway.conf.template /etc/nginx/templates/gateway.conf.template
 COPY --chmod=0755 docker/gateway/15-gateway-resolver.envsh /docker-entrypoint.d/15-gateway-resolver.envsh
+COPY --chmod=0755 docker/gateway/16-gateway-trusted-proxies.envsh /docker-entrypoint.d/16-gateway-trusted-proxies.envsh
 COPY client/ /usr/share/nginx/html/
 # Upstreams (host:port), overridden by compose / Kubernetes. They are resolved through the
 # container's DNS server (15-gateway-resolver.envsh) and re-resolved every 10 s, so a

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes manifests (k8s/) without a cluster:
 #
-#   1. renders every overlay in k8s/overlays/ with kustomize (`kubectl kustomize`)
+#   1. renders every overlay in k8s/overlays/ with kustomize (`kubectl kustomize`),
+#      from a copy of k8s/ without the prod overlay's secret files: prod (and prod-*)
+#      must FAIL to render without them; then with throwaway ones made by
+#      k8s/overlays/prod/secrets/generate.sh in the copy (real secrets are never read)
 #   2. checks what the shop's manifests promise (namespace, probes, resources,
 #      security contexts, service accounts, tags; prod: replicas, HPA, PDB, spread,
-#      Ingress, chaos off, tokens required; dev: chaos on, access control off;
+#      Ingress, chaos off, tokens required, the one Secret exactly the generated
+#      files' values, no demo value of overlays/dev/demo-secrets.yaml nor a placeholder
+#      anywhere, IDENTITY_ALLOW_PUBLISHED_KEYS unset, the gateway trusting a proxy range
+#      (GATEWAY_TRUSTED_PROXIES); dev: chaos on, access control off, published demo
+#      key allowed;
 #      everywhere: every Secret key read exists, a trusted issuer is identity's
 #      IDENTITY_ISSUER and reachable through the NetworkPolicies, order's client
 #      secret is its client's in IDENTITY_CLIENTS; the events broker: a JetStream
@@ -118,8 +125,31 @@ py="$venv/bin/python"
   fail "generated monitoring files are out of date: run python3 scripts/gen-k8s-monitoring.py"
 
 # --- 1. render ------------------------------------------------------------------
+# From a copy of k8s/ that leaves out the prod overlay's secret files (git-ignored, made
+# by secrets/generate.sh): the check never reads real secrets, and must not be given
+# them. prod, and every prod-* built on it, must fail to render without those files
+# (prod holds no secret value of its own); then the overlay's own generator makes
+# throwaway ones in the copy, and everything is rendered.
+prod_secrets=k8s/overlays/prod/secrets
+. scripts/lib/need.sh
+need openssl:openssl || fail "openssl is needed ($prod_secrets/generate.sh makes the throwaway key with it)"
+# (observability/: the monitoring component takes the dashboards from there.)
+tar -C . --exclude="$prod_secrets/*" -cf - k8s observability | tar -C "$work" -xf -
+for f in .gitignore shop-secrets.env.example generate.sh; do
+  cp -p "$prod_secrets/$f" "$work/$prod_secrets/$f" || fail "$prod_secrets/$f is missing"
+done
+for dir in "$work"/k8s/overlays/prod*/; do
+  name=$(basename "$dir")
+  if "${renderer[@]}" "$dir" >/dev/null 2>"$work/$name.err"; then
+    fail "k8s/overlays/$name renders without the secret files in $prod_secrets: prod must hold no secret value (k8s/README.md, \"Secrets\")"
+  fi
+  grep -Eq "secrets/(shop-secrets\.env|identity-signing-keys\.pem)" "$work/$name.err" ||
+    { cat "$work/$name.err" >&2; fail "rendering k8s/overlays/$name without secret files failed, but not for want of them"; }
+done
+sh "$work/$prod_secrets/generate.sh" "$work/$prod_secrets" >"$work/generate.log" 2>&1 ||
+  { cat "$work/generate.log" >&2; fail "$prod_secrets/generate.sh"; }
 overlays=()
-for dir in k8s/overlays/*/; do
+for dir in "$work"/k8s/overlays/*/; do
   name=$(basename "$dir")
   overlays+=("$name")
   "${renderer[@]}" "$dir" >"$work/$name.yaml" 2>"$work/$name.err" ||
@@ -130,10 +160,10 @@ done
 [ ${#overlays[@]} -gt 0 ] || fail "no overlay in k8s/overlays/"
 
 # --- 2. what the manifests promise ----------------------------------------------
-"$py" - "$namespace" "$work" "${overlays[@]}" <<'PY' || fail "manifest rules (above)"
-import base64, json, re, sys, yaml
+"$py" - "$namespace" "$work" "$work/$prod_secrets" "${overlays[@]}" <<'PY' || fail "manifest rules (above)"
+import base64, ipaddress, json, re, sys, yaml
 
-namespace, work, overlays = sys.argv[1], sys.argv[2], sys.argv[3:]
+namespace, work, prod_secrets, overlays = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 errors = []
 CLUSTER_SCOPED = {"Namespace"}
 SERVICES = {"inventory": 7001, "order": 7002, "pricing": 7003, "identity": 7004}
@@ -180,15 +210,24 @@ def allowed(policies, src, dst, port):
     return out and into
 
 
+def shop_secret(by_kind):
+    """The Secret shop-secrets: by that name (dev) or kustomize's generated shop-secrets-<hash> (prod)."""
+    for name, secret in by_kind.get("Secret", {}).items():
+        if re.fullmatch(r"shop-secrets(-[a-z0-9]{10})?", name):
+            return secret_values(secret)
+    return {}
+
+
 def check_access_control(overlay, by_kind, config, workloads):
     """prod requires tokens; wherever a service trusts an issuer it is identity, reachable."""
-    secret = secret_values(by_kind.get("Secret", {}).get("shop-secrets", {}))
+    secret = shop_secret(by_kind)
+    secrets = {name: secret_values(s) for name, s in by_kind.get("Secret", {}).items()}
     for name, w in workloads.items():
         for c in w["spec"]["template"]["spec"]["containers"]:
             for e in c.get("env", []):
                 ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-                if ref and ref["name"] == "shop-secrets" and ref["key"] not in secret:
-                    err(overlay, f"{name}: {e['name']} reads key {ref['key']}, which shop-secrets lacks")
+                if ref and ref["key"] not in secrets.get(ref["name"], {}):
+                    err(overlay, f"{name}: {e['name']} reads key {ref['key']}, which Secret {ref['name']} lacks")
     if "identity" not in workloads:
         return
     issuer = pod_env(workloads["identity"], config).get("IDENTITY_ISSUER")
@@ -216,6 +255,80 @@ def check_access_control(overlay, by_kind, config, workloads):
             if secrets != [secret.get(ref.get("key"))]:
                 err(overlay, f"order: the Secret's {ref.get('key')} is not the secret of client "
                              f"{client!r} in IDENTITY_CLIENTS")
+
+
+def read_env_file(path):
+    """KEY=value lines as kustomize's secretGenerator reads them (verbatim, # comments)."""
+    pairs = {}
+    for line in open(path).read().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value
+    return pairs
+
+
+def demo_atoms(dev_secret):
+    """The secret parts of the dev overlay's published demo values: whole passwords and
+    tokens, the passwords and client secrets inside the JSON, each line of the key."""
+    atoms = set()
+    for key, value in dev_secret.items():
+        if key.endswith("_DATABASE_URL"):
+            continue  # its password is the *_DB_PASSWORD, already an atom
+        if key in ("IDENTITY_CLIENTS", "IDENTITY_ACCOUNTS"):
+            for entry in json.loads(value):
+                atoms.update(v for k, v in entry.items() if k in ("password", "client_secret"))
+        elif "PRIVATE KEY" in value:
+            atoms.update(line for line in value.splitlines() if len(line) >= 16 and "PRIVATE KEY" not in line)
+        else:
+            atoms.add(value)
+    return {a for a in atoms if a}
+
+
+PLACEHOLDER = re.compile(r"placeholder|change-?me|demo|<[a-z0-9-]+>", re.IGNORECASE)
+
+
+def check_secrets(overlay, by_kind, config, workloads, text, demo):
+    """prod: the Secret is exactly the git-ignored files' (here the throwaway ones), with
+    no demo or placeholder value anywhere; dev: the demo key is flagged as published."""
+    identity_env = pod_env(workloads["identity"], config) if "identity" in workloads else {}
+    allow = identity_env.get("IDENTITY_ALLOW_PUBLISHED_KEYS")
+    if overlay == "dev" and allow != "true":
+        err(overlay, "identity signs with the demo key published in this repository: "
+                     "set IDENTITY_ALLOW_PUBLISHED_KEYS=true (dev only)")
+    if not is_prod(overlay):
+        return
+    if allow is not None:
+        err(overlay, f"IDENTITY_ALLOW_PUBLISHED_KEYS must not be set in prod, got {allow!r}")
+    expected = read_env_file(f"{prod_secrets}/shop-secrets.env")
+    expected["IDENTITY_SIGNING_KEYS"] = open(f"{prod_secrets}/identity-signing-keys.pem").read()
+    secrets = {name: secret_values(s) for name, s in by_kind.get("Secret", {}).items()}
+    if shop_secret(by_kind) != expected or len(secrets) != 1:
+        err(overlay, f"the only Secret must be shop-secrets generated from {prod_secrets.split('/k8s/')[-1]} "
+                     f"(shop-secrets.env, identity-signing-keys.pem) and nothing else; got {sorted(secrets)}")
+    values = [v for s in secrets.values() for v in s.values()]
+    for key, value in shop_secret(by_kind).items():
+        if PLACEHOLDER.search(value):
+            err(overlay, f"shop-secrets' {key} holds a placeholder: {PLACEHOLDER.search(value).group(0)!r}")
+    haystack = "\n".join([text, *values])
+    for atom in sorted(demo):
+        if atom in haystack:
+            err(overlay, f"a demo value of overlays/dev/demo-secrets.yaml is in the render: {atom[:12]}...")
+
+
+def check_gateway(overlay, config, workloads):
+    """GATEWAY_TRUSTED_PROXIES: addresses or CIDRs only; prod trusts its ingress controller's."""
+    if "client" not in workloads:
+        return
+    value = pod_env(workloads["client"], config).get("GATEWAY_TRUSTED_PROXIES") or ""
+    entries = value.replace(",", " ").split()
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            err(overlay, f"client: GATEWAY_TRUSTED_PROXIES entry {entry!r} is not an address or CIDR")
+    if is_prod(overlay) and not entries:
+        err(overlay, "client: behind the Ingress the gateway must trust the controller's range "
+                     "(GATEWAY_TRUSTED_PROXIES), else every customer shares one rate-limit bucket")
 
 
 PRODUCERS = ("inventory", "pricing", "order")
@@ -418,8 +531,13 @@ def check_monitoring(overlay, by_kind):
                 err(overlay, f"ConfigMap/{name}: {key} must be a dashboard (.json with panels, under 1 MB)")
 
 
+dev_docs = [d for d in yaml.safe_load_all(open(f"{work}/dev.yaml")) if d] if "dev" in overlays else []
+demo = demo_atoms(shop_secret({"Secret": {d["metadata"]["name"]: d for d in dev_docs if d["kind"] == "Secret"}}))
+if not demo:
+    errors.append("dev: no demo Secret shop-secrets to check prod against")
 for overlay in overlays:
-    docs = [d for d in yaml.safe_load_all(open(f"{work}/{overlay}.yaml")) if d]
+    text = open(f"{work}/{overlay}.yaml").read()
+    docs = [d for d in yaml.safe_load_all(text) if d]
     monitoring = [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
     for d in monitoring:
         check_crd_shape(overlay, d)
@@ -524,6 +642,8 @@ for overlay in overlays:
     if "default-deny-all" not in by_kind.get("NetworkPolicy", {}):
         err(overlay, "no default-deny NetworkPolicy")
     check_access_control(overlay, by_kind, config, workloads)
+    check_secrets(overlay, by_kind, config, workloads, text, demo)
+    check_gateway(overlay, config, workloads)
     check_events(overlay, by_kind, config, workloads)
     if monitoring or "monitoring" in overlay:
         check_monitoring(overlay, by_kind)

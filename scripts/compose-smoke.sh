@@ -16,6 +16,12 @@
 #   6. the gateway on :8080 serves the page and proxies /inventory/, /pricing/, /order/,
 #      passing X-Request-Id through; its stub_status answers on the internal port 8081
 #      and not through :8080;
+#   6a. the gateway keys its rate limits on the client behind a trusted proxy: with
+#      GATEWAY_TRUSTED_PROXIES=127.0.0.1/32 (set by this script), curl inside the gateway
+#      container plays the proxy: two X-Forwarded-For clients sent through it get
+#      separate /identity/ buckets (one exhausted gets nginx's 429, the other passes),
+#      while from an untrusted peer (the container's own network address) a new
+#      X-Forwarded-For does not escape the exhausted bucket;
 #   6b. events flow end to end: with the live feed open through the gateway
 #      (curl -N /order/events/stream), a restock through the gateway arrives on it as a
 #      shop.inventory.stock_changed CloudEvent (inventory's outbox, its relay, JetStream,
@@ -63,6 +69,10 @@ export PRICING_PORT=${PRICING_PORT:-7003} IDENTITY_PORT=${IDENTITY_PORT:-7004}
 export CLIENT_PORT=${CLIENT_PORT:-8080} PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 # Steps 1-6 run as the seed's users do, access control off, whatever the caller's AUTH.
 unset AUTH
+# Step 6a: the gateway container's own loopback is the one trusted proxy hop (compose's
+# default trusts none); its address on the compose network (docker-compose.yml) is not.
+export GATEWAY_TRUSTED_PROXIES=127.0.0.1/32
+gateway_ip=172.28.0.10
 inventory_url=http://localhost:$INVENTORY_PORT
 order_url=http://localhost:$ORDER_PORT
 pricing_url=http://localhost:$PRICING_PORT
@@ -356,6 +366,35 @@ stub=$("$engine" exec "$(container_id client)" curl -fsS -m 5 http://127.0.0.1:8
   fail "the gateway's stub_status on its internal port 8081: $stub"
 grep -q '^Active connections: [0-9]' <<<"$stub" || fail "the gateway's stub_status is not nginx's: $stub"
 ok "the gateway's stub_status answers on the internal port 8081 ($(head -n 1 <<<"$stub" | tr -s ' ')), and 404 on :$CLIENT_PORT"
+
+phase "gateway: a rate-limit bucket per client behind a trusted proxy"
+# N POSTs (limited: 20 a minute, bursts of 10; identity answers 404 to the path) sent
+# from inside the gateway container to ADDRESS:8080, naming CLIENT in X-Forwarded-For,
+# in one exec so that the bucket does not refill meanwhile; prints the statuses.
+gateway_posts() { # n address client
+  "$engine" exec "$(container_id client)" sh -c '
+    for i in $(seq 1 "$1"); do
+      curl -s -m 5 -o /dev/null -w "%{http_code} " -X POST -H "X-Forwarded-For: $3" \
+        "http://$2:8080/identity/gateway-smoke"
+    done' sh "$@" || true
+}
+# Exhausts CLIENT's bucket through ADDRESS: 1 + the burst of 10 pass, a 429 follows.
+exhaust_bucket() { # address client
+  local statuses
+  statuses=$(gateway_posts 15 "$1" "$2")
+  [[ " $(cut -d' ' -f1-11 <<<"$statuses") " != *" 429 "* && " $statuses " == *" 429 "* ]] ||
+    fail "15 POSTs for $2 through $1: expected 11 passed, then nginx's 429: $statuses"
+}
+exhaust_bucket 127.0.0.1 203.0.113.1
+other=$(gateway_posts 1 127.0.0.1 203.0.113.2)
+[ -n "$other" ] && [ "$other" != "429 " ] ||
+  fail "a second client behind the trusted proxy got '$other': it shares the first one's bucket"
+ok "behind the trusted proxy (127.0.0.1) 203.0.113.1 is limited (429) while 203.0.113.2 still passes ($other)"
+exhaust_bucket "$gateway_ip" 198.51.100.1
+claimed=$(gateway_posts 1 "$gateway_ip" 198.51.100.2)
+[ "$claimed" = "429 " ] ||
+  fail "an untrusted peer ($gateway_ip) escaped its exhausted bucket with a new X-Forwarded-For: $claimed"
+ok "from an untrusted peer ($gateway_ip) X-Forwarded-For is ignored: a new one is still limited (429)"
 
 phase "events: a restock on the live feed"
 # The feed through the gateway, in the background; its first frame (retry:) says that

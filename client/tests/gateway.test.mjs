@@ -8,7 +8,7 @@ import { startGateway } from './gateway.mjs';
 import { startNginx } from './nginx.mjs';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 
 describe('served by the gateway', () => {
   let stack;
@@ -258,6 +258,97 @@ describe('the nginx gateway', () => {
     }
   });
 });
+
+// Behind a proxy (the prod Ingress): the gateway trusts X-Forwarded-For from the
+// addresses in GATEWAY_TRUSTED_PROXIES only, so each client behind the proxy gets its
+// own limit_req bucket, and a client connecting directly cannot choose one. Here the
+// trusted proxy is 127.0.0.1; 127.0.0.2 (this machine too) is an untrusted peer.
+describe('the nginx gateway behind a trusted proxy', () => {
+  let echo;
+  let gateway;
+  let skip = false;
+
+  before(async () => {
+    echo = await startEcho();
+    const upstream = `127.0.0.1:${echo.port}`;
+    gateway = await startNginx({
+      root: CLIENT_DIR,
+      upstreams: { INVENTORY: upstream, PRICING: upstream, ORDER: upstream, IDENTITY: upstream },
+      trustedProxies: '198.18.0.0/15, 127.0.0.1/32',
+    });
+    skip = gateway === null;
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await echo?.close();
+  });
+
+  /** POST /identity/sessions (limited: 20 a minute, bursts of 10) from `from`, naming `forwardedFor`. */
+  const signIn = (from, forwardedFor) => post(`${gateway.url}/identity/sessions`, { from, forwardedFor });
+
+  /**
+   * Sends until the gateway answers 429 (at most 20): the address's bucket is empty.
+   * Resolves to the first answer, which passed.
+   */
+  async function exhaust(from, forwardedFor) {
+    const answers = [];
+    while (answers.at(-1)?.status !== 429 && answers.length < 20) answers.push(await signIn(from, forwardedFor));
+    const statuses = answers.map((a) => a.status);
+    // A burst of 10 on top of the one due: 11 pass before the first 429.
+    assert.deepEqual(statuses.slice(0, 11), Array(11).fill(201), `${forwardedFor} from ${from}: ${statuses}`);
+    assert.equal(statuses.at(-1), 429, `${forwardedFor} from ${from}: ${statuses}`);
+    return answers[0];
+  }
+
+  test('from a trusted proxy, each X-Forwarded-For client has its own bucket', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const first = await exhaust('127.0.0.1', '203.0.113.1');
+    assert.equal(first.body.realIp, '203.0.113.1');
+    const other = await signIn('127.0.0.1', '203.0.113.2');
+    assert.equal(other.status, 201, 'another client behind the same proxy is not limited');
+    // The service is told the client's address, not the proxy's.
+    assert.equal(other.body.realIp, '203.0.113.2');
+    assert.equal(other.body.forwardedFor, '203.0.113.2, 203.0.113.2');
+    // The proxy chain is read from the right: a client's own claim left of the proxy's
+    // entry does not move it out of its bucket.
+    assert.equal((await signIn('127.0.0.1', '203.0.113.9, 203.0.113.1')).status, 429);
+    assert.equal((await signIn('127.0.0.1', '203.0.113.1')).status, 429);
+  });
+
+  test('from an untrusted peer, X-Forwarded-For is ignored: the peer is the client', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const first = await exhaust('127.0.0.2', '198.51.100.1');
+    assert.equal(first.body.realIp, '127.0.0.2', 'the service is told the peer, not the claim');
+    const claimed = await signIn('127.0.0.2', '198.51.100.2');
+    assert.equal(claimed.status, 429, 'a new X-Forwarded-For from an untrusted peer does not give it a new bucket');
+  });
+});
+
+/**
+ * A POST with an empty JSON body from the local address `from`, with X-Forwarded-For
+ * `forwardedFor`; resolves to `{ status, body }` (body parsed when JSON).
+ */
+function post(url, { from, forwardedFor }) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST',
+      localAddress: from,
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor, connection: 'close' },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => {
+        let body = text;
+        try { body = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, body });
+      });
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+}
 
 /** One event as the order service's GET /events/stream frames it. */
 const STAND_IN_EVENT = {

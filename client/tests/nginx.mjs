@@ -38,6 +38,20 @@ export function render(template, vars) {
   return template.replace(/\$\{([A-Z_]+)\}/g, (whole, name) => (name in vars ? vars[name] : whole));
 }
 
+/**
+ * GATEWAY_REAL_IP_FROM for a GATEWAY_TRUSTED_PROXIES value, from the image's own
+ * 16-gateway-trusted-proxies.envsh, sourced by sh as the entrypoint does.
+ */
+export function realIpFrom(trustedProxies) {
+  const script = join(GATEWAY_DIR, '16-gateway-trusted-proxies.envsh');
+  const run = spawnSync('sh', ['-c', `. "$1" && printf %s "$GATEWAY_REAL_IP_FROM"`, 'sh', script], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, GATEWAY_TRUSTED_PROXIES: trustedProxies },
+  });
+  if (run.status !== 0) throw new Error(`16-gateway-trusted-proxies.envsh failed:\n${run.stderr}`);
+  return run.stdout;
+}
+
 /** Resolves once something accepts connections on host:port (nginx has bound). */
 function listening(host, port, child) {
   return new Promise((resolve, reject) => {
@@ -53,17 +67,18 @@ function listening(host, port, child) {
 
 /**
  * Starts nginx with the gateway's configuration. `upstreams` maps INVENTORY, PRICING,
- * ORDER and IDENTITY to host:port. Resolves to `{ url, statusUrl, close, check }` or null
+ * ORDER and IDENTITY to host:port; `trustedProxies` is GATEWAY_TRUSTED_PROXIES (default
+ * none, as in the image). Resolves to `{ url, statusUrl, close, check }` or null
  * (statusUrl: the internal stub_status server, port 8081 in the image).
  */
-export async function startNginx({ root, upstreams, host = '127.0.0.1' }) {
+export async function startNginx({ root, upstreams, host = '127.0.0.1', trustedProxies = '' }) {
   const nginx = nginxBinary();
   if (!nginx) return null;
   const dir = mkdtempSync(join(tmpdir(), 'gateway-'));
   const port = await freePort(host);
   // The stub_status server (for the metrics exporter) on a free port too.
   const statusPort = await freePort(host);
-  const vars = { GATEWAY_RESOLVER: '127.0.0.1' };
+  const vars = { GATEWAY_RESOLVER: '127.0.0.1', GATEWAY_REAL_IP_FROM: realIpFrom(trustedProxies) };
   for (const [name, upstream] of Object.entries(upstreams)) vars[`${name}_UPSTREAM`] = upstream;
   const server = render(readFileSync(join(GATEWAY_DIR, 'gateway.conf.template'), 'utf8'), vars)
     .replace('listen 8080 default_server;', `listen ${host}:${port} default_server;`)
