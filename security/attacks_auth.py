@@ -267,7 +267,9 @@ def throttle_wave(ctx):
 def hashing_bound(ctx):
     from harness import vm_hwm_kib
 
-    base = url("identity_load")
+    # An identity of its own: its peak memory is this attack's alone.
+    proc = start_service(ctx, "identity-hashing", "identity", "identity_hashing", identity_env("identity_hashing"))
+    base = url("identity_hashing")
     health_times, stop = [], []
 
     def poll_health():
@@ -297,7 +299,7 @@ def hashing_bound(ctx):
     health_ok = all(s == 200 for s, _ in health_times)
     latencies = sorted(t for _, t in health_times)
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("nan")
-    peak_mib = vm_hwm_kib(ctx.identity_load.pid) / 1024
+    peak_mib = vm_hwm_kib(proc.pid) / 1024
     ctx.figures["identity peak RSS under 200 concurrent sign-ins (MiB)"] = round(peak_mib)
     ctx.figures["identity /health p99 under that load (ms)"] = round(p99 * 1000)
     summary = (f"{statuses.count(401)} evaluated, {len(busy)} 503 ({with_retry} with Retry-After), "

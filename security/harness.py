@@ -233,7 +233,7 @@ class Report:
         self.passed = self.failed = self.skipped = 0
 
     def record(self, risk, name, outcome, detail):
-        detail = " ".join(str(detail).split())[:400]
+        detail = " ".join(str(detail).split())[:700]
         with self.lock:
             if outcome == "PASS":
                 self.passed += 1

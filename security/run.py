@@ -114,9 +114,6 @@ def main():
         if ctx.issuer:
             ctx.issuer.stop()
         procs.stop_all()
-        if report.failed and os.environ.get("KEEP") != "1":
-            for name in ("main-stack",):
-                print(f"-- {name} log (last lines) --\n{stacks.tail(ctx.log(name), 15)}")
         if os.environ.get("KEEP") == "1":
             print(f"scratch kept: {scratch}")
         else:

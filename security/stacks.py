@@ -29,6 +29,7 @@ PORTS = {
     "identity_load": 17312,
     "identity_limited": 17313,
     "identity_published_key": 17314,
+    "identity_hashing": 17315,
     "fc_inventory": 17331,
     "fc_order": 17332,
     "fc_pricing": 17333,
