@@ -83,7 +83,7 @@ def key_confusion(ctx):
     return refused_everywhere(tokens, "an HS256 token keyed with the public key")
 
 
-@attack("API2", "a kid pointing elsewhere: the issuer's kid signed by another key, unknown kids, path tricks")
+@attack("API2", "a kid pointing elsewhere: the issuer's kid signed by another key, unknown kids, path tricks, another issuer's token")
 def foreign_kid(ctx):
     key = published_key()
     mine = jose.EcKey()
@@ -97,6 +97,8 @@ def foreign_kid(ctx):
         jose.es256(mine, claims, kid="' OR '1'='1"),
         # The key itself in the header (CVE-2018-0114 style).
         jose.es256(mine, claims, kid=None, jwk=mine.public_jwk()),
+        # A token another issuer signed for itself, with the operator's scopes.
+        jose.es256(ctx.issuer.signing, ctx.issuer.claims(OPERATOR_SCOPE)),
     ]
     return refused_everywhere(tokens, "a token signed by a key not the issuer's")
 
