@@ -82,6 +82,9 @@ wait "$stack" 2>/dev/null || true
 section "the access-control journey (SQLite, tokens required)"
 scripts/auth-journey.sh
 
+section "the adversarial suite (OWASP API Security Top 10, tokens required)"
+PROFILE=debug scripts/security-suite.sh
+
 section "dashboards and alerts against a real Prometheus"
 # Its own stack (the debug binaries built above) on free ports, with a nats-server and
 # Debian's prometheus (installed when missing) scraping every second.
