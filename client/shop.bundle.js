@@ -1669,7 +1669,8 @@ modules["js/panel.js"] = (function () {
   /**
    * The resilience panel: each service's /health, polled every couple of seconds;
    * the order service's circuit breakers (from its /health `checks.<dependency>.breaker`)
-   * and the share of its orders priced from fallback prices (from its /metrics);
+   * and the share of its orders priced from fallback prices (from its /metrics, where
+   * it is served: the gateway keeps it for operators);
    * and the last calls this page made, with status, latency and request id.
    *
    * Polls run one after another (never overlapping), pause while the tab is hidden,
@@ -1788,7 +1789,14 @@ modules["js/panel.js"] = (function () {
     return seen ? counts : null;
   }
 
+  /** The order service's metrics are not served here (the gateway keeps them for operators). */
+  const PRIVATE = 'private';
+
   function renderFallback(counts) {
+    if (counts === PRIVATE) {
+      return h('p', { class: 'quiet small', 'data-testid': 'fallback-share', 'data-share': '' },
+        'Fallback share: metrics are for operators here (see the dashboards).');
+    }
     if (!counts) {
       return h('p', { class: 'quiet small', 'data-testid': 'fallback-share', 'data-share': '' }, 'Fallback share: not known yet.');
     }
@@ -1846,8 +1854,10 @@ modules["js/panel.js"] = (function () {
       try {
         const { data } = await orderMetrics();
         pricing = pricingCounts(data && data.text);
-      } catch {
-        // the health card already says the order service is not answering
+      } catch (error) {
+        // 404: behind the gateway, which keeps metrics for operators. Anything
+        // else: the health card already says the order service is not answering.
+        if (error?.problem?.status === 404) pricing = PRIVATE;
       }
     }
 

@@ -114,6 +114,30 @@ describe('the nginx gateway', () => {
     }
   });
 
+  test('no service\'s /metrics or /openapi.json is served through the gateway, however the path is spelled', async (t) => {
+    if (skip) return t.skip('nginx is not installed');
+    const { port } = new URL(gateway.url);
+    // Sent as raw request targets: fetch() would resolve the dot segments itself.
+    const rawGet = (path) => new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    for (const service of ['inventory', 'pricing', 'order', 'identity']) {
+      for (const path of [`/${service}/metrics`, `/${service}/openapi.json`, `/${service}//metrics`,
+        `/${service}/./metrics`, `/${service}/x/../metrics`, `/${service}/%6Detrics`, `/${service}/openapi%2Ejson`,
+        `/${service}/metrics/`, `/${service}/metrics?format=text`]) {
+        assert.equal(await rawGet(path), 404, `GET ${path}`);
+      }
+    }
+    // The rest of a service's paths still pass.
+    assert.equal(await rawGet('/order/orders'), 200);
+    assert.equal(await rawGet('/inventory/items'), 200);
+  });
+
   test('the CSP allows the page\'s one inline script by its hash', async (t) => {
     if (skip) return t.skip('nginx is not installed');
     const html = readFileSync(`${CLIENT_DIR}/index.html`, 'utf8');
