@@ -65,12 +65,7 @@ describe('the nginx gateway', () => {
   let skip = false;
 
   before(async () => {
-    echo = await startEcho();
-    const upstream = `127.0.0.1:${echo.port}`;
-    gateway = await startNginx({
-      root: CLIENT_DIR,
-      upstreams: { INVENTORY: upstream, PRICING: upstream, ORDER: upstream, IDENTITY: upstream },
-    });
+    ({ echo, gateway } = await startEchoGateway());
     skip = gateway === null;
   });
 
@@ -293,13 +288,7 @@ describe('the nginx gateway behind a trusted proxy', () => {
   let skip = false;
 
   before(async () => {
-    echo = await startEcho();
-    const upstream = `127.0.0.1:${echo.port}`;
-    gateway = await startNginx({
-      root: CLIENT_DIR,
-      upstreams: { INVENTORY: upstream, PRICING: upstream, ORDER: upstream, IDENTITY: upstream },
-      trustedProxies: '198.18.0.0/15, 127.0.0.1/32',
-    });
+    ({ echo, gateway } = await startEchoGateway({ trustedProxies: '198.18.0.0/15, 127.0.0.1/32' }));
     skip = gateway === null;
   });
 
@@ -410,6 +399,18 @@ function subOf(authorization) {
  * `retry:` line, then one event) and stays open, or 401 to a token for REFUSED_SUB.
  * `streams` records each stream request's Authorization and Last-Event-ID.
  */
+/** The stand-in service, and nginx with the shipped gateway configuration in front of it for every prefix. */
+async function startEchoGateway(options = {}) {
+  const echo = await startEcho();
+  const upstream = `127.0.0.1:${echo.port}`;
+  const gateway = await startNginx({
+    root: CLIENT_DIR,
+    upstreams: { INVENTORY: upstream, PRICING: upstream, ORDER: upstream, IDENTITY: upstream },
+    ...options,
+  });
+  return { echo, gateway };
+}
+
 function startEcho() {
   const streams = [];
   const server = createServer((req, res) => {

@@ -148,13 +148,17 @@ async function startNats() {
   return { child, url: `nats://127.0.0.1:${port}`, storeDir };
 }
 
+/** The order service's client at identity in an auth stack (test credentials only). */
+const ORDER_CLIENT = { client_id: 'order', client_secret: 'order-test-secret', scopes: ['inventory:reserve'] };
+
 /**
  * Starts the services named in `services` (any of inventory, pricing, order,
  * identity) and the static server. `env.<service>` adds to that service's
  * environment. `auth: { operators }` starts identity first (issuer = its own URL;
  * `operators`, a list of `{email, password, name}`, provisioned as IDENTITY_ACCOUNTS
  * and named in IDENTITY_OPERATORS) and turns token verification on in the others
- * (AUTH_ISSUER = identity, AUTH_REQUIRED=false). `events` starts nats-server first and
+ * (AUTH_ISSUER = identity, AUTH_REQUIRED=false), order holding identity's client
+ * `order` for its reservations. `events` starts nats-server first and
  * gives the shop's services its NATS_URL (and a quick outbox relay).
  */
 export async function startStack({ services = SHOP_SERVICES, env = {}, auth = null, events = false } = {}) {
@@ -220,11 +224,15 @@ export async function startStack({ services = SHOP_SERVICES, env = {}, auth = nu
         BREAKER_FAILURE_THRESHOLD: '1',
         BREAKER_RESET_TIMEOUT_MS: '60000',
         ...common,
+        // Reservations need inventory:reserve once an issuer is set, whatever
+        // AUTH_REQUIRED says (fail closed): order gets its token as a client.
+        ...(auth ? { AUTH_CLIENT_ID: ORDER_CLIENT.client_id, AUTH_CLIENT_SECRET: ORDER_CLIENT.client_secret } : {}),
         ...env.order,
       },
       identity: {
         IDENTITY_ISSUER: urls.identity,
         DATA_DIR: dataDir,
+        ...(auth ? { IDENTITY_CLIENTS: JSON.stringify([ORDER_CLIENT]) } : {}),
         // Operators are provisioned, never signed up: identity refuses their emails on POST /accounts.
         ...(auth && auth.operators ? {
           IDENTITY_OPERATORS: auth.operators.map((a) => a.email).join(','),
