@@ -20,21 +20,32 @@ WORKDIR /src
 #    enough for cargo to resolve and compile the whole dependency graph; this layer is
 #    reused until Cargo.toml or Cargo.lock changes. (A new workspace member needs its
 #    manifest listed here.)
+# The four services and what they use (not the test kit).
+ENV SERVICES="-p inventory -p pricing -p order -p identity"
 COPY Cargo.toml Cargo.lock ./
 # Build settings shared with local builds (the trimmed bundled SQLite).
 COPY .cargo .cargo
-COPY shared/Cargo.toml shared/
+COPY shared/config/Cargo.toml shared/config/
+COPY shared/http/Cargo.toml shared/http/
+COPY shared/auth/Cargo.toml shared/auth/
+COPY shared/rate-limit/Cargo.toml shared/rate-limit/
+COPY shared/chaos/Cargo.toml shared/chaos/
+COPY shared/server/Cargo.toml shared/server/
+COPY shared/db/Cargo.toml shared/db/
+COPY shared/events/Cargo.toml shared/events/
+COPY shared/resilience/Cargo.toml shared/resilience/
+COPY shared/vocabulary/Cargo.toml shared/vocabulary/
+COPY shared/testkit/Cargo.toml shared/testkit/
 COPY inventory/Cargo.toml inventory/
 COPY pricing/Cargo.toml pricing/
 COPY order/Cargo.toml order/
 COPY identity/Cargo.toml identity/
-RUN mkdir -p shared/src inventory/src pricing/src order/src identity/src \
-    && touch shared/src/lib.rs \
+RUN for crate in shared/*; do mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; done \
     && for crate in inventory pricing order identity; do \
-         touch "$crate/src/lib.rs" && echo 'fn main() {}' > "$crate/src/main.rs"; \
+         mkdir -p "$crate/src" && touch "$crate/src/lib.rs" && echo 'fn main() {}' > "$crate/src/main.rs"; \
        done \
-    && cargo build --release --locked \
-    && rm -rf shared/src inventory/src pricing/src order/src identity/src
+    && cargo build --release --locked $SERVICES \
+    && rm -rf shared/*/src inventory/src pricing/src order/src identity/src
 
 # 2. The real sources (tests are left out by .dockerignore). COPY keeps the files' own
 #    modification times, which can be older than the stand-ins' build: touching them makes
@@ -45,7 +56,7 @@ COPY pricing pricing
 COPY order order
 COPY identity identity
 RUN find shared inventory pricing order identity -type f -exec touch {} + \
-    && cargo build --release --locked \
+    && cargo build --release --locked $SERVICES \
     && mkdir -p /out/data \
     && cp target/release/inventory target/release/pricing target/release/order \
           target/release/identity /out/

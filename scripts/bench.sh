@@ -47,7 +47,7 @@
 # nats-server with JetStream; every service relaying its outbox), in turns
 # (off, on, off, on), flat out and at a steady 1,000/s, and during each steady
 # run with events on follows the order stream from a consumer
-# (shared/examples/event_latency.rs) for the time from an event's commit to
+# (shared/events/examples/event_latency.rs) for the time from an event's commit to
 # its delivery.
 # The packet-loss run (root, Linux; scripts/netfault.sh --bench-loss) puts the
 # services in network namespaces of their own, drops 50 % of inventory's outgoing

@@ -14,8 +14,8 @@ Checks:
   those provisioned in datasources.yml; every target has an expr; every panel
   (rows aside) sets a unit;
 - every metric an expr names is one the services export: the names are read
-  from the Rust sources (the `names` module of shared/src/metrics.rs and the
-  other `const X: &str` metric names), with the suffixes their type gives on
+  from the Rust sources (the `names` modules of the shared crates and the
+  services, and the other `const X: &str` metric names), with the suffixes their type gives on
   the wire (counter `_total`, histogram `_bucket`/`_sum`/`_count`); `up` and
   recording rules `slo:*` are allowed too;
 - range selectors use $__rate_interval, $__interval or $__range, and every
@@ -113,7 +113,7 @@ class Report:
 CONST_RE = re.compile(r'(?:pub\s+)?const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"([a-z_:][a-z0-9_:]*)"\s*;')
 # registry.register(NAME, "help", value.clone()) ; the help may span lines.
 REGISTER_RE = re.compile(
-    r'registry\s*\.\s*register\(\s*((?:names::)?[A-Z][A-Z0-9_]*)\s*,\s*"(?:[^"\\]|\\.)*"\s*,\s*'
+    r'registry\s*\.\s*register\(\s*((?:[a-z_]*names::)?[A-Z][A-Z0-9_]*)\s*,\s*"(?:[^"\\]|\\.)*"\s*,\s*'
     r'(?:[a-z_]+\.)*([a-z_][a-z0-9_]*)\s*\.clone\(\)', re.S)
 # A struct field `name: Type,` (a label struct's field of the same name has no metric type).
 FIELD_RE_TEMPLATE = r'(?<![\w.])(?:pub(?:\([a-z]+\))?\s+)?{name}\s*:\s*([A-Za-z][^;=\n]*)'
@@ -131,23 +131,29 @@ def metric_kind(type_text):
 
 def exported_metrics(report):
     """Every series name the services can expose, read from the Rust sources."""
-    sources = [p for crate in ("shared", "inventory", "pricing", "order", "identity")
-               for p in sorted((ROOT / crate / "src").rglob("*.rs"))]
-    shared_names = {}
-    metrics_rs = ROOT / "shared" / "src" / "metrics.rs"
-    module = re.search(r"pub mod names \{(.*?)\n\}", metrics_rs.read_text(), re.S)
-    if not module:
-        report.problem(metrics_rs.relative_to(ROOT), "no `pub mod names { ... }` found")
+    crates = sorted((ROOT / "shared").glob("*/src")) + [
+        ROOT / crate / "src" for crate in ("inventory", "pricing", "order", "identity")]
+    sources = [p for src in crates for p in sorted(src.rglob("*.rs"))]
+    # Every `pub mod names { ... }` (one per crate or service that registers
+    # metrics); a constant's name is unique across them.
+    shared_names, names_home = {}, {}
+    for path in sources:
+        module = re.search(r"pub mod names \{(.*?)\n\}", path.read_text(), re.S)
+        for const, value in CONST_RE.findall(module.group(1)) if module else []:
+            if const in shared_names:
+                report.problem(path.relative_to(ROOT), f"names::{const} is defined twice")
+            shared_names[const] = value
+            names_home[const] = path
+    if not shared_names:
+        report.problem("shared", "no `pub mod names { ... }` found")
         return set(EXTRA_METRICS)
-    for const, value in CONST_RE.findall(module.group(1)):
-        shared_names[const] = value
     series, registered = set(EXTRA_METRICS), set()
     for path in sources:
         text = path.read_text()
         local = dict(CONST_RE.findall(text))
         for name_ref, value_ident in REGISTER_RE.findall(text):
-            const = name_ref.removeprefix("names::")
-            name = shared_names.get(const) if name_ref.startswith("names::") else local.get(const)
+            const = name_ref.rpartition("names::")[2]
+            name = shared_names.get(const) if "names::" in name_ref else local.get(const)
             if name is None:
                 report.problem(path.relative_to(ROOT), f"register({name_ref}, ...): name not found")
                 continue
@@ -161,7 +167,8 @@ def exported_metrics(report):
             series |= wire_names(name, kind)
     for const, name in shared_names.items():
         if name not in registered:
-            report.problem(metrics_rs.relative_to(ROOT), f"names::{const} ({name}) is never registered")
+            report.problem(names_home[const].relative_to(ROOT),
+                           f"names::{const} ({name}) is never registered")
     return series
 
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::config::{DatabaseConfig, Env, ServerConfig};
+use shared_config::Env;
+use shared_db::DatabaseConfig;
+use shared_server::ServerConfig;
 
 use crate::clients::ClientConfig;
 use crate::domain::Email;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use shared::problem::Problem;
+use shared_http::problem::Problem;
 use utoipa::ToSchema;
 
 use crate::domain::ParseError;
@@ -84,7 +84,7 @@ impl OAuthError {
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))
             .json(self);
-        shared::problem::keep_error_body(&mut response);
+        shared_http::problem::keep_error_body(&mut response);
         response
     }
 }

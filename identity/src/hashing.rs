@@ -174,7 +174,7 @@ mod tests {
     use super::*;
 
     fn pool(max_in_flight: usize, queue_wait: Duration) -> HashingPool {
-        let metrics = IdentityMetrics::register(&mut shared::metrics::Registry::default());
+        let metrics = IdentityMetrics::register(&mut shared_http::metrics::Registry::default());
         let settings = HashingSettings {
             max_in_flight,
             queue_wait,

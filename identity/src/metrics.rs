@@ -1,10 +1,20 @@
-//! The identity service's own metrics (names in `shared::metrics::names`).
+//! The identity service's own metrics (names in its `names` module).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use shared::metrics::{Registry, names};
+use shared_http::metrics::Registry;
+
+/// Identity's metrics (counters gain `_total` on the wire).
+pub mod names {
+    pub const IDENTITY_ACCOUNTS_CREATED: &str = "identity_accounts_created";
+    pub const IDENTITY_SIGN_INS: &str = "identity_sign_ins";
+    pub const IDENTITY_TOKENS_ISSUED: &str = "identity_tokens_issued";
+    pub const IDENTITY_PASSWORD_HASHES: &str = "identity_password_hashes";
+    pub const IDENTITY_PASSWORD_HASHES_IN_FLIGHT: &str = "identity_password_hashes_in_flight";
+    pub const IDENTITY_PASSWORD_HASHES_REFUSED: &str = "identity_password_hashes_refused";
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {

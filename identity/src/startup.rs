@@ -3,13 +3,14 @@
 use actix_web::http::Method;
 use actix_web::web;
 use anyhow::Context;
-use shared::config::{AuthConfig, ServerConfig};
-use shared::db::DatabaseCheck;
-use shared::health::HealthChecks;
-use shared::metrics::Registry;
-use shared::rate_limit::SignInRoutes;
-use shared::server::Server;
-use shared::service::ServiceInfo;
+use shared_auth::AuthConfig;
+use shared_db::DatabaseCheck;
+use shared_http::health::HealthChecks;
+use shared_http::metrics::Registry;
+use shared_http::service::ServiceInfo;
+use shared_rate_limit::SignInRoutes;
+use shared_server::Server;
+use shared_server::ServerConfig;
 
 use crate::clients::ClientRegistry;
 use crate::config::Config;
@@ -32,7 +33,7 @@ use crate::tokens::TokenIssuer;
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let store = Store::connect(&config.database).await?;
     tracing::info!(
-        database = shared::db::backend_name(&config.database.url),
+        database = shared_db::backend_name(&config.database.url),
         "identity store ready"
     );
     let issuer = token_issuer(&config)?;
@@ -62,7 +63,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let operators = web::Data::new(Operators(config.operators.clone()));
     let throttle_data = throttle.clone();
     let server_config = server_config(&config, &issuer)?;
-    let server = shared::server::start(info, &server_config, registry, move |cfg| {
+    let server = shared_server::start(info, &server_config, registry, move |cfg| {
         let checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
         cfg.app_data(store_data.clone())
             .app_data(hashing.clone())
@@ -125,8 +126,8 @@ fn server_config(config: &Config, issuer: &TokenIssuer) -> anyhow::Result<Server
 }
 
 /// Forgets old sign-in failures every [`SWEEP_INTERVAL`] until draining.
-async fn sweep(throttle: web::Data<SignInThrottle>, lifecycle: shared::health::Lifecycle) {
-    shared::periodic::every(
+async fn sweep(throttle: web::Data<SignInThrottle>, lifecycle: shared_http::health::Lifecycle) {
+    shared_http::periodic::every(
         "forgetting old sign-in failures",
         SWEEP_INTERVAL,
         lifecycle,

@@ -2,9 +2,9 @@
 //! looked up by email, and taken over by provisioning.
 
 use anyhow::Context;
-use shared::config::DatabaseConfig;
-use shared::db::Database;
-use shared::timestamp::now_ms;
+use shared_db::Database;
+use shared_db::DatabaseConfig;
+use shared_http::timestamp::now_ms;
 use sqlx::Row;
 
 use crate::domain::{CustomerId, Email, Name};

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use inventory::config::Config;
 use inventory::domain::Catalog;
 use serde_json::json;
-use shared::auth::jwt::Verifier;
-use shared::config::{AuthConfig, ServerConfig};
-use shared::testing::issuer::TestIssuer;
-use shared::testing::{Spawned, TestDatabase, spawn};
+use shared_auth::AuthConfig;
+use shared_auth::jwt::Verifier;
+use shared_server::ServerConfig;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::{Spawned, TestDatabase, spawn};
 
 const RESERVE: &str = "inventory:reserve";
 
@@ -33,7 +34,7 @@ async fn start(auth: AuthConfig) -> (Spawned, TestDatabase) {
         reservation_ttl: Duration::from_secs(3600),
         item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
     };
     let server = spawn(
         inventory::startup::build(config)
@@ -58,7 +59,7 @@ async fn measure(label: &str, server: &Spawned, token: Option<String>) {
     // Warm: the keys fetched and the token remembered before wrk starts.
     client.get("/reservations/bench-1").await.assert_status(200);
     let url = format!("{}/reservations/bench-1", server.client.base);
-    shared::testing::wrk::runs(label, &url, token.as_deref()).await;
+    shared_testkit::wrk::runs(label, &url, token.as_deref()).await;
 }
 
 /// The mean time of one ES256 verification the memory cannot answer.

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use shared::config::{DatabaseConfig, Env, EventsConfig, ServerConfig};
+use shared_config::Env;
+use shared_db::DatabaseConfig;
+use shared_events::EventsConfig;
+use shared_server::ServerConfig;
 
 use crate::domain::Catalog;
 

@@ -2,10 +2,10 @@
 //! past that edge nothing re-checks.
 
 use serde::{Deserialize, Serialize};
-use shared::config::DataFileError;
-pub use shared::lines::{Lines, LinesError};
-pub use shared::sku::{InvalidSku, Sku};
-use shared::validate::{UnknownValue, is_identifier};
+use shared_config::DataFileError;
+use shared_http::validate::{UnknownValue, is_identifier};
+pub use shared_vocabulary::lines::{Lines, LinesError};
+pub use shared_vocabulary::sku::{InvalidSku, Sku};
 
 const SHIPPED_CATALOG: &str = include_str!("../catalog.json");
 
@@ -198,7 +198,7 @@ impl ReservationId {
 
 impl utoipa::PartialSchema for ReservationId {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        shared::openapi::identifier_schema(
+        shared_http::openapi::identifier_schema(
             MAX_RESERVATION_ID,
             "The caller's id for a reservation (the order service uses its order id).",
             "order-42",

@@ -3,8 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use shared::paging::LimitOutOfRange;
-use shared::problem::{Problem, ProblemDetails};
+use shared_http::paging::LimitOutOfRange;
+use shared_http::problem::{Problem, ProblemDetails};
 use utoipa::ToSchema;
 
 use crate::domain::{ParseError, ReservationStatus, Sku};
@@ -153,7 +153,7 @@ impl Error {
                 "Invalid request",
             )
             .detail(detail),
-            Self::DeadlineExceeded => shared::deadline::exceeded(),
+            Self::DeadlineExceeded => shared_http::deadline::exceeded(),
             Self::Unexpected(_) => Problem::internal(),
         }
     }

@@ -1,5 +1,5 @@
 //! The events inventory publishes (through the outbox, see
-//! `shared::events`), and the shape of their `data`. Their JSON Schemas are
+//! `shared_events`), and the shape of their `data`. Their JSON Schemas are
 //! in `inventory/events/`.
 //!
 //! - [`STOCK_CHANGED`] (subject: the sku): an item was created, renamed or
@@ -9,9 +9,9 @@
 //!   nobody confirmed in time gave its stock back.
 
 use serde::Serialize;
-use shared::auth::Actor;
-use shared::events::CloudEvent;
-use shared::timestamp::to_rfc3339;
+use shared_auth::Actor;
+use shared_events::CloudEvent;
+use shared_http::timestamp::to_rfc3339;
 
 use crate::domain::{ChangeKind, Item, ReservationId, ReservedLine, StockAdjustment};
 

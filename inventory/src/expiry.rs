@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use shared::health::Lifecycle;
-use shared::timestamp::now_ms;
+use shared_http::health::Lifecycle;
+use shared_http::timestamp::now_ms;
 
 use crate::metrics::InventoryMetrics;
 use crate::store::Store;
@@ -30,7 +30,7 @@ pub async fn run(
     lifecycle: Lifecycle,
     metrics: InventoryMetrics,
 ) {
-    shared::periodic::every("expiring reservations", interval, lifecycle, || async {
+    shared_http::periodic::every("expiring reservations", interval, lifecycle, || async {
         let expired = store.expire_due(now_ms()).await?;
         if expired > 0 {
             metrics.expired(expired);

@@ -3,11 +3,11 @@
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    if let Some(code) = shared::healthcheck::from_args(inventory::config::DEFAULT_PORT) {
+    if let Some(code) = shared_http::healthcheck::from_args(inventory::config::DEFAULT_PORT) {
         std::process::exit(code);
     }
     let config = inventory::config::Config::from_env()?;
-    let _telemetry = shared::telemetry::init("inventory", &config.server);
+    let _telemetry = shared_http::telemetry::init("inventory", &config.server.telemetry);
     let server = inventory::startup::build(config).await?;
     Ok(server.run_until_stopped().await?)
 }

@@ -1,9 +1,15 @@
-//! The inventory service's own metrics (names in `shared::metrics::names`).
+//! The inventory service's own metrics (names in its `names` module).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use shared::metrics::{Registry, names};
+use shared_http::metrics::Registry;
+
+/// Inventory's metrics (counters gain `_total` on the wire).
+pub mod names {
+    pub const RESERVATIONS: &str = "reservations";
+    pub const RESERVATIONS_EXPIRED: &str = "reservations_expired";
+}
 
 /// Stock adjustments made through `POST /items/{sku}/stock`, by direction
 /// (prometheus-client adds `_total`). Kept here, not in `shared`: it is inventory's word.

@@ -1,9 +1,9 @@
-//! The token scopes inventory's routes need (`shared::auth` checks them).
+//! The token scopes inventory's routes need (`shared_auth` checks them).
 //!
 //! With auth off, or on without `AUTH_REQUIRED`, anonymous callers pass
 //! (except where `SERVICE_TOKEN` guards the reservation routes, as always).
 
-use shared::auth::Scope;
+use shared_auth::Scope;
 
 /// Holding and releasing stock: the order service's client credentials, or
 /// `SERVICE_TOKEN`.

@@ -2,15 +2,15 @@
 //! routes into a server.
 
 use actix_web::web;
-use shared::auth::ServiceToken;
-use shared::chaos::ControlChaos;
-use shared::db::DatabaseCheck;
-use shared::events::broker::BrokerCheck;
-use shared::events::{Broker, EventMetrics, Outbox};
-use shared::health::HealthChecks;
-use shared::metrics::Registry;
-use shared::server::Server;
-use shared::service::ServiceInfo;
+use shared_auth::ServiceToken;
+use shared_chaos::ControlChaos;
+use shared_db::DatabaseCheck;
+use shared_events::broker::BrokerCheck;
+use shared_events::{Broker, EventMetrics, Outbox};
+use shared_http::health::HealthChecks;
+use shared_http::metrics::Registry;
+use shared_http::service::ServiceInfo;
+use shared_server::Server;
 
 use crate::config::Config;
 use crate::expiry;
@@ -19,7 +19,7 @@ use crate::routes::ReservationTtl;
 use crate::routes::routes;
 use crate::scopes::ReserveStock;
 use crate::store::Store;
-use shared::auth::Scope;
+use shared_auth::Scope;
 
 /// The service name of the events: stream `SHOP_INVENTORY`, source `/inventory`.
 const SERVICE: &str = "inventory";
@@ -39,7 +39,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .with_item_cache(config.item_cache_ttl);
     let seeded = store.seed_if_empty(&config.catalog.items).await?;
     tracing::info!(
-        database = shared::db::backend_name(&config.database.url),
+        database = shared_db::backend_name(&config.database.url),
         seeded,
         "inventory store ready"
     );
@@ -52,14 +52,14 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let store_data = web::Data::new(store.clone());
     let ttl = web::Data::new(ReservationTtl(config.reservation_ttl));
     // The service token holds stock, and switches fault injection where
-    // `CHAOS_CONTROL=on` (see `shared::chaos`).
+    // `CHAOS_CONTROL=on` (see `shared_chaos`).
     let token = web::Data::new(ServiceToken::new(
         config.service_token.clone(),
         &[ReserveStock::NAME, ControlChaos::NAME],
     ));
     let metrics_data = web::Data::new(metrics.clone());
     let broker_for_checks = broker.clone();
-    let server = shared::server::start(info, &config.server, registry, move |cfg| {
+    let server = shared_server::start(info, &config.server, registry, move |cfg| {
         let mut checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
         if let Some(broker) = &broker_for_checks {
             checks = checks.with(BrokerCheck(broker.clone()));
@@ -75,7 +75,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let lifecycle = server.shutdown_handle().lifecycle().clone();
     let interval = expiry::sweep_interval(config.reservation_ttl);
     if let Some(broker) = broker {
-        shared::events::relay::start(
+        shared_events::relay::start(
             store.database(),
             &broker,
             &outbox,

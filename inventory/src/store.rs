@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::config::DatabaseConfig;
-use shared::db::{Database, placeholders};
-use shared::deadline::RequestDeadline;
-use shared::read_cache::ReadCache;
+use shared_db::DatabaseConfig;
+use shared_db::read_cache::ReadCache;
+use shared_db::{Database, placeholders};
+use shared_http::deadline::RequestDeadline;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
-use shared::auth::Actor;
-use shared::events::{CloudEvent, Outbox};
+use shared_auth::Actor;
+use shared_events::{CloudEvent, Outbox};
 
 use crate::domain::{
     ChangeKind, Item, ItemChange, ItemDetails, NewReservation, Reservation, ReservationId,
@@ -1046,14 +1046,14 @@ impl Store {
             })
             .collect::<anyhow::Result<_>>()?;
         self.db
-            .move_lines_into_rows("reservations", "reservation_lines", lines)
+            .move_into_json_column("reservations", "lines", "reservation_lines", lines)
             .await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use shared::config::DatabaseConfig;
+    use shared_db::DatabaseConfig;
 
     use super::*;
 

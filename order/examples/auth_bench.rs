@@ -14,10 +14,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use shared::breaker::BreakerConfig;
-use shared::config::{AuthConfig, ServerConfig};
-use shared::testing::issuer::TestIssuer;
-use shared::testing::{Spawned, TestDatabase, spawn};
+use shared_auth::AuthConfig;
+use shared_resilience::breaker::BreakerConfig;
+use shared_server::ServerConfig;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::{Spawned, TestDatabase, spawn};
 
 /// Inventory and pricing, auth off, on fresh stores.
 async fn dependencies() -> (Spawned, Spawned, Vec<TestDatabase>) {
@@ -32,13 +33,13 @@ async fn dependencies() -> (Spawned, Spawned, Vec<TestDatabase>) {
         reservation_ttl: Duration::from_secs(3600),
         item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
     });
     let pricing = pricing::startup::build(pricing::config::Config {
         server: ServerConfig::for_tests(),
         database: pricing_db.config.clone(),
         price_book: pricing::domain::PriceBook::shipped(),
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
     });
     let inventory = spawn(inventory.await.expect("inventory starts"));
     let pricing = spawn(pricing.await.expect("pricing starts"));
@@ -66,7 +67,7 @@ async fn order(
         },
         service_token: None,
         reservation_ttl: Duration::from_secs(3600),
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
         calls: order::config::CallConfig::default(),
     };
     let server = spawn(order::startup::build(config).await.expect("order starts"));
@@ -118,7 +119,7 @@ async fn main() {
         ] {
             let url = url.clone();
             let run = actix_web::rt::task::spawn_blocking(move || {
-                shared::testing::wrk::run(&url, token.as_deref())
+                shared_testkit::wrk::run(&url, token.as_deref())
             })
             .await
             .expect("the wrk thread");

@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-use shared::breaker::BreakerConfig;
-use shared::config::{ConfigError, DatabaseConfig, Env, EventsConfig, ServerConfig};
-use shared::retry::RetryConfig;
+use shared_config::ConfigError;
+use shared_config::Env;
+use shared_db::DatabaseConfig;
+use shared_events::EventsConfig;
+use shared_resilience::breaker::BreakerConfig;
+use shared_resilience::retry::RetryConfig;
+use shared_server::ServerConfig;
 
 pub const DEFAULT_PORT: u16 = 7002;
 

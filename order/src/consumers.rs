@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use shared::events::consumer::{Consumers, Effect};
-use shared::events::{CloudEvent, Handler, Subscription};
-use shared::money::Money;
-use shared::timestamp::now_ms;
+use shared_events::consumer::{Consumers, Effect};
+use shared_events::{CloudEvent, Handler, Subscription};
+use shared_http::timestamp::now_ms;
+use shared_vocabulary::money::Money;
 
 use crate::clients::InventoryClient;
 use crate::domain::{OrderId, Sku, UnitPrice};

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-pub use shared::lines::{Lines, LinesError, Quantity};
-use shared::money::Money;
-pub use shared::sku::{InvalidSku, Sku};
-use shared::validate::UnknownValue;
+use shared_http::validate::UnknownValue;
+pub use shared_vocabulary::lines::{Lines, LinesError, Quantity};
+use shared_vocabulary::money::Money;
+pub use shared_vocabulary::sku::{InvalidSku, Sku};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use shared::auth::AuthError;
-use shared::problem::{Problem, ProblemDetails, RETRY_SOON};
+use shared_auth::AuthError;
+use shared_http::problem::{Problem, ProblemDetails, RETRY_SOON};
 use utoipa::ToSchema;
 
 use crate::domain::{OrderStatus, ParseError, Sku};
@@ -171,7 +171,7 @@ impl Error {
             )
             .detail("This instance is placing as many orders as it takes at once; the order was not started. Retry shortly.")
             .retry_after(RETRY_SOON),
-            Self::DeadlineExceeded { .. } => shared::deadline::exceeded()
+            Self::DeadlineExceeded { .. } => shared_http::deadline::exceeded()
                 .detail("The order's deadline (ORDER_DEADLINE_MS, or a shorter X-Request-Timeout-Ms) passed before it could be placed; it failed and no stock is held."),
             Self::IdempotencyKeyReused { order_id } => idempotency_key_reused(order_id.as_deref()),
             Self::OrderInProgress { order_id } => Problem::new(

@@ -7,8 +7,8 @@
 //! transaction as the status change.
 
 use serde::Serialize;
-use shared::events::CloudEvent;
-use shared::money::Money;
+use shared_events::CloudEvent;
+use shared_vocabulary::money::Money;
 
 use crate::domain::{Order, OrderStatus, PricingSource};
 

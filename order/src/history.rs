@@ -16,7 +16,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use shared::paging::{DEFAULT_LIMIT, MAX_LIMIT};
+use shared_http::paging::{DEFAULT_LIMIT, MAX_LIMIT};
 use uuid::Uuid;
 
 #[cfg(test)]

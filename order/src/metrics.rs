@@ -1,4 +1,4 @@
-//! The order service's own metrics (names in `shared::metrics::names`).
+//! The order service's own metrics (names in its `names` module).
 
 use std::time::Duration;
 
@@ -6,9 +6,17 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use shared::metrics::{LatencyFamily, Registry, latency_family, names};
+use shared_http::metrics::{LatencyFamily, Registry, latency_family};
+use shared_resilience::names as call_names;
 
 use crate::domain::{OrderStatus, PricingSource};
+
+/// Order's own metrics; those of its calls are in `shared_resilience::names` (counters gain `_total` on the wire).
+pub mod names {
+    pub const ORDERS: &str = "orders";
+    pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
+    pub const ORDER_CONFIRM_BATCH_SIZE: &str = "order_confirm_batch_size";
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -89,27 +97,27 @@ impl OrderMetrics {
             metrics.by_pricing.clone(),
         );
         registry.register(
-            names::DEPENDENCY_CALLS,
+            call_names::DEPENDENCY_CALLS,
             "Calls to inventory and pricing, by outcome",
             metrics.calls.clone(),
         );
         registry.register(
-            names::DEPENDENCY_CALL_DURATION,
+            call_names::DEPENDENCY_CALL_DURATION,
             "Time taken by calls to inventory and pricing",
             metrics.call_duration.clone(),
         );
         registry.register(
-            names::DEADLINE_EXCEEDED,
+            call_names::DEADLINE_EXCEEDED,
             "Orders whose deadline ran out, by the stage it ran out in (reserve, pricing, confirm)",
             metrics.deadlines.clone(),
         );
         registry.register(
-            names::DEPENDENCY_RETRIES,
+            call_names::DEPENDENCY_RETRIES,
             "Retries of calls to inventory and pricing, by outcome (success: the retry's answer was usable)",
             metrics.retries.clone(),
         );
         registry.register(
-            names::RETRY_BUDGET_EXHAUSTED,
+            call_names::RETRY_BUDGET_EXHAUSTED,
             "Retries not made because the dependency's retry budget was spent",
             metrics.budget_exhausted.clone(),
         );

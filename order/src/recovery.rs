@@ -15,9 +15,9 @@
 
 use std::time::Duration;
 
-use shared::health::Lifecycle;
-use shared::request_id::RequestId;
-use shared::timestamp::{ms_ago, now_ms};
+use shared_http::health::Lifecycle;
+use shared_http::request_id::RequestId;
+use shared_http::timestamp::{ms_ago, now_ms};
 
 use crate::clients::InventoryClient;
 use crate::domain::{OrderId, OrderStatus};
@@ -103,7 +103,7 @@ pub async fn run(
     interval: Duration,
     lifecycle: Lifecycle,
 ) {
-    shared::periodic::every(
+    shared_http::periodic::every(
         "resolving abandoned orders",
         interval,
         lifecycle,

@@ -26,11 +26,11 @@ use std::collections::HashMap;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::{Ready, ready};
-use shared::bulkhead::Bulkhead;
-use shared::deadline::{Deadline, RequestDeadline};
-use shared::problem::RETRY_SOON;
-use shared::request_id::RequestId;
-use shared::timestamp::now_ms;
+use shared_http::deadline::{Deadline, RequestDeadline};
+use shared_http::problem::RETRY_SOON;
+use shared_http::request_id::RequestId;
+use shared_http::timestamp::now_ms;
+use shared_resilience::bulkhead::Bulkhead;
 
 use crate::clients::{Call, Confirmations, InventoryClient, InventoryError, PricingClient};
 use crate::domain::{

@@ -1,4 +1,4 @@
-//! Who may place, see and cancel which orders (`shared::auth` verifies the
+//! Who may place, see and cancel which orders (`shared_auth` verifies the
 //! tokens; the rules on orders are here, in one place).
 //!
 //! A customer's token acts for its `sub`: orders are placed for it, and only
@@ -12,9 +12,9 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use shared::auth::{Caller, Scope};
-use shared::events::CloudEvent;
-use shared::events::feed::Shown;
+use shared_auth::{Caller, Scope};
+use shared_events::CloudEvent;
+use shared_events::feed::Shown;
 
 use crate::events::ORDER_EVENTS;
 

@@ -6,23 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use shared::auth::Scope;
-use shared::auth::ServiceToken;
-use shared::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
-use shared::chaos::ControlChaos;
-use shared::db::DatabaseCheck;
-use shared::events::broker::BrokerCheck;
-use shared::events::consumer::Consumers;
-use shared::events::feed::Feed;
-use shared::events::{Broker, EventMetrics, Inbox, Outbox};
-use shared::health::HealthChecks;
-use shared::health::Lifecycle;
-use shared::metrics::Registry;
-use shared::openapi::ApiConfig;
-use shared::server::Server;
-use shared::service::ServiceInfo;
+use shared_auth::Scope;
+use shared_auth::ServiceToken;
+use shared_chaos::ControlChaos;
+use shared_db::DatabaseCheck;
+use shared_events::broker::BrokerCheck;
+use shared_events::consumer::Consumers;
+use shared_events::feed::Feed;
+use shared_events::{Broker, EventMetrics, Inbox, Outbox};
+use shared_http::health::HealthChecks;
+use shared_http::health::Lifecycle;
+use shared_http::metrics::Registry;
+use shared_http::openapi::ApiConfig;
+use shared_http::service::ServiceInfo;
+use shared_resilience::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
+use shared_server::Server;
 
-use shared::auth::client::TokenSource;
+use shared_auth::client::TokenSource;
 
 use crate::clients::{
     CallPolicy, Confirmations, Credentials, DependencyCheck, Downstream, Guards, InventoryClient,
@@ -37,8 +37,8 @@ use crate::routes::{EventsState, routes};
 use crate::saga::OrderLimits;
 use crate::scopes::public_form;
 use crate::store::Store;
-use shared::bulkhead::{Bulkhead, BulkheadMetrics};
-use shared::retry::RetryBudget;
+use shared_resilience::bulkhead::{Bulkhead, BulkheadMetrics};
+use shared_resilience::retry::RetryBudget;
 
 /// The shortest pause between rounds of resolving abandoned orders (short
 /// TTLs in tests and demos), and the longest (a 60 s TTL gives 30 s).
@@ -162,7 +162,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     };
     let store = Store::connect(&config.database).await?.with_outbox(outbox);
     tracing::info!(
-        database = shared::db::backend_name(&config.database.url),
+        database = shared_db::backend_name(&config.database.url),
         inventory = %config.inventory_url,
         pricing = %config.pricing_url,
         "order store ready"
@@ -173,7 +173,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let events = Events::connect(&deps, &store, &mut registry).await?;
 
     let info = ServiceInfo::new("order", env!("CARGO_PKG_VERSION"));
-    let server = shared::server::start(
+    let server = shared_server::start(
         info,
         &deps.config.server,
         registry,
@@ -205,7 +205,7 @@ fn worker(
 ) -> impl Fn(&mut ApiConfig<'_>) + Send + Clone + 'static {
     let store = web::Data::new(store);
     // The token order presents to inventory also switches order's own fault
-    // injection where `CHAOS_CONTROL=on` (see `shared::chaos`); it grants nothing else here.
+    // injection where `CHAOS_CONTROL=on` (see `shared_chaos`); it grants nothing else here.
     let token = web::Data::new(ServiceToken::new(
         deps.config.service_token.clone(),
         &[ControlChaos::NAME],
@@ -307,5 +307,5 @@ fn start_relay(store: &Store, broker: &Broker, metrics: &EventMetrics, lifecycle
         INBOX_PRUNING,
         lifecycle.clone(),
     ));
-    shared::events::relay::start(&db, broker, store.outbox(), metrics, SERVICE, lifecycle);
+    shared_events::relay::start(&db, broker, store.outbox(), metrics, SERVICE, lifecycle);
 }

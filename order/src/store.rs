@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use shared::config::DatabaseConfig;
-use shared::db::{AnyQuery, Database, placeholders};
-use shared::events::{Inbox, Outbox};
-use shared::money::Money;
+use shared_db::DatabaseConfig;
+use shared_db::{AnyQuery, Database, placeholders};
+use shared_events::{Inbox, Outbox};
+use shared_vocabulary::money::Money;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
@@ -297,7 +297,7 @@ impl Store {
             })
             .collect::<anyhow::Result<_>>()?;
         self.db
-            .move_lines_into_rows("orders", "order_items", lines)
+            .move_into_json_column("orders", "lines", "order_items", lines)
             .await
     }
 

@@ -1,6 +1,9 @@
 //! Pricing configuration, read once from the environment.
 
-use shared::config::{DatabaseConfig, Env, EventsConfig, ServerConfig};
+use shared_config::Env;
+use shared_db::DatabaseConfig;
+use shared_events::EventsConfig;
+use shared_server::ServerConfig;
 
 use crate::domain::PriceBook;
 

@@ -5,13 +5,13 @@
 //! not stack). Unit prices are rounded half up to the cent; a line total is
 //! the rounded unit price times the quantity, so lines always add up.
 
-use shared::config::DataFileError;
+use shared_config::DataFileError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use shared::money::Money;
-pub use shared::sku::{InvalidSku, Sku};
+use shared_vocabulary::money::Money;
+pub use shared_vocabulary::sku::{InvalidSku, Sku};
 
 /// The catalogue shipped with the service.
 const SHIPPED_CATALOG: &str = include_str!("../catalog.json");

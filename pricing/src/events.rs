@@ -1,4 +1,4 @@
-//! The event pricing publishes (through the outbox, see `shared::events`),
+//! The event pricing publishes (through the outbox, see `shared_events`),
 //! and the shape of its `data`. Its JSON Schema is in `pricing/events/`.
 //!
 //! [`PRICE_CHANGED`] (subject: the sku): a sku was priced for the first time,
@@ -6,9 +6,9 @@
 //! Setting a price to what it already was publishes nothing.
 
 use serde::Serialize;
-use shared::auth::Actor;
-use shared::events::CloudEvent;
-use shared::money::Money;
+use shared_auth::Actor;
+use shared_events::CloudEvent;
+use shared_vocabulary::money::Money;
 
 use crate::domain::{PriceEntry, PriceRules, Sku};
 

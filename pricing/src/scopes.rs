@@ -1,8 +1,8 @@
-//! The token scopes pricing's routes need (`shared::auth` checks them).
+//! The token scopes pricing's routes need (`shared_auth` checks them).
 //!
 //! With auth off, or on without `AUTH_REQUIRED`, anonymous callers pass.
 
-use shared::auth::Scope;
+use shared_auth::Scope;
 
 /// Setting prices and reading their history: operators.
 pub struct WritePrices;

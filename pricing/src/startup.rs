@@ -1,13 +1,13 @@
 //! Wires configuration, the store, the events relay and the routes into a server.
 
 use actix_web::web;
-use shared::db::DatabaseCheck;
-use shared::events::broker::BrokerCheck;
-use shared::events::{Broker, EventMetrics, Outbox};
-use shared::health::HealthChecks;
-use shared::metrics::Registry;
-use shared::server::Server;
-use shared::service::ServiceInfo;
+use shared_db::DatabaseCheck;
+use shared_events::broker::BrokerCheck;
+use shared_events::{Broker, EventMetrics, Outbox};
+use shared_http::health::HealthChecks;
+use shared_http::metrics::Registry;
+use shared_http::service::ServiceInfo;
+use shared_server::Server;
 
 use crate::config::Config;
 use crate::routes::routes;
@@ -29,7 +29,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let store = Store::connect(&config.database, outbox.clone()).await?;
     let seeded = store.seed_if_empty(&config.price_book).await?;
     tracing::info!(
-        database = shared::db::backend_name(&config.database.url),
+        database = shared_db::backend_name(&config.database.url),
         seeded,
         "pricing store ready"
     );
@@ -39,7 +39,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let store_data = web::Data::new(store.clone());
     let info = ServiceInfo::new(SERVICE, env!("CARGO_PKG_VERSION"));
     let broker_for_checks = broker.clone();
-    let server = shared::server::start(info, &config.server, registry, move |cfg| {
+    let server = shared_server::start(info, &config.server, registry, move |cfg| {
         let mut checks = HealthChecks::new().with(DatabaseCheck::new(store_data.database()));
         if let Some(broker) = &broker_for_checks {
             checks = checks.with(BrokerCheck(broker.clone()));
@@ -51,7 +51,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     })?;
     if let Some(broker) = broker {
         let lifecycle = server.shutdown_handle().lifecycle().clone();
-        shared::events::relay::start(
+        shared_events::relay::start(
             store.database(),
             &broker,
             &outbox,

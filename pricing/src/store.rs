@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use shared::auth::Actor;
-use shared::config::DatabaseConfig;
-use shared::db::{Database, placeholders};
-use shared::events::Outbox;
-use shared::money::Money;
+use shared_auth::Actor;
+use shared_db::DatabaseConfig;
+use shared_db::{Database, placeholders};
+use shared_events::Outbox;
+use shared_vocabulary::money::Money;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
 use crate::domain::{PriceBook, PriceEntry, PriceRules, Sku, Tier};

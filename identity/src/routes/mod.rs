@@ -11,7 +11,7 @@ mod token;
 
 use actix_web::HttpResponseBuilder;
 use actix_web::http::header;
-use shared::openapi::ApiConfig;
+use shared_http::openapi::ApiConfig;
 
 pub use sessions::Operators;
 

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
-use shared::openapi::PROBLEM_JSON;
-use shared::problem::ProblemDetails;
+use shared_http::openapi::PROBLEM_JSON;
+use shared_http::problem::ProblemDetails;
 use utoipa::ToSchema;
 
 use super::no_store;

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use shared::testing::TestClient;
+use shared_testkit::TestClient;
 
 use crate::helpers::basic;
 

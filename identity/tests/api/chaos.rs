@@ -3,7 +3,7 @@
 //! with no `AUTH_ISSUER` configured (fail closed).
 
 use serde_json::json;
-use shared::config::Switch;
+use shared_config::Switch;
 
 use crate::helpers::{OPERATOR, PASSWORD, TestApp, spawn_app_with};
 

@@ -18,8 +18,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
-use shared::config::ServerConfig;
-use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
+use shared_server::ServerConfig;
+use shared_testkit::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
 
 pub const ISSUER: &str = "http://identity.test";
 pub const PASSWORD: &str = "correct horse battery";

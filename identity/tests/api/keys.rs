@@ -2,7 +2,7 @@
 //! generated key survives a restart.
 
 use identity::keys::{KeySet, KeySource, generate_pem};
-use shared::testing::{TestDatabase, init_tracing, spawn};
+use shared_testkit::{TestDatabase, init_tracing, spawn};
 
 use crate::helpers::{CLIENT_ID, CLIENT_SECRET, basic, test_config};
 
@@ -81,7 +81,7 @@ async fn a_generated_key_is_kept_private_and_reused_after_a_restart() {
     let mut config = test_config(&db);
     config.keys = KeySource::Generated(path.clone());
 
-    let kid = |server: &shared::testing::Spawned| {
+    let kid = |server: &shared_testkit::Spawned| {
         let client = server.client.clone();
         async move {
             let jwks = client.get("/.well-known/jwks.json").await;

@@ -1,7 +1,7 @@
 //! `GET /openapi.json` describes exactly what identity serves.
 
 use serde_json::json;
-use shared::testing::openapi::ApiDescription;
+use shared_testkit::openapi::ApiDescription;
 
 use crate::helpers::spawn_app;
 

@@ -3,7 +3,7 @@
 //! carries them, and provisioning takes such an account over.
 
 use identity::seed::SeedAccount;
-use shared::testing::TestResponse;
+use shared_testkit::TestResponse;
 
 use crate::helpers::{OPERATOR, PASSWORD, TestApp, spawn_app_with};
 

@@ -2,7 +2,7 @@
 
 use identity::clients::{ClientConfig, Secret};
 use identity::domain::Scope;
-use shared::testing::TestResponse;
+use shared_testkit::TestResponse;
 
 use crate::helpers::{CLIENT_ID, CLIENT_SECRET, basic, spawn_app, spawn_app_with};
 

@@ -5,11 +5,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
-use shared::auth::Authorized;
-use shared::openapi::PROBLEM_JSON;
-use shared::paging::HistoryQuery;
-use shared::problem::ProblemDetails;
-use shared::timestamp::{now_ms, to_rfc3339};
+use shared_auth::Authorized;
+use shared_http::openapi::PROBLEM_JSON;
+use shared_http::paging::HistoryQuery;
+use shared_http::problem::ProblemDetails;
+use shared_http::timestamp::{now_ms, to_rfc3339};
 use utoipa::ToSchema;
 
 use crate::domain::{

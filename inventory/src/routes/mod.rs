@@ -10,7 +10,7 @@ mod reservations;
 
 pub use reservations::ReservationTtl;
 
-use shared::openapi::{ApiConfig, scope};
+use shared_http::openapi::{ApiConfig, scope};
 
 pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(items::list_items) // GET /items

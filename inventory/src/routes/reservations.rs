@@ -5,14 +5,14 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
-use shared::auth::Authorized;
-use shared::deadline::RequestDeadline;
-use shared::openapi::PROBLEM_JSON;
-use shared::problem::ProblemDetails;
-use shared::timestamp::{now_ms, to_rfc3339};
+use shared_auth::Authorized;
+use shared_http::deadline::RequestDeadline;
+use shared_http::openapi::PROBLEM_JSON;
+use shared_http::problem::ProblemDetails;
+use shared_http::timestamp::{now_ms, to_rfc3339};
 use utoipa::ToSchema;
 
-use shared::lines::{MAX_LINES, MAX_QUANTITY};
+use shared_vocabulary::lines::{MAX_LINES, MAX_QUANTITY};
 
 use crate::domain::{
     NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
@@ -45,7 +45,7 @@ pub struct LineIn {
     #[schema(value_type = Sku)]
     sku: String,
     #[schema(minimum = 1, maximum = 10_000, example = 2)]
-    #[serde(deserialize_with = "shared::validate::whole_number")]
+    #[serde(deserialize_with = "shared_http::validate::whole_number")]
     quantity: u64,
 }
 

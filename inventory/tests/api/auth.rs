@@ -6,14 +6,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use shared::testing::issuer::{TestIssuer, TestKey};
-use shared::testing::{TestClient, captured_logs};
+use shared_testkit::issuer::{TestIssuer, TestKey};
+use shared_testkit::{TestClient, captured_logs};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
 const RESERVE: &str = "inventory:reserve";
 
-async fn reserve_with(client: &TestClient, id: &str) -> shared::testing::TestResponse {
+async fn reserve_with(client: &TestClient, id: &str) -> shared_testkit::TestResponse {
     client
         .post_json(
             "/reservations",
@@ -115,7 +115,7 @@ async fn the_service_token_switches_fault_injection_and_anonymous_callers_cannot
     // No provider at all: the service token alone guards the control.
     let app = spawn_app_with(|config| {
         config.service_token = Some("s3cret".into());
-        config.server.chaos_control = shared::config::Switch::On;
+        config.server.chaos_control = shared_config::Switch::On;
     })
     .await;
     let client = &app.server.client;
@@ -247,7 +247,7 @@ async fn assert_refused(why: &str, forge: impl FnOnce(&TestIssuer) -> String) {
 }
 
 #[track_caller]
-fn assert_invalid_token(res: &shared::testing::TestResponse) {
+fn assert_invalid_token(res: &shared_testkit::TestResponse) {
     res.assert_problem(401, "unauthorized");
     let challenge = res.header("www-authenticate").unwrap_or_default();
     assert!(
@@ -499,7 +499,7 @@ async fn no_token_reaches_a_log_line_whether_accepted_or_refused() {
         .await
         .assert_problem(401, "unauthorized");
 
-    let logs = serde_json::to_string(&shared::testing::captured_logs()).unwrap_or_default();
+    let logs = serde_json::to_string(&shared_testkit::captured_logs()).unwrap_or_default();
     assert!(
         logs.contains("/reservations"),
         "the requests were logged at all"

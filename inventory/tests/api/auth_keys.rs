@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
-use shared::config::AuthConfig;
-use shared::testing::issuer::TestIssuer;
-use shared::testing::{TestClient, TestResponse, captured_logs, eventually};
+use shared_auth::AuthConfig;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::{TestClient, TestResponse, captured_logs, eventually};
 
 use crate::helpers::{TestApp, spawn_app_with};
 

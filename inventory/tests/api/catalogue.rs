@@ -4,7 +4,7 @@
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use shared::testing::issuer::TestIssuer;
+use shared_testkit::issuer::TestIssuer;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 

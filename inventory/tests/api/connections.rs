@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared::db::Database;
+use shared_db::Database;
 use sqlx::{AnyConnection, Connection};
 
 use crate::helpers::spawn_app;

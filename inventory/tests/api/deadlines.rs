@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use serde_json::json;
-use shared::testing::TestResponse;
+use shared_testkit::TestResponse;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -38,7 +38,7 @@ async fn an_expired_request_timeout_reserves_nothing_and_answers_504() {
 #[actix_web::test]
 async fn a_request_held_by_chaos_past_its_deadline_is_not_served() {
     let app = spawn_app_with(|c| {
-        c.server.chaos = shared::testing::slow(Duration::from_millis(300));
+        c.server.chaos = shared_testkit::slow(Duration::from_millis(300));
     })
     .await;
     // 50 ms left when it arrives; the injected delay alone takes 300 ms.

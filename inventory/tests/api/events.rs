@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shared::config::EventsConfig;
-use shared::events::Outbox;
-use shared::testing::nats::{NatsServer, StoredMessage, assert_valid_and_distinct, outbox_rows};
+use shared_events::EventsConfig;
+use shared_events::Outbox;
+use shared_testkit::nats::{NatsServer, StoredMessage, assert_valid_and_distinct, outbox_rows};
 
 use crate::helpers::{TestApp, spawn_app_with};
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 use inventory::config::Config;
 use inventory::domain::Catalog;
 use serde_json::{Value, json};
-use shared::config::ServerConfig;
-use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
+use shared_server::ServerConfig;
+use shared_testkit::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
 
 pub struct TestApp {
     pub server: Spawned,
@@ -26,7 +26,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         reservation_ttl: Duration::from_secs(60),
         item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
     }
 }
 

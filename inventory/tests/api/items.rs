@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use shared::testing::{Spawned, spawn};
+use shared_testkit::{Spawned, spawn};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_config};
 

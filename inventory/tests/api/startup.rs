@@ -3,8 +3,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use inventory::config::Config;
 use inventory::domain::Catalog;
-use shared::config::ServerConfig;
-use shared::testing::{TestDatabase, init_tracing, spawn};
+use shared_server::ServerConfig;
+use shared_testkit::{TestDatabase, init_tracing, spawn};
 
 use crate::helpers::test_config;
 
@@ -32,7 +32,7 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
     init_tracing();
     let config = Config {
         server: ServerConfig::for_tests(),
-        database: shared::config::DatabaseConfig {
+        database: shared_db::DatabaseConfig {
             url: "postgres://nobody:secret@127.0.0.1:1/none".into(),
             max_connections: 1,
         },
@@ -40,7 +40,7 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_error() {
         reservation_ttl: Duration::from_secs(60),
         item_cache_ttl: std::time::Duration::from_millis(500),
         service_token: None,
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
     };
     let err = inventory::startup::build(config)
         .await
@@ -79,7 +79,7 @@ async fn reservations_made_before_lines_moved_into_their_row_keep_their_lines() 
     server.stop().await;
 
     // Put the reservation back the way the first schema kept it.
-    let database = shared::db::Database::connect(&config.database)
+    let database = shared_db::Database::connect(&config.database)
         .await
         .expect("inventory database");
     let mut conn = database.write().await.expect("connection");

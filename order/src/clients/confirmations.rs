@@ -6,7 +6,7 @@
 //! `POST /reservation-confirmations` confirms them all, through the same
 //! breaker, bulkhead and retries as any call. A worker keeps at most
 //! two such calls ([`LIMITS`]) going at once, and the orders that arrive while
-//! they are busy leave together in the next ([`shared::batch`]): an order
+//! they are busy leave together in the next ([`shared_resilience::batch`]): an order
 //! alone still goes at once, so a quiet shop pays no wait for this.
 //!
 //! The call takes the request id and the trace of the order that opened the
@@ -20,9 +20,9 @@
 
 use std::num::NonZeroUsize;
 
-use shared::batch::{Batcher, Limits};
-use shared::problem::RETRY_SOON;
-use shared::request_id::RequestId;
+use shared_http::problem::RETRY_SOON;
+use shared_http::request_id::RequestId;
+use shared_resilience::batch::{Batcher, Limits};
 use tracing::Instrument;
 
 use super::inventory::MAX_CONFIRMED_AT_ONCE;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use shared::problem::RETRY_SOON;
-use shared::request_id::RequestId;
+use shared_http::problem::RETRY_SOON;
+use shared_http::request_id::RequestId;
 
 use super::{Call, CallError, Downstream};
 use crate::domain::{Lines, OrderId, Sku};

@@ -55,14 +55,14 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use shared::auth::client::{AccessToken, TokenSource};
-use shared::breaker::{CircuitBreaker, Rejected};
-use shared::bulkhead::{Bulkhead, Full};
-use shared::deadline::{self, Deadline};
-use shared::health::{CheckOutcome, HealthCheck};
-use shared::problem::RETRY_SOON;
-use shared::request_id::{self, RequestId};
-use shared::retry::{Backoff, RetryBudget, RetryConfig, next_delay};
+use shared_auth::client::{AccessToken, TokenSource};
+use shared_http::deadline::{self, Deadline};
+use shared_http::health::{CheckOutcome, HealthCheck};
+use shared_http::problem::RETRY_SOON;
+use shared_http::request_id::{self, RequestId};
+use shared_resilience::breaker::{CircuitBreaker, Rejected};
+use shared_resilience::bulkhead::{Bulkhead, Full};
+use shared_resilience::retry::{Backoff, RetryBudget, RetryConfig, next_delay};
 
 use crate::domain::Sku;
 use crate::metrics::OrderMetrics;
@@ -445,7 +445,7 @@ impl Downstream {
                         break outcome;
                     };
                     tracing::info!(dependency = self.name, %method, path, attempt, error = %e,
-                        wait_ms = shared::timestamp::millis(wait), "retrying the call");
+                        wait_ms = shared_http::timestamp::millis(wait), "retrying the call");
                     actix_web::rt::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -557,7 +557,7 @@ impl Downstream {
         if let Some(authorization) = bearer.header() {
             request = request.insert_header((header::AUTHORIZATION, authorization));
         }
-        for (name, value) in shared::telemetry::trace_headers() {
+        for (name, value) in shared_http::telemetry::trace_headers() {
             request = request.insert_header((name, value));
         }
         request
@@ -586,7 +586,7 @@ impl Downstream {
                 .limit(MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| CallError::Transport(e.to_string()))?;
-            let retry_after = shared::retry::retry_after(response.headers());
+            let retry_after = shared_resilience::retry::retry_after(response.headers());
             Ok::<_, CallError>((response.status(), retry_after, bytes))
         };
         match tokio::time::timeout(bound.timeout, exchange).await {
@@ -687,7 +687,11 @@ impl HealthCheck for DependencyCheck {
             let started = Instant::now();
             let probe = downstream
                 .http
-                .get(format!("{}{}", downstream.base_url, shared::paths::LIVE))
+                .get(format!(
+                    "{}{}",
+                    downstream.base_url,
+                    shared_http::paths::LIVE
+                ))
                 .timeout(PROBE_TIMEOUT)
                 .send();
             let mut outcome = match probe.await {
@@ -695,9 +699,10 @@ impl HealthCheck for DependencyCheck {
                 Ok(res) => CheckOutcome::down(format!("answered {}", res.status())),
                 Err(e) => CheckOutcome::down(e.to_string()),
             };
-            outcome = outcome
-                .with("url", downstream.base_url.clone())
-                .with("latency_ms", shared::timestamp::millis(started.elapsed()));
+            outcome = outcome.with("url", downstream.base_url.clone()).with(
+                "latency_ms",
+                shared_http::timestamp::millis(started.elapsed()),
+            );
             let breaker =
                 serde_json::to_value(downstream.breaker.snapshot()).unwrap_or(Value::Null);
             outcome.with("breaker", breaker)

@@ -2,8 +2,8 @@
 
 use actix_web::http::Method;
 use serde::{Deserialize, Serialize};
-use shared::money::Money;
-use shared::request_id::RequestId;
+use shared_http::request_id::RequestId;
+use shared_vocabulary::money::Money;
 
 use super::{Call, CallError, Downstream};
 use crate::domain::{Lines, Sku, UnitPrice};

@@ -9,7 +9,7 @@ mod orders;
 
 pub use events::EventsState;
 
-use shared::openapi::ApiConfig;
+use shared_http::openapi::ApiConfig;
 
 pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(orders::create_order) // POST /orders

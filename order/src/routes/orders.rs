@@ -3,14 +3,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use shared::money::Money;
-use shared::openapi::PROBLEM_JSON;
-use shared::paging::DEFAULT_LIMIT;
-use shared::problem::ProblemDetails;
-use shared::timestamp::to_rfc3339;
+use shared_http::openapi::PROBLEM_JSON;
+use shared_http::paging::DEFAULT_LIMIT;
+use shared_http::problem::ProblemDetails;
+use shared_http::timestamp::to_rfc3339;
+use shared_vocabulary::money::Money;
 use utoipa::{IntoParams, ToSchema};
 
-use shared::lines::{MAX_LINES, MAX_QUANTITY, SkusOrItems};
+use shared_vocabulary::lines::{MAX_LINES, MAX_QUANTITY, SkusOrItems};
 
 use crate::domain::{
     CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderStatus, ParseError, PricingSource,
@@ -69,7 +69,7 @@ pub struct ItemIn {
     #[schema(value_type = Sku)]
     sku: String,
     #[schema(minimum = 1, maximum = 10_000, example = 2)]
-    #[serde(deserialize_with = "shared::validate::whole_number")]
+    #[serde(deserialize_with = "shared_http::validate::whole_number")]
     quantity: u64,
 }
 

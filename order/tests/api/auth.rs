@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use actix_web::http::{Method, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
-use shared::config::{AuthConfig, ClientCredentials};
-use shared::testing::issuer::TestIssuer;
-use shared::testing::{TestClient, TestResponse, captured_logs};
+use shared_auth::AuthConfig;
+use shared_auth::ClientCredentials;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::{TestClient, TestResponse, captured_logs};
 
 use crate::helpers::{Stack, order_body, spawn_stack_with};
 
@@ -402,7 +403,7 @@ async fn the_service_token_switches_faults_on_order_and_reads_no_orders() {
     let auth = issuer.auth_config(true);
     let stack = spawn_stack_with(move |c| {
         c.order.server.auth = auth;
-        c.order.server.chaos_control = shared::config::Switch::On;
+        c.order.server.chaos_control = shared_config::Switch::On;
         c.order.service_token = Some("s3cret".into());
     })
     .await;

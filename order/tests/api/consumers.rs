@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
 use serde_json::{Value, json};
-use shared::events::consumer::{self, Effect};
-use shared::events::{Broker, CloudEvent, EventMetrics, Handler};
-use shared::health::Lifecycle;
-use shared::metrics::Registry;
-use shared::testing::nats::NatsServer;
-use shared::testing::{TestClient, TestDatabase};
+use shared_events::consumer::{self, Effect};
+use shared_events::{Broker, CloudEvent, EventMetrics, Handler};
+use shared_http::health::Lifecycle;
+use shared_http::metrics::Registry;
+use shared_testkit::nats::NatsServer;
+use shared_testkit::{TestClient, TestDatabase};
 use tokio::sync::Notify;
 
 use crate::events::{ORDER_STREAM, stack_with_events};
@@ -107,7 +107,7 @@ pub async fn pending_order(
     let new_order =
         order::domain::NewOrder::parse(customer, &[(sku.to_owned(), quantity)]).expect("valid");
     store
-        .record_pending(&id, &new_order, None, shared::timestamp::now_ms())
+        .record_pending(&id, &new_order, None, shared_http::timestamp::now_ms())
         .await
         .expect("recorded");
     id
@@ -287,7 +287,7 @@ impl Handler for KilledAfterCommit {
 
 #[actix_web::test]
 async fn a_consumer_killed_after_its_effect_and_before_its_ack_changes_nothing_on_redelivery() {
-    shared::testing::init_tracing();
+    shared_testkit::init_tracing();
     let nats = NatsServer::start().await;
     let broker = producer_streams(&nats).await;
     let db = TestDatabase::create("order").await;
@@ -341,7 +341,7 @@ async fn a_price_change_older_than_the_last_live_quote_does_not_replace_it() {
     stack.place("c1", &[("A001", 1)]).await.assert_status(201);
     // Published late (after a broker outage, say): made an hour ago.
     let mut stale = price_changed("A001", 500.0);
-    stale.time = shared::timestamp::to_rfc3339(shared::timestamp::now_ms() - 3_600_000);
+    stale.time = shared_http::timestamp::to_rfc3339(shared_http::timestamp::now_ms() - 3_600_000);
     publish(&nats, &stale, "stale").await;
     wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
     assert_eq!(fallback_unit_price(&mut stack, "A001").await, 899.99);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shared::testing::slow;
+use shared_testkit::slow;
 
 use crate::helpers::{metric, spawn_stack_with};
 use crate::proxy::{Fault, header};

@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared::testing::TestClient;
+use shared_testkit::TestClient;
 
 use crate::helpers::{order_body, spawn_stack, spawn_stack_with};
 
@@ -45,13 +45,15 @@ async fn orders_placed_before_lines_moved_into_their_row_keep_their_lines() {
     let id = placed.body["order_id"].as_str().expect("id").to_owned();
 
     // Put the order back the way the first schema kept it: lines in order_items.
-    let db = shared::db::Database::connect(&stack.order_config().database)
+    let db = shared_db::Database::connect(&stack.order_config().database)
         .await
         .expect("order database");
     let body = &placed.body;
     for (line_no, item) in body["items"].as_array().expect("items").iter().enumerate() {
         let cents = |v: &Value| {
-            let price = v.as_f64().and_then(shared::money::Money::from_decimal);
+            let price = v
+                .as_f64()
+                .and_then(shared_vocabulary::money::Money::from_decimal);
             price.expect("a price in cents").cents()
         };
         sqlx::query(
@@ -134,7 +136,7 @@ async fn an_order_process_killed_mid_saga_loses_no_stock_and_its_order_is_resolv
     let stack = spawn_stack_with(|c| {
         c.inventory.reservation_ttl = Duration::from_millis(1500);
         // The saga will sit in the pricing call, after reserving, when the process dies.
-        c.pricing.server.chaos = shared::testing::slow(Duration::from_secs(15));
+        c.pricing.server.chaos = shared_testkit::slow(Duration::from_secs(15));
     })
     .await;
     let port = free_port();
@@ -193,7 +195,7 @@ async fn loop_until_resolved(client: &TestClient) -> Value {
 }
 
 /// The outbox rows, as (subject, the order id in the event).
-async fn outbox_rows(db: &shared::db::Database) -> Vec<(String, String)> {
+async fn outbox_rows(db: &shared_db::Database) -> Vec<(String, String)> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT subject, event FROM outbox ORDER BY id")
             .fetch_all(&mut *db.read().await.expect("reader"))
@@ -216,8 +218,8 @@ async fn outbox_rows(db: &shared::db::Database) -> Vec<(String, String)> {
 #[actix_web::test]
 async fn an_order_completes_with_its_event_or_not_at_all() {
     use order::domain::{NewOrder, OrderId, OrderStatus, PricingSource};
-    use shared::events::Outbox;
-    let db = shared::testing::TestDatabase::create("order").await;
+    use shared_events::Outbox;
+    let db = shared_testkit::TestDatabase::create("order").await;
     let store = order::store::Store::connect(&db.config)
         .await
         .expect("store")

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use shared::testing::nats::{NatsServer, StoredMessage, assert_matches_schema};
+use shared_testkit::nats::{NatsServer, StoredMessage, assert_matches_schema};
 
 use crate::helpers::{Stack, spawn_stack_with};
 
@@ -44,7 +44,7 @@ async fn fence(stack: &Stack, nats: &NatsServer) -> Vec<StoredMessage> {
     }
 }
 
-fn order_id(res: &shared::testing::TestResponse) -> String {
+fn order_id(res: &shared_testkit::TestResponse) -> String {
     res.body["order_id"].as_str().expect("order id").to_owned()
 }
 
@@ -207,7 +207,7 @@ async fn orders_placed_while_the_broker_is_down_all_succeed_and_their_events_fol
 /// The value of `events_published_total` for `event_type` and `outcome` on
 /// one replica.
 async fn published_total(
-    client: &shared::testing::TestClient,
+    client: &shared_testkit::TestClient,
     event_type: &str,
     outcome: &str,
 ) -> f64 {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::breaker::{BreakerConfig, ManualClock};
-use shared::config::ServerConfig;
-use shared::testing::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
+use shared_resilience::breaker::{BreakerConfig, ManualClock};
+use shared_server::ServerConfig;
+use shared_testkit::{Spawned, TestClient, TestDatabase, TestResponse, init_tracing, spawn};
 
 use crate::proxy::{Fault, Proxy};
 
@@ -57,13 +57,13 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
             reservation_ttl: Duration::from_secs(60),
             item_cache_ttl: std::time::Duration::from_millis(500),
             service_token: None,
-            events: shared::config::EventsConfig::off(),
+            events: shared_events::EventsConfig::off(),
         },
         pricing: pricing::config::Config {
             server: ServerConfig::for_tests(),
             database: pricing_db.config.clone(),
             price_book: pricing::domain::PriceBook::shipped(),
-            events: shared::config::EventsConfig::off(),
+            events: shared_events::EventsConfig::off(),
         },
         order: order::config::Config {
             server: ServerConfig::for_tests(),
@@ -77,7 +77,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut StackConfig)) -> Stack {
             },
             service_token: None,
             reservation_ttl: Duration::from_secs(60),
-            events: shared::config::EventsConfig::off(),
+            events: shared_events::EventsConfig::off(),
             calls: order::config::CallConfig::default(),
         },
         inventory_proxy: None,

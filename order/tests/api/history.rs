@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use futures::future::join_all;
 use serde_json::Value;
-use shared::testing::TestResponse;
+use shared_testkit::TestResponse;
 
 use crate::helpers::{Stack, spawn_stack};
 

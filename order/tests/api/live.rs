@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use shared::events::CloudEvent;
-use shared::events::broker::stream_name;
-use shared::testing::issuer::TestIssuer;
-use shared::testing::nats::NatsServer;
+use shared_events::CloudEvent;
+use shared_events::broker::stream_name;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::nats::NatsServer;
 
 use crate::consumers::{
     pending_order, producer_streams, publish, reservation_expired, wait_consumed,
@@ -43,7 +43,7 @@ pub fn stock_changed(n: u32) -> CloudEvent {
 
 /// A stack whose order service has events on, and the producers' streams
 /// (the broker that made them is kept for the test's length).
-pub async fn events_stack(nats: &NatsServer) -> (Stack, shared::events::Broker) {
+pub async fn events_stack(nats: &NatsServer) -> (Stack, shared_events::Broker) {
     let broker = producer_streams(nats).await;
     let stack = spawn_stack_with({
         let events = nats.events_config();

@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use shared::testing::issuer::TestIssuer;
-use shared::testing::nats::NatsServer;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::nats::NatsServer;
 
 use crate::consumers::{producer_streams, publish, reservation_expired};
 use crate::helpers::{Stack, StackConfig, spawn_stack_with};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::testing::TestClient;
+use shared_testkit::TestClient;
 
 use crate::helpers::{Stack, spawn_stack_with};
 

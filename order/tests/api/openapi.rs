@@ -2,7 +2,7 @@
 //! the contract's examples fit it.
 
 use serde_json::json;
-use shared::testing::openapi::ApiDescription;
+use shared_testkit::openapi::ApiDescription;
 
 use crate::helpers::spawn_stack;
 

@@ -313,7 +313,7 @@ async fn two_hundred_concurrent_orders_for_fifty_units_confirm_exactly_fifty() {
 #[actix_web::test]
 async fn orders_reaching_the_confirm_together_share_one_call_to_inventory() {
     // Every inventory call takes 40 ms, so confirms queue behind those in flight.
-    let slow = shared::testing::slow(std::time::Duration::from_millis(40));
+    let slow = shared_testkit::slow(std::time::Duration::from_millis(40));
     let stack = spawn_stack_with(|c| c.inventory.server.chaos = slow).await;
     let calls_before = stack.order_metric("order_confirm_batch_size_count").await;
     let orders_before = stack.order_metric("order_confirm_batch_size_sum").await;
@@ -343,7 +343,7 @@ async fn orders_reaching_the_confirm_together_share_one_call_to_inventory() {
         .iter()
         .filter_map(|r| r.body["order_id"].as_str())
         .collect();
-    let placed: Vec<serde_json::Value> = shared::testing::captured_logs()
+    let placed: Vec<serde_json::Value> = shared_testkit::captured_logs()
         .into_iter()
         .filter(|l| l["message"] == "order placed")
         .filter(|l| ours.iter().any(|id| l["span"]["order_id"] == *id))

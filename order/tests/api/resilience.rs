@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared::testing::slow;
+use shared_testkit::slow;
 
 use crate::helpers::{spawn_stack, spawn_stack_with};
 

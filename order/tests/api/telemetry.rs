@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use shared::testing::{TestClient, TestDatabase, captured_logs};
+use shared_testkit::{TestClient, TestDatabase, captured_logs};
 
 use crate::helpers::{order_body, spawn_stack};
 

@@ -4,12 +4,12 @@
 
 use actix_web::{HttpResponse, get, put, web};
 use serde::{Deserialize, Serialize};
-use shared::auth::Authorized;
-use shared::money::Money;
-use shared::openapi::PROBLEM_JSON;
-use shared::paging::HistoryQuery;
-use shared::problem::ProblemDetails;
-use shared::timestamp::{now_ms, to_rfc3339};
+use shared_auth::Authorized;
+use shared_http::openapi::PROBLEM_JSON;
+use shared_http::paging::HistoryQuery;
+use shared_http::problem::ProblemDetails;
+use shared_http::timestamp::{now_ms, to_rfc3339};
+use shared_vocabulary::money::Money;
 use utoipa::ToSchema;
 
 use crate::domain::{MAX_BASE_CENTS, MAX_TIERS, ParseError, PriceEntry, PriceRules, Quote, Sku};
@@ -30,7 +30,7 @@ pub struct PutPriceRequest {
     #[schema(exclusive_minimum = 0, maximum = 1_000_000, example = 999.99)]
     base_price: f64,
     #[schema(minimum = 0, maximum = 100, example = 10)]
-    #[serde(deserialize_with = "shared::validate::whole_number")]
+    #[serde(deserialize_with = "shared_http::validate::whole_number")]
     discount_percent: u64,
     /// The sku's own quantity tiers (at most 10, `min_quantity` from 2 and
     /// strictly increasing); `[]` for none. Left out or `null`: the
@@ -46,10 +46,10 @@ pub struct PutPriceRequest {
 #[schema(as = Tier)]
 pub struct TierIn {
     #[schema(minimum = 2, maximum = 100_000, example = 10)]
-    #[serde(deserialize_with = "shared::validate::whole_number")]
+    #[serde(deserialize_with = "shared_http::validate::whole_number")]
     min_quantity: u64,
     #[schema(minimum = 0, maximum = 100, example = 5)]
-    #[serde(deserialize_with = "shared::validate::whole_number")]
+    #[serde(deserialize_with = "shared_http::validate::whole_number")]
     discount_percent: u64,
 }
 

@@ -7,8 +7,8 @@
 mod management;
 mod prices;
 
-use shared::openapi::ApiConfig;
-use shared::problem::other_methods_not_allowed;
+use shared_http::openapi::ApiConfig;
+use shared_http::problem::other_methods_not_allowed;
 
 pub fn routes(cfg: &mut ApiConfig<'_>) {
     cfg.service(prices::list_prices) // GET /prices

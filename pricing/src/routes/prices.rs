@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use shared::lines::SkusOrItems;
-use shared::openapi::PROBLEM_JSON;
+use shared_http::openapi::PROBLEM_JSON;
+use shared_vocabulary::lines::SkusOrItems;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{MAX_QUANTITY, ParseError, PriceRules, Quantity, Quote, Sku};
@@ -31,7 +31,7 @@ pub struct PriceQuery {
     responses(
         (status = 200, description = "The price.", body = Quote),
         (status = 400, description = "`invalid_request`: the quantity is not between 1 and 100000.",
-            body = shared::problem::ProblemDetails, content_type = PROBLEM_JSON),
+            body = shared_http::problem::ProblemDetails, content_type = PROBLEM_JSON),
         (status = 404, description = "`price_not_found`: no price for this sku.",
             body = SkuProblem, content_type = PROBLEM_JSON),
     )
@@ -89,7 +89,7 @@ pub struct BulkItem {
     #[schema(value_type = Sku)]
     sku: String,
     #[schema(minimum = 1, maximum = 100_000, example = 10)]
-    #[serde(deserialize_with = "shared::validate::whole_number")]
+    #[serde(deserialize_with = "shared_http::validate::whole_number")]
     quantity: u64,
 }
 
@@ -149,7 +149,7 @@ impl BulkPriceRequest {
     responses(
         (status = 200, description = "The prices found and the skus without one.", body = BulkPriceResponse),
         (status = 400, description = "`invalid_request`: a bad sku or quantity, or not 1 to 200 skus.",
-            body = shared::problem::ProblemDetails, content_type = PROBLEM_JSON),
+            body = shared_http::problem::ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
 #[post("/price/bulk")]

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shared::config::Switch;
-use shared::testing::issuer::TestIssuer;
-use shared::testing::openapi::ApiDescription;
-use shared::testing::{TestClient, captured_logs};
+use shared_config::Switch;
+use shared_testkit::issuer::TestIssuer;
+use shared_testkit::openapi::ApiDescription;
+use shared_testkit::{TestClient, captured_logs};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 

@@ -11,10 +11,10 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use shared::config::EventsConfig;
-use shared::events::Outbox;
-use shared::testing::TestResponse;
-use shared::testing::nats::{NatsServer, assert_valid_and_distinct, outbox_rows};
+use shared_events::EventsConfig;
+use shared_events::Outbox;
+use shared_testkit::TestResponse;
+use shared_testkit::nats::{NatsServer, assert_valid_and_distinct, outbox_rows};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 

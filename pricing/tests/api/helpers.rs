@@ -2,9 +2,9 @@
 
 use pricing::config::Config;
 use pricing::domain::PriceBook;
-use shared::config::ServerConfig;
-use shared::server::ShutdownHandle;
-use shared::testing::{Spawned, TestClient, TestDatabase, init_tracing, spawn};
+use shared_server::ServerConfig;
+use shared_server::ShutdownHandle;
+use shared_testkit::{Spawned, TestClient, TestDatabase, init_tracing, spawn};
 
 /// A running pricing service and its throwaway database (dropped with it).
 /// The server's fields are at the top level, as the plumbing tests use them.
@@ -26,7 +26,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         server: ServerConfig::for_tests(),
         database: db.config.clone(),
         price_book: PriceBook::shipped(),
-        events: shared::config::EventsConfig::off(),
+        events: shared_events::EventsConfig::off(),
     }
 }
 

@@ -2,14 +2,14 @@
 //! what the read paths answer next, and the history it leaves.
 
 use serde_json::{Value, json};
-use shared::testing::TestClient;
-use shared::testing::issuer::TestIssuer;
+use shared_testkit::TestClient;
+use shared_testkit::issuer::TestIssuer;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, start, test_config};
 
 const WRITE: &str = "pricing:write";
 
-async fn put_price(client: &TestClient, sku: &str, body: &Value) -> shared::testing::TestResponse {
+async fn put_price(client: &TestClient, sku: &str, body: &Value) -> shared_testkit::TestResponse {
     client.put_json(&format!("/price/{sku}"), body).await
 }
 

@@ -2,7 +2,7 @@
 //! contract's examples fit it.
 
 use serde_json::json;
-use shared::testing::openapi::ApiDescription;
+use shared_testkit::openapi::ApiDescription;
 
 use crate::helpers::spawn_app;
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use actix_web::http::Method;
-use shared::config::{AllowedOrigins, ChaosConfig};
+use shared_chaos::ChaosConfig;
+use shared_http::cors::AllowedOrigins;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -182,7 +183,7 @@ async fn chaos_fails_requests_but_never_health() {
 #[actix_web::test]
 async fn chaos_delays_requests_by_the_configured_time() {
     let app = spawn_app_with(|c| {
-        c.server.chaos = shared::testing::slow(Duration::from_millis(200));
+        c.server.chaos = shared_testkit::slow(Duration::from_millis(200));
     })
     .await;
     let started = std::time::Instant::now();
@@ -194,7 +195,7 @@ async fn chaos_delays_requests_by_the_configured_time() {
 async fn shutdown_turns_readiness_off_and_lets_in_flight_requests_finish() {
     let app = spawn_app_with(|c| {
         // Every business request takes 300 ms, so one is in flight when the drain starts.
-        c.server.chaos = shared::testing::slow(Duration::from_millis(300));
+        c.server.chaos = shared_testkit::slow(Duration::from_millis(300));
     })
     .await;
     let client = app.client.clone();
@@ -223,7 +224,7 @@ async fn the_healthcheck_probe_follows_readiness() {
     let port = app.port;
     // The probe is blocking I/O, as in the real subcommand: keep it off the runtime.
     let probe =
-        move || actix_web::rt::task::spawn_blocking(move || shared::healthcheck::probe(port));
+        move || actix_web::rt::task::spawn_blocking(move || shared_http::healthcheck::probe(port));
     assert!(probe().await.expect("probe task").is_ok());
     app.shutdown.lifecycle().start_draining();
     assert!(

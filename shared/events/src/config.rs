@@ -1,0 +1,146 @@
+//! The `NATS_URL` and `EVENTS_*` settings.
+
+use std::time::Duration;
+
+use shared_config::{ConfigError, Env};
+
+/// Events (NATS JetStream): off while `NATS_URL` is unset.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// `NATS_URL`: `nats://host:4222` (a comma list names several servers).
+    pub nats_url: Option<String>,
+    /// `EVENTS_STREAM_REPLICAS`: copies of each stream (3 on a JetStream cluster).
+    pub stream_replicas: usize,
+    /// `EVENTS_DUPLICATE_WINDOW_MS`: how long JetStream remembers a `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
+    /// `EVENTS_MAX_AGE_MS`: how long a stream keeps an event.
+    pub max_age: Duration,
+    /// `EVENTS_MAX_BYTES`: the most a stream holds before dropping its oldest events.
+    pub max_bytes: i64,
+    /// `EVENTS_OUTBOX_RETENTION_MS`: how long a sent outbox row (and a handled
+    /// inbox row) is kept before it is pruned.
+    pub outbox_retention: Duration,
+    /// `EVENTS_RELAY_INTERVAL_MS`: how often the relay looks at the outbox when
+    /// nothing woke it (a commit in this process wakes it at once).
+    pub relay_interval: Duration,
+    /// `EVENTS_RELAY_LINGER_MS`: after a commit wakes the relay, how long it
+    /// waits for more before its round (more events per round, fewer writes).
+    pub relay_linger: Duration,
+    /// `EVENTS_RELAY_BATCH`: outbox rows published per round.
+    pub relay_batch: usize,
+    /// `EVENTS_MAX_DELIVER`: deliveries of one event before it is a dead letter.
+    pub max_deliver: i64,
+    /// `EVENTS_REDELIVERY_BACKOFF_MS`: the waits before each redelivery
+    /// (comma list; the last one repeats).
+    pub redelivery_backoff: Vec<Duration>,
+    /// `EVENTS_ACK_WAIT_MS`: how long a consumer may hold an event unacknowledged
+    /// (a crashed consumer's events come back after this).
+    pub ack_wait: Duration,
+    /// `EVENTS_STREAMS_PER_CALLER`: live-feed streams one caller (token
+    /// subject, else client address) may hold open at once.
+    pub streams_per_caller: usize,
+}
+
+impl EventsConfig {
+    /// Events off.
+    pub fn off() -> Self {
+        Self {
+            nats_url: None,
+            stream_replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1 << 30,
+            outbox_retention: Duration::from_secs(24 * 3600),
+            relay_interval: Duration::from_millis(500),
+            relay_linger: Duration::from_millis(10),
+            relay_batch: 256,
+            max_deliver: 5,
+            redelivery_backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            ack_wait: Duration::from_secs(30),
+            streams_per_caller: 4,
+        }
+    }
+
+    /// Whether events are on (`NATS_URL` set).
+    pub fn is_on(&self) -> bool {
+        self.nats_url.is_some()
+    }
+
+    /// # Errors
+    /// When `NATS_URL` is not a `nats://` (or `tls://`) URL list, or an
+    /// `EVENTS_*` variable has a bad value.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let off = Self::off();
+        let nats_url = match env.optional("NATS_URL") {
+            None => None,
+            Some(raw) => {
+                let good = raw
+                    .split(',')
+                    .map(str::trim)
+                    .all(|url| url.starts_with("nats://") || url.starts_with("tls://"));
+                if !good {
+                    return Err(ConfigError::new(
+                        "NATS_URL",
+                        "<hidden>",
+                        "expected nats://host:port (a comma list for several servers)",
+                    ));
+                }
+                Some(raw)
+            }
+        };
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Ok(Self {
+            nats_url,
+            stream_replicas: env.at_least_as("EVENTS_STREAM_REPLICAS", 1, 1)?,
+            duplicate_window: env.millis(
+                "EVENTS_DUPLICATE_WINDOW_MS",
+                ms(off.duplicate_window),
+                1000,
+            )?,
+            max_age: env.millis("EVENTS_MAX_AGE_MS", ms(off.max_age), 1000)?,
+            max_bytes: env.at_least_as("EVENTS_MAX_BYTES", 1 << 30, 1 << 20)?,
+            outbox_retention: env.millis(
+                "EVENTS_OUTBOX_RETENTION_MS",
+                ms(off.outbox_retention),
+                1000,
+            )?,
+            relay_interval: env.millis("EVENTS_RELAY_INTERVAL_MS", ms(off.relay_interval), 10)?,
+            relay_linger: env.millis("EVENTS_RELAY_LINGER_MS", ms(off.relay_linger), 0)?,
+            relay_batch: env.at_least_as("EVENTS_RELAY_BATCH", 256, 1)?,
+            max_deliver: env.at_least_as("EVENTS_MAX_DELIVER", 5, 2)?,
+            redelivery_backoff: env
+                .millis_list("EVENTS_REDELIVERY_BACKOFF_MS", &off.redelivery_backoff)?,
+            ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
+            streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
+        })
+    }
+
+    /// The wait before redelivering an event delivered `deliveries` times.
+    pub fn backoff_after(&self, deliveries: i64) -> Duration {
+        let index = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(0);
+        self.redelivery_backoff
+            .get(index)
+            .or(self.redelivery_backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_per_caller_default_to_four_and_take_no_zero() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        assert_eq!(events(&[]).expect("defaults").streams_per_caller, 4);
+        let set = events(&[("EVENTS_STREAMS_PER_CALLER", "2")]).expect("valid");
+        assert_eq!(set.streams_per_caller, 2);
+        assert!(events(&[("EVENTS_STREAMS_PER_CALLER", "0")]).is_err());
+    }
+}

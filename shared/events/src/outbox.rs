@@ -1,0 +1,164 @@
+//! The transactional outbox: an event is a row written in the same database
+//! transaction as the change it describes, so that it exists if and only if
+//! the change was committed. The [`relay`](super::relay) publishes the rows.
+//!
+//! Each producing service's migrations create the table (portable SQL):
+//!
+//! ```sql
+//! CREATE TABLE outbox (
+//!     id          TEXT PRIMARY KEY,   -- the event id (UUIDv7, time-ordered)
+//!     subject     TEXT NOT NULL,      -- the event type, also the NATS subject
+//!     event       TEXT NOT NULL,      -- the CloudEvent, JSON
+//!     traceparent TEXT,               -- W3C trace context of the change
+//!     created_at  BIGINT NOT NULL,    -- ms since the Unix epoch
+//!     sent_at     BIGINT              -- NULL until JetStream acknowledged it
+//! );
+//! CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+//! CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+//! ```
+
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, AssertSqlSafe};
+use tokio::sync::Notify;
+
+use super::envelope::CloudEvent;
+use shared_db::{AnyQuery, Conn, placeholders};
+use shared_http::{telemetry, timestamp};
+
+/// The outbox's columns, in the order [`Outbox::bind_row`] binds them.
+const COLUMNS: &str = "id, subject, event, traceparent, created_at";
+
+/// Where a service's store writes its events; a no-op while events are off.
+#[derive(Clone)]
+pub struct Outbox {
+    on: bool,
+    /// Wakes the relay after a commit, so an event need not wait for its poll.
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Events off: [`Outbox::append`] writes nothing.
+    pub fn off() -> Self {
+        Self {
+            on: false,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Events on: rows are written and the relay is woken after commits.
+    pub fn on() -> Self {
+        Self {
+            on: true,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// On when there is a broker to relay to.
+    pub fn for_broker<T>(broker: Option<&T>) -> Self {
+        if broker.is_some() {
+            Self::on()
+        } else {
+            Self::off()
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Writes `event` as part of the open transaction `tx`, with the current
+    /// trace context. Call [`Outbox::committed`] once `tx` is committed.
+    ///
+    /// # Errors
+    /// When the row cannot be written (the caller's transaction then fails).
+    pub async fn append(&self, tx: &mut AnyConnection, event: &CloudEvent) -> anyhow::Result<()> {
+        if !self.on {
+            return Ok(());
+        }
+        let insert = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO outbox ({COLUMNS}) VALUES ({})",
+            placeholders(1, 5)
+        )));
+        Self::bind_row(insert, event)?.execute(tx).await?;
+        Ok(())
+    }
+
+    /// Applies `change` and, if it changed a row, writes `event` with it:
+    /// atomically, and in one trip to the database where a transaction takes
+    /// four (BEGIN, the change, the row, COMMIT). `change` is one UPDATE or
+    /// INSERT of at most one row, without RETURNING, written in the code
+    /// (never built from input), whose parameters `$1`..`$params` `bind` binds. Returns whether the row changed. With
+    /// the outbox off, only the change is made.
+    ///
+    /// On PostgreSQL it is one statement (the change in a `WITH`, the row
+    /// inserted for each row it returns); on SQLite, whose `WITH` cannot
+    /// write, one script (see [`Conn::run_script`]).
+    ///
+    /// # Errors
+    /// On a database error; nothing is written then.
+    pub async fn change_with_event<'q>(
+        &self,
+        conn: &mut Conn,
+        change: &'static str,
+        params: usize,
+        bind: impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+        event: &CloudEvent,
+    ) -> anyhow::Result<bool> {
+        if !self.on {
+            let query = bind(sqlx::query(change));
+            return Ok(query.execute(&mut **conn).await?.rows_affected() == 1);
+        }
+        let row = placeholders(params + 1, 5);
+        let changed = if conn.is_sqlite() {
+            // changes(): the rows the last INSERT, UPDATE or DELETE changed.
+            let script = format!(
+                "BEGIN IMMEDIATE; {change}; \
+                 INSERT INTO outbox ({COLUMNS}) SELECT {row} WHERE changes() = 1; \
+                 SELECT changes() AS written; COMMIT"
+            );
+            let query = Self::bind_row(bind(sqlx::query(AssertSqlSafe(script))), event)?;
+            let rows = conn.run_script(query).await?;
+            let written: i64 = match rows.first() {
+                Some(row) => sqlx::Row::try_get(row, "written")?,
+                None => anyhow::bail!("the outbox script returned no row"),
+            };
+            written == 1
+        } else {
+            let statement = format!(
+                "WITH change AS ({change} RETURNING 1) \
+                 INSERT INTO outbox ({COLUMNS}) SELECT {row} FROM change"
+            );
+            let query = Self::bind_row(bind(sqlx::query(AssertSqlSafe(statement))), event)?;
+            query.execute(&mut **conn).await?.rows_affected() == 1
+        };
+        if changed {
+            self.committed();
+        }
+        Ok(changed)
+    }
+
+    /// Binds `event`'s outbox row, its [`COLUMNS`], after `query`'s own
+    /// parameters, with the current trace context.
+    fn bind_row<'q>(query: AnyQuery<'q>, event: &CloudEvent) -> anyhow::Result<AnyQuery<'q>> {
+        Ok(query
+            .bind(event.id.clone())
+            .bind(event.event_type.clone())
+            .bind(serde_json::to_string(event)?)
+            .bind(telemetry::current_traceparent())
+            .bind(timestamp::now_ms()))
+    }
+
+    /// Tells the relay that rows were committed.
+    pub fn committed(&self) {
+        if self.on {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resolves at the next [`Outbox::committed`] (or at once, if one came
+    /// since the last wait).
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}

@@ -1,0 +1,545 @@
+//! The events plumbing against a real `nats-server` and a real store (SQLite,
+//! or PostgreSQL when `TEST_DATABASE_URL` is set): the relay, the two layers
+//! that make a second publish harmless, the broker going away, consumers that
+//! crash or meet a poison event, and replicas sharing one outbox.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::LocalBoxFuture;
+use serde_json::json;
+use shared_db::Database;
+use shared_events::EventsConfig;
+use shared_events::consumer::{self, Consumers, Effect};
+use shared_events::relay::{Relay, Round};
+use shared_events::{Broker, CloudEvent, EventMetrics, Handler, Inbox, Outbox, Subscription};
+use shared_http::health::Lifecycle;
+use shared_http::metrics::{MetricsRegistry, Registry};
+use shared_testkit::TestDatabase;
+use shared_testkit::nats::NatsServer;
+use sqlx::Connection;
+
+/// The tables a producing and consuming service create (the documented DDL),
+/// and `effects`, what the test handler does.
+const SCHEMA: &str = "
+CREATE TABLE outbox (
+    id          TEXT PRIMARY KEY,
+    subject     TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    traceparent TEXT,
+    created_at  BIGINT NOT NULL,
+    sent_at     BIGINT
+);
+CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+CREATE TABLE inbox (
+    consumer   TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    handled_at BIGINT NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+);
+CREATE TABLE effects (event_id TEXT NOT NULL);
+";
+
+const SERVICE: &str = "plumbing";
+const STREAM: &str = "SHOP_PLUMBING";
+const TYPE: &str = "shop.plumbing.happened";
+
+struct Fixture {
+    nats: NatsServer,
+    db: Database,
+    _database: TestDatabase,
+    outbox: Outbox,
+    metrics: EventMetrics,
+    registry: MetricsRegistry,
+    broker: Broker,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Self::with(|config| config).await
+    }
+
+    async fn with(adjust: impl FnOnce(EventsConfig) -> EventsConfig) -> Self {
+        let nats = NatsServer::start().await;
+        let database = TestDatabase::create("events").await;
+        let db = Database::connect(&database.config).await.expect("database");
+        sqlx::raw_sql(SCHEMA)
+            .execute(&mut *db.write().await.expect("connection"))
+            .await
+            .expect("schema");
+        let mut registry = Registry::default();
+        let metrics = EventMetrics::register(&mut registry);
+        let config = adjust(nats.events_config());
+        let broker = Broker::connect(&config, SERVICE)
+            .await
+            .expect("connect")
+            .expect("on");
+        broker.ensure_service_stream(SERVICE).await.expect("stream");
+        Self {
+            nats,
+            db,
+            _database: database,
+            outbox: Outbox::on(),
+            metrics,
+            registry: MetricsRegistry::new(registry),
+            broker,
+        }
+    }
+
+    fn relay(&self) -> Relay {
+        Relay::new(
+            self.db.clone(),
+            self.broker.clone(),
+            self.outbox.clone(),
+            self.metrics.clone(),
+            SERVICE,
+        )
+    }
+
+    /// Commits one change with its event, about `subject`; returns the event.
+    async fn commit(&self, subject: &str) -> CloudEvent {
+        let event = CloudEvent::new(SERVICE, TYPE, subject, &json!({"n": subject})).expect("event");
+        let mut conn = self.db.write().await.expect("connection");
+        let mut tx = conn.begin().await.expect("begin");
+        self.outbox.append(&mut tx, &event).await.expect("append");
+        tx.commit().await.expect("commit");
+        self.outbox.committed();
+        event
+    }
+
+    async fn unsent(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&mut *self.db.read().await.expect("connection"))
+            .await
+            .expect("count")
+    }
+
+    async fn effects(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT event_id FROM effects")
+            .fetch_all(&mut *self.db.read().await.expect("connection"))
+            .await
+            .expect("effects")
+    }
+
+    /// The value of the sample `name{labels}` (labels as rendered, sorted as
+    /// the registry renders them), 0 when absent.
+    fn metric(&self, sample: &str) -> f64 {
+        self.registry
+            .render()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    async fn ids_in_stream(&self) -> Vec<String> {
+        self.nats
+            .messages(STREAM)
+            .await
+            .into_iter()
+            .map(|m| m.payload["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_relay_publishes_committed_events_in_order_with_their_id_and_trace() {
+    let f = Fixture::new().await;
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        sent.push(f.commit(&format!("s-{n}")).await);
+    }
+    // A change rolled back: its event must never leave.
+    {
+        let event = CloudEvent::new(SERVICE, TYPE, "rolled-back", &json!({})).expect("event");
+        let mut conn = f.db.write().await.expect("connection");
+        let mut tx = conn.begin().await.expect("begin");
+        f.outbox.append(&mut tx, &event).await.expect("append");
+        tx.rollback().await.expect("rollback");
+    }
+    assert_eq!(f.relay().round().await.expect("round"), Round::Sent(5));
+    assert_eq!(f.relay().round().await.expect("round"), Round::Sent(0));
+    let messages = f.nats.messages(STREAM).await;
+    assert_eq!(messages.len(), 5);
+    for (message, event) in messages.iter().zip(&sent) {
+        assert_eq!(message.subject, TYPE);
+        assert_eq!(message.payload, serde_json::to_value(event).expect("json"));
+        assert_eq!(message.headers.get("Nats-Msg-Id"), Some(&event.id));
+        let traceparent = message.headers.get("traceparent").expect("traceparent");
+        assert_eq!(traceparent.len(), 55, "{traceparent}");
+    }
+    assert_eq!(f.unsent().await, 0);
+    assert_eq!(
+        f.metric(&format!(
+            "events_published_total{{type=\"{TYPE}\",outcome=\"published\"}}"
+        )),
+        5.0
+    );
+}
+
+#[actix_web::test]
+async fn a_relay_killed_before_marking_publishes_again_and_jetstream_drops_the_copy() {
+    let f = Fixture::new().await;
+    let event = f.commit("once").await;
+    f.relay()
+        .round_killed_before_marking()
+        .await
+        .expect("round");
+    assert_eq!(f.unsent().await, 1, "not marked: the row is still unsent");
+    assert_eq!(f.relay().round().await.expect("round"), Round::Sent(1));
+    assert_eq!(f.ids_in_stream().await, vec![event.id]);
+    assert_eq!(
+        f.metric(&format!(
+            "events_published_total{{type=\"{TYPE}\",outcome=\"duplicate\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(f.unsent().await, 0);
+}
+
+#[actix_web::test]
+async fn with_the_broker_down_the_outbox_grows_and_catches_up_in_order() {
+    let mut f = Fixture::new().await;
+    let lifecycle = Lifecycle::default();
+    actix_web::rt::spawn(f.relay().run(lifecycle.clone()));
+    actix_web::rt::spawn(shared_events::relay::watch_outbox(
+        f.db.clone(),
+        Duration::from_secs(3600),
+        f.metrics.clone(),
+        Duration::from_millis(50),
+        lifecycle.clone(),
+    ));
+    f.nats.stop();
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        ids.push(f.commit(&format!("s-{n}")).await.id);
+    }
+    eventually("the outbox depth metric", async || {
+        f.metric("events_outbox_depth") == 50.0
+    })
+    .await;
+    assert_eq!(f.unsent().await, 50);
+    eventually("the oldest unsent row's age", async || {
+        f.metric("events_outbox_oldest_age_seconds") > 0.0
+    })
+    .await;
+    f.nats.resume().await;
+    eventually("the relay to catch up", async || f.unsent().await == 0).await;
+    assert_eq!(
+        f.ids_in_stream().await,
+        ids,
+        "every event once, in the order written"
+    );
+    eventually("the depth metric back to 0", async || {
+        f.metric("events_outbox_depth") == 0.0
+    })
+    .await;
+    assert_eq!(f.metric("events_outbox_oldest_age_seconds"), 0.0);
+    lifecycle.start_draining();
+}
+
+/// Records each event's id in `effects`, once, with the inbox; fails on
+/// subjects starting with "poison" until `cured`; blocks forever after its
+/// commit while `hang_after_commit` is set (a crash before the ack).
+#[derive(Clone)]
+struct Recorder {
+    db: Database,
+    cured: Arc<AtomicBool>,
+    hang_after_commit: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+}
+
+const CONSUMER: &str = "plumbing-recorder";
+
+impl Handler for Recorder {
+    fn handle<'a>(&'a self, event: &'a CloudEvent) -> LocalBoxFuture<'a, anyhow::Result<Effect>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            anyhow::ensure!(
+                !event.subject.starts_with("poison") || self.cured.load(Ordering::SeqCst),
+                "this event can never be handled"
+            );
+            let mut conn = self.db.write().await?;
+            let mut tx = conn.begin().await?;
+            if !Inbox::first_time(&mut tx, CONSUMER, &event.id).await? {
+                return Ok(Effect::AlreadyHandled);
+            }
+            sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+                .bind(&event.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            drop(conn);
+            if self.hang_after_commit.swap(false, Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            Ok(Effect::Applied)
+        })
+    }
+}
+
+impl Fixture {
+    fn recorder(&self) -> Recorder {
+        Recorder {
+            db: self.db.clone(),
+            cured: Arc::default(),
+            hang_after_commit: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+
+    fn consume(
+        &self,
+        recorder: &Recorder,
+        lifecycle: &Lifecycle,
+    ) -> actix_web::rt::task::JoinHandle<()> {
+        actix_web::rt::spawn(consumer::run(
+            self.broker.clone(),
+            SUBSCRIPTION,
+            Arc::new(recorder.clone()),
+            self.metrics.clone(),
+            lifecycle.clone(),
+        ))
+    }
+
+    /// Publishes `event` directly, under a message id of its own (as a
+    /// second publish outside JetStream's duplicate window would arrive).
+    async fn publish_copy(&self, event: &CloudEvent, copy: &str) {
+        let payload = serde_json::to_vec(event).expect("json");
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(format!("{}-{copy}", event.id));
+        self.broker
+            .jetstream()
+            .send_publish(TYPE, message)
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+}
+
+const SUBSCRIPTION: Subscription = Subscription {
+    name: CONSUMER,
+    producer: SERVICE,
+    event_type: TYPE,
+};
+
+#[actix_web::test]
+async fn a_redelivered_event_changes_nothing() {
+    let f = Fixture::new().await;
+    let recorder = f.recorder();
+    let lifecycle = Lifecycle::default();
+    f.consume(&recorder, &lifecycle);
+    let event = CloudEvent::new(SERVICE, TYPE, "twice", &json!({})).expect("event");
+    f.publish_copy(&event, "a").await;
+    f.publish_copy(&event, "b").await;
+    let sample = format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"duplicate\"}}");
+    eventually("the second copy", async || f.metric(&sample) == 1.0).await;
+    assert_eq!(f.effects().await, vec![event.id]);
+    assert_eq!(
+        f.metric(&format!(
+            "events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"handled\"}}"
+        )),
+        1.0
+    );
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn a_consumer_that_dies_after_its_effect_and_before_its_ack_changes_nothing_on_redelivery() {
+    let f = Fixture::new().await;
+    let recorder = f.recorder();
+    recorder.hang_after_commit.store(true, Ordering::SeqCst);
+    let lifecycle = Lifecycle::default();
+    let first = f.consume(&recorder, &lifecycle);
+    let event = CloudEvent::new(SERVICE, TYPE, "crash", &json!({})).expect("event");
+    f.publish_copy(&event, "only").await;
+    eventually("the effect", async || f.effects().await.len() == 1).await;
+    // Killed between its commit and its ack.
+    first.abort();
+    let _ = first.await;
+    f.consume(&recorder, &lifecycle);
+    let sample = format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"duplicate\"}}");
+    eventually("the redelivery after the ack wait", async || {
+        f.metric(&sample) == 1.0
+    })
+    .await;
+    assert_eq!(f.effects().await, vec![event.id], "the effect once");
+    assert!(
+        f.metric(&format!(
+            "events_redeliveries_total{{consumer=\"{CONSUMER}\"}}"
+        )) >= 1.0
+    );
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn a_poison_event_becomes_a_dead_letter_without_blocking_the_rest_and_can_be_replayed() {
+    let f = Fixture::new().await;
+    let recorder = f.recorder();
+    let lifecycle = Lifecycle::default();
+    f.consume(&recorder, &lifecycle);
+    let poison = CloudEvent::new(SERVICE, TYPE, "poison-1", &json!({})).expect("event");
+    let good = CloudEvent::new(SERVICE, TYPE, "good", &json!({})).expect("event");
+    f.publish_copy(&poison, "p").await;
+    f.publish_copy(&good, "g").await;
+    eventually("the event behind the poison", async || {
+        f.effects().await.contains(&good.id)
+    })
+    .await;
+    let dead = format!("events_dead_letters_total{{consumer=\"{CONSUMER}\"}}");
+    eventually("the dead letter", async || f.metric(&dead) == 1.0).await;
+    // Three deliveries (EVENTS_MAX_DELIVER in the test settings), no more.
+    assert_eq!(recorder.calls.load(Ordering::SeqCst), 3 + 1);
+
+    let consumers = Consumers::default().with(SUBSCRIPTION, Arc::new(recorder.clone()));
+    let letters = consumers
+        .list_dead_letters(&f.broker, 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].consumer, CONSUMER);
+    assert_eq!(letters[0].deliveries, 3);
+    assert!(
+        letters[0].reason.contains("can never be handled"),
+        "{}",
+        letters[0].reason
+    );
+    assert_eq!(letters[0].event["id"], poison.id.as_str());
+    let sequence = letters[0].sequence;
+
+    assert!(
+        consumers.replay(&f.broker, sequence).await.is_err(),
+        "still failing: stays a dead letter"
+    );
+    assert_eq!(
+        consumers
+            .list_dead_letters(&f.broker, 0, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    recorder.cured.store(true, Ordering::SeqCst);
+    assert_eq!(
+        consumers
+            .replay(&f.broker, sequence)
+            .await
+            .expect("replayed"),
+        Effect::Applied
+    );
+    assert!(f.effects().await.contains(&poison.id));
+    assert!(
+        consumers
+            .list_dead_letters(&f.broker, 0, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        consumers.replay(&f.broker, sequence).await.is_err(),
+        "gone once replayed"
+    );
+    lifecycle.start_draining();
+}
+
+/// Replicas share one outbox only on PostgreSQL (on SQLite each process has
+/// its own file), so this runs in the PostgreSQL pass.
+#[actix_web::test]
+async fn two_relays_on_one_postgresql_outbox_publish_each_event_once_in_order() {
+    if std::env::var("TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
+        eprintln!("skipped: needs TEST_DATABASE_URL (the PostgreSQL pass)");
+        return;
+    }
+    let f = Fixture::with(|config| EventsConfig {
+        relay_batch: 16,
+        ..config
+    })
+    .await;
+    let mut registry = Registry::default();
+    let other_metrics = EventMetrics::register(&mut registry);
+    let other_registry = MetricsRegistry::new(registry);
+    let other = Relay::new(
+        f.db.clone(),
+        f.broker.clone(),
+        f.outbox.clone(),
+        other_metrics,
+        SERVICE,
+    );
+    let lifecycle = Lifecycle::default();
+    actix_web::rt::spawn(f.relay().run(lifecycle.clone()));
+    actix_web::rt::spawn(other.run(lifecycle.clone()));
+    let mut ids = Vec::new();
+    for n in 0..200 {
+        ids.push(f.commit(&format!("s-{n}")).await.id);
+    }
+    eventually("both relays to drain the outbox", async || {
+        f.unsent().await == 0
+    })
+    .await;
+    assert_eq!(f.ids_in_stream().await, ids);
+    let published = |text: String| -> (f64, f64) {
+        let value = |outcome: &str| {
+            let sample = format!("events_published_total{{type=\"{TYPE}\",outcome=\"{outcome}\"}}");
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(sample.as_str())
+                        .and_then(|r| r.trim().parse().ok())
+                })
+                .unwrap_or(0.0)
+        };
+        (value("published"), value("duplicate"))
+    };
+    let (a, a_dup) = published(f.registry.render());
+    let (b, b_dup) = published(other_registry.render());
+    eprintln!("relay A published {a}, relay B {b}");
+    assert_eq!(
+        a + b,
+        200.0,
+        "each event published by exactly one relay ({a} + {b})"
+    );
+    assert_eq!(a_dup + b_dup, 0.0, "no event published twice");
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn a_consumer_reports_its_lag_and_each_delivery_s_latency() {
+    let f = Fixture::new().await;
+    for n in 0..5 {
+        let event =
+            CloudEvent::new(SERVICE, TYPE, &format!("queued-{n}"), &json!({})).expect("event");
+        f.publish_copy(&event, "only").await;
+    }
+    // The first delivery hangs after its effect: four are still waiting.
+    let recorder = f.recorder();
+    recorder.hang_after_commit.store(true, Ordering::SeqCst);
+    let lifecycle = Lifecycle::default();
+    let first = f.consume(&recorder, &lifecycle);
+    let lag = format!("events_consumer_lag{{consumer=\"{CONSUMER}\"}}");
+    eventually("the lag behind the first event", async || {
+        f.metric(&lag) == 4.0
+    })
+    .await;
+    first.abort();
+    let _ = first.await;
+    f.consume(&recorder, &lifecycle);
+    eventually("every event handled", async || f.effects().await.len() == 5).await;
+    eventually("no lag", async || f.metric(&lag) == 0.0).await;
+    // Six deliveries: the hung one again (after the ack wait), then four.
+    let count = format!("events_delivery_latency_seconds_count{{consumer=\"{CONSUMER}\"}}");
+    eventually("six latencies", async || f.metric(&count) == 6.0).await;
+    lifecycle.start_draining();
+}

@@ -1,0 +1,33 @@
+//! How a service calls the services it depends on without being taken down
+//! by them: the circuit breaker, bulkheads, retries within a budget, and
+//! batching of calls made at the same moment.
+//!
+//! It owns the breaker's state machine and metrics, the bulkhead's limits,
+//! the retry budget and backoff, and the batcher. It does not know who is
+//! called or over what: the caller passes the call in. No business words.
+//!
+//! - [`breaker`]: the circuit breaker, with an injectable clock.
+//! - [`bulkhead`]: limits on work in flight that refuse at once instead of
+//!   queueing.
+//! - [`retry`] (breaker): retries within a budget (the Finagle / tower
+//!   model), jittered exponential backoff, `Retry-After`.
+//! - [`batch`]: calls made at the same moment sent as one, without waiting
+//!   for a batch to fill ("smart batching").
+
+/// The metrics of calls to dependencies: breakers and bulkheads register theirs here, the caller (order's clients) the rest (counters gain `_total` on the wire).
+pub mod names {
+    pub const BREAKER_STATE: &str = "circuit_breaker_state";
+    pub const BREAKER_TRANSITIONS: &str = "circuit_breaker_transitions";
+    pub const BREAKER_REJECTED_CALLS: &str = "circuit_breaker_rejected_calls";
+    pub const BULKHEAD_REJECTED: &str = "bulkhead_rejected";
+    pub const DEPENDENCY_CALLS: &str = "dependency_calls";
+    pub const DEPENDENCY_CALL_DURATION: &str = "dependency_call_duration_seconds";
+    pub const DEPENDENCY_RETRIES: &str = "dependency_retries";
+    pub const RETRY_BUDGET_EXHAUSTED: &str = "retry_budget_exhausted";
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+}
+
+pub mod batch;
+pub mod breaker;
+pub mod bulkhead;
+pub mod retry;
