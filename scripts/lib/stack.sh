@@ -41,7 +41,8 @@
 #   stack_stop_all                          stops every recorded process, last started first
 #
 # Commands (bash scripts/lib/stack.sh COMMAND ...), for the Python scripts:
-#   exec SERVICE [ENV...]                   execs $BIN_DIR/SERVICE under `env ENV...`
+#   exec [--bin-dir DIR] SERVICE [ENV...]   execs DIR/SERVICE (default: BIN_DIR / PROFILE) under
+#                                           `env ENV...`
 #   nats PORT STORE                         execs a JetStream nats-server on 127.0.0.1:PORT
 #   ready NAME URL PID LOG [TIMEOUT]        as stack_ready, for a process started elsewhere
 #   listening NAME PORT PID LOG [TIMEOUT]   waits until 127.0.0.1:PORT accepts connections
@@ -223,9 +224,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   shift || true
   case $command in
     exec)
+      dir=$(stack_bin_dir debug)
+      if [ "$1" = --bin-dir ]; then dir=$2; shift 2; fi
       service=$1
       shift
-      exec env "$@" "$(stack_bin_dir debug)/$service"
+      exec env "$@" "$dir/$service"
       ;;
     nats)
       server=$(stack_nats_server) || { echo "no nats-server: apt-get install nats-server, or set NATS_SERVER_BIN" >&2; exit 1; }
