@@ -114,9 +114,9 @@ stack_any_alive() { # PID...
 }
 
 stack_answers() { # URL: 2xx
-  local prefix=()
-  read -ra prefix <<<"${STACK_PROBE:-}"
-  "${prefix[@]}" curl -fs -o /dev/null --max-time 2 "$1"
+  local probe_cmd=()
+  read -ra probe_cmd <<<"${STACK_PROBE:-}"
+  "${probe_cmd[@]}" curl -fs -o /dev/null --max-time 2 "$1"
 }
 
 stack_listens() { # PORT
