@@ -2,37 +2,41 @@
 # The events run of scripts/bench.sh (which documents it): POST /orders with
 # events off and on, in turns, SQLite, release build, chaos off.
 #   bench/events.sh DURATION CONNECTIONS THREADS
+# The processes are started and stopped by scripts/lib/stack.sh.
 set -euo pipefail
+. scripts/lib/stack.sh   # run from the repository (bench.sh does)
 duration=$1 connections=$2 threads=$3
 data_dir=$(mktemp -d)
 pids=()
-nats_pid=
 cleanup() {
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-  [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null
-  wait 2>/dev/null || true
+  stack_stop_all
   rm -rf "$data_dir"
 }
 trap cleanup EXIT
 export HOST=127.0.0.1 RUST_LOG=warn
-nats_url=nats://127.0.0.1:27222
+STACK_BIN_DIR=target/release
 
-nats-server -js -a 127.0.0.1 -p 27222 -sd "$data_dir/nats" >"$data_dir/nats.log" 2>&1 & nats_pid=$!
-for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/27222) 2>/dev/null && break; sleep 0.05; done
+stack_nats 27222 "$data_dir/nats" "$data_dir/nats.log"
+nats_url=$STACK_NATS_URL
 
-ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null && return; sleep 0.05; done; }
+ready() { stack_ready "$1" "http://127.0.0.1:$2/health/ready" || exit 1; }
 start() { # off|on
   local run=$data_dir/run-$RANDOM events=()
   mkdir -p "$run"
-  [ "$1" = on ] && events=(NATS_URL=$nats_url)
-  env "${events[@]}" PORT=27001 DATA_DIR="$run" INVENTORY_CATALOG=bench/inventory-catalog.json \
-    target/release/inventory & pids=($!)
-  env "${events[@]}" PORT=27003 DATA_DIR="$run" target/release/pricing & pids+=($!)
-  env "${events[@]}" PORT=27002 DATA_DIR="$run" INVENTORY_URL=http://127.0.0.1:27001 \
-    PRICING_URL=http://127.0.0.1:27003 target/release/order & pids+=($!)
-  for port in 27001 27003 27002; do ready $port; done
+  [ "$1" = on ] && events=("NATS_URL=$nats_url")
+  # The services' output goes to this terminal (log -).
+  stack_service inventory - "${events[@]}" PORT=27001 DATA_DIR="$run" INVENTORY_CATALOG=bench/inventory-catalog.json
+  pids=("$STACK_PID")
+  stack_service pricing - "${events[@]}" PORT=27003 DATA_DIR="$run"
+  pids+=("$STACK_PID")
+  stack_service order - "${events[@]}" PORT=27002 DATA_DIR="$run" INVENTORY_URL=http://127.0.0.1:27001 \
+    PRICING_URL=http://127.0.0.1:27003
+  pids+=("$STACK_PID")
+  ready inventory 27001
+  ready pricing 27003
+  ready order 27002
 }
-stop() { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true; pids=(); }
+stop() { stack_stop "${pids[@]}"; pids=(); }
 
 flat_out() {
   wrk -t"$threads" -c"$connections" -d"$duration" -s bench/post-order.lua http://127.0.0.1:27002/orders |

@@ -37,13 +37,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import bench_table
+
+# The processes are started, waited for and stopped by scripts/lib/stack.sh.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "lib"))
+import stack as launcher  # noqa: E402
 
 BIN_DIR = os.environ.get("BIN_DIR", "target/release")
 OHA = os.environ.get("OHA", ".cache/oha/bin/oha")
@@ -82,13 +85,7 @@ class Processes:
         return proc
 
     def stop(self, proc):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        launcher.stop(proc)
         if proc in self.running:
             self.running.remove(proc)
 
@@ -109,29 +106,12 @@ signal.signal(signal.SIGTERM, on_signal)
 signal.signal(signal.SIGHUP, on_signal)
 
 
-def http_ok(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+def wait_ready(what, port, path, proc, log_path):
+    """Until GET path on port answers 2xx; the run ends when it does not within 60 s."""
     try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
-def wait_until(check, proc, what, log_path, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            tail = open(log_path, errors="replace").read()[-2000:]
-            sys.exit(f"{what} did not become ready (exit {proc.poll()}); its log:\n{tail}")
-        time.sleep(0.05)
-
-
-def port_open(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        launcher.ready(what, f"http://127.0.0.1:{port}{path}", proc, log_path, timeout=60)
+    except launcher.StackError as e:
+        sys.exit(str(e))
 
 
 def post_json(port, path, body, expect):
@@ -183,16 +163,19 @@ class Stack:
 
     def launch(self, service, env):
         log = os.path.join(self.dir, f"{service}.log")
-        proc = PROCESSES.start([os.path.join(BIN_DIR, service)], env, log)
+        proc = PROCESSES.start(launcher.service_argv(service, BIN_DIR), env, log)
         self.procs[service] = proc
-        wait_until(lambda: http_ok(PORTS[service], "/health/ready"), proc, service, log)
+        wait_ready(service, PORTS[service], "/health/ready", proc, log)
 
     def start(self):
         if self.secured:
             log = os.path.join(self.dir, "nats.log")
-            argv = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(NATS_PORT), "-sd", os.path.join(self.dir, "nats")]
+            argv = launcher.nats_argv(NATS_PORT, os.path.join(self.dir, "nats"))
             self.procs["nats"] = PROCESSES.start(argv, dict(os.environ), log)
-            wait_until(lambda: port_open(NATS_PORT), self.procs["nats"], "nats-server", log)
+            try:
+                launcher.listening("nats-server", NATS_PORT, self.procs["nats"], log, timeout=60)
+            except launcher.StackError as e:
+                sys.exit(str(e))
             self.launch("identity", self.env(
                 "identity", IDENTITY_ISSUER=f"http://127.0.0.1:{PORTS['identity']}",
                 IDENTITY_CLIENTS=json.dumps(ORDER_CLIENT), ACCESS_TOKEN_TTL_S="3600"))
@@ -229,9 +212,9 @@ def start_baseline(stack):
     env = dict(os.environ, PORT=str(PORTS["baseline"]), INVENTORY_URL=f"http://127.0.0.1:{PORTS['inventory']}",
                PRICING_URL=f"http://127.0.0.1:{PORTS['pricing']}")
     log = os.path.join(stack.dir, "baseline.log")
-    proc = PROCESSES.start([os.path.join(BIN_DIR, "examples", "baseline")], env, log)
+    proc = PROCESSES.start(launcher.service_argv("examples/baseline", BIN_DIR), env, log)
     stack.procs["baseline"] = proc
-    wait_until(lambda: http_ok(PORTS["baseline"], "/items/A001"), proc, "baseline", log)
+    wait_ready("baseline", PORTS["baseline"], "/items/A001", proc, log)
 
 
 # ---------------------------------------------------------------- load tools

@@ -120,30 +120,33 @@ if [ "$1" = --netloss ]; then
 fi
 
 if [ "$1" = --resilience ]; then
+  # The services are started and stopped by scripts/lib/stack.sh; their output goes
+  # to this terminal (log -).
+  . scripts/lib/stack.sh
+  STACK_BIN_DIR=target/release
   data_dir=$(mktemp -d)
-  pids=()
   cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    stack_stop_all
     rm -rf "$data_dir"
   }
   trap cleanup EXIT
   export HOST=127.0.0.1 RUST_LOG=error DATA_DIR=$data_dir
-  ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/health/ready" >/dev/null && return; sleep 0.05; done; }
   start_inventory() { # [chaos delay ms]
-    env PORT=27101 INVENTORY_CATALOG=bench/inventory-catalog.json RESERVATION_TTL_MS=3000 \
-      ${1:+CHAOS_DELAY_RATE=1 CHAOS_DELAY_MS=$1} target/release/inventory &
-    inventory_pid=$!
-    pids+=("$inventory_pid")
-    ready 27101
+    stack_service inventory - PORT=27101 INVENTORY_CATALOG=bench/inventory-catalog.json RESERVATION_TTL_MS=3000 \
+      ${1:+CHAOS_DELAY_RATE=1 CHAOS_DELAY_MS=$1}
+    inventory_pid=$STACK_PID
+    stack_ready inventory http://127.0.0.1:27101/health/ready || exit 1
   }
-  start_pricing() { PORT=27103 target/release/pricing & pricing_pid=$!; pids+=("$pricing_pid"); ready 27103; }
+  start_pricing() {
+    stack_service pricing - PORT=27103
+    pricing_pid=$STACK_PID
+    stack_ready pricing http://127.0.0.1:27103/health/ready || exit 1
+  }
   start_inventory
   start_pricing
-  PORT=27102 INVENTORY_URL=http://127.0.0.1:27101 PRICING_URL=http://127.0.0.1:27103 \
-    REQUEST_TIMEOUT_MS=300 BREAKER_FAILURE_THRESHOLD=5 BREAKER_RESET_TIMEOUT_MS=3000 RESERVATION_TTL_MS=3000 \
-    target/release/order & pids+=($!)
-  ready 27102
+  stack_service order - PORT=27102 INVENTORY_URL=http://127.0.0.1:27101 PRICING_URL=http://127.0.0.1:27103 \
+    REQUEST_TIMEOUT_MS=300 BREAKER_FAILURE_THRESHOLD=5 BREAKER_RESET_TIMEOUT_MS=3000 RESERVATION_TTL_MS=3000
+  stack_ready order http://127.0.0.1:27102/health/ready || exit 1
   initial=$(curl -fs http://127.0.0.1:27101/items/A002 | jq .stock)
 
   python3 bench/resilience.py http://127.0.0.1:27102 100 60 "$data_dir/orders.csv" &

@@ -42,7 +42,8 @@
 # default 20), NETFAULT_TTL_MS (inventory's RESERVATION_TTL_MS, default 3000), PROFILE
 # (debug|release, default debug: target/debug as `cargo test --workspace` builds it),
 # NETFAULT_KEEP=1 (keep the services' logs and the per-request results),
-# NETFAULT_BENCH_SECONDS (each half of --bench-loss, default 30).
+# NETFAULT_BENCH_SECONDS (each half of --bench-loss, default 30), BIN_DIR and BUILD=no
+# (scripts/lib/stack.sh, which starts and stops the services: the binaries, and no build).
 # Exit: 0 all invariants hold, 1 an invariant failed, 2 it could not run, 77 not root.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -54,18 +55,19 @@ fi
 # Debian's iptables is the nf_tables flavour (iptables-nft): it talks to the kernel
 # itself and needs no `nft` command.
 . scripts/lib/need.sh
+. scripts/lib/stack.sh
 need ip:iproute2 tc:iproute2 iptables:iptables python3:python3 curl:curl || exit 2
 
 mode=${1:-faults}
 window=${NETFAULT_WINDOW:-20}
 rate=${NETFAULT_RATE:-20}
 ttl_ms=${NETFAULT_TTL_MS:-3000}
-bin=target/${PROFILE:-debug}
+STACK_BIN_DIR=$(stack_bin_dir debug)
+bin=$STACK_BIN_DIR
 shop=scripts/netfault/shop.py
 if [ ! -x "$bin/inventory" ] || [ ! -x "$bin/order" ] || [ ! -x "$bin/pricing" ]; then
-  echo "netfault: building the services ($bin)"
-  release=; [ "${PROFILE:-debug}" = release ] && release=--release
-  cargo build $release -p inventory -p pricing -p order --bins --quiet || exit 2
+  release=(); [ "${PROFILE:-debug}" = release ] && release=(--release)
+  stack_build "netfault: building the services ($bin)" "${release[@]}" -p inventory -p pricing -p order --bins --quiet || exit 2
 fi
 
 prefix="nf$$"
@@ -85,6 +87,7 @@ cleanup() {
     done
   fi
   [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+  stack_stop_all
   # Anything else still running in our namespaces (started from them by us).
   for ns in "${namespaces[@]}"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
@@ -138,29 +141,23 @@ setup_network() {
 
 # Settings every service gets: embedded SQLite in its own directory, nothing
 # from the caller's environment that would point it elsewhere, chaos off.
-service_env=(env -u DATABASE_URL -u NATS_URL -u AUTH_ISSUER -u AUTH_REQUIRED -u SERVICE_TOKEN
+service_env=(-u DATABASE_URL -u NATS_URL -u AUTH_ISSUER -u AUTH_REQUIRED -u SERVICE_TOKEN
   -u CHAOS_CONTROL HOST=0.0.0.0 RUST_LOG=warn LOG_FORMAT=text
   CHAOS_DELAY_RATE=0 CHAOS_FAILURE_RATE=0 RESERVATION_TTL_MS="$ttl_ms")
 
-ready() { # who port pid
-  for _ in $(seq 1 600); do
-    in_ns cli curl -fs -o /dev/null "http://${addr[$1]}:$2/health/ready" && return 0
-    kill -0 "$3" 2>/dev/null || { echo "netfault: $1 exited at start-up" >&2; exit 2; }
-    sleep 0.1
-  done
-  echo "netfault: $1 not ready after 60 s" >&2
-  exit 2
+# Each service runs in its own namespace (STACK_WRAP) and is probed from the client's.
+ready() { # service who port
+  STACK_PROBE="ip netns exec $prefix-cli" stack_ready "$1" "http://${addr[$2]}:$3/health/ready" 60 || exit 2
 }
 
 start_services() {
   mkdir -p "$work/inv" "$work/pri" "$work/ord"
-  ip netns exec "$prefix-inv" "${service_env[@]}" PORT=7001 DATA_DIR="$work/inv" \
-    INVENTORY_CATALOG=scripts/netfault/inventory-catalog.json "$bin/inventory" >"$work/inventory.log" 2>&1 &
-  pids+=($!)
-  ready inv 7001 $!
-  ip netns exec "$prefix-pri" "${service_env[@]}" PORT=7003 DATA_DIR="$work/pri" "$bin/pricing" >"$work/pricing.log" 2>&1 &
-  pids+=($!)
-  ready pri 7003 $!
+  STACK_WRAP="ip netns exec $prefix-inv" stack_service inventory "$work/inventory.log" "${service_env[@]}" \
+    PORT=7001 DATA_DIR="$work/inv" INVENTORY_CATALOG=scripts/netfault/inventory-catalog.json
+  ready inventory inv 7001
+  STACK_WRAP="ip netns exec $prefix-pri" stack_service pricing "$work/pricing.log" "${service_env[@]}" \
+    PORT=7003 DATA_DIR="$work/pri"
+  ready pricing pri 7003
   start_order
 }
 
@@ -169,18 +166,16 @@ start_services() {
 # TTL, as in production (5 s against 60 s): the short TTL here would otherwise
 # let a reservation expire while a slow price quote still had time.
 start_order() { # [extra VAR=value ...]
-  ip netns exec "$prefix-ord" "${service_env[@]}" PORT=7002 DATA_DIR="$work/ord" \
+  STACK_WRAP="ip netns exec $prefix-ord" stack_service -a order "$work/order.log" "${service_env[@]}" \
+    PORT=7002 DATA_DIR="$work/ord" \
     INVENTORY_URL="http://${addr[inv]}:7001" PRICING_URL="http://${addr[pri]}:7003" \
-    BREAKER_RESET_TIMEOUT_MS=1000 ORDER_DEADLINE_MS=$((ttl_ms * 9 / 10)) \
-    "$@" "$bin/order" >>"$work/order.log" 2>&1 &
-  order_pid=$!
-  pids+=("$order_pid")
-  ready ord 7002 "$order_pid"
+    BREAKER_RESET_TIMEOUT_MS=1000 ORDER_DEADLINE_MS=$((ttl_ms * 9 / 10)) "$@"
+  order_pid=$STACK_PID
+  ready order ord 7002
 }
 
 stop_order() {
-  kill "$order_pid" 2>/dev/null || true
-  wait "$order_pid" 2>/dev/null || true
+  stack_stop "$order_pid"
 }
 
 netem() { # who delay_ms jitter_ms loss_percent reorder_percent

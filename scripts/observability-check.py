@@ -55,6 +55,9 @@ import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The stack starts, waits and builds through scripts/lib/stack.sh.
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+import stack as launcher  # noqa: E402
 SERVICES = ("inventory", "pricing", "order", "identity")
 # Settings that make the interesting things happen within seconds: a breaker that opens
 # after two failures and tries again after two seconds, reservations that expire after four.
@@ -105,12 +108,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def listening(port):
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 # ---------------------------------------------------------------------------- processes
@@ -194,11 +191,7 @@ def ensure_binaries(profile):
         log(f"building {', '.join(missing)} ({profile})")
         packages = [arg for s in missing for arg in ("-p", s)]
         cargo_profile = "dev" if profile in ("debug", "dev") else profile
-        subprocess.run(
-            ["cargo", "build", "--profile", cargo_profile, "--bins", "--quiet", *packages],
-            cwd=ROOT,
-            check=True,
-        )
+        launcher.build("", "--profile", cargo_profile, "--bins", "--quiet", *packages, cwd=ROOT)
     return bins
 
 
@@ -271,13 +264,14 @@ class Stack:
     def start_nats(self, nats_server):
         store = os.path.join(self.workdir, "nats")
         os.makedirs(store, exist_ok=True)
-        argv = [nats_server, "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(self.nats_port)]
-        nats = Process("nats-server", argv, None, os.path.join(self.workdir, "nats.log")).start()
+        argv = launcher.nats_argv(self.nats_port, store)
+        env = dict(os.environ, NATS_SERVER_BIN=nats_server)
+        nats = Process("nats-server", argv, env, os.path.join(self.workdir, "nats.log")).start()
         self.processes["nats"] = nats
-        wait_until("nats-server to listen", lambda: listening(self.nats_port), [nats])
+        launcher.listening("nats-server", self.nats_port, nats.proc, nats.log_path, timeout=60)
 
     def start_service(self, service):
-        argv = [os.path.join(self.bins, service)]
+        argv = launcher.service_argv(service, self.bins)
         path = os.path.join(self.workdir, f"{service}.log")
         process = Process(service, argv, self.env(service), path).start()
         self.processes[service] = process
@@ -285,7 +279,7 @@ class Stack:
 
     def wait_ready(self, service):
         process = self.processes[service]
-        wait_until(f"{service} ready", answers(self.url(service) + "/health/ready"), [process])
+        launcher.ready(service, self.url(service) + "/health/ready", process.proc, process.log_path, timeout=60)
 
     def start(self, nats_server):
         self.start_nats(nats_server)

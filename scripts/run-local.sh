@@ -20,14 +20,17 @@
 # started); EVENTS=off starts none and leaves events off. Without nats-server events are
 # off, said in one line (the "events" line of the summary).
 #
-# Settings (environment): PROFILE (release|debug, default release), DATA_DIR
+# Settings (environment): PROFILE (release|debug, default release), BIN_DIR (the
+# binaries to run, default target/PROFILE), BUILD=no (no cargo build first), DATA_DIR
 # (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT,
 # NATS_PORT, EVENTS, and any service variable from the README (RUST_LOG, LOG_FORMAT,
 # SERVICE_TOKEN, EVENTS_*, ...).
 # INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, PRICING_DATABASE_URL and
 # IDENTITY_DATABASE_URL each become that service's DATABASE_URL (e.g. PostgreSQL).
+# Processes are started, waited for and stopped by scripts/lib/stack.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/stack.sh
 
 profile=${PROFILE:-release}
 inventory_port=${INVENTORY_PORT:-7001}
@@ -41,11 +44,10 @@ export HOST=${HOST:-127.0.0.1}
 export CHAOS_CONTROL=${CHAOS_CONTROL:-on}
 
 case "$profile" in
-  dev | debug) profile=dev bin_dir=target/debug ;;
-  *) bin_dir=target/$profile ;;
+  dev | debug) profile=dev ;;
 esac
-echo "Building ($profile)..."
-cargo build --profile "$profile" --bins --quiet
+STACK_BIN_DIR=$(stack_bin_dir "$profile")
+stack_build "Building ($profile)..." --profile "$profile" --bins --quiet
 
 inventory_chaos=(CHAOS_DELAY_RATE=0.1 CHAOS_DELAY_MS=100-500)
 pricing_chaos=(CHAOS_FAILURE_RATE=0.1)
@@ -73,26 +75,14 @@ if [ "${AUTH:-off}" = on ]; then
   order_auth=(AUTH_CLIENT_ID=order AUTH_CLIENT_SECRET=order-demo-secret)
 fi
 
-pids=()
-names=()
-# Names the processes that are no longer running, each followed by $1; false if any.
-all_running() {
-  local i ok=0
-  for i in "${!pids[@]}"; do
-    kill -0 "${pids[$i]}" 2>/dev/null || { echo "${names[$i]} $1" >&2; ok=1; }
-  done
-  return $ok
-}
 stop() {
   trap - INT TERM EXIT
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
+  stack_stop_all
 }
 trap stop INT TERM EXIT
 
 # Events: our own nats-server when there is one, unless NATS_URL names a broker already.
-nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || true)}
-[ -z "$nats_server" ] && [ -x /usr/sbin/nats-server ] && nats_server=/usr/sbin/nats-server
+nats_server=$(stack_nats_server || true)
 events=""
 if [ "${EVENTS:-on}" = off ]; then
   unset NATS_URL
@@ -105,16 +95,9 @@ elif [ -n "$nats_server" ]; then
     exit 1
   fi
   mkdir -p "$DATA_DIR/nats"
-  "$nats_server" -js -sd "$DATA_DIR/nats" -a 127.0.0.1 -p "$nats_port" >"$DATA_DIR/nats/server.log" 2>&1 &
-  pids+=($!) names+=("nats-server (log: $DATA_DIR/nats/server.log)")
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
-    all_running "did not start" || exit 1
-    sleep 0.1
-  done
-  (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null ||
-    { echo "nats-server did not listen on :$nats_port" >&2; exit 1; }
-  export NATS_URL="nats://127.0.0.1:$nats_port"
+  stack_nats "$nats_port" "$DATA_DIR/nats" "$DATA_DIR/nats/server.log" \
+    "nats-server (log: $DATA_DIR/nats/server.log)" || exit 1
+  export NATS_URL=$STACK_NATS_URL
   events="on (nats-server on :$nats_port, JetStream store $DATA_DIR/nats)"
 else
   unset NATS_URL
@@ -122,32 +105,29 @@ else
 fi
 
 # No signing key configured: identity generates one into $DATA_DIR (development only).
-env PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}" \
-  "$bin_dir/identity" & pids+=($!) names+=(identity)
-env PORT="$inventory_port" "$(database inventory)" "${inventory_chaos[@]}" "${services_auth[@]}" "$bin_dir/inventory" & pids+=($!) names+=(inventory)
-env PORT="$pricing_port" "$(database pricing)" "${pricing_chaos[@]}" "${services_auth[@]}" "$bin_dir/pricing" & pids+=($!) names+=(pricing)
-env PORT="$order_port" "$(database order)" "${services_auth[@]}" "${order_auth[@]}" \
+# The services' output goes to this terminal (log -).
+stack_service identity - PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}"
+stack_service inventory - PORT="$inventory_port" "$(database inventory)" "${inventory_chaos[@]}" "${services_auth[@]}"
+stack_service pricing - PORT="$pricing_port" "$(database pricing)" "${pricing_chaos[@]}" "${services_auth[@]}"
+stack_service order - PORT="$order_port" "$(database order)" "${services_auth[@]}" "${order_auth[@]}" \
   INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
-  PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}" \
-  "$bin_dir/order" & pids+=($!) names+=(order)
+  PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}"
+client_name="client (python3 -m http.server on :$client_port)"
 if [ -d client ]; then
-  python3 -m http.server "$client_port" --bind "$HOST" --directory client >/dev/null & pids+=($!) names+=("client (python3 -m http.server on :$client_port)")
+  # Its stdout (nothing) dropped, its request log (stderr) on this terminal.
+  stack_start "$client_name" - sh -c 'exec "$@" >/dev/null' sh \
+    python3 -m http.server "$client_port" --bind "$HOST" --directory client
 fi
 
-for port in "$inventory_port" "$pricing_port" "$order_port" "$identity_port"; do
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-  curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null || { echo "service on :$port did not become ready" >&2; exit 1; }
-done
+stack_ready inventory "http://127.0.0.1:$inventory_port/health/ready" || exit 1
+stack_ready pricing "http://127.0.0.1:$pricing_port/health/ready" || exit 1
+stack_ready order "http://127.0.0.1:$order_port/health/ready" || exit 1
+stack_ready identity "http://127.0.0.1:$identity_port/health/ready" || exit 1
 if [ -d client ]; then
-  for _ in $(seq 1 50); do
-    curl -fs "http://127.0.0.1:$client_port/" >/dev/null && break
-    sleep 0.1
-  done
+  # Not fatal while it runs (checked just below): a slow start only waits 5 s.
+  stack_ready "$client_name" "http://127.0.0.1:$client_port/" 5 2>/dev/null || true
 fi
-all_running "did not start" || exit 1
+stack_running "did not start" || exit 1
 
 cat <<MSG
 
@@ -163,6 +143,6 @@ Ctrl-C stops everything.
 MSG
 
 # Stop everything as soon as any one process exits.
-wait -n "${pids[@]}" || true
-all_running "exited; stopping the rest" || true
+wait -n "${STACK_PIDS[@]}" || true
+stack_running "exited; stopping the rest" || true
 exit 1

@@ -20,9 +20,11 @@
 # (per operation and phase, default 40), MAX_TIME (seconds per service, default
 # 60), SEED (default 1, for runs that repeat; "random" for a new one each run),
 # SCHEMATHESIS_VENV (default .cache/schemathesis), ONLY (a space list of services
-# to run, default all four).
+# to run, default all four), BIN_DIR and BUILD=no (scripts/lib/stack.sh: the binaries
+# to run, and no cargo build first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/stack.sh
 
 schemathesis_version=4.32.5
 venv=$(realpath -m "${SCHEMATHESIS_VENV:-.cache/schemathesis}")
@@ -48,11 +50,11 @@ if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, versi
 fi
 
 case "$profile" in
-  dev | debug) cargo_profile=dev bin_dir=target/debug ;;
-  *) cargo_profile=$profile bin_dir=target/$profile ;;
+  dev | debug) cargo_profile=dev ;;
+  *) cargo_profile=$profile ;;
 esac
-section "building the services ($profile)"
-cargo build --profile "$cargo_profile" --bins --quiet
+STACK_BIN_DIR=$(stack_bin_dir "$profile")
+stack_build "$(section "building the services ($profile)")" --profile "$cargo_profile" --bins --quiet
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 inventory_port=$(free_port)
@@ -63,47 +65,33 @@ nats_port=$(free_port)
 token=schemathesis-$RANDOM$RANDOM
 
 work=$(mktemp -d)
-pids=()
 stop() {
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-  wait 2>/dev/null || true
+  stack_stop_all
   rm -rf "$work"
 }
 trap stop EXIT
 
-"${NATS_SERVER_BIN:-nats-server}" -js -a 127.0.0.1 -p "$nats_port" -sd "$work/nats" \
-  >"$work/nats.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.05; done
+stack_nats "$nats_port" "$work/nats" "$work/nats.log"
 
 # Chaos off whatever the caller's environment says; logs go to files, shown on failure.
 common=(HOST=127.0.0.1 DATA_DIR="$work/data" RUST_LOG=warn CHAOS_DELAY_RATE=0 CHAOS_FAILURE_RATE=0)
 # Identity first: the others trust its tokens, and schemathesis needs one.
 scopes='["inventory:reserve","inventory:write","pricing:write","orders:admin","chaos:write"]'
-env "${common[@]}" PORT="$identity_port" IDENTITY_SIGNIN_FAILURE_BURST=1000000 \
+stack_service identity "$work/identity.log" "${common[@]}" PORT="$identity_port" IDENTITY_SIGNIN_FAILURE_BURST=1000000 \
   IDENTITY_ISSUER="http://127.0.0.1:$identity_port" ACCESS_TOKEN_TTL_S=3600 \
-  IDENTITY_CLIENTS="[{\"client_id\":\"schemathesis\",\"client_secret\":\"$token\",\"scopes\":$scopes}]" \
-  "$bin_dir/identity" >"$work/identity.log" 2>&1 & pids+=($!)
+  IDENTITY_CLIENTS="[{\"client_id\":\"schemathesis\",\"client_secret\":\"$token\",\"scopes\":$scopes}]"
 auth=(AUTH_ISSUER="http://127.0.0.1:$identity_port" AUTH_REQUIRED=true)
-events=(NATS_URL="nats://127.0.0.1:$nats_port")
-env "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$inventory_port" SERVICE_TOKEN="$token" \
-  INVENTORY_CATALOG=bench/inventory-catalog.json \
-  "$bin_dir/inventory" >"$work/inventory.log" 2>&1 & pids+=($!)
-env "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$pricing_port" "$bin_dir/pricing" >"$work/pricing.log" 2>&1 & pids+=($!)
-env "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
-  INVENTORY_URL="http://127.0.0.1:$inventory_port" PRICING_URL="http://127.0.0.1:$pricing_port" \
-  "$bin_dir/order" >"$work/order.log" 2>&1 & pids+=($!)
+events=(NATS_URL="$STACK_NATS_URL")
+stack_service inventory "$work/inventory.log" "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$inventory_port" \
+  SERVICE_TOKEN="$token" INVENTORY_CATALOG=bench/inventory-catalog.json
+stack_service pricing "$work/pricing.log" "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$pricing_port"
+stack_service order "$work/order.log" "${common[@]}" "${auth[@]}" "${events[@]}" PORT="$order_port" SERVICE_TOKEN="$token" \
+  INVENTORY_URL="http://127.0.0.1:$inventory_port" PRICING_URL="http://127.0.0.1:$pricing_port"
 
-for port in "$inventory_port" "$pricing_port" "$order_port" "$identity_port"; do
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-  curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null || {
-    echo "the service on :$port did not become ready" >&2
-    cat "$work"/*.log >&2
-    exit 1
-  }
-done
+stack_ready inventory "http://127.0.0.1:$inventory_port/health/ready" || exit 1
+stack_ready pricing "http://127.0.0.1:$pricing_port/health/ready" || exit 1
+stack_ready order "http://127.0.0.1:$order_port/health/ready" || exit 1
+stack_ready identity "http://127.0.0.1:$identity_port/health/ready" || exit 1
 
 access_token=$(curl -fs -u "schemathesis:$token" -d grant_type=client_credentials \
   "http://127.0.0.1:$identity_port/token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')

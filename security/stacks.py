@@ -10,12 +10,17 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 import jose
 from harness import REPO, Fail, Skip, get, listening, post, wait_until
+
+# The side processes start, wait and build through scripts/lib/stack.sh.
+sys.path.insert(0, os.path.join(REPO, "scripts", "lib"))
+import stack as launcher  # noqa: E402
 
 PORTS = {
     "inventory": 17301,
@@ -53,15 +58,8 @@ def bin_dir():
     return os.path.join(REPO, "target", "debug" if profile in ("dev", "debug") else profile)
 
 
-def binary(service):
-    return os.path.join(bin_dir(), service)
-
-
 def nats_server():
-    for candidate in (os.environ.get("NATS_SERVER_BIN"), shutil.which("nats-server"), "/usr/sbin/nats-server"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return launcher.nats_server()
 
 
 class Context:
@@ -189,13 +187,12 @@ def start_service(ctx, name, service, port_name, env, wait=True, data=None):
     os.makedirs(data, exist_ok=True)
     full = {"HOST": "127.0.0.1", "PORT": str(PORTS[port_name]), "DATA_DIR": data, "RUST_LOG": "warn"}
     full.update(env)
-    proc = ctx.procs.start(name, [binary(service)], env=full, log=ctx.log(name))
+    proc = ctx.procs.start(name, launcher.service_argv(service, bin_dir()), env=full, log=ctx.log(name))
     if wait:
-        ready = lambda: proc.poll() is not None or listening(PORTS[port_name])
-        wait_until(ready, 60, every=0.1)
-        if proc.poll() is not None:
-            raise Fail(f"{name} exited at start: {tail(ctx.log(name), 6)}")
-        wait_until(lambda: get(url(port_name) + "/health/ready").status == 200, 30)
+        try:
+            launcher.ready(name, url(port_name) + "/health/ready", proc, ctx.log(name), timeout=90)
+        except launcher.StackError as e:
+            raise Fail(" | ".join(str(e).splitlines()[-7:]))
     return proc
 
 
@@ -212,9 +209,11 @@ def start_nats(ctx, name, port_name):
     store = ctx.path(name)
     os.makedirs(store, exist_ok=True)
     port = PORTS[port_name]
-    proc = ctx.procs.start(name, [server, "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)], log=ctx.log(name))
-    if not wait_until(lambda: listening(port), 10, every=0.1):
-        raise Fail(f"{name} did not listen: {tail(ctx.log(name), 5)}")
+    proc = ctx.procs.start(name, launcher.nats_argv(port, store), log=ctx.log(name))
+    try:
+        launcher.listening(name, port, proc, ctx.log(name), timeout=10)
+    except launcher.StackError as e:
+        raise Fail(" | ".join(str(e).splitlines()[-6:]))
     return f"nats://127.0.0.1:{port}"
 
 
@@ -395,5 +394,5 @@ def build():
     profile = os.environ.get("PROFILE", "debug")
     profile = "dev" if profile in ("dev", "debug") else profile
     started = time.monotonic()
-    subprocess.run(["cargo", "build", "--profile", profile, "--bins", "--quiet"], cwd=REPO, check=True)
+    launcher.build("", "--profile", profile, "--bins", "--quiet", cwd=REPO)
     return time.monotonic() - started
