@@ -9,11 +9,12 @@
 //! event an earlier request wrongly produced is there too.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared_events::EventsConfig;
 use shared_events::Outbox;
+use shared_testkit::eventually;
 use shared_testkit::nats::{NatsServer, StoredMessage, assert_valid_and_distinct, outbox_rows};
 
 use crate::helpers::{TestApp, spawn_app_with};
@@ -213,11 +214,12 @@ async fn with_events_off_no_outbox_row_is_written() {
     app.put_item(client, "D001", &lamp).await.assert_status(201);
     app.adjust(client, "A001", 5).await.assert_status(200);
     app.reserve("gone", &[("A002", 1)]).await.assert_status(201);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while app.get("/reservations/gone").await.body["status"] != "expired" {
-        assert!(Instant::now() < deadline, "the reservation never expired");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the reservation to expire",
+        Duration::from_secs(5),
+        async || app.get("/reservations/gone").await.body["status"] == "expired",
+    )
+    .await;
     assert_eq!(outbox_rows(&app.db.config).await, 0);
     let health = app.get("/health").await;
     assert!(

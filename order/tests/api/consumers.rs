@@ -17,7 +17,7 @@ use shared_events::{Broker, CloudEvent, EventMetrics, Handler};
 use shared_http::health::Lifecycle;
 use shared_http::metrics::Registry;
 use shared_testkit::nats::NatsServer;
-use shared_testkit::{TestClient, TestDatabase};
+use shared_testkit::{TestClient, TestDatabase, eventually};
 use tokio::sync::Notify;
 
 use crate::events::{ORDER_STREAM, stack_with_events};
@@ -320,14 +320,12 @@ async fn a_consumer_killed_after_its_effect_and_before_its_ack_changes_nothing_o
     assert_eq!(prices[&sku].unit.cents(), 8800, "the effect was committed");
 
     let _restarted = start();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while handler.effects.lock().expect("not poisoned").len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the event was not delivered again"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the event to be delivered again",
+        Duration::from_secs(15),
+        async || handler.effects.lock().expect("not poisoned").len() >= 2,
+    )
+    .await;
     let effects = handler.effects.lock().expect("not poisoned").clone();
     assert_eq!(effects, [Effect::Applied, Effect::AlreadyHandled]);
     lifecycle.start_draining();

@@ -4,7 +4,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared_testkit::TestClient;
+use shared_testkit::{TestClient, eventually};
+
+/// How long a condition below may take to hold.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 use crate::helpers::{order_body, spawn_stack, spawn_stack_with};
 
@@ -111,18 +114,6 @@ fn order_process(config: &order::config::Config, port: u16) -> Child {
         .expect("order binary starts")
 }
 
-async fn wait_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn is_ready(port: u16) -> bool {
     awc::Client::new()
         .get(format!("http://127.0.0.1:{port}/health/ready"))
@@ -141,7 +132,7 @@ async fn an_order_process_killed_mid_saga_loses_no_stock_and_its_order_is_resolv
     .await;
     let port = free_port();
     let mut process = order_process(stack.order_config(), port);
-    wait_until("the order process is ready", || is_ready(port)).await;
+    eventually("the order process is ready", PATIENCE, || is_ready(port)).await;
 
     // Fire an order and do not wait for its answer: it will never come.
     let body = order_body("crash", &[("A001", 3)]);
@@ -152,7 +143,7 @@ async fn an_order_process_killed_mid_saga_loses_no_stock_and_its_order_is_resolv
             .send_json(&body)
             .await;
     });
-    wait_until("stock is reserved", || async {
+    eventually("stock is reserved", PATIENCE, || async {
         stack.stock("A001").await == 47
     })
     .await;
@@ -161,14 +152,17 @@ async fn an_order_process_killed_mid_saga_loses_no_stock_and_its_order_is_resolv
     process.wait().expect("reaped");
 
     // Inventory gives the stock back when the reservation expires.
-    wait_until("the reservation expires", || async {
+    eventually("the reservation expires", PATIENCE, || async {
         stack.stock("A001").await == 50
     })
     .await;
 
     // The restarted process resolves the order it left pending.
     let mut restarted = order_process(stack.order_config(), port);
-    wait_until("the order process is ready again", || is_ready(port)).await;
+    eventually("the order process is ready again", PATIENCE, || {
+        is_ready(port)
+    })
+    .await;
     let client = TestClient::new(port);
     let order: Value = loop_until_resolved(&client).await;
     assert_eq!(order["status"], "failed");

@@ -2,9 +2,10 @@
 //! service. (On the SQLite pass they share one database file; on the
 //! PostgreSQL pass, one database.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
+use shared_testkit::eventually;
 
 use crate::helpers::{order_body, spawn_stack, spawn_stack_with};
 
@@ -129,15 +130,10 @@ async fn reservations_expire_whichever_inventory_replica_is_left_running() {
         .assert_status(201);
     stack.stop_inventory().await; // the replica that took the reservation is gone
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stock = inventory_b.client.get("/items/A001").await.body["stock"].as_i64();
-        if stock == Some(50) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "stock stuck at {stock:?}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the stock back at 50", Duration::from_secs(5), async || {
+        inventory_b.client.get("/items/A001").await.body["stock"].as_i64() == Some(50)
+    })
+    .await;
     let reservation = inventory_b.client.get("/reservations/r1").await;
     assert_eq!(reservation.body["status"], "expired");
 }

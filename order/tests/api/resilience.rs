@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared_testkit::slow;
+use shared_testkit::{eventually, slow};
 
 use crate::helpers::{spawn_stack, spawn_stack_with};
 
@@ -168,15 +168,10 @@ async fn inventory_slower_than_the_timeout_leaves_no_stock_held() {
     res.assert_problem(503, "inventory_unavailable");
     // Whatever inventory did with the late request, the compensating release
     // (or, failing that, the reservation's expiry) gives the stock back.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stock = stack.stock("A001").await;
-        if stock == 50 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "stock stuck at {stock}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the stock back at 50", Duration::from_secs(5), async || {
+        stack.stock("A001").await == 50
+    })
+    .await;
 }
 
 #[actix_web::test]

@@ -3,10 +3,10 @@
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use shared_testkit::{TestClient, TestDatabase, captured_logs};
+use shared_testkit::{TestClient, TestDatabase, captured_logs, eventually};
 
 use crate::helpers::{order_body, spawn_stack};
 
@@ -136,16 +136,18 @@ async fn with_an_otlp_endpoint_spans_are_exported_and_traceparent_is_propagated(
         .expect("order binary starts");
 
     let client = TestClient::new(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !awc::Client::new()
-        .get(format!("http://127.0.0.1:{port}/health/ready"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "order binary never became ready");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the order binary to be ready",
+        Duration::from_secs(10),
+        async || {
+            awc::Client::new()
+                .get(format!("http://127.0.0.1:{port}/health/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let res = client

@@ -1,7 +1,7 @@
 //! Who is calling, and whether they may: every service as an OAuth 2.0
 //! resource server.
 //!
-//! [`middleware`] (in every service's stack, see [`shared_server`]) reads the
+//! [`middleware`] (in every service's stack, see `shared_server`) reads the
 //! `Authorization: Bearer …` header once per request and leaves a [`Caller`]
 //! in the request:
 //!
@@ -34,6 +34,11 @@
 //! The scope names are the services' business (see their `auth` modules);
 //! this module only compares them. Health, metrics and the API description
 //! never look at tokens.
+//!
+//! Owns: the caller, scopes, token verification and key fetching, the
+//! service's own token, the `AUTH_*` settings ([`AuthConfig`]) and the
+//! `auth_key_fetches` metric. Must not know: routes or business rules
+//! (services name their scopes), quotas, databases or events.
 
 mod config;
 pub use config::{AuthConfig, ClientCredentials, ExtraRoots, JWKS_REFRESH_FLOOR_MS};

@@ -21,6 +21,10 @@
 //! Health, metrics, the API description and the control path itself
 //! ([`paths::is_exempt_from_chaos`]) are never touched, so probes stay honest
 //! and a drill can always be ended.
+//!
+//! Owns: the `CHAOS_*` settings ([`ChaosConfig`]), the fault middleware and
+//! `/admin/chaos`. Must not know: any service's routes beyond the selections
+//! it is given, databases or events.
 
 mod config;
 pub use config::ChaosConfig;

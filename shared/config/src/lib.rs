@@ -6,6 +6,10 @@
 //! `PORT=abc` or `CHAOS_FAILURE_RATE=1.5` stops the process with a message an
 //! operator can act on. Tests never touch the process environment: they build
 //! config values in code, or an [`Env`] from a list of pairs.
+//!
+//! Owns: the `Env` reader, `ConfigError`, `Switch`. Each crate's settings
+//! struct lives in that crate and reads through this one; this crate knows
+//! no setting by name and depends on no other crate of the workspace.
 
 use std::collections::HashMap;
 use std::fmt::Display;

@@ -1,6 +1,11 @@
 //! The database pool: embedded SQLite by default, PostgreSQL when
 //! `DATABASE_URL` says so, both through sqlx's `Any` driver so that each
 //! service has one store implementation with portable SQL.
+//!
+//! Owns: the pool, migrations, the database health check, the read cache and
+//! the `DATABASE_URL` settings ([`DatabaseConfig`]). Must not know: any
+//! service's tables beyond the names a caller passes in, events, or HTTP
+//! beyond the health check it registers.
 
 mod config;
 pub mod read_cache;
@@ -508,8 +513,7 @@ impl Database {
         let mut conn = self.write().await?;
         let mut tx = conn.begin().await?;
         // Only our own table names are formatted into the SQL; values are bound.
-        let update =
-            format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} IS NULL");
+        let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} IS NULL");
         for (id, children) in &by_row {
             sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
                 .bind(serde_json::to_string(children).context("encoding moved rows")?)

@@ -27,6 +27,11 @@
 //!   consumers fanned out to any number of listeners.
 //! - [`metrics`]: outbox depth and age, publish outcomes, consumer lag,
 //!   redeliveries, dead letters, delivery latency.
+//!
+//! Owns: the envelope, outbox, relay, consumers, inbox, dead letters, live
+//! feed, the `NATS_URL`/`EVENTS_*` settings ([`EventsConfig`]) and the
+//! `events_*` metrics. Must not know: which events a service publishes or
+//! what a consumer does with them (services pass subjects and handlers in).
 
 mod config;
 pub use config::EventsConfig;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use serde_json::json;
@@ -14,6 +14,10 @@ use shared_events::EventsConfig;
 use shared_events::consumer::{self, Consumers, Effect};
 use shared_events::relay::{Relay, Round};
 use shared_events::{Broker, CloudEvent, EventMetrics, Handler, Inbox, Outbox, Subscription};
+use shared_testkit::eventually;
+
+/// How long a condition below may take to hold.
+const PATIENCE: Duration = Duration::from_secs(20);
 use shared_http::health::Lifecycle;
 use shared_http::metrics::{MetricsRegistry, Registry};
 use shared_testkit::TestDatabase;
@@ -146,14 +150,6 @@ impl Fixture {
     }
 }
 
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[actix_web::test]
 async fn the_relay_publishes_committed_events_in_order_with_their_id_and_trace() {
     let f = Fixture::new().await;
@@ -226,23 +222,26 @@ async fn with_the_broker_down_the_outbox_grows_and_catches_up_in_order() {
     for n in 0..50 {
         ids.push(f.commit(&format!("s-{n}")).await.id);
     }
-    eventually("the outbox depth metric", async || {
+    eventually("the outbox depth metric", PATIENCE, async || {
         f.metric("events_outbox_depth") == 50.0
     })
     .await;
     assert_eq!(f.unsent().await, 50);
-    eventually("the oldest unsent row's age", async || {
+    eventually("the oldest unsent row's age", PATIENCE, async || {
         f.metric("events_outbox_oldest_age_seconds") > 0.0
     })
     .await;
     f.nats.resume().await;
-    eventually("the relay to catch up", async || f.unsent().await == 0).await;
+    eventually("the relay to catch up", PATIENCE, async || {
+        f.unsent().await == 0
+    })
+    .await;
     assert_eq!(
         f.ids_in_stream().await,
         ids,
         "every event once, in the order written"
     );
-    eventually("the depth metric back to 0", async || {
+    eventually("the depth metric back to 0", PATIENCE, async || {
         f.metric("events_outbox_depth") == 0.0
     })
     .await;
@@ -347,7 +346,10 @@ async fn a_redelivered_event_changes_nothing() {
     f.publish_copy(&event, "a").await;
     f.publish_copy(&event, "b").await;
     let sample = format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"duplicate\"}}");
-    eventually("the second copy", async || f.metric(&sample) == 1.0).await;
+    eventually("the second copy", PATIENCE, async || {
+        f.metric(&sample) == 1.0
+    })
+    .await;
     assert_eq!(f.effects().await, vec![event.id]);
     assert_eq!(
         f.metric(&format!(
@@ -367,13 +369,16 @@ async fn a_consumer_that_dies_after_its_effect_and_before_its_ack_changes_nothin
     let first = f.consume(&recorder, &lifecycle);
     let event = CloudEvent::new(SERVICE, TYPE, "crash", &json!({})).expect("event");
     f.publish_copy(&event, "only").await;
-    eventually("the effect", async || f.effects().await.len() == 1).await;
+    eventually("the effect", PATIENCE, async || {
+        f.effects().await.len() == 1
+    })
+    .await;
     // Killed between its commit and its ack.
     first.abort();
     let _ = first.await;
     f.consume(&recorder, &lifecycle);
     let sample = format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"duplicate\"}}");
-    eventually("the redelivery after the ack wait", async || {
+    eventually("the redelivery after the ack wait", PATIENCE, async || {
         f.metric(&sample) == 1.0
     })
     .await;
@@ -396,12 +401,12 @@ async fn a_poison_event_becomes_a_dead_letter_without_blocking_the_rest_and_can_
     let good = CloudEvent::new(SERVICE, TYPE, "good", &json!({})).expect("event");
     f.publish_copy(&poison, "p").await;
     f.publish_copy(&good, "g").await;
-    eventually("the event behind the poison", async || {
+    eventually("the event behind the poison", PATIENCE, async || {
         f.effects().await.contains(&good.id)
     })
     .await;
     let dead = format!("events_dead_letters_total{{consumer=\"{CONSUMER}\"}}");
-    eventually("the dead letter", async || f.metric(&dead) == 1.0).await;
+    eventually("the dead letter", PATIENCE, async || f.metric(&dead) == 1.0).await;
     // Three deliveries (EVENTS_MAX_DELIVER in the test settings), no more.
     assert_eq!(recorder.calls.load(Ordering::SeqCst), 3 + 1);
 
@@ -486,7 +491,7 @@ async fn two_relays_on_one_postgresql_outbox_publish_each_event_once_in_order() 
     for n in 0..200 {
         ids.push(f.commit(&format!("s-{n}")).await.id);
     }
-    eventually("both relays to drain the outbox", async || {
+    eventually("both relays to drain the outbox", PATIENCE, async || {
         f.unsent().await == 0
     })
     .await;
@@ -529,17 +534,20 @@ async fn a_consumer_reports_its_lag_and_each_delivery_s_latency() {
     let lifecycle = Lifecycle::default();
     let first = f.consume(&recorder, &lifecycle);
     let lag = format!("events_consumer_lag{{consumer=\"{CONSUMER}\"}}");
-    eventually("the lag behind the first event", async || {
+    eventually("the lag behind the first event", PATIENCE, async || {
         f.metric(&lag) == 4.0
     })
     .await;
     first.abort();
     let _ = first.await;
     f.consume(&recorder, &lifecycle);
-    eventually("every event handled", async || f.effects().await.len() == 5).await;
-    eventually("no lag", async || f.metric(&lag) == 0.0).await;
+    eventually("every event handled", PATIENCE, async || {
+        f.effects().await.len() == 5
+    })
+    .await;
+    eventually("no lag", PATIENCE, async || f.metric(&lag) == 0.0).await;
     // Six deliveries: the hung one again (after the ack wait), then four.
     let count = format!("events_delivery_latency_seconds_count{{consumer=\"{CONSUMER}\"}}");
-    eventually("six latencies", async || f.metric(&count) == 6.0).await;
+    eventually("six latencies", PATIENCE, async || f.metric(&count) == 6.0).await;
     lifecycle.start_draining();
 }

@@ -2,7 +2,7 @@
 //!
 //! A caller that will stop waiting after some time says so with
 //! `X-Request-Timeout-Ms: <whole milliseconds left>`. Two middlewares, wired
-//! by [`shared_server`], act on it:
+//! by `shared_server`, act on it:
 //!
 //! - [`stamp`] runs early, when the request arrives: it turns the header into
 //!   a [`Deadline`] (an instant on the monotonic clock) kept in the request's

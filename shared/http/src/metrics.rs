@@ -3,7 +3,7 @@
 //! Each service process owns one [`Registry`] (no global state, so the tests
 //! can run many services in one process and still read exact counts). A
 //! service registers its own metric families in it, then hands it to
-//! [`shared_server::start`], which adds the HTTP metrics every service has
+//! `shared_server::start`, which adds the HTTP metrics every service has
 //! and serves the text exposition (OpenMetrics, which Prometheus scrapes
 //! natively).
 //!

@@ -12,8 +12,8 @@
 //!   registered like a service's own, by [`crate::health::routes`]); the
 //!   `Problem` schema; and on each operation the problem responses the
 //!   framework gives (400/413/415 for a JSON body, 400 for a query string, 401
-//!   behind the `SERVICE_TOKEN` check ([`shared_auth::ServiceToken`]), 401, 403
-//!   and 503 behind a signed-token check ([`shared_auth`]), 500 and the fault
+//!   behind the `SERVICE_TOKEN` check (`shared_auth::ServiceToken`), 401, 403
+//!   and 503 behind a signed-token check (`shared_auth`), 500 and the fault
 //!   injection's 503, the deadline's 400 and 504 ([`crate::deadline`])).
 //! - [`serve`] renders the document once per worker, serves it, and gives
 //!   [`crate::problem::not_found`] the table of methods per path that its 405
@@ -45,12 +45,12 @@ pub type ApiConfig<'a> = utoipa_actix_web::service_config::ServiceConfig<'a>;
 /// The media type of problem responses, for `content_type = PROBLEM_JSON`.
 pub const PROBLEM_JSON: &str = crate::problem::CONTENT_TYPE;
 
-/// The security scheme of routes behind the `SERVICE_TOKEN` check ([`shared_auth::ServiceToken`]):
+/// The security scheme of routes behind the `SERVICE_TOKEN` check (`shared_auth::ServiceToken`):
 /// `security(("service_token" = []))` in their `#[utoipa::path]`.
 pub const SERVICE_TOKEN: &str = "service_token";
 
 /// The security scheme of routes that take a provider's signed token
-/// ([`shared_auth::jwt::Verifier`], `AUTH_ISSUER`): `security(("bearer_token" = []))`.
+/// (`shared_auth::jwt::Verifier`, `AUTH_ISSUER`): `security(("bearer_token" = []))`.
 /// A route either scheme opens lists both as separate requirements:
 /// `security(("service_token" = []), ("bearer_token" = []))`.
 pub const BEARER_TOKEN: &str = "bearer_token";

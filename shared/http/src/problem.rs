@@ -9,7 +9,7 @@
 //! error enum. The framework's own rejections (malformed JSON, wrong content
 //! type, body too large, unknown path, wrong method) are turned into the same
 //! shape here, once, by [`json_config`], [`query_config`], [`not_found`] and
-//! [`replace_bare_error`] (wired in by [`shared_server`]).
+//! [`replace_bare_error`] (wired in by `shared_server`).
 //!
 //! The standard members are written through [`ProblemDetails`], which is also
 //! the `Problem` schema of every service's OpenAPI description, so the two

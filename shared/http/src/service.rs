@@ -1,6 +1,6 @@
 //! Which service is running: its name, version and start time.
 //!
-//! [`shared_server::start`] registers the [`ServiceInfo`] as app data; the
+//! `shared_server::start` registers the [`ServiceInfo`] as app data; the
 //! health summary, the API description and the `request` span read it there.
 
 use std::time::Instant;

@@ -31,6 +31,11 @@
 //! State is one small entry per caller seen; [`spawn_pruning`] drops the
 //! entries of callers whose quota is whole again, so memory follows the
 //! number of recent callers, not of all callers ever.
+//!
+//! Owns: the quotas, the `RateLimit` headers, the 429, the `RATE_LIMIT_*` and
+//! `TRUSTED_PROXIES` settings ([`RateLimitConfig`]) and the
+//! `http_requests_rate_limited` metric. Must not know: which routes a service
+//! has (it is told its sign-in routes), databases or events.
 
 mod config;
 pub use config::RateLimitConfig;

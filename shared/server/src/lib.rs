@@ -34,6 +34,11 @@
 //! once, the listener stays open for `drain_delay` so load balancers notice,
 //! then it closes and in-flight requests get `shutdown_timeout` to finish.
 //! SIGINT (Ctrl-C) skips the delay.
+//!
+//! Owns: the middleware order, the error handlers, the plumbing routes and
+//! the shutdown sequence, and [`ServerConfig`], which composes the settings
+//! of the crates it puts together (http, auth, rate-limit, chaos). Must not
+//! know: databases, events, or any service's routes and words.
 
 mod config;
 pub use config::ServerConfig;

@@ -1,8 +1,13 @@
-//! Helpers for the services' integration tests (cargo feature `testing`).
+//! Helpers for the integration tests of the services and the shared crates.
 //!
 //! Tests talk to a real server on a real socket through [`TestClient`], and
 //! check error bodies with [`TestResponse::assert_problem`]; [`openapi`] checks a
 //! service's API description against the service.
+//!
+//! Owns: port-0 start-up, the test client and problem asserts, captured
+//! logs, [`eventually`] (the one polling helper for every test), the
+//! OpenID test issuer, a nats-server per test, wrk, and the OpenAPI checks.
+//! Only tests depend on it: no service binary links it.
 
 use std::sync::Once;
 use std::time::Duration;
