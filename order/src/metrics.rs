@@ -1,21 +1,19 @@
 //! The order service's own metrics (names in its `names` module).
-
-use std::time::Duration;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use shared_http::metrics::{LatencyFamily, Registry, latency_family};
-use shared_resilience::names as call_names;
+use shared_http::metrics::Registry;
+use shared_resilience::call_metrics::CallMetrics;
 
 use crate::domain::{OrderStatus, PricingSource};
 
-/// Order's own metrics; those of its calls are in `shared_resilience::names` (counters gain `_total` on the wire).
+/// Order's own metrics; those of its calls are `shared_resilience`'s `CallMetrics` (counters gain `_total` on the wire).
 pub mod names {
     pub const ORDERS: &str = "orders";
     pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
     pub const ORDER_CONFIRM_BATCH_SIZE: &str = "order_confirm_batch_size";
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,17 +27,6 @@ struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    dependency: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyLabels {
-    dependency: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
 }
@@ -48,17 +35,16 @@ struct StageLabels {
 /// `deadline_exceeded_total`, each series present (at 0) from the start.
 pub const STAGES: [&str; 3] = ["reserve", "pricing", "confirm"];
 
-/// Orders by outcome and pricing source; downstream calls by outcome and latency.
+/// Orders by outcome and pricing source, deadlines by stage, confirmation
+/// batches; and the calls to inventory and pricing ([`CallMetrics`]).
 #[derive(Clone)]
 pub struct OrderMetrics {
     orders: Family<OutcomeLabels, Counter>,
     by_pricing: Family<SourceLabels, Counter>,
-    calls: Family<CallLabels, Counter>,
-    call_duration: LatencyFamily<DependencyLabels>,
     deadlines: Family<StageLabels, Counter>,
-    retries: Family<CallLabels, Counter>,
-    budget_exhausted: Family<DependencyLabels, Counter>,
     confirm_batches: Histogram,
+    /// The calls to inventory and pricing, counted by their `Downstream`s.
+    pub calls: CallMetrics,
 }
 
 /// The dependencies whose retry series are present (at 0) from the start.
@@ -78,13 +64,10 @@ impl OrderMetrics {
         let metrics = Self {
             orders: Family::default(),
             by_pricing: Family::default(),
-            calls: Family::default(),
-            call_duration: latency_family(),
             deadlines: Family::default(),
-            retries: Family::default(),
-            budget_exhausted: Family::default(),
             // 1, 2, 4, … 128: inventory takes at most 100 at once.
             confirm_batches: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            calls: CallMetrics::register(registry, &DEPENDENCIES),
         };
         registry.register(
             names::ORDERS,
@@ -97,46 +80,15 @@ impl OrderMetrics {
             metrics.by_pricing.clone(),
         );
         registry.register(
-            call_names::DEPENDENCY_CALLS,
-            "Calls to inventory and pricing, by outcome",
-            metrics.calls.clone(),
-        );
-        registry.register(
-            call_names::DEPENDENCY_CALL_DURATION,
-            "Time taken by calls to inventory and pricing",
-            metrics.call_duration.clone(),
-        );
-        registry.register(
-            call_names::DEADLINE_EXCEEDED,
+            names::DEADLINE_EXCEEDED,
             "Orders whose deadline ran out, by the stage it ran out in (reserve, pricing, confirm)",
             metrics.deadlines.clone(),
-        );
-        registry.register(
-            call_names::DEPENDENCY_RETRIES,
-            "Retries of calls to inventory and pricing, by outcome (success: the retry's answer was usable)",
-            metrics.retries.clone(),
-        );
-        registry.register(
-            call_names::RETRY_BUDGET_EXHAUSTED,
-            "Retries not made because the dependency's retry budget was spent",
-            metrics.budget_exhausted.clone(),
         );
         registry.register(
             names::ORDER_CONFIRM_BATCH_SIZE,
             "Orders confirmed per call to inventory (orders reaching the confirm together share one call)",
             metrics.confirm_batches.clone(),
         );
-        for dependency in DEPENDENCIES {
-            for outcome in ["success", "failure"] {
-                let _ = metrics.retries.get_or_create(&CallLabels {
-                    dependency,
-                    outcome,
-                });
-            }
-            let _ = metrics
-                .budget_exhausted
-                .get_or_create(&DependencyLabels { dependency });
-        }
         for stage in STAGES {
             let _ = metrics.deadlines.get_or_create(&StageLabels { stage });
         }
@@ -179,45 +131,9 @@ impl OrderMetrics {
         self.deadlines.get_or_create(&StageLabels { stage }).inc();
     }
 
-    /// A retry of a call to `dependency` ended; `usable`: its answer was one
-    /// (a success or a refusal), not another failure of the way.
-    pub fn retried(&self, dependency: &'static str, usable: bool) {
-        let outcome = if usable { "success" } else { "failure" };
-        self.retries
-            .get_or_create(&CallLabels {
-                dependency,
-                outcome,
-            })
-            .inc();
-    }
-
     /// One confirmation call to inventory, made for `orders` orders.
     pub fn confirm_batch(&self, orders: usize) {
         #[allow(clippy::cast_precision_loss)] // at most 100
         self.confirm_batches.observe(orders as f64);
-    }
-
-    /// A retry to `dependency` was not made: its budget was spent.
-    pub fn retry_budget_exhausted(&self, dependency: &'static str) {
-        self.budget_exhausted
-            .get_or_create(&DependencyLabels { dependency })
-            .inc();
-    }
-
-    /// One attempt at a downstream call (a retried call counts each): `outcome` is success, client_error, server_error,
-    /// timeout, transport, decode, credentials (this service's token could not
-    /// be had), deadline_exceeded, rejected (breaker open, no network used)
-    /// or busy (bulkhead full, no network used).
-    pub fn dependency_call(&self, dependency: &'static str, outcome: &'static str, took: Duration) {
-        let labels = CallLabels {
-            dependency,
-            outcome,
-        };
-        self.calls.get_or_create(&labels).inc();
-        if outcome != "rejected" && outcome != "busy" {
-            self.call_duration
-                .get_or_create(&DependencyLabels { dependency })
-                .observe(took.as_secs_f64());
-        }
     }
 }

@@ -38,6 +38,9 @@ use crate::saga::OrderLimits;
 use crate::scopes::public_form;
 use crate::store::Store;
 use shared_resilience::bulkhead::{Bulkhead, BulkheadMetrics};
+
+/// What order calls itself in its calls' `User-Agent`.
+const USER_AGENT: &str = concat!("order/", env!("CARGO_PKG_VERSION"));
 use shared_resilience::retry::RetryBudget;
 
 /// The shortest pause between rounds of resolving abandoned orders (short
@@ -132,7 +135,8 @@ impl Dependencies {
             self.inventory.clone(),
             self.policy(),
             self.inventory_credentials.clone(),
-            self.metrics.clone(),
+            self.metrics.calls.clone(),
+            USER_AGENT,
         )
     }
 
@@ -143,7 +147,8 @@ impl Dependencies {
             self.pricing.clone(),
             self.policy(),
             Credentials::None,
-            self.metrics.clone(),
+            self.metrics.calls.clone(),
+            USER_AGENT,
         )
     }
 }

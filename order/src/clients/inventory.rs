@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use shared_http::problem::RETRY_SOON;
 use shared_http::request_id::RequestId;
 
-use super::{Call, CallError, Downstream};
+use super::{Call, CallError, Downstream, problem_skus};
 use crate::domain::{Lines, OrderId, Sku};
 
 #[derive(Clone)]
@@ -181,10 +181,10 @@ impl From<CallError> for InventoryError {
         }
         match (e.client_error(), e.problem_code()) {
             (Some(StatusCode::CONFLICT), Some("insufficient_stock")) => Self::InsufficientStock {
-                skus: e.problem_skus(),
+                skus: problem_skus(&e),
             },
             (Some(StatusCode::UNPROCESSABLE_ENTITY), Some("unknown_sku")) => Self::UnknownSku {
-                skus: e.problem_skus(),
+                skus: problem_skus(&e),
             },
             (Some(StatusCode::CONFLICT), Some("reservation_expired")) => Self::Expired,
             (Some(status), code) => Self::Refused {

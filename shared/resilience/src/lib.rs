@@ -3,8 +3,10 @@
 //! batching of calls made at the same moment.
 //!
 //! It owns the breaker's state machine and metrics, the bulkhead's limits,
-//! the retry budget and backoff, and the batcher. It does not know who is
-//! called or over what: the caller passes the call in. No business words.
+//! the retry budget and backoff, the batcher, and the call path that puts
+//! them together over HTTP ([`downstream::Downstream`]). It does not know
+//! what a call means: the service's typed clients build paths and bodies and
+//! read the answers. No business words.
 //!
 //! - [`breaker`]: the circuit breaker, with an injectable clock.
 //! - [`bulkhead`]: limits on work in flight that refuse at once instead of
@@ -13,8 +15,12 @@
 //!   model), jittered exponential backoff, `Retry-After`.
 //! - [`batch`]: calls made at the same moment sent as one, without waiting
 //!   for a batch to fill ("smart batching").
+//! - [`call_metrics`]: calls, latency, retries and refused retries per
+//!   dependency.
+//! - [`downstream`] (all of the above): the one path every call to a
+//!   dependency takes: bulkhead, breaker, credentials, deadline, retries.
 
-/// The metrics of calls to dependencies: breakers and bulkheads register theirs here, the caller (order's clients) the rest (counters gain `_total` on the wire).
+/// The metrics of calls to dependencies: breakers, bulkheads and [`CallMetrics`](call_metrics::CallMetrics) (counters gain `_total` on the wire).
 pub mod names {
     pub const BREAKER_STATE: &str = "circuit_breaker_state";
     pub const BREAKER_TRANSITIONS: &str = "circuit_breaker_transitions";
@@ -24,10 +30,11 @@ pub mod names {
     pub const DEPENDENCY_CALL_DURATION: &str = "dependency_call_duration_seconds";
     pub const DEPENDENCY_RETRIES: &str = "dependency_retries";
     pub const RETRY_BUDGET_EXHAUSTED: &str = "retry_budget_exhausted";
-    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 }
 
 pub mod batch;
 pub mod breaker;
 pub mod bulkhead;
+pub mod call_metrics;
+pub mod downstream;
 pub mod retry;
