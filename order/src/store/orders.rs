@@ -1,17 +1,15 @@
-//! All of order's SQL: orders, their lines, the last price seen per sku, and
-//! the outbox row of each status change (written in the change's transaction).
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+//! The orders: recording a new one (idempotency keys), completing, ending and
+//! cancelling it with its status change's event, and reading them back.
 
 use anyhow::Context;
-use shared_db::DatabaseConfig;
-use shared_db::{AnyQuery, Database, placeholders};
-use shared_events::{Inbox, Outbox};
+use shared_db::{AnyQuery, placeholders};
+use shared_events::Inbox;
 use shared_vocabulary::money::Money;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+use super::{Handled, ORDER_COLUMNS, Recorded, Store, StoredLine};
+use std::collections::HashMap;
 
 use crate::domain::{
     CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderLine, OrderStatus, PricingSource,
@@ -20,119 +18,12 @@ use crate::domain::{
 use crate::events::order_event;
 use crate::history::{OrderPage, OrderQuery};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_cents, \
-     lines, request_fingerprint, failure_reason, created_at, updated_at";
-
-/// Order's data. Cheap to clone (the pools are shared).
-#[derive(Clone)]
-pub struct Store {
-    db: Database,
-    outbox: Outbox,
-    written: Arc<WrittenPrices>,
-}
-
 /// A pending order's completion: its status, prices and total
 /// ([`completion`] binds its [`COMPLETE_PARAMS`] parameters).
 const COMPLETE: &str = "UPDATE orders SET status = $1, pricing = $2, currency = $3, \
      total_cents = $4, lines = $5, updated_at = $6 WHERE id = $7 AND status = 'pending'";
+
 const COMPLETE_PARAMS: usize = 7;
-
-/// How often a live price that has not changed is written again as the
-/// last seen.
-const REWRITE_UNCHANGED_PRICE_AFTER: Duration = Duration::from_secs(1);
-
-/// The live prices this process last wrote as the last seen, and when. Every
-/// order of an item sees that item's price, and writing the same price over
-/// itself a thousand times a second is a thousand writes of one row, which
-/// queue on its lock: an unchanged price is written again only after
-/// [`REWRITE_UNCHANGED_PRICE_AFTER`]. A changed one is written at once. So
-/// the stored price trails the live one by at most that long, as seen by
-/// this process (another replica, or a price event, may have written in
-/// between: the next write here settles it).
-#[derive(Default)]
-struct WrittenPrices(Mutex<HashMap<Sku, (UnitPrice, Instant)>>);
-
-impl WrittenPrices {
-    /// The prices of `live` that are due for writing at `now`.
-    fn due(&self, live: &HashMap<Sku, UnitPrice>, now: Instant) -> HashMap<Sku, UnitPrice> {
-        let written = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        live.iter()
-            .filter(|(sku, price)| match written.get(*sku) {
-                Some((same, at)) => {
-                    same != *price || now.duration_since(*at) >= REWRITE_UNCHANGED_PRICE_AFTER
-                }
-                None => true,
-            })
-            .map(|(sku, price)| (sku.clone(), price.clone()))
-            .collect()
-    }
-
-    fn wrote(&self, prices: HashMap<Sku, UnitPrice>, at: Instant) {
-        let mut written = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        written.extend(prices.into_iter().map(|(sku, price)| (sku, (price, at))));
-    }
-}
-
-/// A consumer's handling of one event: recorded in the inbox in the same
-/// transaction as its effect.
-#[derive(Debug, Clone, Copy)]
-pub struct Handled<'a> {
-    pub consumer: &'a str,
-    pub event_id: &'a str,
-}
-
-/// What recording a new order found.
-#[derive(Debug)]
-pub enum Recorded {
-    /// A new pending order under the given id.
-    New,
-    /// The idempotency key was used before: the first order.
-    Existing(Order),
-}
-
-/// An order line as its row stores it (in the `lines` JSON array).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredLine {
-    sku: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    quantity: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    unit_price_cents: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    discount_percent: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    line_total_cents: Option<i64>,
-}
-
-impl From<&OrderLine> for StoredLine {
-    fn from(line: &OrderLine) -> Self {
-        Self {
-            sku: line.sku.as_str().to_owned(),
-            name: line.name.clone(),
-            quantity: line.quantity,
-            unit_price_cents: line.unit_price.map(Money::cents),
-            discount_percent: line.discount_percent,
-            line_total_cents: line.line_total.map(Money::cents),
-        }
-    }
-}
-
-impl TryFrom<StoredLine> for OrderLine {
-    type Error = anyhow::Error;
-    fn try_from(line: StoredLine) -> anyhow::Result<Self> {
-        Ok(Self {
-            sku: Sku::parse(&line.sku)?,
-            name: line.name,
-            quantity: line.quantity,
-            unit_price: line.unit_price_cents.map(Money::from_cents),
-            discount_percent: line.discount_percent,
-            line_total: line.line_total_cents.map(Money::from_cents),
-        })
-    }
-}
 
 /// Binds [`COMPLETE`]'s parameters for `order`, whose lines are `lines`.
 fn completion<'q>(order: &'q Order, lines: String) -> impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q> {
@@ -186,144 +77,7 @@ fn read_order(row: &AnyRow, id: &str) -> anyhow::Result<Order> {
     })
 }
 
-/// A last-seen price from its row; a discount that is not a percentage is
-/// an error naming the sku, never read as no discount.
-fn last_price_from(row: &AnyRow) -> anyhow::Result<(Sku, UnitPrice)> {
-    let sku: String = row.try_get("sku")?;
-    let discount: i64 = row.try_get("discount_percent")?;
-    let price = UnitPrice {
-        unit: Money::from_cents(row.try_get("unit_price_cents")?),
-        discount_percent: u8::try_from(discount)
-            .ok()
-            .filter(|d| *d <= 100)
-            .with_context(|| {
-                format!("last price of {sku}: discount {discount} is not a percentage")
-            })?,
-        currency: row.try_get("currency")?,
-    };
-    Ok((Sku::parse(&sku)?, price))
-}
-
-/// Upserts the last price seen for each sku, in one statement, unless a
-/// price seen later is already there.
-async fn upsert_prices(
-    conn: &mut AnyConnection,
-    prices: &HashMap<Sku, UnitPrice>,
-    seen_at: i64,
-) -> anyhow::Result<()> {
-    // Sorted, so that two orders upserting the same skus on PostgreSQL
-    // take the row locks in the same order and cannot deadlock.
-    let mut prices: Vec<(&Sku, &UnitPrice)> = prices.iter().collect();
-    prices.sort_by_key(|(sku, _)| *sku);
-    let rows: Vec<String> = (0..prices.len())
-        .map(|n| format!("({})", placeholders(n * 5 + 1, 5)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO last_prices (sku, unit_price_cents, discount_percent, currency, seen_at) \
-         VALUES {} ON CONFLICT (sku) DO UPDATE SET \
-         unit_price_cents = excluded.unit_price_cents, \
-         discount_percent = excluded.discount_percent, \
-         currency = excluded.currency, seen_at = excluded.seen_at \
-         WHERE last_prices.seen_at <= excluded.seen_at",
-        rows.join(", ")
-    );
-    // Only `$n` placeholders were formatted into `sql`; every value is bound.
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (sku, price) in prices {
-        query = query
-            .bind(sku.as_str())
-            .bind(price.unit.cents())
-            .bind(i64::from(price.discount_percent))
-            .bind(&price.currency)
-            .bind(seen_at);
-    }
-    query.execute(conn).await?;
-    Ok(())
-}
-
 impl Store {
-    /// Connects and brings the schema up to date.
-    ///
-    /// # Errors
-    /// When the database cannot be reached or a migration fails.
-    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
-        let db = Database::connect(config).await?;
-        db.migrate(&MIGRATOR)
-            .await
-            .context("migrating the order store")?;
-        let store = Self {
-            db,
-            outbox: Outbox::off(),
-            written: Arc::default(),
-        };
-        let moved = store
-            .move_legacy_lines()
-            .await
-            .context("moving order lines into their orders")?;
-        if moved > 0 {
-            tracing::info!(
-                orders = moved,
-                "moved the lines of earlier orders into their rows"
-            );
-        }
-        Ok(store)
-    }
-
-    /// Copies the lines of orders placed before lines moved into the order's
-    /// row (migration 20261126000001) out of `order_items`, then empties it.
-    /// Returns how many orders it updated: none after the first start.
-    async fn move_legacy_lines(&self) -> anyhow::Result<usize> {
-        let rows = sqlx::query(
-            "SELECT order_id, sku, name, quantity, unit_price_cents, discount_percent, \
-             line_total_cents FROM order_items ORDER BY order_id, line_no",
-        )
-        .fetch_all(&mut *self.db.read().await?)
-        .await?;
-        let lines = rows
-            .iter()
-            .map(|row| {
-                let line = StoredLine {
-                    sku: row.try_get("sku")?,
-                    name: row.try_get("name")?,
-                    quantity: u32::try_from(row.try_get::<i64, _>("quantity")?)?,
-                    unit_price_cents: row.try_get("unit_price_cents")?,
-                    discount_percent: row
-                        .try_get::<Option<i64>, _>("discount_percent")?
-                        .map(u8::try_from)
-                        .transpose()?,
-                    line_total_cents: row.try_get("line_total_cents")?,
-                };
-                Ok((row.try_get("order_id")?, line))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        self.db
-            .move_into_json_column("orders", "lines", "order_items", lines)
-            .await
-    }
-
-    /// The store writing each status change's event to `outbox`.
-    #[must_use]
-    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
-        self.outbox = outbox;
-        self
-    }
-
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
-
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-
-    /// Writes the event of `order`'s status (if it has one) in `tx`.
-    async fn append_event(&self, tx: &mut AnyConnection, order: &Order) -> anyhow::Result<()> {
-        if let Some(event) = order_event(order)? {
-            self.outbox.append(tx, &event).await?;
-        }
-        Ok(())
-    }
-
     /// Records a new `pending` order with its lines, unless `key` was used
     /// before: then nothing is written and the first order comes back. The
     /// UNIQUE constraint on the key decides, so two replicas racing on the
@@ -374,15 +128,6 @@ impl Store {
             return Ok(Recorded::Existing(existing));
         }
         Ok(Recorded::New)
-    }
-
-    async fn find_by_key(&self, key: &IdempotencyKey) -> anyhow::Result<Option<Order>> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(key.as_str())
-            .fetch_optional(&mut *self.db.read().await?)
-            .await?;
-        row.as_ref().map(order_from).transpose()
     }
 
     /// Records `order` (no longer pending: its status, prices and total) over
@@ -438,26 +183,6 @@ impl Store {
         self.remember_live_prices(&mut conn, live_prices, priced_at)
             .await;
         Ok(())
-    }
-
-    /// Writes the live prices due for writing (see [`WrittenPrices`]) as the
-    /// last seen. The order stands whatever happens here: the prices only
-    /// serve as a fallback, and the next order or price event writes them.
-    async fn remember_live_prices(
-        &self,
-        conn: &mut AnyConnection,
-        live: &HashMap<Sku, UnitPrice>,
-        priced_at: i64,
-    ) {
-        let now = Instant::now();
-        let due = self.written.due(live, now);
-        if due.is_empty() {
-            return;
-        }
-        match upsert_prices(conn, &due, priced_at).await {
-            Ok(()) => self.written.wrote(due, now),
-            Err(e) => tracing::warn!(error = %e, "remembering the order's live prices failed"),
-        }
     }
 
     /// Ends a pending order as `rejected` or `failed`, with the reason;
@@ -542,30 +267,6 @@ impl Store {
         Ok(Some(true))
     }
 
-    /// Takes `prices`, seen at `seen_at`, as the last seen (unless one seen
-    /// later is there), recording `handled` in the inbox in the same
-    /// transaction; `false` when the inbox had it already (nothing changed).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn remember_prices(
-        &self,
-        prices: &HashMap<Sku, UnitPrice>,
-        seen_at: i64,
-        handled: Handled<'_>,
-    ) -> anyhow::Result<bool> {
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        if !Inbox::first_time(&mut tx, handled.consumer, handled.event_id).await? {
-            return Ok(false);
-        }
-        if !prices.is_empty() {
-            upsert_prices(&mut tx, prices, seen_at).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Ids of orders still `pending` that were created before `before`.
     ///
     /// # Errors
@@ -582,28 +283,6 @@ impl Store {
         ids.iter()
             .map(|id| OrderId::parse(id).with_context(|| format!("order {id:?}: not an order id")))
             .collect()
-    }
-
-    /// The last price seen for each of `skus` that was ever priced.
-    ///
-    /// # Errors
-    /// On a database error, or a stored price the code cannot read.
-    pub async fn last_prices(
-        &self,
-        skus: impl ExactSizeIterator<Item = &Sku>,
-    ) -> anyhow::Result<HashMap<Sku, UnitPrice>> {
-        let sql = format!(
-            "SELECT sku, unit_price_cents, discount_percent, currency FROM last_prices \
-             WHERE sku IN ({})",
-            placeholders(1, skus.len())
-        );
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for sku in skus {
-            query = query.bind(sku.as_str());
-        }
-        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
-        rows.iter().map(last_price_from).collect()
     }
 
     /// # Errors
@@ -661,5 +340,14 @@ impl Store {
             .await?;
         let orders = rows.iter().map(order_from).collect::<anyhow::Result<_>>()?;
         Ok(OrderPage::from_rows(orders, query.limit()))
+    }
+
+    async fn find_by_key(&self, key: &IdempotencyKey) -> anyhow::Result<Option<Order>> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(key.as_str())
+            .fetch_optional(&mut *self.db.read().await?)
+            .await?;
+        row.as_ref().map(order_from).transpose()
     }
 }
