@@ -165,7 +165,9 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     } else {
         Outbox::off()
     };
-    let store = Store::connect(&config.database).await?.with_outbox(outbox);
+    let store = Store::connect(&config.database)
+        .await?
+        .with_events(outbox, crate::events::order_event);
     tracing::info!(
         database = shared_db::backend_name(&config.database.url),
         inventory = %config.inventory_url,

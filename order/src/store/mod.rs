@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use shared_db::{Database, DatabaseConfig};
-use shared_events::Outbox;
+use shared_events::{CloudEvent, Outbox};
 use shared_vocabulary::money::Money;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{Order, OrderLine, Sku};
-use crate::events::order_event;
 
 mod orders;
 mod prices;
@@ -31,7 +30,18 @@ const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_c
 pub struct Store {
     db: Database,
     outbox: Outbox,
+    /// Builds the event of an order's status change (the domain's rule,
+    /// given at start-up); the store only writes what it returns.
+    event: OrderEvent,
     written: Arc<WrittenPrices>,
+}
+
+/// The event an order in its current status publishes, if any.
+pub type OrderEvent = fn(&Order) -> anyhow::Result<Option<CloudEvent>>;
+
+/// No events: a store without an outbox.
+fn no_event(_: &Order) -> anyhow::Result<Option<CloudEvent>> {
+    Ok(None)
 }
 
 /// A consumer's handling of one event: recorded in the inbox in the same
@@ -106,6 +116,7 @@ impl Store {
         let store = Self {
             db,
             outbox: Outbox::off(),
+            event: no_event,
             written: Arc::default(),
         };
         let moved = store
@@ -153,10 +164,12 @@ impl Store {
             .await
     }
 
-    /// The store writing each status change's event to `outbox`.
+    /// The store writing each status change's event, as `event` builds it,
+    /// to `outbox` in the change's transaction.
     #[must_use]
-    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+    pub fn with_events(mut self, outbox: Outbox, event: OrderEvent) -> Self {
         self.outbox = outbox;
+        self.event = event;
         self
     }
 
@@ -170,7 +183,7 @@ impl Store {
 
     /// Writes the event of `order`'s status (if it has one) in `tx`.
     async fn append_event(&self, tx: &mut AnyConnection, order: &Order) -> anyhow::Result<()> {
-        if let Some(event) = order_event(order)? {
+        if let Some(event) = (self.event)(order)? {
             self.outbox.append(tx, &event).await?;
         }
         Ok(())

@@ -15,7 +15,6 @@ use crate::domain::{
     CustomerId, IdempotencyKey, NewOrder, Order, OrderId, OrderLine, OrderStatus, PricingSource,
     Sku, UnitPrice,
 };
-use crate::events::order_event;
 use crate::history::{OrderPage, OrderQuery};
 
 /// A pending order's completion: its status, prices and total
@@ -156,7 +155,7 @@ impl Store {
         // statement is a transaction of its own. Either way no BEGIN and
         // COMMIT round trips while the order's row is locked.
         let event = if self.outbox.is_on() {
-            order_event(order)?
+            (self.event)(order)?
         } else {
             None
         };

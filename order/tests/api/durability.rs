@@ -217,7 +217,7 @@ async fn an_order_completes_with_its_event_or_not_at_all() {
     let store = order::store::Store::connect(&db.config)
         .await
         .expect("store")
-        .with_outbox(Outbox::on());
+        .with_events(Outbox::on(), order::events::order_event);
     let new = NewOrder::parse("c-1", &[("A001".to_owned(), 1)]).expect("order");
     let (placed, ended) = (OrderId::generate(), OrderId::generate());
     for id in [&placed, &ended] {
