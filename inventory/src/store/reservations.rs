@@ -1,0 +1,561 @@
+//! Reservations: reserving, confirming, releasing and expiring them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use shared_db::placeholders;
+use shared_http::deadline::RequestDeadline;
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
+
+use super::{ConfirmOutcome, ReserveOutcome, Store};
+use crate::domain::{
+    NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
+};
+use crate::events;
+
+/// Most due reservations expired in one round of the sweeper; the next round
+/// takes the rest, so one round never holds the writer for long.
+const EXPIRY_BATCH: i64 = 500;
+
+/// PostgreSQL's code for a broken CHECK constraint (here `stock >= 0`).
+const CHECK_VIOLATION: &str = "23514";
+
+/// A reservation in one statement on PostgreSQL (see [`Store::reserve`]):
+/// `$1` the lines as JSON (`[{"sku", "quantity"}]`), `$2` the id, `$3` now,
+/// `$4` the expiry, `$5` the number of lines. Returns the reservation's lines
+/// (NULL when nothing was reserved).
+const RESERVE_IN_ONE_STATEMENT: &str = "\
+    WITH wanted AS ( \
+        SELECT w.sku, w.quantity FROM json_to_recordset($1::json) AS w(sku text, quantity bigint) \
+    ), known AS ( \
+        SELECT i.sku, i.name, i.category, w.quantity FROM items i JOIN wanted w ON w.sku = i.sku \
+        ORDER BY i.sku FOR UPDATE OF i \
+    ), reservation AS ( \
+        INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
+        SELECT $2, 'reserved', json_agg(json_build_object('sku', sku, 'name', name, \
+            'category', category, 'quantity', quantity))::text, $3, $4, $3 \
+        FROM known HAVING count(*) = $5 \
+        ON CONFLICT (id) DO NOTHING RETURNING lines \
+    ), taken AS ( \
+        UPDATE items SET stock = items.stock - w.quantity FROM wanted w \
+        WHERE items.sku = w.sku AND EXISTS (SELECT 1 FROM reservation) \
+    ) \
+    SELECT (SELECT lines FROM reservation) AS lines";
+
+/// What the one-statement reservation did.
+enum Taken {
+    Reserved(Vec<ReservedLine>),
+    /// Some line had too little stock: nothing was written.
+    Short,
+    /// The id was used before, or a sku is unknown: nothing was written.
+    Nothing,
+}
+
+fn lines_json(lines: &[ReservedLine]) -> anyhow::Result<String> {
+    serde_json::to_string(lines).context("encoding a reservation's lines")
+}
+
+/// A reservation's lines from its row (`NULL` for one that never held any).
+fn lines_from(json: Option<String>) -> anyhow::Result<Vec<ReservedLine>> {
+    match json {
+        Some(json) => serde_json::from_str(&json).context("reading a reservation's lines"),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A reservation from its row; a status the code does not know is an error,
+/// never read as some other status.
+fn reservation_from(row: &sqlx::any::AnyRow, id: &ReservationId) -> anyhow::Result<Reservation> {
+    Ok(Reservation {
+        id: id.clone(),
+        status: ReservationStatus::parse(&row.try_get::<String, _>("status")?)?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        lines: lines_from(row.try_get("lines")?)?,
+    })
+}
+
+/// Confirms those of `ids` ids (`$2`…) still held at `$1`, returning them.
+///
+/// The status and expiry tests are one expression (`IS TRUE`) on purpose: as
+/// two terms, SQLite looks the rows up through `reservations_due` whenever
+/// more than one id is named (it guesses that an equality on an index
+/// narrows to ten rows) and then reads every reservation still held, which
+/// flat out is thousands, instead of finding the ids by their key.
+fn confirm_sql(ids: usize) -> String {
+    format!(
+        "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $1 \
+         WHERE id IN ({}) AND (status = 'reserved' AND expires_at > $1) IS TRUE \
+         RETURNING id, status, created_at, expires_at, lines",
+        placeholders(2, ids)
+    )
+}
+
+impl Store {
+    /// Holds stock for every line, or for none. Repeating an id returns the
+    /// reservation made the first time and holds nothing more.
+    ///
+    /// `deadline` is the caller's: it is checked once the writer is ours,
+    /// just before anything is written, since waiting for the writer is
+    /// where a busy store spends a late request's time. Past it, nothing is
+    /// reserved ([`ReserveOutcome::TooLate`]).
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservation_id = new.id.as_str()))]
+    pub async fn reserve(
+        &self,
+        new: &NewReservation,
+        now: i64,
+        ttl: Duration,
+        deadline: RequestDeadline,
+    ) -> anyhow::Result<ReserveOutcome> {
+        let id = &new.id;
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let mut conn = self.db.write().await?;
+        if deadline.expired() {
+            return Ok(ReserveOutcome::TooLate);
+        }
+        if !self.db.is_sqlite() {
+            let taken = Self::reserve_in_one_statement(&mut conn, new, now, expires_at).await?;
+            drop(conn);
+            return match taken {
+                Taken::Reserved(lines) => Ok(ReserveOutcome::Created(self.reserved(Reservation {
+                    id: id.clone(),
+                    status: ReservationStatus::Reserved,
+                    created_at: now,
+                    expires_at: Some(expires_at),
+                    lines,
+                }))),
+                Taken::Short => self.insufficient(new).await,
+                Taken::Nothing => {
+                    let skus = new.lines.skus().cloned().collect();
+                    self.not_reserved(id, skus, now).await
+                }
+            };
+        }
+        let mut tx = conn.begin().await?;
+        let (lines, short) = Self::take_stock(&mut tx, new).await?;
+        if short.is_empty() {
+            let inserted = sqlx::query(
+                "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
+                 VALUES ($1, 'reserved', $2, $3, $4, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(lines_json(&lines)?)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                tx.commit().await?;
+                return Ok(ReserveOutcome::Created(self.reserved(Reservation {
+                    id: id.clone(),
+                    status: ReservationStatus::Reserved,
+                    created_at: now,
+                    expires_at: Some(expires_at),
+                    lines,
+                })));
+            }
+        }
+        // Stock is short, or the id was used before: either way nothing is held.
+        tx.rollback().await?;
+        drop(conn); // reading the first reservation back may expire it, which needs the writer
+        self.not_reserved(id, short, now).await
+    }
+
+    /// `reservation`, just committed: its items' stock changed.
+    fn reserved(&self, reservation: Reservation) -> Reservation {
+        self.changed(reservation.lines.iter().map(|l| &l.sku));
+        reservation
+    }
+
+    /// Why nothing was reserved under `id`: the id was used before, or some
+    /// of the `short` skus (all of the request's when unknown) do not exist.
+    async fn not_reserved(
+        &self,
+        id: &ReservationId,
+        short: Vec<Sku>,
+        now: i64,
+    ) -> anyhow::Result<ReserveOutcome> {
+        if let Some(existing) = self.get_reservation(id, now).await? {
+            return Ok(ReserveOutcome::Existing(existing));
+        }
+        let known = self.existing_skus(&short).await?;
+        let unknown: Vec<Sku> = short
+            .iter()
+            .filter(|s| !known.contains(s))
+            .cloned()
+            .collect();
+        Ok(if unknown.is_empty() {
+            ReserveOutcome::InsufficientStock(short)
+        } else {
+            ReserveOutcome::UnknownSkus(unknown)
+        })
+    }
+
+    /// Reserves on PostgreSQL in one statement, so that a popular item's row
+    /// is locked only while the server runs it, not across the round trips
+    /// of a transaction (every order of one item queues on that lock). The
+    /// items are locked in sku order, the reservation is inserted only when
+    /// every sku exists and the id is new, and the stock is taken only when
+    /// it was; a line without enough stock breaks the `stock >= 0` check and
+    /// the whole statement undoes itself.
+    async fn reserve_in_one_statement(
+        conn: &mut AnyConnection,
+        new: &NewReservation,
+        now: i64,
+        expires_at: i64,
+    ) -> anyhow::Result<Taken> {
+        let wanted: Vec<_> = new
+            .lines
+            .iter()
+            .map(|(sku, quantity)| serde_json::json!({"sku": sku, "quantity": quantity.get()}))
+            .collect();
+        let row = sqlx::query(RESERVE_IN_ONE_STATEMENT)
+            .bind(serde_json::Value::Array(wanted).to_string())
+            .bind(new.id.as_str())
+            .bind(now)
+            .bind(expires_at)
+            .bind(i64::try_from(new.lines.iter().len()).context("too many lines")?)
+            .fetch_one(conn)
+            .await;
+        let row = match row {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(CHECK_VIOLATION) => {
+                return Ok(Taken::Short);
+            }
+            row => row?,
+        };
+        Ok(match row.try_get::<Option<String>, _>("lines")? {
+            Some(json) => {
+                let mut lines = lines_from(Some(json))?;
+                lines.sort_by(|a, b| a.sku.cmp(&b.sku));
+                Taken::Reserved(lines)
+            }
+            None => Taken::Nothing,
+        })
+    }
+
+    /// The skus of `new` whose stock is below the quantity asked.
+    async fn insufficient(&self, new: &NewReservation) -> anyhow::Result<ReserveOutcome> {
+        let sql = format!(
+            "SELECT sku, stock FROM items WHERE sku IN ({})",
+            placeholders(1, new.lines.iter().len())
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query_as::<Any, (String, i64)>(AssertSqlSafe(sql));
+        for sku in new.lines.skus() {
+            query = query.bind(sku.as_str());
+        }
+        let stock = query.fetch_all(&mut *self.db.read().await?).await?;
+        let short = new
+            .lines
+            .iter()
+            .filter(|(sku, quantity)| {
+                !stock
+                    .iter()
+                    .any(|(s, left)| s == sku.as_str() && *left >= i64::from(*quantity))
+            })
+            .map(|(sku, _)| sku.clone())
+            .collect();
+        Ok(ReserveOutcome::InsufficientStock(short))
+    }
+
+    /// Takes each line's quantity from its item where there is enough;
+    /// returns the lines taken and the skus that were short (or unknown).
+    async fn take_stock(
+        tx: &mut AnyConnection,
+        new: &NewReservation,
+    ) -> anyhow::Result<(Vec<ReservedLine>, Vec<Sku>)> {
+        let mut lines = Vec::with_capacity(new.lines.iter().len());
+        let mut short = Vec::new();
+        for (sku, quantity) in new.lines.iter() {
+            let taken = sqlx::query(
+                "UPDATE items SET stock = stock - $1 WHERE sku = $2 AND stock >= $1 \
+                 RETURNING name, category",
+            )
+            .bind(i64::from(quantity))
+            .bind(sku.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match taken {
+                None => short.push(sku.clone()),
+                Some(row) => lines.push(ReservedLine {
+                    sku: sku.clone(),
+                    name: row.try_get("name")?,
+                    category: row.try_get("category")?,
+                    quantity: i64::from(quantity),
+                }),
+            }
+        }
+        Ok((lines, short))
+    }
+
+    async fn existing_skus(&self, skus: &[Sku]) -> anyhow::Result<Vec<Sku>> {
+        let sql = format!(
+            "SELECT sku FROM items WHERE sku IN ({})",
+            placeholders(1, skus.len())
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query_scalar::<Any, String>(AssertSqlSafe(sql));
+        for sku in skus {
+            query = query.bind(sku.as_str());
+        }
+        let found = query.fetch_all(&mut *self.db.read().await?).await?;
+        Ok(found
+            .iter()
+            .map(|s| Sku::parse(s))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Keeps a reservation's stock for good.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn confirm(&self, id: &ReservationId, now: i64) -> anyhow::Result<ConfirmOutcome> {
+        let mut outcomes = self.confirm_all(std::slice::from_ref(id), now).await?;
+        Ok(outcomes
+            .pop()
+            .map_or(ConfirmOutcome::NotFound, |(_, outcome)| outcome))
+    }
+
+    /// Keeps the stock of every reservation in `ids` for good, in one
+    /// statement; says what became of each, in the order asked.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservations = ids.len()))]
+    pub async fn confirm_all(
+        &self,
+        ids: &[ReservationId],
+        now: i64,
+    ) -> anyhow::Result<Vec<(ReservationId, ConfirmOutcome)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only `$n` placeholders are formatted into it; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(confirm_sql(ids.len()))).bind(now);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&mut *self.db.write().await?).await?;
+        let mut confirmed = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let raw: String = row.try_get("id")?;
+            let reservation = reservation_from(row, &ReservationId::parse(&raw)?)?;
+            confirmed.insert(raw, reservation);
+        }
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Not confirmed just now: confirmed before, too late, or unknown.
+            let outcome = match confirmed.remove(id.as_str()) {
+                Some(r) => ConfirmOutcome::Confirmed(r),
+                None => match self.get_reservation(id, now).await? {
+                    None => ConfirmOutcome::NotFound,
+                    Some(r) if r.status == ReservationStatus::Confirmed => {
+                        ConfirmOutcome::Confirmed(r)
+                    }
+                    Some(r) => ConfirmOutcome::TooLate(r),
+                },
+            };
+            outcomes.push((id.clone(), outcome));
+        }
+        Ok(outcomes)
+    }
+
+    /// Gives a reservation's stock back, whether it was reserved or confirmed.
+    /// Releasing an unknown id records it as released, so that a reservation
+    /// request arriving late (after its caller gave up) holds nothing.
+    ///
+    /// # Errors
+    /// On a database error.
+    #[tracing::instrument(skip_all, fields(reservation_id = id.as_str()))]
+    pub async fn release(&self, id: &ReservationId, now: i64) -> anyhow::Result<()> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let released = sqlx::query(
+            "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND status IN ('reserved', 'confirmed') RETURNING lines",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut lines = Vec::new();
+        if let Some(row) = released {
+            lines = lines_from(row.try_get("lines")?)?;
+            Self::restore_stock(&mut tx, &lines).await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO reservations (id, status, lines, created_at, expires_at, updated_at) \
+                 VALUES ($1, 'released', '[]', $2, NULL, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.changed(lines.iter().map(|l| &l.sku));
+        Ok(())
+    }
+
+    /// Expires one reservation if it is still reserved and due; returns whether it did.
+    async fn expire(&self, id: &ReservationId, now: i64) -> anyhow::Result<bool> {
+        let mut conn = self.db.write().await?;
+        let mut tx = conn.begin().await?;
+        let expired = sqlx::query(
+            "UPDATE reservations SET status = 'expired', expires_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND status = 'reserved' AND expires_at <= $1 RETURNING lines",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = expired else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let lines = lines_from(row.try_get("lines")?)?;
+        Self::restore_stock(&mut tx, &lines).await?;
+        self.append(&mut tx, || events::reservation_expired(id, &lines, now))
+            .await?;
+        tx.commit().await?;
+        self.outbox.committed();
+        self.changed(lines.iter().map(|l| &l.sku));
+        Ok(true)
+    }
+
+    /// Gives each line's quantity back to its item (lines are in sku order,
+    /// so concurrent transactions on PostgreSQL lock rows in the same order).
+    async fn restore_stock(tx: &mut AnyConnection, lines: &[ReservedLine]) -> anyhow::Result<()> {
+        for line in lines {
+            sqlx::query("UPDATE items SET stock = stock + $1 WHERE sku = $2")
+                .bind(line.quantity)
+                .bind(line.sku.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Expires every reservation that is due; returns how many.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn expire_due(&self, now: i64) -> anyhow::Result<u64> {
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM reservations WHERE status = 'reserved' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(EXPIRY_BATCH)
+        .fetch_all(&mut *self.db.read().await?)
+        .await?;
+        let mut expired = 0;
+        for id in &due {
+            let id = ReservationId::parse(id)
+                .with_context(|| format!("reservation {id:?}: not a reservation id"))?;
+            if self.expire(&id, now).await? {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// A reservation with its lines. One found reserved past its expiry is
+    /// expired first, so callers never see a stale `reserved`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn get_reservation(
+        &self,
+        id: &ReservationId,
+        now: i64,
+    ) -> anyhow::Result<Option<Reservation>> {
+        let Some(row) = sqlx::query(
+            "SELECT status, created_at, expires_at, lines FROM reservations WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.db.read().await?)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let reservation = reservation_from(&row, id)
+            .with_context(|| format!("reservation {id:?} cannot be read", id = id.as_str()))?;
+        let due = reservation.expires_at.is_some_and(|at| at <= now);
+        if reservation.status == ReservationStatus::Reserved && due {
+            self.expire(id, now).await?;
+            return Box::pin(self.get_reservation(id, now)).await;
+        }
+        Ok(Some(reservation))
+    }
+
+    /// Copies the lines of reservations made before lines moved into the
+    /// reservation's row (migration 20261126000001) out of `reservation_lines`,
+    /// then empties it. Returns how many reservations it updated: none after
+    /// the first start.
+    pub(super) async fn move_legacy_lines(&self) -> anyhow::Result<usize> {
+        let rows = sqlx::query(
+            "SELECT l.reservation_id, l.sku, i.name, i.category, l.quantity \
+             FROM reservation_lines l JOIN items i ON i.sku = l.sku \
+             ORDER BY l.reservation_id, l.sku",
+        )
+        .fetch_all(&mut *self.db.read().await?)
+        .await?;
+        let lines = rows
+            .iter()
+            .map(|row| {
+                let line = ReservedLine {
+                    sku: Sku::parse(&row.try_get::<String, _>("sku")?)?,
+                    name: row.try_get("name")?,
+                    category: row.try_get("category")?,
+                    quantity: row.try_get("quantity")?,
+                };
+                Ok((row.try_get("reservation_id")?, line))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        self.db
+            .move_into_json_column("reservations", "lines", "reservation_lines", lines)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared_db::DatabaseConfig;
+    use shared_events::Outbox;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn confirming_finds_the_reservations_by_their_key_however_many() {
+        let dir = std::env::temp_dir().join(format!("inventory-plan-{}", std::process::id()));
+        let config = DatabaseConfig::sqlite_file(&dir.join("inventory.db"));
+        let store = Store::connect(&config, Outbox::off()).await.expect("store");
+        for ids in [1, 2, 100] {
+            let explain = format!("EXPLAIN QUERY PLAN {}", confirm_sql(ids));
+            let mut query = sqlx::query(AssertSqlSafe(explain)).bind(0_i64);
+            for i in 0..ids {
+                query = query.bind(format!("r{i}"));
+            }
+            let rows = query
+                .fetch_all(&mut *store.db.read().await.expect("reader"))
+                .await
+                .expect("a plan");
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|row| row.try_get("detail").expect("detail"))
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.contains("(id=?)")) && plan.len() == 1,
+                "{ids} ids: {plan:?}"
+            );
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
