@@ -2,7 +2,10 @@
 //!
 //! Reads are one indexed query each (`GET /price/{sku}` by primary key,
 //! `POST /price/bulk` one `IN (…)` for every sku). A price change, its
-//! history row and its event (in the outbox) are one transaction.
+//! history row and its event (in the outbox) are one transaction. The store
+//! builds no event: the caller gives it a function (the domain's, in
+//! `crate::events`) that builds one from what the change found, and the
+//! store writes what it returns.
 
 use std::collections::HashMap;
 
@@ -10,12 +13,11 @@ use anyhow::Context;
 use shared_auth::Actor;
 use shared_db::DatabaseConfig;
 use shared_db::{Database, placeholders};
-use shared_events::Outbox;
+use shared_events::{CloudEvent, Outbox};
 use shared_vocabulary::money::Money;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
-use crate::domain::{PriceBook, PriceEntry, PriceRules, Sku, Tier};
-use crate::events;
+use crate::domain::{PriceBook, PriceEntry, Sku, Tier};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -172,8 +174,9 @@ impl Store {
     }
 
     /// Sets the price of `sku` (a new sku goes last in listings) and records
-    /// who set it, with its event when the price is new or different (priced
-    /// by `rules`), in one transaction.
+    /// who set it, with the event `event` builds from the price before
+    /// (`None`: the sku had none) when the price is new or different, in one
+    /// transaction.
     ///
     /// # Errors
     /// On a database error.
@@ -182,9 +185,9 @@ impl Store {
         &self,
         sku: &Sku,
         entry: &PriceEntry,
-        rules: &PriceRules,
         actor: &Actor,
         now: i64,
+        event: impl FnOnce(Option<&PriceEntry>) -> anyhow::Result<CloudEvent>,
     ) -> anyhow::Result<PutOutcome> {
         let tiers = tiers_json(entry.tiers.as_ref())?;
         let mut conn = self.db.write().await?;
@@ -220,7 +223,7 @@ impl Store {
         };
         Self::record(&mut tx, sku, entry, tiers, actor, now).await?;
         if self.outbox.is_on() && previous.as_ref() != Some(entry) {
-            let event = events::price_changed(rules, sku, entry, previous.as_ref(), actor)?;
+            let event = event(previous.as_ref())?;
             self.outbox
                 .append(&mut tx, &event)
                 .await

@@ -4,12 +4,12 @@
 use anyhow::Context;
 use shared_auth::Actor;
 use shared_db::placeholders;
+use shared_events::CloudEvent;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
 use super::history::NewChange;
 use super::{AdjustOutcome, PutItemOutcome, Store};
 use crate::domain::{ChangeKind, Item, ItemDetails, Sku, StockAdjustment};
-use crate::events;
 
 /// An item's details as [`Store::put_item`] left them.
 struct Saved {
@@ -154,7 +154,8 @@ impl Store {
 
     /// Creates the item (stock 0) or renames and recategorises it, recording
     /// the change, in one transaction; an item created or changed also gets
-    /// its event (saving it as it was changes nothing, so publishes nothing).
+    /// the event `event` builds from it as saved and whether it was created
+    /// (saving it as it was changes nothing, so publishes nothing).
     ///
     /// # Errors
     /// On a database error.
@@ -165,6 +166,7 @@ impl Store {
         details: &ItemDetails,
         actor: &Actor,
         now: i64,
+        event: impl FnOnce(&Item, bool) -> anyhow::Result<CloudEvent>,
     ) -> anyhow::Result<PutItemOutcome> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
@@ -187,8 +189,7 @@ impl Store {
         };
         Self::record(&mut tx, &change).await?;
         if changed {
-            self.append(&mut tx, || events::item_saved(&item, created, actor))
-                .await?;
+            self.append(&mut tx, || event(&item, created)).await?;
         }
         tx.commit().await?;
         self.outbox.committed();
@@ -254,7 +255,8 @@ impl Store {
     /// Adds `adjustment`'s delta to the stock unless that would leave it below
     /// zero, recording the change, in one transaction. The check and the
     /// change are one conditional statement, so concurrent adjustments and
-    /// reservations on any number of replicas can never overdraw it.
+    /// reservations on any number of replicas can never overdraw it. The
+    /// event `event` builds from the item as adjusted goes with it.
     ///
     /// # Errors
     /// On a database error.
@@ -265,6 +267,7 @@ impl Store {
         adjustment: &StockAdjustment,
         actor: &Actor,
         now: i64,
+        event: impl FnOnce(&Item) -> anyhow::Result<CloudEvent>,
     ) -> anyhow::Result<AdjustOutcome> {
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
@@ -294,8 +297,7 @@ impl Store {
             details: None,
         };
         Self::record(&mut tx, &change).await?;
-        self.append(&mut tx, || events::stock_adjusted(&item, adjustment, actor))
-            .await?;
+        self.append(&mut tx, || event(&item)).await?;
         tx.commit().await?;
         self.outbox.committed();
         self.changed([sku]);

@@ -9,6 +9,11 @@
 //! Status changes are conditional too (`… WHERE status = 'reserved'`), which
 //! makes confirm, release and expiry race-free against each other on any
 //! number of replicas.
+//!
+//! The store builds no events: a change that publishes one is given a
+//! function from its caller (the domain's, in `crate::events`) that builds
+//! the event from what the change left, and writes what it returns into
+//! the outbox in the change's own transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +26,7 @@ use sqlx::AnyConnection;
 
 use shared_events::{CloudEvent, Outbox};
 
-use crate::domain::{Item, Sku};
+use crate::domain::{Item, ReservationId, ReservedLine, Sku};
 
 mod history;
 mod items;
@@ -42,7 +47,14 @@ pub struct Store {
     outbox: Outbox,
     /// Items as `GET /items/{sku}` last read them (see [`Store::get_item`]).
     items: Arc<ReadCache<Sku, Item>>,
+    /// Builds the event of an expiry (see [`Store::with_expiry_event`]).
+    expiry_event: Option<ExpiryEvent>,
 }
+
+/// Builds the event of the reservation `id`, holding `lines`, expired at
+/// `now` (ms): the domain's `crate::events::reservation_expired`. The store
+/// writes what it returns in the expiry's own transaction.
+pub type ExpiryEvent = fn(&ReservationId, &[ReservedLine], i64) -> anyhow::Result<CloudEvent>;
 
 /// Most items kept in memory at once.
 const ITEM_CACHE_CAPACITY: usize = 10_000;
@@ -62,6 +74,7 @@ impl Store {
             db,
             outbox,
             items: Arc::new(ReadCache::new(Duration::ZERO, 0)),
+            expiry_event: None,
         };
         let moved = store
             .move_legacy_lines()
@@ -84,6 +97,15 @@ impl Store {
         self
     }
 
+    /// The store with expiries writing the event `event` builds. Without
+    /// one, expiring a reservation fails while events are on (rather than
+    /// leave the expiry unpublished).
+    #[must_use]
+    pub fn with_expiry_event(mut self, event: ExpiryEvent) -> Self {
+        self.expiry_event = Some(event);
+        self
+    }
+
     /// Forgets the cached items of `skus`, which this process has just
     /// changed (call it once the change is committed).
     fn changed<'a>(&self, skus: impl IntoIterator<Item = &'a Sku>) {
@@ -94,8 +116,8 @@ impl Store {
         &self.db
     }
 
-    /// Writes the event `make` builds into the open transaction `tx`; builds
-    /// nothing while events are off.
+    /// Writes the event `make` builds (the caller's) into the open
+    /// transaction `tx`; builds nothing while events are off.
     async fn append(
         &self,
         tx: &mut AnyConnection,

@@ -12,7 +12,6 @@ use super::{ConfirmOutcome, ReserveOutcome, Store};
 use crate::domain::{
     NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
 };
-use crate::events;
 
 /// Most due reservations expired in one round of the sweeper; the next round
 /// takes the rest, so one round never holds the writer for long.
@@ -420,8 +419,13 @@ impl Store {
         };
         let lines = lines_from(row.try_get("lines")?)?;
         Self::restore_stock(&mut tx, &lines).await?;
-        self.append(&mut tx, || events::reservation_expired(id, &lines, now))
-            .await?;
+        self.append(&mut tx, || {
+            let make = self
+                .expiry_event
+                .context("no event is given for expiries (see Store::with_expiry_event)")?;
+            make(id, &lines, now)
+        })
+        .await?;
         tx.commit().await?;
         self.outbox.committed();
         self.changed(lines.iter().map(|l| &l.sku));
