@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use shared_auth::Actor;
+use shared_history::{AnyQuery, History, Payload};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::Store;
@@ -18,6 +20,51 @@ pub(super) struct NewChange<'a> {
     pub(super) details: Option<&'a ItemDetails>,
 }
 
+/// The history of every item: `item_changes`, one row per catalogue change.
+const HISTORY: History = History {
+    changes: "item_changes",
+    subjects: "items",
+    key: "sku",
+};
+
+/// What an item change recorded beside who and when.
+struct Recorded {
+    kind: ChangeKind,
+    /// Stock changes: the delta, the reason and the stock after it.
+    delta: Option<i64>,
+    reason: Option<String>,
+    stock_after: Option<i64>,
+    /// Creations and updates: the name and category set.
+    name: Option<String>,
+    category: Option<String>,
+}
+
+impl Payload for Recorded {
+    const COLUMNS: &'static [&'static str] =
+        &["kind", "delta", "reason", "stock_after", "name", "category"];
+
+    fn bind<'q>(&self, query: AnyQuery<'q>) -> anyhow::Result<AnyQuery<'q>> {
+        Ok(query
+            .bind(self.kind.as_str())
+            .bind(self.delta)
+            .bind(self.reason.clone())
+            .bind(self.stock_after)
+            .bind(self.name.clone())
+            .bind(self.category.clone()))
+    }
+
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            kind: ChangeKind::parse(&row.try_get::<String, _>("kind")?)?,
+            delta: row.try_get("delta")?,
+            reason: row.try_get("reason")?,
+            stock_after: row.try_get("stock_after")?,
+            name: row.try_get("name")?,
+            category: row.try_get("category")?,
+        })
+    }
+}
+
 impl Store {
     /// Writes a history row. Called after the change has written the item's
     /// row, which serialises changes to one item: the next `seq` is free.
@@ -25,25 +72,24 @@ impl Store {
         tx: &mut AnyConnection,
         change: &NewChange<'_>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO item_changes \
-             (sku, seq, at, actor, kind, delta, reason, stock_after, name, category) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM item_changes WHERE sku = $1), \
-             $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(change.sku.as_str())
-        .bind(change.at)
-        .bind(change.actor.as_str())
-        .bind(change.kind.as_str())
-        .bind(change.adjustment.map(|(a, _)| a.delta()))
-        .bind(change.adjustment.map(|(a, _)| a.reason().to_owned()))
-        .bind(change.adjustment.map(|(_, after)| after))
-        .bind(change.details.map(|d| d.name.as_str().to_owned()))
-        .bind(change.details.map(|d| d.category.as_str().to_owned()))
-        .execute(&mut *tx)
-        .await
-        .context("recording an item change")?;
-        Ok(())
+        let recorded = Recorded {
+            kind: change.kind,
+            delta: change.adjustment.map(|(a, _)| a.delta()),
+            reason: change.adjustment.map(|(a, _)| a.reason().to_owned()),
+            stock_after: change.adjustment.map(|(_, after)| after),
+            name: change.details.map(|d| d.name.as_str().to_owned()),
+            category: change.details.map(|d| d.category.as_str().to_owned()),
+        };
+        HISTORY
+            .record(
+                tx,
+                change.sku.as_str(),
+                change.at,
+                change.actor.as_str(),
+                &recorded,
+            )
+            .await
+            .context("recording an item change")
     }
 
     /// An item's last `limit` changes, newest first; `None` for an unknown sku.
@@ -57,37 +103,24 @@ impl Store {
         limit: u32,
     ) -> anyhow::Result<Option<Vec<ItemChange>>> {
         let mut conn = self.db.read().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT sku FROM items WHERE sku = $1")
-            .bind(sku.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT at, actor, kind, delta, reason, stock_after, name, category \
-             FROM item_changes WHERE sku = $1 ORDER BY seq DESC LIMIT $2",
-        )
-        .bind(sku.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
-        let changes = rows
-            .iter()
-            .map(|row| {
-                Ok(ItemChange {
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    kind: ChangeKind::parse(&row.try_get::<String, _>("kind")?)?,
-                    delta: row.try_get("delta")?,
-                    reason: row.try_get("reason")?,
-                    stock_after: row.try_get("stock_after")?,
-                    name: row.try_get("name")?,
-                    category: row.try_get("category")?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()
+        let changes = HISTORY
+            .read::<Recorded>(&mut conn, sku.as_str(), limit)
+            .await
             .with_context(|| format!("reading the history of {sku}"))?;
-        Ok(Some(changes))
+        Ok(changes.map(|changes| {
+            changes
+                .into_iter()
+                .map(|c| ItemChange {
+                    at: c.at,
+                    actor: c.actor,
+                    kind: c.payload.kind,
+                    delta: c.payload.delta,
+                    reason: c.payload.reason,
+                    stock_after: c.payload.stock_after,
+                    name: c.payload.name,
+                    category: c.payload.category,
+                })
+                .collect()
+        }))
     }
 }
