@@ -508,8 +508,7 @@ impl Database {
         let mut conn = self.write().await?;
         let mut tx = conn.begin().await?;
         // Only our own table names are formatted into the SQL; values are bound.
-        let update =
-            format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} IS NULL");
+        let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} IS NULL");
         for (id, children) in &by_row {
             sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
                 .bind(serde_json::to_string(children).context("encoding moved rows")?)
