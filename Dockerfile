@@ -35,6 +35,7 @@ COPY shared/db/Cargo.toml shared/db/
 COPY shared/events/Cargo.toml shared/events/
 COPY shared/resilience/Cargo.toml shared/resilience/
 COPY shared/vocabulary/Cargo.toml shared/vocabulary/
+COPY shared/history/Cargo.toml shared/history/
 COPY shared/testkit/Cargo.toml shared/testkit/
 COPY inventory/Cargo.toml inventory/
 COPY pricing/Cargo.toml pricing/

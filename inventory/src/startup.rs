@@ -13,6 +13,7 @@ use shared_http::service::ServiceInfo;
 use shared_server::Server;
 
 use crate::config::Config;
+use crate::events;
 use crate::expiry;
 use crate::metrics::InventoryMetrics;
 use crate::routes::ReservationTtl;
@@ -36,7 +37,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let outbox = Outbox::for_broker(broker.as_ref());
     let store = Store::connect(&config.database, outbox.clone())
         .await?
-        .with_item_cache(config.item_cache_ttl);
+        .with_item_cache(config.item_cache_ttl)
+        .with_expiry_event(events::reservation_expired);
     let seeded = store.seed_if_empty(&config.catalog.items).await?;
     tracing::info!(
         database = shared_db::backend_name(&config.database.url),

@@ -2,7 +2,10 @@
 //!
 //! Reads are one indexed query each (`GET /price/{sku}` by primary key,
 //! `POST /price/bulk` one `IN (…)` for every sku). A price change, its
-//! history row and its event (in the outbox) are one transaction.
+//! history row and its event (in the outbox) are one transaction. The store
+//! builds no event: the caller gives it a function (the domain's, in
+//! `crate::events`) that builds one from what the change found, and the
+//! store writes what it returns.
 
 use std::collections::HashMap;
 
@@ -10,12 +13,12 @@ use anyhow::Context;
 use shared_auth::Actor;
 use shared_db::DatabaseConfig;
 use shared_db::{Database, placeholders};
-use shared_events::Outbox;
+use shared_events::{CloudEvent, Outbox};
+use shared_history::{AnyQuery, History, Payload};
 use shared_vocabulary::money::Money;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
-use crate::domain::{PriceBook, PriceEntry, PriceRules, Sku, Tier};
-use crate::events;
+use crate::domain::{PriceBook, PriceEntry, Sku, Tier};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -41,6 +44,29 @@ pub struct PriceChange {
     pub at: i64,
     pub actor: String,
     pub entry: PriceEntry,
+}
+
+/// Who set each sku's price, when, and to what: `price_changes`.
+const HISTORY: History = History {
+    changes: "price_changes",
+    subjects: "prices",
+    key: "sku",
+};
+
+/// A price change records the price set.
+impl Payload for PriceEntry {
+    const COLUMNS: &'static [&'static str] = &["base_cents", "discount_percent", "tiers"];
+
+    fn bind<'q>(&self, query: AnyQuery<'q>) -> anyhow::Result<AnyQuery<'q>> {
+        Ok(query
+            .bind(self.base.cents())
+            .bind(i64::from(self.discount_percent))
+            .bind(tiers_json(self.tiers.as_ref())?))
+    }
+
+    fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Self> {
+        entry_from(row)
+    }
 }
 
 fn tiers_json(tiers: Option<&Vec<Tier>>) -> anyhow::Result<Option<String>> {
@@ -172,8 +198,9 @@ impl Store {
     }
 
     /// Sets the price of `sku` (a new sku goes last in listings) and records
-    /// who set it, with its event when the price is new or different (priced
-    /// by `rules`), in one transaction.
+    /// who set it, with the event `event` builds from the price before
+    /// (`None`: the sku had none) when the price is new or different, in one
+    /// transaction.
     ///
     /// # Errors
     /// On a database error.
@@ -182,9 +209,9 @@ impl Store {
         &self,
         sku: &Sku,
         entry: &PriceEntry,
-        rules: &PriceRules,
         actor: &Actor,
         now: i64,
+        event: impl FnOnce(Option<&PriceEntry>) -> anyhow::Result<CloudEvent>,
     ) -> anyhow::Result<PutOutcome> {
         let tiers = tiers_json(entry.tiers.as_ref())?;
         let mut conn = self.db.write().await?;
@@ -218,9 +245,9 @@ impl Store {
             .await?;
             Some(previous)
         };
-        Self::record(&mut tx, sku, entry, tiers, actor, now).await?;
+        Self::record(&mut tx, sku, entry, actor, now).await?;
         if self.outbox.is_on() && previous.as_ref() != Some(entry) {
-            let event = events::price_changed(rules, sku, entry, previous.as_ref(), actor)?;
+            let event = event(previous.as_ref())?;
             self.outbox
                 .append(&mut tx, &event)
                 .await
@@ -256,26 +283,13 @@ impl Store {
         tx: &mut AnyConnection,
         sku: &Sku,
         entry: &PriceEntry,
-        tiers: Option<String>,
         actor: &Actor,
         now: i64,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO price_changes \
-             (sku, seq, at, actor, base_cents, discount_percent, tiers) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM price_changes WHERE sku = $1), \
-             $2, $3, $4, $5, $6)",
-        )
-        .bind(sku.as_str())
-        .bind(now)
-        .bind(actor.as_str())
-        .bind(entry.base.cents())
-        .bind(i64::from(entry.discount_percent))
-        .bind(tiers)
-        .execute(&mut *tx)
-        .await
-        .context("recording a price change")?;
-        Ok(())
+        HISTORY
+            .record(tx, sku.as_str(), now, actor.as_str(), entry)
+            .await
+            .context("recording a price change")
     }
 
     /// A sku's last `limit` price changes, newest first; `None` when it has no price.
@@ -285,32 +299,19 @@ impl Store {
     #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
     pub async fn history(&self, sku: &Sku, limit: u32) -> anyhow::Result<Option<Vec<PriceChange>>> {
         let mut conn = self.db.read().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT sku FROM prices WHERE sku = $1")
-            .bind(sku.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT at, actor, base_cents, discount_percent, tiers FROM price_changes \
-             WHERE sku = $1 ORDER BY seq DESC LIMIT $2",
-        )
-        .bind(sku.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
-        let changes = rows
-            .iter()
-            .map(|row| {
-                Ok(PriceChange {
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    entry: entry_from(row)?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()
+        let changes = HISTORY
+            .read::<PriceEntry>(&mut conn, sku.as_str(), limit)
+            .await
             .with_context(|| format!("reading the price history of {sku}"))?;
-        Ok(Some(changes))
+        Ok(changes.map(|changes| {
+            changes
+                .into_iter()
+                .map(|c| PriceChange {
+                    at: c.at,
+                    actor: c.actor,
+                    entry: c.payload,
+                })
+                .collect()
+        }))
     }
 }

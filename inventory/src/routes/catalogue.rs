@@ -17,6 +17,7 @@ use crate::domain::{
     ParseError, Sku, StockAdjustment,
 };
 use crate::error::{Error, SkuProblem, StockProblem};
+use crate::events;
 use crate::metrics::InventoryMetrics;
 use crate::scopes::WriteCatalogue;
 use crate::store::{AdjustOutcome, PutItemOutcome, Store};
@@ -80,7 +81,11 @@ pub async fn put_item(
     let sku = sku_in_path(&path)?;
     let details = ItemDetails::try_from(body.into_inner())?;
     let actor = auth.caller.actor();
-    let (status, item) = match store.put_item(&sku, &details, &actor, now_ms()).await? {
+    let event = |item: &Item, created| events::item_saved(item, created, &actor);
+    let (status, item) = match store
+        .put_item(&sku, &details, &actor, now_ms(), event)
+        .await?
+    {
         PutItemOutcome::Created(item) => (StatusCode::CREATED, item),
         PutItemOutcome::Updated(item) => (StatusCode::OK, item),
     };
@@ -136,7 +141,9 @@ pub async fn adjust_stock(
     let adjustment = StockAdjustment::parse(body.delta, &body.reason)?;
     let actor = auth.caller.actor();
     match store
-        .adjust_stock(&sku, &adjustment, &actor, now_ms())
+        .adjust_stock(&sku, &adjustment, &actor, now_ms(), |item| {
+            events::stock_adjusted(item, &adjustment, &actor)
+        })
         .await?
     {
         AdjustOutcome::Adjusted(item) => {

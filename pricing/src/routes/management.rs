@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{MAX_BASE_CENTS, MAX_TIERS, ParseError, PriceEntry, PriceRules, Quote, Sku};
 use crate::error::{Error, SkuProblem};
+use crate::events;
 use crate::scopes::WritePrices;
 use crate::store::{PriceChange, PutOutcome, Store};
 
@@ -97,7 +98,10 @@ pub async fn put_price(
     let sku = Sku::parse(&path).map_err(ParseError::from)?;
     let entry = PriceEntry::try_from(body.into_inner())?;
     let actor = auth.caller.actor();
-    let outcome = store.put(&sku, &entry, &rules, &actor, now_ms()).await?;
+    let event = |previous: Option<&PriceEntry>| {
+        events::price_changed(&rules, &sku, &entry, previous, &actor)
+    };
+    let outcome = store.put(&sku, &entry, &actor, now_ms(), event).await?;
     let created = matches!(outcome, PutOutcome::Created);
     tracing::info!(actor = %actor, created, base_cents = entry.base.cents(), "price set");
     Ok(HttpResponse::Ok().json(rules.quote(&sku, &entry, None)))

@@ -1,34 +1,17 @@
-//! All of inventory's SQL, behind domain-level methods.
-//!
-//! Every method that changes stock is one transaction whose first statement
-//! writes: on SQLite that takes the write lock up front (no lock-upgrade
-//! deadlocks), on PostgreSQL it row-locks what it changes (a reservation
-//! there is a single statement: see `RESERVE_IN_ONE_STATEMENT`). Stock
-//! moves only through conditional updates (`… WHERE stock >= $1`) or under
-//! the `stock >= 0` check, so it cannot go negative whatever the concurrency.
-//! Status changes are conditional too (`… WHERE status = 'reserved'`), which
-//! makes confirm, release and expiry race-free against each other on any
-//! number of replicas.
+//! Reservations: reserving, confirming, releasing and expiring them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared_db::DatabaseConfig;
-use shared_db::read_cache::ReadCache;
-use shared_db::{Database, placeholders};
+use shared_db::placeholders;
 use shared_http::deadline::RequestDeadline;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 
-use shared_auth::Actor;
-use shared_events::{CloudEvent, Outbox};
-
+use super::{ConfirmOutcome, ReserveOutcome, Store};
 use crate::domain::{
-    ChangeKind, Item, ItemChange, ItemDetails, NewReservation, Reservation, ReservationId,
-    ReservationStatus, ReservedLine, Sku, StockAdjustment,
+    NewReservation, Reservation, ReservationId, ReservationStatus, ReservedLine, Sku,
 };
-use crate::events;
 
 /// Most due reservations expired in one round of the sweeper; the next round
 /// takes the rest, so one round never holds the writer for long.
@@ -66,130 +49,6 @@ enum Taken {
     Short,
     /// The id was used before, or a sku is unknown: nothing was written.
     Nothing,
-}
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Inventory's data. Cheap to clone (the pools are shared).
-#[derive(Clone)]
-pub struct Store {
-    db: Database,
-    /// Where catalogue changes and expiries write their events, in their
-    /// own transaction (a no-op while events are off).
-    outbox: Outbox,
-    /// Items as `GET /items/{sku}` last read them (see [`Store::get_item`]).
-    items: Arc<ReadCache<Sku, Item>>,
-}
-
-/// Most items kept in memory at once.
-const ITEM_CACHE_CAPACITY: usize = 10_000;
-
-/// What became of a reservation request.
-#[derive(Debug)]
-pub enum ReserveOutcome {
-    Created(Reservation),
-    /// The id was used before; nothing new was reserved.
-    Existing(Reservation),
-    InsufficientStock(Vec<Sku>),
-    UnknownSkus(Vec<Sku>),
-    /// The caller's deadline passed while waiting for the writer: nothing
-    /// was reserved.
-    TooLate,
-}
-
-impl ReserveOutcome {
-    /// The `outcome` label of the reservation metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Created(_) => "reserved",
-            Self::Existing(_) => "replayed",
-            Self::InsufficientStock(_) => "insufficient_stock",
-            Self::UnknownSkus(_) => "unknown_sku",
-            Self::TooLate => "deadline_exceeded",
-        }
-    }
-}
-
-/// What became of a confirmation.
-#[derive(Debug)]
-pub enum ConfirmOutcome {
-    Confirmed(Reservation),
-    /// Expired or released before it could be confirmed.
-    TooLate(Reservation),
-    NotFound,
-}
-
-impl ConfirmOutcome {
-    /// The `outcome` label of the reservation metrics; `None` for an id
-    /// that names no reservation (not counted).
-    pub fn label(&self) -> Option<&'static str> {
-        match self {
-            Self::Confirmed(_) => Some("confirmed"),
-            Self::TooLate(_) => Some("too_late"),
-            Self::NotFound => None,
-        }
-    }
-}
-
-/// What became of a `PUT /items/{sku}`.
-#[derive(Debug)]
-pub enum PutItemOutcome {
-    Created(Item),
-    /// Renamed or recategorised, or saved as it already was.
-    Updated(Item),
-}
-
-/// What became of a stock adjustment.
-#[derive(Debug)]
-pub enum AdjustOutcome {
-    Adjusted(Item),
-    /// It would have left less than nothing to order; nothing changed.
-    Insufficient(Item),
-    NotFound,
-}
-
-/// An item's details as [`Store::put_item`] left them.
-struct Saved {
-    item: Item,
-    created: bool,
-    /// Created, or its name or category is not what it was.
-    changed: bool,
-}
-
-/// One history row to write beside a change.
-struct NewChange<'a> {
-    sku: &'a Sku,
-    at: i64,
-    actor: &'a Actor,
-    kind: ChangeKind,
-    adjustment: Option<(&'a StockAdjustment, i64)>,
-    details: Option<&'a ItemDetails>,
-}
-
-/// Filters for the item listing.
-#[derive(Debug, Default)]
-pub struct ItemFilter {
-    pub category: Option<String>,
-    pub skus: Option<Vec<Sku>>,
-}
-
-/// A category and what it holds.
-#[derive(Debug, serde::Serialize)]
-pub struct Category {
-    pub name: String,
-    pub items: i64,
-    pub stock: i64,
-}
-
-/// An item from its row; a sku that is not one is an error naming it.
-fn item_from(row: &sqlx::any::AnyRow) -> anyhow::Result<Item> {
-    let sku: String = row.try_get("sku")?;
-    Ok(Item {
-        sku: Sku::parse(&sku).with_context(|| format!("item {sku:?} cannot be read"))?,
-        name: row.try_get("name")?,
-        category: row.try_get("category")?,
-        stock: row.try_get("stock")?,
-    })
 }
 
 fn lines_json(lines: &[ReservedLine]) -> anyhow::Result<String> {
@@ -233,158 +92,6 @@ fn confirm_sql(ids: usize) -> String {
 }
 
 impl Store {
-    /// Connects and brings the schema up to date; changes write their events
-    /// to `outbox`.
-    ///
-    /// # Errors
-    /// When the database cannot be reached or a migration fails.
-    pub async fn connect(config: &DatabaseConfig, outbox: Outbox) -> anyhow::Result<Self> {
-        let db = Database::connect(config).await?;
-        db.migrate(&MIGRATOR)
-            .await
-            .context("migrating the inventory store")?;
-        let store = Self {
-            db,
-            outbox,
-            items: Arc::new(ReadCache::new(Duration::ZERO, 0)),
-        };
-        let moved = store
-            .move_legacy_lines()
-            .await
-            .context("moving reservation lines into their reservations")?;
-        if moved > 0 {
-            tracing::info!(
-                reservations = moved,
-                "moved the lines of earlier reservations into their rows"
-            );
-        }
-        Ok(store)
-    }
-
-    /// The store with `GET /items/{sku}` answered from memory for up to
-    /// `ttl` (zero: never).
-    #[must_use]
-    pub fn with_item_cache(mut self, ttl: Duration) -> Self {
-        self.items = Arc::new(ReadCache::new(ttl, ITEM_CACHE_CAPACITY));
-        self
-    }
-
-    /// Forgets the cached items of `skus`, which this process has just
-    /// changed (call it once the change is committed).
-    fn changed<'a>(&self, skus: impl IntoIterator<Item = &'a Sku>) {
-        self.items.forget(skus);
-    }
-
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
-
-    /// Inserts the catalogue when the store holds no items; returns how many.
-    /// Safe when several replicas start at once (inserts skip existing skus).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
-            .fetch_one(&mut *self.db.read().await?)
-            .await?;
-        if count > 0 {
-            return Ok(0);
-        }
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        let mut inserted = 0;
-        for item in items {
-            inserted += sqlx::query(
-                "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (sku) DO NOTHING",
-            )
-            .bind(item.sku.as_str())
-            .bind(&item.name)
-            .bind(&item.category)
-            .bind(item.stock)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(inserted)
-    }
-
-    /// # Errors
-    /// On a database error.
-    #[tracing::instrument(skip_all)]
-    pub async fn list_items(&self, filter: &ItemFilter) -> anyhow::Result<Vec<Item>> {
-        let mut sql = String::from("SELECT sku, name, category, stock FROM items WHERE 1 = 1");
-        let mut next = 1;
-        if filter.category.is_some() {
-            sql.push_str(" AND category = $1");
-            next = 2;
-        }
-        if let Some(skus) = &filter.skus {
-            sql.push_str(&format!(" AND sku IN ({})", placeholders(next, skus.len())));
-        }
-        sql.push_str(" ORDER BY sku");
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(category) = &filter.category {
-            query = query.bind(category);
-        }
-        for sku in filter.skus.iter().flatten() {
-            query = query.bind(sku.as_str());
-        }
-        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
-        rows.iter().map(item_from).collect()
-    }
-
-    /// The item `sku`, from memory when read less than the cache's time
-    /// ago and not changed by this process since. The stock shown may be
-    /// that old when another replica changed it; reservations always take
-    /// stock from the database's figure.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub async fn get_item(&self, sku: &Sku) -> anyhow::Result<Option<Item>> {
-        let miss = match self.items.get(sku) {
-            Ok(item) => return Ok(Some(item)),
-            Err(miss) => miss,
-        };
-        let item = self.read_item(sku).await?;
-        if let Some(item) = &item {
-            self.items.fill(sku.clone(), item.clone(), miss);
-        }
-        Ok(item)
-    }
-
-    #[tracing::instrument(skip_all, fields(sku))]
-    async fn read_item(&self, sku: &Sku) -> anyhow::Result<Option<Item>> {
-        let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
-            .bind(sku.as_str())
-            .fetch_optional(&mut *self.db.read().await?)
-            .await?;
-        row.as_ref().map(item_from).transpose()
-    }
-
-    /// # Errors
-    /// On a database error.
-    pub async fn categories(&self) -> anyhow::Result<Vec<Category>> {
-        let rows = sqlx::query(
-            "SELECT category, COUNT(*) AS items, CAST(SUM(stock) AS BIGINT) AS stock \
-             FROM items GROUP BY category ORDER BY category",
-        )
-        .fetch_all(&mut *self.db.read().await?)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Category {
-                    name: r.try_get("category")?,
-                    items: r.try_get("items")?,
-                    stock: r.try_get("stock")?,
-                })
-            })
-            .collect()
-    }
-
     /// Holds stock for every line, or for none. Repeating an id returns the
     /// reservation made the first time and holds nothing more.
     ///
@@ -712,8 +419,13 @@ impl Store {
         };
         let lines = lines_from(row.try_get("lines")?)?;
         Self::restore_stock(&mut tx, &lines).await?;
-        self.append(&mut tx, || events::reservation_expired(id, &lines, now))
-            .await?;
+        self.append(&mut tx, || {
+            let make = self
+                .expiry_event
+                .context("no event is given for expiries (see Store::with_expiry_event)")?;
+            make(id, &lines, now)
+        })
+        .await?;
         tx.commit().await?;
         self.outbox.committed();
         self.changed(lines.iter().map(|l| &l.sku));
@@ -786,246 +498,11 @@ impl Store {
         Ok(Some(reservation))
     }
 
-    /// Creates the item (stock 0) or renames and recategorises it, recording
-    /// the change, in one transaction; an item created or changed also gets
-    /// its event (saving it as it was changes nothing, so publishes nothing).
-    ///
-    /// # Errors
-    /// On a database error.
-    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
-    pub async fn put_item(
-        &self,
-        sku: &Sku,
-        details: &ItemDetails,
-        actor: &Actor,
-        now: i64,
-    ) -> anyhow::Result<PutItemOutcome> {
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        let Saved {
-            item,
-            created,
-            changed,
-        } = Self::write_details(&mut tx, sku, details).await?;
-        let change = NewChange {
-            sku,
-            at: now,
-            actor,
-            kind: if created {
-                ChangeKind::Created
-            } else {
-                ChangeKind::Updated
-            },
-            adjustment: None,
-            details: Some(details),
-        };
-        Self::record(&mut tx, &change).await?;
-        if changed {
-            self.append(&mut tx, || events::item_saved(&item, created, actor))
-                .await?;
-        }
-        tx.commit().await?;
-        self.outbox.committed();
-        self.changed([sku]);
-        Ok(if created {
-            PutItemOutcome::Created(item)
-        } else {
-            PutItemOutcome::Updated(item)
-        })
-    }
-
-    /// Creates the item `sku` (stock 0) with `details`, or sets them.
-    async fn write_details(
-        tx: &mut AnyConnection,
-        sku: &Sku,
-        details: &ItemDetails,
-    ) -> anyhow::Result<Saved> {
-        let created = sqlx::query(
-            "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, 0) \
-             ON CONFLICT (sku) DO NOTHING",
-        )
-        .bind(sku.as_str())
-        .bind(details.name.as_str())
-        .bind(details.category.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        // Only a real change writes: which one it was is this statement's
-        // answer, whatever runs concurrently.
-        let updated = sqlx::query(
-            "UPDATE items SET name = $2, category = $3 \
-             WHERE sku = $1 AND (name <> $2 OR category <> $3) \
-             RETURNING sku, name, category, stock",
-        )
-        .bind(sku.as_str())
-        .bind(details.name.as_str())
-        .bind(details.category.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let changed = created || updated.is_some();
-        let row = match updated {
-            Some(row) => row,
-            // Still a write: it takes the item's row lock on PostgreSQL, which
-            // `record` needs to number the history row.
-            None => {
-                sqlx::query(
-                    "UPDATE items SET name = name WHERE sku = $1 \
-                     RETURNING sku, name, category, stock",
-                )
-                .bind(sku.as_str())
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
-        Ok(Saved {
-            item: item_from(&row)?,
-            created,
-            changed,
-        })
-    }
-
-    /// Adds `adjustment`'s delta to the stock unless that would leave it below
-    /// zero, recording the change, in one transaction. The check and the
-    /// change are one conditional statement, so concurrent adjustments and
-    /// reservations on any number of replicas can never overdraw it.
-    ///
-    /// # Errors
-    /// On a database error.
-    #[tracing::instrument(skip_all, fields(sku = sku.as_str(), delta = adjustment.delta()))]
-    pub async fn adjust_stock(
-        &self,
-        sku: &Sku,
-        adjustment: &StockAdjustment,
-        actor: &Actor,
-        now: i64,
-    ) -> anyhow::Result<AdjustOutcome> {
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        let adjusted = sqlx::query(
-            "UPDATE items SET stock = stock + $2 WHERE sku = $1 AND stock + $2 >= 0 \
-             RETURNING sku, name, category, stock",
-        )
-        .bind(sku.as_str())
-        .bind(adjustment.delta())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = adjusted else {
-            tx.rollback().await?;
-            drop(conn);
-            return Ok(match self.read_item(sku).await? {
-                Some(item) => AdjustOutcome::Insufficient(item),
-                None => AdjustOutcome::NotFound,
-            });
-        };
-        let item = item_from(&row)?;
-        let change = NewChange {
-            sku,
-            at: now,
-            actor,
-            kind: ChangeKind::Stock,
-            adjustment: Some((adjustment, item.stock)),
-            details: None,
-        };
-        Self::record(&mut tx, &change).await?;
-        self.append(&mut tx, || events::stock_adjusted(&item, adjustment, actor))
-            .await?;
-        tx.commit().await?;
-        self.outbox.committed();
-        self.changed([sku]);
-        Ok(AdjustOutcome::Adjusted(item))
-    }
-
-    /// Writes the event `make` builds into the open transaction `tx`; builds
-    /// nothing while events are off.
-    async fn append(
-        &self,
-        tx: &mut AnyConnection,
-        make: impl FnOnce() -> anyhow::Result<CloudEvent>,
-    ) -> anyhow::Result<()> {
-        if !self.outbox.is_on() {
-            return Ok(());
-        }
-        self.outbox
-            .append(tx, &make()?)
-            .await
-            .context("writing an event to the outbox")
-    }
-
-    /// Writes a history row. Called after the change has written the item's
-    /// row, which serialises changes to one item: the next `seq` is free.
-    async fn record(tx: &mut AnyConnection, change: &NewChange<'_>) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO item_changes \
-             (sku, seq, at, actor, kind, delta, reason, stock_after, name, category) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM item_changes WHERE sku = $1), \
-             $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(change.sku.as_str())
-        .bind(change.at)
-        .bind(change.actor.as_str())
-        .bind(change.kind.as_str())
-        .bind(change.adjustment.map(|(a, _)| a.delta()))
-        .bind(change.adjustment.map(|(a, _)| a.reason().to_owned()))
-        .bind(change.adjustment.map(|(_, after)| after))
-        .bind(change.details.map(|d| d.name.as_str().to_owned()))
-        .bind(change.details.map(|d| d.category.as_str().to_owned()))
-        .execute(&mut *tx)
-        .await
-        .context("recording an item change")?;
-        Ok(())
-    }
-
-    /// An item's last `limit` changes, newest first; `None` for an unknown sku.
-    ///
-    /// # Errors
-    /// On a database error, or a stored row the code cannot read.
-    #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
-    pub async fn item_history(
-        &self,
-        sku: &Sku,
-        limit: u32,
-    ) -> anyhow::Result<Option<Vec<ItemChange>>> {
-        let mut conn = self.db.read().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT sku FROM items WHERE sku = $1")
-            .bind(sku.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT at, actor, kind, delta, reason, stock_after, name, category \
-             FROM item_changes WHERE sku = $1 ORDER BY seq DESC LIMIT $2",
-        )
-        .bind(sku.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
-        let changes = rows
-            .iter()
-            .map(|row| {
-                Ok(ItemChange {
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    kind: ChangeKind::parse(&row.try_get::<String, _>("kind")?)?,
-                    delta: row.try_get("delta")?,
-                    reason: row.try_get("reason")?,
-                    stock_after: row.try_get("stock_after")?,
-                    name: row.try_get("name")?,
-                    category: row.try_get("category")?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()
-            .with_context(|| format!("reading the history of {sku}"))?;
-        Ok(Some(changes))
-    }
-
     /// Copies the lines of reservations made before lines moved into the
     /// reservation's row (migration 20261126000001) out of `reservation_lines`,
     /// then empties it. Returns how many reservations it updated: none after
     /// the first start.
-    async fn move_legacy_lines(&self) -> anyhow::Result<usize> {
+    pub(super) async fn move_legacy_lines(&self) -> anyhow::Result<usize> {
         let rows = sqlx::query(
             "SELECT l.reservation_id, l.sku, i.name, i.category, l.quantity \
              FROM reservation_lines l JOIN items i ON i.sku = l.sku \
@@ -1054,6 +531,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use shared_db::DatabaseConfig;
+    use shared_events::Outbox;
 
     use super::*;
 
