@@ -19,12 +19,9 @@
 //! lock on PostgreSQL, the one writer on SQLite), so the next `seq` is free.
 
 use anyhow::Context;
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
-
-/// A statement on the `Any` driver, for a [`Payload`] to bind its values to.
-pub type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
+pub use shared_db::AnyQuery;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 /// What one change recorded, beside who and when: its own columns.
 pub trait Payload: Sized {
