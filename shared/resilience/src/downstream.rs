@@ -196,10 +196,7 @@ impl CallError {
 
     /// The `code` of an answer's problem body, if it has one.
     pub fn problem_code(&self) -> Option<&str> {
-        match self {
-            Self::Status { problem, .. } => problem["code"].as_str(),
-            _ => None,
-        }
+        self.problem()?["code"].as_str()
     }
 }
 
