@@ -45,6 +45,12 @@ impl Broker {
         let Some(url) = &config.nats_url else {
             return Ok(None);
         };
+        // A comma list names the servers of one cluster; the client tries them
+        // in turn and learns the others from the cluster itself.
+        let servers = url
+            .split(',')
+            .map(|server| server.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()?;
         let client = async_nats::ConnectOptions::new()
             .name(service)
             .retry_on_initial_connect()
@@ -52,7 +58,7 @@ impl Broker {
             .event_callback(|event| async move {
                 tracing::info!(%event, "events broker connection");
             })
-            .connect(url.as_str())
+            .connect(servers)
             .await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(Duration::from_secs(5));

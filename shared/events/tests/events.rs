@@ -551,3 +551,29 @@ async fn a_consumer_reports_its_lag_and_each_delivery_s_latency() {
     eventually("six latencies", PATIENCE, async || f.metric(&count) == 6.0).await;
     lifecycle.start_draining();
 }
+
+/// `NATS_URL` as a comma list (the servers of one cluster): the client is
+/// given each, and reaches the one that answers.
+#[actix_web::test]
+async fn a_comma_list_of_servers_connects_through_the_one_that_answers() {
+    let nats = NatsServer::start().await;
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let down = format!(
+        "nats://127.0.0.1:{}",
+        unused.local_addr().expect("addr").port()
+    );
+    drop(unused);
+    let config = EventsConfig {
+        nats_url: Some(format!("{down}, {}", nats.url())),
+        ..nats.events_config()
+    };
+    let broker = Broker::connect(&config, SERVICE)
+        .await
+        .expect("a comma list is a valid NATS_URL")
+        .expect("on");
+    broker
+        .ensure_service_stream(SERVICE)
+        .await
+        .expect("the stream, through the server that answers");
+    assert!(broker.is_connected());
+}
