@@ -26,8 +26,9 @@ and the streams:
 Faults (in this order; each its own phase):
   baseline      none
   node-kill     SIGKILL a nats-server node (not the inventory stream's leader), start it again
-  relay-freeze  SIGSTOP an inventory replica for longer than the duplicate window while it
-                relays, then SIGKILL it and start a new one
+  relay-freeze  SIGSTOP an inventory replica in a burst of its own changes, three times: the
+                other replica must drain the outbox while it is frozen (within 20 s); the
+                last freeze outlasts the duplicate window and ends in a SIGKILL and a restart
   consumer-kill SIGKILL an order replica while price changes flow to its consumers, start it
   leader-kill   SIGKILL the inventory stream's leader in the middle of a burst, start it again
 
@@ -278,9 +279,14 @@ class Shop:
         self.cluster = Cluster(work)
         self.database_server = database_server.rstrip("/").rsplit("/", 1)[0]
         self.replicas = {}
+        # Seconds the other inventory replica took to drain the outbox while one was
+        # frozen (None: it did not within 20 s).
+        self.frozen_drains = []
 
-    def database(self, service):
-        return f"{self.database_server}/faults_{service}"
+    def database(self, service, replica=None):
+        """The service's database URL; a replica's names it to PostgreSQL (`application_name`)."""
+        url = f"{self.database_server}/faults_{service}"
+        return f"{url}?application_name={replica}" if replica else url
 
     def psql(self, service, sql):
         out = subprocess.run(["psql", "-At", "-F", "\t", "-d", self.database(service), "-c", sql],
@@ -302,12 +308,14 @@ class Shop:
         }
         for service in ("inventory", "pricing"):
             extra = {"RESERVATION_TTL_MS": str(RESERVATION_TTL_MS)} if service == "inventory" else {}
-            self.replicas[service] = [Replica(service, i, dict(common, DATABASE_URL=self.database(service), **extra),
-                                              self.work) for i in range(2)]
+            self.replicas[service] = [
+                Replica(service, i, dict(common, DATABASE_URL=self.database(service, f"{service}-{i}"), **extra),
+                        self.work) for i in range(2)]
             for replica in self.replicas[service]:
                 replica.start()
         self.replicas["order"] = [
-            Replica("order", i, dict(common, DATABASE_URL=self.database("order"),
+            Replica("order", i, dict(common, DATABASE_URL=self.database("order", f"order-{i}"),
+                                     RESERVATION_TTL_MS=str(RESERVATION_TTL_MS),
                                      INVENTORY_URL=self.replicas["inventory"][i].url,
                                      PRICING_URL=self.replicas["pricing"][i].url), self.work)
             for i in range(2)]
@@ -510,16 +518,68 @@ def fault_node_kill(shop, counters):
     shop.cluster.start(node)
 
 
-def fault_relay_freeze(shop, counters):
-    replica = shop.replicas["inventory"][0]
-    for counter in counters:
-        counter.before_kill(replica)
-    freeze = DUPLICATE_WINDOW_MS / 1000 + 2
-    log(f"SIGSTOP {replica.name} for {freeze:.0f} s (duplicate window {DUPLICATE_WINDOW_MS} ms), then SIGKILL")
+def unsent(shop, service):
+    return int(shop.psql(service, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0])
+
+
+def restock_burst(url, count, threads):
+    """`count` one-unit restocks at `url` from `threads` threads (keeps its relay busy)."""
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda i: http("POST", f"{url}/items/{SKUS[i % len(SKUS)]}/stock",
+                                     {"delta": 1, "reason": "burst"}, timeout=30), range(count)))
+
+
+def relaying(shop, replica):
+    """Whether `replica` is in the middle of a relay round: a transaction of its open whose
+    last statement looked for the oldest unsent row: the relay's, with rows claimed."""
+    rows = shop.psql("inventory", "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = "
+                     f"'{replica.name}' AND state LIKE 'idle in transaction%' AND query LIKE 'SELECT MIN(id) FROM outbox%'")
+    return int(rows[0][0]) > 0
+
+
+def freeze_mid_round(shop, replica, tries=200):
+    """SIGSTOPs `replica`, again and again until it is caught mid-round (or `tries` run out)."""
+    for _ in range(tries):
+        replica.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.01)
+        if relaying(shop, replica):
+            return True
+        replica.proc.send_signal(signal.SIGCONT)
+        time.sleep(random.uniform(0, 0.02))
     replica.proc.send_signal(signal.SIGSTOP)
-    time.sleep(freeze)
-    replica.kill()
-    replica.start()
+    return False
+
+
+def fault_relay_freeze(shop, counters):
+    """SIGSTOP inventory-0 in a burst of its own changes (so its relay is likely mid-round),
+    three times; each time the other replica must drain the outbox while it is frozen.
+    The last freeze outlasts the duplicate window and ends in a SIGKILL."""
+    frozen, other = shop.replicas["inventory"]
+    for counter in counters:
+        counter.before_kill(frozen)
+    for attempt in range(3):
+        burst = threading.Thread(target=restock_burst, args=(frozen.url, 400, 8))
+        burst.start()
+        time.sleep(0.2)
+        caught = freeze_mid_round(shop, frozen)
+        stopped = time.monotonic()
+        for i in range(10):
+            http("POST", f"{other.url}/items/{SKUS[i % len(SKUS)]}/stock", {"delta": 1, "reason": "beside"})
+        while unsent(shop, "inventory") and time.monotonic() - stopped < 20:
+            time.sleep(0.1)
+        left = unsent(shop, "inventory")
+        shop.frozen_drains.append(None if left else round(time.monotonic() - stopped, 1))
+        log(f"SIGSTOP {frozen.name} ({attempt + 1}/3, {'mid-round' if caught else 'between rounds'}): outbox "
+            + (f"still {left} unsent after 20 s" if left else f"drained by {other.name} in "
+               f"{shop.frozen_drains[-1]:.1f} s"))
+        if attempt < 2:
+            frozen.proc.send_signal(signal.SIGCONT)
+            burst.join()
+    time.sleep(max(0.0, DUPLICATE_WINDOW_MS / 1000 + 1 - (time.monotonic() - stopped)))
+    log(f"SIGKILL {frozen.name}, frozen past the duplicate window ({DUPLICATE_WINDOW_MS} ms)")
+    frozen.kill()
+    burst.join()
+    frozen.start()
 
 
 def fault_consumer_kill(shop, counters):
@@ -576,6 +636,8 @@ def run_phases(shop, phases, operations, concurrency):
                "drain_s": None if seconds is None else round(seconds, 1), "problems": problems}
         if seconds is None:
             problems.append("not drained within 120 s")
+        if phase == "relay-freeze" and None in shop.frozen_drains:
+            problems.append(f"the outbox stalled while a replica was frozen: {shop.frozen_drains}")
         before = figures
         rows.append(row)
         failed = failed or bool(problems)

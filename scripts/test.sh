@@ -9,6 +9,10 @@
 #   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
 #      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
 #      missing), and the access-control journey on it (scripts/auth-journey.sh)
+#   3b. the events under faults (scripts/event-faults.py on its own PostgreSQL cluster): two
+#      replicas of each producer, a 3-node JetStream cluster on loopback, nats-server nodes,
+#      a relaying replica and a consuming one killed or frozen under a mixed workload;
+#      every committed change's event once, in order per aggregate, every effect once
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 #      (events on: it starts its own nats-server), then the access-control journey on
 #      SQLite with tokens required
@@ -60,6 +64,12 @@ scripts/with-postgres.sh sh -c \
   'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api &&
    TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-events --test events two_relays_on_one_postgresql_outbox &&
    scripts/auth-journey.sh'
+
+section "events under faults (two replicas per producer on PostgreSQL, a 3-node JetStream cluster)"
+# Kills and freezes nats-server nodes, a relaying replica and a consuming one under a mixed
+# workload, then checks every event once, in order, every effect once (the debug binaries
+# built above; about 2 minutes).
+scripts/with-postgres.sh python3 scripts/event-faults.py
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
