@@ -145,7 +145,8 @@ impl Consumers {
         self.handlers.get(consumer).map(|(_, h)| h)
     }
 
-    /// Starts every consumer on the current runtime, each until draining.
+    /// Starts every consumer on the current runtime, each until draining,
+    /// and the count of their dead letters (metrics).
     pub fn start(&self, broker: &Broker, metrics: &EventMetrics, lifecycle: &Lifecycle) {
         actix_web::rt::spawn(self.clone().count_dead_letters(
             broker.clone(),
