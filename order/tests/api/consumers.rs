@@ -392,3 +392,35 @@ async fn a_reservation_expiring_at_inventory_fails_its_pending_order_at_once() {
     assert_eq!(order.body["status"], "failed");
     assert_eq!(stack.stock("A003").await, 120, "the stock is back");
 }
+
+#[actix_web::test]
+async fn a_price_change_handled_before_a_restart_is_still_known_to_the_inbox_after_it() {
+    let nats = NatsServer::start().await;
+    let _broker = producer_streams(&nats).await;
+    // Sent outbox rows pruned after a second; the streams keep events 7 days.
+    let events = shared_events::EventsConfig {
+        outbox_retention: Duration::from_secs(1),
+        ..nats.events_config()
+    };
+    let mut stack =
+        crate::helpers::spawn_stack_with(move |config| config.order.events = events).await;
+    let change = price_changed("A002", 31.0);
+    publish(&nats, &change, "first").await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
+    let handled_at = shared_http::timestamp::now_ms();
+    eventually(
+        "the outbox retention to pass",
+        Duration::from_secs(15),
+        async || shared_http::timestamp::now_ms() - handled_at > 1_500,
+    )
+    .await;
+    // The restarted service prunes its inbox at once.
+    stack.restart_order().await;
+    publish(&nats, &change, "second").await;
+    wait_consumed(&stack.order.client, "order-prices", "duplicate", 1.0).await;
+    assert_eq!(
+        consumed_total(&stack.order.client, "order-prices", "handled").await,
+        0.0,
+        "applied once, before the restart"
+    );
+}
