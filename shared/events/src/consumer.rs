@@ -368,7 +368,8 @@ async fn in_progress<T>(
     work: impl std::future::Future<Output = T>,
 ) -> T {
     let mut work = std::pin::pin!(work);
-    let every = ack_wait / 2;
+    // Never a zero period (tokio's interval refuses one).
+    let every = (ack_wait / 2).max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
