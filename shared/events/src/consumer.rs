@@ -206,15 +206,16 @@ pub async fn run(
     }
 }
 
-/// The most events a consumer holds unacknowledged (handling, waiting in its
-/// pull batch, or waiting for a redelivery backoff). Small, so that none of
-/// them waits out the ack wait behind the others; larger than the few events
-/// that may be in backoff at once, so those do not stall the rest.
+/// The most events a consumer holds unacknowledged: the one being handled
+/// and those waiting out a redelivery backoff. More than the few events that
+/// may be in backoff at once, so that those do not stall the rest.
 const MAX_ACK_PENDING: i64 = 32;
-/// Events fetched per pull request. They are handled one at a time, so the
-/// last one of a batch waits for the others: a handful keeps that wait far
-/// below the ack wait while saving round trips.
-const PULL_BATCH: usize = 4;
+/// Events fetched per pull request: one. Handled one at a time, any more
+/// would wait in the client while JetStream's ack wait runs for them (a
+/// handler slower than the ack wait would have them all delivered again);
+/// the one being handled is kept alive by [`in_progress`]. The price is a
+/// round trip per event.
+const PULL_BATCH: usize = 1;
 
 async fn consume(
     broker: &Broker,

@@ -907,3 +907,56 @@ async fn the_dead_letter_depth_moves_with_the_dead_letters_kept() {
     .await;
     lifecycle.start_draining();
 }
+
+/// The recorder, taking longer than the ack wait over its first event (a
+/// downstream call timing out and retried).
+struct SlowFirst {
+    inner: Recorder,
+    took: Duration,
+    first: AtomicBool,
+}
+
+impl Handler for SlowFirst {
+    fn handle<'a>(&'a self, event: &'a CloudEvent) -> LocalBoxFuture<'a, anyhow::Result<Effect>> {
+        Box::pin(async move {
+            if !self.first.swap(true, Ordering::SeqCst) {
+                tokio::time::sleep(self.took).await;
+            }
+            self.inner.handle(event).await
+        })
+    }
+}
+
+#[actix_web::test]
+async fn a_handler_slower_than_the_ack_wait_is_not_given_its_event_again() {
+    let f = Fixture::new().await;
+    let handler = SlowFirst {
+        inner: f.recorder(),
+        took: f.broker.config().ack_wait * 5 / 2,
+        first: AtomicBool::new(false),
+    };
+    let lifecycle = Lifecycle::default();
+    actix_web::rt::spawn(consumer::run(
+        f.broker.clone(),
+        SUBSCRIPTION,
+        Arc::new(handler),
+        f.metrics.clone(),
+        lifecycle.clone(),
+    ));
+    let slow = CloudEvent::new(SERVICE, TYPE, "slow", &json!({})).expect("event");
+    f.publish_copy(&slow, "only").await;
+    let next = CloudEvent::new(SERVICE, TYPE, "next", &json!({})).expect("event");
+    f.publish_copy(&next, "only").await;
+    eventually("both handled", PATIENCE, async || {
+        f.effects().await.len() == 2
+    })
+    .await;
+    let handled = format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"handled\"}}");
+    eventually("both acknowledged", PATIENCE, async || {
+        f.metric(&handled) == 2.0
+    })
+    .await;
+    let redeliveries = format!("events_redeliveries_total{{consumer=\"{CONSUMER}\"}}");
+    assert_eq!(f.metric(&redeliveries), 0.0, "delivered once each");
+    lifecycle.start_draining();
+}
