@@ -322,34 +322,12 @@ async fn deliver(
         }
         Err(e) => Err(anyhow::anyhow!("not a CloudEvent: {e}")),
     };
-    let ack = |kind| message.ack_with(kind);
-    let retry = |deliveries| AckKind::Nak(Some(broker.config().backoff_after(deliveries)));
-    let (outcome, kind) = match result {
-        Ok(Effect::Applied) => (ConsumeOutcome::Handled, AckKind::Ack),
-        Ok(Effect::AlreadyHandled) => (ConsumeOutcome::Duplicate, AckKind::Ack),
-        Err(e) if delivered >= broker.config().max_deliver => {
-            tracing::error!(consumer = subscription.name, deliveries = delivered,
-                error = %format_args!("{e:#}"), "an event failed its last delivery; moving it to the dead letters");
-            match dead_letter(broker, subscription, &message, delivered, &e).await {
-                // Ended only now that its dead letter is stored.
-                Ok(()) => (ConsumeOutcome::DeadLettered, AckKind::Term),
-                Err(store) => {
-                    tracing::error!(consumer = subscription.name, deliveries = delivered,
-                        error = %format_args!("{store:#}"),
-                        "the dead letter could not be stored; the event will be delivered again");
-                    (ConsumeOutcome::DeadLetterFailed, retry(delivered))
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(consumer = subscription.name, deliveries = delivered,
-                retry_in_ms = timestamp::millis(broker.config().backoff_after(delivered)),
-                error = %format_args!("{e:#}"), "handling an event failed; it will be delivered again");
-            (ConsumeOutcome::Retried, retry(delivered))
-        }
-    };
+    let (outcome, kind) = settle(broker, subscription, &message, delivered, result).await;
     metrics.consumed(subscription.name, outcome);
-    ack(kind).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    message
+        .ack_with(kind)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if outcome == ConsumeOutcome::DeadLettered {
         // The count moves now rather than at the next periodic count.
         if let Err(e) = count_dead_letters(broker, metrics, subscription.name).await {
@@ -358,6 +336,46 @@ async fn deliver(
         }
     }
     Ok(())
+}
+
+/// What becomes of a delivery after its handling: acknowledged, delivered
+/// again after a backoff, or (the last delivery) dead-lettered and ended,
+/// and only then: a dead letter that cannot be stored leaves the event to
+/// come again.
+async fn settle(
+    broker: &Broker,
+    subscription: Subscription,
+    message: &async_nats::jetstream::Message,
+    delivered: i64,
+    result: anyhow::Result<Effect>,
+) -> (ConsumeOutcome, AckKind) {
+    let backoff = broker.config().backoff_after(delivered);
+    match result {
+        Ok(Effect::Applied) => (ConsumeOutcome::Handled, AckKind::Ack),
+        Ok(Effect::AlreadyHandled) => (ConsumeOutcome::Duplicate, AckKind::Ack),
+        Err(e) if delivered >= broker.config().max_deliver => {
+            tracing::error!(consumer = subscription.name, deliveries = delivered,
+                error = %format_args!("{e:#}"), "an event failed its last delivery; moving it to the dead letters");
+            match dead_letter(broker, subscription, message, delivered, &e).await {
+                Ok(()) => (ConsumeOutcome::DeadLettered, AckKind::Term),
+                Err(store) => {
+                    tracing::error!(consumer = subscription.name, deliveries = delivered,
+                        retry_in_ms = timestamp::millis(backoff), error = %format_args!("{store:#}"),
+                        "the dead letter could not be stored; the event will be delivered again");
+                    (
+                        ConsumeOutcome::DeadLetterFailed,
+                        AckKind::Nak(Some(backoff)),
+                    )
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(consumer = subscription.name, deliveries = delivered,
+                retry_in_ms = timestamp::millis(backoff), error = %format_args!("{e:#}"),
+                "handling an event failed; it will be delivered again");
+            (ConsumeOutcome::Retried, AckKind::Nak(Some(backoff)))
+        }
+    }
 }
 
 /// Runs `work` (a handler) and, while it runs, tells JetStream every half ack
