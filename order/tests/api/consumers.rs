@@ -257,6 +257,17 @@ async fn a_poison_event_goes_to_the_dead_letters_and_the_next_one_is_handled() {
         f64::from(u8::try_from(nats.events_config().max_deliver - 1).expect("small"))
     );
     assert_eq!(fallback_unit_price(&mut stack, "A004").await, 199.0);
+    // Counted from the dead-letter stream, on order's /metrics.
+    let depth = r#"events_dead_letter_depth{consumer="order-prices"} "#;
+    eventually(
+        "the dead letter counted",
+        Duration::from_secs(15),
+        async || {
+            let metrics = stack.order.client.get("/metrics").await.text;
+            metrics.lines().any(|line| line == format!("{depth}1"))
+        },
+    )
+    .await;
 }
 
 /// The order-prices handler, stopping for good after its first commit (the
