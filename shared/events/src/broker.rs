@@ -105,9 +105,9 @@ impl Broker {
     /// The stream of dead letters, kept until replayed or deleted: no age
     /// limit, and when `EVENTS_DEAD_LETTER_MAX_BYTES` is reached it refuses
     /// new dead letters (their events are then not ended but delivered
-    /// again later) rather than dropping old ones. (nats-server before 2.10.5
-    /// undercounts a message against the limit and may then drop the oldest
-    /// at the edge, nats-io/nats-server#4771; compose and k8s run 2.15.)
+    /// again later) rather than dropping old ones. (nats-server 2.10.4 and
+    /// earlier undercount a message against the limit and may then drop the
+    /// oldest at the edge, nats-io/nats-server#4771; compose and k8s run 2.15.)
     ///
     /// # Errors
     /// As [`Broker::ensure_stream`].
