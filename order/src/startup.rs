@@ -49,7 +49,8 @@ const BUSIEST_RECOVERY: Duration = Duration::from_millis(50);
 const LAZIEST_RECOVERY: Duration = Duration::from_secs(30);
 /// The services whose events `GET /events/stream` relays.
 const FEED_PRODUCERS: [&str; 3] = ["order", "inventory", "pricing"];
-/// How often handled event ids older than the outbox retention are forgotten.
+/// How often handled event ids older than the inbox retention (as long as the
+/// streams keep events) are forgotten.
 const INBOX_PRUNING: Duration = Duration::from_secs(60);
 
 /// [`build_with_clock`] on the system clock.
@@ -310,7 +311,7 @@ fn start_relay(store: &Store, broker: &Broker, metrics: &EventMetrics, lifecycle
     let db = store.database().clone();
     actix_web::rt::spawn(Inbox::prune(
         db.clone(),
-        broker.config().outbox_retention,
+        broker.config().inbox_retention(),
         INBOX_PRUNING,
         lifecycle.clone(),
     ));

@@ -257,6 +257,17 @@ async fn a_poison_event_goes_to_the_dead_letters_and_the_next_one_is_handled() {
         f64::from(u8::try_from(nats.events_config().max_deliver - 1).expect("small"))
     );
     assert_eq!(fallback_unit_price(&mut stack, "A004").await, 199.0);
+    // Counted from the dead-letter stream, on order's /metrics.
+    let depth = r#"events_dead_letter_depth{consumer="order-prices"} "#;
+    eventually(
+        "the dead letter counted",
+        Duration::from_secs(15),
+        async || {
+            let metrics = stack.order.client.get("/metrics").await.text;
+            metrics.lines().any(|line| line == format!("{depth}1"))
+        },
+    )
+    .await;
 }
 
 /// The order-prices handler, stopping for good after its first commit (the
@@ -391,4 +402,36 @@ async fn a_reservation_expiring_at_inventory_fails_its_pending_order_at_once() {
     order.assert_status(200);
     assert_eq!(order.body["status"], "failed");
     assert_eq!(stack.stock("A003").await, 120, "the stock is back");
+}
+
+#[actix_web::test]
+async fn a_price_change_handled_before_a_restart_is_still_known_to_the_inbox_after_it() {
+    let nats = NatsServer::start().await;
+    let _broker = producer_streams(&nats).await;
+    // Sent outbox rows pruned after a second; the streams keep events 7 days.
+    let events = shared_events::EventsConfig {
+        outbox_retention: Duration::from_secs(1),
+        ..nats.events_config()
+    };
+    let mut stack =
+        crate::helpers::spawn_stack_with(move |config| config.order.events = events).await;
+    let change = price_changed("A002", 31.0);
+    publish(&nats, &change, "first").await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
+    let handled_at = shared_http::timestamp::now_ms();
+    eventually(
+        "the outbox retention to pass",
+        Duration::from_secs(15),
+        async || shared_http::timestamp::now_ms() - handled_at > 1_500,
+    )
+    .await;
+    // The restarted service prunes its inbox at once.
+    stack.restart_order().await;
+    publish(&nats, &change, "second").await;
+    wait_consumed(&stack.order.client, "order-prices", "duplicate", 1.0).await;
+    assert_eq!(
+        consumed_total(&stack.order.client, "order-prices", "handled").await,
+        0.0,
+        "applied once, before the restart"
+    );
 }

@@ -82,29 +82,21 @@ impl Broker {
     }
 
     /// Creates the stream `name` for `subjects`, or brings an existing one to
-    /// the configured settings.
+    /// the configured settings: events are kept `EVENTS_MAX_AGE_MS`, and the
+    /// oldest dropped past `EVENTS_MAX_BYTES`.
     ///
     /// # Errors
     /// When the broker cannot be reached or refuses the settings.
     pub async fn ensure_stream(&self, name: &str, subjects: Vec<String>) -> anyhow::Result<()> {
-        let config = stream::Config {
+        self.apply(stream::Config {
             name: name.to_owned(),
             subjects,
-            storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
-            num_replicas: self.config.stream_replicas,
-            duplicate_window: self.config.duplicate_window,
             max_age: self.config.max_age,
             max_bytes: self.config.max_bytes,
-            // Reads by subject without a consumer (listing dead letters).
-            allow_direct: true,
-            ..Default::default()
-        };
-        self.jetstream
-            .create_or_update_stream(config)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the stream {name}: {e}"))?;
-        Ok(())
+            discard: stream::DiscardPolicy::Old,
+            ..self.stream_defaults()
+        })
+        .await
     }
 
     /// The stream of the events `service` produces.
@@ -116,13 +108,47 @@ impl Broker {
             .await
     }
 
-    /// The stream of dead letters.
+    /// The stream of dead letters, kept until replayed or deleted: no age
+    /// limit, and when `EVENTS_DEAD_LETTER_MAX_BYTES` is reached it refuses
+    /// new dead letters (their events are then not ended but delivered
+    /// again later) rather than dropping old ones. (nats-server 2.10.4 and
+    /// earlier undercount a message against the limit and may then drop the
+    /// oldest at the edge, nats-io/nats-server#4771; compose and k8s run 2.15.)
     ///
     /// # Errors
     /// As [`Broker::ensure_stream`].
     pub async fn ensure_dead_letter_stream(&self) -> anyhow::Result<()> {
-        self.ensure_stream(DEAD_LETTER_STREAM, vec!["shop.dead_letter.>".to_owned()])
+        self.apply(stream::Config {
+            name: DEAD_LETTER_STREAM.to_owned(),
+            subjects: vec!["shop.dead_letter.>".to_owned()],
+            max_age: Duration::ZERO,
+            max_bytes: self.config.dead_letter_max_bytes,
+            discard: stream::DiscardPolicy::New,
+            ..self.stream_defaults()
+        })
+        .await
+    }
+
+    /// What every stream shares.
+    fn stream_defaults(&self) -> stream::Config {
+        stream::Config {
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: self.config.stream_replicas,
+            duplicate_window: self.config.duplicate_window,
+            // Reads by subject without a consumer (listing dead letters).
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+
+    async fn apply(&self, config: stream::Config) -> anyhow::Result<()> {
+        let name = config.name.clone();
+        self.jetstream
+            .create_or_update_stream(config)
             .await
+            .map_err(|e| anyhow::anyhow!("creating the stream {name}: {e}"))?;
+        Ok(())
     }
 }
 

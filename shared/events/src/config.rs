@@ -13,12 +13,17 @@ pub struct EventsConfig {
     pub stream_replicas: usize,
     /// `EVENTS_DUPLICATE_WINDOW_MS`: how long JetStream remembers a `Nats-Msg-Id`.
     pub duplicate_window: Duration,
-    /// `EVENTS_MAX_AGE_MS`: how long a stream keeps an event.
+    /// `EVENTS_MAX_AGE_MS`: how long a stream keeps an event; also how long
+    /// a consumer's inbox remembers a handled id ([`Self::inbox_retention`]).
     pub max_age: Duration,
     /// `EVENTS_MAX_BYTES`: the most a stream holds before dropping its oldest events.
     pub max_bytes: i64,
-    /// `EVENTS_OUTBOX_RETENTION_MS`: how long a sent outbox row (and a handled
-    /// inbox row) is kept before it is pruned.
+    /// `EVENTS_DEAD_LETTER_MAX_BYTES`: the most the dead-letter stream holds;
+    /// full, it refuses new dead letters (their events stay undelivered and
+    /// come again) rather than dropping old ones. Dead letters never age out.
+    pub dead_letter_max_bytes: i64,
+    /// `EVENTS_OUTBOX_RETENTION_MS`: how long a sent outbox row is kept
+    /// before it is pruned.
     pub outbox_retention: Duration,
     /// `EVENTS_RELAY_INTERVAL_MS`: how often the relay looks at the outbox when
     /// nothing woke it (a commit in this process wakes it at once).
@@ -50,6 +55,7 @@ impl EventsConfig {
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::from_secs(7 * 24 * 3600),
             max_bytes: 1 << 30,
+            dead_letter_max_bytes: 1 << 30,
             outbox_retention: Duration::from_secs(24 * 3600),
             relay_interval: Duration::from_millis(500),
             relay_linger: Duration::from_millis(10),
@@ -103,6 +109,11 @@ impl EventsConfig {
             )?,
             max_age: env.millis("EVENTS_MAX_AGE_MS", ms(off.max_age), 1000)?,
             max_bytes: env.at_least_as("EVENTS_MAX_BYTES", 1 << 30, 1 << 20)?,
+            dead_letter_max_bytes: env.at_least_as(
+                "EVENTS_DEAD_LETTER_MAX_BYTES",
+                1 << 30,
+                1 << 20,
+            )?,
             outbox_retention: env.millis(
                 "EVENTS_OUTBOX_RETENTION_MS",
                 ms(off.outbox_retention),
@@ -117,6 +128,25 @@ impl EventsConfig {
             ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
             streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
         })
+    }
+
+    /// How long a consumer's inbox remembers a handled event id: as long as
+    /// the stream keeps the event. The one rule tying the two together: an
+    /// event a consumer may still be given (its stream has it) is one whose id
+    /// the inbox still has, so even a durable consumer created anew changes
+    /// nothing twice. A consumer created anew starts no earlier than this
+    /// ([`Self::first_delivery_since`]), in case the producer's stream keeps
+    /// events longer than this service's `EVENTS_MAX_AGE_MS` says.
+    pub fn inbox_retention(&self) -> Duration {
+        self.max_age
+    }
+
+    /// Where a durable consumer created at `now_ms` starts: at the oldest
+    /// events whose ids the inbox may still hold.
+    pub fn first_delivery_since(&self, now_ms: i64) -> time::OffsetDateTime {
+        let retention = i64::try_from(self.inbox_retention().as_millis()).unwrap_or(i64::MAX);
+        let since_ms = now_ms.saturating_sub(retention).max(0);
+        time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(since_ms)
     }
 
     /// The wait before redelivering an event delivered `deliveries` times.
@@ -142,5 +172,52 @@ mod tests {
         let set = events(&[("EVENTS_STREAMS_PER_CALLER", "2")]).expect("valid");
         assert_eq!(set.streams_per_caller, 2);
         assert!(events(&[("EVENTS_STREAMS_PER_CALLER", "0")]).is_err());
+    }
+
+    /// A short outbox retention once pruned the inbox too, so a durable
+    /// consumer created anew replayed events whose ids were forgotten.
+    #[test]
+    fn the_inbox_remembers_ids_as_long_as_the_stream_keeps_events() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        for pairs in [
+            &[][..],
+            &[("EVENTS_OUTBOX_RETENTION_MS", "1000")][..],
+            &[
+                ("EVENTS_MAX_AGE_MS", "90000000"),
+                ("EVENTS_OUTBOX_RETENTION_MS", "60000"),
+            ][..],
+        ] {
+            let config = events(pairs).expect("valid");
+            assert!(config.inbox_retention() >= config.max_age, "{pairs:?}");
+            let now = 1_800_000_000_000;
+            let since = config.first_delivery_since(now);
+            let retention = i64::try_from(config.inbox_retention().as_millis()).expect("small");
+            assert_eq!(
+                i64::try_from(since.unix_timestamp_nanos() / 1_000_000).expect("ms"),
+                now - retention,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dead_letters_have_a_size_limit_of_their_own() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        assert_eq!(
+            events(&[]).expect("defaults").dead_letter_max_bytes,
+            1 << 30
+        );
+        let set = events(&[
+            ("EVENTS_DEAD_LETTER_MAX_BYTES", "2097152"),
+            ("EVENTS_MAX_BYTES", "4194304"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (set.dead_letter_max_bytes, set.max_bytes),
+            (2 << 20, 4 << 20)
+        );
+        assert!(events(&[("EVENTS_DEAD_LETTER_MAX_BYTES", "1000")]).is_err());
     }
 }

@@ -9,9 +9,13 @@
 //!
 //! A handler that fails gets the event again after a backoff
 //! (`EVENTS_REDELIVERY_BACKOFF_MS`), up to `EVENTS_MAX_DELIVER` deliveries;
-//! then the event is published on the consumer's dead-letter subject and
-//! acknowledged, so that the events behind it go on. The consuming service's
-//! migrations create the inbox (portable SQL):
+//! then the event is published on the consumer's dead-letter subject and,
+//! once JetStream has stored that copy, terminated, so that the events behind
+//! it go on. If the copy cannot be stored, the event is not terminated: it
+//! comes again after a backoff and its dead letter is tried again. The
+//! inbox remembers ids as long as the stream keeps events
+//! ([`EventsConfig::inbox_retention`](crate::EventsConfig::inbox_retention)).
+//! The consuming service's migrations create the inbox (portable SQL):
 //!
 //! ```sql
 //! CREATE TABLE inbox (
@@ -34,6 +38,7 @@ use futures::future::LocalBoxFuture;
 use sqlx::AnyConnection;
 
 use super::broker::{Broker, dead_letter_subject};
+use super::dead_letters::count_dead_letters;
 use super::envelope::CloudEvent;
 use super::metrics::{ConsumeOutcome, EventMetrics};
 use shared_db::Database;
@@ -140,8 +145,14 @@ impl Consumers {
         self.handlers.get(consumer).map(|(_, h)| h)
     }
 
-    /// Starts every consumer on the current runtime, each until draining.
+    /// Starts every consumer on the current runtime, each until draining,
+    /// and the count of their dead letters (metrics).
     pub fn start(&self, broker: &Broker, metrics: &EventMetrics, lifecycle: &Lifecycle) {
+        actix_web::rt::spawn(self.clone().count_dead_letters(
+            broker.clone(),
+            metrics.clone(),
+            lifecycle.clone(),
+        ));
         for (subscription, handler) in self.iter() {
             actix_web::rt::spawn(run(
                 broker.clone(),
@@ -195,6 +206,17 @@ pub async fn run(
     }
 }
 
+/// The most events a consumer holds unacknowledged: the one being handled
+/// and those waiting out a redelivery backoff. More than the few events that
+/// may be in backoff at once, so that those do not stall the rest.
+const MAX_ACK_PENDING: i64 = 32;
+/// Events fetched per pull request: one. Handled one at a time, any more
+/// would wait in the client while JetStream's ack wait runs for them (a
+/// handler slower than the ack wait would have them all delivered again);
+/// the one being handled is kept alive by [`in_progress`]. The price is a
+/// round trip per event.
+const PULL_BATCH: usize = 1;
+
 async fn consume(
     broker: &Broker,
     subscription: Subscription,
@@ -209,20 +231,17 @@ async fn consume(
         .get_stream(&stream_name)
         .await
         .map_err(|e| anyhow::anyhow!("the stream {stream_name} is not there yet: {e}"))?;
-    let settings = broker.config();
+    let config = consumer_config(&stream, subscription, broker.config()).await?;
+    // Creates the consumer, or brings an existing one to these settings.
     let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(subscription.name.to_owned()),
-            filter_subject: subscription.event_type.to_owned(),
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: settings.ack_wait,
-            max_deliver: settings.max_deliver,
-            ..Default::default()
-        })
+        .create_consumer(config)
         .await
         .map_err(|e| anyhow::anyhow!("creating the consumer {}: {e}", subscription.name))?;
-    let mut messages = consumer.messages().await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .messages()
+        .await?;
     tracing::info!(consumer = subscription.name, stream = %stream_name, "consuming events");
     while let Some(message) = messages.next().await {
         if lifecycle.is_draining() {
@@ -231,6 +250,37 @@ async fn consume(
         deliver(broker, subscription, handler, metrics, message?).await?;
     }
     anyhow::bail!("the message stream ended")
+}
+
+/// The durable consumer's settings. JetStream itself never gives up on an
+/// event (`max_deliver` -1): this module counts the deliveries and ends an
+/// event only once its dead letter is stored, so a dead letter that cannot be
+/// stored (broker gone, dead-letter stream full) leaves the event to come
+/// again. Where a consumer starts cannot change once it exists: an existing
+/// one keeps its own; a new one starts where the inbox's memory begins.
+async fn consumer_config(
+    stream: &async_nats::jetstream::stream::Stream,
+    subscription: Subscription,
+    settings: &crate::EventsConfig,
+) -> anyhow::Result<pull::Config> {
+    use async_nats::jetstream::context::ConsumerInfoErrorKind;
+    let deliver_policy = match stream.consumer_info(subscription.name).await {
+        Ok(info) => info.config.deliver_policy,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => DeliverPolicy::ByStartTime {
+            start_time: settings.first_delivery_since(timestamp::now_ms()),
+        },
+        Err(e) => anyhow::bail!("reading the consumer {}: {e}", subscription.name),
+    };
+    Ok(pull::Config {
+        durable_name: Some(subscription.name.to_owned()),
+        filter_subject: subscription.event_type.to_owned(),
+        deliver_policy,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_deliver: -1,
+        max_ack_pending: MAX_ACK_PENDING,
+        ..Default::default()
+    })
 }
 
 /// Handles one delivery: ack after the effect, retry later on failure, dead
@@ -268,43 +318,88 @@ async fn deliver(
         Ok(event) => {
             span.record("event.id", event.id.as_str());
             let _entered = span.enter();
-            handler.handle(event).await
+            in_progress(&message, broker.config().ack_wait, handler.handle(event)).await
         }
         Err(e) => Err(anyhow::anyhow!("not a CloudEvent: {e}")),
     };
-    let ack = |kind| message.ack_with(kind);
-    match result {
-        Ok(effect) => {
-            let outcome = match effect {
-                Effect::Applied => ConsumeOutcome::Handled,
-                Effect::AlreadyHandled => ConsumeOutcome::Duplicate,
-            };
-            metrics.consumed(subscription.name, outcome);
-            ack(AckKind::Ack)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        Err(e) if delivered >= broker.config().max_deliver => {
-            tracing::error!(consumer = subscription.name, deliveries = delivered,
-                error = %format_args!("{e:#}"), "an event failed its last delivery; moving it to the dead letters");
-            dead_letter(broker, subscription, &message, delivered, &e).await?;
-            metrics.consumed(subscription.name, ConsumeOutcome::DeadLettered);
-            ack(AckKind::Term)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        Err(e) => {
-            let backoff = broker.config().backoff_after(delivered);
-            tracing::warn!(consumer = subscription.name, deliveries = delivered,
-                retry_in_ms = timestamp::millis(backoff), error = %format_args!("{e:#}"),
-                "handling an event failed; it will be delivered again");
-            metrics.consumed(subscription.name, ConsumeOutcome::Retried);
-            ack(AckKind::Nak(Some(backoff)))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (outcome, kind) = settle(broker, subscription, &message, delivered, result).await;
+    metrics.consumed(subscription.name, outcome);
+    message
+        .ack_with(kind)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if outcome == ConsumeOutcome::DeadLettered {
+        // The count moves now rather than at the next periodic count.
+        if let Err(e) = count_dead_letters(broker, metrics, subscription.name).await {
+            tracing::warn!(consumer = subscription.name, error = %format_args!("{e:#}"),
+                "counting the dead letters failed");
         }
     }
     Ok(())
+}
+
+/// What becomes of a delivery after its handling: acknowledged, delivered
+/// again after a backoff, or (the last delivery) dead-lettered and ended,
+/// and only then: a dead letter that cannot be stored leaves the event to
+/// come again.
+async fn settle(
+    broker: &Broker,
+    subscription: Subscription,
+    message: &async_nats::jetstream::Message,
+    delivered: i64,
+    result: anyhow::Result<Effect>,
+) -> (ConsumeOutcome, AckKind) {
+    let backoff = broker.config().backoff_after(delivered);
+    match result {
+        Ok(Effect::Applied) => (ConsumeOutcome::Handled, AckKind::Ack),
+        Ok(Effect::AlreadyHandled) => (ConsumeOutcome::Duplicate, AckKind::Ack),
+        Err(e) if delivered >= broker.config().max_deliver => {
+            tracing::error!(consumer = subscription.name, deliveries = delivered,
+                error = %format_args!("{e:#}"), "an event failed its last delivery; moving it to the dead letters");
+            match dead_letter(broker, subscription, message, delivered, &e).await {
+                Ok(()) => (ConsumeOutcome::DeadLettered, AckKind::Term),
+                Err(store) => {
+                    tracing::error!(consumer = subscription.name, deliveries = delivered,
+                        retry_in_ms = timestamp::millis(backoff), error = %format_args!("{store:#}"),
+                        "the dead letter could not be stored; the event will be delivered again");
+                    (
+                        ConsumeOutcome::DeadLetterFailed,
+                        AckKind::Nak(Some(backoff)),
+                    )
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(consumer = subscription.name, deliveries = delivered,
+                retry_in_ms = timestamp::millis(backoff), error = %format_args!("{e:#}"),
+                "handling an event failed; it will be delivered again");
+            (ConsumeOutcome::Retried, AckKind::Nak(Some(backoff)))
+        }
+    }
+}
+
+/// Runs `work` (a handler) and, while it runs, tells JetStream every half ack
+/// wait that `message` is in progress, so that a slow handler (a downstream
+/// call timing out and retried) is not given the same event a second time.
+async fn in_progress<T>(
+    message: &async_nats::jetstream::Message,
+    ack_wait: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    // Never a zero period (tokio's interval refuses one).
+    let every = (ack_wait / 2).max(Duration::from_millis(10));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = ticker.tick() => {
+                // Best effort: if it is lost, the event comes again and the
+                // inbox makes that harmless.
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
 }
 
 /// Publishes `message` on the consumer's dead-letter subject, with why and

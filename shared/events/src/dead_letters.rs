@@ -1,13 +1,24 @@
 //! Dead letters: events a consumer failed on every delivery, kept in the
 //! [`DEAD_LETTER_STREAM`] under `shop.dead_letter.<consumer>`, listed and
-//! replayed through the consumer's own handler (an operator fixed the cause).
+//! replayed through the consumer's own handler (an operator fixed the cause),
+//! and counted: how many each consumer has, how full the stream is.
+
+use std::time::Duration;
 
 use async_nats::jetstream::message::StreamMessage;
+use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::broker::{Broker, DEAD_LETTER_STREAM, dead_letter_subject};
 use super::consumer::{Consumers, Effect};
 use super::envelope::CloudEvent;
+use super::metrics::EventMetrics;
+use shared_http::health::Lifecycle;
+use shared_http::periodic;
+
+/// How often a consuming service counts its dead letters (they also leave
+/// by replay or an operator's deletion, possibly on another replica).
+const COUNTING: Duration = Duration::from_secs(15);
 
 /// One dead letter, as listed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -117,6 +128,54 @@ impl Consumers {
         tracing::info!(consumer, sequence, event.id = %event.id, "dead letter replayed");
         Ok(effect)
     }
+}
+
+impl Consumers {
+    /// Counts the dead letters of this service's consumers, and how full the
+    /// dead-letter stream is, into `metrics`: now, then every 15 s until
+    /// draining.
+    pub async fn count_dead_letters(
+        self,
+        broker: Broker,
+        metrics: EventMetrics,
+        lifecycle: Lifecycle,
+    ) {
+        periodic::every("dead letters", COUNTING, lifecycle, move || {
+            let (consumers, broker, metrics) = (self.clone(), broker.clone(), metrics.clone());
+            async move {
+                for (subscription, _) in consumers.iter() {
+                    count_dead_letters(&broker, &metrics, subscription.name).await?;
+                }
+                Ok(())
+            }
+        })
+        .await;
+    }
+}
+
+/// Counts the dead letters of `consumer` (the stream's count for its subject)
+/// and how full the dead-letter stream is, into `metrics`.
+pub(crate) async fn count_dead_letters(
+    broker: &Broker,
+    metrics: &EventMetrics,
+    consumer: &str,
+) -> anyhow::Result<()> {
+    let stream = broker
+        .jetstream()
+        .get_stream_no_info(DEAD_LETTER_STREAM)
+        .await?;
+    let subject = dead_letter_subject(consumer);
+    let mut subjects = stream.info_with_subjects(&subject).await?;
+    let mut count = 0;
+    while let Some((name, n)) = subjects.try_next().await? {
+        if name == subject {
+            count = n;
+        }
+    }
+    metrics.dead_letters_kept(consumer, count);
+    let info = &subjects.info;
+    metrics.dead_letter_stream(info.state.bytes, info.config.max_bytes);
+    Ok(())
 }
 
 fn describe(consumer: &str, message: &StreamMessage) -> DeadLetter {

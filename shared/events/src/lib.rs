@@ -21,12 +21,15 @@
 //! - [`consumer`]: durable pull consumers that acknowledge an event only after
 //!   its effect is committed, with an inbox of handled event ids written in
 //!   the same transaction (a redelivery changes nothing), redelivery with
-//!   backoff, and a dead-letter subject after `EVENTS_MAX_DELIVER` deliveries.
-//! - [`dead_letters`]: listing and replaying those dead letters.
+//!   backoff, and a dead-letter subject after `EVENTS_MAX_DELIVER` deliveries
+//!   (the event is ended only once its dead letter is stored).
+//! - [`dead_letters`]: listing, replaying and counting those dead letters,
+//!   kept until replayed or deleted (no age limit; full, the stream refuses
+//!   new ones).
 //! - [`feed`]: every event of the shop as Server-Sent Events, from ephemeral
 //!   consumers fanned out to any number of listeners.
 //! - [`metrics`]: outbox depth and age, publish outcomes, consumer lag,
-//!   redeliveries, dead letters, delivery latency.
+//!   redeliveries, dead letters (made, and kept), delivery latency.
 //!
 //! Owns: the envelope, outbox, relay, consumers, inbox, dead letters, live
 //! feed, the `NATS_URL`/`EVENTS_*` settings ([`EventsConfig`]) and the

@@ -18,6 +18,9 @@ pub mod names {
     pub const EVENTS_REDELIVERIES: &str = "events_redeliveries";
     pub const EVENTS_DEAD_LETTERS: &str = "events_dead_letters";
     pub const EVENTS_DELIVERY_LATENCY: &str = "events_delivery_latency_seconds";
+    pub const EVENTS_DEAD_LETTER_DEPTH: &str = "events_dead_letter_depth";
+    pub const EVENTS_DEAD_LETTER_STREAM_BYTES: &str = "events_dead_letter_stream_bytes";
+    pub const EVENTS_DEAD_LETTER_STREAM_MAX_BYTES: &str = "events_dead_letter_stream_max_bytes";
 }
 
 /// How a publish of one outbox row ended.
@@ -52,6 +55,10 @@ pub enum ConsumeOutcome {
     Retried,
     /// Failed for the last time: moved to the dead letters.
     DeadLettered,
+    /// Failed for the last time, and its dead letter could not be stored
+    /// (broker unreachable, dead-letter stream full): it will be delivered
+    /// again, and moved to the dead letters then.
+    DeadLetterFailed,
 }
 
 impl ConsumeOutcome {
@@ -61,6 +68,7 @@ impl ConsumeOutcome {
             Self::Duplicate => "duplicate",
             Self::Retried => "retried",
             Self::DeadLettered => "dead_lettered",
+            Self::DeadLetterFailed => "dead_letter_failed",
         }
     }
 }
@@ -93,6 +101,9 @@ pub struct EventMetrics {
     redeliveries: Family<ConsumerLabels, Counter>,
     dead_letters: Family<ConsumerLabels, Counter>,
     delivery_latency: LatencyFamily<ConsumerLabels>,
+    dead_letter_depth: Family<ConsumerLabels, Gauge>,
+    dead_letter_stream_bytes: Gauge,
+    dead_letter_stream_max_bytes: Gauge,
 }
 
 impl EventMetrics {
@@ -106,6 +117,9 @@ impl EventMetrics {
             redeliveries: Family::default(),
             dead_letters: Family::default(),
             delivery_latency: latency_family(),
+            dead_letter_depth: Family::default(),
+            dead_letter_stream_bytes: Gauge::default(),
+            dead_letter_stream_max_bytes: Gauge::default(),
         };
         registry.register(
             names::EVENTS_OUTBOX_DEPTH,
@@ -147,7 +161,34 @@ impl EventMetrics {
             "Time from an event's commit to its handling by a consumer",
             metrics.delivery_latency.clone(),
         );
+        registry.register(
+            names::EVENTS_DEAD_LETTER_DEPTH,
+            "Dead letters kept for a consumer of this service, waiting for replay or deletion",
+            metrics.dead_letter_depth.clone(),
+        );
+        registry.register(
+            names::EVENTS_DEAD_LETTER_STREAM_BYTES,
+            "Bytes held by the dead-letter stream (every service's dead letters)",
+            metrics.dead_letter_stream_bytes.clone(),
+        );
+        registry.register(
+            names::EVENTS_DEAD_LETTER_STREAM_MAX_BYTES,
+            "The dead-letter stream's size limit; at it, new dead letters are refused",
+            metrics.dead_letter_stream_max_bytes.clone(),
+        );
         metrics
+    }
+
+    pub(crate) fn dead_letters_kept(&self, consumer: &str, count: usize) {
+        self.dead_letter_depth
+            .get_or_create(&labels(consumer))
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn dead_letter_stream(&self, bytes: u64, max_bytes: i64) {
+        self.dead_letter_stream_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.dead_letter_stream_max_bytes.set(max_bytes);
     }
 
     pub(crate) fn outbox(&self, depth: i64, oldest_age_seconds: f64) {

@@ -577,3 +577,412 @@ async fn a_comma_list_of_servers_connects_through_the_one_that_answers() {
         .expect("the stream, through the server that answers");
     assert!(broker.is_connected());
 }
+
+/// A handler that never succeeds and, at its last delivery (and the one
+/// after), stops until the test lets it go on: the moment a dead letter is
+/// about to be stored.
+#[derive(Clone, Default)]
+struct HeldAtLastDelivery {
+    calls: Arc<AtomicUsize>,
+    /// Signalled when the call number `hold_at` (and each one after) begins.
+    reached: Arc<tokio::sync::Notify>,
+    go_on: Arc<tokio::sync::Notify>,
+    hold_at: usize,
+}
+
+impl HeldAtLastDelivery {
+    fn at(delivery: usize) -> Self {
+        Self {
+            hold_at: delivery,
+            ..Self::default()
+        }
+    }
+}
+
+impl Handler for HeldAtLastDelivery {
+    fn handle<'a>(&'a self, _: &'a CloudEvent) -> LocalBoxFuture<'a, anyhow::Result<Effect>> {
+        Box::pin(async move {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if call >= self.hold_at {
+                self.reached.notify_one();
+                self.go_on.notified().await;
+            }
+            anyhow::bail!("this event can never be handled")
+        })
+    }
+}
+
+impl Fixture {
+    fn consume_with(
+        &self,
+        handler: &HeldAtLastDelivery,
+        lifecycle: &Lifecycle,
+    ) -> actix_web::rt::task::JoinHandle<()> {
+        actix_web::rt::spawn(consumer::run(
+            self.broker.clone(),
+            SUBSCRIPTION,
+            Arc::new(handler.clone()),
+            self.metrics.clone(),
+            lifecycle.clone(),
+        ))
+    }
+
+    /// The ids of the events in the dead letters.
+    async fn dead_letter_ids(&self) -> Vec<String> {
+        self.nats
+            .messages(shared_events::broker::DEAD_LETTER_STREAM)
+            .await
+            .into_iter()
+            .map(|m| m.payload["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+#[actix_web::test]
+async fn an_event_whose_dead_letter_is_refused_comes_again_and_is_dead_lettered_once() {
+    let f = Fixture::new().await;
+    let max_deliver = usize::try_from(f.broker.config().max_deliver).expect("small");
+    let handler = HeldAtLastDelivery::at(max_deliver);
+    let lifecycle = Lifecycle::default();
+    f.consume_with(&handler, &lifecycle);
+    let poison = CloudEvent::new(SERVICE, TYPE, "poison", &json!({})).expect("event");
+    f.publish_copy(&poison, "only").await;
+
+    // Its last delivery: the dead-letter stream is gone when it fails.
+    handler.reached.notified().await;
+    let jetstream = f.nats.jetstream().await;
+    jetstream
+        .delete_stream(shared_events::broker::DEAD_LETTER_STREAM)
+        .await
+        .expect("dead letters refused");
+    handler.go_on.notify_one();
+
+    // Not lost: JetStream delivers it again.
+    eventually("the event to come again", PATIENCE, async || {
+        handler.calls.load(Ordering::SeqCst) > max_deliver
+    })
+    .await;
+    let failed =
+        format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"dead_letter_failed\"}}");
+    assert_eq!(f.metric(&failed), 1.0);
+    f.broker
+        .ensure_dead_letter_stream()
+        .await
+        .expect("dead letters taken again");
+    handler.go_on.notify_one();
+
+    let dead = format!("events_dead_letters_total{{consumer=\"{CONSUMER}\"}}");
+    eventually("the dead letter", PATIENCE, async || f.metric(&dead) == 1.0).await;
+    assert_eq!(f.dead_letter_ids().await, vec![poison.id.clone()]);
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn an_event_whose_broker_stops_as_it_is_dead_lettered_ends_in_the_dead_letters_once() {
+    let mut f = Fixture::new().await;
+    let max_deliver = usize::try_from(f.broker.config().max_deliver).expect("small");
+    let handler = HeldAtLastDelivery::at(max_deliver);
+    let lifecycle = Lifecycle::default();
+    f.consume_with(&handler, &lifecycle);
+    let poison = CloudEvent::new(SERVICE, TYPE, "poison", &json!({})).expect("event");
+    f.publish_copy(&poison, "only").await;
+
+    // Its last delivery fails while the broker is away.
+    handler.reached.notified().await;
+    f.nats.stop();
+    handler.go_on.notify_one();
+    let failed =
+        format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"dead_letter_failed\"}}");
+    eventually("the dead letter to fail", PATIENCE, async || {
+        f.metric(&failed) >= 1.0
+    })
+    .await;
+    f.nats.resume().await;
+    // From now on every delivery fails at once, and is dead-lettered.
+    let releaser = {
+        let handler = handler.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                handler.reached.notified().await;
+                handler.go_on.notify_one();
+            }
+        })
+    };
+
+    let dead = format!("events_dead_letters_total{{consumer=\"{CONSUMER}\"}}");
+    eventually("the dead letter", PATIENCE, async || f.metric(&dead) >= 1.0).await;
+    assert_eq!(f.dead_letter_ids().await, vec![poison.id.clone()]);
+    releaser.abort();
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn a_durable_consumer_of_an_earlier_version_is_brought_to_the_current_settings() {
+    let f = Fixture::new().await;
+    // As the previous version created it: JetStream stopped at max_deliver,
+    // and a prefetch of a thousand.
+    let stream = f
+        .broker
+        .jetstream()
+        .get_stream(STREAM)
+        .await
+        .expect("stream");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            filter_subject: TYPE.to_owned(),
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            max_deliver: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("old consumer");
+    let recorder = f.recorder();
+    let lifecycle = Lifecycle::default();
+    f.consume(&recorder, &lifecycle);
+    let event = f.commit("after-upgrade").await;
+    f.relay().round().await.expect("round");
+    eventually("the event handled", PATIENCE, async || {
+        f.effects().await == vec![event.id.clone()]
+    })
+    .await;
+    let config = stream.consumer_info(CONSUMER).await.expect("info").config;
+    assert_eq!(config.max_deliver, -1, "the deliveries are counted here");
+    assert!(config.max_ack_pending > 0 && config.max_ack_pending <= 32);
+    assert_eq!(
+        config.deliver_policy,
+        async_nats::jetstream::consumer::DeliverPolicy::All,
+        "where it started stays"
+    );
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn a_durable_consumer_created_anew_starts_where_its_inbox_s_memory_begins() {
+    let f = Fixture::new().await;
+    let forgotten = CloudEvent::new(SERVICE, TYPE, "long-ago", &json!({})).expect("event");
+    f.publish_copy(&forgotten, "only").await;
+    // The consuming service keeps events (and so inbox ids) for a second;
+    // the producer's stream keeps them for days.
+    let consuming = EventsConfig {
+        max_age: Duration::from_secs(1),
+        duplicate_window: Duration::from_secs(1),
+        ..f.broker.config().clone()
+    };
+    let broker = Broker::connect(&consuming, "consuming")
+        .await
+        .expect("connect")
+        .expect("on");
+    let published_at = forgotten.time_ms().expect("time");
+    eventually(
+        "the first event to be older than the inbox's memory",
+        PATIENCE,
+        async || shared_http::timestamp::now_ms() - published_at > 1_500,
+    )
+    .await;
+    let lifecycle = Lifecycle::default();
+    actix_web::rt::spawn(consumer::run(
+        broker,
+        SUBSCRIPTION,
+        Arc::new(f.recorder()),
+        f.metrics.clone(),
+        lifecycle.clone(),
+    ));
+    let recent = CloudEvent::new(SERVICE, TYPE, "recent", &json!({})).expect("event");
+    f.publish_copy(&recent, "only").await;
+    eventually("the recent event handled", PATIENCE, async || {
+        !f.effects().await.is_empty()
+    })
+    .await;
+    assert_eq!(f.effects().await, vec![recent.id], "not the forgotten one");
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn the_dead_letters_never_age_out_and_a_full_stream_refuses_new_ones() {
+    let f = Fixture::new().await;
+    // As the previous version created it: the events' 7 days and discard old.
+    f.broker
+        .ensure_stream(
+            shared_events::broker::DEAD_LETTER_STREAM,
+            vec!["shop.dead_letter.>".to_owned()],
+        )
+        .await
+        .expect("old dead-letter stream");
+    f.broker
+        .ensure_dead_letter_stream()
+        .await
+        .expect("brought to the settings");
+    let mut stream = f
+        .broker
+        .jetstream()
+        .get_stream(shared_events::broker::DEAD_LETTER_STREAM)
+        .await
+        .expect("stream");
+    let config = stream.info().await.expect("info").config.clone();
+    assert_eq!(config.max_age, Duration::ZERO, "no age limit");
+    assert_eq!(
+        config.discard,
+        async_nats::jetstream::stream::DiscardPolicy::New
+    );
+    assert_eq!(config.max_bytes, f.broker.config().dead_letter_max_bytes);
+}
+
+/// Fills the dead-letter stream with another consumer's dead letters, each
+/// size down to 100 bytes (less than any dead letter), until it refuses
+/// that; returns how many it took.
+async fn fill_dead_letters(broker: &Broker) -> usize {
+    let mut stored = 0;
+    for size in [100_000, 10_000, 1_000, 100] {
+        for _ in 0..100 {
+            let ack = broker
+                .jetstream()
+                .publish("shop.dead_letter.other", vec![b'x'; size].into())
+                .await
+                .expect("sent");
+            if ack.await.is_err() {
+                break;
+            }
+            stored += 1;
+        }
+    }
+    stored
+}
+
+#[actix_web::test]
+async fn a_full_dead_letter_stream_keeps_what_it_holds_and_the_new_dead_letter_waits_for_room() {
+    let f = Fixture::with(|config| EventsConfig {
+        dead_letter_max_bytes: 1 << 20,
+        ..config
+    })
+    .await;
+    f.broker
+        .ensure_dead_letter_stream()
+        .await
+        .expect("dead letters");
+    let held = fill_dead_letters(&f.broker).await;
+    assert!(held > 0);
+    let recorder = f.recorder();
+    let lifecycle = Lifecycle::default();
+    f.consume(&recorder, &lifecycle);
+    let poison = CloudEvent::new(SERVICE, TYPE, "poison-full", &json!({})).expect("event");
+    f.publish_copy(&poison, "only").await;
+    let failed =
+        format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"dead_letter_failed\"}}");
+    eventually("the dead letter refused twice", PATIENCE, async || {
+        f.metric(&failed) >= 2.0
+    })
+    .await;
+    assert_eq!(f.dead_letter_ids().await.len(), held, "nothing old dropped");
+
+    // An operator deletes the other consumer's dead letters: room again.
+    f.broker
+        .jetstream()
+        .get_stream(shared_events::broker::DEAD_LETTER_STREAM)
+        .await
+        .expect("stream")
+        .purge()
+        .filter("shop.dead_letter.other")
+        .await
+        .expect("purged");
+    let dead = format!("events_dead_letters_total{{consumer=\"{CONSUMER}\"}}");
+    eventually("the dead letter", PATIENCE, async || f.metric(&dead) == 1.0).await;
+    assert_eq!(f.dead_letter_ids().await, vec![poison.id.clone()]);
+    lifecycle.start_draining();
+}
+
+#[actix_web::test]
+async fn the_dead_letter_depth_moves_with_the_dead_letters_kept() {
+    let f = Fixture::new().await;
+    let recorder = f.recorder();
+    let consumers = Consumers::default().with(SUBSCRIPTION, Arc::new(recorder.clone()));
+    let lifecycle = Lifecycle::default();
+    consumers.start(&f.broker, &f.metrics, &lifecycle);
+    let depth = format!("events_dead_letter_depth{{consumer=\"{CONSUMER}\"}}");
+    let max_bytes = f.broker.config().dead_letter_max_bytes;
+    eventually("the first count", PATIENCE, async || {
+        f.metric("events_dead_letter_stream_max_bytes") == max_bytes as f64
+    })
+    .await;
+    assert_eq!(f.metric(&depth), 0.0);
+    for n in 0..2 {
+        let poison =
+            CloudEvent::new(SERVICE, TYPE, &format!("poison-{n}"), &json!({})).expect("event");
+        f.publish_copy(&poison, "only").await;
+    }
+    eventually("two dead letters counted", PATIENCE, async || {
+        f.metric(&depth) == 2.0
+    })
+    .await;
+    assert!(f.metric("events_dead_letter_stream_bytes") > 0.0);
+
+    // One replayed (the cause fixed): the periodic count sees it gone.
+    recorder.cured.store(true, Ordering::SeqCst);
+    let letters = consumers
+        .list_dead_letters(&f.broker, 0, 10)
+        .await
+        .expect("list");
+    consumers
+        .replay(&f.broker, letters[0].sequence)
+        .await
+        .expect("replayed");
+    eventually("one dead letter counted", PATIENCE * 2, async || {
+        f.metric(&depth) == 1.0
+    })
+    .await;
+    lifecycle.start_draining();
+}
+
+/// The recorder, taking longer than the ack wait over its first event (a
+/// downstream call timing out and retried).
+struct SlowFirst {
+    inner: Recorder,
+    took: Duration,
+    first: AtomicBool,
+}
+
+impl Handler for SlowFirst {
+    fn handle<'a>(&'a self, event: &'a CloudEvent) -> LocalBoxFuture<'a, anyhow::Result<Effect>> {
+        Box::pin(async move {
+            if !self.first.swap(true, Ordering::SeqCst) {
+                tokio::time::sleep(self.took).await;
+            }
+            self.inner.handle(event).await
+        })
+    }
+}
+
+#[actix_web::test]
+async fn a_handler_slower_than_the_ack_wait_is_not_given_its_event_again() {
+    let f = Fixture::new().await;
+    let handler = SlowFirst {
+        inner: f.recorder(),
+        took: f.broker.config().ack_wait * 5 / 2,
+        first: AtomicBool::new(false),
+    };
+    let lifecycle = Lifecycle::default();
+    actix_web::rt::spawn(consumer::run(
+        f.broker.clone(),
+        SUBSCRIPTION,
+        Arc::new(handler),
+        f.metrics.clone(),
+        lifecycle.clone(),
+    ));
+    let slow = CloudEvent::new(SERVICE, TYPE, "slow", &json!({})).expect("event");
+    f.publish_copy(&slow, "only").await;
+    let next = CloudEvent::new(SERVICE, TYPE, "next", &json!({})).expect("event");
+    f.publish_copy(&next, "only").await;
+    eventually("both handled", PATIENCE, async || {
+        f.effects().await.len() == 2
+    })
+    .await;
+    let handled = format!("events_consumed_total{{consumer=\"{CONSUMER}\",outcome=\"handled\"}}");
+    eventually("both acknowledged", PATIENCE, async || {
+        f.metric(&handled) == 2.0
+    })
+    .await;
+    let redeliveries = format!("events_redeliveries_total{{consumer=\"{CONSUMER}\"}}");
+    assert_eq!(f.metric(&redeliveries), 0.0, "delivered once each");
+    lifecycle.start_draining();
+}
