@@ -42,8 +42,6 @@ use shared_rate_limit::Key;
 const BUFFER: usize = 1024;
 /// Most listeners at once; past it a listener is refused (503).
 pub const MAX_LISTENERS: usize = 1000;
-/// A comment line this often keeps idle connections (and proxies) open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a follower with no events to pass on looks whether anyone
 /// still listens.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -141,6 +139,8 @@ pub struct Feed {
     recent: Arc<Mutex<VecDeque<Arc<Frame>>>>,
     listeners: Arc<Mutex<Listeners>>,
     per_caller: usize,
+    /// The longest a listener goes without a write (`EVENTS_FEED_KEEP_ALIVE_MS`).
+    keep_alive: Duration,
     public_form: PublicForm,
     lifecycle: Lifecycle,
     followers: Arc<[Follower]>,
@@ -176,6 +176,7 @@ impl Feed {
             recent: Arc::default(),
             listeners: Arc::default(),
             per_caller: broker.config().streams_per_caller,
+            keep_alive: broker.config().feed_keep_alive,
             public_form,
             lifecycle: lifecycle.clone(),
             followers,
@@ -241,13 +242,15 @@ impl Feed {
             backlog,
             lifecycle: self.lifecycle.clone(),
             view: listen.view,
+            keep_alive: self.keep_alive,
+            keep_alive_at: Instant::now() + self.keep_alive,
             ends_at,
             state: State::Starting,
             _admission: listen.admission,
         };
         self.follow_all();
         let body = futures::stream::unfold(listener, |mut listener| async move {
-            let chunk = listener.next_chunk().await?;
+            let chunk = listener.next().await?;
             Some((Ok::<_, std::convert::Infallible>(chunk), listener))
         });
         HttpResponse::Ok()
@@ -313,6 +316,9 @@ struct Listener {
     backlog: VecDeque<Arc<Frame>>,
     lifecycle: Lifecycle,
     view: View,
+    keep_alive: Duration,
+    /// When a keep-alive is due: a keep-alive period after the last write.
+    keep_alive_at: Instant,
     ends_at: Option<Instant>,
     state: State,
     /// Held for the stream's length: dropping it gives the place back.
@@ -320,9 +326,22 @@ struct Listener {
 }
 
 impl Listener {
+    /// The next chunk to write, and from it the deadline of the next
+    /// keep-alive: measured from the last write, not from the last event
+    /// received, so that events this listener may not see (which write
+    /// nothing) cannot hold its keep-alives back. A write is also how a
+    /// closed connection is found, so a listener that left is noticed
+    /// within a keep-alive period whatever flows.
+    async fn next(&mut self) -> Option<Bytes> {
+        let chunk = self.next_chunk().await?;
+        self.keep_alive_at = Instant::now() + self.keep_alive;
+        Some(chunk)
+    }
+
     /// What to write next: the reconnection delay first, then the backlog,
-    /// then new events the view shows, a keep-alive comment when idle, a
-    /// last comment at the end time; `None` at the end.
+    /// then new events the view shows, a keep-alive comment when nothing was
+    /// written for a keep-alive period, a last comment at the end time;
+    /// `None` at the end.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         match self.state {
             State::Starting => {
@@ -341,31 +360,33 @@ impl Listener {
             if self.lifecycle.is_draining() {
                 return None;
             }
-            let wait = match self.ends_at {
+            let wake = match self.ends_at {
                 Some(end) if end <= Instant::now() => {
                     self.state = State::Ended;
                     return Some(Bytes::from_static(
                         b": the token expired: reconnect with a fresh one\n\n",
                     ));
                 }
-                Some(end) => KEEP_ALIVE.min(end.saturating_duration_since(Instant::now())),
-                None => KEEP_ALIVE,
+                Some(end) => end.min(self.keep_alive_at),
+                None => self.keep_alive_at,
             };
-            return Some(
-                match tokio::time::timeout(wait, self.receiver.recv()).await {
-                    Ok(Ok(frame)) => match self.shown(&frame) {
-                        Some(bytes) => bytes,
-                        None => continue,
-                    },
-                    Ok(Err(broadcast::error::RecvError::Lagged(n))) => Bytes::from(format!(
+            match tokio::time::timeout_at(wake, self.receiver.recv()).await {
+                Ok(Ok(frame)) => {
+                    if let Some(bytes) = self.shown(&frame) {
+                        return Some(bytes);
+                    }
+                    // Hidden: the keep-alive's deadline stands.
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                    return Some(Bytes::from(format!(
                         ": {n} events skipped: this listener fell behind\n\n"
-                    )),
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                    // The end time came: the loop writes the last comment.
-                    Err(_) if self.ends_at.is_some_and(|end| end <= Instant::now()) => continue,
-                    Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-                },
-            );
+                    )));
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                // The end time came: the loop writes the last comment.
+                Err(_) if self.ends_at.is_some_and(|end| end <= Instant::now()) => {}
+                Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
+            }
         }
     }
 
