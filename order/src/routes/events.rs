@@ -28,10 +28,10 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const MAX_DEAD_LETTERS: u32 = 200;
 const DEFAULT_DEAD_LETTERS: u32 = 50;
 
-/// What the events routes need, shared by every worker. `broker` is `None`
-/// while events are off; the feed is set once the service has started.
+/// What the events routes need (they exist only with events on), shared by
+/// every worker; the feed is set once the service has started.
 pub struct EventsState {
-    broker: Option<Broker>,
+    broker: Broker,
     consumers: Consumers,
     feed: OnceLock<Feed>,
     /// Tokens are verified: a listener without one is shown public forms.
@@ -39,7 +39,7 @@ pub struct EventsState {
 }
 
 impl EventsState {
-    pub fn new(broker: Option<Broker>, consumers: Consumers, tokens_on: bool) -> Self {
+    pub fn new(broker: Broker, consumers: Consumers, tokens_on: bool) -> Self {
         Self {
             broker,
             consumers,
@@ -53,8 +53,12 @@ impl EventsState {
         let _ = self.feed.set(feed);
     }
 
-    fn broker(&self) -> Result<&Broker, Error> {
-        self.broker.as_ref().ok_or(Error::EventsOff)
+    /// The feed, once the service has started (a request in the moment
+    /// before is told to come back).
+    fn feed(&self) -> Result<&Feed, Error> {
+        self.feed
+            .get()
+            .ok_or_else(|| Error::EventsUnavailable(anyhow::anyhow!("the live feed is starting")))
     }
 }
 
@@ -86,8 +90,8 @@ impl EventsState {
         (status = 429, description = "`too_many_streams`: this caller holds as many streams as one \
             may (`Retry-After`).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
-        (status = 503, description = "`events_off`: events are not configured (`NATS_URL` unset); \
-            `too_many_listeners`: the feed has as many listeners as it takes (`Retry-After`).",
+        (status = 503, description = "`too_many_listeners`: the feed has as many listeners as it \
+            takes (`Retry-After`); `events_unavailable`: the service is starting (`Retry-After`).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -97,8 +101,7 @@ pub async fn event_stream(
     caller: Caller,
     state: web::Data<EventsState>,
 ) -> Result<HttpResponse, Error> {
-    state.broker()?;
-    let feed = state.feed.get().ok_or(Error::EventsOff)?;
+    let feed = state.feed()?;
     let ends_at = stream_end(&caller)?;
     // Registered by every service's server; a caller not told apart is
     // counted in the feed's total only.
@@ -170,8 +173,7 @@ pub struct DeadLetterList {
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 403, description = "`forbidden`: the token lacks `orders:admin`.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
-        (status = 503, description = "`events_off`: events are not configured; \
-            `events_unavailable`: the events broker cannot be reached.",
+        (status = 503, description = "`events_unavailable`: the events broker cannot be reached.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -181,7 +183,7 @@ pub async fn list_dead_letters(
     state: web::Data<EventsState>,
     query: web::Query<DeadLetterQuery>,
 ) -> Result<HttpResponse, Error> {
-    let broker = state.broker()?;
+    let broker = &state.broker;
     let after = u64::try_from(query.after.unwrap_or(0))
         .map_err(|_| Error::InvalidRequest("`after` is a sequence: 0 or more".into()))?;
     let limit = query
@@ -226,8 +228,7 @@ pub struct Replayed {
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 422, description = "`replay_failed`: the consumer failed on it again; it stays a dead letter.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
-        (status = 503, description = "`events_off`: events are not configured; \
-            `events_unavailable`: the events broker cannot be reached.",
+        (status = 503, description = "`events_unavailable`: the events broker cannot be reached.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -237,7 +238,7 @@ pub async fn replay_dead_letter(
     state: web::Data<EventsState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let broker = state.broker()?;
+    let broker = &state.broker;
     let raw = path.into_inner();
     // Text that is not a sequence names no dead letter.
     let sequence = raw
