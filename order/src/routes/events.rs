@@ -12,7 +12,7 @@ use shared_auth::{AuthError, Authorized, Caller, TokenError};
 use shared_events::Broker;
 use shared_events::consumer::{Consumers, Effect};
 use shared_events::dead_letters::{DeadLetter, ReplayError};
-use shared_events::feed::{Feed, Listen, Refused};
+use shared_events::feed::{BadLastEventId, Feed, LastEventId, Listen, Refused};
 use shared_http::openapi::PROBLEM_JSON;
 use shared_http::problem::ProblemDetails;
 use shared_rate_limit::RateLimits;
@@ -72,19 +72,24 @@ impl EventsState {
 ///
 /// Each event is one frame: `event:` its type, `id:` its id, `data:` the
 /// CloudEvent (JSON, one line). Comment lines keep an idle connection open.
-/// A listener that sends `Last-Event-ID` first gets the later events the feed
-/// still holds. A stream opened with a token ends when the token expires:
+/// A listener that sends `Last-Event-ID` first gets the later events the
+/// streams still hold, then the live ones, without a gap or a repeat (a
+/// comment says so when the id is not held any more, or too many were
+/// missed: events may have been skipped). A stream opened with a token ends when the token expires:
 /// the listener reconnects with a fresh one (and `Last-Event-ID`). One
 /// caller (token subject, else address) holds at most
 /// `EVENTS_STREAMS_PER_CALLER` streams at once.
 #[utoipa::path(
     tag = "events",
-    params(("Last-Event-ID" = Option<String>, Header,
-        description = "The id of the last event seen: the later ones the feed still holds come first.")),
+    params(("Last-Event-ID" = Option<String>, Header, max_length = 64,
+        pattern = "^[A-Za-z0-9._:-]*$",
+        description = "The id of the last event seen: the later ones the streams still hold come first.")),
     responses(
         (status = 200, description = "The stream, until the listener leaves or its token expires.",
             body = String, content_type = "text/event-stream",
             example = "event: shop.order.confirmed\nid: 0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b\ndata: {\"specversion\":\"1.0\",...}\n\n"),
+        (status = 400, description = "`invalid_request`: `Last-Event-ID` is not of an event id's shape.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 401, description = "`unauthorized`: the token is not valid (expired included).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 429, description = "`too_many_streams`: this caller holds as many streams as one \
@@ -102,6 +107,7 @@ pub async fn event_stream(
     state: web::Data<EventsState>,
 ) -> Result<HttpResponse, Error> {
     let feed = state.feed()?;
+    let last_event_id = last_event_id(&req)?;
     let ends_at = stream_end(&caller)?;
     // Registered by every service's server; a caller not told apart is
     // counted in the feed's total only.
@@ -116,7 +122,7 @@ pub async fn event_stream(
     Ok(feed.respond(Listen {
         admission,
         view: Box::new(move |event| audience.shows(event)),
-        last_event_id: last_event_id(&req),
+        last_event_id,
         ends_at,
     }))
 }
@@ -138,10 +144,20 @@ fn stream_end(caller: &Caller) -> Result<Option<SystemTime>, Error> {
     Ok(Some(ends_at))
 }
 
-/// The `Last-Event-ID` header, when it is text.
-fn last_event_id(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(LAST_EVENT_ID)?.to_str().ok()?.trim();
-    (!value.is_empty()).then(|| value.to_owned())
+/// The `Last-Event-ID` header (`None`: absent or empty).
+///
+/// # Errors
+/// 400 when it is not of an event id's shape (too long, other characters).
+fn last_event_id(req: &HttpRequest) -> Result<Option<LastEventId>, Error> {
+    let Some(value) = req.headers().get(LAST_EVENT_ID) else {
+        return Ok(None);
+    };
+    let bad = |e: BadLastEventId| Error::InvalidRequest(e.to_string());
+    let value = value.to_str().map_err(|_| bad(BadLastEventId))?.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    LastEventId::parse(value).map(Some).map_err(bad)
 }
 
 #[derive(Deserialize, IntoParams)]

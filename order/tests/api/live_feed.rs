@@ -1,6 +1,8 @@
 //! The live feed at its edges: a listener shown none of the events flowing
-//! still gets its keep-alives, and a listener that went away is noticed and
-//! given back while others' events flow.
+//! still gets its keep-alives, a listener that went away is noticed and
+//! given back while others' events flow, and a listener that comes back
+//! with `Last-Event-ID` gets what it missed from the streams, whatever this
+//! process saw.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use shared_testkit::nats::NatsServer;
 
 use crate::consumers::producer_streams;
 use crate::helpers::{Stack, StackConfig, spawn_stack_with};
-use crate::live::{Listener, request_stream};
+use crate::live::{Listener, events_stack, request_stream, stock_changed};
 
 /// The keep-alive period of these tests' order service (15 s in production).
 const KEEP_ALIVE: Duration = Duration::from_millis(500);
@@ -46,13 +48,20 @@ fn someone_elses_order(n: u32) -> CloudEvent {
 /// until dropped.
 struct Flow(tokio::task::JoinHandle<()>);
 
+/// Every producer's stream, order's included (its relay makes it a moment
+/// after it starts); the broker that made them.
+async fn all_streams(nats: &NatsServer) -> shared_events::Broker {
+    let broker = producer_streams(nats).await;
+    broker
+        .ensure_service_stream("order")
+        .await
+        .expect("order's stream");
+    broker
+}
+
 impl Flow {
     async fn start(nats: &NatsServer) -> Self {
-        let broker = producer_streams(nats).await;
-        broker
-            .ensure_service_stream("order")
-            .await
-            .expect("order's stream");
+        let _broker = all_streams(nats).await;
         let js = nats.jetstream().await;
         Self(tokio::spawn(async move {
             for n in 0.. {
@@ -148,4 +157,147 @@ async fn a_listener_gone_while_hidden_events_flow_gives_its_place_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     until_flowing(&mut admin).await;
+}
+
+/// Publishes restocks until `listener` sees one (the feed attaches a moment
+/// after a listener arrives), then reads what else came: the last id seen,
+/// and the ids published.
+async fn warm_up(nats: &NatsServer, listener: &mut Listener, n: &mut u32) -> (String, Vec<String>) {
+    let js = nats.jetstream().await;
+    let mut published = Vec::new();
+    loop {
+        assert!(published.len() < 30, "the feed never went live");
+        *n += 1;
+        let event = stock_changed(*n);
+        publish(&js, &event).await;
+        published.push(event.id);
+        if let Some(frame) = listener.next_frame(Duration::from_millis(500)).await {
+            let mut last = frame.id;
+            while let Some(frame) = listener.next_frame(Duration::from_millis(500)).await {
+                last = frame.id;
+            }
+            return (last, published);
+        }
+    }
+}
+
+/// Publishes `count` events, restocks and orders in turn (two streams); their ids.
+async fn publish_some(nats: &NatsServer, count: u32, n: &mut u32) -> Vec<String> {
+    let js = nats.jetstream().await;
+    let mut ids = Vec::new();
+    for k in 0..count {
+        *n += 1;
+        let event = if k % 2 == 0 {
+            stock_changed(*n)
+        } else {
+            someone_elses_order(*n)
+        };
+        publish(&js, &event).await;
+        ids.push(event.id);
+    }
+    ids
+}
+
+/// `back` first gets exactly `missed`, in order, then the live events,
+/// without a repeat.
+async fn assert_gets_missed_then_live(nats: &NatsServer, back: &mut Listener, missed: &[String]) {
+    let mut got = Vec::new();
+    while got.len() < missed.len() {
+        let frame = back.next_frame(Duration::from_secs(15)).await;
+        let frame = frame.unwrap_or_else(|| panic!("only {got:?} of {missed:?} came"));
+        got.push(frame.id);
+    }
+    assert_eq!(got, missed);
+    let live = stock_changed(999);
+    publish(&nats.jetstream().await, &live).await;
+    let next = back.next_frame(Duration::from_secs(15)).await;
+    assert_eq!(next.map(|f| f.id), Some(live.id), "the live event, next");
+    let more = back.next_frame(Duration::from_secs(1)).await;
+    assert!(more.is_none(), "a repeat: {more:?}");
+}
+
+#[actix_web::test]
+async fn a_listener_back_after_a_restart_with_nobody_listening_gets_exactly_what_it_missed() {
+    let nats = NatsServer::start().await;
+    let (mut stack, _broker) = events_stack(&nats).await;
+    let _streams = all_streams(&nats).await;
+    let mut n = 0;
+    let mut first = Listener::open(&stack, None).await;
+    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
+    drop(first);
+    // A new process: it has seen nothing, and nobody listens to it.
+    stack.restart_order().await;
+    let missed = publish_some(&nats, 4, &mut n).await;
+    let mut back = Listener::open_with(&stack, None, &[("Last-Event-ID", &last)]).await;
+    assert_gets_missed_then_live(&nats, &mut back, &missed).await;
+}
+
+#[actix_web::test]
+async fn a_listener_back_while_others_listen_gets_exactly_what_it_missed() {
+    let nats = NatsServer::start().await;
+    let (mut stack, _broker) = events_stack(&nats).await;
+    let _streams = all_streams(&nats).await;
+    let mut n = 0;
+    let mut first = Listener::open(&stack, None).await;
+    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
+    drop(first);
+    // A new process whose feed runs for someone else: what it passes on
+    // from now is handed over to the returning listener after what is read
+    // back from the streams, each event once.
+    stack.restart_order().await;
+    let mut other = Listener::open(&stack, None).await;
+    let (_, mut missed) = warm_up(&nats, &mut other, &mut n).await;
+    missed.extend(publish_some(&nats, 4, &mut n).await);
+    let mut back = Listener::open_with(&stack, None, &[("Last-Event-ID", &last)]).await;
+    assert_gets_missed_then_live(&nats, &mut back, &missed).await;
+}
+
+#[actix_web::test]
+async fn a_listener_whose_last_event_is_not_held_is_told_events_may_have_been_skipped() {
+    let nats = NatsServer::start().await;
+    let (stack, _broker) = events_stack(&nats).await;
+    let _streams = all_streams(&nats).await;
+    let mut n = 0;
+    let mut first = Listener::open(&stack, None).await;
+    warm_up(&nats, &mut first, &mut n).await;
+    // An id never sent (as one aged out of the streams), and one of
+    // another shape.
+    let never_sent = stock_changed(0).id;
+    for id in [never_sent.as_str(), "evt-1"] {
+        let mut back = Listener::open_with(&stack, None, &[("Last-Event-ID", id)]).await;
+        let (ended, text) = back.until_end(Duration::from_secs(2)).await;
+        assert!(!ended, "{text:?}");
+        assert!(
+            text.contains("events may have been skipped"),
+            "{id}: {text:?}"
+        );
+        // Then the live events, as to anyone.
+        let live = stock_changed(900 + n);
+        n += 1;
+        publish(&nats.jetstream().await, &live).await;
+        let frame = back.next_frame(Duration::from_secs(15)).await;
+        assert_eq!(frame.map(|f| f.id), Some(live.id));
+    }
+}
+
+#[actix_web::test]
+async fn a_last_event_id_not_of_an_ids_shape_is_400_never_a_5xx() {
+    let nats = NatsServer::start().await;
+    let (stack, _broker) = events_stack(&nats).await;
+    let long = "a".repeat(65);
+    for bad in [
+        long.as_str(),
+        "a b",
+        "<script>",
+        "é",
+        "../../etc",
+        "id;drop",
+    ] {
+        // The status first: a stream that opened would never end.
+        let mut res = request_stream(&stack, None, &[("Last-Event-ID", bad)]).await;
+        assert_eq!(res.status().as_u16(), 400, "{bad:?}");
+        let body = res.body().await.expect("a body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(problem["code"], "invalid_request", "{problem}");
+    }
 }
