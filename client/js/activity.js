@@ -295,6 +295,9 @@ export function mountActivity(root) {
       schedule(OFF_RETRY_MS);
       return;
     }
+    // A last event id the service refuses would be refused on every retry:
+    // the next request goes without it.
+    if (response.status === 400) lastEventId = '';
     const what = `${response.status} ${text(problem.title)}${problem.detail ? `: ${text(problem.detail)}` : ''}`;
     if (response.status === 401 && token) {
       notice = `The order service refused your sign-in (${what}); the feed shows what anyone may see.`;

@@ -301,3 +301,51 @@ async fn a_last_event_id_not_of_an_ids_shape_is_400_never_a_5xx() {
         assert_eq!(problem["code"], "invalid_request", "{problem}");
     }
 }
+
+#[actix_web::test]
+async fn a_returning_listener_is_shown_of_what_it_missed_only_what_it_may_see() {
+    let issuer = TestIssuer::start();
+    let nats = NatsServer::start().await;
+    let mut stack = stack_hiding_orders(&issuer, &nats, |_| {}).await;
+    let _streams = all_streams(&nats).await;
+    let mut n = 0;
+    let mut first = Listener::open(&stack, None).await;
+    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
+    drop(first);
+    stack.restart_order().await;
+    // Restocks and someone else's orders in turn: without a token, only the
+    // restocks, in their public form.
+    let published = publish_some(&nats, 6, &mut n).await;
+    let restocks: Vec<String> = published.iter().step_by(2).cloned().collect();
+    let mut back = Listener::open_with(&stack, None, &[("Last-Event-ID", &last)]).await;
+    let mut got = Vec::new();
+    while got.len() < restocks.len() {
+        let frame = back.next_frame(Duration::from_secs(15)).await;
+        let frame = frame.unwrap_or_else(|| panic!("only {got:?} of {restocks:?} came"));
+        assert_eq!(frame.event, "shop.inventory.stock_changed", "{frame:?}");
+        got.push(frame.id);
+    }
+    assert_eq!(got, restocks);
+}
+
+#[actix_web::test]
+async fn a_listener_that_missed_more_than_the_catch_up_reads_is_told_so() {
+    let nats = NatsServer::start().await;
+    let (mut stack, _broker) = events_stack(&nats).await;
+    let _streams = all_streams(&nats).await;
+    let mut n = 0;
+    let mut first = Listener::open(&stack, None).await;
+    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
+    drop(first);
+    stack.restart_order().await;
+    // One more restock than the catch-up reads of a stream (1,000).
+    let js = nats.jetstream().await;
+    for k in 0..1001 {
+        publish(&js, &stock_changed(2000 + k)).await;
+    }
+    let mut back = Listener::open_with(&stack, None, &[("Last-Event-ID", &last)]).await;
+    let (ended, text) = back.until_end(Duration::from_secs(5)).await;
+    assert!(!ended, "{text:?}");
+    assert!(text.contains("events may have been skipped"), "{text:?}");
+    assert!(!text.contains("data:"), "none of the missed: {text:?}");
+}
