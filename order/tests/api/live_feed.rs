@@ -233,6 +233,31 @@ async fn a_listener_back_after_a_restart_with_nobody_listening_gets_exactly_what
 }
 
 #[actix_web::test]
+async fn a_listener_back_after_the_feed_stopped_for_want_of_listeners_gets_what_it_missed() {
+    let nats = NatsServer::start().await;
+    let _streams = all_streams(&nats).await;
+    let stack = spawn_stack_with({
+        let events = nats.events_config();
+        move |c| {
+            c.order.events = events;
+            c.order.events.feed_keep_alive = KEEP_ALIVE;
+        }
+    })
+    .await;
+    let mut n = 0;
+    let mut first = Listener::open(&stack, None).await;
+    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
+    drop(first);
+    // The same process, whose followers stop once nobody has listened for
+    // the feed's linger (the listener gone is noticed at its next
+    // keep-alive; then 5 s, then up to 1 s): what it remembers ends there.
+    tokio::time::sleep(Duration::from_millis(8000)).await;
+    let missed = publish_some(&nats, 4, &mut n).await;
+    let mut back = Listener::open_with(&stack, None, &[("Last-Event-ID", &last)]).await;
+    assert_gets_missed_then_live(&nats, &mut back, &missed).await;
+}
+
+#[actix_web::test]
 async fn a_listener_back_while_others_listen_gets_exactly_what_it_missed() {
     let nats = NatsServer::start().await;
     let (mut stack, _broker) = events_stack(&nats).await;

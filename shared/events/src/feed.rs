@@ -24,7 +24,7 @@
 //! event), or nothing. A stream may end at a given time (its token's expiry).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -177,14 +177,18 @@ pub struct Feed {
     followers: Arc<[Follower]>,
 }
 
-/// What follows one producer's stream, whether it is following now, and
+/// What follows one producer's stream, whether it is following now,
 /// whether its consumer is attached (every event stored from then on is
-/// passed on).
+/// passed on), and where it resumes after a failure.
 struct Follower {
     broker: Broker,
     producer: &'static str,
     running: AtomicBool,
     attached: AtomicBool,
+    /// The stream sequence after the last one passed on (0: none yet): a
+    /// consumer made again after a failure starts there, so the recent
+    /// events stay without a gap.
+    resume: AtomicU64,
 }
 
 impl Feed {
@@ -204,6 +208,7 @@ impl Feed {
                 producer,
                 running: AtomicBool::new(false),
                 attached: AtomicBool::new(false),
+                resume: AtomicU64::new(0),
             })
             .collect();
         Self {
@@ -485,10 +490,18 @@ async fn follow(feed: Feed, index: usize) {
     let follower = &feed.followers[index];
     loop {
         follow_while_heard(&feed, index).await;
+        // Nobody listens: what is stored from now on is not passed on, so
+        // the recent events end here, and a listener coming back is caught
+        // up from the streams. Forgotten before the follower is seen
+        // stopped: a listener subscribed before this still has a follower
+        // that resumes without a gap (below).
+        lock(&feed.recent).clear();
         follower.running.store(false, Ordering::SeqCst);
         // A listener subscribed after the last look saw this follower still
         // running and started none: carry on for it.
         if !feed.is_heard() || follower.running.swap(true, Ordering::SeqCst) {
+            // The next start is at new events: nobody needs the ones between.
+            follower.resume.store(0, Ordering::SeqCst);
             return;
         }
     }
@@ -523,9 +536,13 @@ async fn follow_while_heard(feed: &Feed, index: usize) {
 async fn pass_on(feed: &Feed, index: usize, name: &str) -> anyhow::Result<()> {
     let follower = &feed.followers[index];
     let stream = follower.broker.jetstream().get_stream(name).await?;
+    let deliver_policy = match follower.resume.load(Ordering::SeqCst) {
+        0 => DeliverPolicy::New,
+        start_sequence => DeliverPolicy::ByStartSequence { start_sequence },
+    };
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::New,
+            deliver_policy,
             ..Default::default()
         })
         .await?;
@@ -540,6 +557,7 @@ async fn pass_on(feed: &Feed, index: usize, name: &str) -> anyhow::Result<()> {
         };
         let message = message?;
         let sequence = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+        follower.resume.store(sequence + 1, Ordering::SeqCst);
         let Some((event, json)) = parse(&message.payload) else {
             continue;
         };
