@@ -175,6 +175,8 @@ pub struct Feed {
     public_form: PublicForm,
     lifecycle: Lifecycle,
     followers: Arc<[Follower]>,
+    /// Catch-ups from the streams running at once (see `catch_up`).
+    catch_ups: Arc<tokio::sync::Semaphore>,
 }
 
 /// What follows one producer's stream, whether it is following now,
@@ -220,6 +222,7 @@ impl Feed {
             public_form,
             lifecycle: lifecycle.clone(),
             followers,
+            catch_ups: Arc::new(tokio::sync::Semaphore::new(catch_up::AT_ONCE)),
         }
     }
 

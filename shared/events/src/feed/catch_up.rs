@@ -20,8 +20,9 @@
 //! comes, live. What comes live that the catch-up has read already is
 //! recognised by its stream sequence ([`Missed::reached`]) and dropped.
 //!
-//! The catch-up is bounded: at most [`MOST`] events read per stream. A
-//! listener that missed more, or whose event no stream holds any more (aged
+//! The catch-up is bounded: at most [`MOST`] events read per stream, and
+//! [`AT_ONCE`] catch-ups at a time (a listener that waited [`TURN_WAIT`] for
+//! its turn goes on without). A listener that missed more, or whose event no stream holds any more (aged
 //! out, or an id the shop never sent), is told that events may have been
 //! skipped, and goes on with the live events.
 
@@ -47,6 +48,13 @@ const MARGIN: Duration = Duration::from_secs(5);
 const ATTACH_WAIT: Duration = Duration::from_secs(5);
 /// How long one stored event may take to arrive.
 const READ_WAIT: Duration = Duration::from_secs(2);
+
+/// Catch-ups running at once: after a restart every listener comes back
+/// with its `Last-Event-ID` at the same moment.
+pub(super) const AT_ONCE: usize = 16;
+/// How long a catch-up waits for its turn before the listener is told that
+/// events may have been skipped.
+const TURN_WAIT: Duration = Duration::from_secs(5);
 
 /// The longest `Last-Event-ID` taken (a UUID is 36 characters).
 const MAX_ID_LEN: usize = 64;
@@ -116,6 +124,10 @@ enum StreamRead {
 /// events may have been skipped.
 pub(super) async fn read(feed: &Feed, id: &LastEventId) -> Option<Missed> {
     let from = id.made_at()?.checked_sub(MARGIN.try_into().ok()?)?;
+    let _turn = tokio::time::timeout(TURN_WAIT, feed.catch_ups.acquire())
+        .await
+        .ok()?
+        .ok()?;
     let mut streams = Vec::with_capacity(feed.followers.len());
     for index in 0..feed.followers.len() {
         match read_stream(feed, index, from).await {
