@@ -126,6 +126,11 @@ def route_inventory(ctx):
         # The stream never ends by itself: its presence is read from the log line, not probed.
         if service == "order" and ctx.events_on and ("GET", "/events/stream") not in documented:
             missing.append("order GET /events/stream")
+        # With events off the stream does not exist: 404 (an answer that ends), undescribed.
+        if service == "order" and not ctx.events_on:
+            stream = get(url(service) + "/events/stream").status
+            if stream != 404 or ("GET", "/events/stream") in documented:
+                answering.append(f"order /events/stream {stream} with events off")
         for probe in ("/debug", "/admin", "/swagger-ui/", "/actuator", "/.env", "/v0/orders", "/internal", "/config"):
             answer = get(url(service) + probe)
             if answer.status not in (401, 404, 405):

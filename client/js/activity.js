@@ -21,8 +21,9 @@
  *
  * The badge says how the stream is: "Connecting…", "Live", "Reconnecting…" (asking
  * again after 3 s, or the stream's `retry:`, doubling up to 30 s), or "Off" when the
- * order service answers 503 `events_off` (events need NATS_URL; asked again every
- * minute). The token is never written anywhere but the request's header.
+ * order service has no stream (404 `not_found`: events need NATS_URL; older services
+ * answered 503 `events_off`; asked again every minute). The token is never written
+ * anywhere but the request's header.
  *
  * Event data is untrusted: it is read defensively (a malformed event reads as
  * "An event …", never an exception) and only ever inserted as text. An event
@@ -284,12 +285,19 @@ export function mountActivity(root) {
   async function refused(response, token, controller) {
     const problem = await problemOfAnswer('order', response);
     if (stream !== controller) return;
-    if (response.status === 503 && problem.code === 'events_off') {
+    // Events off: the route does not exist (404 `not_found`); older order
+    // services answered 503 `events_off`.
+    const off = (response.status === 404 && problem.code === 'not_found')
+      || (response.status === 503 && problem.code === 'events_off');
+    if (off) {
       stream = null;
       setStatus('off', 'Events are off on the order service (it runs without NATS_URL).');
       schedule(OFF_RETRY_MS);
       return;
     }
+    // A last event id the service refuses would be refused on every retry:
+    // the next request goes without it.
+    if (response.status === 400) lastEventId = '';
     const what = `${response.status} ${text(problem.title)}${problem.detail ? `: ${text(problem.detail)}` : ''}`;
     if (response.status === 401 && token) {
       notice = `The order service refused your sign-in (${what}); the feed shows what anyone may see.`;

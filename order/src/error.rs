@@ -54,9 +54,6 @@ pub enum Error {
     /// The body names a customer other than the token's subject.
     #[error("the order is for {customer_id}, not the token's subject")]
     CustomerMismatch { customer_id: String },
-    /// Events are off (`NATS_URL` unset).
-    #[error("events are off")]
-    EventsOff,
     /// The live feed has as many listeners as it takes.
     #[error("the live feed is full")]
     FeedFull,
@@ -197,12 +194,6 @@ impl Error {
                 "Customer mismatch",
             )
             .detail("Orders are placed for the customer the access token was issued to; leave customer_id out or send that one."),
-            Self::EventsOff => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "events_off",
-                "Events are off",
-            )
-            .detail("This deployment has no events broker (NATS_URL is not set)."),
             Self::FeedFull => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too_many_listeners",

@@ -249,19 +249,19 @@ fn worker(
             .app_data(web::Data::new(checks))
             .app_data(web::Data::new(deps.metrics.clone()))
             .app_data(limits.clone())
-            .app_data(events.state.clone())
-            .configure(routes);
+            .configure(routes(events.state.clone()));
     }
 }
 
 /// Order's events: the broker (`None` while off), their metrics (registered
-/// either way), the consumers, and what the events routes read.
+/// either way), the consumers, and what the events routes read (`None`
+/// while off: the routes do not exist).
 #[derive(Clone)]
 struct Events {
     broker: Option<Broker>,
     metrics: EventMetrics,
     consumers: Consumers,
-    state: web::Data<EventsState>,
+    state: Option<web::Data<EventsState>>,
 }
 
 impl Events {
@@ -279,11 +279,13 @@ impl Events {
         let consumers = consumers::consumers(store, inventory, &deps.metrics);
         // With tokens verified, a listener without one sees events' public form.
         let tokens_on = deps.config.server.auth.issuer.is_some();
-        let state = web::Data::new(EventsState::new(
-            broker.clone(),
-            consumers.clone(),
-            tokens_on,
-        ));
+        let state = broker.as_ref().map(|broker| {
+            web::Data::new(EventsState::new(
+                broker.clone(),
+                consumers.clone(),
+                tokens_on,
+            ))
+        });
         Ok(Self {
             broker,
             metrics,
@@ -295,13 +297,12 @@ impl Events {
     /// When events are on: the relay, the consumers and the live feed,
     /// until draining.
     fn start(&self, store: &Store, lifecycle: &Lifecycle) {
-        let Some(broker) = &self.broker else {
+        let (Some(broker), Some(state)) = (&self.broker, &self.state) else {
             return;
         };
         start_relay(store, broker, &self.metrics, lifecycle);
         self.consumers.start(broker, &self.metrics, lifecycle);
-        self.state
-            .set_feed(Feed::new(broker, &FEED_PRODUCERS, lifecycle, public_form));
+        state.set_feed(Feed::new(broker, &FEED_PRODUCERS, lifecycle, public_form));
     }
 }
 

@@ -12,7 +12,7 @@ use shared_auth::{AuthError, Authorized, Caller, TokenError};
 use shared_events::Broker;
 use shared_events::consumer::{Consumers, Effect};
 use shared_events::dead_letters::{DeadLetter, ReplayError};
-use shared_events::feed::{Feed, Listen, Refused};
+use shared_events::feed::{BadLastEventId, Feed, LastEventId, Listen, Refused};
 use shared_http::openapi::PROBLEM_JSON;
 use shared_http::problem::ProblemDetails;
 use shared_rate_limit::RateLimits;
@@ -28,10 +28,10 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const MAX_DEAD_LETTERS: u32 = 200;
 const DEFAULT_DEAD_LETTERS: u32 = 50;
 
-/// What the events routes need, shared by every worker. `broker` is `None`
-/// while events are off; the feed is set once the service has started.
+/// What the events routes need (they exist only with events on), shared by
+/// every worker; the feed is set once the service has started.
 pub struct EventsState {
-    broker: Option<Broker>,
+    broker: Broker,
     consumers: Consumers,
     feed: OnceLock<Feed>,
     /// Tokens are verified: a listener without one is shown public forms.
@@ -39,7 +39,7 @@ pub struct EventsState {
 }
 
 impl EventsState {
-    pub fn new(broker: Option<Broker>, consumers: Consumers, tokens_on: bool) -> Self {
+    pub fn new(broker: Broker, consumers: Consumers, tokens_on: bool) -> Self {
         Self {
             broker,
             consumers,
@@ -53,8 +53,12 @@ impl EventsState {
         let _ = self.feed.set(feed);
     }
 
-    fn broker(&self) -> Result<&Broker, Error> {
-        self.broker.as_ref().ok_or(Error::EventsOff)
+    /// The feed, once the service has started (a request in the moment
+    /// before is told to come back).
+    fn feed(&self) -> Result<&Feed, Error> {
+        self.feed
+            .get()
+            .ok_or_else(|| Error::EventsUnavailable(anyhow::anyhow!("the live feed is starting")))
     }
 }
 
@@ -68,26 +72,31 @@ impl EventsState {
 ///
 /// Each event is one frame: `event:` its type, `id:` its id, `data:` the
 /// CloudEvent (JSON, one line). Comment lines keep an idle connection open.
-/// A listener that sends `Last-Event-ID` first gets the later events the feed
-/// still holds. A stream opened with a token ends when the token expires:
+/// A listener that sends `Last-Event-ID` first gets the later events the
+/// streams still hold, then the live ones, without a gap or a repeat (a
+/// comment says so when the id is not held any more, or too many were
+/// missed: events may have been skipped). A stream opened with a token ends when the token expires:
 /// the listener reconnects with a fresh one (and `Last-Event-ID`). One
 /// caller (token subject, else address) holds at most
 /// `EVENTS_STREAMS_PER_CALLER` streams at once.
 #[utoipa::path(
     tag = "events",
-    params(("Last-Event-ID" = Option<String>, Header,
-        description = "The id of the last event seen: the later ones the feed still holds come first.")),
+    params(("Last-Event-ID" = Option<String>, Header, max_length = 64,
+        pattern = "^[A-Za-z0-9._:-]*$",
+        description = "The id of the last event seen: the later ones the streams still hold come first.")),
     responses(
         (status = 200, description = "The stream, until the listener leaves or its token expires.",
             body = String, content_type = "text/event-stream",
             example = "event: shop.order.confirmed\nid: 0193a4a4-7f3c-7c1e-9d2a-5b1f3e2d4c6b\ndata: {\"specversion\":\"1.0\",...}\n\n"),
+        (status = 400, description = "`invalid_request`: `Last-Event-ID` is not of an event id's shape.",
+            body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 401, description = "`unauthorized`: the token is not valid (expired included).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 429, description = "`too_many_streams`: this caller holds as many streams as one \
             may (`Retry-After`).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
-        (status = 503, description = "`events_off`: events are not configured (`NATS_URL` unset); \
-            `too_many_listeners`: the feed has as many listeners as it takes (`Retry-After`).",
+        (status = 503, description = "`too_many_listeners`: the feed has as many listeners as it \
+            takes (`Retry-After`); `events_unavailable`: the service is starting (`Retry-After`).",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -97,8 +106,8 @@ pub async fn event_stream(
     caller: Caller,
     state: web::Data<EventsState>,
 ) -> Result<HttpResponse, Error> {
-    state.broker()?;
-    let feed = state.feed.get().ok_or(Error::EventsOff)?;
+    let feed = state.feed()?;
+    let last_event_id = last_event_id(&req)?;
     let ends_at = stream_end(&caller)?;
     // Registered by every service's server; a caller not told apart is
     // counted in the feed's total only.
@@ -113,7 +122,7 @@ pub async fn event_stream(
     Ok(feed.respond(Listen {
         admission,
         view: Box::new(move |event| audience.shows(event)),
-        last_event_id: last_event_id(&req),
+        last_event_id,
         ends_at,
     }))
 }
@@ -135,10 +144,20 @@ fn stream_end(caller: &Caller) -> Result<Option<SystemTime>, Error> {
     Ok(Some(ends_at))
 }
 
-/// The `Last-Event-ID` header, when it is text.
-fn last_event_id(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(LAST_EVENT_ID)?.to_str().ok()?.trim();
-    (!value.is_empty()).then(|| value.to_owned())
+/// The `Last-Event-ID` header (`None`: absent or empty).
+///
+/// # Errors
+/// 400 when it is not of an event id's shape (too long, other characters).
+fn last_event_id(req: &HttpRequest) -> Result<Option<LastEventId>, Error> {
+    let Some(value) = req.headers().get(LAST_EVENT_ID) else {
+        return Ok(None);
+    };
+    let bad = |e: BadLastEventId| Error::InvalidRequest(e.to_string());
+    let value = value.to_str().map_err(|_| bad(BadLastEventId))?.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    LastEventId::parse(value).map(Some).map_err(bad)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -170,8 +189,7 @@ pub struct DeadLetterList {
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 403, description = "`forbidden`: the token lacks `orders:admin`.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
-        (status = 503, description = "`events_off`: events are not configured; \
-            `events_unavailable`: the events broker cannot be reached.",
+        (status = 503, description = "`events_unavailable`: the events broker cannot be reached.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -181,7 +199,7 @@ pub async fn list_dead_letters(
     state: web::Data<EventsState>,
     query: web::Query<DeadLetterQuery>,
 ) -> Result<HttpResponse, Error> {
-    let broker = state.broker()?;
+    let broker = &state.broker;
     let after = u64::try_from(query.after.unwrap_or(0))
         .map_err(|_| Error::InvalidRequest("`after` is a sequence: 0 or more".into()))?;
     let limit = query
@@ -226,8 +244,7 @@ pub struct Replayed {
             body = ProblemDetails, content_type = PROBLEM_JSON),
         (status = 422, description = "`replay_failed`: the consumer failed on it again; it stays a dead letter.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
-        (status = 503, description = "`events_off`: events are not configured; \
-            `events_unavailable`: the events broker cannot be reached.",
+        (status = 503, description = "`events_unavailable`: the events broker cannot be reached.",
             body = ProblemDetails, content_type = PROBLEM_JSON),
     )
 )]
@@ -237,7 +254,7 @@ pub async fn replay_dead_letter(
     state: web::Data<EventsState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let broker = state.broker()?;
+    let broker = &state.broker;
     let raw = path.into_inner();
     // Text that is not a sequence names no dead letter.
     let sequence = raw

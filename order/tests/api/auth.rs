@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use shared_auth::AuthConfig;
 use shared_auth::ClientCredentials;
 use shared_testkit::issuer::TestIssuer;
+use shared_testkit::nats::NatsServer;
 use shared_testkit::{TestClient, TestResponse, captured_logs};
 
 use crate::helpers::{Stack, order_body, spawn_stack_with};
@@ -146,7 +147,16 @@ async fn required_auth_refuses_anonymous_callers() {
 async fn optional_auth_serves_anonymous_customers_as_before_but_not_others_orders_nor_admin_routes()
 {
     let issuer = TestIssuer::start();
-    let stack = stack_trusting(&issuer, false).await;
+    // Events on: without them the admin routes do not exist (404).
+    let nats = NatsServer::start().await;
+    let stack = spawn_stack_with({
+        let (events, auth) = (nats.events_config(), issuer.auth_config(false));
+        move |c| {
+            c.order.events = events;
+            c.order.server.auth = auth;
+        }
+    })
+    .await;
     let client = &stack.order.client;
     let placed = stack.place("alice", &[("A001", 1)]).await;
     placed.assert_status(201);
@@ -178,8 +188,7 @@ async fn optional_auth_serves_anonymous_customers_as_before_but_not_others_order
         .await
         .assert_problem(401, "unauthorized");
     // Fail closed: the admin routes name a scope, so they need a token even
-    // though AUTH_REQUIRED is false (checked before the handler finds
-    // events off), and a customer's token is 403.
+    // though AUTH_REQUIRED is false, and a customer's token is 403.
     client
         .get("/admin/dead-letters")
         .await

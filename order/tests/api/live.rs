@@ -13,7 +13,7 @@ use shared_testkit::nats::NatsServer;
 use crate::consumers::{
     pending_order, producer_streams, publish, reservation_expired, wait_consumed,
 };
-use crate::helpers::{Stack, spawn_stack, spawn_stack_with};
+use crate::helpers::{Stack, spawn_stack_with};
 
 /// One SSE frame: its `event:`, `id:` and `data:` (as JSON).
 #[derive(Debug)]
@@ -170,12 +170,26 @@ async fn the_feed_follows_the_streams_only_while_someone_listens() {
 }
 
 #[actix_web::test]
-async fn the_stream_is_503_events_off_without_a_broker() {
-    let stack = spawn_stack().await;
-    let res = stack.order.client.get("/events/stream").await;
-    res.assert_problem(503, "events_off");
-    let res = stack.order.client.get("/admin/dead-letters").await;
-    res.assert_problem(503, "events_off");
+async fn without_a_broker_the_event_routes_do_not_exist() {
+    let issuer = TestIssuer::start();
+    let stack = spawn_stack_with({
+        let auth = issuer.auth_config(false);
+        move |c| c.order.server.auth = auth
+    })
+    .await;
+    // Not there for anyone, an admin included: unknown paths, as any other.
+    let admin = stack
+        .order
+        .client
+        .with_bearer(&issuer.token("ops", &["orders:admin"]));
+    for client in [&stack.order.client, &admin] {
+        for path in ["/events/stream", "/admin/dead-letters"] {
+            client.get(path).await.assert_problem(404, "not_found");
+        }
+        let replay = "/admin/dead-letters/1/replay";
+        let res = client.post_json(replay, &json!({})).await;
+        res.assert_problem(404, "not_found");
+    }
 }
 
 /// A stack with auth required and events on, whose `order-expiries`

@@ -11,6 +11,7 @@ mod helpers;
 mod history;
 mod live;
 mod live_access;
+mod live_feed;
 mod metrics;
 mod openapi;
 mod orders;

@@ -2,24 +2,31 @@
 //! the contract's examples fit it.
 
 use serde_json::json;
+use shared_testkit::nats::NatsServer;
 use shared_testkit::openapi::ApiDescription;
 
 use crate::helpers::spawn_stack;
+use crate::live::events_stack;
 
-/// Every route the order service serves: the contract's, then the plumbing's.
+/// Every route the order service serves with events off: the contract's,
+/// then the plumbing's.
 const ROUTES: &[(&str, &str)] = &[
     ("POST", "/orders"),
     ("GET", "/orders"),
     ("GET", "/orders/{id}"),
     ("POST", "/orders/{id}/cancel"),
-    ("GET", "/events/stream"),
-    ("GET", "/admin/dead-letters"),
-    ("POST", "/admin/dead-letters/{sequence}/replay"),
     ("GET", "/health"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+];
+
+/// The routes that exist only with events on (`NATS_URL` set).
+const EVENT_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/events/stream"),
+    ("GET", "/admin/dead-letters"),
+    ("POST", "/admin/dead-letters/{sequence}/replay"),
 ];
 
 #[actix_web::test]
@@ -29,6 +36,26 @@ async fn openapi_describes_every_route_and_nothing_else() {
     api.assert_operations(ROUTES);
     api.assert_undocumented_methods_are_405(&stack.order.client)
         .await;
+}
+
+#[actix_web::test]
+async fn with_events_on_openapi_describes_the_event_routes_too() {
+    let nats = NatsServer::start().await;
+    let (stack, _broker) = events_stack(&nats).await;
+    let api = ApiDescription::fetch(&stack.order.client).await;
+    let all: Vec<_> = ROUTES.iter().chain(EVENT_ROUTES).copied().collect();
+    api.assert_operations(&all);
+    // The stream never ends, so it is not probed; the methods it does not
+    // take are refused as documented.
+    api.assert_undocumented_methods_are_405(&stack.order.client)
+        .await;
+    let stream = &api.doc["paths"]["/events/stream"]["get"]["responses"];
+    assert!(
+        stream["200"]["content"]["text/event-stream"].is_object(),
+        "{stream}"
+    );
+    // No route answers that events are off: they are there or absent.
+    assert!(!api.doc.to_string().contains("events_off"));
 }
 
 #[actix_web::test]

@@ -44,7 +44,14 @@ pub struct EventsConfig {
     /// `EVENTS_STREAMS_PER_CALLER`: live-feed streams one caller (token
     /// subject, else client address) may hold open at once.
     pub streams_per_caller: usize,
+    /// `EVENTS_FEED_KEEP_ALIVE_MS`: the longest a live-feed stream goes
+    /// without a write (a comment when nothing it may see happened): at most
+    /// [`MAX_FEED_KEEP_ALIVE`], under the idle timeout of common proxies.
+    pub feed_keep_alive: Duration,
 }
+
+/// The longest `EVENTS_FEED_KEEP_ALIVE_MS` may be.
+pub const MAX_FEED_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 impl EventsConfig {
     /// Events off.
@@ -68,6 +75,7 @@ impl EventsConfig {
             ],
             ack_wait: Duration::from_secs(30),
             streams_per_caller: 4,
+            feed_keep_alive: MAX_FEED_KEEP_ALIVE,
         }
     }
 
@@ -127,6 +135,7 @@ impl EventsConfig {
                 .millis_list("EVENTS_REDELIVERY_BACKOFF_MS", &off.redelivery_backoff)?,
             ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
             streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
+            feed_keep_alive: feed_keep_alive(env)?,
         })
     }
 
@@ -158,6 +167,22 @@ impl EventsConfig {
             .copied()
             .unwrap_or(Duration::from_secs(1))
     }
+}
+
+/// `EVENTS_FEED_KEEP_ALIVE_MS`: 100 ms to [`MAX_FEED_KEEP_ALIVE`].
+fn feed_keep_alive(env: &Env) -> Result<Duration, ConfigError> {
+    let name = "EVENTS_FEED_KEEP_ALIVE_MS";
+    let most = u64::try_from(MAX_FEED_KEEP_ALIVE.as_millis()).unwrap_or(u64::MAX);
+    let period = env.millis(name, most, 100)?;
+    if period > MAX_FEED_KEEP_ALIVE {
+        let ms = period.as_millis().to_string();
+        return Err(ConfigError::new(
+            name,
+            &ms,
+            format_args!("must be at most {most} ms (proxies cut idle connections)"),
+        ));
+    }
+    Ok(period)
 }
 
 #[cfg(test)]
@@ -219,5 +244,20 @@ mod tests {
             (2 << 20, 4 << 20)
         );
         assert!(events(&[("EVENTS_DEAD_LETTER_MAX_BYTES", "1000")]).is_err());
+    }
+
+    #[test]
+    fn the_feed_keep_alive_is_15_s_at_most() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        let keep_alive = |c: EventsConfig| c.feed_keep_alive;
+        assert_eq!(
+            keep_alive(events(&[]).expect("defaults")),
+            MAX_FEED_KEEP_ALIVE
+        );
+        let set = events(&[("EVENTS_FEED_KEEP_ALIVE_MS", "500")]).expect("valid");
+        assert_eq!(keep_alive(set), Duration::from_millis(500));
+        assert!(events(&[("EVENTS_FEED_KEEP_ALIVE_MS", "15001")]).is_err());
+        assert!(events(&[("EVENTS_FEED_KEEP_ALIVE_MS", "0")]).is_err());
     }
 }

@@ -7,12 +7,15 @@
 //! first listener starts the followers, and a follower stops within
 //! [`IDLE_CHECK`] once nobody has listened for [`LINGER`] (a listener is gone
 //! once its closed connection is found, when an event or a keep-alive is
-//! written to it). A listener sees the events published from a moment after
-//! it arrived, and first, when it names the last event it saw
-//! (`Last-Event-ID`), the later ones the feed still holds (the last
-//! [`BUFFER`]): a listener that reconnects at once (its stream ended with its
-//! token) misses nothing. A listener too slow to keep up skips what it missed
-//! (it is told how many) instead of holding the others back.
+//! written to it; one is written at least every keep-alive period). A
+//! listener sees the events published from a moment after it arrived, and
+//! first, when it names the last event it saw (`Last-Event-ID`), the later
+//! ones: from the feed's memory (the last [`BUFFER`]) when this process
+//! passed that event on, else read back from the streams while they hold
+//! them (`catch_up`: after a restart, on another replica, after nobody
+//! listened), then the live ones without a gap or a repeat; a comment says
+//! when events may have been skipped. A listener too slow to keep up skips
+//! what it missed (it is told how many) instead of holding the others back.
 //!
 //! Each listener is admitted first ([`Feed::admit`]): at most
 //! [`MAX_LISTENERS`] in all and `EVENTS_STREAMS_PER_CALLER` per caller. What
@@ -21,7 +24,7 @@
 //! event), or nothing. A stream may end at a given time (its token's expiry).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +34,10 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
+
+mod catch_up;
+
+pub use catch_up::{BadLastEventId, LastEventId};
 
 use super::broker::{Broker, stream_name};
 use super::envelope::CloudEvent;
@@ -42,8 +49,6 @@ use shared_rate_limit::Key;
 const BUFFER: usize = 1024;
 /// Most listeners at once; past it a listener is refused (503).
 pub const MAX_LISTENERS: usize = 1000;
-/// A comment line this often keeps idle connections (and proxies) open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a follower with no events to pass on looks whether anyone
 /// still listens.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -56,9 +61,33 @@ const LINGER: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct Frame {
     event: CloudEvent,
+    /// Where it is stored: its follower's index and its stream sequence.
+    stored: Stored,
     whole: Bytes,
     /// The frame of the event's public form; `None`: it has none.
     public: Option<Bytes>,
+}
+
+/// Where an event is stored: which producer's stream (the index of its
+/// follower) and its sequence there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    stream: usize,
+    sequence: u64,
+}
+
+impl Frame {
+    /// The frames of `event` (`json`: the CloudEvent as published, one line).
+    fn new(public_form: PublicForm, stored: Stored, event: CloudEvent, json: &str) -> Self {
+        let public = public_form(&event).map(|form| frame_bytes(&event, &form.to_string()));
+        let whole = frame_bytes(&event, json);
+        Self {
+            event,
+            stored,
+            whole,
+            public,
+        }
+    }
 }
 
 /// How one listener is shown one event.
@@ -128,7 +157,7 @@ impl Drop for Admission {
 pub struct Listen {
     pub admission: Admission,
     pub view: View,
-    pub last_event_id: Option<String>,
+    pub last_event_id: Option<LastEventId>,
     pub ends_at: Option<SystemTime>,
 }
 
@@ -141,16 +170,27 @@ pub struct Feed {
     recent: Arc<Mutex<VecDeque<Arc<Frame>>>>,
     listeners: Arc<Mutex<Listeners>>,
     per_caller: usize,
+    /// The longest a listener goes without a write (`EVENTS_FEED_KEEP_ALIVE_MS`).
+    keep_alive: Duration,
     public_form: PublicForm,
     lifecycle: Lifecycle,
     followers: Arc<[Follower]>,
+    /// Catch-ups from the streams running at once (see `catch_up`).
+    catch_ups: Arc<tokio::sync::Semaphore>,
 }
 
-/// What follows one producer's stream, and whether it is following now.
+/// What follows one producer's stream, whether it is following now,
+/// whether its consumer is attached (every event stored from then on is
+/// passed on), and where it resumes after a failure.
 struct Follower {
     broker: Broker,
     producer: &'static str,
     running: AtomicBool,
+    attached: AtomicBool,
+    /// The stream sequence after the last one passed on (0: none yet): a
+    /// consumer made again after a failure starts there, so the recent
+    /// events stay without a gap.
+    resume: AtomicU64,
 }
 
 impl Feed {
@@ -169,6 +209,8 @@ impl Feed {
                 broker: broker.clone(),
                 producer,
                 running: AtomicBool::new(false),
+                attached: AtomicBool::new(false),
+                resume: AtomicU64::new(0),
             })
             .collect();
         Self {
@@ -176,9 +218,11 @@ impl Feed {
             recent: Arc::default(),
             listeners: Arc::default(),
             per_caller: broker.config().streams_per_caller,
+            keep_alive: broker.config().feed_keep_alive,
             public_form,
             lifecycle: lifecycle.clone(),
             followers,
+            catch_ups: Arc::new(tokio::sync::Semaphore::new(catch_up::AT_ONCE)),
         }
     }
 
@@ -222,13 +266,19 @@ impl Feed {
     /// feed still holds, then each new one, as the listener's view shows
     /// them, until the listener leaves, its stream ends or the service drains.
     pub fn respond(&self, listen: Listen) -> HttpResponse {
-        let (receiver, backlog) = {
+        // Subscribed before anything is read back: see `catch_up` for the
+        // hand-over. The recent events answer a listener that comes back to
+        // this process at once; the streams any other.
+        let (receiver, backlog, catch_up) = {
             let recent = lock(&self.recent);
-            let backlog = match &listen.last_event_id {
-                Some(id) => after(&recent, id),
-                None => VecDeque::new(),
+            let (backlog, catch_up) = match listen.last_event_id {
+                Some(id) => match after(&recent, id.as_str()) {
+                    Some(backlog) => (backlog, None),
+                    None => (VecDeque::new(), Some((self.clone(), id))),
+                },
+                None => (VecDeque::new(), None),
             };
-            (self.sender.subscribe(), backlog)
+            (self.sender.subscribe(), backlog, catch_up)
         };
         let ends_at = listen.ends_at.map(|at| {
             let left = at
@@ -239,15 +289,19 @@ impl Feed {
         let listener = Listener {
             receiver,
             backlog,
+            catch_up,
+            reached: Vec::new(),
             lifecycle: self.lifecycle.clone(),
             view: listen.view,
+            keep_alive: self.keep_alive,
+            keep_alive_at: Instant::now() + self.keep_alive,
             ends_at,
             state: State::Starting,
             _admission: listen.admission,
         };
         self.follow_all();
         let body = futures::stream::unfold(listener, |mut listener| async move {
-            let chunk = listener.next_chunk().await?;
+            let chunk = listener.next().await?;
             Some((Ok::<_, std::convert::Infallible>(chunk), listener))
         });
         HttpResponse::Ok()
@@ -268,16 +322,10 @@ impl Feed {
         }
     }
 
-    /// Passes `event` (its JSON as published) on to the listeners, and keeps
-    /// it among the recent ones.
-    fn pass(&self, event: CloudEvent, json: &str) {
-        let public = (self.public_form)(&event).map(|form| frame_bytes(&event, &form.to_string()));
-        let whole = frame_bytes(&event, json);
-        let frame = Arc::new(Frame {
-            event,
-            whole,
-            public,
-        });
+    /// Passes `event` (its JSON as published, stored at `stored`) on to the
+    /// listeners, and keeps it among the recent ones.
+    fn pass(&self, stored: Stored, event: CloudEvent, json: &str) {
+        let frame = Arc::new(Frame::new(self.public_form, stored, event, json));
         let mut recent = lock(&self.recent);
         if recent.len() >= BUFFER {
             recent.pop_front();
@@ -287,15 +335,21 @@ impl Feed {
     }
 }
 
-/// The frames of `recent` after the one with event id `id`; none when it is
-/// not among them (too old, or not an event of this feed).
-fn after(recent: &VecDeque<Arc<Frame>>, id: &str) -> VecDeque<Arc<Frame>> {
+/// The frames of `recent` after the one with event id `id`; `None` when it
+/// is not among them (too old, or passed on before this process started).
+fn after(recent: &VecDeque<Arc<Frame>>, id: &str) -> Option<VecDeque<Arc<Frame>>> {
     recent
         .iter()
         .position(|frame| frame.event.id == id)
         .map(|at| recent.iter().skip(at + 1).cloned().collect())
-        .unwrap_or_default()
 }
+
+/// Written to a listener whose `Last-Event-ID` no stream holds any more (or
+/// an id the shop never sent), or who missed more than the catch-up reads.
+const SKIPPED: &str = concat!(
+    ": events may have been skipped: the last event id is not held any more, ",
+    "or too many were missed\n\n"
+);
 
 /// Where a listener's stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,10 +363,19 @@ enum State {
 /// One listener's side of the broadcast.
 struct Listener {
     receiver: broadcast::Receiver<Arc<Frame>>,
-    /// Recent events after its `Last-Event-ID`, written before new ones.
+    /// Events after its `Last-Event-ID`, written before new ones.
     backlog: VecDeque<Arc<Frame>>,
+    /// The catch-up from the streams still to run (its `Last-Event-ID` is
+    /// not among the recent events).
+    catch_up: Option<(Feed, LastEventId)>,
+    /// Per follower, the last stream sequence the catch-up read: a live
+    /// event stored there or before is not written again.
+    reached: Vec<Option<u64>>,
     lifecycle: Lifecycle,
     view: View,
+    keep_alive: Duration,
+    /// When a keep-alive is due: a keep-alive period after the last write.
+    keep_alive_at: Instant,
     ends_at: Option<Instant>,
     state: State,
     /// Held for the stream's length: dropping it gives the place back.
@@ -320,9 +383,22 @@ struct Listener {
 }
 
 impl Listener {
+    /// The next chunk to write, and from it the deadline of the next
+    /// keep-alive: measured from the last write, not from the last event
+    /// received, so that events this listener may not see (which write
+    /// nothing) cannot hold its keep-alives back. A write is also how a
+    /// closed connection is found, so a listener that left is noticed
+    /// within a keep-alive period whatever flows.
+    async fn next(&mut self) -> Option<Bytes> {
+        let chunk = self.next_chunk().await?;
+        self.keep_alive_at = Instant::now() + self.keep_alive;
+        Some(chunk)
+    }
+
     /// What to write next: the reconnection delay first, then the backlog,
-    /// then new events the view shows, a keep-alive comment when idle, a
-    /// last comment at the end time; `None` at the end.
+    /// then new events the view shows, a keep-alive comment when nothing was
+    /// written for a keep-alive period, a last comment at the end time;
+    /// `None` at the end.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         match self.state {
             State::Starting => {
@@ -331,6 +407,15 @@ impl Listener {
             }
             State::Ended => return None,
             State::Open => {}
+        }
+        if let Some((feed, id)) = self.catch_up.take() {
+            match catch_up::read(&feed, &id).await {
+                Some(missed) => {
+                    self.backlog = missed.frames.into();
+                    self.reached = missed.reached;
+                }
+                None => return Some(Bytes::from(SKIPPED)),
+            }
         }
         while let Some(frame) = self.backlog.pop_front() {
             if let Some(bytes) = self.shown(&frame) {
@@ -341,32 +426,46 @@ impl Listener {
             if self.lifecycle.is_draining() {
                 return None;
             }
-            let wait = match self.ends_at {
+            let wake = match self.ends_at {
                 Some(end) if end <= Instant::now() => {
                     self.state = State::Ended;
                     return Some(Bytes::from_static(
                         b": the token expired: reconnect with a fresh one\n\n",
                     ));
                 }
-                Some(end) => KEEP_ALIVE.min(end.saturating_duration_since(Instant::now())),
-                None => KEEP_ALIVE,
+                Some(end) => end.min(self.keep_alive_at),
+                None => self.keep_alive_at,
             };
-            return Some(
-                match tokio::time::timeout(wait, self.receiver.recv()).await {
-                    Ok(Ok(frame)) => match self.shown(&frame) {
-                        Some(bytes) => bytes,
-                        None => continue,
-                    },
-                    Ok(Err(broadcast::error::RecvError::Lagged(n))) => Bytes::from(format!(
+            match tokio::time::timeout_at(wake, self.receiver.recv()).await {
+                Ok(Ok(frame)) => {
+                    if !self.caught_up_with(&frame)
+                        && let Some(bytes) = self.shown(&frame)
+                    {
+                        return Some(bytes);
+                    }
+                    // Hidden, or written by the catch-up: the keep-alive's
+                    // deadline stands.
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                    return Some(Bytes::from(format!(
                         ": {n} events skipped: this listener fell behind\n\n"
-                    )),
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                    // The end time came: the loop writes the last comment.
-                    Err(_) if self.ends_at.is_some_and(|end| end <= Instant::now()) => continue,
-                    Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-                },
-            );
+                    )));
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                // The end time came: the loop writes the last comment.
+                Err(_) if self.ends_at.is_some_and(|end| end <= Instant::now()) => {}
+                Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
+            }
         }
+    }
+
+    /// Whether the catch-up read `frame`'s event already.
+    fn caught_up_with(&self, frame: &Frame) -> bool {
+        self.reached
+            .get(frame.stored.stream)
+            .copied()
+            .flatten()
+            .is_some_and(|reached| frame.stored.sequence <= reached)
     }
 
     /// The frame this listener is shown of `frame`'s event, if any.
@@ -393,11 +492,19 @@ fn frame_bytes(event: &CloudEvent, json: &str) -> Bytes {
 async fn follow(feed: Feed, index: usize) {
     let follower = &feed.followers[index];
     loop {
-        follow_while_heard(&feed, follower).await;
+        follow_while_heard(&feed, index).await;
+        // Nobody listens: what is stored from now on is not passed on, so
+        // the recent events end here, and a listener coming back is caught
+        // up from the streams. Forgotten before the follower is seen
+        // stopped: a listener subscribed before this still has a follower
+        // that resumes without a gap (below).
+        lock(&feed.recent).clear();
         follower.running.store(false, Ordering::SeqCst);
         // A listener subscribed after the last look saw this follower still
         // running and started none: carry on for it.
         if !feed.is_heard() || follower.running.swap(true, Ordering::SeqCst) {
+            // The next start is at new events: nobody needs the ones between.
+            follower.resume.store(0, Ordering::SeqCst);
             return;
         }
     }
@@ -405,12 +512,13 @@ async fn follow(feed: Feed, index: usize) {
 
 /// Passes the follower's stream on while anyone listens; waits for the
 /// stream and starts again after failures.
-async fn follow_while_heard(feed: &Feed, follower: &Follower) {
+async fn follow_while_heard(feed: &Feed, index: usize) {
+    let follower = &feed.followers[index];
     let name = stream_name(follower.producer);
     // A stream created just after the service starts is followed soon after.
     let mut retry = Duration::from_millis(100);
     while feed.is_heard() {
-        match pass_on(feed, &follower.broker, &name).await {
+        match pass_on(feed, index, &name).await {
             // It followed the stream until it ended or nobody listened.
             Ok(()) => retry = Duration::from_millis(100),
             Err(e) => {
@@ -425,17 +533,24 @@ async fn follow_while_heard(feed: &Feed, follower: &Follower) {
     }
 }
 
-/// Passes each new event of stream `name` to the listeners, through an
-/// ephemeral ordered consumer, until nobody listens or the stream ends.
-async fn pass_on(feed: &Feed, broker: &Broker, name: &str) -> anyhow::Result<()> {
-    let stream = broker.jetstream().get_stream(name).await?;
+/// Passes each new event of stream `name` (follower `index`'s) to the
+/// listeners, through an ephemeral ordered consumer, until nobody listens or
+/// the stream ends.
+async fn pass_on(feed: &Feed, index: usize, name: &str) -> anyhow::Result<()> {
+    let follower = &feed.followers[index];
+    let stream = follower.broker.jetstream().get_stream(name).await?;
+    let deliver_policy = match follower.resume.load(Ordering::SeqCst) {
+        0 => DeliverPolicy::New,
+        start_sequence => DeliverPolicy::ByStartSequence { start_sequence },
+    };
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::New,
+            deliver_policy,
             ..Default::default()
         })
         .await?;
     let mut messages = consumer.messages().await?;
+    let _attached = Attached::new(&follower.attached);
     while feed.is_heard() {
         let Ok(next) = tokio::time::timeout(IDLE_CHECK, messages.next()).await else {
             continue; // nothing new: look again whether anyone listens
@@ -444,16 +559,45 @@ async fn pass_on(feed: &Feed, broker: &Broker, name: &str) -> anyhow::Result<()>
             return Ok(());
         };
         let message = message?;
-        let Ok(json) = std::str::from_utf8(&message.payload) else {
+        let sequence = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+        follower.resume.store(sequence + 1, Ordering::SeqCst);
+        let Some((event, json)) = parse(&message.payload) else {
             continue;
         };
-        let Ok(event) = serde_json::from_str::<CloudEvent>(json) else {
-            continue;
-        };
-        // The CloudEvent as published is one line of JSON already.
-        feed.pass(event, json.trim());
+        feed.pass(
+            Stored {
+                stream: index,
+                sequence,
+            },
+            event,
+            json,
+        );
     }
     Ok(())
+}
+
+/// A stored message as a CloudEvent and its JSON (one line, as published);
+/// `None` for anything else.
+fn parse(payload: &[u8]) -> Option<(CloudEvent, &str)> {
+    let json = std::str::from_utf8(payload).ok()?.trim();
+    let event = serde_json::from_str::<CloudEvent>(json).ok()?;
+    Some((event, json))
+}
+
+/// A follower's consumer attached, for as long as this lives.
+struct Attached<'a>(&'a AtomicBool);
+
+impl<'a> Attached<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Self(flag)
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 #[cfg(test)]
@@ -462,12 +606,11 @@ mod tests {
 
     fn frame(n: u32) -> Arc<Frame> {
         let event = CloudEvent::new("test", "shop.test.happened", "s", &n).expect("an event");
-        let whole = frame_bytes(&event, "{}");
-        Arc::new(Frame {
-            event,
-            whole,
-            public: None,
-        })
+        let stored = Stored {
+            stream: 0,
+            sequence: u64::from(n) + 1,
+        };
+        Arc::new(Frame::new(|_| None, stored, event, "{}"))
     }
 
     #[test]
@@ -477,8 +620,9 @@ mod tests {
             frames.iter().map(|f| f.event.id.clone()).collect()
         };
         let all = ids(recent.clone());
-        assert_eq!(ids(after(&recent, &all[1])), all[2..]);
-        assert_eq!(ids(after(&recent, &all[4])), Vec::<String>::new());
-        assert_eq!(ids(after(&recent, "not-held")), Vec::<String>::new());
+        let after = |id: &str| after(&recent, id).map(ids);
+        assert_eq!(after(&all[1]), Some(all[2..].to_vec()));
+        assert_eq!(after(&all[4]), Some(Vec::new()));
+        assert_eq!(after("not-held"), None);
     }
 }
