@@ -26,7 +26,10 @@ use sqlx::AnyConnection;
 
 use shared_events::{CloudEvent, Outbox};
 
+use shared_auth::Actor;
+
 use crate::domain::{Item, ReservationId, ReservedLine, Sku};
+use crate::events::ReservationMove;
 
 mod history;
 mod items;
@@ -49,12 +52,21 @@ pub struct Store {
     items: Arc<ReadCache<Sku, Item>>,
     /// Builds the event of an expiry (see [`Store::with_expiry_event`]).
     expiry_event: Option<ExpiryEvent>,
+    /// Builds the event of a reservation's stock movement (see
+    /// [`Store::with_stock_event`]).
+    stock_event: Option<StockEvent>,
 }
 
 /// Builds the event of the reservation `id`, holding `lines`, expired at
 /// `now` (ms): the domain's `crate::events::reservation_expired`. The store
 /// writes what it returns in the expiry's own transaction.
 pub type ExpiryEvent = fn(&ReservationId, &[ReservedLine], i64) -> anyhow::Result<CloudEvent>;
+
+/// Builds the event of `item` (as it is after the movement) whose stock a
+/// reservation moved, made by `actor` (`None`: inventory itself, an
+/// expiry): the domain's `crate::events::reservation_moved`. The store
+/// writes what it returns in the movement's own transaction.
+pub type StockEvent = fn(&Item, &ReservationMove<'_>, Option<&Actor>) -> anyhow::Result<CloudEvent>;
 
 /// Most items kept in memory at once.
 const ITEM_CACHE_CAPACITY: usize = 10_000;
@@ -75,6 +87,7 @@ impl Store {
             outbox,
             items: Arc::new(ReadCache::new(Duration::ZERO, 0)),
             expiry_event: None,
+            stock_event: None,
         };
         let moved = store
             .move_legacy_lines()
@@ -104,6 +117,35 @@ impl Store {
     pub fn with_expiry_event(mut self, event: ExpiryEvent) -> Self {
         self.expiry_event = Some(event);
         self
+    }
+
+    /// The store with reservations, confirmations, releases and expiries
+    /// writing the stock event `event` builds for each item they move.
+    /// Without one, they fail while events are on (rather than leave a
+    /// movement unpublished).
+    #[must_use]
+    pub fn with_stock_event(mut self, event: StockEvent) -> Self {
+        self.stock_event = Some(event);
+        self
+    }
+
+    /// The events of the items in `moved`, each as its movement left it;
+    /// none while events are off.
+    fn stock_events(
+        &self,
+        moved: &[(Item, ReservationMove<'_>)],
+        actor: Option<&Actor>,
+    ) -> anyhow::Result<Vec<CloudEvent>> {
+        if !self.outbox.is_on() {
+            return Ok(Vec::new());
+        }
+        let make = self
+            .stock_event
+            .context("no event is given for stock movements (see Store::with_stock_event)")?;
+        moved
+            .iter()
+            .map(|(item, movement)| make(item, movement, actor))
+            .collect()
     }
 
     /// Forgets the cached items of `skus`, which this process has just

@@ -29,6 +29,10 @@ use shared_http::{telemetry, timestamp};
 /// The outbox's columns, in the order [`Outbox::bind_row`] binds them.
 const COLUMNS: &str = "id, subject, event, traceparent, created_at";
 
+/// Most events [`Outbox::append_all`] writes in one statement (5 parameters
+/// each: well within SQLite's and PostgreSQL's limits).
+const APPEND_CHUNK: usize = 1_000;
+
 /// Where a service's store writes its events; a no-op while events are off.
 #[derive(Clone)]
 pub struct Outbox {
@@ -82,6 +86,80 @@ impl Outbox {
         )));
         Self::bind_row(insert, event)?.execute(tx).await?;
         Ok(())
+    }
+
+    /// Writes `events` as part of the open transaction `tx`: one statement
+    /// (one trip to the database) for up to [`APPEND_CHUNK`] of them.
+    ///
+    /// # Errors
+    /// When the rows cannot be written (the caller's transaction then fails).
+    pub async fn append_all(
+        &self,
+        tx: &mut AnyConnection,
+        events: &[CloudEvent],
+    ) -> anyhow::Result<()> {
+        if !self.on {
+            return Ok(());
+        }
+        for chunk in events.chunks(APPEND_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
+                .collect();
+            // Only `$n` placeholders are formatted in; every value is bound.
+            let mut insert = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO outbox ({COLUMNS}) VALUES {}",
+                rows.join(", ")
+            )));
+            for event in chunk {
+                insert = Self::bind_row(insert, event)?;
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, an `INSERT` (for a `WITH` of the statement that makes
+    /// the change) writing events whose `data` only that statement knows
+    /// (what a row holds after it): one trip for the change and all its
+    /// events. `source` is a query of the statement's (a `WITH` name) with
+    /// the columns `event_key` (text) and `fill` (jsonb); for each of its
+    /// rows, the template of that key (see [`Outbox::templates`]) is written
+    /// with `fill`'s members set in its `data`. `$first` is the templates,
+    /// `$first + 1` and `$first + 2` the trace context and the time, bound by
+    /// [`Outbox::bind_templates`].
+    pub fn completed_insert_sql(source: &str, first: usize) -> String {
+        let (templates, trace, now) = (first, first + 1, first + 2);
+        format!(
+            "INSERT INTO outbox ({COLUMNS})              SELECT t.event->>'id', t.event->>'type',                  jsonb_set(t.event, '{{data}}', (t.event->'data') || f.fill)::text, ${trace}, ${now}              FROM jsonb_to_recordset(${templates}::jsonb) AS t(key text, event jsonb)              JOIN {source} f ON f.event_key = t.key"
+        )
+    }
+
+    /// The templates of [`Outbox::completed_insert_sql`], each event with
+    /// its key, as JSON: none (nothing written) while events are off.
+    ///
+    /// # Errors
+    /// When an event cannot be serialised.
+    pub fn templates<'e>(
+        &self,
+        events: impl IntoIterator<Item = (&'e str, CloudEvent)>,
+    ) -> anyhow::Result<String> {
+        if !self.on {
+            return Ok("[]".to_owned());
+        }
+        let all: Vec<serde_json::Value> = events
+            .into_iter()
+            .map(|(key, event)| serde_json::json!({"key": key, "event": event}))
+            .collect();
+        Ok(serde_json::to_string(&all)?)
+    }
+
+    /// Binds `templates` and the current trace context and time, the three
+    /// parameters of [`Outbox::completed_insert_sql`], after `query`'s.
+    pub fn bind_templates<'q>(query: AnyQuery<'q>, templates: String) -> AnyQuery<'q> {
+        query
+            .bind(templates)
+            .bind(telemetry::current_traceparent())
+            .bind(timestamp::now_ms())
     }
 
     /// Applies `change` and, if it changed a row, writes `event` with it:
