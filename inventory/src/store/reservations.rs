@@ -35,7 +35,8 @@ static RESERVE_IN_ONE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{RESERVE_WITHOUT_EVENTS}, \
          moved AS ( \
-             SELECT sku AS event_key, jsonb_build_object('name', name, 'category', category, \
+             SELECT sku AS event_key, NULL::text AS subject, \
+                 jsonb_build_object('name', name, 'category', category, \
                  'stock', stock, 'previous_stock', stock + quantity) AS fill FROM taken \
          ), events AS ({}) \
          SELECT (SELECT lines FROM reservation) AS lines",
@@ -141,6 +142,32 @@ fn confirm_sql(ids: usize) -> String {
          WHERE id IN ({}) AND (status = 'reserved' AND expires_at > $1) IS TRUE \
          RETURNING id, status, created_at, expires_at, lines",
         placeholders(2, ids)
+    )
+}
+
+/// [`confirm_sql`] with the stock events of the lines of the reservations
+/// it confirms, in one statement on PostgreSQL: each line's item is read
+/// under a lock (no other movement of it commits in between), and its event
+/// completed from the template keyed `"<reservation id> <sku>"`; `$(ids + 2)`
+/// on are the templates' (see [`Outbox::completed_insert_sql`]).
+fn confirm_with_events_sql(ids: usize) -> String {
+    format!(
+        "WITH confirmed AS ({}), \
+         line AS ( \
+             SELECT c.id, l.sku, l.quantity FROM confirmed c \
+             CROSS JOIN LATERAL json_to_recordset(c.lines::json) AS l(sku text, quantity bigint) \
+         ), item AS ( \
+             SELECT i.sku, i.name, i.category, i.stock FROM items i \
+             WHERE i.sku IN (SELECT sku FROM line) ORDER BY i.sku FOR UPDATE \
+         ), moved AS ( \
+             SELECT line.id || ' ' || line.sku AS event_key, NULL::text AS subject, \
+                 jsonb_build_object('name', item.name, 'category', item.category, \
+                     'stock', item.stock, 'previous_stock', item.stock) AS fill \
+             FROM line JOIN item ON item.sku = line.sku \
+         ), events AS ({}) \
+         SELECT id, status, created_at, expires_at, lines FROM confirmed",
+        confirm_sql(ids),
+        Outbox::completed_insert_sql("moved", ids + 2)
     )
 }
 
@@ -442,7 +469,10 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let mut conn = self.db.write().await?;
-        let mut confirmed = if self.outbox.is_on() {
+        let mut confirmed = if self.outbox.is_on() && !self.db.is_sqlite() {
+            self.confirm_in_one_statement(&mut conn, ids, now, actor)
+                .await?
+        } else if self.outbox.is_on() {
             let mut tx = conn.begin().await?;
             let confirmed = reservations_from(&query.fetch_all(&mut *tx).await?)?;
             self.append_confirmed(&mut tx, confirmed.values(), actor)
@@ -471,6 +501,71 @@ impl Store {
             outcomes.push((id.clone(), outcome));
         }
         Ok(outcomes)
+    }
+
+    /// Confirms those of `ids` still held, with their lines' stock events, in
+    /// one statement (PostgreSQL): [`confirm_with_events_sql`]. The events'
+    /// templates come from the reservations' lines, read first (a reservation's
+    /// lines never change once made); only the reservations that read found
+    /// are confirmed, so none is confirmed without its events.
+    async fn confirm_in_one_statement(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[ReservationId],
+        now: i64,
+        actor: &Actor,
+    ) -> anyhow::Result<HashMap<String, Reservation>> {
+        let sql = format!(
+            "SELECT id, lines FROM reservations WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        // Only `$n` placeholders were formatted into `sql`; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let mut found = Vec::with_capacity(ids.len());
+        for row in query.fetch_all(&mut *conn).await? {
+            let id = ReservationId::parse(&row.try_get::<String, _>("id")?)?;
+            found.push((id, lines_from(row.try_get("lines")?)?));
+        }
+        if found.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut moved = Vec::new();
+        let mut keys = Vec::new();
+        for (id, lines) in &found {
+            for line in lines {
+                let item = Item {
+                    sku: line.sku.clone(),
+                    name: line.name.clone(),
+                    category: line.category.clone(),
+                    stock: 0, // the statement sets it (and the name and category)
+                };
+                let part = ReservationMove {
+                    movement: Movement::Confirmed,
+                    reservation: id,
+                    quantity: line.quantity,
+                };
+                moved.push((item, part));
+                keys.push(format!("{} {}", id.as_str(), line.sku));
+            }
+        }
+        let events = self.stock_events(&moved, Some(actor))?;
+        let templates = self
+            .outbox
+            .templates(keys.iter().map(String::as_str).zip(events))?;
+        let statement = confirm_with_events_sql(found.len());
+        // Written in the code (only `$n` placeholders formatted in); every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(statement)).bind(now);
+        for (id, _) in &found {
+            query = query.bind(id.as_str());
+        }
+        let rows = Outbox::bind_templates(query, templates)
+            .fetch_all(&mut *conn)
+            .await?;
+        self.outbox.committed();
+        reservations_from(&rows)
     }
 
     /// Writes the stock events of `confirmed`'s lines, each with its item as

@@ -29,6 +29,10 @@ use shared_http::{telemetry, timestamp};
 /// The outbox's columns, in the order [`Outbox::bind_row`] binds them.
 const COLUMNS: &str = "id, subject, event, traceparent, created_at";
 
+/// Nanoseconds per step of the 12 bits of sub-millisecond time in event ids
+/// (RFC 9562's method 3, as the `uuid` crate scales them: 0..=4081).
+const SUB_MS_FACTOR: u64 = 999_999 / 4096 + 1;
+
 /// Most events [`Outbox::append_all`] writes in one statement (5 parameters
 /// each: well within SQLite's and PostgreSQL's limits).
 const APPEND_CHUNK: usize = 1_000;
@@ -119,18 +123,40 @@ impl Outbox {
     }
 
     /// On PostgreSQL, an `INSERT` (for a `WITH` of the statement that makes
-    /// the change) writing events whose `data` only that statement knows
+    /// the change) writing events whose content only that statement knows
     /// (what a row holds after it): one trip for the change and all its
     /// events. `source` is a query of the statement's (a `WITH` name) with
-    /// the columns `event_key` (text) and `fill` (jsonb); for each of its
-    /// rows, the template of that key (see [`Outbox::templates`]) is written
-    /// with `fill`'s members set in its `data`. `$first` is the templates,
+    /// the columns `event_key` (text), `subject` (text, or NULL to keep the
+    /// template's) and `fill` (jsonb); for each of its rows, the template of
+    /// that key (see [`Outbox::templates`]) is written with that subject and
+    /// `fill`'s members set in its `data`. `$first` is the templates,
     /// `$first + 1` and `$first + 2` the trace context and the time, bound by
     /// [`Outbox::bind_templates`].
+    ///
+    /// Each event gets its id here, a UUIDv7 of the database's clock read
+    /// once `source`'s row exists (so after the change locked it), with the
+    /// sub-millisecond time in the 12 bits after the milliseconds as
+    /// [`CloudEvent::new`]'s ids: the events of one aggregate sort in the
+    /// order their changes took its lock, whichever made their ids.
     pub fn completed_insert_sql(source: &str, first: usize) -> String {
         let (templates, trace, now) = (first, first + 1, first + 2);
+        // `OFFSET 0` keeps the clock and the random bits read once per row
+        // (the planner does not fold the subquery into its users).
         format!(
-            "INSERT INTO outbox ({COLUMNS})              SELECT t.event->>'id', t.event->>'type',                  jsonb_set(t.event, '{{data}}', (t.event->'data') || f.fill)::text, ${trace}, ${now}              FROM jsonb_to_recordset(${templates}::jsonb) AS t(key text, event jsonb)              JOIN {source} f ON f.event_key = t.key"
+            "INSERT INTO outbox ({COLUMNS}) \
+             SELECT e.id, e.event->>'type', \
+                 jsonb_set(jsonb_set(jsonb_set(e.event, '{{id}}', to_jsonb(e.id)), \
+                     '{{subject}}', to_jsonb(e.subject)), \
+                     '{{data}}', (e.event->'data') || e.fill)::text, ${trace}, ${now} \
+             FROM (SELECT r.event, r.fill, r.subject, \
+                     (lpad(to_hex(r.us / 1000), 12, '0') || '7' \
+                      || lpad(to_hex((r.us % 1000) * 1000 / {SUB_MS_FACTOR}), 3, '0') \
+                      || right(replace(r.random, '-', ''), 16))::uuid::text AS id \
+                 FROM (SELECT t.event, f.fill, coalesce(f.subject, t.event->>'subject') AS subject, \
+                         (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us, \
+                         gen_random_uuid()::text AS random \
+                     FROM jsonb_to_recordset(${templates}::jsonb) AS t(key text, event jsonb) \
+                     JOIN {source} f ON f.event_key = t.key OFFSET 0) r) e"
         )
     }
 
