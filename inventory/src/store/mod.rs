@@ -13,7 +13,11 @@
 //! The store builds no events: a change that publishes one is given a
 //! function from its caller (the domain's, in `crate::events`) that builds
 //! the event from what the change left, and writes what it returns into
-//! the outbox in the change's own transaction.
+//! the outbox in the change's own transaction. Where a change is one
+//! statement on PostgreSQL (a reservation, a batch of confirmations), the
+//! function builds each event before it, and the statement completes them
+//! with what it leaves (each item's name, category and stock; see
+//! `shared_events::Outbox::completed_insert_sql`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,9 +33,9 @@ const CHECK_VIOLATION: &str = "23514";
 /// Returns the reservation's lines (NULL when nothing was reserved).
 static RESERVE_IN_ONE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{RESERVE_WITHOUT_EVENTS}, \
+        "{RESERVE_CHANGES}, \
          moved AS ( \
-             SELECT sku AS event_key, NULL::text AS subject, \
+             SELECT sku AS event_key, \
                  jsonb_build_object('name', name, 'category', category, \
                  'stock', stock, 'previous_stock', stock + quantity) AS fill FROM taken \
          ), events AS ({}) \
@@ -44,8 +44,8 @@ static RESERVE_IN_ONE_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The changes of [`RESERVE_IN_ONE_STATEMENT`], without its events.
-const RESERVE_WITHOUT_EVENTS: &str = "\
+/// The changes of [`RESERVE_IN_ONE_STATEMENT`] (its events follow them).
+const RESERVE_CHANGES: &str = "\
     WITH wanted AS ( \
         SELECT w.sku, w.quantity FROM json_to_recordset($1::json) AS w(sku text, quantity bigint) \
     ), known AS ( \
@@ -160,7 +160,7 @@ fn confirm_with_events_sql(ids: usize) -> String {
              SELECT i.sku, i.name, i.category, i.stock FROM items i \
              WHERE i.sku IN (SELECT sku FROM line) ORDER BY i.sku FOR UPDATE \
          ), moved AS ( \
-             SELECT line.id || ' ' || line.sku AS event_key, NULL::text AS subject, \
+             SELECT line.id || ' ' || line.sku AS event_key, \
                  jsonb_build_object('name', item.name, 'category', item.category, \
                      'stock', item.stock, 'previous_stock', item.stock) AS fill \
              FROM line JOIN item ON item.sku = line.sku \

@@ -123,13 +123,12 @@ impl Outbox {
     }
 
     /// On PostgreSQL, an `INSERT` (for a `WITH` of the statement that makes
-    /// the change) writing events whose content only that statement knows
+    /// the change) writing events whose `data` only that statement knows
     /// (what a row holds after it): one trip for the change and all its
     /// events. `source` is a query of the statement's (a `WITH` name) with
-    /// the columns `event_key` (text), `subject` (text, or NULL to keep the
-    /// template's) and `fill` (jsonb); for each of its rows, the template of
-    /// that key (see [`Outbox::templates`]) is written with that subject and
-    /// `fill`'s members set in its `data`. `$first` is the templates,
+    /// the columns `event_key` (text) and `fill` (jsonb); for each of its
+    /// rows, the template of that key (see [`Outbox::templates`]) is written
+    /// with `fill`'s members set in its `data`. `$first` is the templates,
     /// `$first + 1` and `$first + 2` the trace context and the time, bound by
     /// [`Outbox::bind_templates`].
     ///
@@ -145,14 +144,13 @@ impl Outbox {
         format!(
             "INSERT INTO outbox ({COLUMNS}) \
              SELECT e.id, e.event->>'type', \
-                 jsonb_set(jsonb_set(jsonb_set(e.event, '{{id}}', to_jsonb(e.id)), \
-                     '{{subject}}', to_jsonb(e.subject)), \
+                 jsonb_set(jsonb_set(e.event, '{{id}}', to_jsonb(e.id)), \
                      '{{data}}', (e.event->'data') || e.fill)::text, ${trace}, ${now} \
-             FROM (SELECT r.event, r.fill, r.subject, \
+             FROM (SELECT r.event, r.fill, \
                      (lpad(to_hex(r.us / 1000), 12, '0') || '7' \
                       || lpad(to_hex((r.us % 1000) * 1000 / {SUB_MS_FACTOR}), 3, '0') \
                       || right(replace(r.random, '-', ''), 16))::uuid::text AS id \
-                 FROM (SELECT t.event, f.fill, coalesce(f.subject, t.event->>'subject') AS subject, \
+                 FROM (SELECT t.event, f.fill, \
                          (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us, \
                          gen_random_uuid()::text AS random \
                      FROM jsonb_to_recordset(${templates}::jsonb) AS t(key text, event jsonb) \
