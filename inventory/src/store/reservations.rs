@@ -515,6 +515,29 @@ impl Store {
         now: i64,
         actor: &Actor,
     ) -> anyhow::Result<HashMap<String, Reservation>> {
+        let found = Self::lines_of(conn, ids).await?;
+        if found.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let templates = self.confirm_templates(&found, actor)?;
+        let statement = confirm_with_events_sql(found.len());
+        // Written in the code (only `$n` placeholders formatted in); every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(statement)).bind(now);
+        for (id, _) in &found {
+            query = query.bind(id.as_str());
+        }
+        let rows = Outbox::bind_templates(query, templates)
+            .fetch_all(&mut *conn)
+            .await?;
+        self.outbox.committed();
+        reservations_from(&rows)
+    }
+
+    /// The lines of those of `ids` that name a reservation.
+    async fn lines_of(
+        conn: &mut AnyConnection,
+        ids: &[ReservationId],
+    ) -> anyhow::Result<Vec<(ReservationId, Vec<ReservedLine>)>> {
         let sql = format!(
             "SELECT id, lines FROM reservations WHERE id IN ({})",
             placeholders(1, ids.len())
@@ -529,12 +552,19 @@ impl Store {
             let id = ReservationId::parse(&row.try_get::<String, _>("id")?)?;
             found.push((id, lines_from(row.try_get("lines")?)?));
         }
-        if found.is_empty() {
-            return Ok(HashMap::new());
-        }
+        Ok(found)
+    }
+
+    /// The templates of [`confirm_with_events_sql`]: the confirmation of
+    /// each line of `found`, keyed `"<reservation id> <sku>"`.
+    fn confirm_templates(
+        &self,
+        found: &[(ReservationId, Vec<ReservedLine>)],
+        actor: &Actor,
+    ) -> anyhow::Result<String> {
         let mut moved = Vec::new();
         let mut keys = Vec::new();
-        for (id, lines) in &found {
+        for (id, lines) in found {
             for line in lines {
                 let item = Item {
                     sku: line.sku.clone(),
@@ -552,25 +582,13 @@ impl Store {
             }
         }
         let events = self.stock_events(&moved, Some(actor))?;
-        let templates = self
-            .outbox
-            .templates(keys.iter().map(String::as_str).zip(events))?;
-        let statement = confirm_with_events_sql(found.len());
-        // Written in the code (only `$n` placeholders formatted in); every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(statement)).bind(now);
-        for (id, _) in &found {
-            query = query.bind(id.as_str());
-        }
-        let rows = Outbox::bind_templates(query, templates)
-            .fetch_all(&mut *conn)
-            .await?;
-        self.outbox.committed();
-        reservations_from(&rows)
+        self.outbox
+            .templates(keys.iter().map(String::as_str).zip(events))
     }
 
     /// Writes the stock events of `confirmed`'s lines, each with its item as
-    /// it stands: read under a lock on PostgreSQL (SQLite's writer is held),
-    /// so that no other movement of it commits between the read and ours.
+    /// it stands (on SQLite, whose writer the caller holds: nothing else
+    /// moves in between; PostgreSQL confirms in one statement instead).
     async fn append_confirmed(
         &self,
         tx: &mut AnyConnection,
@@ -584,16 +602,11 @@ impl Store {
         if skus.is_empty() {
             return Ok(());
         }
-        let lock = if self.db.is_sqlite() {
-            ""
-        } else {
-            " ORDER BY sku FOR UPDATE"
-        };
         let sql = format!(
-            "SELECT sku, name, category, stock FROM items WHERE sku IN ({}){lock}",
+            "SELECT sku, name, category, stock FROM items WHERE sku IN ({})",
             placeholders(1, skus.len())
         );
-        // Only `$n` placeholders and a fixed clause were formatted in.
+        // Only `$n` placeholders were formatted in; every value is bound.
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for sku in &skus {
             query = query.bind(*sku);
