@@ -203,13 +203,7 @@ impl Store {
                 Self::reserve_in_one_statement(&mut conn, new, now, expires_at, templates).await?;
             drop(conn);
             return match taken {
-                Taken::Reserved(lines) => Ok(ReserveOutcome::Created(self.reserved(Reservation {
-                    id: id.clone(),
-                    status: ReservationStatus::Reserved,
-                    created_at: now,
-                    expires_at: Some(expires_at),
-                    lines,
-                }))),
+                Taken::Reserved(lines) => Ok(self.created(new, now, expires_at, lines)),
                 Taken::Short => self.insufficient(new).await,
                 Taken::Nothing => {
                     let skus = new.lines.skus().cloned().collect();
@@ -237,13 +231,7 @@ impl Store {
                 self.outbox.append_all(&mut tx, &events).await?;
                 tx.commit().await?;
                 self.outbox.committed();
-                return Ok(ReserveOutcome::Created(self.reserved(Reservation {
-                    id: id.clone(),
-                    status: ReservationStatus::Reserved,
-                    created_at: now,
-                    expires_at: Some(expires_at),
-                    lines,
-                })));
+                return Ok(self.created(new, now, expires_at, lines));
             }
         }
         // Stock is short, or the id was used before: either way nothing is held.
@@ -276,10 +264,23 @@ impl Store {
         self.outbox.templates(keyed.zip(events))
     }
 
-    /// `reservation`, just committed: its items' stock changed.
-    fn reserved(&self, reservation: Reservation) -> Reservation {
-        self.changed(reservation.lines.iter().map(|l| &l.sku));
-        reservation
+    /// `new`, just committed with `lines` until `expires_at`: its items'
+    /// stock changed.
+    fn created(
+        &self,
+        new: &NewReservation,
+        now: i64,
+        expires_at: i64,
+        lines: Vec<ReservedLine>,
+    ) -> ReserveOutcome {
+        self.changed(lines.iter().map(|l| &l.sku));
+        ReserveOutcome::Created(Reservation {
+            id: new.id.clone(),
+            status: ReservationStatus::Reserved,
+            created_at: now,
+            expires_at: Some(expires_at),
+            lines,
+        })
     }
 
     /// Why nothing was reserved under `id`: the id was used before, or some
