@@ -49,7 +49,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     db: Database,
-    /// Where catalogue changes and expiries write their events, in their
+    /// Where catalogue changes and stock movements write their events, in their
     /// own transaction (a no-op while events are off).
     outbox: Outbox,
     /// Items as `GET /items/{sku}` last read them (see [`Store::get_item`]).

@@ -264,3 +264,62 @@ impl Outbox {
         self.wake.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared_db::{Database, DatabaseConfig};
+    use sqlx::Connection;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn append_all_writes_every_event_in_chunks_within_the_transaction() {
+        let dir = std::env::temp_dir().join(format!("outbox-chunks-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let db = Database::connect(&DatabaseConfig::sqlite_file(&dir.join("o.db")))
+            .await
+            .expect("a database");
+        let mut conn = db.write().await.expect("the writer");
+        sqlx::raw_sql(include_str!("../migrations/outbox.sql"))
+            .execute(&mut *conn)
+            .await
+            .expect("the outbox table");
+        // More than two statements' worth, the last one partial.
+        let events: Vec<CloudEvent> = (0..APPEND_CHUNK * 2 + 7)
+            .map(|n| CloudEvent::new("test", "t.happened", &n.to_string(), &n).expect("an event"))
+            .collect();
+        let mut tx = conn.begin().await.expect("a transaction");
+        Outbox::on()
+            .append_all(&mut tx, &events)
+            .await
+            .expect("written");
+        tx.rollback().await.expect("rolled back");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("counted");
+        assert_eq!(count, 0, "all or nothing");
+        let mut tx = conn.begin().await.expect("a transaction");
+        Outbox::on()
+            .append_all(&mut tx, &events)
+            .await
+            .expect("written");
+        Outbox::off()
+            .append_all(&mut tx, &events)
+            .await
+            .expect("nothing");
+        tx.commit().await.expect("committed");
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("ids");
+        let made: Vec<&String> = events.iter().map(|e| &e.id).collect();
+        assert_eq!(
+            ids.iter().collect::<Vec<_>>(),
+            made,
+            "each once, in the order made"
+        );
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
