@@ -5,7 +5,8 @@
 #   2. every crate's unit and HTTP tests on embedded SQLite, then schemathesis
 #      against each service's /openapi.json (scripts/schemathesis.sh); the events
 #      tests run a real nats-server (Debian's nats-server, installed when missing,
-#      NATS_SERVER_BIN exported for them)
+#      NATS_SERVER_BIN exported for them); the event catalogue (events/asyncapi.json)
+#      through the AsyncAPI CLI's validator (scripts/check-asyncapi.sh)
 #   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
 #      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
 #      missing), and the access-control journey on it (scripts/auth-journey.sh)
@@ -54,6 +55,9 @@ cargo test --workspace
 
 section "property-based API tests (schemathesis against each /openapi.json)"
 PROFILE=debug scripts/schemathesis.sh
+
+section "the event catalogue (the AsyncAPI CLI against events/asyncapi.json)"
+scripts/check-asyncapi.sh
 
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates

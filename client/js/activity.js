@@ -134,7 +134,8 @@ function describeStock(data) {
   const before = number(data.previous_stock);
   const after = number(data.stock);
   const what = `Stock of ${text(data.sku) || '?'}`;
-  const note = changeNote(data.change);
+  // `movement` (reserved, confirmed, released, …) says more than the older `change`.
+  const note = changeNote(data.movement ?? data.change);
   if (after === null) return `${what} changed${note}`;
   return `${what} changed ${before ?? '?'} → ${after}${note}`;
 }

@@ -36,6 +36,8 @@ test('stock, reservation and price events read as what changed', () => {
     'Stock of A1 changed 3 → 2 (−1)');
   assert.equal(describeEvent({ type: 'shop.inventory.stock_changed', data: { sku: 'A1', stock: 4, change: 'reservation_released' } }),
     'Stock of A1 changed ? → 4 (reservation released)');
+  assert.equal(describeEvent({ type: 'shop.inventory.stock_changed', data: { sku: 'A1', stock: 4, previous_stock: 5, change: 'stock', movement: 'reserved' } }),
+    'Stock of A1 changed 5 → 4 (reserved)');
   assert.equal(describeEvent({
     type: 'shop.inventory.reservation_expired',
     data: { reservation_id: ORDER_ID, lines: [{ sku: 'A001', quantity: 2 }], expired_at: '2025-01-01T00:00:00Z' },

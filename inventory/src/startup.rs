@@ -38,8 +38,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let store = Store::connect(&config.database, outbox.clone())
         .await?
         .with_item_cache(config.item_cache_ttl)
-        .with_expiry_event(events::reservation_expired);
-    let seeded = store.seed_if_empty(&config.catalog.items).await?;
+        .with_expiry_event(events::reservation_expired)
+        .with_stock_event(events::reservation_moved);
+    let seeded = store
+        .seed_if_empty(&config.catalog.items, events::item_seeded)
+        .await?;
     tracing::info!(
         database = shared_db::backend_name(&config.database.url),
         seeded,

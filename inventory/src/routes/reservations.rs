@@ -116,7 +116,7 @@ fn reservation_id(raw: &str) -> Result<ReservationId, Error> {
 #[post("")]
 #[tracing::instrument(skip_all)]
 pub async fn create_reservation(
-    _: Authorized<ReserveStock>,
+    auth: Authorized<ReserveStock>,
     store: web::Data<Store>,
     ttl: web::Data<ReservationTtl>,
     metrics: web::Data<InventoryMetrics>,
@@ -124,7 +124,10 @@ pub async fn create_reservation(
     body: web::Json<CreateReservationRequest>,
 ) -> Result<HttpResponse, Error> {
     let new = NewReservation::try_from(body.into_inner())?;
-    let outcome = store.reserve(&new, now_ms(), ttl.0, deadline).await?;
+    let actor = auth.caller.actor();
+    let outcome = store
+        .reserve(&new, now_ms(), ttl.0, deadline, &actor)
+        .await?;
     metrics.reservation(outcome.label());
     let (status, reservation) = match outcome {
         ReserveOutcome::Created(r) => (StatusCode::CREATED, r),
@@ -179,13 +182,13 @@ pub async fn get_reservation(
 #[post("/{id}/confirm")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn confirm_reservation(
-    _: Authorized<ReserveStock>,
+    auth: Authorized<ReserveStock>,
     store: web::Data<Store>,
     metrics: web::Data<InventoryMetrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
-    let outcome = store.confirm(&id, now_ms()).await?;
+    let outcome = store.confirm(&id, now_ms(), &auth.caller.actor()).await?;
     if let Some(label) = outcome.label() {
         metrics.reservation(label);
     }
@@ -241,7 +244,7 @@ pub struct ConfirmAllResponse {
 #[post("/reservation-confirmations")]
 #[tracing::instrument(skip_all)]
 pub async fn confirm_reservations(
-    _: Authorized<ReserveStock>,
+    auth: Authorized<ReserveStock>,
     store: web::Data<Store>,
     metrics: web::Data<InventoryMetrics>,
     body: web::Json<ConfirmAllRequest>,
@@ -261,7 +264,8 @@ pub async fn confirm_reservations(
         .collect::<Result<Vec<_>, _>>()?;
     let mut not_found = Vec::new();
     let mut reservations = Vec::with_capacity(ids.len());
-    for (id, outcome) in store.confirm_all(&ids, now_ms()).await? {
+    let actor = auth.caller.actor();
+    for (id, outcome) in store.confirm_all(&ids, now_ms(), &actor).await? {
         if let Some(label) = outcome.label() {
             metrics.reservation(label);
         }
@@ -292,13 +296,13 @@ pub async fn confirm_reservations(
 #[delete("/{id}")]
 #[tracing::instrument(skip_all, fields(reservation_id = %path))]
 pub async fn release_reservation(
-    _: Authorized<ReserveStock>,
+    auth: Authorized<ReserveStock>,
     store: web::Data<Store>,
     metrics: web::Data<InventoryMetrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = reservation_id(&path)?;
-    store.release(&id, now_ms()).await?;
+    store.release(&id, now_ms(), &auth.caller.actor()).await?;
     metrics.reservation("released");
     Ok(HttpResponse::NoContent().finish())
 }

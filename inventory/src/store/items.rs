@@ -35,7 +35,7 @@ pub struct Category {
 }
 
 /// An item from its row; a sku that is not one is an error naming it.
-fn item_from(row: &sqlx::any::AnyRow) -> anyhow::Result<Item> {
+pub(super) fn item_from(row: &sqlx::any::AnyRow) -> anyhow::Result<Item> {
     let sku: String = row.try_get("sku")?;
     Ok(Item {
         sku: Sku::parse(&sku).with_context(|| format!("item {sku:?} cannot be read"))?,
@@ -46,12 +46,17 @@ fn item_from(row: &sqlx::any::AnyRow) -> anyhow::Result<Item> {
 }
 
 impl Store {
-    /// Inserts the catalogue when the store holds no items; returns how many.
-    /// Safe when several replicas start at once (inserts skip existing skus).
+    /// Inserts the catalogue when the store holds no items, with the event
+    /// `event` builds for each item inserted; returns how many. Safe when
+    /// several replicas start at once (inserts skip existing skus).
     ///
     /// # Errors
     /// On a database error.
-    pub async fn seed_if_empty(&self, items: &[Item]) -> anyhow::Result<u64> {
+    pub async fn seed_if_empty(
+        &self,
+        items: &[Item],
+        event: impl Fn(&Item) -> anyhow::Result<CloudEvent>,
+    ) -> anyhow::Result<u64> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
             .fetch_one(&mut *self.db.read().await?)
             .await?;
@@ -60,22 +65,31 @@ impl Store {
         }
         let mut conn = self.db.write().await?;
         let mut tx = conn.begin().await?;
-        let mut inserted = 0;
+        let mut inserted = Vec::with_capacity(items.len());
         for item in items {
-            inserted += sqlx::query(
+            let row = sqlx::query(
                 "INSERT INTO items (sku, name, category, stock) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (sku) DO NOTHING",
+                 ON CONFLICT (sku) DO NOTHING RETURNING sku, name, category, stock",
             )
             .bind(item.sku.as_str())
             .bind(&item.name)
             .bind(&item.category)
             .bind(item.stock)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .fetch_optional(&mut *tx)
+            .await?;
+            inserted.extend(row.as_ref().map(item_from).transpose()?);
+        }
+        // A consumer keeping stock from the events learns the seeded items too.
+        if self.outbox.is_on() {
+            let events = inserted
+                .iter()
+                .map(&event)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            self.outbox.append_all(&mut tx, &events).await?;
         }
         tx.commit().await?;
-        Ok(inserted)
+        self.outbox.committed();
+        Ok(u64::try_from(inserted.len())?)
     }
 
     /// # Errors

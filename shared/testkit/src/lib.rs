@@ -6,7 +6,8 @@
 //!
 //! Owns: port-0 start-up, the test client and problem asserts, captured
 //! logs, [`eventually`] (the one polling helper for every test), the
-//! OpenID test issuer, a nats-server per test, wrk, and the OpenAPI checks.
+//! OpenID test issuer, a nats-server per test, wrk, the OpenAPI checks, and
+//! the checks of published events against the event catalogue.
 //! Only tests depend on it: no service binary links it.
 
 use std::sync::Once;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use shared_chaos::ChaosConfig;
 use shared_http::telemetry::LogFormat;
 
+pub mod asyncapi;
 pub mod issuer;
 pub mod nats;
 pub mod openapi;

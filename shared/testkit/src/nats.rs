@@ -176,16 +176,18 @@ impl NatsServer {
     }
 }
 
-/// Each message is a valid event of its type (`<schemas>/<type>.schema.json`),
-/// published under its subject = type, stored under its own id
+/// Each message is a valid event of its type: it matches the schema the
+/// event catalogue (`events/asyncapi.json`, see [`crate::asyncapi`]) gives
+/// its channel, which is the producer's `<schemas>/<type>.schema.json`. It
+/// is published under its subject = type, stored under its own id
 /// (`Nats-Msg-Id`) with a trace context, and no id is stored twice.
 pub fn assert_valid_and_distinct(messages: &[StoredMessage], schemas: &Path) {
+    let catalogue = crate::asyncapi::EventCatalogue::load();
     let mut ids = std::collections::BTreeSet::new();
     for message in messages {
         let event = &message.payload;
         assert_eq!(event["type"], message.subject.as_str(), "{event:#}");
-        let schema = schemas.join(format!("{}.schema.json", message.subject));
-        assert_matches_schema(&schema, event);
+        catalogue.assert_matches(&message.subject, event, schemas);
         let id = event["id"].as_str().expect("an id");
         assert_eq!(
             message.headers.get("Nats-Msg-Id").map(String::as_str),
