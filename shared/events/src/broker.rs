@@ -52,7 +52,9 @@ impl Broker {
             .event_callback(|event| async move {
                 tracing::info!(%event, "events broker connection");
             })
-            .connect(url.as_str())
+            // A comma list names several servers (a cluster): the client
+            // takes them as a list, not as one string.
+            .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(Duration::from_secs(5));

@@ -19,24 +19,42 @@ pub struct NatsServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More command-line arguments (a cluster node's name and routes).
+    extra: Vec<String>,
+}
+
+/// A free TCP port on loopback.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let mut server = Self::new(free_port(), Vec::new());
+        server.resume().await;
+        server
+    }
+
+    /// A server on `port` with its own storage folder and `extra` arguments,
+    /// not started yet.
+    pub(crate) fn new(port: u16, extra: Vec<String>) -> Self {
         let dir = std::env::temp_dir().join(format!("nats-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("storage folder");
-        let mut server = Self {
+        Self {
             port,
             dir,
             child: None,
-        };
-        server.resume().await;
-        server
+            extra,
+        }
+    }
+
+    /// Whether the process is running (not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn url(&self) -> String {
@@ -77,6 +95,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
