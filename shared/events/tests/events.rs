@@ -677,8 +677,8 @@ async fn stream_reaches(jetstream: &async_nats::jetstream::Context, stream: &str
 }
 
 /// On a three-node JetStream cluster (streams of three replicas) the
-/// stream's leader moves twice during relaying, then is killed and started
-/// again: every row is in the stream once, in outbox order.
+/// stream's leader moves eight times during relaying, then is killed and
+/// started again: every row is in the stream once, in outbox order.
 #[actix_web::test]
 async fn leader_changes_on_a_jetstream_cluster_leave_every_event_once_in_order() {
     let mut cluster = NatsCluster::start().await;
@@ -692,11 +692,11 @@ async fn leader_changes_on_a_jetstream_cluster_leave_every_event_once_in_order()
     let lifecycle = Lifecycle::default();
     actix_web::rt::spawn(f.relay().run(lifecycle.clone()));
     let jetstream = cluster.jetstream().await;
-    for mark in [300, 1300] {
+    for mark in (1..=8).map(|n| n * 300) {
         stream_reaches(&jetstream, STREAM, mark).await;
         assert!(cluster.step_down(STREAM).await, "the leader stepped down");
     }
-    stream_reaches(&jetstream, STREAM, 2300).await;
+    stream_reaches(&jetstream, STREAM, 2700).await;
     let leader = cluster.stream_leader(STREAM).await.expect("a leader");
     cluster.node(leader).stop();
     cluster.node(leader).resume().await;

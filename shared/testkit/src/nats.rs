@@ -85,6 +85,12 @@ impl NatsServer {
     /// Starts the server again on the same port and storage.
     pub async fn resume(&mut self) {
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+        // The server's log, beside its storage: what a failed start said.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .map_or_else(|_| Stdio::null(), Stdio::from);
         let child = Command::new(&binary)
             .args([
                 "-js",
@@ -97,18 +103,23 @@ impl NatsServer {
             .arg(&self.dir)
             .args(&self.extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("starting {binary} (install nats-server, or set NATS_SERVER_BIN): {e}")
             });
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().is_ok_and(|status| status.is_some()));
             assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on port {}",
-                self.port
+                Instant::now() < deadline && !exited,
+                "nats-server did not start on port {}: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -83,25 +83,39 @@ impl NatsCluster {
         node.jetstream().await
     }
 
-    /// Every message in `stream`, in order, read through a running node.
+    /// Every message in `stream`, in order: the longest answer of the
+    /// running nodes (a node just started again may not serve JetStream yet).
     pub async fn messages(&self, stream: &str) -> Vec<StoredMessage> {
-        let node = self
-            .nodes
-            .iter()
-            .find(|n| n.is_running())
-            .expect("a running node");
-        node.messages(stream).await
+        let mut longest = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            let messages = node.messages(stream).await;
+            if messages.len() > longest.len() {
+                longest = messages;
+            }
+        }
+        longest
     }
 
-    /// The index of the node that leads `stream` now, if it has a leader.
+    /// The index of the node that leads `stream`, once it has a leader
+    /// (waits up to 10 s: an election follows each move).
     pub async fn stream_leader(&self, stream: &str) -> Option<usize> {
-        let mut info = self.jetstream().await.get_stream(stream).await.ok()?;
-        let leader = info.info().await.ok()?.cluster.clone()?.leader?;
-        leader.strip_prefix('n')?.parse().ok()
+        let jetstream = self.jetstream().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut info) = jetstream.get_stream(stream).await
+                && let Ok(info) = info.info().await
+                && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.as_deref())
+            {
+                return leader.strip_prefix('n')?.parse().ok();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
     }
 
-    /// Asks `stream`'s leader to step down (JetStream elects another);
-    /// returns whether the cluster agreed.
+    /// Asks `stream`'s leader to step down (JetStream elects another),
+    /// again while the stream has no leader yet (a moment after the last
+    /// move) for up to 10 s; returns whether the cluster agreed.
     pub async fn step_down(&self, stream: &str) -> bool {
         let node = self
             .nodes
@@ -112,10 +126,17 @@ impl NatsCluster {
             return false;
         };
         let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}");
-        let Ok(reply) = client.request(subject, "".into()).await else {
-            return false;
-        };
-        serde_json::from_slice::<Value>(&reply.payload).is_ok_and(|r| r["success"] == true)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(reply) = client.request(subject.clone(), "".into()).await
+                && serde_json::from_slice::<Value>(&reply.payload)
+                    .is_ok_and(|r| r["success"] == true)
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Asks for the account's JetStream information (raw: the client's typed
