@@ -15,6 +15,7 @@ use shared_events::consumer::{self, Consumers, Effect};
 use shared_events::relay::{Relay, Round};
 use shared_events::{Broker, CloudEvent, EventMetrics, Handler, Inbox, Outbox, Subscription};
 use shared_testkit::eventually;
+use tokio::sync::Notify;
 
 /// How long a condition below may take to hold.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -718,5 +719,48 @@ async fn leader_changes_on_a_jetstream_cluster_leave_every_event_once_in_order()
         "in outbox order: {}",
         first_difference(&stored, &ids)
     );
+    lifecycle.start_draining();
+}
+
+/// A relay frozen mid-round (it took the lease and read its rows, and gets no
+/// further while frozen, as a SIGSTOPped replica) does not stop the outbox:
+/// its lease lapses and the other relay drains it, in order. Thawed, the
+/// frozen one marks nothing: the lease is no longer its own. Runs in the
+/// PostgreSQL pass, where replicas share one outbox.
+#[actix_web::test]
+async fn a_relay_frozen_mid_round_on_postgresql_leaves_the_outbox_to_the_other() {
+    if std::env::var("TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
+        eprintln!("skipped: needs TEST_DATABASE_URL (the PostgreSQL pass)");
+        return;
+    }
+    let f = Fixture::with(|config| EventsConfig {
+        relay_batch: 16,
+        relay_lease: Duration::from_millis(500),
+        ..config
+    })
+    .await;
+    let mut ids = f.commit_many(100).await;
+    let (claimed, thawed) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let frozen = actix_web::rt::spawn({
+        let (relay, claimed, thawed) = (f.relay(), claimed.clone(), thawed.clone());
+        async move { relay.round_frozen_after_claim(&claimed, &thawed).await }
+    });
+    claimed.notified().await;
+    let lifecycle = Lifecycle::default();
+    actix_web::rt::spawn(f.relay().run(lifecycle.clone()));
+    for n in 0..20 {
+        ids.push(f.commit(&format!("later-{n}")).await.id);
+    }
+    eventually(
+        "the other relay to drain the outbox",
+        PATIENCE,
+        async || f.unsent().await == 0,
+    )
+    .await;
+    assert_eq!(f.ids_in_stream().await, ids);
+    thawed.notify_one();
+    let round = frozen.await.expect("the frozen round ends");
+    assert_eq!(round.expect("round"), Round::Deferred, "it marked nothing");
+    assert_eq!(f.ids_in_stream().await, ids, "its copies were dropped");
     lifecycle.start_draining();
 }
