@@ -764,3 +764,48 @@ async fn a_relay_frozen_mid_round_on_postgresql_leaves_the_outbox_to_the_other()
     assert_eq!(f.ids_in_stream().await, ids, "its copies were dropped");
     lifecycle.start_draining();
 }
+
+/// Rows stored but not marked (a relay killed before marking), then a broker
+/// restart: the next round republishes them, JetStream answers duplicates
+/// (it checks `Nats-Msg-Id` before the expected last id), and the rows after
+/// them, chained to the last of them, are stored in the same round: the
+/// stream's last id came back from its storage. A relay whose own last row
+/// is no longer the stream's last (another published since) is refused at its
+/// first row and starts over unchained.
+#[actix_web::test]
+async fn republished_rows_are_duplicates_and_the_chain_goes_on_after_a_broker_restart() {
+    let mut f = Fixture::new().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(f.commit(&format!("s-{n}")).await.id);
+    }
+    let killed = f.relay();
+    assert_eq!(
+        killed.round_killed_before_marking().await.expect("round"),
+        Round::Sent(3)
+    );
+    f.nats.stop();
+    f.nats.resume().await;
+    for n in 3..5 {
+        ids.push(f.commit(&format!("s-{n}")).await.id);
+    }
+    let relay = f.relay();
+    eventually("the relay back on the broker", PATIENCE, async || {
+        relay
+            .round()
+            .await
+            .is_ok_and(|round| round == Round::Sent(5))
+    })
+    .await;
+    assert_eq!(f.ids_in_stream().await, ids);
+    let count = |outcome: &str| {
+        f.metric(&format!(
+            "events_published_total{{type=\"{TYPE}\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!((count("published"), count("duplicate")), (5.0, 3.0));
+    // `killed` last saw the third row stored; the stream has moved on.
+    ids.push(f.commit("s-5").await.id);
+    assert_eq!(killed.round().await.expect("round"), Round::Sent(1));
+    assert_eq!(f.ids_in_stream().await, ids);
+}
