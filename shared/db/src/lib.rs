@@ -159,6 +159,15 @@ struct PostgresConnections {
     url: String,
 }
 
+/// Server-side limits set on every PostgreSQL session as it opens (one
+/// trip), so that a process that freezes or vanishes cannot hold locks for
+/// long: the server ends a transaction left idle for 15 s (its locks go with
+/// it), and its TCP keepalives notice a peer gone without a goodbye (a
+/// partition, a killed node) after about 25 s (10 s idle, then 3 probes 5 s
+/// apart) instead of the kernel's default of over two hours.
+const SESSION_LIMITS: &str = "SET idle_in_transaction_session_timeout = '15s'; \
+     SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
+
 /// A PostgreSQL connection and when it was last known to work.
 struct Checked {
     conn: AnyConnection,
@@ -170,8 +179,10 @@ impl managed::Manager for PostgresConnections {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<Checked, sqlx::Error> {
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        sqlx::raw_sql(SESSION_LIMITS).execute(&mut conn).await?;
         Ok(Checked {
-            conn: AnyConnection::connect(&self.url).await?,
+            conn,
             checked_at: Instant::now(),
         })
     }
@@ -657,6 +668,44 @@ impl HealthCheck for DatabaseCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs in the PostgreSQL pass (`TEST_DATABASE_URL`): both pools' sessions
+    /// carry the server-side limits.
+    #[tokio::test]
+    async fn postgresql_sessions_carry_the_idle_transaction_timeout_and_keepalives() {
+        let Some(url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: needs TEST_DATABASE_URL (the PostgreSQL pass)");
+            return;
+        };
+        let db = Database::connect(&DatabaseConfig {
+            url,
+            max_connections: 2,
+        })
+        .await
+        .expect("connects");
+        for mut conn in [
+            db.read().await.expect("reader"),
+            db.write().await.expect("writer"),
+        ] {
+            let mut settings = Vec::new();
+            for name in [
+                "idle_in_transaction_session_timeout",
+                "tcp_keepalives_idle",
+                "tcp_keepalives_interval",
+                "tcp_keepalives_count",
+            ] {
+                let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .expect("shown");
+                settings.push(value);
+            }
+            assert_eq!(settings, ["15s", "10", "5", "3"]);
+        }
+    }
 
     fn size(path: &std::path::Path) -> u64 {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)

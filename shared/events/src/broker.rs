@@ -45,12 +45,6 @@ impl Broker {
         let Some(url) = &config.nats_url else {
             return Ok(None);
         };
-        // A comma list names the servers of one cluster; the client tries them
-        // in turn and learns the others from the cluster itself.
-        let servers = url
-            .split(',')
-            .map(|server| server.trim().parse::<async_nats::ServerAddr>())
-            .collect::<Result<Vec<_>, _>>()?;
         let client = async_nats::ConnectOptions::new()
             .name(service)
             .retry_on_initial_connect()
@@ -58,7 +52,9 @@ impl Broker {
             .event_callback(|event| async move {
                 tracing::info!(%event, "events broker connection");
             })
-            .connect(servers)
+            // A comma list names several servers (a cluster): the client
+            // takes them as a list, not as one string.
+            .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(Duration::from_secs(5));

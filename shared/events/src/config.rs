@@ -33,6 +33,10 @@ pub struct EventsConfig {
     pub relay_linger: Duration,
     /// `EVENTS_RELAY_BATCH`: outbox rows published per round.
     pub relay_batch: usize,
+    /// `EVENTS_RELAY_LEASE_MS`: how long a relay's claim on a shared outbox
+    /// lasts without renewal; a frozen or cut-off replica's claim lapses after
+    /// this and another replica carries on.
+    pub relay_lease: Duration,
     /// `EVENTS_MAX_DELIVER`: deliveries of one event before it is a dead letter.
     pub max_deliver: i64,
     /// `EVENTS_REDELIVERY_BACKOFF_MS`: the waits before each redelivery
@@ -67,6 +71,7 @@ impl EventsConfig {
             relay_interval: Duration::from_millis(500),
             relay_linger: Duration::from_millis(10),
             relay_batch: 256,
+            relay_lease: Duration::from_secs(5),
             max_deliver: 5,
             redelivery_backoff: vec![
                 Duration::from_secs(1),
@@ -130,6 +135,7 @@ impl EventsConfig {
             relay_interval: env.millis("EVENTS_RELAY_INTERVAL_MS", ms(off.relay_interval), 10)?,
             relay_linger: env.millis("EVENTS_RELAY_LINGER_MS", ms(off.relay_linger), 0)?,
             relay_batch: env.at_least_as("EVENTS_RELAY_BATCH", 256, 1)?,
+            relay_lease: env.millis("EVENTS_RELAY_LEASE_MS", ms(off.relay_lease), 100)?,
             max_deliver: env.at_least_as("EVENTS_MAX_DELIVER", 5, 2)?,
             redelivery_backoff: env
                 .millis_list("EVENTS_REDELIVERY_BACKOFF_MS", &off.redelivery_backoff)?,

@@ -5,17 +5,33 @@
 //! next round: JetStream drops it (same `Nats-Msg-Id` within its duplicate
 //! window), and every consumer's inbox would drop it anyway.
 //!
-//! On PostgreSQL, where replicas share one outbox, a round claims its rows
-//! with `FOR UPDATE SKIP LOCKED` and holds them until they are marked; a
-//! replica whose claim does not start at the oldest unsent row leaves the
-//! round to the one that holds it, so that events leave in the order they
-//! were written. On SQLite (one process) rows are read, published, then
-//! marked, without holding the single writer while the broker answers.
+//! Order under failure. A round pipelines its rows (sends them all, then
+//! awaits the acks), and each row after the first carries
+//! `Nats-Expected-Last-Msg-Id: <the row before it>`: JetStream stores a row
+//! only right after the one before it, so when one is lost (a broker restart,
+//! a leader change) every later row of the round is refused rather than
+//! stored ahead of it. The relay marks the acknowledged prefix and the next
+//! round starts again at the first row not acknowledged. A row that was
+//! stored after all comes back as a duplicate (JetStream checks `Nats-Msg-Id`
+//! before the expected last id), and the chain carries on from it.
+//!
+//! Replicas sharing one outbox (PostgreSQL) take turns through a lease (the
+//! `outbox_lease` row: owner, expiry), taken or renewed in a statement of its
+//! own before each round: no database lock is held while the broker answers,
+//! and a frozen or cut-off replica's lease lapses after
+//! `EVENTS_RELAY_LEASE_MS`, when another carries on. A relay marks rows only
+//! while it is still the lease's owner. It also chains its first row of a
+//! round to the last row it saw stored: a relay that wakes up after another
+//! took over is refused by JetStream at that first row, and publishes nothing.
+//! On SQLite (one process) there is no lease.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
 
 use super::broker::Broker;
 use super::metrics::{EventMetrics, PublishOutcome};
@@ -40,7 +56,8 @@ struct Pending {
 pub enum Round {
     /// Published and marked this many rows (0: the outbox was empty).
     Sent(usize),
-    /// Another replica is relaying the oldest rows.
+    /// Another replica is relaying the outbox (it holds the lease), or took
+    /// over while this one was publishing.
     Deferred,
 }
 
@@ -52,6 +69,22 @@ pub struct Relay {
     outbox: Outbox,
     metrics: EventMetrics,
     service: &'static str,
+    /// This relay's name in the lease.
+    owner: String,
+    /// The id of the last row this relay saw stored at the end of a round
+    /// without failures: its next round's first row is chained to it.
+    last_stored: Arc<Mutex<Option<String>>>,
+}
+
+/// Where a round stops on its way, for the tests of a relay that freezes.
+#[derive(Clone, Copy)]
+enum Stop<'a> {
+    Never,
+    /// After publishing, before marking (a relay killed there).
+    BeforeMarking,
+    /// After taking the lease and reading the rows: signal the first, wait
+    /// for the second, then go on (a relay frozen there).
+    AfterClaim(&'a Notify, &'a Notify),
 }
 
 impl Relay {
@@ -68,6 +101,8 @@ impl Relay {
             outbox,
             metrics,
             service,
+            owner: uuid::Uuid::new_v4().to_string(),
+            last_stored: Arc::default(),
         }
     }
 
@@ -116,7 +151,7 @@ impl Relay {
     /// When the database fails; a broker that does not answer leaves the rows
     /// unsent and is an error too.
     pub async fn round(&self) -> anyhow::Result<Round> {
-        self.round_marking(true).await
+        self.round_stopping(Stop::Never).await
     }
 
     /// A round that stops after publishing, as a relay killed before marking
@@ -126,92 +161,177 @@ impl Relay {
     /// As [`Relay::round`].
     #[cfg(feature = "testing")]
     pub async fn round_killed_before_marking(&self) -> anyhow::Result<Round> {
-        self.round_marking(false).await
+        self.round_stopping(Stop::BeforeMarking).await
     }
 
-    async fn round_marking(&self, mark: bool) -> anyhow::Result<Round> {
-        let batch = i64::try_from(self.broker.config().relay_batch).unwrap_or(i64::MAX);
-        if self.db.is_sqlite() {
-            let rows = claim(&mut *self.db.read().await?, batch, "").await?;
-            let sent = self.publish(&rows).await?;
-            if mark {
-                mark_sent(&mut *self.db.write().await?, &sent).await?;
-            }
-            return Ok(Round::Sent(sent.len()));
-        }
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        let rows = claim(&mut tx, batch, " FOR UPDATE SKIP LOCKED").await?;
-        let Some(first) = rows.first() else {
-            return Ok(Round::Sent(0));
-        };
-        let head: Option<String> =
-            sqlx::query_scalar("SELECT MIN(id) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&mut *tx)
-                .await?;
-        if head.as_deref() != Some(first.id.as_str()) {
+    /// A round that freezes once it has claimed its rows: it notifies
+    /// `claimed`, waits for `thawed`, then publishes and marks what it may.
+    ///
+    /// # Errors
+    /// As [`Relay::round`].
+    #[cfg(feature = "testing")]
+    pub async fn round_frozen_after_claim(
+        &self,
+        claimed: &Notify,
+        thawed: &Notify,
+    ) -> anyhow::Result<Round> {
+        self.round_stopping(Stop::AfterClaim(claimed, thawed)).await
+    }
+
+    async fn round_stopping(&self, stop: Stop<'_>) -> anyhow::Result<Round> {
+        let shared = !self.db.is_sqlite();
+        // The lease first, the rows after: rows read before it could be
+        // stale by the time this relay may publish them.
+        if shared && !self.take_lease().await? {
             return Ok(Round::Deferred);
         }
-        let sent = self.publish(&rows).await?;
-        if mark {
-            mark_sent(&mut tx, &sent).await?;
-            tx.commit().await?;
+        let batch = i64::try_from(self.broker.config().relay_batch).unwrap_or(i64::MAX);
+        let rows = unsent(&mut *self.db.read().await?, batch).await?;
+        if rows.is_empty() {
+            return Ok(Round::Sent(0));
+        }
+        if let Stop::AfterClaim(claimed, thawed) = stop {
+            claimed.notify_one();
+            thawed.notified().await;
+        }
+        let after = self.last_stored().take();
+        let Some(sent) = self.publish(&rows, after).await? else {
+            // Another relay published since this one's last round. Once more
+            // from the lease: if this relay still holds it (or holds it again)
+            // the other has stopped, and the round starts afresh, unchained
+            // (`last_stored` is now empty, so this recurses at most once).
+            return Box::pin(self.round_stopping(stop)).await;
+        };
+        if matches!(stop, Stop::BeforeMarking) {
+            return Ok(Round::Sent(sent.len()));
+        }
+        let owner = shared.then_some(self.owner.as_str());
+        if !mark_sent(&mut *self.db.write().await?, &sent, owner).await? {
+            return Ok(Round::Deferred);
         }
         Ok(Round::Sent(sent.len()))
     }
 
-    /// Publishes `rows` in order and returns the ids JetStream acknowledged,
-    /// up to the first that it did not.
-    async fn publish(&self, rows: &[Pending]) -> anyhow::Result<Vec<String>> {
-        let jetstream = self.broker.jetstream();
-        let mut acks = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut message = PublishMessage::build()
-                .payload(row.event.clone().into())
-                .message_id(&row.id)
-                .header("Content-Type", "application/cloudevents+json");
-            if let Some(traceparent) = &row.traceparent {
-                message = message.header("traceparent", traceparent.as_str());
+    fn last_stored(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.last_stored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes the outbox's lease, or renews this relay's own; false while
+    /// another relay holds it.
+    async fn take_lease(&self) -> anyhow::Result<bool> {
+        let now = timestamp::now_ms();
+        let lease = i64::try_from(self.broker.config().relay_lease.as_millis()).unwrap_or(i64::MAX);
+        let taken = sqlx::query(
+            "INSERT INTO outbox_lease (name, owner, expires_at) VALUES ('relay', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE outbox_lease.owner = excluded.owner OR outbox_lease.expires_at < $3",
+        )
+        .bind(&self.owner)
+        .bind(now.saturating_add(lease))
+        .bind(now)
+        .execute(&mut *self.db.write().await?)
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Publishes `rows` in order, each chained to the one before it and the
+    /// first to `after` (when given), and returns the ids JetStream
+    /// acknowledged, up to the first it did not. `None` when JetStream
+    /// refused the first row because the stream's last row is not `after`.
+    async fn publish(
+        &self,
+        rows: &[Pending],
+        after: Option<String>,
+    ) -> anyhow::Result<Option<Vec<String>>> {
+        let mut sent = Vec::with_capacity(rows.len());
+        let mut rest = rows;
+        if let (Some(after), Some((first, tail))) = (&after, rows.split_first()) {
+            // Confirmed alone before the rest is sent: if the stream moved
+            // on, nothing else of this round goes out.
+            match self.send(first, Some(after)).await?.await {
+                Ok(ack) => self.acknowledged(first, ack.duplicate, &mut sent),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
+                    tracing::info!("the events stream moved on since this relay's last round");
+                    return Ok(None);
+                }
+                Err(e) => return Err(self.failed(first, &e)),
             }
-            match jetstream.send_publish(row.subject.clone(), message).await {
+            rest = tail;
+        }
+        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(rest.len());
+        let mut previous = sent.last().cloned();
+        for row in rest {
+            match self.send(row, previous.as_deref()).await {
                 Ok(ack) => acks.push(ack),
                 Err(e) => {
-                    tracing::warn!(error = %e, "publishing an event failed");
+                    tracing::warn!(error = %format_args!("{e:#}"), "publishing an event failed");
                     break;
                 }
             }
+            previous = Some(row.id.clone());
         }
-        let mut sent = Vec::with_capacity(acks.len());
-        for (row, ack) in rows.iter().zip(acks) {
+        let whole = acks.len() == rest.len();
+        for (row, ack) in rest.iter().zip(acks) {
             match ack.await {
-                Ok(ack) => {
-                    let outcome = if ack.duplicate {
-                        PublishOutcome::Duplicate
-                    } else {
-                        PublishOutcome::Published
-                    };
-                    self.metrics.published(&row.subject, outcome);
-                    sent.push(row.id.clone());
-                }
+                Ok(ack) => self.acknowledged(row, ack.duplicate, &mut sent),
                 Err(e) => {
-                    self.metrics.published(&row.subject, PublishOutcome::Failed);
+                    let e = self.failed(row, &e);
                     if sent.is_empty() {
-                        anyhow::bail!("the broker did not acknowledge an event: {e}");
+                        return Err(e);
                     }
-                    break;
+                    return Ok(Some(sent));
                 }
             }
         }
-        Ok(sent)
+        if whole {
+            *self.last_stored() = sent.last().cloned();
+        }
+        Ok(Some(sent))
+    }
+
+    /// Sends `row`, chained to `after` when given.
+    async fn send(&self, row: &Pending, after: Option<&str>) -> anyhow::Result<PublishAckFuture> {
+        let mut message = PublishMessage::build()
+            .payload(row.event.clone().into())
+            .message_id(&row.id)
+            .header("Content-Type", "application/cloudevents+json");
+        if let Some(after) = after {
+            message = message.expected_last_message_id(after);
+        }
+        if let Some(traceparent) = &row.traceparent {
+            message = message.header("traceparent", traceparent.as_str());
+        }
+        let ack = self
+            .broker
+            .jetstream()
+            .send_publish(row.subject.clone(), message)
+            .await?;
+        Ok(ack)
+    }
+
+    fn acknowledged(&self, row: &Pending, duplicate: bool, sent: &mut Vec<String>) {
+        let outcome = if duplicate {
+            PublishOutcome::Duplicate
+        } else {
+            PublishOutcome::Published
+        };
+        self.metrics.published(&row.subject, outcome);
+        sent.push(row.id.clone());
+    }
+
+    fn failed(&self, row: &Pending, e: &dyn std::fmt::Display) -> anyhow::Error {
+        self.metrics.published(&row.subject, PublishOutcome::Failed);
+        anyhow::anyhow!("the broker did not acknowledge an event: {e}")
     }
 }
 
-/// The oldest unsent rows, `lock` appended to the query.
-async fn claim(conn: &mut AnyConnection, batch: i64, lock: &str) -> anyhow::Result<Vec<Pending>> {
-    // `lock` is one of two constants, never input.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, subject, event, traceparent FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1{lock}"
-    )))
+/// The oldest unsent rows, at most `batch`.
+async fn unsent(conn: &mut AnyConnection, batch: i64) -> anyhow::Result<Vec<Pending>> {
+    let rows = sqlx::query(
+        "SELECT id, subject, event, traceparent FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+    )
     .bind(batch)
     .fetch_all(conn)
     .await?;
@@ -227,20 +347,35 @@ async fn claim(conn: &mut AnyConnection, batch: i64, lock: &str) -> anyhow::Resu
         .collect()
 }
 
-async fn mark_sent(conn: &mut AnyConnection, ids: &[String]) -> anyhow::Result<()> {
+/// Marks `ids` sent; with an `owner`, only while that relay holds the lease.
+/// False when the lease had passed to another relay (nothing marked).
+async fn mark_sent(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    owner: Option<&str>,
+) -> anyhow::Result<bool> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
-    let sql = format!(
+    let first_id = if owner.is_some() { 3 } else { 2 };
+    let mut sql = format!(
         "UPDATE outbox SET sent_at = $1 WHERE id IN ({})",
-        placeholders(2, ids.len())
+        placeholders(first_id, ids.len())
     );
+    if owner.is_some() {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM outbox_lease WHERE name = 'relay' AND owner = $2)",
+        );
+    }
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(timestamp::now_ms());
+    if let Some(owner) = owner {
+        query = query.bind(owner.to_owned());
+    }
     for id in ids {
         query = query.bind(id);
     }
-    query.execute(conn).await?;
-    Ok(())
+    let marked = query.execute(conn).await?.rows_affected();
+    Ok(owner.is_none() || marked > 0)
 }
 
 /// How often [`start`] refreshes the outbox metrics and prunes sent rows.

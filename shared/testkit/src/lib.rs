@@ -24,6 +24,7 @@ use shared_http::telemetry::LogFormat;
 pub mod asyncapi;
 pub mod issuer;
 pub mod nats;
+pub mod nats_cluster;
 pub mod openapi;
 pub mod wrk;
 

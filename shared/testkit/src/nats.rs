@@ -19,24 +19,42 @@ pub struct NatsServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More command-line arguments (a cluster node's name and routes).
+    extra: Vec<String>,
+}
+
+/// A free TCP port on loopback.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let mut server = Self::new(free_port(), Vec::new());
+        server.resume().await;
+        server
+    }
+
+    /// A server on `port` with its own storage folder and `extra` arguments,
+    /// not started yet.
+    pub(crate) fn new(port: u16, extra: Vec<String>) -> Self {
         let dir = std::env::temp_dir().join(format!("nats-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("storage folder");
-        let mut server = Self {
+        Self {
             port,
             dir,
             child: None,
-        };
-        server.resume().await;
-        server
+            extra,
+        }
+    }
+
+    /// Whether the process is running (not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn url(&self) -> String {
@@ -67,6 +85,12 @@ impl NatsServer {
     /// Starts the server again on the same port and storage.
     pub async fn resume(&mut self) {
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+        // The server's log, beside its storage: what a failed start said.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .map_or_else(|_| Stdio::null(), Stdio::from);
         let child = Command::new(&binary)
             .args([
                 "-js",
@@ -77,19 +101,25 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("starting {binary} (install nats-server, or set NATS_SERVER_BIN): {e}")
             });
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().is_ok_and(|status| status.is_some()));
             assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on port {}",
-                self.port
+                Instant::now() < deadline && !exited,
+                "nats-server did not start on port {}: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

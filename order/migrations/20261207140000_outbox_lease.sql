@@ -1,0 +1,1 @@
+../../shared/events/migrations/outbox_lease.sql
