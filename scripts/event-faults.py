@@ -63,7 +63,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import stack  # noqa: E402
 
 SKUS = ["A001", "A002", "B001", "C001", "C002"]
-DUPLICATE_WINDOW_MS = 3000
+DUPLICATE_WINDOW_MS = 10000  # at least twice the relay lease (5 s), as the services require
 RESERVATION_TTL_MS = 1500
 PHASES = ["baseline", "node-kill", "relay-freeze", "consumer-kill", "leader-kill"]
 STREAMS = {"inventory": "SHOP_INVENTORY", "pricing": "SHOP_PRICING", "order": "SHOP_ORDER"}
@@ -454,6 +454,11 @@ def check(shop):
         figures[f"{service}_events"] = len(ids)
         figures["lost"] = figures.get("lost", 0) + len(lost)
         figures["dups"] = figures.get("dups", 0) + dups
+        if lost:
+            info = shop.nats.stream_info(stream)
+            unmarked = shop.psql(service, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0]
+            log(f"{stream}: {len(lost)} of {len(outbox)} outbox rows ({unmarked} unsent) not in the stream; "
+                f"its state {json.dumps(info.get('state'))}, cluster {json.dumps(info.get('cluster'))}")
         for name, found in (("lost", sorted(lost)[:3]), ("phantom", sorted(phantom)[:3])):
             if found:
                 problems.append(f"{stream}: {name} events, e.g. {found}")
@@ -529,30 +534,15 @@ def restock_burst(url, count, threads):
                                      {"delta": 1, "reason": "burst"}, timeout=30), range(count)))
 
 
-def relaying(shop, replica):
-    """Whether `replica` is in the middle of a relay round: a transaction of its open whose
-    last statement looked for the oldest unsent row: the relay's, with rows claimed."""
-    rows = shop.psql("inventory", "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = "
-                     f"'{replica.name}' AND state LIKE 'idle in transaction%' AND query LIKE 'SELECT MIN(id) FROM outbox%'")
-    return int(rows[0][0]) > 0
-
-
-def freeze_mid_round(shop, replica, tries=200):
-    """SIGSTOPs `replica`, again and again until it is caught mid-round (or `tries` run out)."""
-    for _ in range(tries):
-        replica.proc.send_signal(signal.SIGSTOP)
-        time.sleep(0.01)
-        if relaying(shop, replica):
-            return True
-        replica.proc.send_signal(signal.SIGCONT)
-        time.sleep(random.uniform(0, 0.02))
-    replica.proc.send_signal(signal.SIGSTOP)
-    return False
+def lease_owner(shop):
+    rows = shop.psql("inventory", "SELECT owner FROM outbox_lease WHERE name = 'relay'")
+    return rows[0][0] if rows else None
 
 
 def fault_relay_freeze(shop, counters):
-    """SIGSTOP inventory-0 in a burst of its own changes (so its relay is likely mid-round),
-    three times; each time the other replica must drain the outbox while it is frozen.
+    """SIGSTOP inventory-0 in a burst of its own changes (so its relay likely holds the
+    outbox's lease), three times; each time the other replica must drain the outbox while
+    it is frozen.
     The last freeze outlasts the duplicate window and ends in a SIGKILL."""
     frozen, other = shop.replicas["inventory"]
     for counter in counters:
@@ -560,18 +550,26 @@ def fault_relay_freeze(shop, counters):
     for attempt in range(3):
         burst = threading.Thread(target=restock_burst, args=(frozen.url, 400, 8))
         burst.start()
-        time.sleep(0.2)
-        caught = freeze_mid_round(shop, frozen)
+        time.sleep(0.3)
+        owner = lease_owner(shop)
+        frozen.proc.send_signal(signal.SIGSTOP)
         stopped = time.monotonic()
+        # A write of the frozen replica's that holds a sku's row lock holds these up until
+        # PostgreSQL ends its idle transaction (idle_in_transaction_session_timeout).
         for i in range(10):
-            http("POST", f"{other.url}/items/{SKUS[i % len(SKUS)]}/stock", {"delta": 1, "reason": "beside"})
-        while unsent(shop, "inventory") and time.monotonic() - stopped < 20:
+            http("POST", f"{other.url}/items/{SKUS[i % len(SKUS)]}/stock", {"delta": 1, "reason": "beside"},
+                 timeout=30)
+        written = time.monotonic()
+        while unsent(shop, "inventory") and time.monotonic() - written < 20:
             time.sleep(0.1)
         left = unsent(shop, "inventory")
-        shop.frozen_drains.append(None if left else round(time.monotonic() - stopped, 1))
-        log(f"SIGSTOP {frozen.name} ({attempt + 1}/3, {'mid-round' if caught else 'between rounds'}): outbox "
-            + (f"still {left} unsent after 20 s" if left else f"drained by {other.name} in "
-               f"{shop.frozen_drains[-1]:.1f} s"))
+        # The lease moved: the frozen replica held it (it was relaying its burst).
+        caught = lease_owner(shop) != owner
+        shop.frozen_drains.append(None if left else round(time.monotonic() - written, 1))
+        log(f"SIGSTOP {frozen.name} ({attempt + 1}/3, {'holding' if caught else 'not holding'} the lease): "
+            f"10 writes through {other.name} took {written - stopped:.1f} s; the outbox "
+            + (f"still had {left} unsent 20 s later" if left else
+               f"was drained {shop.frozen_drains[-1]:.1f} s later"))
         if attempt < 2:
             frozen.proc.send_signal(signal.SIGCONT)
             burst.join()

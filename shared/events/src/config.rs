@@ -112,7 +112,7 @@ impl EventsConfig {
             }
         };
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Ok(Self {
+        let config = Self {
             nats_url,
             stream_replicas: env.at_least_as("EVENTS_STREAM_REPLICAS", 1, 1)?,
             duplicate_window: env.millis(
@@ -142,7 +142,29 @@ impl EventsConfig {
             ack_wait: env.millis("EVENTS_ACK_WAIT_MS", ms(off.ack_wait), 100)?,
             streams_per_caller: env.at_least_as("EVENTS_STREAMS_PER_CALLER", 4, 1)?,
             feed_keep_alive: feed_keep_alive(env)?,
-        })
+        };
+        config.check_duplicate_window()?;
+        Ok(config)
+    }
+
+    /// A relay that takes over from one whose lease lapsed publishes again
+    /// what the other may have stored up to a lease ago: JetStream drops those
+    /// copies only while it remembers their ids, so the duplicate window must
+    /// outlast two leases.
+    fn check_duplicate_window(&self) -> Result<(), ConfigError> {
+        if self.duplicate_window >= self.relay_lease * 2 {
+            return Ok(());
+        }
+        let window = self.duplicate_window.as_millis().to_string();
+        Err(ConfigError::new(
+            "EVENTS_DUPLICATE_WINDOW_MS",
+            &window,
+            format_args!(
+                "must be at least twice EVENTS_RELAY_LEASE_MS ({} ms), or a relay taking over \
+                 could store an event twice",
+                self.relay_lease.as_millis()
+            ),
+        ))
     }
 
     /// How long a consumer's inbox remembers a handled event id: as long as
@@ -250,6 +272,25 @@ mod tests {
             (2 << 20, 4 << 20)
         );
         assert!(events(&[("EVENTS_DEAD_LETTER_MAX_BYTES", "1000")]).is_err());
+    }
+
+    #[test]
+    fn the_duplicate_window_outlasts_two_relay_leases() {
+        let events =
+            |pairs: &[(&str, &str)]| EventsConfig::from_env(&Env::from_pairs(pairs.to_vec()));
+        assert!(events(&[("EVENTS_DUPLICATE_WINDOW_MS", "10000")]).is_ok());
+        let short = events(&[("EVENTS_DUPLICATE_WINDOW_MS", "9999")]).expect_err("refused");
+        assert!(
+            short.to_string().contains("EVENTS_RELAY_LEASE_MS"),
+            "{short}"
+        );
+        assert!(
+            events(&[
+                ("EVENTS_DUPLICATE_WINDOW_MS", "3000"),
+                ("EVENTS_RELAY_LEASE_MS", "1500"),
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::broker::Broker;
 use super::metrics::{EventMetrics, PublishOutcome};
@@ -78,6 +79,7 @@ pub struct Relay {
 
 /// Where a round stops on its way, for the tests of a relay that freezes.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 enum Stop<'a> {
     Never,
     /// After publishing, before marking (a relay killed there).
@@ -181,7 +183,10 @@ impl Relay {
     async fn round_stopping(&self, stop: Stop<'_>) -> anyhow::Result<Round> {
         let shared = !self.db.is_sqlite();
         // The lease first, the rows after: rows read before it could be
-        // stale by the time this relay may publish them.
+        // stale by the time this relay may publish them. It is held until
+        // `held_until` by this process's clock, measured from before it was
+        // asked for, so never past its expiry in the database.
+        let held_until = shared.then(|| Instant::now() + self.broker.config().relay_lease);
         if shared && !self.take_lease().await? {
             return Ok(Round::Deferred);
         }
@@ -194,8 +199,13 @@ impl Relay {
             claimed.notify_one();
             thawed.notified().await;
         }
+        // A relay frozen (or starved) past its lease sends nothing: another
+        // may have taken over and published these rows already.
+        if lapsed(held_until) {
+            return Ok(Round::Deferred);
+        }
         let after = self.last_stored().take();
-        let Some(sent) = self.publish(&rows, after).await? else {
+        let Some(sent) = self.publish(&rows, after, held_until).await? else {
             // Another relay published since this one's last round. Once more
             // from the lease: if this relay still holds it (or holds it again)
             // the other has stopped, and the round starts afresh, unchained
@@ -240,10 +250,12 @@ impl Relay {
     /// first to `after` (when given), and returns the ids JetStream
     /// acknowledged, up to the first it did not. `None` when JetStream
     /// refused the first row because the stream's last row is not `after`.
+    /// Nothing more is sent once the lease lapses (`held_until`).
     async fn publish(
         &self,
         rows: &[Pending],
         after: Option<String>,
+        held_until: Option<Instant>,
     ) -> anyhow::Result<Option<Vec<String>>> {
         let mut sent = Vec::with_capacity(rows.len());
         let mut rest = rows;
@@ -263,6 +275,12 @@ impl Relay {
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(rest.len());
         let mut previous = sent.last().cloned();
         for row in rest {
+            if lapsed(held_until) {
+                tracing::warn!(
+                    "the relay's lease lapsed mid-round; leaving the rest to the next round"
+                );
+                break;
+            }
             match self.send(row, previous.as_deref()).await {
                 Ok(ack) => acks.push(ack),
                 Err(e) => {
@@ -325,6 +343,11 @@ impl Relay {
         self.metrics.published(&row.subject, PublishOutcome::Failed);
         anyhow::anyhow!("the broker did not acknowledge an event: {e}")
     }
+}
+
+/// Whether a lease held until `held_until` has lapsed (never, without one).
+fn lapsed(held_until: Option<Instant>) -> bool {
+    held_until.is_some_and(|until| Instant::now() >= until)
 }
 
 /// The oldest unsent rows, at most `batch`.
