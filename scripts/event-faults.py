@@ -303,7 +303,10 @@ class Shop:
             "NATS_URL": self.cluster.url(), "EVENTS_STREAM_REPLICAS": "3",
             "EVENTS_DUPLICATE_WINDOW_MS": str(DUPLICATE_WINDOW_MS),
             "EVENTS_OUTBOX_RETENTION_MS": str(24 * 3600 * 1000),
-            "EVENTS_REDELIVERY_BACKOFF_MS": "200,500,1000", "EVENTS_MAX_DELIVER": "20",
+            # A consumer's dependency frozen for a minute (relay-freeze) is not a poison event:
+            # deliveries enough to outlast it. A killed consumer's events come back in 5 s.
+            "EVENTS_REDELIVERY_BACKOFF_MS": "200,500,1000,2000", "EVENTS_MAX_DELIVER": "100",
+            "EVENTS_ACK_WAIT_MS": "5000",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"), "DRAIN_DELAY_MS": "0",
         }
         for service in ("inventory", "pricing"):
@@ -472,9 +475,11 @@ def check(shop):
     figures["reordered"] = len(breaks)
     problems += [f"out of order: {b}" for b in breaks[:5]]
     problems += check_effects(shop, published)
-    dead = shop.nats.stream_info("SHOP_DEAD_LETTERS").get("state", {}).get("messages", 0)
+    dead = shop.nats.messages("SHOP_DEAD_LETTERS")
     if dead:
-        problems.append(f"{dead} dead letters")
+        reasons = sorted({line.split(":", 1)[1].strip() for _, _, headers, _ in dead
+                          for line in headers.splitlines() if line.startswith("Shop-Dead-Letter-Reason:")})
+        problems.append(f"{len(dead)} dead letters: {reasons[:3]}")
     projection = {}
     for event in stock:
         projection[event["subject"]] = (event.get("data") or {}).get("stock")
