@@ -159,6 +159,14 @@ async fn a_listener_gone_while_hidden_events_flow_gives_its_place_back() {
     until_flowing(&mut admin).await;
 }
 
+/// A listener that saw events flow and went away: the id of the last event
+/// it saw (what it sends back as `Last-Event-ID`).
+async fn listened_then_gone(nats: &NatsServer, stack: &Stack, n: &mut u32) -> String {
+    let mut first = Listener::open(stack, None).await;
+    let (last, _) = warm_up(nats, &mut first, n).await;
+    last
+}
+
 /// Publishes restocks until `listener` sees one (the feed attaches a moment
 /// after a listener arrives), then reads what else came: the last id seen,
 /// and the ids published.
@@ -222,9 +230,7 @@ async fn a_listener_back_after_a_restart_with_nobody_listening_gets_exactly_what
     let (mut stack, _broker) = events_stack(&nats).await;
     let _streams = all_streams(&nats).await;
     let mut n = 0;
-    let mut first = Listener::open(&stack, None).await;
-    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
-    drop(first);
+    let last = listened_then_gone(&nats, &stack, &mut n).await;
     // A new process: it has seen nothing, and nobody listens to it.
     stack.restart_order().await;
     let missed = publish_some(&nats, 4, &mut n).await;
@@ -245,9 +251,7 @@ async fn a_listener_back_after_the_feed_stopped_for_want_of_listeners_gets_what_
     })
     .await;
     let mut n = 0;
-    let mut first = Listener::open(&stack, None).await;
-    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
-    drop(first);
+    let last = listened_then_gone(&nats, &stack, &mut n).await;
     // The same process, whose followers stop once nobody has listened for
     // the feed's linger (the listener gone is noticed at its next
     // keep-alive; then 5 s, then up to 1 s): what it remembers ends there.
@@ -263,9 +267,7 @@ async fn a_listener_back_while_others_listen_gets_exactly_what_it_missed() {
     let (mut stack, _broker) = events_stack(&nats).await;
     let _streams = all_streams(&nats).await;
     let mut n = 0;
-    let mut first = Listener::open(&stack, None).await;
-    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
-    drop(first);
+    let last = listened_then_gone(&nats, &stack, &mut n).await;
     // A new process whose feed runs for someone else: what it passes on
     // from now is handed over to the returning listener after what is read
     // back from the streams, each event once.
@@ -334,9 +336,7 @@ async fn a_returning_listener_is_shown_of_what_it_missed_only_what_it_may_see() 
     let mut stack = stack_hiding_orders(&issuer, &nats, |_| {}).await;
     let _streams = all_streams(&nats).await;
     let mut n = 0;
-    let mut first = Listener::open(&stack, None).await;
-    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
-    drop(first);
+    let last = listened_then_gone(&nats, &stack, &mut n).await;
     stack.restart_order().await;
     // Restocks and someone else's orders in turn: without a token, only the
     // restocks, in their public form.
@@ -359,9 +359,7 @@ async fn a_listener_that_missed_more_than_the_catch_up_reads_is_told_so() {
     let (mut stack, _broker) = events_stack(&nats).await;
     let _streams = all_streams(&nats).await;
     let mut n = 0;
-    let mut first = Listener::open(&stack, None).await;
-    let (last, _) = warm_up(&nats, &mut first, &mut n).await;
-    drop(first);
+    let last = listened_then_gone(&nats, &stack, &mut n).await;
     stack.restart_order().await;
     // One more restock than the catch-up reads of a stream (1,000).
     let js = nats.jetstream().await;

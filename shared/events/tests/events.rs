@@ -484,12 +484,22 @@ async fn a_poison_event_becomes_a_dead_letter_without_blocking_the_rest_and_can_
     lifecycle.start_draining();
 }
 
+/// Whether the tests run on PostgreSQL (`TEST_DATABASE_URL`: the PostgreSQL
+/// pass of scripts/test.sh); a test of replicas sharing one outbox says so
+/// and does nothing on SQLite, where each process has its own file.
+fn in_the_postgresql_pass() -> bool {
+    let on = std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty());
+    if !on {
+        eprintln!("runs in the PostgreSQL pass (TEST_DATABASE_URL)");
+    }
+    on
+}
+
 /// Replicas share one outbox only on PostgreSQL (on SQLite each process has
 /// its own file), so this runs in the PostgreSQL pass.
 #[actix_web::test]
 async fn two_relays_on_one_postgresql_outbox_publish_each_event_once_in_order() {
-    if std::env::var("TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
-        eprintln!("skipped: needs TEST_DATABASE_URL (the PostgreSQL pass)");
+    if !in_the_postgresql_pass() {
         return;
     }
     let f = Fixture::with(|config| EventsConfig {
@@ -1182,8 +1192,7 @@ async fn leader_changes_on_a_jetstream_cluster_leave_every_event_once_in_order()
 /// PostgreSQL pass, where replicas share one outbox.
 #[actix_web::test]
 async fn a_relay_frozen_mid_round_on_postgresql_leaves_the_outbox_to_the_other() {
-    if std::env::var("TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
-        eprintln!("skipped: needs TEST_DATABASE_URL (the PostgreSQL pass)");
+    if !in_the_postgresql_pass() {
         return;
     }
     // A duplicate window the freeze outlasts: JetStream would store the
@@ -1218,7 +1227,11 @@ async fn a_relay_frozen_mid_round_on_postgresql_leaves_the_outbox_to_the_other()
     thawed.notify_one();
     let round = frozen.await.expect("the frozen round ends");
     assert_eq!(round.expect("round"), Round::Deferred, "it marked nothing");
-    assert_eq!(f.ids_in_stream().await, ids, "it sent nothing past its lease");
+    assert_eq!(
+        f.ids_in_stream().await,
+        ids,
+        "it sent nothing past its lease"
+    );
     lifecycle.start_draining();
 }
 
