@@ -152,8 +152,14 @@ class Nats:
                 time.sleep(0.25)
         raise AssertionError("unreachable")
 
-    def stream_info(self, stream):
-        return self.request(f"$JS.API.STREAM.INFO.{stream}")
+    def stream_info(self, stream, attempts=40):
+        """The stream's info; asked again while the cluster answers with an error (an election)."""
+        for _ in range(attempts):
+            answer = self.request(f"$JS.API.STREAM.INFO.{stream}")
+            if "error" not in answer or answer["error"].get("err_code") == 10059:  # 10059: no such stream
+                return answer
+            time.sleep(0.25)
+        raise OSError(f"no info on {stream}: {answer}")
 
     def leader(self, stream):
         return self.stream_info(stream).get("cluster", {}).get("leader")
@@ -162,15 +168,29 @@ class Nats:
         """Every message of `stream`: (sequence, subject, headers text, CloudEvent)."""
         state = self.stream_info(stream)["state"]
         out = []
+        if not state["messages"]:
+            return out
         for seq in range(state["first_seq"], state["last_seq"] + 1):
-            answer = self.request(f"$JS.API.STREAM.MSG.GET.{stream}", {"seq": seq})
-            message = answer.get("message")
+            message = self.message(stream, seq)
             if message is None:
                 continue
             event = json.loads(base64.b64decode(message.get("data", "")) or b"null")
             headers = base64.b64decode(message.get("hdrs", "") or b"").decode(errors="replace")
             out.append((seq, message["subject"], headers, event))
         return out
+
+    def message(self, stream, seq, attempts=40):
+        """Message `seq` of `stream` (None: deleted). An error answer (no leader during an
+        election, a node catching up) is asked again: a message unread is not a message lost."""
+        for _ in range(attempts):
+            answer = self.request(f"$JS.API.STREAM.MSG.GET.{stream}", {"seq": seq})
+            if "message" in answer:
+                return answer["message"]
+            error = answer.get("error", {})
+            if error.get("err_code") == 10037:  # no message found: deleted
+                return None
+            time.sleep(0.25)
+        raise OSError(f"{stream} message {seq} could not be read: {answer}")
 
     def consumer_pending(self, stream, consumer):
         info = self.request(f"$JS.API.CONSUMER.INFO.{stream}.{consumer}")
