@@ -566,22 +566,39 @@ impl Database {
     }
 }
 
-/// Opens the first PostgreSQL connection, waiting up to [`ACQUIRE_TIMEOUT`]
-/// for a server that is not listening yet: one started beside the services
-/// (by compose, say) takes a moment to.
+/// How long a service starting waits for its PostgreSQL to come up.
+const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the first PostgreSQL connection, waiting up to
+/// [`FIRST_CONNECTION_WAIT`] for a server that is not up yet: one started
+/// beside the services (by compose, say) takes a moment, and the official
+/// image starts, stops and starts its server again while it initialises.
 async fn first_connection(db: &Database) -> anyhow::Result<()> {
-    let deadline = Instant::now() + ACQUIRE_TIMEOUT;
+    let deadline = Instant::now() + FIRST_CONNECTION_WAIT;
     loop {
         match db.read().await {
             Ok(_) => return Ok(()),
-            Err(e)
-                if Instant::now() < deadline
-                    && matches!(e.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Io(_))) =>
-            {
+            Err(e) if Instant::now() < deadline && not_up_yet(&e) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(e.context("connecting to the postgres database")),
         }
+    }
+}
+
+/// Whether `e` is what a server that is still starting answers: nothing
+/// listening, a connection that hangs (the pool's create timeout), or
+/// "the database system is starting up / shutting down" (SQLSTATE 57P03).
+fn not_up_yet(e: &anyhow::Error) -> bool {
+    if let Some(managed::PoolError::Timeout(_)) =
+        e.downcast_ref::<managed::PoolError<sqlx::Error>>()
+    {
+        return true;
+    }
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_)) => true,
+        Some(sqlx::Error::Database(db)) => db.code().as_deref() == Some("57P03"),
+        _ => false,
     }
 }
 
@@ -601,7 +618,7 @@ where
         managed::PoolError::Backend(e) => {
             anyhow::Error::new(e).context("connecting to the database")
         }
-        e => anyhow::anyhow!("acquiring a database connection: {e}"),
+        e => anyhow::Error::new(e).context("acquiring a database connection"),
     })
 }
 
@@ -668,6 +685,26 @@ impl HealthCheck for DatabaseCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server still starting (compose's PostgreSQL initialising, as seen in
+    /// the compose smoke: a connection that hung past the pool's create
+    /// timeout ended the service) is waited for; a real fault is not.
+    #[test]
+    fn a_server_still_starting_is_waited_for_and_a_real_fault_is_not() {
+        let timeout = anyhow::Error::new(managed::PoolError::<sqlx::Error>::Timeout(
+            managed::TimeoutType::Create,
+        ))
+        .context("acquiring a database connection");
+        assert!(not_up_yet(&timeout));
+        let refused = anyhow::Error::new(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )))
+        .context("connecting to the database");
+        assert!(not_up_yet(&refused));
+        let bad = anyhow::Error::new(sqlx::Error::Protocol("not postgres".into()))
+            .context("connecting to the database");
+        assert!(!not_up_yet(&bad));
+    }
 
     /// Runs in the PostgreSQL pass (`TEST_DATABASE_URL`): both pools' sessions
     /// carry the server-side limits.
