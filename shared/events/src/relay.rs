@@ -259,12 +259,26 @@ impl Relay {
     ) -> anyhow::Result<Option<Vec<String>>> {
         let mut sent = Vec::with_capacity(rows.len());
         let mut rest = rows;
-        if let (Some(after), Some((first, tail))) = (&after, rows.split_first()) {
+        // Replicas sharing an outbox chain a round's first row to where the
+        // stream is now when they have no row of their own to chain it to: a
+        // relay frozen with its round queued in the client (past the lapse
+        // check) is refused when it thaws, whoever published meanwhile.
+        let chain = match &after {
+            Some(after) => Some(Chain::AfterId(after)),
+            None if held_until.is_some() => Some(Chain::AfterSequence(self.last_sequence().await?)),
+            None => None,
+        };
+        if let (Some(chain), Some((first, tail))) = (chain, rows.split_first()) {
             // Confirmed alone before the rest is sent: if the stream moved
             // on, nothing else of this round goes out.
-            match self.send(first, Some(after)).await?.await {
+            match self.send(first, Some(chain)).await?.await {
                 Ok(ack) => self.acknowledged(first, ack.duplicate, &mut sent),
-                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence
+                    ) =>
+                {
                     tracing::info!("the events stream moved on since this relay's last round");
                     return Ok(None);
                 }
@@ -281,7 +295,10 @@ impl Relay {
                 );
                 break;
             }
-            match self.send(row, previous.as_deref()).await {
+            match self
+                .send(row, previous.as_deref().map(Chain::AfterId))
+                .await
+            {
                 Ok(ack) => acks.push(ack),
                 Err(e) => {
                     tracing::warn!(error = %format_args!("{e:#}"), "publishing an event failed");
@@ -309,14 +326,27 @@ impl Relay {
         Ok(Some(sent))
     }
 
-    /// Sends `row`, chained to `after` when given.
-    async fn send(&self, row: &Pending, after: Option<&str>) -> anyhow::Result<PublishAckFuture> {
+    /// The sequence of the last message in this service's stream.
+    async fn last_sequence(&self) -> anyhow::Result<u64> {
+        let name = super::broker::stream_name(self.service);
+        let mut stream = self.broker.jetstream().get_stream(&name).await?;
+        Ok(stream.info().await?.state.last_sequence)
+    }
+
+    /// Sends `row`, chained as `chain` says when given.
+    async fn send(
+        &self,
+        row: &Pending,
+        chain: Option<Chain<'_>>,
+    ) -> anyhow::Result<PublishAckFuture> {
         let mut message = PublishMessage::build()
             .payload(row.event.clone().into())
             .message_id(&row.id)
             .header("Content-Type", "application/cloudevents+json");
-        if let Some(after) = after {
-            message = message.expected_last_message_id(after);
+        match chain {
+            Some(Chain::AfterId(after)) => message = message.expected_last_message_id(after),
+            Some(Chain::AfterSequence(last)) => message = message.expected_last_sequence(last),
+            None => {}
         }
         if let Some(traceparent) = &row.traceparent {
             message = message.header("traceparent", traceparent.as_str());
@@ -343,6 +373,16 @@ impl Relay {
         self.metrics.published(&row.subject, PublishOutcome::Failed);
         anyhow::anyhow!("the broker did not acknowledge an event: {e}")
     }
+}
+
+/// What JetStream must find last in the stream before it stores a row.
+#[derive(Clone, Copy)]
+enum Chain<'a> {
+    /// The row with this id (the row before it in this relay's order).
+    AfterId(&'a str),
+    /// The message with this stream sequence (where the stream was when
+    /// this relay's round began).
+    AfterSequence(u64),
 }
 
 /// Whether a lease held until `held_until` has lapsed (never, without one).
