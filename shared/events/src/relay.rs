@@ -329,8 +329,9 @@ impl Relay {
     /// The sequence of the last message in this service's stream.
     async fn last_sequence(&self) -> anyhow::Result<u64> {
         let name = super::broker::stream_name(self.service);
-        let mut stream = self.broker.jetstream().get_stream(&name).await?;
-        Ok(stream.info().await?.state.last_sequence)
+        // `get_stream` reads the stream's info: one request, no second one.
+        let stream = self.broker.jetstream().get_stream(&name).await?;
+        Ok(stream.cached_info().state.last_sequence)
     }
 
     /// Sends `row`, chained as `chain` says when given.
