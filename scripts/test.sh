@@ -62,11 +62,13 @@ scripts/check-asyncapi.sh
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
 # its own database on it.
-# On the same cluster, the access-control journey through the local stack
-# with tokens required, one database per service.
+# The whole events suite runs here too: relays sharing one outbox take turns
+# through its lease only on PostgreSQL. On the same cluster, the
+# access-control journey through the local stack with tokens required, one
+# database per service.
 scripts/with-postgres.sh sh -c \
   'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api &&
-   TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-events --test events postgresql &&
+   TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-events --test events &&
    TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-db postgresql_sessions &&
    scripts/auth-journey.sh'
 

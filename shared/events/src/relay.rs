@@ -24,6 +24,15 @@
 //! round to the last row it saw stored: a relay that wakes up after another
 //! took over is refused by JetStream at that first row, and publishes nothing.
 //! On SQLite (one process) there is no lease.
+//!
+//! Past the duplicate window. JetStream remembers ids for
+//! `EVENTS_DUPLICATE_WINDOW_MS`; a row stored by a relay that stopped before
+//! marking it (killed, frozen, starved of database connections, its database
+//! away) and published again later than that would be stored twice. So a
+//! relay without a chain of its own (just started, after a failure, or after
+//! another published) that finds rows unsent for more than half the window
+//! reads the stream back from the oldest of them, marks those it holds and
+//! publishes only the rest.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,8 +40,11 @@ use std::time::Duration;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+mod stored;
 
 use super::broker::Broker;
 use super::metrics::{EventMetrics, PublishOutcome};
@@ -40,6 +52,10 @@ use super::outbox::Outbox;
 use shared_db::{Database, placeholders};
 use shared_http::health::Lifecycle;
 use shared_http::{periodic, timestamp};
+
+/// How long before it was written a row's event may have been stored, by
+/// the broker's clock (clocks differ between hosts).
+const STORED_MARGIN: Duration = Duration::from_secs(5);
 
 /// The longest wait between attempts while the broker is away.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -50,6 +66,8 @@ struct Pending {
     subject: String,
     event: String,
     traceparent: Option<String>,
+    /// When the row was written (ms since the Unix epoch).
+    created_at: i64,
 }
 
 /// What a round did.
@@ -204,8 +222,21 @@ impl Relay {
         if lapsed(held_until) {
             return Ok(Round::Deferred);
         }
+        let owner = shared.then_some(self.owner.as_str());
         let after = self.last_stored().take();
-        let Some(sent) = self.publish(&rows, after, held_until).await? else {
+        let (rows, sequence, settled) = match after {
+            Some(_) => (rows, None, 0),
+            None => match self.fresh_chain(rows, owner).await? {
+                Some(fresh) => fresh,
+                None => return Ok(Round::Deferred),
+            },
+        };
+        let first = match (&after, sequence) {
+            (Some(after), _) => Some(Chain::AfterId(after)),
+            (None, Some(sequence)) => Some(Chain::AfterSequence(sequence)),
+            (None, None) => None,
+        };
+        let Some(sent) = self.publish(&rows, first, held_until).await? else {
             // Another relay published since this one's last round. Once more
             // from the lease: if this relay still holds it (or holds it again)
             // the other has stopped, and the round starts afresh, unchained
@@ -213,13 +244,74 @@ impl Relay {
             return Box::pin(self.round_stopping(stop)).await;
         };
         if matches!(stop, Stop::BeforeMarking) {
-            return Ok(Round::Sent(sent.len()));
+            return Ok(Round::Sent(settled + sent.len()));
         }
-        let owner = shared.then_some(self.owner.as_str());
         if !mark_sent(&mut *self.db.write().await?, &sent, owner).await? {
             return Ok(Round::Deferred);
         }
-        Ok(Round::Sent(sent.len()))
+        Ok(Round::Sent(settled + sent.len()))
+    }
+
+    /// Where a round starts when this relay has no row of its own to chain
+    /// its first row to (it has just started, failed, or another relay
+    /// published since): the rows left to publish, the stream sequence the
+    /// first must follow (if any), and how many rows were found stored
+    /// already and marked.
+    /// `None` when the lease passed to another relay meanwhile.
+    ///
+    /// Rows unsent for more than half the duplicate window may have been
+    /// stored by a relay that stopped before marking them (killed, frozen,
+    /// starved of database connections, its database away) longer ago than
+    /// JetStream remembers their ids, and would be stored twice: the stream
+    /// is read back from the oldest of them, and the rows it holds are marked
+    /// instead of published again. Otherwise replicas sharing an outbox
+    /// chain the first row to where the stream is now: a relay frozen with
+    /// its round queued in the client (past the lapse check) is refused when
+    /// it thaws, whoever published meanwhile.
+    async fn fresh_chain(
+        &self,
+        rows: Vec<Pending>,
+        owner: Option<&str>,
+    ) -> anyhow::Result<Option<(Vec<Pending>, Option<u64>, usize)>> {
+        let config = self.broker.config();
+        let doubtful = timestamp::ms_ago(config.duplicate_window / 2);
+        let oldest = rows
+            .iter()
+            .map(|row| row.created_at)
+            .min()
+            .unwrap_or(i64::MAX);
+        if oldest > doubtful {
+            let sequence = match owner {
+                Some(_) => Some(self.last_sequence().await?),
+                None => None,
+            };
+            return Ok(Some((rows, sequence, 0)));
+        }
+        let margin = i64::try_from(STORED_MARGIN.as_millis()).unwrap_or(i64::MAX);
+        let from = OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(oldest.saturating_sub(margin)) * 1_000_000,
+        )?;
+        let wanted = rows.iter().map(|row| row.id.as_str()).collect();
+        let stream = super::broker::stream_name(self.service);
+        let stored = stored::stored_since(self.broker.jetstream(), &stream, from, &wanted).await?;
+        let (found, rest): (Vec<Pending>, Vec<Pending>) = rows
+            .into_iter()
+            .partition(|row| stored.ids.contains(&row.id));
+        if !found.is_empty() {
+            tracing::info!(
+                found = found.len(),
+                "rows published before but never marked are in the stream already: marked, not published again"
+            );
+            let ids: Vec<String> = found.iter().map(|row| row.id.clone()).collect();
+            if !mark_sent(&mut *self.db.write().await?, &ids, owner).await? {
+                return Ok(None);
+            }
+            for row in &found {
+                self.metrics
+                    .published(&row.subject, PublishOutcome::Duplicate);
+            }
+        }
+        Ok(Some((rest, Some(stored.last_sequence), found.len())))
     }
 
     fn last_stored(&self) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -247,28 +339,19 @@ impl Relay {
     }
 
     /// Publishes `rows` in order, each chained to the one before it and the
-    /// first to `after` (when given), and returns the ids JetStream
+    /// first as `first` says (when given), and returns the ids JetStream
     /// acknowledged, up to the first it did not. `None` when JetStream
-    /// refused the first row because the stream's last row is not `after`.
+    /// refused the first row because the stream moved on past `first`.
     /// Nothing more is sent once the lease lapses (`held_until`).
     async fn publish(
         &self,
         rows: &[Pending],
-        after: Option<String>,
+        first: Option<Chain<'_>>,
         held_until: Option<Instant>,
     ) -> anyhow::Result<Option<Vec<String>>> {
         let mut sent = Vec::with_capacity(rows.len());
         let mut rest = rows;
-        // Replicas sharing an outbox chain a round's first row to where the
-        // stream is now when they have no row of their own to chain it to: a
-        // relay frozen with its round queued in the client (past the lapse
-        // check) is refused when it thaws, whoever published meanwhile.
-        let chain = match &after {
-            Some(after) => Some(Chain::AfterId(after)),
-            None if held_until.is_some() => Some(Chain::AfterSequence(self.last_sequence().await?)),
-            None => None,
-        };
-        if let (Some(chain), Some((first, tail))) = (chain, rows.split_first()) {
+        if let (Some(chain), Some((first, tail))) = (first, rows.split_first()) {
             // Confirmed alone before the rest is sent: if the stream moved
             // on, nothing else of this round goes out.
             match self.send(first, Some(chain)).await?.await {
@@ -394,7 +477,7 @@ fn lapsed(held_until: Option<Instant>) -> bool {
 /// The oldest unsent rows, at most `batch`.
 async fn unsent(conn: &mut AnyConnection, batch: i64) -> anyhow::Result<Vec<Pending>> {
     let rows = sqlx::query(
-        "SELECT id, subject, event, traceparent FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        "SELECT id, subject, event, traceparent, created_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
     )
     .bind(batch)
     .fetch_all(conn)
@@ -406,6 +489,7 @@ async fn unsent(conn: &mut AnyConnection, batch: i64) -> anyhow::Result<Vec<Pend
                 subject: row.try_get("subject")?,
                 event: row.try_get("event")?,
                 traceparent: row.try_get("traceparent")?,
+                created_at: row.try_get("created_at")?,
             })
         })
         .collect()

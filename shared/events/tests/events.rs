@@ -228,6 +228,38 @@ async fn a_relay_killed_before_marking_publishes_again_and_jetstream_drops_the_c
     assert_eq!(f.unsent().await, 0);
 }
 
+/// Rows stored but never marked that wait longer than JetStream's duplicate
+/// window (their relay killed, the replica that takes over starved of
+/// database connections, or the database away): JetStream no longer knows
+/// their ids, so the next relay reads the stream back, marks the rows it
+/// holds, and publishes only the rest. One copy of each, in order.
+#[actix_web::test]
+async fn rows_stored_but_unmarked_past_the_duplicate_window_are_not_stored_again() {
+    let f = Fixture::with(|config| EventsConfig {
+        relay_lease: Duration::from_millis(500),
+        duplicate_window: Duration::from_secs(1),
+        ..config
+    })
+    .await;
+    let mut ids = f.commit_many(5).await;
+    let killed = f.another_relay();
+    assert_eq!(
+        killed.round_killed_before_marking().await.expect("round"),
+        Round::Sent(5)
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ids.extend(f.commit_many(2).await);
+    assert_eq!(f.relay().round().await.expect("round"), Round::Sent(7));
+    assert_eq!(f.ids_in_stream().await, ids, "each once, in order");
+    assert_eq!(f.unsent().await, 0);
+    let count = |outcome: &str| {
+        f.metric(&format!(
+            "events_published_total{{type=\"{TYPE}\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!((count("published"), count("duplicate")), (7.0, 5.0));
+}
+
 #[actix_web::test]
 async fn with_the_broker_down_the_outbox_grows_and_catches_up_in_order() {
     let mut f = Fixture::new().await;
