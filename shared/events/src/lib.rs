@@ -47,6 +47,7 @@ pub mod feed;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;
+mod stream_read;
 
 pub use broker::Broker;
 pub use consumer::{Handler, Inbox, Subscription};

@@ -33,11 +33,11 @@ use std::time::Duration;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::context::GetStreamErrorKind;
-use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::{Feed, Frame, Stored, parse};
 use crate::broker::stream_name;
+use crate::stream_read::read_to_end;
 
 /// Most events read from one stream for one listener.
 pub(super) const MOST: usize = 1000;
@@ -46,8 +46,6 @@ const MARGIN: Duration = Duration::from_secs(5);
 /// How long a stream's follower may take to attach before the catch-up
 /// gives up (events may have been skipped).
 const ATTACH_WAIT: Duration = Duration::from_secs(5);
-/// How long one stored event may take to arrive.
-const READ_WAIT: Duration = Duration::from_secs(2);
 
 /// Catch-ups running at once: after a restart every listener comes back
 /// with its `Last-Event-ID` at the same moment.
@@ -198,42 +196,31 @@ async fn read_stream(
         Err(e) => return Err(e.into()),
     };
     wait_attached(feed, index).await?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartTime { start_time: from },
-            ..Default::default()
-        })
-        .await?;
+    let config = pull::OrderedConfig {
+        deliver_policy: DeliverPolicy::ByStartTime { start_time: from },
+        ..Default::default()
+    };
     let mut events = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(StreamRead::Whole(events));
-    }
-    let mut messages = consumer.messages().await?;
-    loop {
-        let message = tokio::time::timeout(READ_WAIT, messages.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("a stored event did not arrive"))?
-            .ok_or_else(|| anyhow::anyhow!("the stream ended"))??;
-        let info = message.info().map_err(anyhow::Error::msg)?;
-        let (stored, pending) = (
-            Stored {
+    let whole = read_to_end(&stream, config, |message, info| {
+        if let Some((event, json)) = parse(&message.payload) {
+            let stored = Stored {
                 stream: index,
                 sequence: info.stream_sequence,
-            },
-            info.pending,
-        );
-        let stored_at = info.published;
-        if let Some((event, json)) = parse(&message.payload) {
+            };
             let frame = Arc::new(Frame::new(feed.public_form, stored, event, json));
-            events.push(Read { frame, stored_at });
+            events.push(Read {
+                frame,
+                stored_at: info.published,
+            });
         }
-        if events.len() > MOST {
-            return Ok(StreamRead::TooMany);
-        }
-        if pending == 0 {
-            return Ok(StreamRead::Whole(events));
-        }
-    }
+        events.len() <= MOST
+    })
+    .await?;
+    Ok(if whole {
+        StreamRead::Whole(events)
+    } else {
+        StreamRead::TooMany
+    })
 }
 
 fn is_stream_not_found(kind: GetStreamErrorKind) -> bool {

@@ -3,15 +3,12 @@
 //! stream's duplicate window (see [`super::Relay`]'s fresh chain).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use futures::StreamExt;
 use time::OffsetDateTime;
 
-/// How long one stored message may take to arrive.
-const READ_WAIT: Duration = Duration::from_secs(2);
+use crate::stream_read::read_to_end;
 
 /// What a stream held when it was read from some moment to its end.
 pub(super) struct Stored {
@@ -23,6 +20,9 @@ pub(super) struct Stored {
 
 /// Which of `wanted` the stream `stream` stored from `from` on (the broker's
 /// clock), read to its end through an ordered consumer of headers only.
+///
+/// # Errors
+/// When the stream cannot be read.
 pub(super) async fn stored_since(
     jetstream: &Context,
     stream: &str,
@@ -33,26 +33,14 @@ pub(super) async fn stored_since(
     // Read before the consumer exists: when it finds nothing pending, nothing
     // was stored after `from` up to now, so this is still the last sequence.
     let mut last_sequence = stream.cached_info().state.last_sequence;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartTime { start_time: from },
-            headers_only: true,
-            ..Default::default()
-        })
-        .await?;
+    let config = pull::OrderedConfig {
+        deliver_policy: DeliverPolicy::ByStartTime { start_time: from },
+        headers_only: true,
+        ..Default::default()
+    };
     let mut ids = HashSet::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(Stored { ids, last_sequence });
-    }
-    let mut messages = consumer.messages().await?;
-    loop {
-        let message = tokio::time::timeout(READ_WAIT, messages.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("a stored event did not arrive"))?
-            .ok_or_else(|| anyhow::anyhow!("the stream ended"))??;
-        let info = message.info().map_err(anyhow::Error::msg)?;
+    read_to_end(&stream, config, |message, info| {
         last_sequence = info.stream_sequence;
-        let pending = info.pending;
         let id = message
             .headers
             .as_ref()
@@ -61,8 +49,8 @@ pub(super) async fn stored_since(
         if let Some(id) = id.filter(|id| wanted.contains(id)) {
             ids.insert(id.to_owned());
         }
-        if pending == 0 {
-            return Ok(Stored { ids, last_sequence });
-        }
-    }
+        true
+    })
+    .await?;
+    Ok(Stored { ids, last_sequence })
 }
