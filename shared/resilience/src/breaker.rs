@@ -238,6 +238,30 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// A [`Permit`] that owns its breaker.
+#[must_use = "report the call's outcome with OwnedPermit::record"]
+pub struct OwnedPermit {
+    breaker: Arc<CircuitBreaker>,
+    trial: bool,
+    settled: bool,
+}
+
+impl OwnedPermit {
+    /// Records the outcome of the call this permit allowed.
+    pub fn record(mut self, success: bool) {
+        self.settled = true;
+        self.breaker.settle(self.trial, success);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if !self.settled && self.trial {
+            self.breaker.abandon_trial();
+        }
+    }
+}
+
 impl CircuitBreaker {
     pub fn new(name: &'static str, config: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
         let config = BreakerConfig {
@@ -324,6 +348,22 @@ impl CircuitBreaker {
         Ok(Permit {
             breaker: self,
             trial,
+            settled: false,
+        })
+    }
+
+    /// [`CircuitBreaker::try_acquire`] for a permit that owns its breaker
+    /// (a call that holds its endpoint by `Arc` across awaits).
+    ///
+    /// # Errors
+    /// As [`CircuitBreaker::try_acquire`].
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        let mut permit = self.try_acquire()?;
+        // Handed over to the owned permit, which settles or abandons it.
+        permit.settled = true;
+        Ok(OwnedPermit {
+            breaker: self.clone(),
+            trial: permit.trial,
             settled: false,
         })
     }
