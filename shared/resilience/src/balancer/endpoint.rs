@@ -97,8 +97,9 @@ pub struct Endpoint {
 
 /// What the latency estimate decays over (Finagle's and tower's 10 s).
 pub(crate) const DECAY: Duration = Duration::from_secs(10);
-/// The estimate of an endpoint not yet heard from: low, so that a new
-/// endpoint is tried soon (Linkerd's default RTT).
+/// The estimate of an endpoint not yet heard from, when no other endpoint
+/// has one either (Linkerd's default RTT); one that joins later starts at
+/// the others' mean, so that it gets its share at once.
 pub(crate) const DEFAULT_RTT: Duration = Duration::from_millis(30);
 
 impl Endpoint {
@@ -107,6 +108,7 @@ impl Endpoint {
         url: String,
         breaker: BreakerConfig,
         clock: Arc<dyn Clock>,
+        estimate: f64,
     ) -> Self {
         let now = clock.now();
         Self {
@@ -114,7 +116,7 @@ impl Endpoint {
             breaker: Arc::new(CircuitBreaker::new(dependency, breaker, clock)),
             stats: Mutex::new(Stats {
                 in_flight: 0,
-                ewma: DEFAULT_RTT.as_secs_f64(),
+                ewma: estimate,
                 updated: now,
                 consecutive_failures: 0,
                 window_start: now,

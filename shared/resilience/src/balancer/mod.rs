@@ -162,7 +162,15 @@ impl Balancer {
         if urls.is_empty() {
             return;
         }
+        let now = self.clock.now();
         let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        // A newcomer starts at the others' mean: as cheap as they are.
+        let known: Vec<f64> = endpoints.iter().map(|e| e.latency_ewma(now)).collect();
+        let estimate = if known.is_empty() {
+            endpoint::DEFAULT_RTT.as_secs_f64()
+        } else {
+            known.iter().sum::<f64>() / f64::from(u32::try_from(known.len()).unwrap_or(u32::MAX))
+        };
         let mut next: Vec<Arc<Endpoint>> = Vec::with_capacity(urls.len());
         for url in urls {
             if next.iter().any(|e| e.url() == url) {
@@ -176,6 +184,7 @@ impl Balancer {
                     url.clone(),
                     self.breaker,
                     self.clock.clone(),
+                    estimate,
                 ))
             }));
         }

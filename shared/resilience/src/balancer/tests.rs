@@ -324,3 +324,24 @@ fn discovery_adds_and_removes_endpoints_and_calls_in_flight_finish() {
     balancer.set_endpoints(&[]);
     assert_eq!(balancer.views().len(), 2);
 }
+
+#[test]
+fn an_endpoint_that_joins_gets_its_share_at_once() {
+    let (balancer, clock) = new_balancer(2, Strategy::PowerOfTwo);
+    // Both known endpoints answer in 10 ms for a while.
+    for _ in 0..50 {
+        clock.advance(Duration::from_secs(1));
+        call(&balancer, FAST, Verdict::Success);
+    }
+    balancer.set_endpoints(&urls(3));
+    let newcomer = urls(3)[2].clone();
+    // Calls held in flight: the newcomer, as cheap as the others, takes some.
+    let held: Vec<Picked> = (0..30)
+        .map(|_| balancer.pick(&[]).expect("endpoint"))
+        .collect();
+    let at_newcomer = held
+        .iter()
+        .filter(|p| p.endpoint().url() == newcomer)
+        .count();
+    assert!((5..=15).contains(&at_newcomer), "{at_newcomer} of 30");
+}
