@@ -189,3 +189,38 @@ async fn a_retry_goes_to_another_endpoint_and_a_dead_one_is_ejected() {
     assert_eq!(listed[0]["state"], "ejected", "{listed:?}");
     assert_eq!(listed[1]["state"], "active", "{listed:?}");
 }
+
+#[actix_web::test]
+async fn p2c_sends_few_calls_to_a_slow_replica() {
+    let stack = spawn_stack().await;
+    let fast = stack.inventory_replica().await;
+    let slow = stack
+        .inventory_replica_with(|c| c.server.chaos_control = shared_config::Switch::On)
+        .await;
+    let every_call_late = json!({"delay_rate": 1, "delay_ms": {"min": 2000, "max": 2000}});
+    slow.client
+        .put_json("/admin/chaos", &every_call_late)
+        .await
+        .assert_status(200);
+    let all = [primary(&stack).await, url(&fast), url(&slow)];
+    let order = stack
+        .order_replica_with(|c| {
+            c.inventory_url = all.join(",");
+            // Late, not failing: the slow replica's answers arrive in time.
+            c.request_timeout = std::time::Duration::from_secs(3);
+        })
+        .await;
+    let client = &order.client;
+    assert_eq!(place(client, 60).await, 60);
+    let calls = "dependency_endpoint_calls_total";
+    let success = r#",outcome="success""#;
+    let mut per_endpoint = Vec::new();
+    for endpoint in &all {
+        per_endpoint.push(endpoint_metric(client, calls, endpoint, success).await);
+    }
+    let total: f64 = per_endpoint.iter().sum();
+    assert_eq!(total, inventory_calls(client, "success").await);
+    // Round robin would give it a third; once its first answer is in, its
+    // estimate (2 s) makes it the dearer of any two drawn.
+    assert!(per_endpoint[2] * 5.0 < total, "{per_endpoint:?}");
+}
