@@ -208,7 +208,7 @@ impl Balancer {
     }
 
     /// The endpoint for the next attempt: never one of `avoid` (those a
-    /// failed attempt of the same call went to) while another can be had,
+    /// failed attempt of the same call went to) while another will take it,
     /// never an ejected one, never one whose breaker refuses.
     ///
     /// # Errors
@@ -216,6 +216,7 @@ impl Balancer {
     pub fn pick(&self, avoid: &[Arc<Endpoint>]) -> Result<Picked, Rejected> {
         let now = self.clock.now();
         let all = self.current();
+        let several = all.len() > 1;
         let in_rotation: Vec<Arc<Endpoint>> =
             all.iter().filter(|e| !e.is_ejected(now)).cloned().collect();
         // Ejection always leaves one endpoint, but one may just have been
@@ -225,14 +226,32 @@ impl Balancer {
         } else {
             in_rotation
         };
-        let fresh: Vec<Arc<Endpoint>> = in_rotation
-            .iter()
-            .filter(|e| !avoid.iter().any(|a| Arc::ptr_eq(a, e)))
-            .cloned()
-            .collect();
-        let several = in_rotation.len() > 1;
-        let mut candidates = if fresh.is_empty() { in_rotation } else { fresh };
+        // Endpoints this call has not tried first; then, rather than none,
+        // those it has.
+        let (fresh, tried): (Vec<_>, Vec<_>) = in_rotation
+            .into_iter()
+            .partition(|e| !avoid.iter().any(|a| Arc::ptr_eq(a, e)));
         let mut refused: Option<Rejected> = None;
+        for candidates in [fresh, tried] {
+            if let Some(picked) = self.admit(candidates, several, now, &mut refused) {
+                return Ok(picked);
+            }
+        }
+        Err(refused.unwrap_or(Rejected {
+            retry_after: shared_http::problem::RETRY_SOON,
+        }))
+    }
+
+    /// Of `candidates`, the chosen one whose breaker (consulted when there
+    /// are `several` endpoints) lets the call through; `refused` keeps the
+    /// soonest retry of those that did not.
+    fn admit(
+        &self,
+        mut candidates: Vec<Arc<Endpoint>>,
+        several: bool,
+        now: std::time::Instant,
+        refused: &mut Option<Rejected>,
+    ) -> Option<Picked> {
         while !candidates.is_empty() {
             let index = self.choose(&candidates, now);
             let endpoint = candidates.swap_remove(index);
@@ -240,7 +259,7 @@ impl Balancer {
                 match endpoint.breaker().try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(rejected) => {
-                        refused = Some(refused.map_or(rejected, |r| Rejected {
+                        *refused = Some(refused.map_or(rejected, |r| Rejected {
                             retry_after: r.retry_after.min(rejected.retry_after),
                         }));
                         continue;
@@ -250,15 +269,13 @@ impl Balancer {
                 None
             };
             endpoint.started();
-            return Ok(Picked {
+            return Some(Picked {
                 endpoint,
                 permit,
                 reported: false,
             });
         }
-        Err(refused.unwrap_or(Rejected {
-            retry_after: shared_http::problem::RETRY_SOON,
-        }))
+        None
     }
 
     /// The index in `candidates` (not empty) of the endpoint to try.

@@ -345,3 +345,29 @@ fn an_endpoint_that_joins_gets_its_share_at_once() {
         .count();
     assert!((5..=15).contains(&at_newcomer), "{at_newcomer} of 30");
 }
+
+#[test]
+fn a_retry_goes_back_to_the_tried_endpoint_when_the_others_breakers_refuse() {
+    let clock = ManualClock::default();
+    let breaker = BreakerConfig {
+        failure_threshold: 1,
+        reset_timeout: Duration::from_secs(10),
+    };
+    let balancer = Balancer::new(
+        "dep",
+        urls(2),
+        BalancerConfig::default(),
+        breaker,
+        Arc::new(clock.clone()),
+    );
+    let [a, b] = [urls(2)[0].clone(), urls(2)[1].clone()];
+    // b's breaker opens; a call's first attempt went to a and failed on the way
+    // without a verdict (its breaker stays closed).
+    fail_at(&balancer, &b, 1);
+    let first = balancer.pick(&[]).expect("a");
+    assert_eq!(first.endpoint().url(), a);
+    let tried = vec![first.endpoint().clone()];
+    balancer.finish(first, FAST, Verdict::Neither, "test");
+    let retry = balancer.pick(&tried).expect("a again, rather than nowhere");
+    assert_eq!(retry.endpoint().url(), a);
+}
