@@ -206,6 +206,8 @@ impl BreakerMetrics {
 /// A circuit breaker. Share it between workers with an `Arc`.
 pub struct CircuitBreaker {
     name: &'static str,
+    /// The one endpoint of the dependency this breaker guards, if it guards one.
+    endpoint: Option<String>,
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
@@ -271,6 +273,7 @@ impl CircuitBreaker {
         let now = clock.now();
         Self {
             name,
+            endpoint: None,
             config,
             clock,
             inner: Mutex::new(Inner {
@@ -283,6 +286,13 @@ impl CircuitBreaker {
             }),
             metrics: None,
         }
+    }
+
+    /// A breaker of one endpoint (`url`) of the dependency: its log lines say which.
+    #[must_use]
+    pub fn for_endpoint(mut self, url: &str) -> Self {
+        self.endpoint = Some(url.to_owned());
+        self
     }
 
     /// Reports this breaker's state, transitions and refusals in `metrics`.
@@ -413,6 +423,7 @@ impl CircuitBreaker {
         }
         tracing::warn!(
             breaker = self.name,
+            endpoint = self.endpoint.as_deref().unwrap_or("all"),
             from = inner.state.as_str(),
             to = to.as_str(),
             consecutive_failures = inner.consecutive_failures,

@@ -111,9 +111,10 @@ impl Endpoint {
         estimate: f64,
     ) -> Self {
         let now = clock.now();
+        let breaker = CircuitBreaker::new(dependency, breaker, clock).for_endpoint(&url);
         Self {
             url,
-            breaker: Arc::new(CircuitBreaker::new(dependency, breaker, clock)),
+            breaker: Arc::new(breaker),
             stats: Mutex::new(Stats {
                 in_flight: 0,
                 ewma: estimate,

@@ -25,7 +25,7 @@ mod endpoint;
 mod metrics;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
@@ -84,6 +84,8 @@ pub struct Balancer {
     clock: Arc<dyn Clock>,
     endpoints: RwLock<Vec<Arc<Endpoint>>>,
     turn: AtomicUsize,
+    /// Held while deciding and making an ejection.
+    ejecting: Mutex<()>,
     metrics: Option<BalancerMetrics>,
 }
 
@@ -126,6 +128,7 @@ impl Balancer {
             clock,
             endpoints: RwLock::new(Vec::new()),
             turn: AtomicUsize::new(0),
+            ejecting: Mutex::new(()),
             metrics: None,
         };
         balancer.set_endpoints(&urls);
@@ -319,8 +322,7 @@ impl Balancer {
                 Verdict::Neither => drop(permit),
             }
         }
-        let outlier = &self.config.outlier;
-        let eject = endpoint.finished(took, verdict, now, outlier) && self.may_eject(now);
+        let outlier = endpoint.finished(took, verdict, now, &self.config.outlier);
         if let Some(metrics) = &self.metrics {
             metrics.call(
                 self.name,
@@ -329,17 +331,28 @@ impl Balancer {
                 endpoint.latency_ewma(now),
             );
         }
-        if eject {
-            let length = endpoint.eject(now, outlier);
-            tracing::warn!(
-                dependency = self.name,
-                endpoint = endpoint.url(),
-                ejected_for_ms = shared_http::timestamp::millis(length),
-                "endpoint ejected"
-            );
-            if let Some(metrics) = &self.metrics {
-                metrics.ejected(self.name, endpoint.url());
-            }
+        if outlier {
+            self.eject(&endpoint, now);
+        }
+    }
+
+    /// Ejects `endpoint` if the share of ejected endpoints allows.
+    fn eject(&self, endpoint: &Endpoint, now: std::time::Instant) {
+        // One at a time: two calls failing at once on two endpoints must
+        // not both take the last place under the share.
+        let _one = self.ejecting.lock().unwrap_or_else(|e| e.into_inner());
+        if endpoint.is_ejected(now) || !self.may_eject(now) {
+            return;
+        }
+        let length = endpoint.eject(now, &self.config.outlier);
+        tracing::warn!(
+            dependency = self.name,
+            endpoint = endpoint.url(),
+            ejected_for_ms = shared_http::timestamp::millis(length),
+            "endpoint ejected"
+        );
+        if let Some(metrics) = &self.metrics {
+            metrics.ejected(self.name, endpoint.url());
         }
     }
 
