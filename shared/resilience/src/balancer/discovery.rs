@@ -186,4 +186,34 @@ mod tests {
         let unknown = vec!["http://no-such-host.invalid:7001".to_owned()];
         assert_eq!(resolve(&unknown).await, None);
     }
+
+    #[actix_web::test]
+    async fn a_name_that_stops_resolving_keeps_its_endpoints() {
+        use crate::balancer::{Balancer, BalancerConfig};
+        use crate::breaker::{BreakerConfig, SystemClock};
+        let urls = vec!["http://no-such-host.invalid:7001".to_owned()];
+        let config = BalancerConfig {
+            refresh: Duration::from_millis(5),
+            ..BalancerConfig::default()
+        };
+        let breaker = BreakerConfig {
+            failure_threshold: 5,
+            reset_timeout: Duration::from_secs(30),
+        };
+        let balancer = Arc::new(Balancer::new(
+            "dep",
+            urls.clone(),
+            config,
+            breaker,
+            Arc::new(SystemClock),
+        ));
+        spawn(&balancer, urls.clone());
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        let listed: Vec<String> = balancer.views().into_iter().map(|v| v.url).collect();
+        assert_eq!(listed, urls);
+        // The task holds the balancer weakly: dropping it ends the refreshes.
+        let weak = Arc::downgrade(&balancer);
+        drop(balancer);
+        assert!(weak.upgrade().is_none());
+    }
 }
