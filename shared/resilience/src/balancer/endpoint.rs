@@ -196,6 +196,11 @@ impl Endpoint {
             return false;
         }
         if now.saturating_duration_since(stats.window_start) >= outlier.window {
+            // A whole window without a failure earns back one ejection's
+            // length, as Envoy's interval does.
+            if stats.window_failures == 0 && stats.window_calls > 0 {
+                stats.times_ejected = stats.times_ejected.saturating_sub(1);
+            }
             stats.window_start = now;
             stats.window_calls = 0;
             stats.window_failures = 0;

@@ -371,3 +371,20 @@ fn a_retry_goes_back_to_the_tried_endpoint_when_the_others_breakers_refuse() {
     let retry = balancer.pick(&tried).expect("a again, rather than nowhere");
     assert_eq!(retry.endpoint().url(), a);
 }
+
+#[test]
+fn a_healthy_window_earns_back_the_shorter_ejection() {
+    let (balancer, clock) = new_balancer(3, Strategy::RoundRobin);
+    let sick = urls(3)[0].clone();
+    fail_at(&balancer, &sick, 5);
+    clock.advance(Duration::from_secs(30));
+    // Back in rotation: two windows of successes, the second one closing the first.
+    for _ in 0..2 {
+        share(&balancer, 6);
+        clock.advance(Duration::from_secs(10));
+    }
+    share(&balancer, 3);
+    fail_at(&balancer, &sick, 5);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(state_of(&balancer, &sick), EndpointState::Active);
+}
