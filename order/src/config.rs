@@ -6,6 +6,7 @@ use shared_config::ConfigError;
 use shared_config::Env;
 use shared_db::DatabaseConfig;
 use shared_events::EventsConfig;
+use shared_resilience::balancer::{BalancerConfig, discovery};
 use shared_resilience::breaker::BreakerConfig;
 use shared_resilience::retry::RetryConfig;
 use shared_server::ServerConfig;
@@ -16,6 +17,8 @@ pub const DEFAULT_PORT: u16 = 7002;
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
+    /// One base URL or a comma-separated list (several endpoints); each
+    /// host name may resolve to several addresses (see `calls.balancing`).
     pub inventory_url: String,
     pub pricing_url: String,
     /// Bound on every downstream call, connection to last byte.
@@ -55,6 +58,9 @@ pub struct CallConfig {
     pub pricing_max_in_flight: usize,
     /// Orders being placed at once (`ORDERS_MAX_IN_FLIGHT`).
     pub orders_max_in_flight: usize,
+    /// How calls are spread over a dependency's endpoints
+    /// (`LOAD_BALANCER`, `DISCOVERY_REFRESH_MS`).
+    pub balancing: BalancerConfig,
 }
 
 impl Default for CallConfig {
@@ -68,6 +74,7 @@ impl Default for CallConfig {
             inventory_max_in_flight: 64,
             pricing_max_in_flight: 64,
             orders_max_in_flight: 256,
+            balancing: BalancerConfig::default(),
         }
     }
 }
@@ -84,6 +91,11 @@ impl CallConfig {
             inventory_max_in_flight: env.at_least_as("INVENTORY_MAX_IN_FLIGHT", 64, 1)?,
             pricing_max_in_flight: env.at_least_as("PRICING_MAX_IN_FLIGHT", 64, 1)?,
             orders_max_in_flight: env.at_least_as("ORDERS_MAX_IN_FLIGHT", 256, 1)?,
+            balancing: BalancerConfig {
+                strategy: env.parse("LOAD_BALANCER", Default::default())?,
+                refresh: env.millis("DISCOVERY_REFRESH_MS", 5000, 1)?,
+                ..BalancerConfig::default()
+            },
         })
     }
 }
@@ -101,8 +113,8 @@ impl Config {
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             database: DatabaseConfig::from_env(env, "order")?,
-            inventory_url: env.http_url("INVENTORY_URL", "http://localhost:7001")?,
-            pricing_url: env.http_url("PRICING_URL", "http://localhost:7003")?,
+            inventory_url: url_list(env, "INVENTORY_URL", "http://localhost:7001")?,
+            pricing_url: url_list(env, "PRICING_URL", "http://localhost:7003")?,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 2000, 1)?,
             breaker: BreakerConfig {
                 failure_threshold: env.at_least_as("BREAKER_FAILURE_THRESHOLD", 5, 1)?,
@@ -116,9 +128,28 @@ impl Config {
     }
 }
 
+/// A dependency's base URL, or comma-separated list of them, each an
+/// `http://` or `https://` URL; kept as the list, normalised.
+fn url_list(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let raw = env.string(name, default);
+    let urls = discovery::base_urls(&raw);
+    if urls.is_empty() {
+        return Err(ConfigError::new(name, &raw, "expected one URL or more"));
+    }
+    if let Some(bad) = urls.iter().find(|url| !shared_config::is_http_url(url)) {
+        return Err(ConfigError::new(
+            name,
+            &raw,
+            format!("{bad}: expected an http:// or https:// URL"),
+        ));
+    }
+    Ok(urls.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared_resilience::balancer::Strategy;
 
     #[test]
     fn defaults_follow_the_contract() {
@@ -142,6 +173,23 @@ mod tests {
             ),
             (64, 64, 256)
         );
+        assert_eq!(calls.balancing.strategy, Strategy::PowerOfTwo);
+        assert_eq!(calls.balancing.refresh, Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn dependencies_take_lists_and_a_balancer() {
+        let env = Env::from_pairs([
+            ("INVENTORY_URL", "http://a:7001/, http://b:7001"),
+            ("PRICING_URL", "http://pricing:7003"),
+            ("LOAD_BALANCER", "round_robin"),
+            ("DISCOVERY_REFRESH_MS", "250"),
+        ]);
+        let config = Config::from(&env).expect("valid");
+        assert_eq!(config.inventory_url, "http://a:7001,http://b:7001");
+        assert_eq!(config.pricing_url, "http://pricing:7003");
+        assert_eq!(config.calls.balancing.strategy, Strategy::RoundRobin);
+        assert_eq!(config.calls.balancing.refresh, Duration::from_millis(250));
     }
 
     #[test]
@@ -149,6 +197,11 @@ mod tests {
         for (name, value) in [
             ("INVENTORY_URL", "localhost:7001"),
             ("PRICING_URL", "ftp://x"),
+            ("INVENTORY_URL", "http://a:7001,b:7001"),
+            ("PRICING_URL", " , "),
+            ("LOAD_BALANCER", "random"),
+            ("DISCOVERY_REFRESH_MS", "0"),
+            ("DISCOVERY_REFRESH_MS", "often"),
             ("REQUEST_TIMEOUT_MS", "fast"),
             ("REQUEST_TIMEOUT_MS", "0"),
             ("BREAKER_FAILURE_THRESHOLD", "0"),

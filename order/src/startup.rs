@@ -19,6 +19,7 @@ use shared_http::health::Lifecycle;
 use shared_http::metrics::Registry;
 use shared_http::openapi::ApiConfig;
 use shared_http::service::ServiceInfo;
+use shared_resilience::balancer::{Balancer, BalancerMetrics, discovery};
 use shared_resilience::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared_server::Server;
 
@@ -92,14 +93,33 @@ fn inventory_credentials(config: &Config) -> Credentials {
 impl Dependencies {
     /// The guards of each dependency, one of each for the whole process and
     /// shared by the workers: a breaker, a retry budget (each dependency's
-    /// retries are bounded by the calls made to it) and a bulkhead; and the
-    /// orders' own bulkhead. Their metrics go into `registry`.
+    /// retries are bounded by the calls made to it), a bulkhead and the
+    /// balancer over its endpoints (whose host names are resolved again
+    /// and again from now on); and the orders' own bulkhead. Their metrics
+    /// go into `registry`.
     fn new(config: Config, clock: &Arc<dyn Clock>, registry: &mut Registry) -> Self {
         let breaker_metrics = BreakerMetrics::register(registry);
+        let balancer_metrics = BalancerMetrics::register(registry);
         let metrics = OrderMetrics::register(registry);
         let bulkheads = BulkheadMetrics::register(registry);
         let calls = &config.calls;
-        let guards = |name, max_in_flight| Guards {
+        let balancer = |name, list: &str| {
+            let urls = discovery::base_urls(list);
+            let balancer = Arc::new(
+                Balancer::new(
+                    name,
+                    urls.clone(),
+                    calls.balancing,
+                    config.breaker,
+                    clock.clone(),
+                )
+                .with_metrics(balancer_metrics.clone()),
+            );
+            discovery::spawn(&balancer, urls);
+            balancer
+        };
+        let guards = |name, max_in_flight, list| Guards {
+            balancer: balancer(name, list),
             breaker: Arc::new(
                 CircuitBreaker::new(name, config.breaker, clock.clone())
                     .with_metrics(breaker_metrics.clone()),
@@ -111,8 +131,12 @@ impl Dependencies {
             bulkhead: Bulkhead::new(name, max_in_flight, &bulkheads),
         };
         Self {
-            inventory: guards("inventory", calls.inventory_max_in_flight),
-            pricing: guards("pricing", calls.pricing_max_in_flight),
+            inventory: guards(
+                "inventory",
+                calls.inventory_max_in_flight,
+                &config.inventory_url,
+            ),
+            pricing: guards("pricing", calls.pricing_max_in_flight, &config.pricing_url),
             orders_bulkhead: Bulkhead::new("orders", calls.orders_max_in_flight, &bulkheads),
             inventory_credentials: inventory_credentials(&config),
             metrics,

@@ -236,6 +236,28 @@ impl Stack {
         start_inventory(config).await
     }
 
+    /// [`Stack::inventory_replica`] with its settings adjusted.
+    pub async fn inventory_replica_with(
+        &self,
+        adjust: impl FnOnce(&mut inventory::config::Config),
+    ) -> Spawned {
+        let mut config = self.inventory_config.clone();
+        config.server.port = 0;
+        adjust(&mut config);
+        start_inventory(config).await
+    }
+
+    /// Another order process on the same database (and clock), its settings adjusted.
+    pub async fn order_replica_with(
+        &self,
+        adjust: impl FnOnce(&mut order::config::Config),
+    ) -> Spawned {
+        let mut config = self.order_config.clone();
+        config.server.port = 0;
+        adjust(&mut config);
+        start_order(config, &self.clock).await
+    }
+
     pub fn order_config(&self) -> &order::config::Config {
         &self.order_config
     }

@@ -2,6 +2,7 @@
 //! pricing servers that the tests stop, slow down and restart.
 
 mod auth;
+mod balancing;
 mod bulkheads;
 mod consumers;
 mod deadlines;

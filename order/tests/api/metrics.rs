@@ -74,6 +74,22 @@ async fn wait_for_expiry(stack: &Stack, before: f64) {
     }
 }
 
+/// `name` of `dependency`'s one endpoint in `stack`, with `more` labels.
+fn endpoint_series(stack: &Stack, name: &str, dependency: &str, more: &str) -> String {
+    let config = stack.order_config();
+    let url = match dependency {
+        "inventory" => &config.inventory_url,
+        _ => &config.pricing_url,
+    };
+    format!(r#"{name}{{dependency="{dependency}",endpoint="{url}"{more}}}"#)
+}
+
+/// [`assert_moved`] for series named at run time.
+fn assert_moved_owned(before: &Scrape, after: &Scrape, expected: &[(String, f64)]) {
+    let expected: Vec<(&str, f64)> = expected.iter().map(|(s, by)| (s.as_str(), *by)).collect();
+    assert_moved(before, after, &expected);
+}
+
 /// Orders that go through, are refused, or replayed, with every service up:
 /// the order, reservation and HTTP counters move by what was sent.
 #[actix_web::test]
@@ -177,6 +193,33 @@ async fn every_documented_metric_moves_by_the_traffic_sent() {
             (r#"order_confirm_batch_size_bucket{le="1.0"}"#, 2.0),
         ],
     );
+    // The same attempts, per endpoint (one per dependency here).
+    let calls = "dependency_endpoint_calls_total";
+    let ewma = "dependency_endpoint_latency_ewma_seconds";
+    assert_moved_owned(
+        &start.order,
+        &up.order,
+        &[
+            (
+                endpoint_series(&stack, calls, "inventory", r#",outcome="success""#),
+                4.0,
+            ),
+            (
+                endpoint_series(&stack, calls, "inventory", r#",outcome="client_error""#),
+                2.0,
+            ),
+            (
+                endpoint_series(&stack, calls, "pricing", r#",outcome="success""#),
+                2.0,
+            ),
+        ],
+    );
+    for dependency in ["inventory", "pricing"] {
+        let estimate = up
+            .order
+            .value(&endpoint_series(&stack, ewma, dependency, ""));
+        assert!(estimate > 0.0, "{dependency}: {estimate}");
+    }
     assert_moved(
         &start.inventory,
         &up.inventory,
@@ -229,6 +272,25 @@ async fn degraded_dependencies_move_breakers_and_fallbacks(stack: &mut Stack, up
     stack.place("c2", &[("A002", 1)]).await.assert_status(503);
 
     let down = Scrape::of(&stack.order.client).await;
+    // Per endpoint: the same six failed attempts; the only endpoint is never ejected.
+    let calls = "dependency_endpoint_calls_total";
+    let ejections = "dependency_endpoint_ejections_total";
+    assert_moved_owned(
+        &up.order,
+        &down,
+        &[
+            (
+                endpoint_series(stack, calls, "pricing", r#",outcome="transport""#),
+                6.0,
+            ),
+            (
+                endpoint_series(stack, calls, "inventory", r#",outcome="transport""#),
+                6.0,
+            ),
+            (endpoint_series(stack, ejections, "pricing", ""), 0.0),
+            (endpoint_series(stack, ejections, "inventory", ""), 0.0),
+        ],
+    );
     assert_moved(
         &up.order,
         &down,

@@ -206,6 +206,8 @@ impl BreakerMetrics {
 /// A circuit breaker. Share it between workers with an `Arc`.
 pub struct CircuitBreaker {
     name: &'static str,
+    /// The one endpoint of the dependency this breaker guards, if it guards one.
+    endpoint: Option<String>,
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
@@ -238,6 +240,30 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// A [`Permit`] that owns its breaker.
+#[must_use = "report the call's outcome with OwnedPermit::record"]
+pub struct OwnedPermit {
+    breaker: Arc<CircuitBreaker>,
+    trial: bool,
+    settled: bool,
+}
+
+impl OwnedPermit {
+    /// Records the outcome of the call this permit allowed.
+    pub fn record(mut self, success: bool) {
+        self.settled = true;
+        self.breaker.settle(self.trial, success);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if !self.settled && self.trial {
+            self.breaker.abandon_trial();
+        }
+    }
+}
+
 impl CircuitBreaker {
     pub fn new(name: &'static str, config: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
         let config = BreakerConfig {
@@ -247,6 +273,7 @@ impl CircuitBreaker {
         let now = clock.now();
         Self {
             name,
+            endpoint: None,
             config,
             clock,
             inner: Mutex::new(Inner {
@@ -259,6 +286,13 @@ impl CircuitBreaker {
             }),
             metrics: None,
         }
+    }
+
+    /// A breaker of one endpoint (`url`) of the dependency: its log lines say which.
+    #[must_use]
+    pub fn for_endpoint(mut self, url: &str) -> Self {
+        self.endpoint = Some(url.to_owned());
+        self
     }
 
     /// Reports this breaker's state, transitions and refusals in `metrics`.
@@ -328,6 +362,22 @@ impl CircuitBreaker {
         })
     }
 
+    /// [`CircuitBreaker::try_acquire`] for a permit that owns its breaker
+    /// (a call that holds its endpoint by `Arc` across awaits).
+    ///
+    /// # Errors
+    /// As [`CircuitBreaker::try_acquire`].
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        let mut permit = self.try_acquire()?;
+        // Handed over to the owned permit, which settles or abandons it.
+        permit.settled = true;
+        Ok(OwnedPermit {
+            breaker: self.clone(),
+            trial: permit.trial,
+            settled: false,
+        })
+    }
+
     fn settle(&self, trial: bool, success: bool) {
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -373,6 +423,7 @@ impl CircuitBreaker {
         }
         tracing::warn!(
             breaker = self.name,
+            endpoint = self.endpoint.as_deref().unwrap_or("all"),
             from = inner.state.as_str(),
             to = to.as_str(),
             consecutive_failures = inner.consecutive_failures,

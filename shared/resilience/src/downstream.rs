@@ -19,6 +19,11 @@
 //!    while the dependency's [`RetryBudget`] has a retry to give. Every call
 //!    made through here must be safe to repeat (the caller's clients make
 //!    them so: an id per request, idempotent updates, reads);
+//! 6. each attempt goes to the endpoint the dependency's [`Balancer`] picks
+//!    (one of its replicas), and a retry to another endpoint than the
+//!    attempts before it while one is in rotation; while there is one, a
+//!    500 is tried again too (on that other endpoint: a fault of one replica
+//!    need not be the answer). With one endpoint, every attempt goes there.
 //! 0. (before all of it) the dependency's [`Bulkhead`] is asked for a slot:
 //!    past `*_MAX_IN_FLIGHT` calls in flight the call is refused at once
 //!    ([`CallError::Busy`]), never queued. A compensating release skips it:
@@ -59,6 +64,7 @@ use shared_http::health::{CheckOutcome, HealthCheck};
 use shared_http::problem::RETRY_SOON;
 use shared_http::request_id::{self, RequestId};
 
+use crate::balancer::{Balancer, Endpoint, Verdict};
 use crate::breaker::{CircuitBreaker, Rejected};
 use crate::bulkhead::{Bulkhead, Full};
 pub use crate::call_metrics::CallMetrics;
@@ -110,8 +116,10 @@ impl CallError {
     fn is_failure(&self) -> Option<bool> {
         match self {
             Self::Status { status, .. } => Some(status.is_server_error()),
-            Self::BreakerOpen(_) | Self::Busy(_) => Some(false),
-            Self::DeadlineExceeded { .. } => None,
+            Self::Busy(_) => Some(false),
+            // Refused before any endpoint was tried: the endpoints' own
+            // breakers have counted what made them refuse.
+            Self::BreakerOpen(_) | Self::DeadlineExceeded { .. } => None,
             Self::Timeout(_) | Self::Transport(_) | Self::Decode(_) | Self::Credentials(_) => {
                 Some(true)
             }
@@ -144,6 +152,22 @@ impl CallError {
             | Self::Decode(_)
             | Self::Credentials(_)
             | Self::DeadlineExceeded { .. } => false,
+        }
+    }
+
+    /// Whether another endpoint may answer where this one failed: besides
+    /// [`CallError::is_retryable`], any 5xx (a fault of one replica).
+    fn is_retryable_elsewhere(&self) -> bool {
+        self.is_retryable()
+            || matches!(self, Self::Status { status, .. } if status.is_server_error())
+    }
+
+    /// How the attempt went for the endpoint that answered it.
+    fn verdict(outcome: &Result<(StatusCode, Bytes), Self>) -> Verdict {
+        match outcome.as_ref().err().map_or(Some(false), Self::is_failure) {
+            Some(false) => Verdict::Success,
+            Some(true) => Verdict::Failure,
+            None => Verdict::Neither,
         }
     }
 
@@ -316,23 +340,27 @@ pub struct Retries {
 }
 
 /// What stands between the order flow and one dependency, shared by the
-/// workers: its breaker, its retry budget and its bulkhead.
+/// workers: its breaker, its retry budget, its bulkhead, and the balancer
+/// over its endpoints.
 #[derive(Clone)]
 pub struct Guards {
     pub breaker: Arc<CircuitBreaker>,
     pub retries: Retries,
     pub bulkhead: Bulkhead,
+    pub balancer: Arc<Balancer>,
 }
 
-/// One dependency: base URL, worker-local HTTP client, shared breaker.
+/// One dependency: its endpoints, worker-local HTTP client, shared guards.
 ///
 /// `Clone` is cheap: the guards are shared, the awc client is per worker.
 #[derive(Clone)]
 pub struct Downstream {
     name: &'static str,
+    /// The dependency's address as configured (`/health` shows it).
     base_url: String,
     http: awc::Client,
     breaker: Arc<CircuitBreaker>,
+    balancer: Arc<Balancer>,
     policy: CallPolicy,
     retries: Retries,
     bulkhead: Bulkhead,
@@ -354,6 +382,7 @@ impl Downstream {
             breaker,
             retries,
             bulkhead,
+            balancer,
         } = guards;
         let http = awc::Client::builder()
             .disable_redirects()
@@ -365,6 +394,7 @@ impl Downstream {
             base_url,
             http,
             breaker,
+            balancer,
             policy,
             retries,
             bulkhead,
@@ -409,17 +439,24 @@ impl Downstream {
         let mut attempt = 1;
         // An attempt that failed on the dependency's account, before a last
         // one cut short by the deadline: the call still counts as failed.
+        // So does a call no endpoint would take (each one's breaker open).
         let mut failed_before = false;
+        // The endpoints this call's attempts went to: a retry goes elsewhere.
+        let mut tried = Vec::new();
         let outcome = loop {
-            let started = Instant::now();
-            let outcome = self.attempt(&method, path, body, request_id, call).await;
-            self.report(&method, path, &outcome, started.elapsed());
+            let outcome = self
+                .attempt_on_endpoint(&method, path, body, request_id, call, &mut tried)
+                .await;
+            failed_before |= matches!(outcome, Err(CallError::BreakerOpen(_)));
             if attempt > 1 {
                 let usable = outcome.as_ref().err().is_none_or(|e| !e.is_retryable());
                 self.metrics.retried(self.name, usable);
             }
             match &outcome {
-                Err(e) if attempt < self.retries.config.max_attempts && e.is_retryable() => {
+                Err(e)
+                    if attempt < self.retries.config.max_attempts
+                        && self.worth_retrying(e, &tried) =>
+                {
                     failed_before |= e.is_failure() == Some(true);
                     let Some(wait) = self.retry_wait(e, attempt, call) else {
                         break outcome;
@@ -441,6 +478,49 @@ impl Downstream {
             // Dropped unreported: neither for nor against the dependency.
             None => drop(permit),
         }
+        outcome
+    }
+
+    /// Whether a call that failed with `error`, after attempts at `tried`,
+    /// is worth another attempt: a failure of the way, or a 5xx while an
+    /// endpoint not yet tried is in rotation.
+    fn worth_retrying(&self, error: &CallError, tried: &[Arc<Endpoint>]) -> bool {
+        error.is_retryable() || (error.is_retryable_elsewhere() && self.balancer.has_other(tried))
+    }
+
+    /// One attempt, at the endpoint the balancer picks (never one of
+    /// `tried` while another can be had; added to it), reported to the
+    /// metrics and to the balancer.
+    async fn attempt_on_endpoint(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        request_id: &RequestId,
+        call: Call,
+        tried: &mut Vec<Arc<Endpoint>>,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let picked = match self.balancer.pick(tried) {
+            Ok(picked) => picked,
+            Err(rejected) => {
+                self.metrics.call(self.name, "rejected", Duration::ZERO);
+                return Err(rejected.into());
+            }
+        };
+        let endpoint = picked.endpoint().clone();
+        let started = Instant::now();
+        let outcome = self
+            .attempt(endpoint.url(), method, path, body, request_id, call)
+            .await;
+        let took = started.elapsed();
+        self.report(method, path, &outcome, took);
+        let label = outcome
+            .as_ref()
+            .err()
+            .map_or("success", CallError::metric_outcome);
+        self.balancer
+            .finish(picked, took, CallError::verdict(&outcome), label);
+        tried.push(endpoint);
         outcome
     }
 
@@ -468,6 +548,7 @@ impl Downstream {
     /// the time left; not made when less than the margin is left.
     async fn attempt(
         &self,
+        base: &str,
         method: &Method,
         path: &str,
         body: Option<&impl Serialize>,
@@ -482,7 +563,8 @@ impl Downstream {
             timeout: self.policy.timeout.min(left),
             by_deadline: left < self.policy.timeout,
         };
-        self.call(method.clone(), path, body, request_id, call, bound)
+        let url = format!("{base}{path}");
+        self.call(method.clone(), &url, body, request_id, call, bound)
             .await
     }
 
@@ -492,7 +574,7 @@ impl Downstream {
     async fn call(
         &self,
         method: Method,
-        path: &str,
+        url: &str,
         body: Option<&impl Serialize>,
         request_id: &RequestId,
         call: Call,
@@ -507,7 +589,7 @@ impl Downstream {
                 ))
             })??;
         let request = self
-            .request(method, path, request_id, &bearer)
+            .request(method, url, request_id, &bearer)
             .insert_header((
                 deadline::HEADER,
                 call.deadline.header_value(self.policy.margin),
@@ -526,13 +608,13 @@ impl Downstream {
     fn request(
         &self,
         method: Method,
-        path: &str,
+        url: &str,
         request_id: &RequestId,
         bearer: &Bearer,
     ) -> awc::ClientRequest {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base_url))
+            .request(method, url)
             .insert_header((request_id::HEADER, request_id.as_str()));
         if let Some(authorization) = bearer.header() {
             request = request.insert_header((header::AUTHORIZATION, authorization));
@@ -651,9 +733,27 @@ impl Bound {
 }
 
 /// `/health` entry for a dependency: is it reachable right now (a direct
-/// probe of its liveness endpoint, outside the breaker so that probing never
-/// trips or heals it), and what does its breaker say.
+/// probe of each endpoint's liveness endpoint, outside the breakers so that
+/// probing never trips or heals them; up while one endpoint answers), what
+/// does its breaker say, and each endpoint's state (`active`, `ejected`).
 pub struct DependencyCheck(pub Downstream);
+
+impl DependencyCheck {
+    /// Probes `base`'s liveness endpoint: `None` when it is live, else why not.
+    async fn probe(&self, base: &str) -> Option<String> {
+        let probe = self
+            .0
+            .http
+            .get(format!("{base}{}", shared_http::paths::LIVE))
+            .timeout(PROBE_TIMEOUT)
+            .send();
+        match probe.await {
+            Ok(res) if res.status().is_success() => None,
+            Ok(res) => Some(format!("answered {}", res.status())),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+}
 
 impl HealthCheck for DependencyCheck {
     fn name(&self) -> &str {
@@ -669,19 +769,14 @@ impl HealthCheck for DependencyCheck {
         async move {
             let downstream = &self.0;
             let started = Instant::now();
-            let probe = downstream
-                .http
-                .get(format!(
-                    "{}{}",
-                    downstream.base_url,
-                    shared_http::paths::LIVE
-                ))
-                .timeout(PROBE_TIMEOUT)
-                .send();
-            let mut outcome = match probe.await {
-                Ok(res) if res.status().is_success() => CheckOutcome::up(),
-                Ok(res) => CheckOutcome::down(format!("answered {}", res.status())),
-                Err(e) => CheckOutcome::down(e.to_string()),
+            let endpoints = downstream.balancer.views();
+            let probes = endpoints.iter().map(|e| self.probe(&e.url));
+            let failures = futures::future::join_all(probes).await;
+            let mut outcome = if failures.iter().any(Option::is_none) {
+                CheckOutcome::up()
+            } else {
+                let why = failures.into_iter().flatten().next();
+                CheckOutcome::down(why.unwrap_or_else(|| "no endpoint".to_owned()))
             };
             outcome = outcome.with("url", downstream.base_url.clone()).with(
                 "latency_ms",
@@ -689,7 +784,10 @@ impl HealthCheck for DependencyCheck {
             );
             let breaker =
                 serde_json::to_value(downstream.breaker.snapshot()).unwrap_or(Value::Null);
-            outcome.with("breaker", breaker)
+            let endpoints = serde_json::to_value(endpoints).unwrap_or(Value::Null);
+            outcome
+                .with("breaker", breaker)
+                .with("endpoints", endpoints)
         }
         .boxed_local()
     }

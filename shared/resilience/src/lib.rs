@@ -15,6 +15,9 @@
 //!   model), jittered exponential backoff, `Retry-After`.
 //! - [`batch`]: calls made at the same moment sent as one, without waiting
 //!   for a batch to fill ("smart batching").
+//! - [`balancer`] (breaker): a dependency's endpoints (replicas), found by
+//!   resolving its names, chosen by power of two choices or in turn, with
+//!   outlier ejection and a breaker each.
 //! - [`call_metrics`]: calls, latency, retries and refused retries per
 //!   dependency.
 //! - [`downstream`] (all of the above): the one path every call to a
@@ -30,8 +33,12 @@ pub mod names {
     pub const DEPENDENCY_CALL_DURATION: &str = "dependency_call_duration_seconds";
     pub const DEPENDENCY_RETRIES: &str = "dependency_retries";
     pub const RETRY_BUDGET_EXHAUSTED: &str = "retry_budget_exhausted";
+    pub const ENDPOINT_CALLS: &str = "dependency_endpoint_calls";
+    pub const ENDPOINT_LATENCY_EWMA: &str = "dependency_endpoint_latency_ewma_seconds";
+    pub const ENDPOINT_EJECTIONS: &str = "dependency_endpoint_ejections";
 }
 
+pub mod balancer;
 pub mod batch;
 pub mod breaker;
 pub mod bulkhead;
