@@ -20,6 +20,9 @@
 #      them reach 4222, the servers each other on 6222, only the monitoring
 #      namespace 8222; prod: three servers clustered by routes over the headless
 #      Service, streams with three replicas, a PDB, anti-affinity)
+#      the replicas order calls: INVENTORY_URL and PRICING_URL name headless Services
+#      that select the dependency's pods on its port, without publishNotReadyAddresses
+#      (readiness gates discovery), LOAD_BALANCER and DISCOVERY_REFRESH_MS in range)
 #      An overlay prod-* (prod-monitoring) is prod plus something: prod's rules apply.
 #      Monitoring (components/monitoring, in overlays/prod-monitoring): a ServiceMonitor
 #      per service (port http, /metrics, 15 s, jobLabel app.kubernetes.io/name) that
@@ -410,6 +413,38 @@ def check_events(overlay, by_kind, config, workloads):
             err(overlay, "nats: needs podAntiAffinity on kubernetes.io/hostname")
 
 
+DEPENDENCIES = {"inventory": ("INVENTORY_URL", 7001), "pricing": ("PRICING_URL", 7003)}
+
+
+def check_discovery(overlay, by_kind, config, workloads):
+    """Order finds every ready replica of its dependencies: each URL names a headless
+    Service (DNS gives the pods' addresses) that selects the dependency's pods, on its
+    port, leaving out pods that are not ready, whose Deployment has a readiness probe."""
+    env = pod_env(workloads.get("order", {"spec": {"template": {"spec": {"containers": [{}]}}}}), config)
+    services = by_kind.get("Service", {})
+    for dependency, (variable, port) in DEPENDENCIES.items():
+        url = env.get(variable, "")
+        host, _, url_port = url.removeprefix("http://").rstrip("/").partition(":")
+        spec = services.get(host, {}).get("spec", {})
+        if spec.get("clusterIP") != "None":
+            err(overlay, f"order: {variable} {url!r} must name a headless Service (clusterIP: None), "
+                         "so that order sees every replica")
+            continue
+        if spec.get("selector") != {"app.kubernetes.io/name": dependency}:
+            err(overlay, f"Service/{host}: must select the {dependency} pods, got {spec.get('selector')}")
+        if url_port != str(port) or port not in [p.get("port") for p in spec.get("ports", [])]:
+            err(overlay, f"order: {variable} {url!r} must use port {port}, served by Service/{host}")
+        if spec.get("publishNotReadyAddresses"):
+            err(overlay, f"Service/{host}: publishNotReadyAddresses would send calls to replicas not ready")
+        containers = workloads.get(dependency, {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])
+        if "readinessProbe" not in containers[0]:
+            err(overlay, f"{dependency}: needs a readinessProbe, which decides the replicas order finds")
+    if env.get("LOAD_BALANCER", "p2c") not in ("p2c", "round_robin"):
+        err(overlay, f"order: LOAD_BALANCER must be p2c or round_robin, got {env.get('LOAD_BALANCER')!r}")
+    if not 1000 <= int(env.get("DISCOVERY_REFRESH_MS", "5000")) <= 30000:
+        err(overlay, "order: DISCOVERY_REFRESH_MS outside 1000-30000: new replicas would wait, or DNS be hammered")
+
+
 MONITORING_API = "monitoring.coreos.com/v1"
 # The fields the Prometheus Operator's CRDs define (v0.7x), for the parts used here:
 # anything else is a typo the operator would reject or, worse, ignore.
@@ -645,6 +680,7 @@ for overlay in overlays:
     check_secrets(overlay, by_kind, config, workloads, text, demo)
     check_gateway(overlay, config, workloads)
     check_events(overlay, by_kind, config, workloads)
+    check_discovery(overlay, by_kind, config, workloads)
     if monitoring or "monitoring" in overlay:
         check_monitoring(overlay, by_kind)
 
