@@ -231,9 +231,7 @@ impl Stack {
 
     /// Another inventory process on the same database.
     pub async fn inventory_replica(&self) -> Spawned {
-        let mut config = self.inventory_config.clone();
-        config.server.port = 0;
-        start_inventory(config).await
+        self.inventory_replica_with(|_| {}).await
     }
 
     /// [`Stack::inventory_replica`] with its settings adjusted.
