@@ -31,6 +31,9 @@
 #   RESILIENCE=off scripts/bench.sh  # skip the resilience run
 #   EVENTS=off scripts/bench.sh      # skip the events run
 #   scripts/bench.sh --events        # only the events run
+#   BALANCER=off scripts/bench.sh    # skip the balancer run
+#   scripts/bench.sh --balancer      # only the balancer run (bench/balancer.py: 3 inventory and
+#                                    # 2 pricing replicas, p2c against round robin, 4 cases)
 #   NETLOSS=off scripts/bench.sh     # skip the packet-loss run (it needs root; skipped otherwise)
 #   scripts/bench.sh --netloss       # only the packet-loss run (PROFILE=debug: the debug build)
 #   scripts/bench.sh --store sqlite  # one store's rows only (PostgreSQL: inside with-postgres.sh)
@@ -100,7 +103,14 @@ if [ -z "${1:-}" ]; then
   [ "${RESILIENCE:-on}" = off ] || { echo; bash "$0" --resilience; }
   [ "${EVENTS:-on}" = off ] || { echo; bash "$0" --events; }
   [ "${NETLOSS:-on}" = off ] || { echo; bash "$0" --netloss; }
+  [ "${BALANCER:-on}" = off ] || { echo; bash "$0" --balancer; }
   exit 0
+fi
+
+if [ "$1" = --balancer ]; then
+  [ -x "$OHA" ] || cargo install oha --version 1.16.0 --locked --quiet --root .cache/oha
+  [ -n "${BIN_DIR:-}" ] || [ -x target/release/order ] || cargo build --release --bins --quiet
+  exec python3 bench/balancer.py
 fi
 
 if [ "$1" = --events ]; then
