@@ -2,14 +2,17 @@
 //! `DATABASE_URL` says so, both through sqlx's `Any` driver so that each
 //! service has one store implementation with portable SQL.
 //!
-//! Owns: the pool, migrations, the database health check, the read cache and
-//! the `DATABASE_URL` settings ([`DatabaseConfig`]). Must not know: any
+//! Owns: the pool, migrations, the database health check, the read cache,
+//! the `DATABASE_URL` settings ([`DatabaseConfig`]) and what a database
+//! outage is and is answered ([`unavailable`]). Must not know: any
 //! service's tables beyond the names a caller passes in, events, or HTTP
-//! beyond the health check it registers.
+//! beyond the health check it registers and the outage's problem.
 
 mod config;
 pub mod read_cache;
+pub mod unavailable;
 pub use config::DatabaseConfig;
+pub use unavailable::Unavailable;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -588,18 +591,9 @@ async fn first_connection(db: &Database) -> anyhow::Result<()> {
 
 /// Whether `e` is what a server that is still starting answers: nothing
 /// listening, a connection that hangs (the pool's create timeout), or
-/// "the database system is starting up / shutting down" (SQLSTATE 57P03).
+/// "the database system is starting up" (SQLSTATE 57P03): an outage.
 fn not_up_yet(e: &anyhow::Error) -> bool {
-    if let Some(managed::PoolError::Timeout(_)) =
-        e.downcast_ref::<managed::PoolError<sqlx::Error>>()
-    {
-        return true;
-    }
-    match e.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Io(_)) => true,
-        Some(sqlx::Error::Database(db)) => db.code().as_deref() == Some("57P03"),
-        _ => false,
-    }
+    Unavailable::of(e).is_some()
 }
 
 async fn postgres(pool: &PostgresPool) -> anyhow::Result<Conn> {
