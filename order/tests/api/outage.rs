@@ -32,6 +32,9 @@ async fn stack_on(cluster: &PostgresCluster) -> Stack {
     let pricing = cluster.create_database(&format!("pricing_{suffix}")).await;
     let order = cluster.create_database(&format!("order_{suffix}")).await;
     spawn_stack_with(move |config| {
+        // Stock held by an order the outage interrupted comes back soon.
+        config.inventory.reservation_ttl = Duration::from_secs(3);
+        config.order.reservation_ttl = Duration::from_secs(3);
         config.inventory.database.url = inventory;
         config.pricing.database.url = pricing;
         config.order.database.url = order;
@@ -166,4 +169,96 @@ async fn a_stopped_database_is_a_503_with_retry_after_and_the_services_serve_aga
     for client in &clients {
         client.get("/health/ready").await.assert_status(200);
     }
+}
+
+/// What the order load saw: each answer's status and problem code, and the
+/// ids of the orders placed.
+#[derive(Default)]
+struct Load {
+    answers: Vec<(u16, String)>,
+    placed: Vec<String>,
+    /// Set by the test to end the load.
+    stop: bool,
+}
+
+/// Places orders of one C003 each until told to stop, recording each answer
+/// (a 503 without `Retry-After` is recorded as a 500: it is as wrong).
+async fn order_load(client: &TestClient, load: &std::cell::RefCell<Load>) {
+    let body = crate::helpers::order_body("c1", &[("C003", 1)]);
+    while !load.borrow().stop {
+        let res = client.post_json("/orders", &body).await;
+        let code = res.body["code"].as_str().unwrap_or_default().to_owned();
+        let mut status = res.status.as_u16();
+        if status == 503 && res.header("retry-after").is_none() {
+            status = 500;
+        }
+        if status == 201 {
+            let id = res.body["order_id"].as_str().expect("id").to_owned();
+            load.borrow_mut().placed.push(id);
+        }
+        load.borrow_mut().answers.push((status, code));
+        // A steady stream rather than a flood: about 50 orders a second per worker.
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `load` has placed `more` orders beyond those it has now.
+async fn placed_beyond(load: &std::cell::RefCell<Load>, more: usize) {
+    let target = load.borrow().placed.len() + more;
+    eventually("more orders placed", Duration::from_secs(60), async || {
+        load.borrow().placed.len() >= target
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = PostgresCluster::start().await;
+    let stack = stack_on(&cluster).await;
+    let initial = stack.stock("C003").await;
+    eprintln!("restart: C003 stock {initial} before");
+    let load = std::cell::RefCell::new(Load::default());
+    let workers = (0..4).map(|_| order_load(&stack.order.client, &load));
+    let driver = async {
+        placed_beyond(&load, 20).await;
+        cluster.restart().await;
+        placed_beyond(&load, 40).await;
+        load.borrow_mut().stop = true;
+    };
+    futures::future::join(futures::future::join_all(workers), driver).await;
+
+    let load = load.into_inner();
+    let failed: Vec<&(u16, String)> = load.answers.iter().filter(|(s, _)| *s != 201).collect();
+    let mut by_code = std::collections::BTreeMap::<&str, usize>::new();
+    for (_, code) in &failed {
+        *by_code.entry(code.as_str()).or_default() += 1;
+    }
+    eprintln!(
+        "restart: {} orders, {} placed, {} failed {by_code:?}",
+        load.answers.len(),
+        load.placed.len(),
+        failed.len()
+    );
+    assert!(
+        failed.iter().all(|(status, _)| *status == 503),
+        "only 503s with Retry-After: {failed:?}"
+    );
+    for id in &load.placed {
+        stack
+            .order
+            .client
+            .get(&format!("/orders/{id}"))
+            .await
+            .assert_status(200);
+    }
+    let placed = i64::try_from(load.placed.len()).expect("a count");
+    eventually(
+        "stock to be conserved",
+        Duration::from_secs(20),
+        async || initial - stack.stock("C003").await == placed,
+    )
+    .await;
 }

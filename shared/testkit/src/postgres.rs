@@ -112,10 +112,13 @@ impl PostgresCluster {
             .await;
     }
 
-    /// `pg_ctl restart -m fast`: sessions are ended and the server is back
-    /// (the same options) once this returns.
+    /// What `pg_ctl restart -m fast` does: sessions are ended and the server
+    /// is back once this returns. (`pg_ctl restart` itself takes no log
+    /// file, and a server it starts writes to our pipes, which then never
+    /// close.)
     pub async fn restart(&self) {
-        self.pg_ctl(&["-w", "-m", "fast", "restart"]).await;
+        self.stop().await;
+        self.resume().await;
     }
 
     fn data(&self) -> String {
