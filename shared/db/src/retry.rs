@@ -137,3 +137,92 @@ impl Database {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DatabaseConfig;
+
+    /// Runs in the PostgreSQL pass (`TEST_DATABASE_URL`).
+    async fn postgres() -> Option<Database> {
+        let url = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let Some(url) = url else {
+            eprintln!("skipped: needs TEST_DATABASE_URL (the PostgreSQL pass)");
+            return None;
+        };
+        let config = DatabaseConfig {
+            url,
+            max_connections: 2,
+        };
+        Some(Database::connect(&config).await.expect("connects"))
+    }
+
+    /// Ends the session `conn` is on, as a server restart does.
+    async fn lose(conn: &mut AnyConnection) -> anyhow::Result<()> {
+        sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn postgresql_a_lost_connection_is_retried_once_and_other_errors_are_not() {
+        let Some(db) = postgres().await else { return };
+        let mut attempts = 0;
+        let read = db
+            .reading(async |conn| {
+                attempts += 1;
+                if attempts == 1 {
+                    lose(conn).await?;
+                }
+                Ok(sqlx::query_scalar::<_, i32>("SELECT 1")
+                    .fetch_one(&mut **conn)
+                    .await?)
+            })
+            .await;
+        assert_eq!((read.expect("read on the retry"), attempts), (1, 2));
+
+        let mut attempts = 0;
+        let failed = db
+            .reading(async |conn| {
+                attempts += 1;
+                Ok(sqlx::query("SELECT nope").execute(&mut **conn).await?)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(attempts, 1, "a bug is not retried");
+    }
+
+    #[tokio::test]
+    async fn postgresql_a_transaction_lost_before_its_commit_runs_again_and_lands_once() {
+        let Some(db) = postgres().await else { return };
+        let table = format!("retry_{}", uuid::Uuid::new_v4().simple());
+        let create = format!("CREATE TABLE {table} (x INTEGER NOT NULL)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut *db.write().await.expect("writer"))
+            .await
+            .expect("table");
+        let insert = format!("INSERT INTO {table} (x) VALUES (1)");
+        let mut attempts = 0;
+        db.in_transaction(async |tx| {
+            attempts += 1;
+            sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+                .execute(&mut *tx)
+                .await?;
+            if attempts == 1 {
+                lose(tx).await?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("committed on the retry");
+        let count = format!("SELECT COUNT(*) FROM {table}");
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .fetch_one(&mut *db.read().await.expect("reader"))
+            .await
+            .expect("count");
+        assert_eq!((rows, attempts), (1, 2), "the first run was rolled back");
+    }
+}
