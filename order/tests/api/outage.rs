@@ -177,6 +177,8 @@ async fn a_stopped_database_is_a_503_with_retry_after_and_the_services_serve_aga
 struct Load {
     answers: Vec<(u16, String)>,
     placed: Vec<String>,
+    /// The status of each restock (`POST /items/C001/stock`) sent to inventory.
+    restocks: Vec<u16>,
     /// Set by the test to end the load.
     stop: bool,
 }
@@ -202,6 +204,16 @@ async fn order_load(client: &TestClient, load: &std::cell::RefCell<Load>) {
     }
 }
 
+/// Restocks C001 by one at a time on inventory until told to stop.
+async fn restock_load(client: &TestClient, load: &std::cell::RefCell<Load>) {
+    let body = json!({"delta": 1, "reason": "restock"});
+    while !load.borrow().stop {
+        let res = client.post_json("/items/C001/stock", &body).await;
+        load.borrow_mut().restocks.push(res.status.as_u16());
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until `load` has placed `more` orders beyond those it has now.
 async fn placed_beyond(load: &std::cell::RefCell<Load>, more: usize) {
     let target = load.borrow().placed.len() + more;
@@ -219,6 +231,7 @@ async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
     let cluster = PostgresCluster::start().await;
     let stack = stack_on(&cluster).await;
     let initial = stack.stock("C003").await;
+    let restocked_from = stack.stock("C001").await;
     eprintln!("restart: C003 stock {initial} before");
     let load = std::cell::RefCell::new(Load::default());
     let workers = (0..4).map(|_| order_load(&stack.order.client, &load));
@@ -228,7 +241,8 @@ async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
         placed_beyond(&load, 40).await;
         load.borrow_mut().stop = true;
     };
-    futures::future::join(futures::future::join_all(workers), driver).await;
+    let restocks = restock_load(&stack.inventory_client, &load);
+    futures::future::join3(futures::future::join_all(workers), restocks, driver).await;
 
     let load = load.into_inner();
     let failed: Vec<&(u16, String)> = load.answers.iter().filter(|(s, _)| *s != 201).collect();
@@ -246,8 +260,24 @@ async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
         failed.iter().all(|(status, _)| *status == 503),
         "only 503s with Retry-After: {failed:?}"
     );
+    let restocks_failed = load.restocks.iter().filter(|s| **s != 200).count();
+    eprintln!(
+        "restart: {} restocks, {restocks_failed} failed {:?}",
+        load.restocks.len(),
+        load.restocks
+            .iter()
+            .filter(|s| **s != 200)
+            .collect::<Vec<_>>()
+    );
     // Each statement that met the restart ran again on a fresh connection.
     assert!(failed.is_empty(), "no order failed: {by_code:?}");
+    assert_eq!(restocks_failed, 0, "no restock failed");
+    let restocked = i64::try_from(load.restocks.len()).expect("a count");
+    assert_eq!(
+        stack.stock("C001").await,
+        restocked_from + restocked,
+        "each restock landed once"
+    );
     for id in &load.placed {
         stack
             .order
