@@ -294,3 +294,75 @@ async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn a_five_second_outage_under_a_steady_order_load_is_503s_and_orders_resume_once_it_ends() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = PostgresCluster::start().await;
+    let stack = stack_on(&cluster).await;
+    let initial = stack.stock("C003").await;
+    let load = std::cell::RefCell::new(Load::default());
+    let workers = (0..4).map(|_| order_load(&stack.order.client, &load));
+    let back = std::cell::Cell::new(None);
+    let driver = async {
+        placed_beyond(&load, 20).await;
+        cluster.stop().await;
+        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+        cluster.resume().await;
+        let resumed = std::time::Instant::now();
+        placed_beyond(&load, 1).await;
+        back.set(Some(resumed.elapsed()));
+        placed_beyond(&load, 20).await;
+        load.borrow_mut().stop = true;
+    };
+    futures::future::join(futures::future::join_all(workers), driver).await;
+
+    let load = load.into_inner();
+    let failed: Vec<&(u16, String)> = load.answers.iter().filter(|(s, _)| *s != 201).collect();
+    let mut by_code = std::collections::BTreeMap::<&str, usize>::new();
+    for (_, code) in &failed {
+        *by_code.entry(code.as_str()).or_default() += 1;
+    }
+    eprintln!(
+        "5 s outage: {} orders, {} placed, {} failed {by_code:?}, first order placed {:?} after the database was back",
+        load.answers.len(),
+        load.placed.len(),
+        failed.len(),
+        back.get().expect("orders resumed")
+    );
+    assert!(
+        failed.iter().all(|(status, _)| *status == 503),
+        "only 503s with Retry-After: {failed:?}"
+    );
+    for id in &load.placed {
+        stack
+            .order
+            .client
+            .get(&format!("/orders/{id}"))
+            .await
+            .assert_status(200);
+    }
+    let placed = i64::try_from(load.placed.len()).expect("a count");
+    eventually(
+        "stock to be conserved",
+        Duration::from_secs(20),
+        async || initial - stack.stock("C003").await == placed,
+    )
+    .await;
+    // No order is left pending once recovery has run (every half TTL).
+    eventually(
+        "no order left pending",
+        Duration::from_secs(20),
+        async || {
+            let res = stack
+                .order
+                .client
+                .get("/orders?customer_id=c1&status=pending")
+                .await;
+            res.status.is_success() && res.body["orders"].as_array().is_some_and(Vec::is_empty)
+        },
+    )
+    .await;
+}
