@@ -69,7 +69,7 @@ section "tests (PostgreSQL)"
 scripts/with-postgres.sh sh -c \
   'TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p inventory -p order -p pricing -p identity --test api &&
    TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-events --test events &&
-   TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-db postgresql_sessions &&
+   TEST_DATABASE_URL="$DATABASE_SERVER_URL" cargo test -p shared-db postgresql &&
    scripts/auth-journey.sh'
 
 section "events under faults (two replicas per producer on PostgreSQL, a 3-node JetStream cluster)"

@@ -117,7 +117,8 @@ impl Error {
             )
             .detail(detail),
             // Mapped by `error_response`, never as a problem.
-            Self::OAuth(_) | Self::Unexpected(_) => Problem::internal(),
+            Self::OAuth(_) => Problem::internal(),
+            Self::Unexpected(e) => shared_db::unavailable::problem(e),
         }
     }
 }
@@ -135,7 +136,7 @@ impl ResponseError for Error {
         match self {
             Self::OAuth(e) => e.to_response(),
             Self::Unexpected(e) => {
-                tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error");
+                shared_db::unavailable::log(e);
                 self.problem().to_response()
             }
             other => other.problem().to_response(),

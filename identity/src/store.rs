@@ -114,13 +114,16 @@ impl Store {
     /// On a database error.
     #[tracing::instrument(skip_all)]
     pub async fn credentials(&self, email: &Email) -> anyhow::Result<Option<Credentials>> {
-        let row = sqlx::query(
-            "SELECT customer_id, password_hash, provisioned_at FROM accounts WHERE email = $1",
-        )
-        .bind(email.as_str())
-        .fetch_optional(&mut *self.db.read().await?)
-        .await
-        .context("looking up an account")?;
+        let row = self
+            .db
+            .reading(async |conn| {
+                let select = sqlx::query(
+                    "SELECT customer_id, password_hash, provisioned_at FROM accounts WHERE email = $1",
+                );
+                Ok(select.bind(email.as_str()).fetch_optional(&mut **conn).await?)
+            })
+            .await
+            .context("looking up an account")?;
         row.map(|row| {
             Ok(Credentials {
                 customer_id: CustomerId::from_stored(row.try_get("customer_id")?),

@@ -154,7 +154,7 @@ impl Error {
             )
             .detail(detail),
             Self::DeadlineExceeded => shared_http::deadline::exceeded(),
-            Self::Unexpected(_) => Problem::internal(),
+            Self::Unexpected(e) => shared_db::unavailable::problem(e),
         }
     }
 }
@@ -166,7 +166,7 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Unexpected(e) = self {
-            tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error");
+            shared_db::unavailable::log(e);
         }
         self.problem().to_response()
     }

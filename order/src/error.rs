@@ -227,7 +227,7 @@ impl Error {
                 "Replay failed",
             )
             .detail("The consumer failed on this event again; it stays a dead letter. The cause is in the service's log."),
-            Self::Unexpected(_) => Problem::internal(),
+            Self::Unexpected(e) => shared_db::unavailable::problem(e),
         }
     }
 }
@@ -255,9 +255,7 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Unexpected(e) => {
-                tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error")
-            }
+            Self::Unexpected(e) => shared_db::unavailable::log(e),
             Self::InventoryUnavailable { reason, .. } | Self::InventoryRefused { reason } => {
                 tracing::warn!(reason, "order not placed: inventory")
             }

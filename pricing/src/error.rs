@@ -54,7 +54,7 @@ impl Error {
                 "Invalid request",
             )
             .detail(detail),
-            Self::Unexpected(_) => Problem::internal(),
+            Self::Unexpected(e) => shared_db::unavailable::problem(e),
         }
     }
 }
@@ -66,7 +66,7 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Unexpected(e) = self {
-            tracing::error!(error.cause_chain = %format_args!("{e:#}"), "unexpected error");
+            shared_db::unavailable::log(e);
         }
         self.problem().to_response()
     }

@@ -153,12 +153,18 @@ impl Store {
     /// On a database error, or a stored price the code cannot read.
     #[tracing::instrument(skip_all, fields(sku = sku.as_str()))]
     pub async fn get(&self, sku: &Sku) -> anyhow::Result<Option<PriceEntry>> {
-        let row = sqlx::query(
-            "SELECT sku, base_cents, discount_percent, tiers FROM prices WHERE sku = $1",
-        )
-        .bind(sku.as_str())
-        .fetch_optional(&mut *self.db.read().await?)
-        .await?;
+        let row = self
+            .db
+            .reading(async |conn| {
+                let select = sqlx::query(
+                    "SELECT sku, base_cents, discount_percent, tiers FROM prices WHERE sku = $1",
+                );
+                Ok(select
+                    .bind(sku.as_str())
+                    .fetch_optional(&mut **conn)
+                    .await?)
+            })
+            .await?;
         Ok(row.as_ref().map(priced_from).transpose()?.map(|(_, e)| e))
     }
 
@@ -175,12 +181,17 @@ impl Store {
             "SELECT sku, base_cents, discount_percent, tiers FROM prices WHERE sku IN ({})",
             placeholders(1, skus.len())
         );
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for sku in skus {
-            query = query.bind(sku.as_str());
-        }
-        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
+        let rows = self
+            .db
+            .reading(async |conn| {
+                // Only `$n` placeholders were formatted into `sql`; every value is bound.
+                let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                for sku in skus {
+                    query = query.bind(sku.as_str());
+                }
+                Ok(query.fetch_all(&mut **conn).await?)
+            })
+            .await?;
         rows.iter().map(priced_from).collect()
     }
 
@@ -189,11 +200,15 @@ impl Store {
     /// # Errors
     /// On a database error, or a stored price the code cannot read.
     pub async fn all(&self) -> anyhow::Result<Vec<(Sku, PriceEntry)>> {
-        let rows = sqlx::query(
-            "SELECT sku, base_cents, discount_percent, tiers FROM prices ORDER BY position, sku",
-        )
-        .fetch_all(&mut *self.db.read().await?)
-        .await?;
+        let rows = self
+            .db
+            .reading(async |conn| {
+                let select = sqlx::query(
+                    "SELECT sku, base_cents, discount_percent, tiers FROM prices ORDER BY position, sku",
+                );
+                Ok(select.fetch_all(&mut **conn).await?)
+            })
+            .await?;
         rows.iter().map(priced_from).collect()
     }
 

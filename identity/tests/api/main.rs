@@ -11,6 +11,7 @@ mod keys;
 mod metrics;
 mod openapi;
 mod operators;
+mod outage;
 mod rate_limit;
 mod sessions;
 mod token;

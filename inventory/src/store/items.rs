@@ -106,15 +106,20 @@ impl Store {
             sql.push_str(&format!(" AND sku IN ({})", placeholders(next, skus.len())));
         }
         sql.push_str(" ORDER BY sku");
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(category) = &filter.category {
-            query = query.bind(category);
-        }
-        for sku in filter.skus.iter().flatten() {
-            query = query.bind(sku.as_str());
-        }
-        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
+        let rows = self
+            .db
+            .reading(async |conn| {
+                // Only `$n` placeholders were formatted into `sql`; every value is bound.
+                let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                if let Some(category) = &filter.category {
+                    query = query.bind(category);
+                }
+                for sku in filter.skus.iter().flatten() {
+                    query = query.bind(sku.as_str());
+                }
+                Ok(query.fetch_all(&mut **conn).await?)
+            })
+            .await?;
         rows.iter().map(item_from).collect()
     }
 
@@ -139,9 +144,16 @@ impl Store {
 
     #[tracing::instrument(skip_all, fields(sku))]
     async fn read_item(&self, sku: &Sku) -> anyhow::Result<Option<Item>> {
-        let row = sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1")
-            .bind(sku.as_str())
-            .fetch_optional(&mut *self.db.read().await?)
+        let row = self
+            .db
+            .reading(async |conn| {
+                let select =
+                    sqlx::query("SELECT sku, name, category, stock FROM items WHERE sku = $1");
+                Ok(select
+                    .bind(sku.as_str())
+                    .fetch_optional(&mut **conn)
+                    .await?)
+            })
             .await?;
         row.as_ref().map(item_from).transpose()
     }
@@ -281,38 +293,45 @@ impl Store {
         adjustment: &StockAdjustment,
         actor: &Actor,
         now: i64,
-        event: impl FnOnce(&Item) -> anyhow::Result<CloudEvent>,
+        event: impl Fn(&Item) -> anyhow::Result<CloudEvent>,
     ) -> anyhow::Result<AdjustOutcome> {
-        let mut conn = self.db.write().await?;
-        let mut tx = conn.begin().await?;
-        let adjusted = sqlx::query(
-            "UPDATE items SET stock = stock + $2 WHERE sku = $1 AND stock + $2 >= 0 \
-             RETURNING sku, name, category, stock",
-        )
-        .bind(sku.as_str())
-        .bind(adjustment.delta())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = adjusted else {
-            tx.rollback().await?;
-            drop(conn);
+        // Run again on a fresh connection when the first was lost before
+        // its COMMIT (see `Database::in_transaction`).
+        let adjusted = self
+            .db
+            .in_transaction(async |tx| {
+                let adjusted = sqlx::query(
+                    "UPDATE items SET stock = stock + $2 WHERE sku = $1 AND stock + $2 >= 0 \
+                     RETURNING sku, name, category, stock",
+                )
+                .bind(sku.as_str())
+                .bind(adjustment.delta())
+                .fetch_optional(&mut *tx)
+                .await?;
+                // Nothing changed: the empty transaction commits as it is.
+                let Some(row) = adjusted else {
+                    return Ok(None);
+                };
+                let item = item_from(&row)?;
+                let change = NewChange {
+                    sku,
+                    at: now,
+                    actor,
+                    kind: ChangeKind::Stock,
+                    adjustment: Some((adjustment, item.stock)),
+                    details: None,
+                };
+                Self::record(tx, &change).await?;
+                self.append(tx, || event(&item)).await?;
+                Ok(Some(item))
+            })
+            .await?;
+        let Some(item) = adjusted else {
             return Ok(match self.read_item(sku).await? {
                 Some(item) => AdjustOutcome::Insufficient(item),
                 None => AdjustOutcome::NotFound,
             });
         };
-        let item = item_from(&row)?;
-        let change = NewChange {
-            sku,
-            at: now,
-            actor,
-            kind: ChangeKind::Stock,
-            adjustment: Some((adjustment, item.stock)),
-            details: None,
-        };
-        Self::record(&mut tx, &change).await?;
-        self.append(&mut tx, || event(&item)).await?;
-        tx.commit().await?;
         self.outbox.committed();
         self.changed([sku]);
         Ok(AdjustOutcome::Adjusted(item))

@@ -6,6 +6,7 @@ mod catalogue;
 mod connections;
 mod deadlines;
 mod events;
+mod full_disk;
 mod helpers;
 mod items;
 mod openapi;

@@ -104,26 +104,38 @@ impl Store {
                 line_total_cents: None,
             })
             .collect();
-        let inserted = sqlx::query(
-            "INSERT INTO orders (id, customer_id, status, lines, idempotency_key, \
-             request_fingerprint, created_at, updated_at) \
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(order.customer_id.as_str())
-        .bind(lines_json(&lines)?)
-        .bind(key.map(IdempotencyKey::as_str))
-        .bind(order.fingerprint())
-        .bind(now)
-        .execute(&mut *self.db.write().await?)
-        .await?
-        .rows_affected();
+        let lines = lines_json(&lines)?;
+        // Repeatable: a second run after a lost answer finds its own row.
+        let inserted = self
+            .db
+            .repeatable(async |conn| {
+                let insert = sqlx::query(
+                    "INSERT INTO orders (id, customer_id, status, lines, idempotency_key, \
+                     request_fingerprint, created_at, updated_at) \
+                     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(id.as_str())
+                .bind(order.customer_id.as_str())
+                .bind(lines.as_str())
+                .bind(key.map(IdempotencyKey::as_str))
+                .bind(order.fingerprint())
+                .bind(now);
+                Ok(insert.execute(&mut **conn).await?.rows_affected())
+            })
+            .await?;
         if inserted == 0 {
-            let key = key.context("an insert without a key cannot conflict")?;
+            // Without a key only the id can conflict: this order's own row,
+            // written by a first run whose answer was lost.
+            let Some(key) = key else {
+                return Ok(Recorded::New);
+            };
             let existing = self
                 .find_by_key(key)
                 .await?
                 .context("the conflicting order is not there")?;
+            if existing.id == *id {
+                return Ok(Recorded::New);
+            }
             return Ok(Recorded::Existing(existing));
         }
         Ok(Recorded::New)
@@ -150,7 +162,6 @@ impl Store {
         let id = order.id.as_str();
         let lines: Vec<StoredLine> = order.lines.iter().map(StoredLine::from).collect();
         let lines = lines_json(&lines)?;
-        let mut conn = self.db.write().await?;
         // With its event, the update is one trip to the database; alone, one
         // statement is a transaction of its own. Either way no BEGIN and
         // COMMIT round trips while the order's row is locked.
@@ -159,26 +170,28 @@ impl Store {
         } else {
             None
         };
-        let completed = match event {
-            Some(event) => {
-                self.outbox
-                    .change_with_event(
-                        &mut conn,
-                        COMPLETE,
-                        COMPLETE_PARAMS,
-                        completion(order, lines),
-                        &event,
-                    )
-                    .await?
-            }
-            None => {
-                let update = completion(order, lines)(sqlx::query(COMPLETE));
-                update.execute(&mut *conn).await?.rows_affected() == 1
-            }
-        };
-        if !completed {
+        // Repeatable: the update (and its event) happen only to a pending
+        // order, and a second run after a lost answer finds it done.
+        let completed = self
+            .db
+            .repeatable(async |conn| match &event {
+                Some(event) => {
+                    let bind = completion(order, lines.clone());
+                    let outbox = &self.outbox;
+                    outbox
+                        .change_with_event(conn, COMPLETE, COMPLETE_PARAMS, bind, event)
+                        .await
+                }
+                None => {
+                    let update = completion(order, lines.clone())(sqlx::query(COMPLETE));
+                    Ok(update.execute(&mut **conn).await?.rows_affected() == 1)
+                }
+            })
+            .await?;
+        if !completed && self.get(&order.id).await?.map(|o| o.status) != Some(order.status) {
             anyhow::bail!("order {id} is no longer pending");
         }
+        let mut conn = self.db.write().await?;
         self.remember_live_prices(&mut conn, live_prices, priced_at)
             .await;
         Ok(())
@@ -288,9 +301,12 @@ impl Store {
     /// On a database error.
     pub async fn get(&self, id: &OrderId) -> anyhow::Result<Option<Order>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.db.read().await?)
+        let row = self
+            .db
+            .reading(async |conn| {
+                let select = sqlx::query(AssertSqlSafe(sql.as_str())).bind(id.as_str());
+                Ok(select.fetch_optional(&mut **conn).await?)
+            })
             .await?;
         row.as_ref().map(order_from).transpose()
     }
@@ -343,9 +359,12 @@ impl Store {
 
     async fn find_by_key(&self, key: &IdempotencyKey) -> anyhow::Result<Option<Order>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(key.as_str())
-            .fetch_optional(&mut *self.db.read().await?)
+        let row = self
+            .db
+            .reading(async |conn| {
+                let select = sqlx::query(AssertSqlSafe(sql.as_str())).bind(key.as_str());
+                Ok(select.fetch_optional(&mut **conn).await?)
+            })
             .await?;
         row.as_ref().map(order_from).transpose()
     }

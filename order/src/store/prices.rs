@@ -164,12 +164,18 @@ impl Store {
              WHERE sku IN ({})",
             placeholders(1, skus.len())
         );
-        // Only `$n` placeholders were formatted into `sql`; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for sku in skus {
-            query = query.bind(sku.as_str());
-        }
-        let rows = query.fetch_all(&mut *self.db.read().await?).await?;
+        let skus: Vec<&Sku> = skus.collect();
+        let rows = self
+            .db
+            .reading(async |conn| {
+                // Only `$n` placeholders were formatted into `sql`; every value is bound.
+                let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                for sku in &skus {
+                    query = query.bind(sku.as_str());
+                }
+                Ok(query.fetch_all(&mut **conn).await?)
+            })
+            .await?;
         rows.iter().map(last_price_from).collect()
     }
 }

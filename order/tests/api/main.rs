@@ -16,6 +16,7 @@ mod live_feed;
 mod metrics;
 mod openapi;
 mod orders;
+mod outage;
 mod proxy;
 mod replicas;
 mod resilience;

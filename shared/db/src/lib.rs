@@ -2,14 +2,18 @@
 //! `DATABASE_URL` says so, both through sqlx's `Any` driver so that each
 //! service has one store implementation with portable SQL.
 //!
-//! Owns: the pool, migrations, the database health check, the read cache and
-//! the `DATABASE_URL` settings ([`DatabaseConfig`]). Must not know: any
+//! Owns: the pool, migrations, the database health check, the read cache,
+//! the `DATABASE_URL` settings ([`DatabaseConfig`]) and what a database
+//! outage is and is answered ([`unavailable`]). Must not know: any
 //! service's tables beyond the names a caller passes in, events, or HTTP
-//! beyond the health check it registers.
+//! beyond the health check it registers and the outage's problem.
 
 mod config;
 pub mod read_cache;
+mod retry;
+pub mod unavailable;
 pub use config::DatabaseConfig;
+pub use unavailable::Unavailable;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -157,6 +161,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// drops it.
 struct PostgresConnections {
     url: String,
+    /// Raised when a connection was found lost (see [`Database::reading`]):
+    /// every connection checked before it is checked again at its next
+    /// borrow, since a server that dropped one has usually dropped them all.
+    lost: std::sync::atomic::AtomicU64,
 }
 
 /// Server-side limits set on every PostgreSQL session as it opens (one
@@ -172,6 +180,8 @@ const SESSION_LIMITS: &str = "SET idle_in_transaction_session_timeout = '15s'; \
 struct Checked {
     conn: AnyConnection,
     checked_at: Instant,
+    /// [`PostgresConnections::lost`] as of the last check.
+    lost: u64,
 }
 
 impl managed::Manager for PostgresConnections {
@@ -184,13 +194,16 @@ impl managed::Manager for PostgresConnections {
         Ok(Checked {
             conn,
             checked_at: Instant::now(),
+            lost: self.lost.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
     async fn recycle(&self, c: &mut Checked, _: &Metrics) -> RecycleResult<sqlx::Error> {
-        if c.checked_at.elapsed() >= CHECK_EVERY || c.conn.should_flush() {
+        let lost = self.lost.load(std::sync::atomic::Ordering::Relaxed);
+        if c.checked_at.elapsed() >= CHECK_EVERY || c.conn.should_flush() || c.lost < lost {
             c.conn.ping().await?;
             c.checked_at = Instant::now();
+            c.lost = lost;
         }
         Ok(())
     }
@@ -328,6 +341,15 @@ impl DerefMut for Conn {
 }
 
 impl Conn {
+    /// Closes this connection rather than hand it out again (it was lost).
+    fn discard(mut self) {
+        if let Borrowed::Postgres(checked) = &mut self.0
+            && let Some(checked) = checked.take()
+        {
+            drop(Object::take(checked));
+        }
+    }
+
     /// Whether this is a connection to an SQLite file (else to PostgreSQL).
     pub fn is_sqlite(&self) -> bool {
         matches!(self.0, Borrowed::Sqlite(_))
@@ -406,6 +428,7 @@ impl Database {
         if !config.url.starts_with("sqlite:") {
             let connections = PostgresConnections {
                 url: config.url.clone(),
+                lost: std::sync::atomic::AtomicU64::new(0),
             };
             let pool = pool(connections, config.max_connections as usize)?;
             let db = Self {
@@ -588,18 +611,9 @@ async fn first_connection(db: &Database) -> anyhow::Result<()> {
 
 /// Whether `e` is what a server that is still starting answers: nothing
 /// listening, a connection that hangs (the pool's create timeout), or
-/// "the database system is starting up / shutting down" (SQLSTATE 57P03).
+/// "the database system is starting up" (SQLSTATE 57P03): an outage.
 fn not_up_yet(e: &anyhow::Error) -> bool {
-    if let Some(managed::PoolError::Timeout(_)) =
-        e.downcast_ref::<managed::PoolError<sqlx::Error>>()
-    {
-        return true;
-    }
-    match e.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Io(_)) => true,
-        Some(sqlx::Error::Database(db)) => db.code().as_deref() == Some("57P03"),
-        _ => false,
-    }
+    Unavailable::of(e).is_some()
 }
 
 async fn postgres(pool: &PostgresPool) -> anyhow::Result<Conn> {

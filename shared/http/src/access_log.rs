@@ -48,9 +48,15 @@ pub async fn middleware(
         span.record("route", route.as_str());
     }
     span.record("status", status);
+    let problem = crate::problem::code_of(res.response()).map(|c| c.0);
     span.in_scope(|| {
         if status >= 500 {
-            tracing::warn!(status, latency_ms, "request failed");
+            tracing::warn!(
+                status,
+                latency_ms,
+                problem = problem.as_deref(),
+                "request failed"
+            );
         } else if quiet {
             tracing::debug!(status, latency_ms, "request completed");
         } else {

@@ -22,8 +22,6 @@
 //! - [`service`]: [`service::ServiceInfo`], the running service's name and version.
 //! - [`request_id`]: the `X-Request-Id` middleware: the id accepted or
 //!   generated, echoed, and made available to handlers and problem bodies.
-//! - [`metrics`]: the per-process Prometheus registry, the HTTP metrics and
-//!   the middleware that records them.
 //! - [`validate`]: identifier checks shared by the domain types.
 //! - [`timestamp`]: wall-clock milliseconds and their RFC 3339 form.
 //! - [`paging`]: page sizes for listings (`?limit=`: default, largest, and
@@ -34,6 +32,8 @@
 //! - [`problem`] (request_id): RFC 9457 `application/problem+json` errors, and
 //!   the handlers that turn framework rejections (bad JSON, 404, 405, 413,
 //!   415) into them.
+//! - [`metrics`] (problem): the per-process Prometheus registry, the HTTP
+//!   metrics (problems counted by code) and the middleware that records them.
 //! - [`telemetry`]: `tracing` set-up (`RUST_LOG`, `LOG_FORMAT=json`,
 //!   OTLP export) and `traceparent` propagation.
 //! - [`healthcheck`] (paths): the `healthcheck` subcommand for images
@@ -47,7 +47,7 @@
 //!
 //! - [`openapi`] (paths, service, metrics, problem): the `GET /openapi.json`
 //!   description, generated from the routes.
-//! - [`access_log`] (paths, service, request_id, telemetry): the per-request
+//! - [`access_log`] (paths, service, request_id, telemetry, problem): the per-request
 //!   `request` span and the access line with its latency.
 //! - [`health`] (paths, service, problem, openapi): `/health`, `/health/live`,
 //!   `/health/ready`, the checks behind them and the draining flag.

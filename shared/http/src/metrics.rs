@@ -29,10 +29,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 pub use prometheus_client::registry::Registry;
 
+use crate::problem::{ProblemCode, code_of};
+
 /// The HTTP metrics every service has; each crate and service names its own metrics in a `names` module of its own (counters gain `_total` on the wire).
 pub mod names {
     pub const HTTP_REQUESTS: &str = "http_requests";
     pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+    pub const HTTP_PROBLEMS: &str = "http_problems";
 }
 
 /// Media type of the exposition.
@@ -70,6 +73,14 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// The labels of the problem counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProblemLabels {
+    /// The problem's stable `code` (`database_unavailable`, `not_found`, …):
+    /// a fixed set per service.
+    pub code: String,
+}
+
 /// The labels of the latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -82,6 +93,7 @@ pub struct RouteLabels {
 pub struct HttpMetrics {
     requests: Family<HttpLabels, Counter>,
     duration: LatencyFamily<RouteLabels>,
+    problems: Family<ProblemLabels, Counter>,
 }
 
 impl HttpMetrics {
@@ -90,6 +102,7 @@ impl HttpMetrics {
         let metrics = Self {
             requests: Family::default(),
             duration: latency_family(),
+            problems: Family::default(),
         };
         registry.register(
             names::HTTP_REQUESTS,
@@ -101,7 +114,22 @@ impl HttpMetrics {
             "Time to answer HTTP requests, by method and route template",
             metrics.duration.clone(),
         );
+        registry.register(
+            names::HTTP_PROBLEMS,
+            "Error responses answered with a problem body, by its code \
+             (database_unavailable: the database could not be reached)",
+            metrics.problems.clone(),
+        );
         metrics
+    }
+
+    /// Counts one problem answered.
+    pub fn observe_problem(&self, code: &str) {
+        self.problems
+            .get_or_create(&ProblemLabels {
+                code: code.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one answered request and its latency.
@@ -146,6 +174,9 @@ pub async fn middleware(
             status,
             started.elapsed().as_secs_f64(),
         );
+        if let Some(ProblemCode(code)) = code_of(res.response()) {
+            metrics.observe_problem(&code);
+        }
     }
     Ok(res)
 }
@@ -195,10 +226,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"status="404"} 1"#), "{text}");
+        assert!(!text.contains("http_problems_total{"), "none yet: {text}");
         assert!(
             text.contains(
                 r#"http_request_duration_seconds_count{method="GET",route="/items/{sku}"} 3"#
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn problems_are_counted_by_code() {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        http.observe_problem("database_unavailable");
+        http.observe_problem("database_unavailable");
+        let text = MetricsRegistry::new(registry).render();
+        assert!(
+            text.contains(r#"http_problems_total{code="database_unavailable"} 2"#),
             "{text}"
         );
     }

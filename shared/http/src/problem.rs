@@ -83,6 +83,17 @@ pub struct ProblemDetails {
     pub request_id: Option<String>,
 }
 
+/// The `code` of the problem a response carries, kept in the response's
+/// extensions for the layers outside the handler: the metrics count
+/// problems by it and the access log names it.
+#[derive(Debug, Clone)]
+pub struct ProblemCode(pub Cow<'static, str>);
+
+/// The [`ProblemCode`] of `response`, if it carries a problem.
+pub fn code_of(response: &HttpResponse<impl MessageBody>) -> Option<ProblemCode> {
+    response.extensions().get::<ProblemCode>().cloned()
+}
+
 /// An HTTP error with a stable machine-readable `code`.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -193,6 +204,9 @@ impl Problem {
     pub fn to_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.content_type(CONTENT_TYPE);
+        response
+            .extensions_mut()
+            .insert(ProblemCode(self.code.clone()));
         if let Some(after) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, whole_seconds(after).to_string()));
         }

@@ -115,6 +115,16 @@ impl CallError {
     /// `None` when it says nothing about the dependency either way.
     fn is_failure(&self) -> Option<bool> {
         match self {
+            // A prompt 503 that says when to come back (a dependency whose
+            // database is restarting) says the dependency answers: opening
+            // the breaker for its whole reset timeout would refuse calls long
+            // after it is back. Its Retry-After and the retry budget pace
+            // the calls instead.
+            Self::Status {
+                status,
+                retry_after: Some(_),
+                ..
+            } if *status == StatusCode::SERVICE_UNAVAILABLE => None,
             Self::Status { status, .. } => Some(status.is_server_error()),
             Self::Busy(_) => Some(false),
             // Refused before any endpoint was tried: the endpoints' own

@@ -6,8 +6,9 @@
 //!
 //! Owns: port-0 start-up, the test client and problem asserts, captured
 //! logs, [`eventually`] (the one polling helper for every test), the
-//! OpenID test issuer, a nats-server per test, wrk, the OpenAPI checks, and
-//! the checks of published events against the event catalogue.
+//! OpenID test issuer, a nats-server and a PostgreSQL cluster per test, wrk,
+//! the OpenAPI checks, and the checks of published events against the event
+//! catalogue.
 //! Only tests depend on it: no service binary links it.
 
 use std::sync::Once;
@@ -26,6 +27,7 @@ pub mod issuer;
 pub mod nats;
 pub mod nats_cluster;
 pub mod openapi;
+pub mod postgres;
 pub mod wrk;
 
 /// Every log line of the test process, as JSON objects (see [`captured_logs`]).
