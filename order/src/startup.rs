@@ -19,7 +19,7 @@ use shared_http::health::Lifecycle;
 use shared_http::metrics::Registry;
 use shared_http::openapi::ApiConfig;
 use shared_http::service::ServiceInfo;
-use shared_resilience::balancer::{Balancer, BalancerMetrics, discovery};
+use shared_resilience::balancer::{Balancer, BalancerMetrics, discovery, probe};
 use shared_resilience::breaker::{BreakerMetrics, CircuitBreaker, Clock, SystemClock};
 use shared_server::Server;
 
@@ -116,6 +116,7 @@ impl Dependencies {
                 .with_metrics(balancer_metrics.clone()),
             );
             discovery::spawn(&balancer, urls);
+            probe::spawn(&balancer, shared_http::paths::READY);
             balancer
         };
         let guards = |name, max_in_flight, list| Guards {

@@ -442,6 +442,15 @@ impl CircuitBreaker {
         inner.transitions += 1;
     }
 
+    /// Closes the breaker now, its failures forgotten: what it guards
+    /// answered a probe, which stands for the trial call it was waiting for.
+    pub fn close_after_probe(&self) {
+        let mut inner = self.lock();
+        inner.consecutive_failures = 0;
+        inner.trial_in_flight = false;
+        self.transition(&mut inner, BreakerState::Closed);
+    }
+
     pub fn state(&self) -> BreakerState {
         self.lock().state
     }

@@ -174,10 +174,14 @@ impl CallError {
 
     /// How the attempt went for the endpoint that answered it.
     fn verdict(outcome: &Result<(StatusCode, Bytes), Self>) -> Verdict {
-        match outcome.as_ref().err().map_or(Some(false), Self::is_failure) {
-            Some(false) => Verdict::Success,
-            Some(true) => Verdict::Failure,
-            None => Verdict::Neither,
+        match outcome.as_ref().err() {
+            // Not reached, or the connection dropped: a replica that is gone.
+            Some(Self::Transport(_)) => Verdict::Unreachable,
+            error => match error.map_or(Some(false), Self::is_failure) {
+                Some(false) => Verdict::Success,
+                Some(true) => Verdict::Failure,
+                None => Verdict::Neither,
+            },
         }
     }
 

@@ -25,6 +25,10 @@ pub struct OutlierConfig {
     /// The most endpoints (a share of them) ejected at once; at least one
     /// endpoint always stays in rotation.
     pub max_ejected_share: f64,
+    /// How often an endpoint ejected because it could not be reached is
+    /// asked whether it is ready again (a replica restarted at the same
+    /// address); one that answers is back in rotation at once.
+    pub probe_every: Duration,
 }
 
 impl Default for OutlierConfig {
@@ -40,6 +44,7 @@ impl Default for OutlierConfig {
             base_ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
             max_ejected_share: 0.5,
+            probe_every: Duration::from_secs(1),
         }
     }
 }
@@ -67,7 +72,11 @@ pub struct EndpointView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Success,
+    /// The endpoint answered, wrongly or too late.
     Failure,
+    /// The endpoint could not be reached (connection refused or dropped): a
+    /// failure that a readiness probe can tell is over.
+    Unreachable,
     /// Says nothing about the endpoint (the caller's deadline ran out).
     Neither,
 }
@@ -85,6 +94,8 @@ struct Stats {
     ejected_until: Option<Instant>,
     times_ejected: u32,
     ejections: u64,
+    /// The last failure was [`Verdict::Unreachable`].
+    unreachable: bool,
 }
 
 /// One endpoint. Calls in flight hold it by `Arc`, so an endpoint that
@@ -126,6 +137,7 @@ impl Endpoint {
                 ejected_until: None,
                 times_ejected: 0,
                 ejections: 0,
+                unreachable: false,
             }),
         }
     }
@@ -159,15 +171,26 @@ impl Endpoint {
         match stats.ejected_until {
             Some(until) if now < until => true,
             Some(_) => {
-                stats.ejected_until = None;
-                stats.consecutive_failures = 0;
-                stats.window_start = now;
-                stats.window_calls = 0;
-                stats.window_failures = 0;
+                back_in_rotation(&mut stats, now);
                 false
             }
             None => false,
         }
+    }
+
+    /// Whether the endpoint is out of rotation (ejected, or its breaker
+    /// open) because it could not be reached: a readiness probe may bring it
+    /// back before its ejection or reset timeout ends.
+    pub(crate) fn awaits_probe(&self, now: Instant) -> bool {
+        let out = self.is_ejected(now) || self.breaker.state() == BreakerState::Open;
+        out && self.stats().unreachable
+    }
+
+    /// Ends the ejection now and closes the endpoint's breaker: its
+    /// readiness probe answered.
+    pub(crate) fn revive(&self, now: Instant) {
+        back_in_rotation(&mut self.stats(), now);
+        self.breaker.close_after_probe();
     }
 
     pub(crate) fn started(&self) {
@@ -208,8 +231,10 @@ impl Endpoint {
         stats.window_calls += 1;
         if verdict == Verdict::Success {
             stats.consecutive_failures = 0;
+            stats.unreachable = false;
             return false;
         }
+        stats.unreachable = verdict == Verdict::Unreachable;
         stats.consecutive_failures += 1;
         stats.window_failures += 1;
         let rate = f64::from(stats.window_failures) / f64::from(stats.window_calls);
@@ -252,6 +277,16 @@ impl Endpoint {
             breaker: self.breaker.state(),
         }
     }
+}
+
+/// The endpoint back in rotation at `now`, its failure counts started anew.
+fn back_in_rotation(stats: &mut Stats, now: Instant) {
+    stats.ejected_until = None;
+    stats.consecutive_failures = 0;
+    stats.unreachable = false;
+    stats.window_start = now;
+    stats.window_calls = 0;
+    stats.window_failures = 0;
 }
 
 /// The estimate `ewma` set at `updated`, decayed to `now`.

@@ -16,6 +16,10 @@
 //!   host name with several addresses is that many endpoints, re-resolved
 //!   periodically. Endpoints that appear join; endpoints that vanish get no
 //!   new calls, and their calls in flight finish (they hold their endpoint).
+//! - [`probe`]: an endpoint ejected because it could not be reached is asked
+//!   every second whether it is ready again; a replica restarted at the same
+//!   address is back in rotation as soon as it says so, not when its
+//!   ejection runs out (Envoy's un-ejection on a passing health check).
 //!
 //! Time (latency decay, ejection lengths, failure windows, breakers) comes
 //! from a [`Clock`], so tests drive it by hand. No business words.
@@ -23,6 +27,7 @@
 pub mod discovery;
 mod endpoint;
 mod metrics;
+pub mod probe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -318,7 +323,7 @@ impl Balancer {
         if let Some(permit) = picked.permit.take() {
             match verdict {
                 Verdict::Success => permit.record(true),
-                Verdict::Failure => permit.record(false),
+                Verdict::Failure | Verdict::Unreachable => permit.record(false),
                 Verdict::Neither => drop(permit),
             }
         }
@@ -368,6 +373,26 @@ impl Balancer {
         )]
         let share = (all.len() as f64 * self.config.outlier.max_ejected_share).floor() as usize;
         ejected < share.min(all.len().saturating_sub(1))
+    }
+
+    /// The endpoints ejected because they could not be reached, for
+    /// [`probe`] to ask whether they are ready again.
+    pub fn awaiting_probe(&self) -> Vec<Arc<Endpoint>> {
+        let now = self.clock.now();
+        self.current()
+            .into_iter()
+            .filter(|e| e.awaits_probe(now))
+            .collect()
+    }
+
+    /// Puts `endpoint`, whose readiness probe answered, back in rotation.
+    pub fn revive(&self, endpoint: &Endpoint) {
+        endpoint.revive(self.clock.now());
+        tracing::info!(
+            dependency = self.name,
+            endpoint = endpoint.url(),
+            "endpoint back in rotation: it answered its readiness probe"
+        );
     }
 
     /// Whether an endpoint other than those in `tried` is in rotation: a

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::breaker::ManualClock;
+use crate::breaker::{BreakerState, ManualClock};
 
 const FAST: Duration = Duration::from_millis(10);
 const SLOW: Duration = Duration::from_millis(300);
@@ -56,15 +56,16 @@ fn share(balancer: &Balancer, n: usize) -> HashMap<String, usize> {
 
 /// Fails calls at `url` until it has failed `times` times.
 fn fail_at(balancer: &Balancer, url: &str, times: usize) {
+    fail_at_with(balancer, url, times, Verdict::Failure);
+}
+
+/// [`fail_at`] with the failures' verdict.
+fn fail_at_with(balancer: &Balancer, url: &str, times: usize, failure: Verdict) {
     let mut failed = 0;
     while failed < times {
         let picked = balancer.pick(&[]).expect("an endpoint");
         let here = picked.endpoint().url() == url;
-        let verdict = if here {
-            Verdict::Failure
-        } else {
-            Verdict::Success
-        };
+        let verdict = if here { failure } else { Verdict::Success };
         balancer.finish(picked, FAST, verdict, "test");
         failed += usize::from(here);
     }
@@ -387,4 +388,81 @@ fn a_healthy_window_earns_back_the_shorter_ejection() {
     fail_at(&balancer, &sick, 5);
     clock.advance(Duration::from_secs(30));
     assert_eq!(state_of(&balancer, &sick), EndpointState::Active);
+}
+
+#[test]
+fn only_an_endpoint_ejected_as_unreachable_awaits_a_probe() {
+    let (balancer, _clock) = new_balancer(4, Strategy::RoundRobin);
+    let [gone, erring] = [urls(4)[0].clone(), urls(4)[1].clone()];
+    fail_at_with(&balancer, &gone, 5, Verdict::Unreachable);
+    fail_at(&balancer, &erring, 5);
+    assert_eq!(state_of(&balancer, &gone), EndpointState::Ejected);
+    assert_eq!(state_of(&balancer, &erring), EndpointState::Ejected);
+    let probed: Vec<String> = balancer
+        .awaiting_probe()
+        .iter()
+        .map(|e| e.url().to_owned())
+        .collect();
+    assert_eq!(probed, [gone]);
+}
+
+#[test]
+fn a_revived_endpoint_takes_calls_at_once_through_its_breaker() {
+    let clock = ManualClock::default();
+    // The breaker opens with the fifth failure in a row, as ejection does.
+    let breaker = BreakerConfig {
+        failure_threshold: 5,
+        reset_timeout: Duration::from_secs(30),
+    };
+    let config = BalancerConfig {
+        strategy: Strategy::RoundRobin,
+        ..BalancerConfig::default()
+    };
+    let balancer = Balancer::new("dep", urls(2), config, breaker, Arc::new(clock.clone()));
+    let gone = urls(2)[0].clone();
+    fail_at_with(&balancer, &gone, 5, Verdict::Unreachable);
+    assert_eq!(state_of(&balancer, &gone), EndpointState::Ejected);
+    let endpoint = balancer.awaiting_probe().pop().expect("awaits a probe");
+    assert_eq!(endpoint.breaker().state(), BreakerState::Open);
+    clock.advance(Duration::from_secs(2));
+    balancer.revive(&endpoint);
+    assert_eq!(state_of(&balancer, &gone), EndpointState::Active);
+    assert!(balancer.awaiting_probe().is_empty());
+    // Its breaker is closed, 28 s before its reset timeout: the endpoint
+    // has its share again.
+    assert_eq!(endpoint.breaker().state(), BreakerState::Closed);
+    let counts = share(&balancer, 20);
+    assert_eq!(counts.get(&gone), Some(&10), "{counts:?}");
+}
+
+#[test]
+fn an_endpoint_whose_last_failures_were_errors_is_not_probed() {
+    let (balancer, _clock) = new_balancer(3, Strategy::RoundRobin);
+    let url = urls(3)[0].clone();
+    fail_at_with(&balancer, &url, 2, Verdict::Unreachable);
+    fail_at(&balancer, &url, 3);
+    assert_eq!(state_of(&balancer, &url), EndpointState::Ejected);
+    assert!(balancer.awaiting_probe().is_empty());
+}
+
+#[test]
+fn an_endpoint_whose_breaker_opened_on_unreachable_calls_awaits_a_probe_too() {
+    let clock = ManualClock::default();
+    let breaker = BreakerConfig {
+        failure_threshold: 2,
+        reset_timeout: Duration::from_secs(30),
+    };
+    let config = BalancerConfig {
+        strategy: Strategy::RoundRobin,
+        ..BalancerConfig::default()
+    };
+    let balancer = Balancer::new("dep", urls(2), config, breaker, Arc::new(clock.clone()));
+    let gone = urls(2)[0].clone();
+    fail_at_with(&balancer, &gone, 2, Verdict::Unreachable);
+    // Not ejected (two failures, not five), but its breaker refuses calls.
+    assert_eq!(state_of(&balancer, &gone), EndpointState::Active);
+    assert!(!share(&balancer, 10).contains_key(&gone));
+    let endpoint = balancer.awaiting_probe().pop().expect("awaits a probe");
+    balancer.revive(&endpoint);
+    assert_eq!(share(&balancer, 10).get(&gone), Some(&5));
 }
