@@ -7,11 +7,15 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::{self, stream};
 use futures::future::LocalBoxFuture;
 
 use crate::EventsConfig;
 use shared_http::health::{CheckOutcome, HealthCheck};
+
+/// How many times a stream's creation is asked for when it times out.
+const APPLY_ATTEMPTS: u32 = 3;
 
 /// The stream that keeps every consumer's dead letters.
 pub const DEAD_LETTER_STREAM: &str = "SHOP_DEAD_LETTERS";
@@ -138,13 +142,24 @@ impl Broker {
         }
     }
 
+    /// Creates or updates a stream; a request that timed out (a server busy
+    /// writing, a cluster electing its leader) is sent again, up to
+    /// [`APPLY_ATTEMPTS`] in all: the request is idempotent.
     async fn apply(&self, config: stream::Config) -> anyhow::Result<()> {
         let name = config.name.clone();
-        self.jetstream
-            .create_or_update_stream(config)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the stream {name}: {e}"))?;
-        Ok(())
+        let mut attempt = 1;
+        loop {
+            match self.jetstream.create_or_update_stream(config.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.kind() == CreateStreamErrorKind::TimedOut && attempt < APPLY_ATTEMPTS =>
+                {
+                    tracing::warn!(stream = %name, attempt, "creating the stream timed out; asking again");
+                    attempt += 1;
+                }
+                Err(e) => anyhow::bail!("creating the stream {name}: {e}"),
+            }
+        }
     }
 }
 
