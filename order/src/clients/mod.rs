@@ -3,10 +3,12 @@
 //! Each goes through a [`Downstream`] (`shared_resilience::downstream`): the
 //! breaker, bulkhead, retries, deadline and credentials of every call.
 
+mod confirm_route;
 mod confirmations;
 mod inventory;
 mod pricing;
 
+pub use confirm_route::{ConfirmRoute, RECHECK_AFTER};
 pub use confirmations::Confirmations;
 pub use inventory::{InventoryClient, InventoryError, Reservation, ReservationStatus};
 pub use pricing::{PriceOut, PricingClient};
