@@ -378,4 +378,28 @@ mod tests {
         assert!(!gone.status.holds_stock());
         assert!(serde_json::from_value::<Reservation>(json!({"status": "lost"})).is_err());
     }
+
+    /// A newer inventory may add fields to its answers (additive changes
+    /// only): this release reads what it knows and ignores the rest.
+    #[test]
+    fn answers_with_fields_this_release_does_not_know_are_read() {
+        let reservation: Reservation = serde_json::from_value(json!({
+            "reservation_id": "o-1", "status": "reserved", "expires_at": "2027-01-01T00:00:00Z",
+            "warehouse": "north",
+            "items": [{"sku": "A001", "name": "Laptop", "category": "electronics",
+                       "quantity": 1, "bin": "A-3"}]
+        }))
+        .expect("a reservation with extra fields");
+        assert_eq!(reservation.items[0].sku.as_str(), "A001");
+
+        let id = OrderId::generate();
+        let confirmed: ConfirmedAll = serde_json::from_value(json!({
+            "reservations": [{"reservation_id": id.as_str(), "status": "confirmed",
+                              "confirmed_by": "order", "items": []}],
+            "not_found": [],
+            "took_ms": 3
+        }))
+        .expect("a batch answer with extra fields");
+        assert!(confirmed.outcome(&id).is_ok());
+    }
 }
