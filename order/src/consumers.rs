@@ -170,3 +170,27 @@ pub fn consumers(store: &Store, inventory: InventoryFactory, metrics: &OrderMetr
             Arc::new(Expiries::new(store.clone(), inventory, metrics.clone())),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A newer pricing may add fields to its events' `data` (additive
+    /// changes only): this release reads what it knows and ignores the rest.
+    #[test]
+    fn a_price_change_with_fields_this_release_does_not_know_is_read() {
+        let data = json!({"sku": "A001", "price": 749.5, "base_price": 749.5,
+                          "discount_percent": 0, "currency": "USD",
+                          "valid_from": "2027-01-01T00:00:00Z", "tiers": [{"min_quantity": 10}]});
+        let event = CloudEvent::new("pricing", PRICES.event_type, "A001", &data).expect("event");
+        let (sku, price) = event
+            .data_as::<PriceChanged>()
+            .expect("read")
+            .unit_price()
+            .expect("valid");
+        assert_eq!(sku.as_str(), "A001");
+        assert_eq!(price.unit, Money::from_decimal(749.5).expect("an amount"));
+    }
+}

@@ -13,6 +13,7 @@ pub mod names {
     pub const ORDERS: &str = "orders";
     pub const ORDERS_BY_PRICING: &str = "orders_by_pricing";
     pub const ORDER_CONFIRM_BATCH_SIZE: &str = "order_confirm_batch_size";
+    pub const ORDER_SINGLE_CONFIRMS: &str = "order_single_confirms";
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 }
 
@@ -36,13 +37,14 @@ struct StageLabels {
 pub const STAGES: [&str; 3] = ["reserve", "pricing", "confirm"];
 
 /// Orders by outcome and pricing source, deadlines by stage, confirmation
-/// batches; and the calls to inventory and pricing ([`CallMetrics`]).
+/// batches and single confirms; and the calls to inventory and pricing ([`CallMetrics`]).
 #[derive(Clone)]
 pub struct OrderMetrics {
     orders: Family<OutcomeLabels, Counter>,
     by_pricing: Family<SourceLabels, Counter>,
     deadlines: Family<StageLabels, Counter>,
     confirm_batches: Histogram,
+    single_confirms: Counter,
     /// The calls to inventory and pricing, counted by their `Downstream`s.
     pub calls: CallMetrics,
 }
@@ -67,6 +69,7 @@ impl OrderMetrics {
             deadlines: Family::default(),
             // 1, 2, 4, … 128: inventory takes at most 100 at once.
             confirm_batches: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            single_confirms: Counter::default(),
             calls: CallMetrics::register(registry, &DEPENDENCIES),
         };
         registry.register(
@@ -88,6 +91,11 @@ impl OrderMetrics {
             names::ORDER_CONFIRM_BATCH_SIZE,
             "Orders confirmed per call to inventory (orders reaching the confirm together share one call)",
             metrics.confirm_batches.clone(),
+        );
+        registry.register(
+            names::ORDER_SINGLE_CONFIRMS,
+            "Orders confirmed one at a time (POST /reservations/{id}/confirm) because inventory did not serve the batch confirm",
+            metrics.single_confirms.clone(),
         );
         for stage in STAGES {
             let _ = metrics.deadlines.get_or_create(&StageLabels { stage });
@@ -135,5 +143,11 @@ impl OrderMetrics {
     pub fn confirm_batch(&self, orders: usize) {
         #[allow(clippy::cast_precision_loss)] // at most 100
         self.confirm_batches.observe(orders as f64);
+    }
+
+    /// One order confirmed with a call of its own: inventory did not serve
+    /// the batch confirm.
+    pub fn single_confirm(&self) {
+        self.single_confirms.inc();
     }
 }

@@ -26,8 +26,8 @@ use shared_server::Server;
 use shared_auth::client::TokenSource;
 
 use crate::clients::{
-    CallPolicy, Confirmations, Credentials, DependencyCheck, Downstream, Guards, InventoryClient,
-    PricingClient, Retries,
+    CallPolicy, ConfirmRoute, Confirmations, Credentials, DependencyCheck, Downstream, Guards,
+    InventoryClient, PricingClient, Retries,
 };
 use crate::config::Config;
 use crate::consumers::{self, InventoryFactory};
@@ -71,6 +71,8 @@ struct Dependencies {
     orders_bulkhead: Bulkhead,
     /// What inventory is shown (its reservation routes may need a token).
     inventory_credentials: Credentials,
+    /// Whether inventory serves the batch confirm, as last seen by any worker.
+    confirm_route: Arc<ConfirmRoute>,
     metrics: OrderMetrics,
 }
 
@@ -140,6 +142,7 @@ impl Dependencies {
             pricing: guards("pricing", calls.pricing_max_in_flight, &config.pricing_url),
             orders_bulkhead: Bulkhead::new("orders", calls.orders_max_in_flight, &bulkheads),
             inventory_credentials: inventory_credentials(&config),
+            confirm_route: Arc::new(ConfirmRoute::new(clock.clone())),
             metrics,
             config: Arc::new(config),
         }
@@ -268,6 +271,7 @@ fn worker(
             .app_data(web::Data::new(Confirmations::start(
                 InventoryClient::new(inventory.clone()),
                 deps.metrics.clone(),
+                deps.confirm_route.clone(),
             )))
             .app_data(web::Data::new(InventoryClient::new(inventory)))
             .app_data(web::Data::new(PricingClient::new(pricing)))

@@ -39,6 +39,16 @@ struct ConfirmAllRequest<'a> {
     reservation_ids: Vec<&'a str>,
 }
 
+/// What came of asking inventory to confirm many reservations at once.
+#[derive(Debug)]
+pub enum BatchConfirm {
+    /// Inventory's answer, each reservation's outcome in it.
+    Answered(ConfirmedAll),
+    /// Inventory does not serve the batch confirm (a release older than
+    /// it): nothing was confirmed.
+    NotServed,
+}
+
 /// Inventory's answer to confirming many reservations at once.
 #[derive(Debug, Deserialize)]
 pub struct ConfirmedAll {
@@ -236,6 +246,10 @@ impl InventoryClient {
     /// Keeps the reserved stock of every order in `ids` for good, in one
     /// call of at most [`MAX_CONFIRMED_AT_ONCE`]. Idempotent.
     ///
+    /// An inventory older than `POST /reservation-confirmations` answers it
+    /// 404 `not_found` (or 405): that is [`BatchConfirm::NotServed`], and
+    /// [`InventoryClient::confirm`] confirms each reservation instead.
+    ///
     /// # Errors
     /// See [`InventoryError`]: why the call as a whole failed. Each order's
     /// own outcome is in the answer ([`ConfirmedAll::outcome`]).
@@ -244,16 +258,47 @@ impl InventoryClient {
         request_id: &RequestId,
         ids: &[&OrderId],
         call: Call,
-    ) -> Result<ConfirmedAll, InventoryError> {
+    ) -> Result<BatchConfirm, InventoryError> {
         let body = ConfirmAllRequest {
             reservation_ids: ids.iter().map(|id| id.as_str()).collect(),
         };
         let path = "/reservation-confirmations";
-        let (_, confirmed) = self
+        match self
             .0
             .send_for(Method::POST, path, Some(&body), request_id, call)
+            .await
+        {
+            Ok((_, confirmed)) => Ok(BatchConfirm::Answered(confirmed)),
+            Err(e) if e.route_not_served() => Ok(BatchConfirm::NotServed),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps one order's reserved stock for good, with the per-reservation
+    /// `POST /reservations/{id}/confirm` that every inventory release serves.
+    /// Idempotent.
+    ///
+    /// # Errors
+    /// See [`InventoryError`]: [`InventoryError::Expired`] when it is too
+    /// late, a refusal when inventory has no such reservation.
+    pub async fn confirm(
+        &self,
+        request_id: &RequestId,
+        order_id: &OrderId,
+        call: Call,
+    ) -> Result<(), InventoryError> {
+        let path = format!("/reservations/{order_id}/confirm");
+        let empty = serde_json::json!({});
+        let (_, reservation): (_, Reservation) = self
+            .0
+            .send_for(Method::POST, &path, Some(&empty), request_id, call)
             .await?;
-        Ok(confirmed)
+        // Inventory answers 200 only for a kept reservation; anything else
+        // is read as the batch's answer would be (too late).
+        match reservation.status {
+            ReservationStatus::Confirmed => Ok(()),
+            _ => Err(InventoryError::Expired),
+        }
     }
 
     /// Gives the stock back. Idempotent; releasing an unknown id is fine.
@@ -332,5 +377,29 @@ mod tests {
             serde_json::from_value(json!({"status": "released"})).expect("a reservation");
         assert!(!gone.status.holds_stock());
         assert!(serde_json::from_value::<Reservation>(json!({"status": "lost"})).is_err());
+    }
+
+    /// A newer inventory may add fields to its answers (additive changes
+    /// only): this release reads what it knows and ignores the rest.
+    #[test]
+    fn answers_with_fields_this_release_does_not_know_are_read() {
+        let reservation: Reservation = serde_json::from_value(json!({
+            "reservation_id": "o-1", "status": "reserved", "expires_at": "2027-01-01T00:00:00Z",
+            "warehouse": "north",
+            "items": [{"sku": "A001", "name": "Laptop", "category": "electronics",
+                       "quantity": 1, "bin": "A-3"}]
+        }))
+        .expect("a reservation with extra fields");
+        assert_eq!(reservation.items[0].sku.as_str(), "A001");
+
+        let id = OrderId::generate();
+        let confirmed: ConfirmedAll = serde_json::from_value(json!({
+            "reservations": [{"reservation_id": id.as_str(), "status": "confirmed",
+                              "confirmed_by": "order", "items": []}],
+            "not_found": [],
+            "took_ms": 3
+        }))
+        .expect("a batch answer with extra fields");
+        assert!(confirmed.outcome(&id).is_ok());
     }
 }

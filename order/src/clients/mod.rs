@@ -2,11 +2,17 @@
 //!
 //! Each goes through a [`Downstream`] (`shared_resilience::downstream`): the
 //! breaker, bulkhead, retries, deadline and credentials of every call.
+//!
+//! Answers are read tolerantly: each type names the fields the order flow
+//! reads and ignores any other (never `deny_unknown_fields` here), so that
+//! a newer inventory or pricing may add fields without a deploy order.
 
+mod confirm_route;
 mod confirmations;
 mod inventory;
 mod pricing;
 
+pub use confirm_route::{ConfirmRoute, RECHECK_AFTER};
 pub use confirmations::Confirmations;
 pub use inventory::{InventoryClient, InventoryError, Reservation, ReservationStatus};
 pub use pricing::{PriceOut, PricingClient};

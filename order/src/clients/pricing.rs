@@ -78,3 +78,27 @@ impl From<PriceOut> for UnitPrice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A newer pricing may add fields to its answers (additive changes
+    /// only): this release reads what it knows and ignores the rest.
+    #[test]
+    fn answers_with_fields_this_release_does_not_know_are_read() {
+        let answer: BulkResponse = serde_json::from_value(json!({
+            "prices": [{"sku": "A001", "base_price": 999.99, "discount_percent": 10,
+                        "final_price": 899.99, "currency": "USD", "discounted": true,
+                        "quantity": 1, "line_total": 899.99, "tax_included": false}],
+            "not_found": ["Z999"],
+            "price_list": "2027-spring"
+        }))
+        .expect("a quote with extra fields");
+        let price = UnitPrice::from(answer.prices[0].clone());
+        assert_eq!(price.unit, Money::from_decimal(899.99).expect("an amount"));
+        assert_eq!(price.discount_percent, 10);
+    }
+}

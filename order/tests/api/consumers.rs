@@ -41,12 +41,18 @@ pub async fn producer_streams(nats: &NatsServer) -> Broker {
 
 /// Publishes `event` as its producer's relay would, under `message_id`.
 pub async fn publish(nats: &NatsServer, event: &CloudEvent, message_id: &str) {
+    let json = serde_json::to_value(event).expect("json");
+    publish_json(nats, &event.event_type, &json, message_id).await;
+}
+
+/// Publishes the document `event` on `subject`, under `message_id`.
+async fn publish_json(nats: &NatsServer, subject: &str, event: &Value, message_id: &str) {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", message_id);
     nats.jetstream()
         .await
         .publish_with_headers(
-            event.event_type.clone(),
+            subject.to_owned(),
             headers,
             serde_json::to_vec(event).expect("json").into(),
         )
@@ -144,6 +150,26 @@ async fn a_price_change_is_what_the_next_fallback_priced_order_uses() {
     assert_eq!(live.body["items"][0]["unit_price"], 899.99);
 
     publish(&nats, &price_changed("A001", 749.5), "p-1").await;
+    wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
+
+    assert_eq!(fallback_unit_price(&mut stack, "A001").await, 749.5);
+}
+
+/// A newer pricing may add fields to its events (additive changes only), in
+/// `data` and as envelope extensions: this release applies what it knows.
+#[actix_web::test]
+async fn a_price_change_carrying_fields_this_release_does_not_know_is_applied() {
+    let nats = NatsServer::start().await;
+    let _broker = producer_streams(&nats).await;
+    let mut stack = stack_with_events(&nats).await;
+    stack.place("c1", &[("A001", 1)]).await.assert_status(201);
+
+    let change = price_changed("A001", 749.5);
+    let mut json = serde_json::to_value(&change).expect("json");
+    json["data"]["valid_from"] = json!("2027-01-01T00:00:00Z");
+    json["data"]["channels"] = json!({"web": true, "store": false});
+    json["pricelist"] = json!("spring");
+    publish_json(&nats, &change.event_type, &json, "p-extra").await;
     wait_consumed(&stack.order.client, "order-prices", "handled", 1.0).await;
 
     assert_eq!(fallback_unit_price(&mut stack, "A001").await, 749.5);

@@ -14,6 +14,7 @@ mod live;
 mod live_access;
 mod live_feed;
 mod metrics;
+mod mixed_versions;
 mod openapi;
 mod orders;
 mod outage;

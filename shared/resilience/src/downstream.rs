@@ -236,6 +236,18 @@ impl CallError {
     pub fn problem_code(&self) -> Option<&str> {
         self.problem()?["code"].as_str()
     }
+
+    /// Whether the dependency has no such route: a 405, or a 404 with the
+    /// generic `not_found` code (or no problem code at all, as from a plain
+    /// proxy) rather than one naming a missing resource. What a release of
+    /// the dependency older than the endpoint answers.
+    pub fn route_not_served(&self) -> bool {
+        match self.client_error() {
+            Some(StatusCode::METHOD_NOT_ALLOWED) => true,
+            Some(StatusCode::NOT_FOUND) => matches!(self.problem_code(), None | Some("not_found")),
+            _ => false,
+        }
+    }
 }
 
 /// How this service proves who it is to a dependency.
@@ -804,5 +816,31 @@ impl HealthCheck for DependencyCheck {
                 .with("endpoints", endpoints)
         }
         .boxed_local()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn answered(status: u16, problem: Value) -> CallError {
+        CallError::Status {
+            status: StatusCode::from_u16(status).expect("a status"),
+            problem,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_route_is_told_from_a_missing_resource() {
+        assert!(answered(404, json!({"code": "not_found"})).route_not_served());
+        assert!(answered(404, Value::Null).route_not_served());
+        assert!(answered(405, json!({"code": "method_not_allowed"})).route_not_served());
+        assert!(!answered(404, json!({"code": "reservation_not_found"})).route_not_served());
+        assert!(!answered(400, json!({"code": "not_found"})).route_not_served());
+        assert!(!answered(503, json!({"code": "not_found"})).route_not_served());
+        assert!(!CallError::Timeout(Duration::from_secs(1)).route_not_served());
     }
 }
