@@ -9,8 +9,6 @@ use sqlx::Row;
 
 use crate::domain::{CustomerId, Email, Name};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// Identity's data. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Store {
@@ -51,7 +49,7 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
-        db.migrate(&MIGRATOR)
+        db.migrate(sqlx::migrate!("./migrations"))
             .await
             .context("migrating the identity store")?;
         Ok(Self { db })

@@ -20,8 +20,6 @@ use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 
 use crate::domain::{PriceBook, PriceEntry, Sku, Tier};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// Pricing's data. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Store {
@@ -106,7 +104,7 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig, outbox: Outbox) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
-        db.migrate(&MIGRATOR)
+        db.migrate(sqlx::migrate!("./migrations"))
             .await
             .context("migrating the pricing store")?;
         Ok(Self { db, outbox })

@@ -43,8 +43,6 @@ mod reservations;
 pub use items::{Category, ItemFilter};
 pub use outcomes::{AdjustOutcome, ConfirmOutcome, PutItemOutcome, ReserveOutcome};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// Inventory's data. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Store {
@@ -83,7 +81,7 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig, outbox: Outbox) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
-        db.migrate(&MIGRATOR)
+        db.migrate(sqlx::migrate!("./migrations"))
             .await
             .context("migrating the inventory store")?;
         let store = Self {

@@ -20,8 +20,6 @@ mod prices;
 
 use prices::WrittenPrices;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 const ORDER_COLUMNS: &str = "id, customer_id, status, pricing, currency, total_cents, \
      lines, request_fingerprint, failure_reason, created_at, updated_at";
 
@@ -110,7 +108,7 @@ impl Store {
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         let db = Database::connect(config).await?;
-        db.migrate(&MIGRATOR)
+        db.migrate(sqlx::migrate!("./migrations"))
             .await
             .context("migrating the order store")?;
         let store = Self {

@@ -494,6 +494,13 @@ impl Database {
 
     /// Brings the schema up to date with `migrator`'s embedded migrations.
     ///
+    /// Migrations applied by a newer release, which this one does not know,
+    /// are left alone rather than refused: during a rolling update (or a
+    /// rollback) a replica of the release before starts on a database the
+    /// new one has already migrated, and migrations only ever add, so the
+    /// older code still finds everything it reads. A known migration whose
+    /// script changed is still refused.
+    ///
     /// On PostgreSQL sqlx holds an advisory lock while it migrates, so replicas
     /// starting together take turns. SQLite has no such lock: two processes
     /// opening a fresh file at once can both decide a migration is due, and the
@@ -502,7 +509,8 @@ impl Database {
     ///
     /// # Errors
     /// When a migration fails for any other reason.
-    pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+    pub async fn migrate(&self, mut migrator: Migrator) -> anyhow::Result<()> {
+        migrator.set_ignore_missing(true);
         let mut attempt = 1;
         loop {
             let result = migrator.run(&mut *self.write().await?).await;
@@ -776,6 +784,40 @@ mod tests {
             .await
             .expect("table");
         (dir, db)
+    }
+
+    /// A migrator of the scripts `(version, name, sql)`, as `migrate!` makes one.
+    async fn migrator_of(scripts: &[(u32, &str, &str)]) -> Migrator {
+        let dir = std::env::temp_dir().join(format!("migrations-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("folder");
+        for (version, name, sql) in scripts {
+            std::fs::write(dir.join(format!("{version}_{name}.sql")), sql).expect("script");
+        }
+        let migrator = Migrator::new(dir.as_path()).await.expect("migrations");
+        let _ = std::fs::remove_dir_all(&dir);
+        migrator
+    }
+
+    #[tokio::test]
+    async fn a_release_starts_on_a_database_a_newer_release_migrated_but_not_on_a_changed_script() {
+        let (dir, db) = fresh("CREATE TABLE marker (m INTEGER)").await;
+        let first = (1, "items", "CREATE TABLE items (sku TEXT PRIMARY KEY);");
+        let second = (2, "colour", "ALTER TABLE items ADD COLUMN colour TEXT;");
+        db.migrate(migrator_of(&[first, second]).await)
+            .await
+            .expect("the newer release migrates");
+        db.migrate(migrator_of(&[first]).await)
+            .await
+            .expect("the release before starts on the newer schema");
+        let changed = (
+            1,
+            "items",
+            "CREATE TABLE items (sku TEXT PRIMARY KEY, n INT);",
+        );
+        let refused = db.migrate(migrator_of(&[changed]).await).await;
+        assert!(refused.is_err(), "a changed script is refused");
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
