@@ -58,6 +58,16 @@ async fn inventory_calls(order: &TestClient, outcome: &str) -> f64 {
     .await
 }
 
+/// Another order over the endpoints `all`, which it calls in turn.
+async fn taking_turns(stack: &Stack, all: &[String]) -> Spawned {
+    stack
+        .order_replica_with(|c| {
+            c.inventory_url = all.join(",");
+            c.calls.balancing.strategy = Strategy::RoundRobin;
+        })
+        .await
+}
+
 async fn primary(stack: &Stack) -> String {
     url(stack.inventory.as_ref().expect("inventory is up"))
 }
@@ -128,12 +138,7 @@ async fn round_robin_spreads_the_calls_and_each_endpoint_counts_its_own() {
     let stack = spawn_stack().await;
     let other = stack.inventory_replica().await;
     let all = [primary(&stack).await, url(&other)];
-    let order = stack
-        .order_replica_with(|c| {
-            c.inventory_url = all.join(",");
-            c.calls.balancing.strategy = Strategy::RoundRobin;
-        })
-        .await;
+    let order = taking_turns(&stack, &all).await;
     let client = &order.client;
     // One at a time, so that the turns alternate exactly.
     for i in 0..10 {
@@ -201,12 +206,7 @@ async fn a_dead_replica_started_again_at_its_address_is_back_in_rotation_within_
     let (dead_url, port) = (url(&dead), dead.port);
     dead.stop().await;
     let all = [dead_url.clone(), primary(&stack).await];
-    let order = stack
-        .order_replica_with(|c| {
-            c.inventory_url = all.join(",");
-            c.calls.balancing.strategy = Strategy::RoundRobin;
-        })
-        .await;
+    let order = taking_turns(&stack, &all).await;
     let client = &order.client;
     assert_eq!(place(client, 20).await, 20);
     let out = |listed: &Value| listed["state"] == "ejected" || listed["breaker"] == "open";

@@ -406,12 +406,12 @@ fn only_an_endpoint_ejected_as_unreachable_awaits_a_probe() {
     assert_eq!(probed, [gone]);
 }
 
-#[test]
-fn a_revived_endpoint_takes_calls_at_once_through_its_breaker() {
+/// Two endpoints in turn, whose breakers open after `failure_threshold`
+/// failures in a row and stay open 30 s.
+fn two_taking_turns(failure_threshold: u32) -> (Balancer, ManualClock) {
     let clock = ManualClock::default();
-    // The breaker opens with the fifth failure in a row, as ejection does.
     let breaker = BreakerConfig {
-        failure_threshold: 5,
+        failure_threshold,
         reset_timeout: Duration::from_secs(30),
     };
     let config = BalancerConfig {
@@ -419,6 +419,13 @@ fn a_revived_endpoint_takes_calls_at_once_through_its_breaker() {
         ..BalancerConfig::default()
     };
     let balancer = Balancer::new("dep", urls(2), config, breaker, Arc::new(clock.clone()));
+    (balancer, clock)
+}
+
+#[test]
+fn a_revived_endpoint_takes_calls_at_once_through_its_breaker() {
+    // The breaker opens with the fifth failure in a row, as ejection does.
+    let (balancer, clock) = two_taking_turns(5);
     let gone = urls(2)[0].clone();
     fail_at_with(&balancer, &gone, 5, Verdict::Unreachable);
     assert_eq!(state_of(&balancer, &gone), EndpointState::Ejected);
@@ -447,16 +454,7 @@ fn an_endpoint_whose_last_failures_were_errors_is_not_probed() {
 
 #[test]
 fn an_endpoint_whose_breaker_opened_on_unreachable_calls_awaits_a_probe_too() {
-    let clock = ManualClock::default();
-    let breaker = BreakerConfig {
-        failure_threshold: 2,
-        reset_timeout: Duration::from_secs(30),
-    };
-    let config = BalancerConfig {
-        strategy: Strategy::RoundRobin,
-        ..BalancerConfig::default()
-    };
-    let balancer = Balancer::new("dep", urls(2), config, breaker, Arc::new(clock.clone()));
+    let (balancer, _clock) = two_taking_turns(2);
     let gone = urls(2)[0].clone();
     fail_at_with(&balancer, &gone, 2, Verdict::Unreachable);
     // Not ejected (two failures, not five), but its breaker refuses calls.
