@@ -237,7 +237,8 @@ pub struct Item {
     pub sku: Sku,
     #[schema(example = "Laptop")]
     pub name: String,
-    #[schema(example = "electronics")]
+    #[schema(example = "electronics", ignore)]
+    #[serde(skip_serializing)]
     pub category: String,
     /// How many can still be ordered.
     #[schema(minimum = 0, example = 50)]
