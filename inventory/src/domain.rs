@@ -237,8 +237,7 @@ pub struct Item {
     pub sku: Sku,
     #[schema(example = "Laptop")]
     pub name: String,
-    #[schema(example = "electronics", ignore)]
-    #[serde(skip_serializing)]
+    #[schema(example = "electronics")]
     pub category: String,
     /// How many can still be ordered.
     #[schema(minimum = 0, example = 50)]
