@@ -4,8 +4,8 @@
   compat.py mark-reviewed SERVICE EXCEPTIONS BASE.json HEAD.json
       Marks the operations compat/openapi-exceptions.json lists for SERVICE with
       "x-breaking-change-reviewed": true in both documents (in place), so that Optic leaves
-      out those operations and only those. An entry that names no operation on either side
-      is an error: an exception outlives the change it was written for only by mistake.
+      out those operations and only those; prints how many it marked. An entry that names
+      no operation on either side is an error: an exception outlives the change it was written for only by mistake.
 
   compat.py events BASE_DIR HEAD_DIR EXCEPTIONS
       Every event schema under BASE_DIR (<service>/events/<type>.schema.json, the
@@ -35,6 +35,7 @@ def load_list(path):
 
 def mark_reviewed(service, exceptions, *docs):
     loaded = [json.loads(Path(doc).read_text()) for doc in docs]
+    marked = 0
     for entry in load_list(exceptions):
         if entry.get("service") != service:
             continue
@@ -47,8 +48,10 @@ def mark_reviewed(service, exceptions, *docs):
                 found = True
         if not found:
             sys.exit(f"{exceptions}: {service} has no {method.upper()} {path} at the baseline or HEAD")
+        marked += 1
     for doc, document in zip(docs, loaded):
         Path(doc).write_text(json.dumps(document, indent=1))
+    print(marked)
 
 
 # Keywords whose subschema applies, unconditionally, to one fixed place of the instance
