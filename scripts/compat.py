@@ -5,7 +5,8 @@
       Marks the operations compat/openapi-exceptions.json lists for SERVICE with
       "x-breaking-change-reviewed": true in both documents (in place), so that Optic leaves
       out those operations and only those; prints how many it marked. An entry that names
-      no operation on either side is an error: an exception outlives the change it was written for only by mistake.
+      no operation on either side is an error: an exception outlives the change it was
+      written for only by mistake.
 
   compat.py events BASE_DIR HEAD_DIR EXCEPTIONS
       Every event schema under BASE_DIR (<service>/events/<type>.schema.json, the
