@@ -36,9 +36,8 @@ pub struct PutPriceRequest {
     /// The sku's own quantity tiers (at most 10, `min_quantity` from 2 and
     /// strictly increasing); `[]` for none. Left out or `null`: the
     /// catalogue's tiers.
-    #[serde(default)]
-    #[schema(max_items = 10, nullable = true)]
-    tiers: Option<Vec<TierIn>>,
+    #[schema(max_items = 10)]
+    tiers: Vec<TierIn>,
 }
 
 /// From `min_quantity` units on, `discount_percent` off (unless the price's own discount is larger).
@@ -57,12 +56,12 @@ pub struct TierIn {
 impl TryFrom<PutPriceRequest> for PriceEntry {
     type Error = Error;
     fn try_from(req: PutPriceRequest) -> Result<Self, Error> {
-        let tiers: Option<Vec<(u64, u64)>> = req.tiers.map(|tiers| {
-            tiers
+        let tiers: Option<Vec<(u64, u64)>> = Some(
+            req.tiers
                 .iter()
                 .map(|t| (t.min_quantity, t.discount_percent))
-                .collect()
-        });
+                .collect(),
+        );
         Ok(PriceEntry::parse(
             req.base_price,
             req.discount_percent,
