@@ -36,8 +36,9 @@ pub struct PutPriceRequest {
     /// The sku's own quantity tiers (at most 10, `min_quantity` from 2 and
     /// strictly increasing); `[]` for none. Left out or `null`: the
     /// catalogue's tiers.
-    #[schema(max_items = 10)]
-    tiers: Vec<TierIn>,
+    #[serde(default)]
+    #[schema(max_items = 10, nullable = true)]
+    tiers: Option<Vec<TierIn>>,
 }
 
 /// From `min_quantity` units on, `discount_percent` off (unless the price's own discount is larger).
@@ -56,12 +57,12 @@ pub struct TierIn {
 impl TryFrom<PutPriceRequest> for PriceEntry {
     type Error = Error;
     fn try_from(req: PutPriceRequest) -> Result<Self, Error> {
-        let tiers: Option<Vec<(u64, u64)>> = Some(
-            req.tiers
+        let tiers: Option<Vec<(u64, u64)>> = req.tiers.map(|tiers| {
+            tiers
                 .iter()
                 .map(|t| (t.min_quantity, t.discount_percent))
-                .collect(),
-        );
+                .collect()
+        });
         Ok(PriceEntry::parse(
             req.base_price,
             req.discount_percent,
