@@ -6,7 +6,9 @@
 #      against each service's /openapi.json (scripts/schemathesis.sh); the events
 #      tests run a real nats-server (Debian's nats-server, installed when missing,
 #      NATS_SERVER_BIN exported for them); the event catalogue (events/asyncapi.json)
-#      through the AsyncAPI CLI's validator (scripts/check-asyncapi.sh)
+#      through the AsyncAPI CLI's validator (scripts/check-asyncapi.sh); then HEAD against
+#      the last release (scripts/compat.sh): the baseline's services built from a worktree,
+#      each /openapi.json diffed by Optic, each event schema checked by jsoncompat
 #   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
 #      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
 #      missing), and the access-control journey on it (scripts/auth-journey.sh)
@@ -58,6 +60,11 @@ PROFILE=debug scripts/schemathesis.sh
 
 section "the event catalogue (the AsyncAPI CLI against events/asyncapi.json)"
 scripts/check-asyncapi.sh
+
+section "compatibility with the last release (compat/baseline: OpenAPI and event schemas)"
+# Builds the baseline's services next to HEAD's (only the workspace's crates build again),
+# diffs each /openapi.json (Optic) and each event schema (jsoncompat) against HEAD's.
+scripts/compat.sh
 
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
