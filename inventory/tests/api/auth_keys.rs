@@ -129,6 +129,27 @@ async fn the_service_recovers_when_the_keys_come_back() {
 }
 
 #[actix_web::test]
+async fn a_failed_key_fetch_is_tried_again_within_seconds_not_a_refresh_period_later() {
+    let issuer = TestIssuer::start();
+    let app = app_with(trusting(&issuer, Duration::from_secs(30))).await;
+    let token = issuer.token("order", &[RESERVE]);
+    issuer.set_reachable(false);
+    assert_unavailable(&reserve(&app.server.client, &token, "r1").await);
+    // A lookup lost once, a provider restarting: back after a second, not 30.
+    issuer.set_reachable(true);
+    let took = eventually(
+        "the keys fetched again",
+        Duration::from_secs(5),
+        async || read(&app.server.client, &token).await.status != 503,
+    )
+    .await;
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    reserve(&app.server.client, &token, "r1")
+        .await
+        .assert_status(201);
+}
+
+#[actix_web::test]
 async fn discovery_speaking_for_another_issuer_is_refused_and_logged() {
     let issuer = TestIssuer::start();
     // The same server under another name: its discovery names 127.0.0.1.

@@ -35,7 +35,8 @@
 //!
 //! When the keys cannot be fetched the answer is 503 (`KeysUnavailable`),
 //! never 401: the caller's token may well be good. Until the next fetch is
-//! allowed, requests needing an unknown key get that same 503.
+//! allowed (1 s after a failure, then 2, 4… up to `AUTH_JWKS_REFRESH_MS`),
+//! requests needing an unknown key get that same 503.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -315,7 +316,7 @@ impl Verifier {
             return Ok(key);
         }
         if let Some(last) = *last_fetch
-            && last.at.elapsed() < self.min_refresh
+            && Instant::now() < last.allowed_again
         {
             return Err(if last.failed {
                 TokenError::KeysUnavailable
@@ -366,7 +367,7 @@ impl Verifier {
             Ok((keys, max_age)) => {
                 let period = refresh_period(max_age, self.min_refresh);
                 self.install(keys, period);
-                Fetch::ok(at, period)
+                Fetch::ok(at, period, self.min_refresh)
             }
             Err(e) => {
                 let keys_kept = self.keys.read().map(|k| k.len()).unwrap_or_default();
@@ -374,7 +375,7 @@ impl Verifier {
                     error = %e, issuer = %self.issuer, keys_kept,
                     "fetching the signing keys failed"
                 );
-                Fetch::failed(at, self.min_refresh)
+                Fetch::failed(at, self.min_refresh, last_fetch.as_ref())
             }
         });
         let outcome = if ok { "ok" } else { "failed" };
@@ -442,30 +443,41 @@ fn check_type(typ: Option<&str>) -> Result<(), TokenError> {
     }
 }
 
-/// When the keys were last fetched, whether that failed, and when the
-/// background refresh fetches them again.
+/// When the keys were last fetched, whether that failed (and how many
+/// times in a row), when a request may fetch again, and when the background
+/// refresh does.
 #[derive(Clone, Copy)]
 struct Fetch {
-    at: Instant,
     failed: bool,
+    failures: u32,
+    allowed_again: Instant,
     next_refresh: Instant,
 }
 
 impl Fetch {
-    fn ok(at: Instant, period: Duration) -> Self {
+    fn ok(at: Instant, period: Duration, min_refresh: Duration) -> Self {
         Self {
-            at,
             failed: false,
+            failures: 0,
+            allowed_again: at + min_refresh,
             next_refresh: at + period.max(LEAST_PAUSE),
         }
     }
 
-    /// A failed fetch is retried as soon as fetches are allowed again.
-    fn failed(at: Instant, min_refresh: Duration) -> Self {
+    /// A failed fetch is tried again after 1 s, then 2, 4… up to
+    /// `min_refresh`: one lost lookup or a provider restarting costs a
+    /// second or two of 503s, not a whole refresh period, while a provider
+    /// that stays down is asked no more often than one that answers.
+    fn failed(at: Instant, min_refresh: Duration, last: Option<&Self>) -> Self {
+        let failures = last.filter(|l| l.failed).map_or(0, |l| l.failures) + 1;
+        let backoff = LEAST_PAUSE
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(min_refresh);
         Self {
-            at,
             failed: true,
-            next_refresh: at + min_refresh.max(LEAST_PAUSE),
+            failures,
+            allowed_again: at + backoff,
+            next_refresh: at + backoff.max(LEAST_PAUSE),
         }
     }
 }

@@ -186,10 +186,14 @@ impl Endpoint {
         out && self.stats().unreachable
     }
 
-    /// Ends the ejection now and closes the endpoint's breaker: its
-    /// readiness probe answered.
-    pub(crate) fn revive(&self, now: Instant) {
-        back_in_rotation(&mut self.stats(), now);
+    /// Ends the ejection now and closes the endpoint's breaker (its
+    /// readiness probe answered); its latency estimate starts at `estimate`.
+    pub(crate) fn revive(&self, now: Instant, estimate: f64) {
+        let mut stats = self.stats();
+        back_in_rotation(&mut stats, now);
+        stats.ewma = estimate;
+        stats.updated = now;
+        drop(stats);
         self.breaker.close_after_probe();
     }
 

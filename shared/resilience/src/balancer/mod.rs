@@ -172,13 +172,7 @@ impl Balancer {
         }
         let now = self.clock.now();
         let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
-        // A newcomer starts at the others' mean: as cheap as they are.
-        let known: Vec<f64> = endpoints.iter().map(|e| e.latency_ewma(now)).collect();
-        let estimate = if known.is_empty() {
-            endpoint::DEFAULT_RTT.as_secs_f64()
-        } else {
-            known.iter().sum::<f64>() / f64::from(u32::try_from(known.len()).unwrap_or(u32::MAX))
-        };
+        let estimate = newcomer_estimate(&endpoints, now);
         let mut next: Vec<Arc<Endpoint>> = Vec::with_capacity(urls.len());
         for url in urls {
             if next.iter().any(|e| e.url() == url) {
@@ -385,9 +379,18 @@ impl Balancer {
             .collect()
     }
 
-    /// Puts `endpoint`, whose readiness probe answered, back in rotation.
+    /// Puts `endpoint`, whose readiness probe answered, back in rotation:
+    /// a new process, most likely, so it starts afresh as a newcomer does,
+    /// at the others' latency estimate (its last one, of the calls that
+    /// failed as it died or of those before, says nothing of the new one).
     pub fn revive(&self, endpoint: &Endpoint) {
-        endpoint.revive(self.clock.now());
+        let now = self.clock.now();
+        let others: Vec<Arc<Endpoint>> = self
+            .current()
+            .into_iter()
+            .filter(|e| !std::ptr::eq(Arc::as_ptr(e), endpoint))
+            .collect();
+        endpoint.revive(now, newcomer_estimate(&others, now));
         tracing::info!(
             dependency = self.name,
             endpoint = endpoint.url(),
@@ -402,6 +405,17 @@ impl Balancer {
         self.current()
             .iter()
             .any(|e| !e.is_ejected(now) && !tried.iter().any(|t| Arc::ptr_eq(t, e)))
+    }
+}
+
+/// The latency estimate an endpoint joining `endpoints` starts at: their
+/// mean, so that it is as cheap as they are and gets its share at once.
+fn newcomer_estimate(endpoints: &[Arc<Endpoint>], now: std::time::Instant) -> f64 {
+    let known: Vec<f64> = endpoints.iter().map(|e| e.latency_ewma(now)).collect();
+    if known.is_empty() {
+        endpoint::DEFAULT_RTT.as_secs_f64()
+    } else {
+        known.iter().sum::<f64>() / f64::from(u32::try_from(known.len()).unwrap_or(u32::MAX))
     }
 }
 

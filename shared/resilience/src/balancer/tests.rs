@@ -464,3 +464,33 @@ fn an_endpoint_whose_breaker_opened_on_unreachable_calls_awaits_a_probe_too() {
     balancer.revive(&endpoint);
     assert_eq!(share(&balancer, 10).get(&gone), Some(&5));
 }
+
+/// Sends one call to `url` (every other endpoint avoided) that ends with
+/// `verdict` after `took`.
+fn call_at(balancer: &Balancer, url: &str, took: Duration, verdict: Verdict) {
+    let others: Vec<Arc<Endpoint>> = balancer
+        .current()
+        .into_iter()
+        .filter(|e| e.url() != url)
+        .collect();
+    let picked = balancer.pick(&others).expect("an endpoint");
+    assert_eq!(picked.endpoint().url(), url);
+    balancer.finish(picked, took, verdict, "test");
+}
+
+#[test]
+fn a_revived_endpoint_starts_at_the_others_estimate_not_its_last() {
+    let (balancer, _clock) = new_balancer(3, Strategy::PowerOfTwo);
+    let gone = urls(3)[0].clone();
+    share(&balancer, 30);
+    // Slow before it died: its estimate is 300 ms, the others' 10 ms.
+    call_at(&balancer, &gone, SLOW, Verdict::Success);
+    for _ in 0..5 {
+        call_at(&balancer, &gone, FAST, Verdict::Unreachable);
+    }
+    let endpoint = balancer.awaiting_probe().pop().expect("awaits a probe");
+    balancer.revive(&endpoint);
+    // The process that answered the probe is new: as cheap as the others.
+    let counts = share(&balancer, 60);
+    assert!(counts.get(&gone).copied().unwrap_or(0) >= 10, "{counts:?}");
+}
