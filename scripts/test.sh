@@ -8,7 +8,9 @@
 #      NATS_SERVER_BIN exported for them); the event catalogue (events/asyncapi.json)
 #      through the AsyncAPI CLI's validator (scripts/check-asyncapi.sh); then HEAD against
 #      the last release (scripts/compat.sh): the baseline's services built from a worktree,
-#      each /openapi.json diffed by Optic, each event schema checked by jsoncompat
+#      each /openapi.json diffed by Optic, each event schema checked by jsoncompat; and mixed
+#      versions (scripts/compat-matrix.sh): each service in turn at the baseline, then
+#      inventory and pricing together, the journey and the seed's commands against each
 #   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
 #      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
 #      missing), and the access-control journey on it (scripts/auth-journey.sh)
@@ -65,6 +67,12 @@ section "compatibility with the last release (compat/baseline: OpenAPI and event
 # Builds the baseline's services next to HEAD's (only the workspace's crates build again),
 # diffs each /openapi.json (Optic) and each event schema (jsoncompat) against HEAD's.
 scripts/compat.sh
+
+section "mixed versions (each service in turn at compat/baseline, the others at HEAD)"
+# The baseline's binaries compat.sh just built (target/compat-baseline/); for each
+# combination the journey (tokens required), the seed's curl commands, and events across
+# versions; a table of them. About a minute.
+scripts/compat-matrix.sh
 
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
