@@ -23,6 +23,7 @@ pub struct InventoryClient(Downstream);
 struct ReserveRequest<'a> {
     reservation_id: &'a str,
     lines: Vec<LineOut<'a>>,
+    channel: &'a str,
 }
 
 #[derive(Serialize)]
@@ -235,6 +236,7 @@ impl InventoryClient {
                     quantity: quantity.get(),
                 })
                 .collect(),
+            channel: "web",
         };
         let (_, reservation) = self
             .0
