@@ -37,9 +37,6 @@ pub struct CreateReservationRequest {
     /// 1 to 100 distinct skus; lines naming the same sku are added up.
     #[schema(min_items = 1)]
     lines: Vec<LineIn>,
-    /// Where the reservation comes from.
-    #[allow(dead_code)]
-    channel: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

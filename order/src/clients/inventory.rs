@@ -23,7 +23,6 @@ pub struct InventoryClient(Downstream);
 struct ReserveRequest<'a> {
     reservation_id: &'a str,
     lines: Vec<LineOut<'a>>,
-    channel: &'a str,
 }
 
 #[derive(Serialize)]
@@ -236,7 +235,6 @@ impl InventoryClient {
                     quantity: quantity.get(),
                 })
                 .collect(),
-            channel: "web",
         };
         let (_, reservation) = self
             .0
