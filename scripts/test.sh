@@ -18,6 +18,9 @@
 #      replicas of each producer, a 3-node JetStream cluster on loopback, nats-server nodes,
 #      a relaying replica and a consuming one killed or frozen under a mixed workload;
 #      every committed change's event once, in order per aggregate, every effect once
+#   3c. a rolling restart (scripts/rolling-restart.sh on its own PostgreSQL cluster): two
+#      replicas each of inventory, pricing and order, each restarted in turn under a steady
+#      order rate, HEAD -> HEAD and baseline -> HEAD; no order fails, nothing oversold
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 #      (events on: it starts its own nats-server), then the access-control journey on
 #      SQLite with tokens required
@@ -92,6 +95,12 @@ section "events under faults (two replicas per producer on PostgreSQL, a 3-node 
 # workload, then checks every event once, in order, every effect once (the debug binaries
 # built above; about 2 minutes).
 scripts/with-postgres.sh python3 scripts/event-faults.py
+
+section "a rolling restart (two replicas each, HEAD -> HEAD and baseline -> HEAD)"
+# Every replica restarted in turn under a steady order rate, on PostgreSQL: no order fails,
+# nothing is oversold, every order is read back (the baseline's binaries from the compat
+# section; about a minute).
+scripts/rolling-restart.sh
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
