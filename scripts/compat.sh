@@ -3,12 +3,9 @@
 # clients and consumers rely on must still hold.
 #
 #   1. The baseline's services, built in debug from a `git worktree` of this clone (in a
-#      temporary folder, removed at exit) into the same cargo target folder as HEAD's: the
-#      dependencies are shared, only the workspace's crates build again. Their profile gets
-#      one codegen unit less (255), so their artifacts and fingerprints are HEAD's
-#      neighbours, not HEAD's own: cargo keys both on the crate's place in its workspace,
-#      and a baseline built over HEAD's artifacts could later pass for HEAD. The binaries
-#      are kept aside; HEAD's `cargo build` that follows links target/debug back to HEAD's.
+#      temporary folder, removed at exit) into the same cargo target folder as HEAD's, and
+#      kept in target/compat-baseline/<commit>/ for scripts/compat-matrix.sh (and the next
+#      run) by scripts/lib/baseline.sh, which says how HEAD's artifacts stay HEAD's.
 #   2. The four services at the baseline and at HEAD, each side a stack of its own on free
 #      ports with scripts/schemathesis.sh's settings (events on, tokens required, chaos
 #      off), so optional routes are described alike; each /openapi.json fetched.
@@ -36,6 +33,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 . scripts/lib/need.sh
 . scripts/lib/stack.sh
+. scripts/lib/baseline.sh
 
 section() { printf '\n== %s ==\n' "$*"; }
 started=$SECONDS
@@ -43,20 +41,16 @@ started=$SECONDS
 need git:git curl:curl jq:jq python3:python3 node:nodejs npm:npm
 [ -n "${NATS_SERVER_BIN:-}" ] || need nats-server:nats-server
 
-baseline=$(grep -v '^[[:space:]]*#' compat/baseline | tr -d '[:space:]')
-if ! git cat-file -e "$baseline^{commit}" 2>/dev/null; then
-  echo "compat/baseline names '$baseline', a commit this clone does not have (a shallow clone? git fetch --unshallow)" >&2
-  exit 1
-fi
+baseline_commit
+baseline=$BASELINE_COMMIT
 cache=$(realpath -m "${COMPAT_CACHE:-.cache/compat}")
 target_dir=$(cargo metadata --format-version 1 --no-deps --offline | jq -r .target_directory)
-services=(inventory pricing order identity)
+services=("${BASELINE_SERVICES[@]}")
 
 work=$(mktemp -d)
 cleanup() {
   stack_stop_all
-  if [ -d "$work/baseline" ]; then git worktree remove --force "$work/baseline" || true; fi
-  git worktree prune || true
+  baseline_worktree_remove "$work/baseline"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -84,22 +78,10 @@ if ! cmp -s compat/requirements.txt "$venv/installed.txt" || [ ! -x "$venv/bin/p
 fi
 
 # --- the binaries ------------------------------------------------------------------------
-section "building the baseline's services (${baseline:0:12}, debug, in $target_dir)"
-git worktree add --quiet --detach "$work/baseline" "$baseline"
-build_started=$SECONDS
-overrides=()
-for member in $(cd "$work/baseline" && cargo metadata --format-version 1 --no-deps --offline | jq -r '.packages[].name'); do
-  overrides+=(--config "profile.dev.package.$member.codegen-units=255")
-done
-(cd "$work/baseline" && CARGO_TARGET_DIR=$target_dir cargo build --locked --bins --quiet "${overrides[@]}")
-mkdir "$work/baseline-bin"
-for service in "${services[@]}"; do
-  # A link to this build's file: cargo replaces target/debug's links, not the files.
-  ln "$target_dir/debug/$service" "$work/baseline-bin/$service" 2>/dev/null ||
-    cp "$target_dir/debug/$service" "$work/baseline-bin/$service"
-done
-baseline_build=$((SECONDS - build_started))
-echo "the baseline's services built in $baseline_build s"
+section "the baseline's services (${baseline:0:12}, debug, in $target_dir)"
+baseline_worktree "$work/baseline"
+baseline_binaries "$target_dir" "$work/baseline"
+baseline_build=$BASELINE_BUILD_S
 
 head_bin=${BIN_DIR:-$target_dir/debug}
 if [ -z "${BIN_DIR:-}" ]; then
@@ -139,7 +121,7 @@ describe() {
 }
 
 section "each service's /openapi.json at the baseline and at HEAD"
-describe baseline "$work/baseline-bin" "$work/baseline"
+describe baseline "$BASELINE_BIN_DIR" "$work/baseline"
 describe head "$head_bin" "$repo"
 echo "fetched: $(cd "$work/openapi" && echo */*.json)"
 

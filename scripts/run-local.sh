@@ -21,7 +21,9 @@
 # off, said in one line (the "events" line of the summary).
 #
 # Settings (environment): PROFILE (release|debug, default release), BIN_DIR (the
-# binaries to run, default target/PROFILE), BUILD=no (no cargo build first), DATA_DIR
+# binaries to run, default target/PROFILE), INVENTORY_BIN_DIR, ORDER_BIN_DIR,
+# PRICING_BIN_DIR and IDENTITY_BIN_DIR (one service's binary from another folder, e.g. the
+# last release's: scripts/compat-matrix.sh), BUILD=no (no cargo build first), DATA_DIR
 # (default ./data), INVENTORY_PORT, ORDER_PORT, PRICING_PORT, IDENTITY_PORT, CLIENT_PORT,
 # NATS_PORT, EVENTS, and any service variable from the README (RUST_LOG, LOG_FORMAT,
 # SERVICE_TOKEN, EVENTS_*, ...).
@@ -47,6 +49,12 @@ case "$profile" in
   dev | debug) profile=dev ;;
 esac
 STACK_BIN_DIR=$(stack_bin_dir "$profile")
+# bin_dir SERVICE: the folder of SERVICE's binary (its *_BIN_DIR, else the others').
+bin_dir() {
+  local name
+  name="$(echo "$1" | tr '[:lower:]' '[:upper:]')_BIN_DIR"
+  echo "${!name:-$STACK_BIN_DIR}"
+}
 stack_build "Building ($profile)..." --profile "$profile" --bins --quiet
 
 inventory_chaos=(CHAOS_DELAY_RATE=0.1 CHAOS_DELAY_MS=100-500)
@@ -106,10 +114,10 @@ fi
 
 # No signing key configured: identity generates one into $DATA_DIR (development only).
 # The services' output goes to this terminal (log -).
-stack_service identity - PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}"
-stack_service inventory - PORT="$inventory_port" "$(database inventory)" "${inventory_chaos[@]}" "${services_auth[@]}"
-stack_service pricing - PORT="$pricing_port" "$(database pricing)" "${pricing_chaos[@]}" "${services_auth[@]}"
-stack_service order - PORT="$order_port" "$(database order)" "${services_auth[@]}" "${order_auth[@]}" \
+STACK_BIN_DIR=$(bin_dir identity) stack_service identity - PORT="$identity_port" "$(database identity)" IDENTITY_ISSUER="$identity_url" "${identity_auth[@]}"
+STACK_BIN_DIR=$(bin_dir inventory) stack_service inventory - PORT="$inventory_port" "$(database inventory)" "${inventory_chaos[@]}" "${services_auth[@]}"
+STACK_BIN_DIR=$(bin_dir pricing) stack_service pricing - PORT="$pricing_port" "$(database pricing)" "${pricing_chaos[@]}" "${services_auth[@]}"
+STACK_BIN_DIR=$(bin_dir order) stack_service order - PORT="$order_port" "$(database order)" "${services_auth[@]}" "${order_auth[@]}" \
   INVENTORY_URL="${INVENTORY_URL:-http://127.0.0.1:$inventory_port}" \
   PRICING_URL="${PRICING_URL:-http://127.0.0.1:$pricing_port}"
 client_name="client (python3 -m http.server on :$client_port)"

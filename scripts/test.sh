@@ -8,7 +8,9 @@
 #      NATS_SERVER_BIN exported for them); the event catalogue (events/asyncapi.json)
 #      through the AsyncAPI CLI's validator (scripts/check-asyncapi.sh); then HEAD against
 #      the last release (scripts/compat.sh): the baseline's services built from a worktree,
-#      each /openapi.json diffed by Optic, each event schema checked by jsoncompat
+#      each /openapi.json diffed by Optic, each event schema checked by jsoncompat; and mixed
+#      versions (scripts/compat-matrix.sh): each service in turn at the baseline, then
+#      inventory and pricing together, the journey and the seed's commands against each
 #   3. the inventory, order, pricing and identity HTTP suites again on PostgreSQL: a
 #      throwaway cluster (scripts/with-postgres.sh; Debian's postgresql, installed when
 #      missing), and the access-control journey on it (scripts/auth-journey.sh)
@@ -16,6 +18,9 @@
 #      replicas of each producer, a 3-node JetStream cluster on loopback, nats-server nodes,
 #      a relaying replica and a consuming one killed or frozen under a mixed workload;
 #      every committed change's event once, in order per aggregate, every effect once
+#   3c. a rolling restart (scripts/rolling-restart.sh on its own PostgreSQL cluster): two
+#      replicas each of inventory, pricing and order, each restarted in turn under a steady
+#      order rate, HEAD -> HEAD and baseline -> HEAD; no order fails, nothing oversold
 #   4. the seed's curl commands against the local stack started by scripts/run-local.sh
 #      (events on: it starts its own nats-server), then the access-control journey on
 #      SQLite with tokens required
@@ -66,6 +71,12 @@ section "compatibility with the last release (compat/baseline: OpenAPI and event
 # diffs each /openapi.json (Optic) and each event schema (jsoncompat) against HEAD's.
 scripts/compat.sh
 
+section "mixed versions (each service in turn at compat/baseline, the others at HEAD)"
+# The baseline's binaries compat.sh just built (target/compat-baseline/); for each
+# combination the journey (tokens required), the seed's curl commands, and events across
+# versions; a table of them. About a minute.
+scripts/compat-matrix.sh
+
 section "tests (PostgreSQL)"
 # A throwaway cluster (installed from Debian when missing); each test creates
 # its own database on it.
@@ -84,6 +95,12 @@ section "events under faults (two replicas per producer on PostgreSQL, a 3-node 
 # workload, then checks every event once, in order, every effect once (the debug binaries
 # built above; about 2 minutes).
 scripts/with-postgres.sh python3 scripts/event-faults.py
+
+section "a rolling restart (two replicas each, HEAD -> HEAD and baseline -> HEAD)"
+# Every replica restarted in turn under a steady order rate, on PostgreSQL: no order fails,
+# nothing is oversold, every order is read back (the baseline's binaries from the compat
+# section; about a minute).
+scripts/rolling-restart.sh
 
 section "the seed's curl commands against the local stack"
 data_dir=$(mktemp -d)
