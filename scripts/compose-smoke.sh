@@ -163,7 +163,9 @@ teardown() {
     echo "KEEP_STACK=1: the stack is still running (project $project)"
   else
     phase "tear down"
-    "${compose_obs[@]}" down -v >>"$log" 2>&1 || echo "compose-smoke: tear-down failed, see $log" >&2
+    # --remove-orphans: also the replicas past the first of a scaled service, which
+    # podman-compose's down does not name (it counts one container per service).
+    "${compose_obs[@]}" down -v --remove-orphans >>"$log" 2>&1 || echo "compose-smoke: tear-down failed, see $log" >&2
     end_phase
   fi
   echo
@@ -320,8 +322,19 @@ ok "orders are taken with pricing down: $fallback_order is $status, priced $mode
 state=$(pricing_breaker)
 [ "$state" = open ] || fail "order's pricing breaker is '$state' with pricing down, expected open"
 ok "order's /health shows the pricing breaker open"
-problem=$(curl -s -m 10 "$gateway_url/pricing/price/A001" || true)
-[ "$(field .code "$problem")" = bad_gateway ] || fail "the gateway's answer for a stopped service: $problem"
+# The seed's calls through :$PRICING_PORT had the gateway resolve pricing moments ago: for
+# up to 10 s it still holds the stopped container's address, which no longer answers, and
+# says so with its own 504 gateway_timeout (after its 3 s connect timeout). Once that
+# address expires the name does not resolve: 502 bad_gateway, at once.
+deadline=$((SECONDS + 30))
+while :; do
+  problem=$(curl -s -m 10 "$gateway_url/pricing/price/A001" || true)
+  code=$(field .code "$problem")
+  [ "$code" = bad_gateway ] && break
+  [ "$code" = gateway_timeout ] || fail "the gateway's answer for a stopped service: $problem"
+  ((SECONDS < deadline)) || fail "the gateway still answers 504 for the stopped service after 30 s: $problem"
+  sleep 1
+done
 ok "the gateway answers 502 problem+json for the stopped service and still serves the rest"
 
 phase "pricing back: recovery"
@@ -367,8 +380,16 @@ price=$(curl -s -m 10 "$gateway_url/pricing/price/B001" || true)
 [ "$(field .sku "$price")" = B001 ] || price=$(curl -s -m 10 "$gateway_url/pricing/price/B001" || true)
 [ "$(field .sku "$price")" = B001 ] || fail "GET /pricing/price/B001 through the gateway: $price"
 ok "the gateway proxies /pricing/"
-kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
-[ "$(field .order_id "$kept")" = "$live_order" ] || fail "GET /order/orders/$live_order through the gateway: $kept"
+# The restarted order container has a new address; each nginx worker may hold the old one
+# for up to 10 s (its resolver cache; the answer meanwhile is its own 504 problem+json).
+deadline=$((SECONDS + 20))
+while :; do
+  kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
+  [ "$(field .order_id "$kept")" = "$live_order" ] && break
+  [ "$(field .code "$kept")" = gateway_timeout ] && ((SECONDS < deadline)) ||
+    fail "GET /order/orders/$live_order through the gateway: $kept"
+  sleep 1
+done
 ok "the gateway proxies /order/ (and found the restarted order container)"
 status=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$gateway_url/stub_status" || true)
 [ "$status" = 404 ] || fail "GET /stub_status on the gateway's public port answered $status, expected 404"
