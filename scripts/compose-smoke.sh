@@ -568,6 +568,12 @@ counts() { # service port route: id=count lines
   local id
   for id in $(container_ids "$1"); do echo "$id=$(replica_requests "$id" "$2" "$3")"; done
 }
+# This phase and the next place 70 orders of one A001 each: more than the seed's stock
+# of 50, less what the earlier phases took. A restock first, so that none of them is
+# refused for want of stock.
+restock=$(curl -s -m 10 -X POST "$inventory_url/items/A001/stock" -H 'Content-Type: application/json' \
+  -d '{"delta": 100, "reason": "compose smoke: scaling"}' || true)
+[ "$(field .sku "$restock")" = A001 ] || fail "POST /items/A001/stock before scaling out: $restock"
 scale_to inventory 3
 scale_to pricing 2
 scale_to order 2
