@@ -139,8 +139,11 @@ RUN rm -f /etc/nginx/conf.d/default.conf
 COPY docker/gateway/nginx.conf /etc/nginx/nginx.conf
 COPY docker/gateway/security-headers.conf /etc/nginx/security-headers.conf
 COPY docker/gateway/gateway.conf.template /etc/nginx/templates/gateway.conf.template
+COPY docker/gateway/service-ports.conf.template /etc/nginx/templates/service-ports.conf.template
+COPY docker/gateway/service-port-common.conf /etc/nginx/service-port-common.conf
 COPY --chmod=0755 docker/gateway/15-gateway-resolver.envsh /docker-entrypoint.d/15-gateway-resolver.envsh
 COPY --chmod=0755 docker/gateway/16-gateway-trusted-proxies.envsh /docker-entrypoint.d/16-gateway-trusted-proxies.envsh
+COPY --chmod=0755 docker/gateway/17-gateway-service-ports.envsh /docker-entrypoint.d/17-gateway-service-ports.envsh
 COPY client/ /usr/share/nginx/html/
 # Upstreams (host:port), overridden by compose / Kubernetes. They are resolved through the
 # container's DNS server (15-gateway-resolver.envsh) and re-resolved every 10 s, so a
@@ -153,7 +156,9 @@ ENV INVENTORY_UPSTREAM=inventory:7001 \
     NGINX_ENVSUBST_OUTPUT_DIR=/tmp
 # uid 101 is the image's own nginx user; numeric, so Kubernetes' runAsNonRoot can check it.
 USER 101:101
-EXPOSE 8080
+# 8080: the page and /inventory/, /pricing/, /order/, /identity/; 7001-7004 only with
+# GATEWAY_SERVICE_PORTS=on (compose): the services' own ports, spread over their replicas.
+EXPOSE 8080 7001 7002 7003 7004
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
 

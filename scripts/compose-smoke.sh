@@ -33,6 +33,13 @@
 #      profile's other containers (Grafana, the collector, Jaeger, the exporters) are
 #      not started: their targets are listed, not asserted; their configuration is
 #      checked offline (scripts/check-observability.sh);
+#   6d. scaled out (inventory 3, pricing 2, order 2 replicas; the services' ports are the
+#      gateway's, which spreads each over its service's replicas): every replica becomes
+#      healthy and serves requests sent to the published ports (its own /metrics, read
+#      from inside the gateway's container), every inventory and pricing replica serves
+#      order's reservations and quotes (order's balancer finds them by the service name),
+#      and Prometheus finds each replica in DNS as a target of its own; scaled in again (the extra replicas stopped, each draining),
+#      every request and order succeeds;
 #   7. brought down (volumes kept) and up again with AUTH=on, access control is on and
 #      the access-control journey (scripts/journey.sh: sign-up, sign-in, own orders
 #      only, the demo operator restocks and reprices) passes through the gateway;
@@ -156,7 +163,9 @@ teardown() {
     echo "KEEP_STACK=1: the stack is still running (project $project)"
   else
     phase "tear down"
-    "${compose_obs[@]}" down -v >>"$log" 2>&1 || echo "compose-smoke: tear-down failed, see $log" >&2
+    # --remove-orphans: also the replicas past the first of a scaled service, which
+    # podman-compose's down does not name (it counts one container per service).
+    "${compose_obs[@]}" down -v --remove-orphans >>"$log" 2>&1 || echo "compose-smoke: tear-down failed, see $log" >&2
     end_phase
   fi
   echo
@@ -195,8 +204,11 @@ container_id() { # service
 # podman runs it on demand (it has no timers without systemd); Docker runs it on its
 # schedule, so its verdict is read.
 container_healthy() { # service
-  local id
-  id=$(container_id "$1")
+  id_healthy "$(container_id "$1")"
+}
+
+id_healthy() { # container id
+  local id=$1
   [ -n "$id" ] || return 1
   if [ "$engine" = podman ]; then
     podman healthcheck run "$id" >/dev/null 2>&1
@@ -310,8 +322,19 @@ ok "orders are taken with pricing down: $fallback_order is $status, priced $mode
 state=$(pricing_breaker)
 [ "$state" = open ] || fail "order's pricing breaker is '$state' with pricing down, expected open"
 ok "order's /health shows the pricing breaker open"
-problem=$(curl -s -m 10 "$gateway_url/pricing/price/A001" || true)
-[ "$(field .code "$problem")" = bad_gateway ] || fail "the gateway's answer for a stopped service: $problem"
+# The seed's calls through :$PRICING_PORT had the gateway resolve pricing moments ago: for
+# up to 10 s it still holds the stopped container's address, which no longer answers, and
+# says so with its own 504 gateway_timeout (after its 3 s connect timeout). Once that
+# address expires the name does not resolve: 502 bad_gateway, at once.
+deadline=$((SECONDS + 30))
+while :; do
+  problem=$(curl -s -m 10 "$gateway_url/pricing/price/A001" || true)
+  code=$(field .code "$problem")
+  [ "$code" = bad_gateway ] && break
+  [ "$code" = gateway_timeout ] || fail "the gateway's answer for a stopped service: $problem"
+  ((SECONDS < deadline)) || fail "the gateway still answers 504 for the stopped service after 30 s: $problem"
+  sleep 1
+done
 ok "the gateway answers 502 problem+json for the stopped service and still serves the rest"
 
 phase "pricing back: recovery"
@@ -357,8 +380,16 @@ price=$(curl -s -m 10 "$gateway_url/pricing/price/B001" || true)
 [ "$(field .sku "$price")" = B001 ] || price=$(curl -s -m 10 "$gateway_url/pricing/price/B001" || true)
 [ "$(field .sku "$price")" = B001 ] || fail "GET /pricing/price/B001 through the gateway: $price"
 ok "the gateway proxies /pricing/"
-kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
-[ "$(field .order_id "$kept")" = "$live_order" ] || fail "GET /order/orders/$live_order through the gateway: $kept"
+# The restarted order container has a new address; each nginx worker may hold the old one
+# for up to 10 s (its resolver cache; the answer meanwhile is its own 504 problem+json).
+deadline=$((SECONDS + 20))
+while :; do
+  kept=$(curl -s -m 10 "$gateway_url/order/orders/$live_order" || true)
+  [ "$(field .order_id "$kept")" = "$live_order" ] && break
+  [ "$(field .code "$kept")" = gateway_timeout ] && ((SECONDS < deadline)) ||
+    fail "GET /order/orders/$live_order through the gateway: $kept"
+  sleep 1
+done
 ok "the gateway proxies /order/ (and found the restarted order container)"
 status=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$gateway_url/stub_status" || true)
 [ "$status" = 404 ] || fail "GET /stub_status on the gateway's public port answered $status, expected 404"
@@ -493,6 +524,110 @@ do
   sleep 1
 done
 ok "inventory's http_requests_total{route=\"/items\"} in Prometheus went from $before to $after after $sent GET /items"
+
+phase "scale out: inventory 3, pricing 2, order 2 replicas"
+# The ids of a service's containers (its replicas), oldest name first.
+container_ids() { # service
+  "$engine" ps --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1" --format '{{.Names}} {{.ID}}' | sort | cut -d' ' -f2
+}
+# Starts replicas up to COUNT, or stops (SIGTERM: each drains) and removes those past it
+# (podman-compose's --scale only adds).
+scale_to() { # service count
+  local ids
+  mapfile -t ids < <(container_ids "$1")
+  if [ "$engine" = docker ] || ((${#ids[@]} < $2)); then
+    run_compose up -d --no-recreate --scale "$1=$2"
+  else
+    for id in "${ids[@]:$2}"; do
+      run_quiet podman stop -t 30 "$id"
+      run_quiet podman rm "$id"
+    done
+  fi
+}
+# A replica's count of answered requests to ROUTE (its /metrics, read from inside the
+# gateway's container: the replicas have no published port of their own).
+replica_requests() { # id port route
+  local ip
+  ip=$("$engine" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | cut -d' ' -f1)
+  "$engine" exec "$(container_id client)" curl -fsS -m 5 "http://$ip:$2/metrics" 2>/dev/null |
+    awk -v route="route=\"$3\"" 'index($0, "http_requests_total{") == 1 && index($0, route) { n += $NF } END { print n + 0 }'
+}
+# Every replica of SERVICE counts more requests to ROUTE than in BEFORE (id=count lines).
+every_replica_served() { # service port route before
+  local id count before served=()
+  for id in $(container_ids "$1"); do
+    count=$(replica_requests "$id" "$2" "$3")
+    before=$(awk -F= -v id="$id" '$1 == id { print $2 }' <<<"$4")
+    ((count > ${before:-0})) || fail "the $1 replica $id served no $3 request (still ${before:-0})"
+    served+=("$((count - ${before:-0}))")
+  done
+  ok "every $1 replica served $3: ${served[*]} requests"
+}
+counts() { # service port route: id=count lines
+  local id
+  for id in $(container_ids "$1"); do echo "$id=$(replica_requests "$id" "$2" "$3")"; done
+}
+# This phase and the next place 70 orders of one A001 each: more than the seed's stock
+# of 50, less what the earlier phases took. A restock first, so that none of them is
+# refused for want of stock.
+restock=$(curl -s -m 10 -X POST "$inventory_url/items/A001/stock" -H 'Content-Type: application/json' \
+  -d '{"delta": 100, "reason": "compose smoke: scaling"}' || true)
+[ "$(field .sku "$restock")" = A001 ] || fail "POST /items/A001/stock before scaling out: $restock"
+scale_to inventory 3
+scale_to pricing 2
+scale_to order 2
+for service in inventory pricing order; do
+  for id in $(container_ids "$service"); do
+    deadline=$((SECONDS + timeout))
+    until id_healthy "$id"; do
+      ((SECONDS < deadline)) || fail "the $service replica $id is not healthy after ${timeout} s"
+      sleep 2
+    done
+  done
+  ok "$service: $(container_ids "$service" | wc -l) replicas healthy"
+done
+sleep 11 # the gateway caches a name's addresses for 10 s
+items_before=$(counts inventory 7001 /items)
+prices_before=$(counts pricing 7003 '/price/{sku}')
+orders_before=$(counts order 7002 /orders)
+reservations_before=$(counts inventory 7001 /reservations)
+quotes_before=$(counts pricing 7003 /price/bulk)
+for _ in $(seq 1 60); do curl -s -m 10 -o /dev/null "$inventory_url/items"; done
+for _ in $(seq 1 40); do curl -s -m 10 -o /dev/null "$pricing_url/price/B001"; done
+for _ in $(seq 1 60); do place_order >/dev/null; done
+every_replica_served inventory 7001 /items "$items_before"
+every_replica_served pricing 7003 '/price/{sku}' "$prices_before"
+every_replica_served order 7002 /orders "$orders_before"
+# Order's own calls: its balancer found every replica by the service's name.
+every_replica_served inventory 7001 /reservations "$reservations_before"
+every_replica_served pricing 7003 /price/bulk "$quotes_before"
+deadline=$((SECONDS + timeout))
+until
+  up=$(query 'count by (job) (up{job=~"inventory|pricing|order"} == 1)' | sort | tr '\t\n' '= ' | sed 's/ $//')
+  [ "$up" = "inventory=3 order=2 pricing=2" ]
+do
+  ((SECONDS < deadline)) || fail "Prometheus does not scrape every replica after ${timeout} s: ${up:-nothing}"
+  sleep 2
+done
+ok "Prometheus scrapes each replica as a target of its own: $up"
+
+phase "scale in: one replica each"
+scale_to inventory 1
+scale_to pricing 1
+scale_to order 1
+sleep 11 # the gateway's cached addresses of the removed replicas expire
+failed=0
+for _ in $(seq 1 20); do
+  [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$inventory_url/items")" = 200 ] || failed=$((failed + 1))
+done
+[ "$failed" = 0 ] || fail "$failed of 20 GET /items through :$INVENTORY_PORT failed after scaling in"
+placed=0
+for _ in $(seq 1 10); do
+  [ -n "$(field .order_id "$(place_order)")" ] && placed=$((placed + 1))
+done
+[ "$placed" = 10 ] || fail "only $placed of 10 orders were placed after scaling in"
+ok "after scaling in, 20 of 20 GET /items and 10 of 10 orders succeed"
 
 if [ "${SMOKE_AUTH:-1}" = 0 ]; then
   end_phase

@@ -38,18 +38,31 @@ export function render(template, vars) {
   return template.replace(/\$\{([A-Z_]+)\}/g, (whole, name) => (name in vars ? vars[name] : whole));
 }
 
+/** What the image's `script` (an entrypoint .envsh, sourced by sh) exports as `name`, given `env`. */
+function sourced(script, env, name) {
+  const path = join(GATEWAY_DIR, script);
+  const run = spawnSync('sh', ['-c', `. "$1" && printf %s "$${name}"`, 'sh', path], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, ...env },
+  });
+  if (run.status !== 0) throw new Error(`${script} failed:\n${run.stderr}`);
+  return run.stdout;
+}
+
 /**
  * GATEWAY_REAL_IP_FROM for a GATEWAY_TRUSTED_PROXIES value, from the image's own
  * 16-gateway-trusted-proxies.envsh, sourced by sh as the entrypoint does.
  */
 export function realIpFrom(trustedProxies) {
-  const script = join(GATEWAY_DIR, '16-gateway-trusted-proxies.envsh');
-  const run = spawnSync('sh', ['-c', `. "$1" && printf %s "$GATEWAY_REAL_IP_FROM"`, 'sh', script], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, GATEWAY_TRUSTED_PROXIES: trustedProxies },
-  });
-  if (run.status !== 0) throw new Error(`16-gateway-trusted-proxies.envsh failed:\n${run.stderr}`);
-  return run.stdout;
+  return sourced('16-gateway-trusted-proxies.envsh', { GATEWAY_TRUSTED_PROXIES: trustedProxies }, 'GATEWAY_REAL_IP_FROM');
+}
+
+/**
+ * GATEWAY_SERVICE_PORTS_INCLUDE as the image's 17-gateway-service-ports.envsh sets it with
+ * GATEWAY_SERVICE_PORTS unset (the default): no listeners on the services' own ports.
+ */
+function servicePortsInclude() {
+  return sourced('17-gateway-service-ports.envsh', {}, 'GATEWAY_SERVICE_PORTS_INCLUDE');
 }
 
 /** Resolves once something accepts connections on host:port (nginx has bound). */
@@ -78,7 +91,11 @@ export async function startNginx({ root, upstreams, host = '127.0.0.1', trustedP
   const port = await freePort(host);
   // The stub_status server (for the metrics exporter) on a free port too.
   const statusPort = await freePort(host);
-  const vars = { GATEWAY_RESOLVER: '127.0.0.1', GATEWAY_REAL_IP_FROM: realIpFrom(trustedProxies) };
+  const vars = {
+    GATEWAY_RESOLVER: '127.0.0.1',
+    GATEWAY_REAL_IP_FROM: realIpFrom(trustedProxies),
+    GATEWAY_SERVICE_PORTS_INCLUDE: servicePortsInclude(),
+  };
   for (const [name, upstream] of Object.entries(upstreams)) vars[`${name}_UPSTREAM`] = upstream;
   const server = render(readFileSync(join(GATEWAY_DIR, 'gateway.conf.template'), 'utf8'), vars)
     .replace('listen 8080 default_server;', `listen ${host}:${port} default_server;`)
