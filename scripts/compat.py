@@ -10,9 +10,13 @@
 
   compat.py events BASE_DIR HEAD_DIR EXCEPTIONS
       Every event schema under BASE_DIR (<service>/events/<type>.schema.json, the
-      baseline's) against the same file under HEAD_DIR: every event valid under the
-      baseline's schema must stay valid under HEAD's (jsoncompat, deserializer role). A
-      schema HEAD no longer has fails. Prints one line per schema, "event<TAB>TYPE<TAB>RESULT",
+      baseline's) against the same file under HEAD_DIR, both ways (jsoncompat,
+      deserializer role): every event the baseline's producer sends must be valid under
+      HEAD's schema, and every event HEAD's producer sends valid under the baseline's. The
+      schemas leave objects open (a consumer ignores fields it does not know), but a
+      producer sends only the fields its schema lists: that side is checked closed. So a
+      field may be added (of any type) once the baseline's schema is open, and no field may
+      be removed, retyped or narrowed. A schema HEAD no longer has fails. Prints one line per schema, "event<TAB>TYPE<TAB>RESULT",
       and exits 1 when any fails. compat/event-exceptions.json lists reviewed ones:
       [{"event": TYPE, "reason": ...}].
 """
@@ -61,27 +65,34 @@ def mark_reviewed(service, exceptions, *docs):
 FIXED_PLACE = {"properties": True, "items": False, "prefixItems": True}
 
 
-def drop_shared_multiple_of(old, new, where=""):
-    """jsoncompat 0.3.1 cannot decide a non-integral multipleOf (money: 0.01). Where the
-    same multipleOf sits at the same place of both schemas, reached from the root through
-    properties/items only (never anyOf, not, if or a $ref), it is removed from both. That is
-    sound: an instance the old schema accepts meets it there, and the new schema asks it of
-    the same place, so the rest of the two schemas decides. Elsewhere, or where it differs,
-    the answer is "undecided", which fails."""
+# Keywords jsoncompat 0.3.1 cannot decide, or decides wrongly: a non-integral multipleOf
+# (money: 0.01) is "undecided"; dependentRequired on an object open to other properties
+# makes it answer "incompatible" even between two identical schemas.
+SHARED_DROPPED = ("multipleOf", "dependentRequired")
+
+
+def drop_shared(old, new, where=""):
+    """Where one of SHARED_DROPPED sits, the same, at the same place of both schemas,
+    reached from the root through properties/items only (never anyOf, not, if or a $ref),
+    it is removed from both. That is sound: an instance the old schema accepts meets it
+    there, and the new schema asks it of the same place, so the rest of the two schemas
+    decides. Elsewhere, or where it differs, the tool's answer stands ("undecided" or
+    "incompatible"), which fails."""
     if not isinstance(old, dict) or not isinstance(new, dict):
         return
-    if "multipleOf" in old and old.get("multipleOf") == new.get("multipleOf"):
-        del old["multipleOf"], new["multipleOf"]
+    for keyword in SHARED_DROPPED:
+        if keyword in old and old.get(keyword) == new.get(keyword):
+            del old[keyword], new[keyword]
     for keyword, named in FIXED_PLACE.items():
         old_sub, new_sub = old.get(keyword), new.get(keyword)
         if named and isinstance(old_sub, dict) and isinstance(new_sub, dict):
             for name in old_sub.keys() & new_sub.keys():
-                drop_shared_multiple_of(old_sub[name], new_sub[name], f"{where}/{keyword}/{name}")
+                drop_shared(old_sub[name], new_sub[name], f"{where}/{keyword}/{name}")
         elif named and isinstance(old_sub, list) and isinstance(new_sub, list):
             for i, (o, n) in enumerate(zip(old_sub, new_sub)):
-                drop_shared_multiple_of(o, n, f"{where}/{keyword}/{i}")
+                drop_shared(o, n, f"{where}/{keyword}/{i}")
         elif not named:
-            drop_shared_multiple_of(old_sub, new_sub, f"{where}/{keyword}")
+            drop_shared(old_sub, new_sub, f"{where}/{keyword}")
 
 
 def changed_patterns(old, new, where=""):
@@ -98,9 +109,42 @@ def changed_patterns(old, new, where=""):
             yield from changed_patterns(o, n, f"{where}/{i}")
 
 
-def event_verdict(old_path, new_path):
+def closed(schema):
+    """`schema` as its producer uses it: every object that lists its properties and says
+    nothing of others (reached through properties/items) gets `additionalProperties:
+    false`, since a producer sends only the fields it knows. An object that types its
+    other properties (the envelope's extension attributes) stays as it is."""
+    if not isinstance(schema, dict):
+        return schema
+    schema = dict(schema)
+    if "properties" in schema and not {"additionalProperties", "unevaluatedProperties",
+                                       "patternProperties"} & schema.keys():
+        schema["additionalProperties"] = False
+    for keyword, named in FIXED_PLACE.items():
+        sub = schema.get(keyword)
+        if named and isinstance(sub, dict):
+            schema[keyword] = {name: closed(s) for name, s in sub.items()}
+        elif named and isinstance(sub, list):
+            schema[keyword] = [closed(s) for s in sub]
+        elif not named and sub is not None:
+            schema[keyword] = closed(sub)
+    return schema
+
+
+def accepts(sent, reader):
+    """Whether `reader` accepts every event its producer `sent` (a closed schema) may
+    send: True, False, or an "undecided" message."""
     import jsoncompat
 
+    sent, reader = json.loads(json.dumps(sent)), json.loads(json.dumps(reader))
+    drop_shared(sent, reader)
+    try:
+        return jsoncompat.check_compat(json.dumps(sent), json.dumps(reader), jsoncompat.Role.DESERIALIZER)
+    except ValueError as error:
+        return f"undecided ({error})"
+
+
+def event_verdict(old_path, new_path):
     if not new_path.exists():
         return "FAILED: no schema at HEAD (the baseline sends this event)"
     old, new = json.loads(old_path.read_text()), json.loads(new_path.read_text())
@@ -111,12 +155,15 @@ def event_verdict(old_path, new_path):
     patterns = list(changed_patterns(old, new))
     if patterns:
         return f"FAILED: pattern changed at {', '.join(patterns)} (not compared by the tool: review it)"
-    drop_shared_multiple_of(old, new)
-    try:
-        compatible = jsoncompat.check_compat(json.dumps(old), json.dumps(new), jsoncompat.Role.DESERIALIZER)
-    except ValueError as error:
-        return f"FAILED: undecided ({error})"
-    return "ok" if compatible else "FAILED: accepts less than the baseline's schema"
+    for sent, reader, fault in (
+        (closed(old), new, "HEAD's schema refuses events the baseline sends"),
+        (closed(new), old, "the baseline's schema refuses events HEAD sends (a field removed "
+                           "or added while the baseline's schema is closed?)"),
+    ):
+        verdict = accepts(sent, reader)
+        if verdict is not True:
+            return f"FAILED: {verdict}" if isinstance(verdict, str) else f"FAILED: {fault}"
+    return "ok"
 
 
 def events(base_dir, head_dir, exceptions):
