@@ -1,7 +1,12 @@
 //! Per-endpoint metrics of a balancer: calls by outcome, the latency
-//! estimate, ejections. Each series carries `dependency` and `endpoint`.
+//! estimate, ejections. Each series carries `dependency` and `endpoint`;
+//! an endpoint that discovery dropped has its series removed, so that the
+//! replicas a Kubernetes Deployment replaces over weeks (each a new pod
+//! address) do not pile up as series no one will report again.
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -30,6 +35,9 @@ pub struct BalancerMetrics {
     calls: Family<CallLabels, Counter>,
     ewma: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
     ejections: Family<EndpointLabels, Counter>,
+    /// The `outcome` labels used so far (a handful), to find an endpoint's
+    /// call series when it leaves.
+    outcomes: Arc<Mutex<HashSet<&'static str>>>,
 }
 
 impl BalancerMetrics {
@@ -61,6 +69,10 @@ impl BalancerMetrics {
         ewma: f64,
     ) {
         let endpoint = endpoint.to_owned();
+        self.outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(outcome);
         self.calls
             .get_or_create(&CallLabels {
                 dependency,
@@ -83,5 +95,30 @@ impl BalancerMetrics {
                 endpoint: endpoint.to_owned(),
             })
             .inc();
+    }
+
+    /// Removes every series of `endpoint`, which discovery dropped.
+    pub(crate) fn left(&self, dependency: &'static str, endpoint: &str) {
+        let outcomes: Vec<&'static str> = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        let endpoint = endpoint.to_owned();
+        for outcome in outcomes {
+            self.calls.remove(&CallLabels {
+                dependency,
+                endpoint: endpoint.clone(),
+                outcome,
+            });
+        }
+        let labels = EndpointLabels {
+            dependency,
+            endpoint,
+        };
+        self.ewma.remove(&labels);
+        self.ejections.remove(&labels);
     }
 }

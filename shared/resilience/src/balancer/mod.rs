@@ -199,6 +199,9 @@ impl Balancer {
                 endpoint = gone.url(),
                 "endpoint left"
             );
+            if let Some(metrics) = &self.metrics {
+                metrics.left(self.name, gone.url());
+            }
         }
         *endpoints = next;
     }
@@ -322,7 +325,10 @@ impl Balancer {
             }
         }
         let outlier = endpoint.finished(took, verdict, now, &self.config.outlier);
-        if let Some(metrics) = &self.metrics {
+        // A call that ends after its endpoint left reports to nothing: its
+        // series are gone and stay gone.
+        let current = self.current().iter().any(|e| Arc::ptr_eq(e, &endpoint));
+        if let Some(metrics) = self.metrics.as_ref().filter(|_| current) {
             metrics.call(
                 self.name,
                 endpoint.url(),

@@ -493,3 +493,32 @@ fn a_revived_endpoint_starts_at_the_others_estimate_not_its_last() {
     let counts = share(&balancer, 60);
     assert!(counts.get(&gone).copied().unwrap_or(0) >= 5, "{counts:?}");
 }
+
+#[test]
+fn an_endpoint_that_left_has_its_series_removed_and_its_late_calls_report_nothing() {
+    let mut registry = shared_http::metrics::Registry::default();
+    let metrics = BalancerMetrics::register(&mut registry);
+    let balancer = two_taking_turns(5).0.with_metrics(metrics);
+    let [gone, stays] = [urls(2)[0].clone(), urls(2)[1].clone()];
+    share(&balancer, 4);
+    call_at(&balancer, &gone, FAST, Verdict::Failure);
+    let text = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        text
+    };
+    assert!(text().contains(&format!(r#"endpoint="{gone}""#)));
+    // A call on its way when the endpoint leaves.
+    let others: Vec<Arc<Endpoint>> = balancer
+        .current()
+        .into_iter()
+        .filter(|e| e.url() != gone)
+        .collect();
+    let late = balancer.pick(&others).expect("the endpoint leaving");
+    balancer.set_endpoints(std::slice::from_ref(&stays));
+    let after = text();
+    assert!(!after.contains(&format!(r#"endpoint="{gone}""#)), "{after}");
+    assert!(after.contains(&format!(r#"endpoint="{stays}""#)), "{after}");
+    balancer.finish(late, FAST, Verdict::Success, "test");
+    assert!(!text().contains(&format!(r#"endpoint="{gone}""#)));
+}
