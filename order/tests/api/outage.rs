@@ -252,11 +252,20 @@ async fn holding_orders(client: &TestClient) -> std::collections::HashSet<String
     }
 }
 
-/// Stock is conserved: what C003 lost since `initial` is what the orders
-/// holding it took, one each; and each order answered 201 is one of them. An
-/// order answered 503 whose saga had already gone past its reservation is
-/// completed by recovery: its answer was lost, its stock is not.
+/// Every order answered 201 (`placed`) is readable, and stock is conserved:
+/// what C003 lost since `initial` is what the orders holding it took, one
+/// each; and each order answered 201 is one of them. An order answered 503
+/// whose saga had already gone past its reservation is completed by
+/// recovery: its answer was lost, its stock is not.
 async fn assert_conserved(stack: &Stack, initial: i64, placed: &[String]) {
+    for id in placed {
+        stack
+            .order
+            .client
+            .get(&format!("/orders/{id}"))
+            .await
+            .assert_status(200);
+    }
     eventually(
         "stock to be conserved",
         Duration::from_secs(20),
@@ -325,14 +334,6 @@ async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
         restocked_from + restocked,
         "each restock landed once"
     );
-    for id in &load.placed {
-        stack
-            .order
-            .client
-            .get(&format!("/orders/{id}"))
-            .await
-            .assert_status(200);
-    }
     assert_conserved(&stack, initial, &load.placed).await;
 }
 
@@ -377,14 +378,6 @@ async fn a_five_second_outage_under_a_steady_order_load_is_503s_and_orders_resum
         failed.iter().all(|(status, _)| *status == 503),
         "only 503s with Retry-After: {failed:?}"
     );
-    for id in &load.placed {
-        stack
-            .order
-            .client
-            .get(&format!("/orders/{id}"))
-            .await
-            .assert_status(200);
-    }
     assert_conserved(&stack, initial, &load.placed).await;
     // No order is left pending once recovery has run (every half TTL).
     eventually(
