@@ -215,7 +215,11 @@ async fn restock_load(client: &TestClient, load: &std::cell::RefCell<Load>) {
     let body = json!({"delta": 1, "reason": "restock"});
     while !load.borrow().stop {
         let res = client.post_json("/items/C001/stock", &body).await;
-        load.borrow_mut().restocks.push(res.status.as_u16());
+        let mut status = res.status.as_u16();
+        if status == 503 && res.header("retry-after").is_none() {
+            status = 500;
+        }
+        load.borrow_mut().restocks.push(status);
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -327,12 +331,24 @@ async fn a_database_restart_under_a_steady_order_load_is_never_a_500() {
     );
     // Each statement that met the restart ran again on a fresh connection.
     assert!(failed.is_empty(), "no order failed: {by_code:?}");
-    assert_eq!(restocks_failed, 0, "no restock failed");
-    let restocked = i64::try_from(load.restocks.len()).expect("a count");
-    assert_eq!(
-        stack.stock("C001").await,
-        restocked_from + restocked,
-        "each restock landed once"
+    // Restocks go one at a time and have no saga: the one whose COMMIT was
+    // on its way when the server went down, if one was, has an unknown
+    // outcome and is answered 503 (never run again blindly). No other fails.
+    assert!(
+        load.restocks.iter().all(|s| *s == 200 || *s == 503),
+        "only 200s and 503s with Retry-After: {:?}",
+        load.restocks
+    );
+    assert!(
+        restocks_failed <= 1,
+        "at most the restock caught mid-commit failed"
+    );
+    let landed = stack.stock("C001").await - restocked_from;
+    let ok = i64::try_from(load.restocks.len() - restocks_failed).expect("a count");
+    let unknown = i64::try_from(restocks_failed).expect("a count");
+    assert!(
+        (ok..=ok + unknown).contains(&landed),
+        "each restock answered 200 landed once, the unknown one at most once: {landed} landed of {ok} + {unknown}"
     );
     assert_conserved(&stack, initial, &load.placed).await;
 }
