@@ -275,6 +275,23 @@ fi
 
 phase "start the stack"
 run_compose up -d
+# Every address the network can lease must be one a container can be reached at: podman
+# 4.x leases up to the last address of ip_range, so a range ending at the network's
+# broadcast address once gave pricing 172.28.0.255 and left it unreachable.
+network_leases_usable() {
+  [ "$engine" = podman ] || return 0
+  podman network inspect "${project}_default" | python3 -c '
+import ipaddress, json, sys
+for net in json.load(sys.stdin):
+    for sub in net["subnets"]:
+        subnet = ipaddress.ip_network(sub["subnet"])
+        last = sub.get("lease_range", {}).get("end_ip")
+        if last and ipaddress.ip_address(last) >= subnet.broadcast_address:
+            sys.exit(f"leases run to {last}, the broadcast address of {subnet}")
+'
+}
+network_leases_usable || fail "the compose network can hand a container an unusable address (docker-compose.yml ip_range)"
+ok "the compose network leases only usable addresses"
 
 # Every service ready, every container's own health check passing.
 wait_stack() {
