@@ -143,6 +143,12 @@ fn url_list(env: &Env, name: &str, default: &str) -> Result<String, ConfigError>
             format!("{bad}: expected an http:// or https:// URL"),
         ));
     }
+    if let Some((url, why)) = urls
+        .iter()
+        .find_map(|url| discovery::refusal(url).map(|why| (url, why)))
+    {
+        return Err(ConfigError::new(name, &raw, format!("{url}: {why}")));
+    }
     Ok(urls.join(","))
 }
 
@@ -181,13 +187,13 @@ mod tests {
     fn dependencies_take_lists_and_a_balancer() {
         let env = Env::from_pairs([
             ("INVENTORY_URL", "http://a:7001/, http://b:7001"),
-            ("PRICING_URL", "http://pricing:7003"),
+            ("PRICING_URL", "http://_http._tcp.pricing.shop.svc/"),
             ("LOAD_BALANCER", "round_robin"),
             ("DISCOVERY_REFRESH_MS", "250"),
         ]);
         let config = Config::from(&env).expect("valid");
         assert_eq!(config.inventory_url, "http://a:7001,http://b:7001");
-        assert_eq!(config.pricing_url, "http://pricing:7003");
+        assert_eq!(config.pricing_url, "http://_http._tcp.pricing.shop.svc");
         assert_eq!(config.calls.balancing.strategy, Strategy::RoundRobin);
         assert_eq!(config.calls.balancing.refresh, Duration::from_millis(250));
     }
@@ -199,6 +205,7 @@ mod tests {
             ("PRICING_URL", "ftp://x"),
             ("INVENTORY_URL", "http://a:7001,b:7001"),
             ("PRICING_URL", " , "),
+            ("INVENTORY_URL", "http://_http._tcp.inventory:7001"),
             ("LOAD_BALANCER", "random"),
             ("DISCOVERY_REFRESH_MS", "0"),
             ("DISCOVERY_REFRESH_MS", "often"),

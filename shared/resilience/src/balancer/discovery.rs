@@ -1,14 +1,28 @@
 //! Where a dependency's endpoints are: a list of base URLs, each host name
-//! in it resolved (A/AAAA) to as many endpoints as it has addresses.
+//! in it resolved to as many endpoints as it has addresses.
 //!
-//! A name with one address, or only loopback ones (`localhost`), stays one
-//! endpoint with its URL as given, as before; so does an `https` URL (its
-//! certificate names the host, not an address). A name that does not
-//! resolve right now keeps the endpoints it had.
+//! - `http://inventory:7001`: the name's A/AAAA records, through the
+//!   system's own lookup (as any other connection's). A name with one
+//!   address, or only loopback ones (`localhost`), stays one endpoint with
+//!   its URL as given, as before; so does an `https` URL (its certificate
+//!   names the host, not an address).
+//! - `http://_http._tcp.inventory`: a service name (its first label starts
+//!   with `_`, and no port) is looked up as SRV records, with the system's
+//!   resolver settings (name servers, search domains): one endpoint per
+//!   address of each target of the lowest priority, at that record's port.
+//!   A Kubernetes headless Service publishes `_<port name>._tcp.<service>`
+//!   for each named port. The records of higher priorities are backups and
+//!   are not called; weights are not used (the balancer weighs endpoints by
+//!   their latency and load instead).
+//!
+//! A name that does not resolve right now keeps the endpoints it had.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::proto::rr::RData;
 
 use super::Balancer;
 
@@ -22,11 +36,37 @@ pub fn base_urls(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Why `url` cannot be a dependency's base URL as far as discovery goes:
+/// a service name takes its ports from its SRV records.
+pub fn refusal(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let service = authority.starts_with('_');
+    if service && url.starts_with("https://") {
+        return Some("a service name (SRV records) is spread over addresses: use http://");
+    }
+    if service && authority.contains(':') {
+        return Some("a service name takes its ports from its SRV records: leave the port out");
+    }
+    None
+}
+
+/// How a host's addresses are found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lookup {
+    /// A/AAAA records, the port given in the URL (or 80).
+    Host(u16),
+    /// SRV records, which give the ports too.
+    Service,
+}
+
 /// A base URL taken apart as far as resolution needs.
 struct Target<'a> {
     url: &'a str,
     host: &'a str,
-    port: u16,
+    lookup: Lookup,
     path: &'a str,
 }
 
@@ -37,9 +77,10 @@ fn parse(url: &str) -> Option<Target<'_>> {
     if authority.contains('@') || authority.starts_with('[') {
         return None;
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().ok()?),
-        None => (authority, 80),
+    let (host, lookup) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Lookup::Host(port.parse().ok()?)),
+        None if authority.starts_with('_') => (authority, Lookup::Service),
+        None => (authority, Lookup::Host(80)),
     };
     if host.is_empty() || host.parse::<IpAddr>().is_ok() {
         return None;
@@ -47,7 +88,7 @@ fn parse(url: &str) -> Option<Target<'_>> {
     Some(Target {
         url,
         host,
-        port,
+        lookup,
         path,
     })
 }
@@ -57,33 +98,104 @@ pub fn has_names(urls: &[String]) -> bool {
     urls.iter().any(|url| parse(url).is_some())
 }
 
+/// The resolver that looks up service names (SRV) and their targets.
+#[derive(Clone)]
+pub struct Dns(Option<TokioResolver>);
+
+impl Dns {
+    /// The system's settings (`/etc/resolv.conf`); without them service
+    /// names do not resolve (host names still do).
+    pub fn system() -> Self {
+        match TokioResolver::builder_tokio().and_then(|builder| builder.build()) {
+            Ok(resolver) => Self(Some(resolver)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no resolver settings for SRV lookups");
+                Self(None)
+            }
+        }
+    }
+
+    /// The addresses and ports of the lowest-priority targets of the SRV
+    /// records of `name`; `None` when there are none now.
+    async fn service(&self, name: &str) -> Option<Vec<SocketAddr>> {
+        let Some(resolver) = &self.0 else {
+            tracing::warn!(
+                name,
+                "no resolver settings (resolv.conf): a service name cannot be looked up"
+            );
+            return None;
+        };
+        let lookup = match resolver.srv_lookup(name).await {
+            Ok(lookup) => lookup,
+            Err(e) => {
+                tracing::warn!(name, error = %e, "could not look up a dependency's SRV records");
+                return None;
+            }
+        };
+        let records: Vec<_> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::SRV(srv) if !srv.target.is_root() => Some(srv),
+                _ => None,
+            })
+            .collect();
+        let first = records.iter().map(|srv| srv.priority).min()?;
+        let mut addresses = Vec::new();
+        for srv in records.iter().filter(|srv| srv.priority == first) {
+            match resolver.lookup_ip(srv.target.clone()).await {
+                Ok(ips) => addresses.extend(ips.iter().map(|ip| SocketAddr::new(ip, srv.port))),
+                Err(e) => {
+                    tracing::warn!(name, target = %srv.target, error = %e, "an SRV target has no address");
+                }
+            }
+        }
+        (!addresses.is_empty()).then_some(addresses)
+    }
+}
+
+/// The addresses of `host` at `port` through the system's lookup.
+async fn host_addresses(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => Some(addresses.collect()),
+        Err(e) => {
+            tracing::warn!(host, error = %e, "could not resolve a dependency's host");
+            None
+        }
+    }
+}
+
 /// The endpoints of `urls` now; `None` when a name could not be resolved.
-pub async fn resolve(urls: &[String]) -> Option<Vec<String>> {
+pub async fn resolve(urls: &[String], dns: &Dns) -> Option<Vec<String>> {
     let mut endpoints = Vec::new();
     for url in urls {
         let Some(target) = parse(url) else {
             endpoints.push(url.clone());
             continue;
         };
-        let addresses = match tokio::net::lookup_host((target.host, target.port)).await {
-            Ok(addresses) => addresses.collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::warn!(host = target.host, error = %e, "could not resolve a dependency's host");
-                return None;
-            }
+        let found = match target.lookup {
+            Lookup::Host(port) => expand(&target, host_addresses(target.host, port).await?),
+            Lookup::Service => at_each(&target, dns.service(target.host).await?),
         };
-        endpoints.extend(expand(&target, addresses));
+        endpoints.extend(found);
     }
     Some(endpoints)
 }
 
 /// One URL per address, or the URL as given (one address, or loopback only).
-fn expand(target: &Target<'_>, mut addresses: Vec<SocketAddr>) -> Vec<String> {
-    addresses.sort_unstable();
-    addresses.dedup();
-    if addresses.len() <= 1 || addresses.iter().all(|a| a.ip().is_loopback()) {
+fn expand(target: &Target<'_>, addresses: Vec<SocketAddr>) -> Vec<String> {
+    let loopback_only = addresses.iter().all(|a| a.ip().is_loopback());
+    let endpoints = at_each(target, addresses);
+    if endpoints.len() <= 1 || loopback_only {
         return vec![target.url.to_owned()];
     }
+    endpoints
+}
+
+/// One URL per address, in order.
+fn at_each(target: &Target<'_>, mut addresses: Vec<SocketAddr>) -> Vec<String> {
+    addresses.sort_unstable();
+    addresses.dedup();
     addresses
         .iter()
         .map(|address| format!("http://{address}{}", target.path))
@@ -95,17 +207,21 @@ fn expand(target: &Target<'_>, mut addresses: Vec<SocketAddr>) -> Vec<String> {
 /// the first answer it calls the URLs as given). Does nothing when there is
 /// no name to resolve.
 pub fn spawn(balancer: &Arc<Balancer>, urls: Vec<String>) {
+    spawn_with(balancer, urls, Dns::system);
+}
+
+fn spawn_with(balancer: &Arc<Balancer>, urls: Vec<String>, dns: impl FnOnce() -> Dns + 'static) {
     if !has_names(&urls) {
         return;
     }
     let every = balancer.config().refresh;
     let balancer = Arc::downgrade(balancer);
-    actix_web::rt::spawn(refresh(balancer, urls, every));
+    actix_web::rt::spawn(async move { refresh(balancer, urls, dns(), every).await });
 }
 
-async fn refresh(balancer: Weak<Balancer>, urls: Vec<String>, every: Duration) {
+async fn refresh(balancer: Weak<Balancer>, urls: Vec<String>, dns: Dns, every: Duration) {
     loop {
-        let found = resolve(&urls).await;
+        let found = resolve(&urls, &dns).await;
         let Some(alive) = balancer.upgrade() else {
             return;
         };
@@ -116,6 +232,10 @@ async fn refresh(balancer: Weak<Balancer>, urls: Vec<String>, every: Duration) {
         actix_web::rt::time::sleep(every).await;
     }
 }
+
+#[cfg(test)]
+#[path = "dns_tests.rs"]
+mod dns_tests;
 
 #[cfg(test)]
 mod tests {
@@ -182,9 +302,9 @@ mod tests {
             "http://localhost:7001".to_owned(),
             "http://127.0.0.1:1".to_owned(),
         ];
-        assert_eq!(resolve(&urls).await, Some(urls.clone()));
+        assert_eq!(resolve(&urls, &Dns(None)).await, Some(urls.clone()));
         let unknown = vec!["http://no-such-host.invalid:7001".to_owned()];
-        assert_eq!(resolve(&unknown).await, None);
+        assert_eq!(resolve(&unknown, &Dns(None)).await, None);
     }
 
     #[actix_web::test]
