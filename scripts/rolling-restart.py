@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
 """A rolling restart under a steady order rate drops nothing.
 
-Two replicas each of inventory, pricing and order on one PostgreSQL (a database per
-service, shared by its replicas) and one JetStream nats-server; each order replica's
-INVENTORY_URL and PRICING_URL list both replicas of each (its balancer ejects an endpoint
-it cannot reach and probes it back). The client sends orders at a steady rate to the order
-replicas in turn, through a balancer of its own: it sends only to replicas whose
-/health/ready answers 200 (polled every 100 ms, so a draining replica gets no new orders),
-and an order whose connection was refused goes to the other replica (it never reached a
-server; every order carries an Idempotency-Key, so a dropped connection is retried too).
+Two replicas each of identity, inventory, pricing and order on one PostgreSQL (a database
+per service, shared by its replicas) and one JetStream nats-server, with access control on
+(AUTH_REQUIRED): customers sign in at identity and order with their tokens, order calls
+inventory with a token of its own (client credentials), every service verifies tokens with
+identity's published keys. Identity's replicas sit behind one address, as behind a
+Kubernetes Service: a forwarder on one port that hands each new connection to a replica
+whose /health/ready answers 200, in turn (kube-proxy's part); that address is the issuer
+every service trusts. The two identity replicas share the signing key (the development key
+that the first generates into their shared DATA_DIR). Each order replica's INVENTORY_URL and
+PRICING_URL list both replicas of each (its balancer ejects an endpoint it cannot reach and
+probes it back). The client sends orders at a steady rate to the order replicas in turn,
+through a balancer of its own: it sends only to replicas whose /health/ready answers 200
+(polled every 100 ms, so a draining replica gets no new orders), and an order whose
+connection was refused goes to the other replica (it never reached a server; every order
+carries an Idempotency-Key, so a dropped connection is retried too). Beside the orders,
+customers sign in through the identity address, two a second.
 
-Meanwhile every replica is restarted one at a time, inventory's, then pricing's, then
-order's: SIGTERM, wait for it to exit (its drain), start the new binary on the same port,
-wait until it is ready and both order replicas have it back in rotation (for inventory and
-pricing). Then:
+Meanwhile every replica is restarted one at a time, identity's, inventory's, pricing's,
+then order's: SIGTERM, wait for it to exit (its drain), start the new binary on the same
+port, wait until it is ready and back in rotation (the forwarder's, for identity; both order
+replicas', for inventory and pricing). Then:
 
-  failed      orders not answered 201 (or 200, a replay)
+  failed      orders not answered 201 (or 200, a replay), sign-ins not answered 200
   oversold    per sku, stock now + units held by confirmed and pending_pricing orders
               differs from the stock before the run
   unreadable  an order answered 201 that GET /orders/{id} does not return, or returns with
@@ -32,6 +40,7 @@ ROLLING_RATE (orders a second, default 10), ROLLING_KEEP=1 (keep the logs), NATS
 Needs DATABASE_SERVER_URL (scripts/with-postgres.sh sets it) and psql.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -52,7 +61,11 @@ import stack  # noqa: E402
 
 SKUS = ["A001", "A002", "B001", "C001", "C002"]
 RESTOCK = 5000
-SERVICES = ("inventory", "pricing", "order")
+SERVICES = ("identity", "inventory", "pricing", "order")
+CUSTOMERS = 13
+PASSWORD = "rolling-restart-password"
+OPERATOR = {"email": "operator@rolling.example", "password": "rolling-operator-password", "name": "Operator"}
+ORDER_CLIENT = {"client_id": "order", "client_secret": "rolling-order-secret", "scopes": ["inventory:reserve"]}
 HELD = ("confirmed", "pending_pricing")
 
 
@@ -131,6 +144,7 @@ class Shop:
         self.server = database_server.rstrip("/").rsplit("/", 1)[0]
         self.nats_url = nats_url
         self.replicas = {}
+        self.identity = None
 
     def database(self, service, replica=None):
         name = f"rolling_{self.label.replace('-', '_')}_{service}"
@@ -138,7 +152,7 @@ class Shop:
 
     def create(self):
         common = {"NATS_URL": self.nats_url, "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
-                  "CHAOS_DELAY_RATE": "0", "CHAOS_FAILURE_RATE": "0"}
+                  "CHAOS_DELAY_RATE": "0", "CHAOS_FAILURE_RATE": "0", "AUTH_REQUIRED": "true"}
         for service in SERVICES:
             name = self.database(service).rsplit("/", 1)[1]
             subprocess.run(["psql", "-q", "-d", f"{self.server}/postgres", "-c", f"CREATE DATABASE {name}"],
@@ -146,11 +160,21 @@ class Shop:
             self.replicas[service] = [
                 Replica(service, i, dict(common, DATABASE_URL=self.database(service, f"{service}-{i}")), self.work)
                 for i in range(2)]
+        self.identity = Forwarder(self.replicas["identity"])
+        for replica in self.all():
+            replica.env["AUTH_ISSUER"] = self.identity.url
+        for replica in self.replicas["identity"]:
+            replica.env.update(IDENTITY_ISSUER=self.identity.url, DATA_DIR=os.path.join(self.work, "identity"),
+                               IDENTITY_CLIENTS=json.dumps([ORDER_CLIENT]), IDENTITY_OPERATORS=OPERATOR["email"],
+                               IDENTITY_ACCOUNTS=json.dumps([OPERATOR]))
         urls = {s: ",".join(r.url for r in self.replicas[s]) for s in ("inventory", "pricing")}
         for replica in self.replicas["order"]:
-            replica.env.update(INVENTORY_URL=urls["inventory"], PRICING_URL=urls["pricing"])
+            replica.env.update(INVENTORY_URL=urls["inventory"], PRICING_URL=urls["pricing"],
+                               AUTH_CLIENT_ID=ORDER_CLIENT["client_id"],
+                               AUTH_CLIENT_SECRET=ORDER_CLIENT["client_secret"])
 
     def start(self, bin_dir):
+        self.identity.start()
         for service in SERVICES:
             for replica in self.replicas[service]:
                 replica.start(bin_dir)
@@ -161,6 +185,8 @@ class Shop:
     def stop(self):
         for replica in self.all():
             replica.stop()
+        if self.identity is not None:
+            self.identity.stop()
 
     def in_rotation(self, replica):
         """Whether both order replicas list REPLICA's URL as an active endpoint, breaker closed."""
@@ -184,42 +210,140 @@ class Shop:
         return True
 
 
-class Client:
-    """Orders at a steady rate, to the ready order replicas in turn."""
+class Readiness:
+    """Which replicas answer /health/ready with 200, polled every 100 ms."""
 
-    def __init__(self, orders, rate):
-        self.orders, self.rate = orders, rate
-        self.ready = {r.url: True for r in orders}
-        self.lock = threading.Lock()
-        self.placed = []  # (order_id, status, items)
-        self.failed = []  # (what, status, detail)
-        self.redirected = 0
-        self.latencies = []
-        self.turn = 0
+    def __init__(self, replicas):
+        self.replicas = replicas
+        self.ready = {r.url: True for r in replicas}
+        self.turns = itertools.count()
         self.running = True
+        self.thread = threading.Thread(target=self.watch, daemon=True)
 
     def watch(self):
         while self.running:
-            for replica in self.orders:
+            for replica in self.replicas:
                 self.ready[replica.url] = http("GET", replica.url + "/health/ready", timeout=1)[0] == 200
             time.sleep(0.1)
 
-    def targets(self):
-        with self.lock:
-            self.turn += 1
-            turn = self.turn
-        ordered = self.orders[turn % 2:] + self.orders[:turn % 2]
+    def next_turn(self):
+        """Every replica, starting one further than last time, the ready ones first."""
+        turn = next(self.turns) % len(self.replicas)
+        ordered = self.replicas[turn:] + self.replicas[:turn]
         return [r for r in ordered if self.ready[r.url]] + [r for r in ordered if not self.ready[r.url]]
+
+    def stop(self):
+        self.running = False
+        if self.thread.is_alive():
+            self.thread.join()
+
+
+class Forwarder:
+    """One address for a service's replicas, as a Kubernetes Service gives: each new
+    connection goes to a ready replica, in turn (or the next, if that one refuses it)."""
+
+    def __init__(self, replicas):
+        self.readiness = Readiness(replicas)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def start(self):
+        self.readiness.thread.start()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while self.readiness.running:
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self.forward, args=(conn,), daemon=True).start()
+
+    def forward(self, conn):
+        conn.settimeout(None)
+        for replica in self.readiness.next_turn():
+            try:
+                upstream = socket.create_connection(("127.0.0.1", replica.port), timeout=2)
+                break
+            except OSError:
+                continue
+        else:
+            conn.close()
+            return
+        upstream.settimeout(None)
+        back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
+        back.start()
+        pump(conn, upstream)
+        back.join()
+        upstream.close()
+        conn.close()
+
+    def stop(self):
+        self.readiness.stop()
+        self.listener.close()
+
+
+def pump(source, sink):
+    """Copies SOURCE to SINK until SOURCE ends, then ends SINK's writing side."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    try:
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def sign_in(identity, email, password):
+    status, answer = http("POST", identity + "/sessions", {"email": email, "password": password})
+    if status != 200:
+        raise stack.StackError(f"sign-in of {email}: HTTP {status} {answer}")
+    return answer["access_token"]
+
+
+def customers(identity, label):
+    """CUSTOMERS new accounts, signed in: [(email, token)]."""
+    signed_in = []
+    for i in range(CUSTOMERS):
+        email = f"customer-{i}@{label}.rolling.example"
+        status, answer = http("POST", identity + "/accounts", {"email": email, "password": PASSWORD, "name": f"Customer {i}"})
+        if status != 201:
+            raise stack.StackError(f"sign-up of {email}: HTTP {status} {answer}")
+        signed_in.append((email, sign_in(identity, email, PASSWORD)))
+    return signed_in
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Client:
+    """Orders at a steady rate, to the ready order replicas in turn, each by one of the
+    customers; and sign-ins through identity's address, two a second."""
+
+    def __init__(self, orders, rate, customers, identity):
+        self.rate, self.customers, self.identity = rate, customers, identity
+        self.readiness = Readiness(orders)
+        self.lock = threading.Lock()
+        self.placed = []  # (order_id, status, items, customer)
+        self.failed = []  # (what, status, detail)
+        self.redirected = 0
+        self.sign_ins = 0
+        self.latencies = []
+        self.running = True
 
     def one(self, n):
         sku = SKUS[n % len(SKUS)]
         items = [{"sku": sku, "quantity": 1 + n % 2}]
-        body = {"customer_id": f"rolling-{n % 13}", "items": items}
-        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        customer = n % len(self.customers)
+        headers = dict(bearer(self.customers[customer][1]), **{"Idempotency-Key": str(uuid.uuid4())})
         started = time.monotonic()
         status, answer = 0, None
-        for replica in self.targets():
-            status, answer = http("POST", replica.url + "/orders", body, headers)
+        for replica in self.readiness.next_turn():
+            status, answer = http("POST", replica.url + "/orders", {"items": items}, headers)
             if status != 0:
                 break
             with self.lock:
@@ -227,20 +351,34 @@ class Client:
         with self.lock:
             self.latencies.append(time.monotonic() - started)
             if status in (200, 201) and isinstance(answer, dict):
-                self.placed.append((answer["order_id"], answer["status"], items))
+                self.placed.append((answer["order_id"], answer["status"], items, customer))
             else:
                 self.failed.append((f"order {n}", status, answer))
 
+    def sign_in_now_and_then(self):
+        n = 0
+        while self.running:
+            email = self.customers[n % len(self.customers)][0]
+            status, answer = http("POST", self.identity + "/sessions", {"email": email, "password": PASSWORD})
+            with self.lock:
+                self.sign_ins += 1
+                if status != 200:
+                    self.failed.append((f"sign-in {n}", status, answer))
+            n += 1
+            time.sleep(0.5)
+
     def run(self):
-        watcher = threading.Thread(target=self.watch, daemon=True)
-        watcher.start()
+        self.readiness.thread.start()
+        signing_in = threading.Thread(target=self.sign_in_now_and_then, daemon=True)
+        signing_in.start()
         with ThreadPoolExecutor(16) as pool:
             n, started = 0, time.monotonic()
             while self.running:
                 pool.submit(self.one, n)
                 n += 1
                 time.sleep(max(0.0, started + n / self.rate - time.monotonic()))
-        watcher.join()
+        signing_in.join()
+        self.readiness.stop()
         self.sent = n
 
 
@@ -259,6 +397,15 @@ def stock(shop):
     return {sku: http("GET", f"{inventory}/items/{sku}")[1]["stock"] for sku in SKUS}
 
 
+def restock(shop, token):
+    inventory = shop.replicas["inventory"][0].url
+    for sku in SKUS:
+        status, answer = http("POST", f"{inventory}/items/{sku}/stock", {"delta": RESTOCK, "reason": "rolling restart"},
+                              bearer(token))
+        if status != 200:
+            raise stack.StackError(f"restock of {sku}: HTTP {status} {answer}")
+
+
 def restart_all(shop, client, to_dir):
     """Every replica in turn; one row per replica (name, exit s, ready s, back s)."""
     limit = int(os.environ.get("SHUTDOWN_TIMEOUT_MS", "20000")) / 1000 + 6
@@ -269,7 +416,9 @@ def restart_all(shop, client, to_dir):
         replica.start(to_dir)
         ready = time.monotonic() - started
         if replica.service == "order":
-            back = wait_for(lambda: client.ready[replica.url], 10)
+            back = wait_for(lambda: client.readiness.ready[replica.url], 10)
+        elif replica.service == "identity":
+            back = wait_for(lambda: shop.identity.readiness.ready[replica.url], 10)
         else:
             back = wait_for(lambda: shop.in_rotation(replica), 15)
         rows.append((replica.name, exited, ready, back))
@@ -288,8 +437,9 @@ def check(shop, client, initial):
     orders = shop.replicas["order"]
     held = {sku: 0 for sku in SKUS}
     unreadable = []
-    for i, (order_id, status, items) in enumerate(client.placed):
-        got, body = http("GET", f"{orders[i % 2].url}/orders/{order_id}")
+    for i, (order_id, status, items, customer) in enumerate(client.placed):
+        token = client.customers[customer][1]
+        got, body = http("GET", f"{orders[i % 2].url}/orders/{order_id}", headers=bearer(token))
         now = body.get("status") if got == 200 and isinstance(body, dict) else None
         if now is None or (now != status and status != "pending_pricing"):
             unreadable.append((order_id, status, got, now))
@@ -322,11 +472,12 @@ def run(label, from_dir, to_dir, database_server, rate):
         stack.listening("nats-server", nats_port, nats, nats_log)
         shop.create()
         shop.start(from_dir)
-        inventory = shop.replicas["inventory"][0].url
-        for sku in SKUS:
-            http("POST", f"{inventory}/items/{sku}/stock", {"delta": RESTOCK, "reason": "rolling restart"})
+        anonymous = http("POST", shop.replicas["order"][0].url + "/orders", {"items": [{"sku": SKUS[0], "quantity": 1}]})
+        if anonymous[0] != 401:
+            raise stack.StackError(f"access control is not on: an anonymous order got HTTP {anonymous[0]}")
+        restock(shop, sign_in(shop.identity.url, OPERATOR["email"], OPERATOR["password"]))
         initial = stock(shop)
-        client = Client(shop.replicas["order"], rate)
+        client = Client(shop.replicas["order"], rate, customers(shop.identity.url, label), shop.identity.url)
         load = threading.Thread(target=client.run)
         started = time.monotonic()
         load.start()
@@ -338,6 +489,7 @@ def run(label, from_dir, to_dir, database_server, rate):
         seconds = time.monotonic() - started
         unreadable, oversold, held = check(shop, client, initial)
         return dict(label=label, sent=client.sent, placed=len(client.placed), failed=client.failed,
+                    sign_ins=client.sign_ins,
                     redirected=client.redirected, absorbed=refused_calls(work), seconds=seconds,
                     restarts=restarts, unreadable=unreadable, oversold=oversold, latencies=sorted(client.latencies), held=sum(held.values()))
     finally:
@@ -350,14 +502,15 @@ def run(label, from_dir, to_dir, database_server, rate):
 
 
 def report(results):
-    print("\nrun              orders  placed  failed  redirected  order retried  oversold  unreadable  slow exits"
-          "  p50/p99 ms  s")
+    print("\nrun              orders  placed  sign-ins  failed  redirected  order retried  oversold  unreadable"
+          "  slow exits  p50/p99 ms  s")
     bad = False
     for r in results:
         slow = sum(1 for _, exited, _, back in r["restarts"] if exited is None or back is None)
         lat = r["latencies"] or [0]
         p50, p99 = lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-        print(f"{r['label']:<16} {r['sent']:>6}  {r['placed']:>6}  {len(r['failed']):>6}  {r['redirected']:>10}  "
+        print(f"{r['label']:<16} {r['sent']:>6}  {r['placed']:>6}  {r['sign_ins']:>8}  {len(r['failed']):>6}  "
+              f"{r['redirected']:>10}  "
               f"{r['absorbed']:>13}  {len(r['oversold']):>8}  {len(r['unreadable']):>10}  {slow:>10}  {p50:>4.0f}/{p99:<5.0f}  "
               f"{r['seconds']:.0f}")
         for what, status, detail in r["failed"][:10]:

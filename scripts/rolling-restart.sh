@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A rolling restart drops nothing (scripts/rolling-restart.py, on a throwaway PostgreSQL
-# cluster from scripts/with-postgres.sh): two replicas each of inventory, pricing and order
-# under a steady order rate, every replica restarted in turn. Twice: HEAD's binaries
+# cluster from scripts/with-postgres.sh): two replicas each of identity, inventory, pricing
+# and order, access control on, under a steady order rate and a trickle of sign-ins, every
+# replica restarted in turn. Twice: HEAD's binaries
 # replaced by HEAD's (a redeploy), then the last release's (compat/baseline, built once by
 # scripts/lib/baseline.sh into target/compat-baseline/) replaced by HEAD's: the real upgrade,
 # HEAD's migrations running while the baseline's replicas still serve. About a minute.
