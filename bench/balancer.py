@@ -19,7 +19,8 @@ in case 4 also the share the new replica took in the run's last third.
 Usage: python3 bench/balancer.py    (scripts/bench.sh --balancer builds first)
 Settings: BIN_DIR (default target/release), OHA (default .cache/oha/bin/oha),
 BALANCER_RATE (orders/s, default 200), BALANCER_SECONDS (per case, default 20),
-BENCH_PORT_BASE (27000; this run uses BASE+21..BASE+29).
+BENCH_PORT_BASE (27000; this run uses BASE+21..BASE+29). BALANCER_CPU_PAIRS=N measures
+only case 1's CPU per order with p2c against one endpoint each, in N pairs.
 """
 
 import http.client
@@ -70,6 +71,7 @@ class Shop:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="bench-balancer-")
         self.procs = {}
+        self.killed_ticks = 0
 
     def env(self, port, **extra):
         env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), RUST_LOG="warn", DATA_DIR=self.dir)
@@ -103,12 +105,14 @@ class Shop:
 
     def kill(self, index):
         proc = self.procs.pop(f"inventory-{index}")
+        self.killed_ticks += run.proc_ticks(proc.pid)
         proc.kill()
         proc.wait()
         run.PROCESSES.running.remove(proc)
 
-    def pids(self):
-        return [p.pid for p in self.procs.values()]
+    def ticks(self):
+        """CPU ticks of every process so far, the killed ones' up to their end."""
+        return sum(run.proc_ticks(p.pid) for p in self.procs.values()) + self.killed_ticks
 
 
 def chaos(index, settings):
@@ -136,7 +140,7 @@ def measure(shop, name, balancer, during=None):
     """One case: order started afresh, the load, what `during` does meanwhile."""
     shop.order(balancer)
     before = [reservations(p) for p in INVENTORY_PORTS]
-    ticks = sum(run.proc_ticks(pid) for pid in shop.pids())
+    ticks = shop.ticks()
     extra = {}
     worker = threading.Thread(target=during, args=(extra,)) if during else None
     if worker:
@@ -144,8 +148,10 @@ def measure(shop, name, balancer, during=None):
     out = steady()
     if worker:
         worker.join()
-    cpu = (sum(run.proc_ticks(pid) for pid in shop.pids()) - ticks) / run.TICK
+    cpu = (shop.ticks() - ticks) / run.TICK
     after = [reservations(p) for p in INVENTORY_PORTS]
+    # A killed replica's calls: those it answered before it died, then its successor's.
+    after[2] += extra.pop("killed_replica_calls", 0)
     total = out["orders"] + out["non_2xx"]
     row = {"case": name, "balancer": balancer, "placed_pct": round(100 * out["orders"] / total, 2) if total else 0.0,
            "p50_ms": out["p50_ms"], "p99_ms": out["p99_ms"], "shares_pct": shares(before, after),
@@ -160,6 +166,7 @@ def killing(shop):
     address a second later; records the new replica's share of the last third."""
     def during(extra):
         time.sleep(SECONDS / 3)
+        extra["killed_replica_calls"] = reservations(INVENTORY_PORTS[2])
         shop.kill(2)
         time.sleep(1)
         shop.inventory(2)
@@ -170,10 +177,28 @@ def killing(shop):
     return during
 
 
+def cpu_pairs(shop, pairs):
+    """The balancer's own cost: case 1 with p2c and order over one endpoint each, in
+    turns, PAIRS times (one run to the next varies more on this machine than the
+    difference): each pair's ratio and the median."""
+    ratios = []
+    for i in range(pairs):
+        one = measure_single(shop)["cpu_ms_per_order"]
+        p2c = measure(shop, "healthy", "p2c")["cpu_ms_per_order"]
+        ratios.append(p2c / one)
+        print(f"pair {i + 1}: one endpoint {one} ms, p2c over the replicas {p2c} ms CPU per order "
+              f"({100 * p2c / one:.1f} %)", flush=True)
+    ratios.sort()
+    print(f"p2c / one endpoint, median of {pairs}: {100 * ratios[len(ratios) // 2]:.1f} % "
+          f"(from {100 * ratios[0]:.1f} to {100 * ratios[-1]:.1f} %)")
+
+
 def main():
     if not os.path.exists(run.OHA):
         sys.exit(f"balancer: oha not found at {run.OHA} (scripts/bench.sh builds it)")
     shop = Shop().start()
+    if os.environ.get("BALANCER_CPU_PAIRS"):
+        return cpu_pairs(shop, int(os.environ["BALANCER_CPU_PAIRS"]))
     rows = []
     one = measure_single(shop)
     for balancer in ("p2c", "round_robin"):
@@ -206,9 +231,9 @@ def measure_single(shop):
     the balancer), healthy: the yardstick of case 1's CPU per order."""
     shop.order("p2c", inventory=f"http://127.0.0.1:{INVENTORY_PORTS[0]}",
                pricing=f"http://127.0.0.1:{PRICING_PORTS[0]}")
-    ticks = sum(run.proc_ticks(pid) for pid in shop.pids())
+    ticks = shop.ticks()
     out = steady()
-    cpu = (sum(run.proc_ticks(pid) for pid in shop.pids()) - ticks) / run.TICK
+    cpu = (shop.ticks() - ticks) / run.TICK
     total = out["orders"] + out["non_2xx"]
     return {"placed_pct": round(100 * out["orders"] / total, 2) if total else 0.0, "p50_ms": out["p50_ms"],
             "p99_ms": out["p99_ms"], "cpu_ms_per_order": round(1000 * cpu / out["orders"], 3) if out["orders"] else None}
