@@ -69,12 +69,6 @@ PHASES = ["baseline", "node-kill", "relay-freeze", "consumer-kill", "leader-kill
 STREAMS = {"inventory": "SHOP_INVENTORY", "pricing": "SHOP_PRICING", "order": "SHOP_ORDER"}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def log(message):
     print(f"event-faults: {message}", file=sys.stderr, flush=True)
 
@@ -218,8 +212,8 @@ class Cluster:
 
     def __init__(self, work):
         self.work = work
-        self.client = [free_port() for _ in range(3)]
-        self.routes = [free_port() for _ in range(3)]
+        self.client = [stack.free_port() for _ in range(3)]
+        self.routes = [stack.free_port() for _ in range(3)]
         self.procs = [None, None, None]
 
     def argv(self, i):
@@ -249,33 +243,12 @@ class Cluster:
                 stack.stop(proc)
 
 
-class Replica:
-    """One service process; started again under the same port after a kill."""
-
-    def __init__(self, service, index, env, work):
-        self.service, self.index, self.env, self.work = service, index, env, work
-        self.port = free_port()
-        self.proc = None
-        self.name = f"{service}-{index}"
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        path = os.path.join(self.work, f"{self.name}.log")
-        env = dict(os.environ, PORT=str(self.port), **self.env)
-        self.proc = subprocess.Popen(stack.service_argv(self.service), env=env,
-                                     stdout=open(path, "ab"), stderr=subprocess.STDOUT)
-        stack.ready(self.name, self.url + "/health/ready", self.proc, path, timeout=60)
+class Replica(stack.Replica):
+    """A replica started again under the same port after a kill."""
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-
-    def stop(self):
-        if self.proc is not None:
-            stack.stop(self.proc)
 
     def metric(self, name, **labels):
         """The sum of `name`'s samples whose labels include `labels` (0 when unreachable)."""

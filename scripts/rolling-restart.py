@@ -69,12 +69,6 @@ ORDER_CLIENT = {"client_id": "order", "client_secret": "rolling-order-secret", "
 HELD = ("confirmed", "pending_pricing")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def log(message):
     print(f"rolling-restart: {message}", file=sys.stderr, flush=True)
 
@@ -97,25 +91,11 @@ def http(method, url, body=None, headers=None, timeout=10):
         return 0, type(e).__name__
 
 
-class Replica:
-    """One service process on a port that stays the same across restarts."""
-
-    def __init__(self, service, index, env, work):
-        self.service, self.index, self.env, self.work = service, index, env, work
-        self.port = free_port()
-        self.proc = None
-        self.name = f"{service}-{index}"
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
+class Replica(stack.Replica):
+    """A replica that runs the binary of the bin_dir it is started from."""
 
     def start(self, bin_dir):
-        path = os.path.join(self.work, f"{self.name}.log")
-        env = dict(os.environ, PORT=str(self.port), **self.env)
-        self.proc = subprocess.Popen(stack.service_argv(self.service, bin_dir), env=env,
-                                     stdout=open(path, "ab"), stderr=subprocess.STDOUT)
-        stack.ready(self.name, self.url + "/health/ready", self.proc, path, timeout=60)
+        super().start(bin_dir)
         running, wanted = os.readlink(f"/proc/{self.proc.pid}/exe"), os.path.realpath(f"{bin_dir}/{self.service}")
         if running != wanted:
             raise stack.StackError(f"{self.name} runs {running}, not {wanted}")
@@ -130,10 +110,6 @@ class Replica:
         except subprocess.TimeoutExpired:
             stack.stop(self.proc)
             return None
-
-    def stop(self):
-        if self.proc is not None:
-            stack.stop(self.proc)
 
 
 class Shop:
@@ -463,7 +439,7 @@ def refused_calls(work):
 
 def run(label, from_dir, to_dir, database_server, rate):
     work = tempfile.mkdtemp(prefix=f"rolling-{label}-")
-    nats_port = free_port()
+    nats_port = stack.free_port()
     nats_log = os.path.join(work, "nats.log")
     nats = subprocess.Popen(stack.nats_argv(nats_port, os.path.join(work, "nats")),
                             stdout=open(nats_log, "ab"), stderr=subprocess.STDOUT)

@@ -19,6 +19,7 @@ Standard library only.
 """
 
 import os
+import socket
 import subprocess
 
 STACK_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stack.sh")
@@ -73,3 +74,35 @@ def nats_server():
     """The nats-server stack.sh would run, or None."""
     out = subprocess.run(["bash", STACK_SH, "nats-server"], capture_output=True, text=True)
     return out.stdout.strip() or None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    """One service process on a loopback port of its own that stays the same across
+    restarts, ENV on top of this process's environment, its log in WORK/<service>-<index>.log."""
+
+    def __init__(self, service, index, env, work):
+        self.service, self.index, self.env, self.work = service, index, env, work
+        self.port = free_port()
+        self.proc = None
+        self.name = f"{service}-{index}"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, bin_dir=None):
+        path = os.path.join(self.work, f"{self.name}.log")
+        env = dict(os.environ, PORT=str(self.port), **self.env)
+        self.proc = subprocess.Popen(service_argv(self.service, bin_dir), env=env,
+                                     stdout=open(path, "ab"), stderr=subprocess.STDOUT)
+        ready(self.name, self.url + "/health/ready", self.proc, path, timeout=60)
+
+    def stop(self):
+        if self.proc is not None:
+            stop(self.proc)

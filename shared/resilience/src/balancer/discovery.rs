@@ -307,26 +307,31 @@ mod tests {
         assert_eq!(resolve(&unknown, &Dns(None)).await, None);
     }
 
-    #[actix_web::test]
-    async fn a_name_that_stops_resolving_keeps_its_endpoints() {
-        use crate::balancer::{Balancer, BalancerConfig};
+    /// A balancer over `urls` whose names are resolved again every `refresh`.
+    pub(super) fn refreshing(urls: &[String], refresh: Duration) -> Arc<Balancer> {
+        use crate::balancer::BalancerConfig;
         use crate::breaker::{BreakerConfig, SystemClock};
-        let urls = vec!["http://no-such-host.invalid:7001".to_owned()];
         let config = BalancerConfig {
-            refresh: Duration::from_millis(5),
+            refresh,
             ..BalancerConfig::default()
         };
         let breaker = BreakerConfig {
             failure_threshold: 5,
             reset_timeout: Duration::from_secs(30),
         };
-        let balancer = Arc::new(Balancer::new(
+        Arc::new(Balancer::new(
             "dep",
-            urls.clone(),
+            urls.to_vec(),
             config,
             breaker,
             Arc::new(SystemClock),
-        ));
+        ))
+    }
+
+    #[actix_web::test]
+    async fn a_name_that_stops_resolving_keeps_its_endpoints() {
+        let urls = vec!["http://no-such-host.invalid:7001".to_owned()];
+        let balancer = refreshing(&urls, Duration::from_millis(5));
         spawn(&balancer, urls.clone());
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         let listed: Vec<String> = balancer.views().into_iter().map(|v| v.url).collect();

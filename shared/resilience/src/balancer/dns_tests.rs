@@ -14,8 +14,7 @@ use hickory_resolver::proto::rr::rdata::{A, SRV};
 use hickory_resolver::proto::rr::{Name, RData, Record};
 
 use super::{Dns, Lookup, parse, refusal, resolve, spawn_with};
-use crate::balancer::{Balancer, BalancerConfig};
-use crate::breaker::{BreakerConfig, SystemClock};
+use crate::balancer::Balancer;
 
 type Zone = Arc<Mutex<Vec<Record>>>;
 
@@ -176,21 +175,7 @@ async fn the_balancer_follows_the_records_as_they_change() {
     ]));
     let dns = dns_at(name_server(zone.clone()).await);
     let urls = vec![format!("http://{INVENTORY}")];
-    let config = BalancerConfig {
-        refresh: Duration::from_millis(10),
-        ..BalancerConfig::default()
-    };
-    let breaker = BreakerConfig {
-        failure_threshold: 5,
-        reset_timeout: Duration::from_secs(30),
-    };
-    let balancer = Arc::new(Balancer::new(
-        "inventory",
-        urls.clone(),
-        config,
-        breaker,
-        Arc::new(SystemClock),
-    ));
+    let balancer = super::tests::refreshing(&urls, Duration::from_millis(10));
     spawn_with(&balancer, urls, move || dns);
     let listed = |balancer: &Balancer| -> Vec<String> {
         balancer.views().into_iter().map(|v| v.url).collect()

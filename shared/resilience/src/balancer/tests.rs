@@ -465,9 +465,8 @@ fn an_endpoint_whose_breaker_opened_on_unreachable_calls_awaits_a_probe_too() {
     assert_eq!(share(&balancer, 10).get(&gone), Some(&5));
 }
 
-/// Sends one call to `url` (every other endpoint avoided) that ends with
-/// `verdict` after `took`.
-fn call_at(balancer: &Balancer, url: &str, took: Duration, verdict: Verdict) {
+/// A call picked for `url` (every other endpoint avoided).
+fn pick_at(balancer: &Balancer, url: &str) -> Picked {
     let others: Vec<Arc<Endpoint>> = balancer
         .current()
         .into_iter()
@@ -475,7 +474,12 @@ fn call_at(balancer: &Balancer, url: &str, took: Duration, verdict: Verdict) {
         .collect();
     let picked = balancer.pick(&others).expect("an endpoint");
     assert_eq!(picked.endpoint().url(), url);
-    balancer.finish(picked, took, verdict, "test");
+    picked
+}
+
+/// Sends one call to `url` that ends with `verdict` after `took`.
+fn call_at(balancer: &Balancer, url: &str, took: Duration, verdict: Verdict) {
+    balancer.finish(pick_at(balancer, url), took, verdict, "test");
 }
 
 #[test]
@@ -509,12 +513,7 @@ fn an_endpoint_that_left_has_its_series_removed_and_its_late_calls_report_nothin
     };
     assert!(text().contains(&format!(r#"endpoint="{gone}""#)));
     // A call on its way when the endpoint leaves.
-    let others: Vec<Arc<Endpoint>> = balancer
-        .current()
-        .into_iter()
-        .filter(|e| e.url() != gone)
-        .collect();
-    let late = balancer.pick(&others).expect("the endpoint leaving");
+    let late = pick_at(&balancer, &gone);
     balancer.set_endpoints(std::slice::from_ref(&stays));
     let after = text();
     assert!(!after.contains(&format!(r#"endpoint="{gone}""#)), "{after}");
