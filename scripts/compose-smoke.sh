@@ -301,7 +301,8 @@ watch_bridge() {
   ip -o monitor link 2>/dev/null | while read -r _; do pin_bridge_mac; done
 }
 if [ "$engine" = podman ] && [ "$(id -u)" = 0 ]; then
-  watch_bridge &
+  # Its stderr is dropped: stopped at the end, it would print "Terminated".
+  watch_bridge 2>/dev/null &
   bridge_pin_pid=$!
 fi
 

@@ -6,8 +6,8 @@
 //! Not a test: figures depend on the machine. Run on a release build, with
 //! wrk installed (Debian package `wrk`):
 //!
-//!   cargo run --release -p inventory --example auth_bench
-//!   DURATION=10s CONNECTIONS=32 THREADS=2 RUNS=3 cargo run --release -p inventory --example auth_bench
+//!   cargo run --release -p inventory --example inventory_auth_bench
+//!   DURATION=10s CONNECTIONS=32 THREADS=2 RUNS=3 cargo run --release -p inventory --example inventory_auth_bench
 
 use std::time::{Duration, Instant};
 
